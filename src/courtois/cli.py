@@ -1,0 +1,310 @@
+"""The `courtois` command: every use case from the shell, `--json` for scripts.
+
+Exit code 0 on success; otherwise non-zero with a one-line reason on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from courtois.bootstrap import bootstrap
+from courtois.domain.errors import DomainError
+from courtois.policy.verdict import Decision
+from courtois.services.context import Context
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+member_app = typer.Typer(no_args_is_help=True, help="Members of the platform.")
+audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit ledger.")
+policy_app = typer.Typer(no_args_is_help=True, help="The sending policy.")
+app.add_typer(member_app, name="member")
+app.add_typer(audit_app, name="audit")
+app.add_typer(policy_app, name="policy")
+
+out = Console()
+T = TypeVar("T")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+NowOpt = Annotated[
+    str | None, typer.Option("--now", help="Act as of this ISO-8601 instant (default: now).")
+]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One line on stderr, non-zero exit."""
+    sys.stderr.write(f"courtois: {message}\n")
+    raise typer.Exit(code)
+
+
+def parse_now(value: str | None) -> datetime:
+    """An aware instant; a bare date-time is taken as UTC."""
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--now {value!r} is not an ISO-8601 date-time", 2)
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+def run(action: Callable[[Context], T]) -> T:
+    """Build the context, run, and turn domain errors into a one-line failure."""
+    try:
+        ctx = bootstrap()
+    except DomainError as error:
+        fail(error.message)
+    try:
+        return action(ctx)
+    except DomainError as error:
+        details = "; ".join(f"{k}: {v}" for k, v in error.details.items())
+        fail(f"{error.message}{' (' + details + ')' if details else ''}")
+    finally:
+        ctx.engine.dispose()
+
+
+def emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:
+    """JSON for scripts, or a human rendering."""
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+    else:
+        human()
+
+
+def show_decision(title: str, decision: dict[str, Any]) -> None:
+    """A table of every verdict."""
+    table = Table(title=title)
+    for column in ("rule", "outcome", "reason"):
+        table.add_column(column)
+    for verdict in decision["verdicts"]:
+        table.add_row(verdict["rule"], verdict["outcome"], verdict["reason"])
+    out.print(table)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    from courtois.store.migrate import current_revision
+    from courtois.store.migrate import migrate as do_migrate
+
+    def action(ctx: Context) -> str | None:
+        do_migrate(ctx.engine)
+        return current_revision(ctx.engine)
+
+    revision = run(action)
+    out.print(f"database at revision {revision}")
+
+
+@member_app.command("add")
+def member_add(
+    member_id: Annotated[str, typer.Argument(metavar="ID")],
+    email: Annotated[str, typer.Option("--email")],
+    name: Annotated[str, typer.Option("--name")],
+    locale: Annotated[str, typer.Option("--locale")] = "en",
+    now: NowOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create or update a member."""
+    from courtois.services.members import register_member
+
+    member = run(lambda ctx: register_member(ctx, member_id, email, name, locale, parse_now(now)))
+    data = {"id": member.id, "name": member.name, "locale": member.locale}
+    emit(as_json, data, lambda: out.print(f"member {member.id} saved"))
+
+
+@app.command()
+def invite(
+    member: Annotated[str, typer.Option("--member")],
+    email: Annotated[list[str], typer.Option("--email", help="Repeat for several recipients.")],
+    reminders: Annotated[int, typer.Option("--reminders", min=0, max=1)] = 0,
+    note: Annotated[str, typer.Option("--note")] = "",
+    locale: Annotated[str | None, typer.Option("--locale")] = None,
+    now: NowOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Invite: the consent is the one given on this command line, to the previewed message."""
+    from courtois.services.invitations import ConsentInput, InviteRequest
+    from courtois.services.invitations import invite as do_invite
+    from courtois.services.previews import preview_invitations
+
+    instant = parse_now(now)
+
+    def action(ctx: Context) -> dict[str, Any]:
+        preview = preview_invitations(ctx, member, len(set(email)), note, locale, reminders)
+        request = InviteRequest(
+            member_id=member,
+            emails=tuple(email),
+            note=note,
+            locale=locale,
+            reminders=reminders,
+            preview_hash=preview.preview_hash,
+            consent=ConsentInput(preview.consent_text, "cli", "courtois-cli"),
+        )
+        return do_invite(ctx, request, instant)
+
+    answer = run(action)
+
+    def human() -> None:
+        out.print(f"consent {answer['consent_id']}")
+        for item in answer["invitations"]:
+            show_decision(f"{item['id']}: {item['status']}", item["decision"])
+
+    emit(as_json, answer, human)
+
+
+@app.command()
+def withdraw(
+    invitation_id: Annotated[str, typer.Argument(metavar="INVITATION_ID")],
+    now: NowOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Withdraw an invitation that has not been answered."""
+    from courtois.services.lifecycle import withdraw as do_withdraw
+
+    state = run(lambda ctx: do_withdraw(ctx, invitation_id, parse_now(now)))
+    emit(
+        as_json,
+        {"id": invitation_id, "status": state},
+        lambda: out.print(f"{invitation_id}: {state}"),
+    )
+
+
+@app.command()
+def revoke(
+    consent_id: Annotated[str, typer.Argument(metavar="CONSENT_ID")],
+    now: NowOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a consent: nothing unsent under it leaves."""
+    from courtois.services.lifecycle import revoke_consent
+
+    counts = run(lambda ctx: revoke_consent(ctx, consent_id, parse_now(now)))
+    emit(
+        as_json,
+        {"id": consent_id, **counts},
+        lambda: out.print(f"consent {consent_id} revoked: {counts}"),
+    )
+
+
+@app.command()
+def unsubscribe(
+    email: Annotated[str, typer.Option("--email")],
+    from_member: Annotated[str | None, typer.Option("--from-member")] = None,
+    now: NowOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop all mail to an address, or all mail from one member to it."""
+    from courtois.services.recipients import unsubscribe as do_unsubscribe
+
+    counts = run(
+        lambda ctx: do_unsubscribe(ctx, ctx.digest_email(email), parse_now(now), from_member)
+    )
+    emit(as_json, counts, lambda: out.print(f"unsubscribed: {counts}"))
+
+
+@app.command()
+def joined(
+    email: Annotated[str, typer.Option("--email")], now: NowOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Record that this address is now a member; its pending mail stops."""
+    from courtois.services.recipients import mark_joined
+
+    counts = run(lambda ctx: mark_joined(ctx, ctx.digest_email(email), parse_now(now)))
+    emit(as_json, counts, lambda: out.print(f"joined: {counts}"))
+
+
+@app.command()
+def forget(
+    email: Annotated[str, typer.Option("--email")], now: NowOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Forget an address: only its digest stays, opted out for good."""
+    from courtois.services.recipients import forget_recipient
+
+    counts = run(lambda ctx: forget_recipient(ctx, ctx.digest_email(email), parse_now(now)))
+    emit(as_json, counts, lambda: out.print(f"forgotten: {counts}"))
+
+
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+    now: NowOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run due work: expiries, purges, policy re-checks, sends."""
+    from courtois.services.worker import run_pass
+
+    if not once:
+        fail("only `worker --once` exists until the SMTP delivery layer lands", 2)
+    # No SMTP transport is wired yet: allowed messages stay scheduled and are counted
+    # as `waiting`, so nothing is ever marked sent that did not leave.
+    report = run(lambda ctx: run_pass(ctx, parse_now(now), None))
+    emit(as_json, report.as_dict(), lambda: out.print(report.as_dict()))
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: JsonOpt = False) -> None:
+    """Recompute the ledger's hash chain; name the first broken entry."""
+    from courtois.services.audit import verify_ledger
+
+    report = run(lambda ctx: verify_ledger(ctx.engine))
+    data = {
+        "ok": report.ok,
+        "entries": report.entries,
+        "first_broken_seq": report.first_broken_seq,
+        "problem": report.problem,
+    }
+    emit(as_json, data, lambda: out.print(data))
+    if not report.ok:
+        fail(f"ledger broken at entry {report.first_broken_seq}: {report.problem}")
+
+
+@audit_app.command("export")
+def audit_export(
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+) -> None:
+    """Write the ledger as JSON Lines (stdout by default)."""
+    from courtois.services.audit import export_ledger
+
+    if output is None:
+        run(lambda ctx: export_ledger(ctx.engine, sys.stdout))
+        return
+    with output.open("w", encoding="utf-8") as handle:
+        count = run(lambda ctx: export_ledger(ctx.engine, handle))
+    sys.stderr.write(f"{count} entries written to {output}\n")
+
+
+@policy_app.command("explain")
+def policy_explain(
+    member: Annotated[str, typer.Option("--member")],
+    email: Annotated[str, typer.Option("--email")],
+    reminders: Annotated[int, typer.Option("--reminders", min=0, max=1)] = 0,
+    now: NowOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every verdict for a would-be invitation, as an admin sees it; nothing is written."""
+    from courtois.services.explain import explain
+
+    decision: Decision = run(lambda ctx: explain(ctx, member, email, parse_now(now), reminders))
+    data = decision.as_dict()
+    emit(as_json, data, lambda: show_decision(f"outcome: {decision.outcome.value}", data))
+
+
+@app.command()
+def demo(port: Annotated[int, typer.Option("--port")] = 8000) -> None:
+    """The web demo (API, pages, worker, capture SMTP) arrives with the web layer."""
+    fail(
+        f"not yet: the web demo on port {port} comes with the web layer; today the core runs "
+        "from this command line (courtois migrate, member add, invite, worker --once, audit verify)"
+    )
+
+
+def main() -> None:
+    """Entry point of the `courtois` script."""
+    app()

@@ -1,0 +1,101 @@
+"""Settings from `courtois.toml` (path in COURTOIS_CONFIG) and COURTOIS_* variables.
+
+Every key can be overridden by `COURTOIS_<SECTION>_<KEY>` (section omitted for top-level
+keys), so containers need no file at all. A bad value stops the start with a clear error.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from courtois.domain.errors import InvalidInput
+from courtois.policy.config import PolicyConfig, load_policy
+
+DEFAULT_DATABASE_URL = "sqlite:///./courtois-data/courtois.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the service needs to start."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    smtp_url: str = "smtp://127.0.0.1:2525"
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = ""
+    api_key: str = ""
+    platform_name: str = "courtois"
+    platform_postal_address: str = ""
+    mail_from: str = "invitations@localhost"
+    dkim_domain: str = ""
+    dkim_selector: str = ""
+    dkim_private_key_file: str = ""
+    database_pool_size: int = 5
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+
+    @property
+    def secret(self) -> bytes:
+        """The key for address digests and signed tokens; refused when missing or short,
+        because every digest in the store depends on it."""
+        if len(self.secret_key) < 16:
+            raise InvalidInput(
+                "COURTOIS_SECRET_KEY is missing or shorter than 16 characters.",
+                {"secret_key": "missing or too short"},
+            )
+        return self.secret_key.encode("utf-8")
+
+
+def _from_environment(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Split COURTOIS_* variables into top-level and [policy] overrides."""
+    top: dict[str, str] = {}
+    policy: dict[str, str] = {}
+    top_keys = {f.name for f in fields(Settings)} - {"policy"}
+    policy_keys = {f.name for f in fields(PolicyConfig)}
+    for name, value in environ.items():
+        if not name.startswith("COURTOIS_") or name == "COURTOIS_CONFIG":
+            continue
+        key = name.removeprefix("COURTOIS_").lower()
+        if key.startswith("policy_") and key.removeprefix("policy_") in policy_keys:
+            policy[key.removeprefix("policy_")] = value
+        elif key in top_keys:
+            top[key] = value
+    return top, policy
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the file (if any), apply environment overrides, validate."""
+    env = os.environ if environ is None else environ
+    config_path = path or env.get("COURTOIS_CONFIG")
+    data: dict[str, Any] = {}
+    if config_path:
+        try:
+            data = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidInput(f"Configuration file {config_path} does not exist.") from None
+        except tomllib.TOMLDecodeError as error:
+            raise InvalidInput(f"Configuration file {config_path} is not TOML: {error}") from None
+    policy_values = dict(data.pop("policy", {}) or {})
+    top_env, policy_env = _from_environment(env)
+    policy_values.update(policy_env)
+    top_values: dict[str, Any] = {**data, **top_env}
+    known = {f.name: f for f in fields(Settings)}
+    unknown = sorted(k for k in top_values if k not in known or k == "policy")
+    if unknown:
+        raise InvalidInput(f"Unknown configuration keys: {', '.join(unknown)}.")
+    values: dict[str, Any] = {}
+    for key, raw in top_values.items():
+        default = known[key].default
+        if isinstance(default, int):
+            try:
+                values[key] = int(raw)
+            except (TypeError, ValueError):
+                raise InvalidInput(f"{key} must be a whole number, not {raw!r}.") from None
+        else:
+            values[key] = str(raw)
+    return Settings(**values, policy=load_policy(policy_values))

@@ -1,0 +1,1 @@
+"""Delivery adapters: how a decided message leaves (composition and SMTP grow here)."""

@@ -1,0 +1,47 @@
+"""Domain errors: a sentence for people plus per-item details, turned into exit codes or
+HTTP problems only at the edges."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class DomainError(Exception):
+    """A refusal the caller can show as is; `code` is stable, `details` name each bad item."""
+
+    code = "domain-error"
+
+    def __init__(self, message: str, details: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, str] = dict(details or {})
+
+
+class InvalidInput(DomainError):
+    """Input that can never be accepted as given (bad address, bad value, too long)."""
+
+    code = "invalid-input"
+
+
+class InvalidAddress(InvalidInput):
+    """An email address that does not parse."""
+
+    code = "invalid-address"
+
+
+class NotFound(DomainError):
+    """An id that names nothing this caller may see."""
+
+    code = "not-found"
+
+
+class Conflict(DomainError):
+    """The request contradicts the current state (stale preview, revoked consent...)."""
+
+    code = "conflict"
+
+
+class IllegalTransition(Conflict):
+    """A state machine was asked to take an edge it does not have."""
+
+    code = "illegal-transition"

@@ -1,0 +1,90 @@
+"""The audit ledger's entries and their hash chain (invariant 11).
+
+Each entry carries the SHA-256 of the previous one; changing, removing or reordering any
+entry breaks every hash after it, which `verify_chain` finds and names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+
+class EventType(StrEnum):
+    """Everything the ledger records."""
+
+    MEMBER_REGISTERED = "member.registered"
+    CONTACTS_IMPORTED = "contacts.imported"
+    CONTACTS_DELETED = "contacts.deleted"
+    CONSENT_GIVEN = "consent.given"
+    CONSENT_REVOKED = "consent.revoked"
+    DECISION = "decision"
+    INVITATION_STATE = "invitation.state"
+    MESSAGE_STATE = "message.state"
+    UNSUBSCRIBED = "recipient.unsubscribed"
+    JOINED = "recipient.joined"
+    FORGOTTEN = "recipient.forgotten"
+    PURGED = "data.purged"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One recorded fact. `payload` holds ids and digests, never an address."""
+
+    seq: int
+    at: datetime
+    event: str
+    payload: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def canonical(seq: int, at: datetime, event: str, payload: Mapping[str, Any]) -> bytes:
+    """The exact bytes hashed: sorted keys, no spaces, ISO time; stable across engines."""
+    body = {"seq": seq, "at": at.isoformat(), "event": event, "payload": payload}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(
+    prev_hash: str, seq: int, at: datetime, event: str, payload: Mapping[str, Any]
+) -> str:
+    """SHA-256 over the previous hash and this entry's canonical form."""
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(canonical(seq, at, event, payload))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """Result of verifying a chain: ok, how many entries, and the first broken one."""
+
+    ok: bool
+    entries: int
+    first_broken_seq: int | None = None
+    problem: str | None = None
+    last_hash: str = GENESIS_HASH
+
+
+def verify_chain(entries: Iterable[LedgerEntry]) -> ChainReport:
+    """Recompute every hash in order and stop at the first entry that does not match."""
+    prev = GENESIS_HASH
+    expected_seq = 1
+    count = 0
+    for entry in entries:
+        if entry.seq != expected_seq:
+            return ChainReport(False, count, entry.seq, f"expected entry {expected_seq} here")
+        if entry.prev_hash != prev:
+            return ChainReport(False, count, entry.seq, "its previous-hash does not match")
+        if entry_hash(prev, entry.seq, entry.at, entry.event, entry.payload) != entry.hash:
+            return ChainReport(False, count, entry.seq, "its content does not match its hash")
+        prev = entry.hash
+        expected_seq += 1
+        count += 1
+    return ChainReport(True, count, last_hash=prev)

@@ -1,0 +1,63 @@
+"""Members: the people who invite, identified by the platform's own id."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from courtois.domain.errors import InvalidInput
+
+SUPPORTED_LOCALES = ("en", "fr")
+MAX_NAME_LENGTH = 120
+_MEMBER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A platform member who may invite contacts."""
+
+    id: str
+    email: str
+    name: str
+    locale: str
+
+
+def check_member_id(value: str) -> str:
+    """Member ids come from the platform; keep them printable and bounded."""
+    if not _MEMBER_ID.match(value):
+        raise InvalidInput(
+            "A member id is 1 to 128 letters, digits or . _ : @ -, starting with a letter "
+            "or digit.",
+            {"id": value[:140]},
+        )
+    return value
+
+
+def check_display_name(value: str, field: str = "name") -> str:
+    """Names end up in email headers: refuse control characters instead of stripping them,
+    so nobody can smuggle a header through a name (CR/LF) and nothing is silently changed."""
+    name = value.strip()
+    if not name:
+        raise InvalidInput(f"The {field} is empty.", {field: "empty"})
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(
+            f"The {field} is longer than {MAX_NAME_LENGTH} characters.", {field: "too long"}
+        )
+    if _CONTROL.search(name):
+        raise InvalidInput(
+            f"The {field} contains control characters (line breaks, tabs...).",
+            {field: "control characters"},
+        )
+    return name
+
+
+def check_locale(value: str) -> str:
+    """Only languages we have templates for."""
+    locale = value.strip().lower().replace("_", "-").split("-")[0]
+    if locale not in SUPPORTED_LOCALES:
+        raise InvalidInput(
+            f"Unsupported locale {value!r}; choose one of {', '.join(SUPPORTED_LOCALES)}.",
+            {"locale": value[:20]},
+        )
+    return locale

@@ -1,0 +1,67 @@
+"""Messages: each email an invitation may cause, and their delivery state machine.
+
+At most once (invariant 8): `sending` is committed before the SMTP transaction, and a
+message whose worker vanished becomes `unknown`, never scheduled again by itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from courtois.domain.states import StateMachine
+
+
+class MessageKind(StrEnum):
+    """What an email is for."""
+
+    INVITATION = "invitation"
+    REMINDER = "reminder"
+    DIGEST = "digest"
+
+
+class MessageState(StrEnum):
+    """Where an email stands."""
+
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    UNKNOWN = "unknown"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+_M = MessageState
+
+MESSAGE_MACHINE: StateMachine[MessageState] = StateMachine(
+    "message",
+    {
+        _M.SCHEDULED: frozenset({_M.SENDING, _M.CANCELLED}),
+        # Back to scheduled only after a temporary (4xx) refusal, which proves nothing left.
+        _M.SENDING: frozenset({_M.SENT, _M.FAILED, _M.UNKNOWN, _M.SCHEDULED}),
+        # Only a person (an admin who checked the logs) resolves an unknown message.
+        _M.UNKNOWN: frozenset({_M.SENT, _M.FAILED}),
+        _M.SENT: frozenset(),
+        _M.CANCELLED: frozenset(),
+        _M.FAILED: frozenset(),
+    },
+)
+
+# States that count against quotas: the email left, or may have.
+DELIVERED_OR_MAYBE = frozenset({_M.SENDING, _M.SENT, _M.UNKNOWN})
+PENDING_MESSAGE_STATES = frozenset({_M.SCHEDULED})
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One email of an invitation."""
+
+    id: str
+    invitation_id: str
+    member_id: str
+    recipient_digest: str
+    kind: MessageKind
+    state: MessageState
+    scheduled_at: datetime
+    attempts: int = 0

@@ -1,0 +1,150 @@
+"""Policy parameters from `[policy]` in courtois.toml, and the hard caps nobody may loosen.
+
+Operators may tighten any number; a configuration that loosens a hard cap is refused when
+loaded, with every offending key named, so a deployment never starts with a weaker policy
+than the one documented.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from datetime import timedelta
+from typing import Any
+
+from courtois.domain.errors import InvalidInput
+
+PROFILES = ("balanced", "strict-eu")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    """Every number the rules use. Defaults are the documented policy and the loosest allowed
+    for the keys listed in `_HARD_CAPS`."""
+
+    profile: str = "balanced"
+    undo_window_minutes: int = 10
+    reminder_cap: int = 1
+    reminder_min_days: int = 14
+    recipient_short_window_days: int = 14
+    recipient_short_max: int = 1
+    recipient_long_window_days: int = 90
+    recipient_long_max: int = 2
+    sender_daily_cap: int = 100
+    sender_weekly_cap: int = 500
+    sender_min_sample: int = 20
+    sender_target_acceptance: float = 0.2
+    sender_decline_limit: float = 0.5
+    complaint_pause_rate: float = 0.001
+    complaint_stop_rate: float = 0.003
+    complaint_min_denominator: int = 1000
+    invitation_expiry_days: int = 30
+    unselected_contact_hours: int = 24
+    remind_later_max_days: int = 90
+
+    @property
+    def undo_window(self) -> timedelta:
+        """The wait before any first send, during which the member can still undo."""
+        return timedelta(minutes=self.undo_window_minutes)
+
+    @property
+    def reminder_interval(self) -> timedelta:
+        """The shortest time between an invitation and its reminder."""
+        return timedelta(days=self.reminder_min_days)
+
+    @property
+    def short_window(self) -> timedelta:
+        """The recipient quota's short window."""
+        return timedelta(days=self.recipient_short_window_days)
+
+    @property
+    def long_window(self) -> timedelta:
+        """The recipient quota's long window."""
+        return timedelta(days=self.recipient_long_window_days)
+
+
+# key -> (direction in which it may move, the documented limit)
+# "max": the value may not exceed the limit; "min": it may not go below it.
+_HARD_CAPS: dict[str, tuple[str, float]] = {
+    "undo_window_minutes": ("min", 10),
+    "reminder_cap": ("max", 1),
+    "reminder_min_days": ("min", 14),
+    "recipient_short_window_days": ("min", 14),
+    "recipient_short_max": ("max", 1),
+    "recipient_long_window_days": ("min", 90),
+    "recipient_long_max": ("max", 2),
+    "sender_daily_cap": ("max", 100),
+    "sender_weekly_cap": ("max", 500),
+    "complaint_pause_rate": ("max", 0.001),
+    "complaint_stop_rate": ("max", 0.003),
+    "invitation_expiry_days": ("max", 90),
+    "unselected_contact_hours": ("max", 24),
+    "remind_later_max_days": ("max", 90),
+}
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """Read a value as the type of its default; TOML and environment strings both arrive."""
+    kind = type(default)
+    try:
+        if kind is int and isinstance(value, str | int) and not isinstance(value, bool):
+            return int(value)
+        if kind is float and isinstance(value, str | int | float) and not isinstance(value, bool):
+            number = float(value)
+            if math.isfinite(number):
+                return number
+        if kind is str and isinstance(value, str):
+            return value
+    except ValueError:
+        pass
+    raise InvalidInput(
+        f"policy.{name} must be a {kind.__name__}, not {value!r}.", {name: "wrong type"}
+    )
+
+
+def load_policy(values: Mapping[str, Any]) -> PolicyConfig:
+    """Build a PolicyConfig from `[policy]` values, refusing unknown keys and loosened caps."""
+    known = {f.name: f.default for f in fields(PolicyConfig)}
+    problems: dict[str, str] = {}
+    changes: dict[str, Any] = {}
+    for name, raw in values.items():
+        key = name.replace("-", "_")
+        if key not in known:
+            problems[name] = "unknown policy key"
+            continue
+        try:
+            changes[key] = _coerce(key, raw, known[key])
+        except InvalidInput as error:
+            problems[name] = error.message
+    config = replace(PolicyConfig(), **changes)
+    problems.update(check_hard_caps(config))
+    if problems:
+        listed = "; ".join(f"{k}: {v}" for k, v in sorted(problems.items()))
+        raise InvalidInput(f"The [policy] configuration is refused: {listed}.", problems)
+    return config
+
+
+def check_hard_caps(config: PolicyConfig) -> dict[str, str]:
+    """Name every value that loosens a hard cap or makes no sense."""
+    problems: dict[str, str] = {}
+    if config.profile not in PROFILES:
+        problems["profile"] = f"must be one of {', '.join(PROFILES)}"
+    for key, (direction, limit) in _HARD_CAPS.items():
+        value = getattr(config, key)
+        if direction == "max" and value > limit:
+            problems[key] = f"{value} loosens the hard cap; at most {limit}"
+        elif direction == "min" and value < limit:
+            problems[key] = f"{value} loosens the hard cap; at least {limit}"
+    for f in fields(PolicyConfig):
+        value = getattr(config, f.name)
+        if isinstance(value, int | float) and value < 0:
+            problems[f.name] = "must not be negative"  # the plainer reason wins
+    for key in ("complaint_min_denominator", "sender_target_acceptance", "sender_min_sample"):
+        if getattr(config, key) <= 0:
+            problems.setdefault(key, "must be above zero")
+    if config.complaint_pause_rate > config.complaint_stop_rate:
+        problems["complaint_pause_rate"] = "must not be above complaint_stop_rate"
+    if config.sender_weekly_cap < config.sender_daily_cap:
+        problems["sender_weekly_cap"] = "must not be below sender_daily_cap"
+    return problems

@@ -1,0 +1,25 @@
+"""not-already-invited: one member invites one person once, ever."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from courtois.domain.messages import MessageKind
+from courtois.policy.facts import Candidate, Facts
+from courtois.policy.rule import Rule, allow, deny
+from courtois.policy.verdict import Verdict
+
+CODE = "not-already-invited"
+
+
+def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
+    """Deny a second invitation from the same member: re-inviting someone who did not answer
+    is exactly the unasked-for reminder invariant 3 forbids."""
+    if candidate.kind is MessageKind.REMINDER:
+        return allow(CODE, "a reminder belongs to its invitation")
+    if facts.invitation.other_invitations_by_sender:
+        return deny(CODE, "this member already invited this recipient", "already invited")
+    return allow(CODE, "this member has not invited this recipient before")
+
+
+RULE = Rule(CODE, "This member has not invited this recipient before.", check)

@@ -1,0 +1,26 @@
+"""strict-eu-no-email: under `strict-eu`, the platform emails no non-member at all."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from courtois.policy.facts import Candidate, Facts
+from courtois.policy.rule import Rule, allow, deny
+from courtois.policy.verdict import Verdict
+
+CODE = "strict-eu-no-email"
+
+
+def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
+    """German courts held platform-sent invitations to be advertising (BGH, 2016): under
+    this profile the member shares a personal link from their own mailbox instead."""
+    if facts.policy.profile != "strict-eu":
+        return allow(CODE, "the balanced profile lets the platform send invitations")
+    return deny(
+        CODE,
+        "the strict-eu profile sends no email to non-members",
+        "send it yourself with your personal invitation link",
+    )
+
+
+RULE = Rule(CODE, "Under the strict-eu profile, no platform email goes to non-members.", check)

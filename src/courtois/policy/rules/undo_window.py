@@ -1,0 +1,28 @@
+"""undo-window-elapsed: the member can take anything back for a while (invariant 5)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from courtois.domain.messages import MessageKind
+from courtois.policy.facts import Candidate, Facts
+from courtois.policy.rule import Rule, allow, defer
+from courtois.policy.verdict import Verdict
+
+CODE = "undo-window-elapsed"
+
+
+def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
+    """Defer the first message of a consent until the undo window after it has passed."""
+    consent = facts.invitation.consent
+    if candidate.kind is MessageKind.REMINDER or consent is None:
+        return allow(CODE, "no undo window applies")
+    ends = consent.given_at + facts.policy.undo_window
+    if now < ends:
+        return defer(
+            CODE, f"the undo window runs until {ends.isoformat()}", "can still be undone", ends
+        )
+    return allow(CODE, "the undo window has passed")
+
+
+RULE = Rule(CODE, "The member's undo window after consenting has passed.", check)

@@ -1,0 +1,1 @@
+"""Use cases: each validates everything first, then writes once, in one transaction."""

@@ -1,0 +1,209 @@
+"""import_contacts, select_contacts, delete_contacts: a member's address book.
+
+Imported contacts start unselected (invariant 1) and are purged within 24 hours unless
+the member selects them (invariant 10).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, select, update
+
+from courtois.domain.addresses import parse_address
+from courtois.domain.contacts import ContactInput
+from courtois.domain.errors import InvalidInput, NotFound
+from courtois.domain.ledger import EventType
+from courtois.domain.members import MAX_NAME_LENGTH
+from courtois.services.context import Context
+from courtois.services.locks import lock_member
+from courtois.store.tables import contacts, members, recipient_blocks, recipients
+
+MAX_CONTACTS_PER_IMPORT = 100_000
+
+
+@dataclass
+class ImportReport:
+    """Counts that always add up: imported + duplicates + flagged + rejected = records."""
+
+    records: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    flagged: list[dict[str, str | int]] = field(default_factory=list)
+    rejected: list[dict[str, str | int]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain form for JSON."""
+        return {
+            "records": self.records,
+            "imported": self.imported,
+            "duplicates": self.duplicates,
+            "flagged": self.flagged,
+            "rejected": self.rejected,
+        }
+
+
+def _clean_name(name: str) -> str:
+    """Display names from address books: control characters become spaces, length bounded."""
+    cleaned = " ".join("".join(c if c.isprintable() else " " for c in name).split())
+    return cleaned[:MAX_NAME_LENGTH]
+
+
+def import_contacts(
+    ctx: Context,
+    member_id: str,
+    records: Iterable[ContactInput],
+    source: str,
+    now: datetime,
+) -> ImportReport:
+    """Validate every record, then store the new ones unselected, in one transaction.
+
+    The member's own address and addresses of existing members are flagged, not stored:
+    nobody is invited to a platform they are on.
+    """
+    report = ImportReport()
+    rows: dict[str, dict[str, object]] = {}
+    with ctx.unit_of_work(now) as uow:
+        if not lock_member(uow.conn, member_id):
+            raise NotFound(f"No member {member_id!r}.", {"member": member_id[:140]})
+        own = uow.conn.execute(
+            select(members.c.email_digest).where(members.c.id == member_id)
+        ).scalar_one()
+        for number, record in enumerate(records, start=1):
+            report.records += 1
+            if report.records > MAX_CONTACTS_PER_IMPORT:
+                raise InvalidInput(
+                    f"An import holds at most {MAX_CONTACTS_PER_IMPORT} contacts.",
+                    {"records": "too many"},
+                )
+            try:
+                address = parse_address(record.email)
+            except InvalidInput as error:
+                report.rejected.append({"record": number, "reason": error.message})
+                continue
+            digest = ctx.digest(address)
+            if digest == own:
+                report.flagged.append({"record": number, "reason": "your own address"})
+                continue
+            if digest in rows:
+                report.duplicates += 1
+                continue
+            rows[digest] = {
+                "member_id": member_id,
+                "recipient_digest": digest,
+                "address": address.normalized,
+                "display_name": _clean_name(record.name),
+                "source": source[:40],
+                "selected": False,
+                "imported_at": now,
+            }
+        existing: set[str] = set()
+        member_digests: set[str] = set()
+        stopped = stopped_recipients(uow.conn, member_id, list(rows))
+        digests = list(rows)
+        for start in range(0, len(digests), 500):
+            chunk = digests[start : start + 500]
+            existing.update(
+                uow.conn.execute(
+                    select(contacts.c.recipient_digest).where(
+                        contacts.c.member_id == member_id, contacts.c.recipient_digest.in_(chunk)
+                    )
+                ).scalars()
+            )
+            member_digests.update(
+                uow.conn.execute(
+                    select(members.c.email_digest).where(members.c.email_digest.in_(chunk))
+                ).scalars()
+            )
+        fresh = []
+        for digest, row in rows.items():
+            if digest in existing:
+                report.duplicates += 1
+            elif digest in stopped:
+                # An opt-out keeps only the digest: the address is not stored again, and the
+                # member learns only that this person is unavailable (invariants 4, 10, 11).
+                report.flagged.append({"record": -1, "reason": "unavailable"})
+            elif digest in member_digests:
+                report.flagged.append({"record": -1, "reason": "already a member"})
+            else:
+                fresh.append(row)
+        if fresh:
+            uow.conn.execute(contacts.insert(), fresh)
+        report.imported = len(fresh)
+        uow.record(
+            EventType.CONTACTS_IMPORTED,
+            {"member": member_id, "source": source[:40], "imported": report.imported},
+        )
+        uow.commit()
+    return report
+
+
+def stopped_recipients(connection: Connection, member_id: str, digests: list[str]) -> set[str]:
+    """Digests that opted out of everyone, or of this member, or asked to be forgotten."""
+    stopped: set[str] = set()
+    for start in range(0, len(digests), 500):
+        chunk = digests[start : start + 500]
+        stopped.update(
+            connection.execute(
+                select(recipients.c.digest).where(
+                    recipients.c.digest.in_(chunk), recipients.c.unsubscribed_at.is_not(None)
+                )
+            ).scalars()
+        )
+        stopped.update(
+            connection.execute(
+                select(recipient_blocks.c.recipient_digest).where(
+                    recipient_blocks.c.recipient_digest.in_(chunk),
+                    recipient_blocks.c.member_id == member_id,
+                )
+            ).scalars()
+        )
+    return stopped
+
+
+def select_contacts(
+    ctx: Context, member_id: str, emails: Iterable[str], now: datetime, selected: bool = True
+) -> int:
+    """Mark the named contacts as chosen (or not); chosen ones are kept past the purge."""
+    digests = [ctx.digest_email(e) for e in emails]
+    with ctx.unit_of_work(now) as uow:
+        if not lock_member(uow.conn, member_id):
+            raise NotFound(f"No member {member_id!r}.", {"member": member_id[:140]})
+        changed = uow.conn.execute(
+            update(contacts)
+            .where(contacts.c.member_id == member_id, contacts.c.recipient_digest.in_(digests))
+            .values(selected=selected)
+        ).rowcount
+        uow.commit()
+    return int(changed)
+
+
+def delete_contacts(ctx: Context, member_id: str, now: datetime) -> int:
+    """Delete everything the member imported (invariant 5)."""
+    with ctx.unit_of_work(now) as uow:
+        if not lock_member(uow.conn, member_id):
+            raise NotFound(f"No member {member_id!r}.", {"member": member_id[:140]})
+        deleted = uow.conn.execute(delete(contacts).where(contacts.c.member_id == member_id))
+        uow.record(EventType.CONTACTS_DELETED, {"member": member_id, "count": deleted.rowcount})
+        uow.commit()
+    return int(deleted.rowcount)
+
+
+def list_contacts(ctx: Context, member_id: str) -> list[dict[str, object]]:
+    """The member's contacts, for the member."""
+    with ctx.engine.connect() as connection:
+        rows = connection.execute(
+            select(contacts).where(contacts.c.member_id == member_id).order_by(contacts.c.id)
+        ).all()
+    return [
+        {
+            "id": r.id,
+            "email": r.address,
+            "name": r.display_name,
+            "source": r.source,
+            "selected": r.selected,
+        }
+        for r in rows
+    ]

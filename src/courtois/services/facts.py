@@ -1,0 +1,213 @@
+"""Gather the facts the policy needs, in a handful of set-based queries per batch.
+
+Rules never read the store; this module reads it for them, for many recipients at once,
+so a batch of ten thousand recipients costs a few queries rather than tens of thousands.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, and_, func, or_, select
+
+from courtois.domain.consent import Consent
+from courtois.domain.invitations import InvitationState
+from courtois.domain.messages import MessageKind, MessageState
+from courtois.policy.config import PolicyConfig
+from courtois.policy.facts import RecipientFacts, SenderFacts, Stage
+from courtois.store.tables import (
+    complaints,
+    consent_recipients,
+    consents,
+    invitations,
+    members,
+    messages,
+    recipient_blocks,
+    recipients,
+)
+
+CHUNK = 500
+SLOT_STATES = (
+    MessageState.SCHEDULED.value,
+    MessageState.SENDING.value,
+    MessageState.SENT.value,
+    MessageState.UNKNOWN.value,
+)
+
+
+def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    """Slices small enough for an IN list on every engine."""
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def recipient_facts(
+    connection: Connection,
+    digests: Collection[str],
+    now: datetime,
+    policy: PolicyConfig,
+    exclude_messages: Collection[str] = (),
+    stage: Stage = Stage.QUEUE,
+) -> dict[str, RecipientFacts]:
+    """Opt-outs, suppressions, membership and quota slots for each digest.
+
+    When queueing, scheduled messages reserve their slots, so racing invitations from many
+    members spread out; right before sending, only what left (or may have) counts, and
+    the scheduled messages due together are merged into one digest by the worker.
+    """
+    states = SLOT_STATES if stage is Stage.QUEUE else SLOT_STATES[1:]
+    ordered = sorted(set(digests))
+    rows: dict[str, tuple[bool, str | None, bool]] = {}
+    blocks: dict[str, set[str]] = defaultdict(set)
+    slots: dict[str, list[datetime]] = defaultdict(list)
+    joined: set[str] = set()
+    horizon = now - policy.long_window
+    excluded = set(exclude_messages)
+    for chunk in chunks(ordered):
+        for r in connection.execute(
+            select(
+                recipients.c.digest,
+                recipients.c.unsubscribed_at,
+                recipients.c.suppressed_reason,
+                recipients.c.joined_at,
+            ).where(recipients.c.digest.in_(chunk))
+        ):
+            rows[r.digest] = (r.unsubscribed_at is not None, r.suppressed_reason, bool(r.joined_at))
+        for b in connection.execute(
+            select(recipient_blocks.c.recipient_digest, recipient_blocks.c.member_id).where(
+                recipient_blocks.c.recipient_digest.in_(chunk)
+            )
+        ):
+            blocks[b.recipient_digest].add(b.member_id)
+        for m in connection.execute(
+            select(members.c.email_digest).where(members.c.email_digest.in_(chunk))
+        ):
+            joined.add(m.email_digest)
+        for s in connection.execute(
+            select(
+                messages.c.id,
+                messages.c.recipient_digest,
+                messages.c.sent_at,
+                messages.c.scheduled_at,
+            ).where(
+                messages.c.recipient_digest.in_(chunk),
+                messages.c.state.in_(states),
+                messages.c.carried_by.is_(None),
+                or_(messages.c.sent_at > horizon, messages.c.scheduled_at > horizon),
+            )
+        ):
+            if s.id not in excluded:
+                slots[s.recipient_digest].append(s.sent_at or s.scheduled_at)
+    facts = {}
+    for digest in ordered:
+        unsubscribed, suppressed, is_joined = rows.get(digest, (False, None, False))
+        facts[digest] = RecipientFacts(
+            unsubscribed_all=unsubscribed,
+            blocked_members=frozenset(blocks.get(digest, ())),
+            suppressed=suppressed,
+            is_member=is_joined or digest in joined,
+            slots=tuple(sorted(slots.get(digest, ()))),
+        )
+    return facts
+
+
+def sender_facts(
+    connection: Connection, member_id: str, now: datetime, exclude_messages: Collection[str] = ()
+) -> SenderFacts:
+    """The member's recent volume and how their invitations were received."""
+    week = now - timedelta(days=7)
+    quarter = now - timedelta(days=90)
+    excluded = set(exclude_messages)
+    recent = [
+        r.created_at
+        for r in connection.execute(
+            select(messages.c.id, messages.c.created_at).where(
+                messages.c.member_id == member_id,
+                messages.c.created_at > week,
+                messages.c.kind != MessageKind.REMINDER.value,
+                messages.c.state != MessageState.CANCELLED.value,
+            )
+        )
+        if r.id not in excluded
+    ]
+    counts = connection.execute(
+        select(invitations.c.state, func.count())
+        .where(invitations.c.member_id == member_id, invitations.c.sent_at > quarter)
+        .group_by(invitations.c.state)
+    ).all()
+    by_state = {str(state): int(count) for state, count in counts}
+    complained = connection.execute(
+        select(func.count()).where(complaints.c.member_id == member_id, complaints.c.at > quarter)
+    ).scalar_one()
+    return SenderFacts(
+        recent_messages=tuple(sorted(recent)),
+        sent_90d=sum(by_state.values()),
+        accepted_90d=by_state.get(InvitationState.ACCEPTED.value, 0),
+        declined_90d=by_state.get(InvitationState.DECLINED.value, 0),
+        complaints_90d=int(complained),
+    )
+
+
+def previous_invitations(
+    connection: Connection, member_id: str, digests: Collection[str]
+) -> dict[str, int]:
+    """How many invitations this member already made to each digest that count as "invited":
+    sent ones, and ones still waiting to go. One withdrawn or refused before it left may be
+    made again."""
+    counts: dict[str, int] = defaultdict(int)
+    waiting = (InvitationState.DRAFTED.value, InvitationState.SCHEDULED.value)
+    for chunk in chunks(sorted(set(digests))):
+        for r in connection.execute(
+            select(invitations.c.recipient_digest).where(
+                invitations.c.member_id == member_id,
+                invitations.c.recipient_digest.in_(chunk),
+                or_(invitations.c.sent_at.is_not(None), invitations.c.state.in_(waiting)),
+            )
+        ):
+            counts[r.recipient_digest] += 1
+    return counts
+
+
+def load_consents(connection: Connection, consent_ids: Collection[str]) -> dict[str, Consent]:
+    """Consents with their recipient lists."""
+    found: dict[str, Consent] = {}
+    for chunk in chunks(sorted(set(consent_ids))):
+        names: dict[str, set[str]] = defaultdict(set)
+        for r in connection.execute(
+            select(consent_recipients).where(consent_recipients.c.consent_id.in_(chunk))
+        ):
+            names[r.consent_id].add(r.recipient_digest)
+        for c in connection.execute(select(consents).where(consents.c.id.in_(chunk))):
+            found[c.id] = Consent(
+                id=c.id,
+                member_id=c.member_id,
+                recipients=frozenset(names[c.id]),
+                kind=MessageKind(c.kind),
+                preview_hash=c.preview_hash,
+                reminders=c.reminders,
+                text_shown=c.text_shown,
+                ip=c.ip,
+                user_agent=c.user_agent,
+                given_at=c.given_at,
+                revoked_at=c.revoked_at,
+            )
+    return found
+
+
+def reminders_sent(connection: Connection, invitation_ids: Collection[str]) -> dict[str, int]:
+    """Reminders that left (or may have) per invitation."""
+    counts: dict[str, int] = defaultdict(int)
+    for chunk in chunks(sorted(set(invitation_ids))):
+        for r in connection.execute(
+            select(messages.c.invitation_id).where(
+                and_(
+                    messages.c.invitation_id.in_(chunk),
+                    messages.c.kind == MessageKind.REMINDER.value,
+                    messages.c.state.in_(SLOT_STATES[1:]),
+                )
+            )
+        ):
+            counts[r.invitation_id] += 1
+    return counts

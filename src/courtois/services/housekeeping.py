@@ -1,0 +1,63 @@
+"""purge_expired_data and expiries: what the worker does besides sending (invariant 10)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+
+from courtois.domain.invitations import InvitationState
+from courtois.domain.ledger import EventType
+from courtois.domain.messages import MessageState
+from courtois.services.context import Context
+from courtois.services.transitions import move_invitations, set_messages
+from courtois.store.tables import contacts, idempotency_keys, invitations, messages
+
+ANSWER_RETENTION = timedelta(hours=24)
+
+
+def expire_invitations(ctx: Context, now: datetime) -> int:
+    """Invitations nobody answered in time expire; their address is reduced to the digest."""
+    with ctx.unit_of_work(now) as uow:
+        moved = move_invitations(
+            uow,
+            invitations.c.expires_at <= now,
+            InvitationState.EXPIRED,
+            "no answer before the expiry date",
+        )
+        uow.commit()
+    return len(moved)
+
+
+def expire_leases(ctx: Context, now: datetime) -> int:
+    """A message still `sending` after its lease belongs to a worker that vanished: it may or
+    may not have left, so it becomes `unknown`, for a person to resolve (invariant 8)."""
+    with ctx.unit_of_work(now) as uow:
+        ids = list(
+            uow.conn.execute(
+                messages.select()
+                .with_only_columns(messages.c.id)
+                .where(messages.c.state == MessageState.SENDING.value, messages.c.lease_until < now)
+            ).scalars()
+        )
+        set_messages(uow, ids, MessageState.SENDING, MessageState.UNKNOWN, "worker lease expired")
+        uow.commit()
+    return len(ids)
+
+
+def purge_expired_data(ctx: Context, now: datetime) -> dict[str, int]:
+    """Delete unselected contacts past their retention and stored answers past theirs."""
+    policy = ctx.settings.policy
+    cutoff = now - timedelta(hours=policy.unselected_contact_hours)
+    with ctx.unit_of_work(now) as uow:
+        removed = uow.conn.execute(
+            delete(contacts).where(contacts.c.selected.is_(False), contacts.c.imported_at <= cutoff)
+        ).rowcount
+        answers = uow.conn.execute(
+            delete(idempotency_keys).where(idempotency_keys.c.created_at <= now - ANSWER_RETENTION)
+        ).rowcount
+        counts = {"contacts": int(removed), "answers": int(answers)}
+        if removed or answers:
+            uow.record(EventType.PURGED, counts)
+        uow.commit()
+    return counts

@@ -1,0 +1,62 @@
+"""Idempotency keys: a repeated request with the same key gets the first answer back.
+
+The answer is stored in the same transaction as the change it describes, so a crash can
+never leave a change without its answer or an answer without its change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from courtois.domain.errors import Conflict
+from courtois.store.tables import idempotency_keys
+
+MAX_KEY_LENGTH = 200
+
+
+def request_hash(payload: Any) -> str:
+    """A stable hash of the request, to tell a true repeat from a reused key."""
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def find_answer(
+    connection: Connection, scope: str, key: str, payload_hash: str
+) -> dict[str, Any] | None:
+    """The stored answer for this key, or None; a key reused for another request is refused."""
+    if len(key) > MAX_KEY_LENGTH or not key:
+        raise Conflict("An Idempotency-Key is 1 to 200 characters.", {"key": "bad length"})
+    row = connection.execute(
+        select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(
+            idempotency_keys.c.scope == scope, idempotency_keys.c.key == key
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.request_hash != payload_hash:
+        raise Conflict(
+            "This Idempotency-Key was already used for a different request.", {"key": key}
+        )
+    answer: dict[str, Any] = row.response
+    return answer
+
+
+def store_answer(
+    connection: Connection,
+    scope: str,
+    key: str,
+    payload_hash: str,
+    response: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Keep the answer beside the change."""
+    connection.execute(
+        idempotency_keys.insert().values(
+            scope=scope, key=key, request_hash=payload_hash, response=response, created_at=now
+        )
+    )

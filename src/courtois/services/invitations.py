@@ -1,0 +1,290 @@
+"""invite: record the member's consent and decide, recipient by recipient, what may go."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from courtois.domain.addresses import Address, parse_address
+from courtois.domain.consent import Consent
+from courtois.domain.errors import Conflict, InvalidInput, NotFound
+from courtois.domain.invitations import InvitationState
+from courtois.domain.ledger import EventType
+from courtois.domain.messages import MessageKind, MessageState
+from courtois.policy.chain import evaluate
+from courtois.policy.facts import Candidate, Facts, InvitationFacts, Stage
+from courtois.policy.verdict import Decision, Outcome
+from courtois.services import facts as gather
+from courtois.services.context import Context
+from courtois.services.idempotency import find_answer, request_hash, store_answer
+from courtois.services.locks import lock_member, lock_recipients
+from courtois.services.members import get_member
+from courtois.services.previews import consent_text, render_for
+from courtois.store.tables import consent_recipients, consents, decisions, invitations, messages
+
+MAX_RECIPIENTS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentInput:
+    """What the member was shown and where they clicked from."""
+
+    text_shown: str
+    ip: str = ""
+    user_agent: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InviteRequest:
+    """One consent to invite these recipients with this message."""
+
+    member_id: str
+    emails: tuple[str, ...]
+    note: str
+    locale: str | None
+    reminders: int
+    preview_hash: str
+    consent: ConsentInput
+
+
+def decision_row(
+    decision: Decision, *, candidate: Candidate, message_id: str | None, now: datetime
+) -> dict[str, Any]:
+    """A decisions-table row keeping every verdict."""
+    return {
+        "invitation_id": candidate.invitation_id,
+        "message_id": message_id,
+        "member_id": candidate.member_id,
+        "recipient_digest": candidate.recipient_digest,
+        "kind": candidate.kind.value,
+        "stage": candidate.stage.value,
+        "outcome": decision.outcome.value,
+        "verdicts": [v.as_dict() for v in decision.verdicts],
+        "decided_at": now,
+    }
+
+
+def decision_entry(
+    decision: Decision, candidate: Candidate, message_id: str | None
+) -> dict[str, Any]:
+    """The ledger's compact record of a decision: every rule's outcome, reasons of the
+    ones that did not allow."""
+    return {
+        "invitation": candidate.invitation_id,
+        "message": message_id,
+        "member": candidate.member_id,
+        "recipient": candidate.recipient_digest,
+        "kind": candidate.kind.value,
+        "stage": candidate.stage.value,
+        "outcome": decision.outcome.value,
+        "rules": {v.rule: v.outcome.value for v in decision.verdicts},
+        "reasons": [v.reason for v in decision.blocking],
+    }
+
+
+def _parse_all(emails: tuple[str, ...]) -> list[Address]:
+    """Every address valid, or nothing happens; duplicates collapse to the first."""
+    if not emails:
+        raise InvalidInput("Name at least one recipient.", {"emails": "empty"})
+    if len(emails) > MAX_RECIPIENTS:
+        raise InvalidInput(
+            f"At most {MAX_RECIPIENTS} recipients per consent.", {"emails": "too many"}
+        )
+    problems: dict[str, str] = {}
+    seen: dict[str, Address] = {}
+    for raw in emails:
+        try:
+            address = parse_address(raw)
+        except InvalidInput as error:
+            problems[raw[:254]] = error.message
+            continue
+        seen.setdefault(address.key, address)
+    if problems:
+        raise InvalidInput(f"{len(problems)} address(es) are not valid.", problems)
+    return list(seen.values())
+
+
+def invite(
+    ctx: Context, request: InviteRequest, now: datetime, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """Check the request whole, then in one transaction: record the consent, decide for
+    each recipient at the queue stage, and schedule what may go after the undo window."""
+    member = get_member(ctx, request.member_id)
+    addresses = _parse_all(request.emails)
+    rendered, locale = render_for(ctx, member, request.note, request.locale, request.reminders)
+    if request.preview_hash != rendered.preview_hash:
+        raise Conflict(
+            "The message changed since it was previewed; preview it again before consenting.",
+            {"preview_hash": "stale"},
+        )
+    text_shown = request.consent.text_shown.strip()
+    if not text_shown:
+        raise InvalidInput(
+            "The consent text shown to the member is required.", {"consent": "empty"}
+        )
+    expected = consent_text(ctx, locale, len(addresses), request.reminders)
+    if text_shown != expected:
+        raise Conflict(
+            "The consent text does not match what this request would send.",
+            {"consent.text_shown": expected},
+        )
+    policy = ctx.settings.policy
+    by_digest = {ctx.digest(a): a for a in addresses}
+    payload_hash = request_hash(
+        {
+            "member": member.id,
+            "emails": sorted(by_digest),
+            "hash": request.preview_hash,
+            "reminders": request.reminders,
+            "text": text_shown,
+        }
+    )
+    scope = f"invite:{member.id}"
+    with ctx.unit_of_work(now) as uow:
+        conn = uow.conn
+        if idempotency_key is not None:
+            answer = find_answer(conn, scope, idempotency_key, payload_hash)
+            if answer is not None:
+                return answer
+        if not lock_member(conn, member.id):
+            raise NotFound(f"No member {member.id!r}.", {"member": member.id})
+        lock_recipients(conn, by_digest)
+        consent = Consent(
+            id=str(uuid.uuid4()),
+            member_id=member.id,
+            recipients=frozenset(by_digest),
+            kind=MessageKind.INVITATION,
+            preview_hash=rendered.preview_hash,
+            reminders=request.reminders,
+            text_shown=text_shown[:2000],
+            ip=request.consent.ip[:64],
+            user_agent=request.consent.user_agent[:512],
+            given_at=now,
+        )
+        conn.execute(
+            consents.insert().values(
+                id=consent.id,
+                member_id=member.id,
+                kind=consent.kind.value,
+                preview_hash=consent.preview_hash,
+                reminders=consent.reminders,
+                locale=locale,
+                note=request.note,
+                text_shown=consent.text_shown,
+                ip=consent.ip,
+                user_agent=consent.user_agent,
+                given_at=now,
+                revoked_at=None,
+            )
+        )
+        conn.execute(
+            consent_recipients.insert(),
+            [{"consent_id": consent.id, "recipient_digest": d} for d in by_digest],
+        )
+        uow.record(
+            EventType.CONSENT_GIVEN,
+            {
+                "consent": consent.id,
+                "member": member.id,
+                "recipients": sorted(by_digest),
+                "preview_hash": consent.preview_hash,
+                "reminders": consent.reminders,
+            },
+        )
+        recipient_facts = gather.recipient_facts(conn, by_digest, now, policy)
+        sender = gather.sender_facts(conn, member.id, now)
+        previous = gather.previous_invitations(conn, member.id, by_digest)
+        invitation_rows, message_rows, decision_rows, results = [], [], [], []
+        recent = list(sender.recent_messages)
+        for digest, address in by_digest.items():
+            invitation_id, message_id = str(uuid.uuid4()), str(uuid.uuid4())
+            candidate = Candidate(
+                member.id, digest, MessageKind.INVITATION, Stage.QUEUE, invitation_id
+            )
+            facts = Facts(
+                policy=policy,
+                recipient=recipient_facts[digest],
+                sender=replace(sender, recent_messages=tuple(recent)),
+                invitation=InvitationFacts(
+                    consent=consent, other_invitations_by_sender=previous.get(digest, 0)
+                ),
+            )
+            decision = evaluate(candidate, facts, now)
+            denied = decision.outcome is Outcome.DENY
+            state = InvitationState.BLOCKED if denied else InvitationState.SCHEDULED
+            invitation_rows.append(
+                {
+                    "id": invitation_id,
+                    "member_id": member.id,
+                    "consent_id": consent.id,
+                    "recipient_digest": digest,
+                    "address": None if denied else address.normalized,
+                    "locale": locale,
+                    "state": state.value,
+                    "created_at": now,
+                    "updated_at": now,
+                    "expires_at": now
+                    + policy.long_window
+                    + timedelta(days=policy.invitation_expiry_days),
+                    "sent_at": None,
+                    "answered_at": None,
+                    "remind_at": None,
+                }
+            )
+            if not denied:
+                recent.append(now)
+                message_rows.append(
+                    {
+                        "id": message_id,
+                        "invitation_id": invitation_id,
+                        "member_id": member.id,
+                        "recipient_digest": digest,
+                        "kind": MessageKind.INVITATION.value,
+                        "state": MessageState.SCHEDULED.value,
+                        "scheduled_at": decision.retry_at or now,
+                        "attempts": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                        "sent_at": None,
+                        "lease_until": None,
+                        "carried_by": None,
+                        "last_reason": None,
+                    }
+                )
+            stored_message = None if denied else message_id
+            decision_rows.append(
+                decision_row(decision, candidate=candidate, message_id=stored_message, now=now)
+            )
+            uow.record(EventType.DECISION, decision_entry(decision, candidate, stored_message))
+            results.append(
+                {
+                    "id": invitation_id,
+                    "email": address.normalized,
+                    "status": state.value,
+                    "scheduled_at": None if denied else (decision.retry_at or now).isoformat(),
+                    "decision": public_decision(decision),
+                }
+            )
+        conn.execute(invitations.insert(), invitation_rows)
+        if message_rows:
+            conn.execute(messages.insert(), message_rows)
+        conn.execute(decisions.insert(), decision_rows)
+        answer = {"consent_id": consent.id, "invitations": results}
+        if idempotency_key is not None:
+            store_answer(conn, scope, idempotency_key, payload_hash, answer, now)
+        uow.commit()
+    return answer
+
+
+def public_decision(decision: Decision) -> dict[str, Any]:
+    """What a member may see: every rule and outcome, with member-facing reasons only."""
+    return {
+        "allowed": decision.outcome is not Outcome.DENY,
+        "outcome": decision.outcome.value,
+        "verdicts": [
+            {"rule": v.rule, "outcome": v.outcome.value, "reason": v.public_reason or "ok"}
+            for v in decision.verdicts
+        ],
+    }

@@ -1,0 +1,84 @@
+"""withdraw and revoke_consent: the member can stop everything (invariant 5)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from courtois.domain.errors import Conflict, NotFound
+from courtois.domain.invitations import InvitationState
+from courtois.domain.ledger import EventType
+from courtois.domain.messages import MessageKind
+from courtois.services.context import Context
+from courtois.services.locks import lock_member, lock_recipients
+from courtois.services.transitions import cancel_messages, move_invitations
+from courtois.store.tables import consents, invitations, messages
+
+
+def withdraw(ctx: Context, invitation_id: str, now: datetime, member_id: str | None = None) -> str:
+    """Withdraw an open invitation: nothing more of it leaves. Returns the new state."""
+    with ctx.unit_of_work(now) as uow:
+        row = uow.conn.execute(
+            select(
+                invitations.c.member_id, invitations.c.recipient_digest, invitations.c.state
+            ).where(invitations.c.id == invitation_id)
+        ).first()
+        if row is None or (member_id is not None and row.member_id != member_id):
+            raise NotFound(f"No invitation {invitation_id!r}.", {"invitation": invitation_id[:40]})
+        lock_member(uow.conn, row.member_id)
+        lock_recipients(uow.conn, [row.recipient_digest])
+        moved = move_invitations(
+            uow,
+            invitations.c.id == invitation_id,
+            InvitationState.WITHDRAWN,
+            "withdrawn by the member",
+        )
+        if not moved:
+            raise Conflict(
+                f"The invitation is {row.state} and can no longer be withdrawn.",
+                {"state": row.state},
+            )
+        uow.commit()
+    return InvitationState.WITHDRAWN.value
+
+
+def revoke_consent(
+    ctx: Context, consent_id: str, now: datetime, member_id: str | None = None
+) -> dict[str, int]:
+    """Revoke a consent: every unsent message under it is cancelled, invitations not yet sent
+    are withdrawn, and sent ones get no reminder."""
+    with ctx.unit_of_work(now) as uow:
+        row = uow.conn.execute(
+            select(consents.c.member_id, consents.c.revoked_at).where(consents.c.id == consent_id)
+        ).first()
+        if row is None or (member_id is not None and row.member_id != member_id):
+            raise NotFound(f"No consent {consent_id!r}.", {"consent": consent_id[:40]})
+        if row.revoked_at is not None:
+            raise Conflict("This consent is already revoked.", {"consent": consent_id})
+        lock_member(uow.conn, row.member_id)
+        digests = (
+            uow.conn.execute(
+                select(invitations.c.recipient_digest).where(invitations.c.consent_id == consent_id)
+            )
+            .scalars()
+            .all()
+        )
+        lock_recipients(uow.conn, digests)
+        uow.conn.execute(update(consents).where(consents.c.id == consent_id).values(revoked_at=now))
+        uow.record(EventType.CONSENT_REVOKED, {"consent": consent_id, "member": row.member_id})
+        withdrawn = move_invitations(
+            uow,
+            (invitations.c.consent_id == consent_id)
+            & (invitations.c.state == InvitationState.SCHEDULED.value),
+            InvitationState.WITHDRAWN,
+            "consent revoked",
+        )
+        under = select(invitations.c.id).where(invitations.c.consent_id == consent_id)
+        cancelled = cancel_messages(
+            uow,
+            messages.c.invitation_id.in_(under) & (messages.c.kind == MessageKind.REMINDER.value),
+            "consent revoked",
+        )
+        uow.commit()
+    return {"withdrawn": len(withdrawn), "reminders_cancelled": len(cancelled)}

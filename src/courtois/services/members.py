@@ -1,0 +1,54 @@
+"""register_member: create or update the platform's member."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from courtois.domain.addresses import parse_address
+from courtois.domain.errors import NotFound
+from courtois.domain.ledger import EventType
+from courtois.domain.members import Member, check_display_name, check_locale, check_member_id
+from courtois.services.context import Context
+from courtois.store.tables import members
+
+
+def register_member(
+    ctx: Context, member_id: str, email: str, name: str, locale: str, now: datetime
+) -> Member:
+    """Validate every field, then insert or update the member in one transaction."""
+    member = Member(
+        id=check_member_id(member_id),
+        email=parse_address(email).normalized,
+        name=check_display_name(name),
+        locale=check_locale(locale),
+    )
+    digest = ctx.digest_email(member.email)
+    values = {
+        "email": member.email,
+        "email_digest": digest,
+        "name": member.name,
+        "locale": member.locale,
+        "updated_at": now,
+    }
+    with ctx.unit_of_work(now) as uow:
+        exists = uow.conn.execute(
+            select(members.c.id).where(members.c.id == member.id).with_for_update()
+        ).first()
+        if exists:
+            uow.conn.execute(update(members).where(members.c.id == member.id).values(**values))
+        else:
+            uow.conn.execute(members.insert().values(id=member.id, created_at=now, **values))
+        uow.record(EventType.MEMBER_REGISTERED, {"member": member.id, "new": not exists})
+        uow.commit()
+    return member
+
+
+def get_member(ctx: Context, member_id: str) -> Member:
+    """The member, or NotFound."""
+    with ctx.engine.connect() as connection:
+        row = connection.execute(select(members).where(members.c.id == member_id)).first()
+    if row is None:
+        raise NotFound(f"No member {member_id!r}.", {"member": member_id[:140]})
+    return Member(id=row.id, email=row.email, name=row.name, locale=row.locale)

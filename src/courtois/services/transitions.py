@@ -1,0 +1,85 @@
+"""Moving invitations and messages through their state machines, with a ledger entry each.
+
+Every state change goes through here, so none escapes the machines' edges or the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import ColumnElement, select, update
+
+from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
+from courtois.domain.ledger import EventType
+from courtois.domain.messages import MESSAGE_MACHINE, MessageState
+from courtois.services.unit_of_work import UnitOfWork
+from courtois.store.tables import invitations, messages
+
+
+def move_invitations(
+    uow: UnitOfWork,
+    where: ColumnElement[bool],
+    target: InvitationState,
+    reason: str,
+    forget_address: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> list[str]:
+    """Move every matching invitation that has the edge to `target`; others are left alone.
+    Their pending messages are cancelled; closed invitations drop their address."""
+    rows = uow.conn.execute(
+        select(invitations.c.id, invitations.c.state, invitations.c.recipient_digest).where(where)
+    ).all()
+    moved = []
+    for row in rows:
+        current = InvitationState(row.state)
+        if not INVITATION_MACHINE.can(current, target):
+            continue
+        values: dict[str, Any] = {"state": target.value, "updated_at": uow.now, **(extra or {})}
+        if forget_address and INVITATION_MACHINE.is_final(target):
+            values["address"] = None
+        uow.conn.execute(update(invitations).where(invitations.c.id == row.id).values(**values))
+        uow.record(
+            EventType.INVITATION_STATE,
+            {"invitation": row.id, "from": current.value, "to": target.value, "reason": reason},
+        )
+        moved.append(row.id)
+    if moved and INVITATION_MACHINE.is_final(target):
+        cancel_messages(uow, messages.c.invitation_id.in_(moved), reason)
+    return moved
+
+
+def cancel_messages(uow: UnitOfWork, where: ColumnElement[bool], reason: str) -> list[str]:
+    """Cancel every matching message still waiting to be sent (nothing queued leaves)."""
+    ids = list(
+        uow.conn.execute(
+            select(messages.c.id).where(where, messages.c.state == MessageState.SCHEDULED.value)
+        ).scalars()
+    )
+    set_messages(uow, ids, MessageState.SCHEDULED, MessageState.CANCELLED, reason)
+    return ids
+
+
+def set_messages(
+    uow: UnitOfWork,
+    ids: Iterable[str],
+    current: MessageState,
+    target: MessageState,
+    reason: str,
+    **values: Any,
+) -> None:
+    """Move messages known to be in `current` to `target`, checked against the machine."""
+    MESSAGE_MACHINE.check(current, target)
+    id_list = list(ids)
+    for start in range(0, len(id_list), 500):
+        chunk = id_list[start : start + 500]
+        uow.conn.execute(
+            update(messages)
+            .where(messages.c.id.in_(chunk), messages.c.state == current.value)
+            .values(state=target.value, updated_at=uow.now, last_reason=reason[:200], **values)
+        )
+    for message_id in id_list:
+        uow.record(
+            EventType.MESSAGE_STATE,
+            {"message": message_id, "from": current.value, "to": target.value, "reason": reason},
+        )

@@ -1,0 +1,95 @@
+"""One transaction, with the ledger entries it records appended at commit.
+
+Ledger entries are buffered and chained at commit, after every other lock, so the head row
+(the one lock every writer shares) is held for the shortest time and always taken last:
+a fixed lock order (members, recipients, ledger head) rules out deadlocks between writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select, update
+
+from courtois.domain.ledger import entry_hash
+from courtois.store.engine import WRITE_OPTION
+from courtois.store.tables import ledger, ledger_head
+
+
+class UnitOfWork:
+    """`with ctx.unit_of_work(now) as uow: ...; uow.commit()`; anything else rolls back."""
+
+    def __init__(self, engine: Engine, now: datetime) -> None:
+        self.engine = engine
+        self.now = now.astimezone(UTC)
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._connection: Connection | None = None
+        self.committed = False
+
+    @property
+    def conn(self) -> Connection:
+        """The open connection (inside the `with` block only)."""
+        if self._connection is None:
+            raise RuntimeError("the unit of work is not open")
+        return self._connection
+
+    def __enter__(self) -> UnitOfWork:
+        self._connection = self.engine.connect().execution_options(**{WRITE_OPTION: True})
+        self._connection.begin()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection = self.conn
+        try:
+            if not self.committed:
+                connection.rollback()
+        finally:
+            connection.close()
+            self._connection = None
+
+    def record(self, event: str, payload: Mapping[str, Any]) -> None:
+        """Queue a ledger entry; it is written with the change, in the same transaction."""
+        self._pending.append((event, dict(payload)))
+
+    def commit(self) -> None:
+        """Chain the queued ledger entries onto the head, then commit everything at once."""
+        if self._pending:
+            self._append_ledger()
+        self.conn.commit()
+        self.committed = True
+
+    def _append_ledger(self) -> None:
+        head = self.conn.execute(
+            select(ledger_head.c.seq, ledger_head.c.hash)
+            .where(ledger_head.c.id == 1)
+            .with_for_update()
+        ).one()
+        seq, prev = int(head.seq), str(head.hash)
+        rows = []
+        for event, payload in self._pending:
+            seq += 1
+            digest = entry_hash(prev, seq, self.now, event, payload)
+            rows.append(
+                {
+                    "seq": seq,
+                    "at": self.now,
+                    "event": event,
+                    "payload": payload,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
+            )
+            prev = digest
+        self.conn.execute(ledger.insert(), rows)
+        self.conn.execute(
+            update(ledger_head).where(ledger_head.c.id == 1).values(seq=seq, hash=prev)
+        )
+        self._pending.clear()

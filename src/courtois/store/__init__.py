@@ -1,0 +1,1 @@
+"""The store: SQLAlchemy Core tables, the engine, queries and Alembic migrations."""

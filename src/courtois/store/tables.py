@@ -1,0 +1,199 @@
+"""The schema. Every per-recipient table carries `recipient_digest`, never an address
+except where an open invitation still needs one to be delivered."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from courtois.store.types import UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+DIGEST = String(64)
+ID = String(36)
+
+members = Table(
+    "members",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("email", String(254), nullable=False),
+    Column("email_digest", DIGEST, nullable=False, index=True),
+    Column("name", String(120), nullable=False),
+    Column("locale", String(8), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("member_id", ForeignKey("members.id"), nullable=False),
+    Column("recipient_digest", DIGEST, nullable=False),
+    Column("address", String(254), nullable=False),
+    Column("display_name", String(120), nullable=False),
+    Column("source", String(40), nullable=False),
+    Column("selected", Boolean, nullable=False, default=False),
+    Column("imported_at", UTCDateTime, nullable=False),
+    Index("uq_contacts_member_digest", "member_id", "recipient_digest", unique=True),
+    Index("ix_contacts_selected_imported", "selected", "imported_at"),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("member_id", ForeignKey("members.id"), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("preview_hash", String(64), nullable=False),
+    Column("reminders", Integer, nullable=False),
+    Column("locale", String(8), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("text_shown", Text, nullable=False),
+    Column("ip", String(64), nullable=False),
+    Column("user_agent", String(512), nullable=False),
+    Column("given_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+consent_recipients = Table(
+    "consent_recipients",
+    metadata,
+    Column("consent_id", ForeignKey("consents.id"), primary_key=True),
+    Column("recipient_digest", DIGEST, primary_key=True),
+)
+
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("member_id", ForeignKey("members.id"), nullable=False),
+    Column("consent_id", ForeignKey("consents.id"), nullable=False, index=True),
+    Column("recipient_digest", DIGEST, nullable=False, index=True),
+    # Kept only while the invitation is open; reduced to the digest afterwards (invariant 10).
+    Column("address", String(254), nullable=True),
+    Column("locale", String(8), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("answered_at", UTCDateTime, nullable=True),
+    Column("remind_at", UTCDateTime, nullable=True),
+    Index("ix_invitations_member_recipient", "member_id", "recipient_digest"),
+    Index("ix_invitations_state_expires", "state", "expires_at"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("invitation_id", ForeignKey("invitations.id"), nullable=False, index=True),
+    Column("member_id", String(128), nullable=False),
+    Column("recipient_digest", DIGEST, nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("scheduled_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    # The digest message that carried this one, when several invitations left as one email.
+    Column("carried_by", ID, nullable=True),
+    Column("last_reason", String(200), nullable=True),
+    Index("ix_messages_state_scheduled", "state", "scheduled_at"),
+    Index("ix_messages_member_created", "member_id", "created_at"),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("invitation_id", ID, nullable=True, index=True),
+    Column("message_id", ID, nullable=True),
+    Column("member_id", String(128), nullable=False),
+    Column("recipient_digest", DIGEST, nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("stage", String(8), nullable=False),
+    Column("outcome", String(8), nullable=False),
+    Column("verdicts", JSON, nullable=False),
+    Column("decided_at", UTCDateTime, nullable=False),
+)
+
+recipients = Table(
+    "recipients",
+    metadata,
+    # One row per digest: the lock every per-recipient decision takes first.
+    Column("digest", DIGEST, primary_key=True),
+    Column("unsubscribed_at", UTCDateTime, nullable=True),
+    Column("suppressed_reason", String(40), nullable=True),
+    Column("suppressed_at", UTCDateTime, nullable=True),
+    Column("joined_at", UTCDateTime, nullable=True),
+    Column("forgotten_at", UTCDateTime, nullable=True),
+)
+
+recipient_blocks = Table(
+    "recipient_blocks",
+    metadata,
+    Column("recipient_digest", DIGEST, primary_key=True),
+    Column("member_id", String(128), primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+complaints = Table(
+    "complaints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("member_id", String(128), nullable=False, index=True),
+    Column("recipient_digest", DIGEST, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("response", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# One row: the chain's head, locked by each appending transaction so entries never fork.
+ledger_head = Table(
+    "ledger_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)

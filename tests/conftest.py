@@ -1,0 +1,85 @@
+"""Shared fixtures: a real SQLite file and a real PostgreSQL database for every store test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from courtois.config import Settings
+from courtois.services.context import Context
+from courtois.store.engine import make_engine
+from courtois.store.migrate import migrate
+
+POSTGRES_URL = os.environ.get(
+    "COURTOIS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+SECRET = "test-secret-key-0123456789"
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[Engine]:
+    """The CI database; a missing server is an error, never a skip."""
+    engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text("select 1"))
+    yield engine
+    engine.dispose()
+
+
+def _postgres_engine(admin: Engine) -> Iterator[Engine]:
+    """A fresh schema per test, dropped afterwards, so tests never see each other's rows."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = make_engine(POSTGRES_URL, pool_size=10)
+    engine = engine.execution_options(schema_translate_map=None)
+
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _search_path(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f'SET search_path TO "{schema}"')
+        cursor.close()
+        dbapi_connection.commit()
+
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated database on each engine."""
+    if request.param == "sqlite":
+        sqlite_engine = make_engine(f"sqlite:///{tmp_path / 'courtois.db'}")
+        migrate(sqlite_engine)
+        yield sqlite_engine
+        sqlite_engine.dispose()
+    else:
+        admin = request.getfixturevalue("postgres_admin")
+        for pg_engine in _postgres_engine(admin):
+            migrate(pg_engine)
+            yield pg_engine
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Settings for tests: a fixed secret, the default policy."""
+    return Settings(secret_key=SECRET, platform_name="Agora", base_url="https://agora.test")
+
+
+@pytest.fixture
+def ctx(engine: Engine, settings: Settings) -> Context:
+    """The use cases' context on a migrated database."""
+    return Context(engine=engine, settings=settings)

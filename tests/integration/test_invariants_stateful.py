@@ -1,0 +1,323 @@
+"""Random sequences of everything people can do, with the invariants checked after each step.
+
+A hypothesis state machine drives the service layer on a real SQLite file: imports, invites
+with and without reminder consent, withdrawals, revocations, opt-outs, joins, "forget me",
+time passing and worker passes. After every step it checks invariants 1, 3, 4, 5, 6, 9,
+10 and 11 against what the transport actually carried and what the database holds.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from sqlalchemy import select
+
+from conftest import SECRET, T0
+from courtois.config import Settings
+from courtois.delivery.transport import MemoryTransport
+from courtois.domain.contacts import ContactInput
+from courtois.domain.errors import Conflict
+from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
+from courtois.domain.messages import MessageState
+from courtois.services.audit import verify_ledger
+from courtois.services.contacts import import_contacts
+from courtois.services.context import Context
+from courtois.services.invitations import ConsentInput, InviteRequest, invite
+from courtois.services.lifecycle import revoke_consent, withdraw
+from courtois.services.members import register_member
+from courtois.services.previews import preview_invitations
+from courtois.services.recipients import forget_recipient, mark_joined, unsubscribe
+from courtois.services.worker import run_pass
+from courtois.store.engine import make_engine
+from courtois.store.migrate import migrate
+from courtois.store.tables import contacts, invitations, ledger, messages
+
+MEMBERS = ("ana", "bo", "cy")
+RECIPIENTS = tuple(f"r{i}@example.org" for i in range(5))
+UNDO = timedelta(minutes=10)
+SHORT = timedelta(days=14)
+LONG = timedelta(days=90)
+ADDRESS = re.compile(r"[\w.+-]+@[\w-]+\.\w+")
+
+_TEMPLATE_DIR = Path(tempfile.mkdtemp(prefix="courtois-stateful-"))
+_TEMPLATE = _TEMPLATE_DIR / "template.db"
+
+
+def _template() -> Path:
+    """Migrate once; every example starts from a copy of this file."""
+    if not _TEMPLATE.exists():
+        engine = make_engine(f"sqlite:///{_TEMPLATE}")
+        migrate(engine)
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+    return _TEMPLATE
+
+
+@dataclass
+class ConsentModel:
+    member: str
+    recipients: frozenset[str]
+    reminders: int
+    given_at: datetime
+    revoked_step: int | None = None
+
+
+@dataclass
+class Sent:
+    """One email the transport carried: when (clock) and after which step (order)."""
+
+    at: datetime
+    step: int
+    to: str
+    invitations: tuple[str, ...]
+    kind: str
+
+
+@dataclass
+class World:
+    """What people did, and at which step: the yardstick the sent mail is held against.
+    Steps, not clock times, order events, since several steps may share one instant."""
+
+    consents: dict[str, ConsentModel] = field(default_factory=dict)
+    invitation_consent: dict[str, str] = field(default_factory=dict)
+    withdrawn: dict[str, int] = field(default_factory=dict)
+    stopped_all: dict[str, int] = field(default_factory=dict)
+    stopped_member: dict[tuple[str, str], int] = field(default_factory=dict)
+    joined: dict[str, int] = field(default_factory=dict)
+    forgotten: set[str] = field(default_factory=set)
+
+
+class InvitationWorld(RuleBasedStateMachine):
+    """The service layer under random use."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.folder = Path(tempfile.mkdtemp(prefix="courtois-example-"))
+        database = self.folder / "courtois.db"
+        shutil.copy(_template(), database)
+        self.engine = make_engine(f"sqlite:///{database}")
+        self.ctx = Context(self.engine, Settings(secret_key=SECRET, platform_name="Agora"))
+        self.transport = MemoryTransport()
+        self.now = T0
+        self.world = World()
+        self.sent: list[Sent] = []
+        self.step = 0
+
+    def _next_step(self) -> int:
+        self.step += 1
+        return self.step
+
+    def teardown(self) -> None:
+        self.engine.dispose()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    @initialize()
+    def members(self) -> None:
+        for name in MEMBERS:
+            register_member(self.ctx, name, f"{name}@members.example", name.title(), "en", self.now)
+
+    @rule(member=st.sampled_from(MEMBERS), picked=st.sets(st.sampled_from(RECIPIENTS), min_size=1))
+    def import_address_book(self, member: str, picked: set[str]) -> None:
+        records = [ContactInput(email=r, name="Someone") for r in sorted(picked)]
+        import_contacts(self.ctx, member, records, "test", self.now)
+
+    @rule(
+        member=st.sampled_from(MEMBERS),
+        picked=st.sets(st.sampled_from(RECIPIENTS), min_size=1, max_size=3),
+        reminders=st.integers(0, 1),
+    )
+    def invite_some(self, member: str, picked: set[str], reminders: int) -> None:
+        preview = preview_invitations(self.ctx, member, len(picked), "", None, reminders)
+        request = InviteRequest(
+            member,
+            tuple(sorted(picked)),
+            "",
+            None,
+            reminders,
+            preview.preview_hash,
+            ConsentInput(preview.consent_text),
+        )
+        answer = invite(self.ctx, request, self.now)
+        digests = frozenset(self.ctx.digest_email(r) for r in picked)
+        self.world.consents[answer["consent_id"]] = ConsentModel(
+            member, digests, reminders, self.now
+        )
+        for item in answer["invitations"]:
+            self.world.invitation_consent[item["id"]] = answer["consent_id"]
+
+    @precondition(lambda self: bool(self.world.invitation_consent))
+    @rule(data=st.data())
+    def withdraw_one(self, data: st.DataObject) -> None:
+        invitation = data.draw(st.sampled_from(sorted(self.world.invitation_consent)))
+        try:
+            withdraw(self.ctx, invitation, self.now)
+        except Conflict:
+            return
+        self.world.withdrawn.setdefault(invitation, self._next_step())
+
+    @precondition(lambda self: bool(self.world.consents))
+    @rule(data=st.data())
+    def revoke_one(self, data: st.DataObject) -> None:
+        consent = data.draw(st.sampled_from(sorted(self.world.consents)))
+        try:
+            revoke_consent(self.ctx, consent, self.now)
+        except Conflict:
+            return
+        self.world.consents[consent].revoked_step = self._next_step()
+
+    @rule(recipient=st.sampled_from(RECIPIENTS), member=st.none() | st.sampled_from(MEMBERS))
+    def unsubscribe_one(self, recipient: str, member: str | None) -> None:
+        digest = self.ctx.digest_email(recipient)
+        unsubscribe(self.ctx, digest, self.now, member)
+        if member is None:
+            self.world.stopped_all.setdefault(digest, self._next_step())
+        else:
+            self.world.stopped_member.setdefault((digest, member), self._next_step())
+
+    @rule(recipient=st.sampled_from(RECIPIENTS))
+    def join(self, recipient: str) -> None:
+        digest = self.ctx.digest_email(recipient)
+        mark_joined(self.ctx, digest, self.now)
+        self.world.joined.setdefault(digest, self._next_step())
+
+    @rule(recipient=st.sampled_from(RECIPIENTS))
+    def forget(self, recipient: str) -> None:
+        digest = self.ctx.digest_email(recipient)
+        forget_recipient(self.ctx, digest, self.now)
+        self.world.forgotten.add(digest)
+        self.world.stopped_all.setdefault(digest, self._next_step())
+
+    @rule(
+        minutes=st.sampled_from([1, 9, 11, 60, 60 * 24, 60 * 24 * 13, 60 * 24 * 15, 60 * 24 * 40])
+    )
+    def time_passes(self, minutes: int) -> None:
+        self.now += timedelta(minutes=minutes)
+
+    @rule()
+    def tick(self) -> None:
+        before = len(self.transport.sent)
+        run_pass(self.ctx, self.now, self.transport)
+        step = self._next_step()
+        for outgoing in self.transport.sent[before:]:
+            to = self.ctx.digest_email(outgoing.to)
+            self.sent.append(Sent(self.now, step, to, outgoing.invitation_ids, outgoing.kind))
+
+    # Invariants, checked after every step.
+
+    @invariant()
+    def no_consent_no_mail(self) -> None:
+        """1 and 5: each email carries only invitations whose consent was active, named the
+        recipient, was given at least the undo window earlier, and was not withdrawn."""
+        for mail in self.sent:
+            for invitation in mail.invitations:
+                consent = self.world.consents[self.world.invitation_consent[invitation]]
+                assert mail.to in consent.recipients
+                assert consent.revoked_step is None or consent.revoked_step > mail.step
+                assert mail.at >= consent.given_at + UNDO
+                withdrawn = self.world.withdrawn.get(invitation)
+                assert withdrawn is None or withdrawn > mail.step
+
+    @invariant()
+    def contacts_start_unselected(self) -> None:
+        """1: no contact is ever selected unless the member selected it (no rule does)."""
+        with self.engine.connect() as connection:
+            assert not connection.execute(
+                select(contacts.c.id).where(contacts.c.selected.is_(True))
+            ).first()
+
+    @invariant()
+    def silence_means_stop(self) -> None:
+        """3: at most the invitation and the one reminder the member ticked, 14 days apart."""
+        carried: dict[str, list[datetime]] = {}
+        for mail in self.sent:
+            for invitation in mail.invitations:
+                carried.setdefault(invitation, []).append(mail.at)
+        for invitation, times in carried.items():
+            consent = self.world.consents[self.world.invitation_consent[invitation]]
+            assert len(times) <= 1 + consent.reminders, (invitation, times)
+            if len(times) == 2:
+                assert times[1] - times[0] >= SHORT
+
+    @invariant()
+    def recipients_can_stop_everything(self) -> None:
+        """4: nothing after an opt-out (from everyone or that member), a join or a forget."""
+        for mail in self.sent:
+            stopped = self.world.stopped_all.get(mail.to)
+            assert stopped is None or mail.step < stopped
+            joined = self.world.joined.get(mail.to)
+            assert joined is None or mail.step < joined
+            for invitation in mail.invitations:
+                member = self.world.consents[self.world.invitation_consent[invitation]].member
+                blocked = self.world.stopped_member.get((mail.to, member))
+                assert blocked is None or mail.step < blocked
+
+    @invariant()
+    def inbox_protected(self) -> None:
+        """6: one email per 14 days and two per 90 days per recipient, across senders."""
+        by_recipient: dict[str, list[datetime]] = {}
+        for mail in self.sent:
+            by_recipient.setdefault(mail.to, []).append(mail.at)
+        for times in by_recipient.values():
+            times.sort()
+            for earlier, later in pairwise(times):
+                assert later - earlier >= SHORT, times
+            for first, third in zip(times, times[2:], strict=False):
+                assert third - first >= LONG, times
+
+    @invariant()
+    def every_message_has_one_visible_state(self) -> None:
+        """9: states are known, and nothing waits to be sent for a closed invitation."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(messages.c.state, invitations.c.state.label("invitation_state")).join(
+                    invitations, invitations.c.id == messages.c.invitation_id
+                )
+            ).all()
+        for row in rows:
+            state = MessageState(row.state)
+            invitation_state = InvitationState(row.invitation_state)
+            assert state is not MessageState.SENDING
+            if state is MessageState.SCHEDULED:
+                assert not INVITATION_MACHINE.is_final(invitation_state)
+
+    @invariant()
+    def compare_and_forget(self) -> None:
+        """10: no address kept for forgotten or opted-out recipients, nor for closed
+        invitations; none in the ledger."""
+        gone = set(self.world.stopped_all) | self.world.forgotten
+        with self.engine.connect() as connection:
+            for row in connection.execute(
+                select(invitations.c.recipient_digest, invitations.c.state, invitations.c.address)
+            ):
+                if row.recipient_digest in gone or INVITATION_MACHINE.is_final(
+                    InvitationState(row.state)
+                ):
+                    assert row.address is None
+            for row in connection.execute(select(contacts.c.recipient_digest)):
+                assert row.recipient_digest not in gone
+            for row in connection.execute(select(ledger.c.payload)):
+                assert not ADDRESS.search(str(row.payload))
+
+    @invariant()
+    def ledger_holds(self) -> None:
+        """11: the hash chain verifies after every step."""
+        assert verify_ledger(self.engine).ok
+
+
+InvitationWorld.TestCase.settings = settings(
+    max_examples=50,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestInvitationWorld = InvitationWorld.TestCase

@@ -1,0 +1,223 @@
+"""Addresses: one normal form, one matching key, one keyed digest (invariants 4 and 10)."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from courtois.domain.addresses import (
+    MAX_ADDRESS_LENGTH,
+    Address,
+    digest_of,
+    matching_key,
+    parse_address,
+    recipient_digest,
+)
+from courtois.domain.errors import InvalidAddress, InvalidInput
+
+SECRET = b"unit-test-secret"
+OTHER_SECRET = b"another-deployment"
+
+
+def _address_of_length(length: int) -> str:
+    """A syntactically valid address of exactly `length` characters (lengths 253 to 300)."""
+    head = "x" * 64 + "@" + ("d" * 60 + ".") * 3  # 64 + 1 + 183 characters
+    address = head + "d" * (length - len(head) - len(".org")) + ".org"
+    assert len(address) == length
+    return address
+
+
+# --- normalisation -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("ana@example.org", "ana@example.org"),
+        ("Ana@Example.ORG", "Ana@example.org"),  # domain lower-cased, local part kept
+        ("  Ana@Example.ORG \n", "Ana@example.org"),  # surrounding whitespace stripped
+        ("\tbo@b.org\r\n", "bo@b.org"),
+        ("ana@exämple.org", "ana@exämple.org"),  # Unicode domain kept in Unicode form
+        ("ana@EXÄMPLE.org", "ana@exämple.org"),
+        ("ana@xn--exmple-cua.org", "ana@exämple.org"),  # IDNA A-label decoded
+        ("ana@exa\u0308mple.org", "ana@exämple.org"),  # decomposed ä composed (NFC)
+        ("élodie@exemple.fr", "élodie@exemple.fr"),
+    ],
+)
+def test_parse_address_normalizes(raw: str, normalized: str) -> None:
+    address = parse_address(raw)
+    assert isinstance(address, Address)
+    assert address.normalized == normalized
+    assert str(address) == normalized
+    assert address.key == matching_key(normalized)
+
+
+def test_key_is_case_folded_on_both_sides() -> None:
+    assert parse_address("Ana@Example.ORG").key == "ana@example.org"
+    assert parse_address("ÉLODIE@Exemple.FR").key == "élodie@exemple.fr"
+
+
+def test_unicode_and_punycode_spellings_share_one_key_and_digest() -> None:
+    """Nobody escapes an opt-out by writing the domain in its A-label form."""
+    spellings = [
+        "ana@exämple.org",
+        "ANA@EXÄMPLE.ORG",
+        "ana@xn--exmple-cua.org",
+        "Ana@XN--EXMPLE-CUA.ORG",
+    ]
+    keys = {parse_address(s).key for s in spellings}
+    digests = {digest_of(s, SECRET) for s in spellings}
+    assert keys == {"ana@exämple.org"}
+    assert len(digests) == 1
+
+
+def test_decomposed_and_composed_local_parts_share_one_key() -> None:
+    assert parse_address("a\u0308na@b.org").key == parse_address("äna@b.org").key
+
+
+def test_length_limit_boundary() -> None:
+    at_limit = _address_of_length(MAX_ADDRESS_LENGTH)
+    assert parse_address(at_limit).normalized == at_limit
+    # Whitespace around an address at the limit does not count against it.
+    assert parse_address(f"  {at_limit}\n").normalized == at_limit
+    with pytest.raises(InvalidAddress, match="254"):
+        parse_address(_address_of_length(MAX_ADDRESS_LENGTH + 1))
+    with pytest.raises(InvalidAddress, match="254"):
+        parse_address("a" * 300 + "@example.org")
+
+
+# --- refusals ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   ",
+        "\r\n",
+        "nobody",
+        "nobody.example.org",
+        "a@",
+        "@b.org",
+        "a@b@c.org",
+        "a..b@c.org",
+        "a b@c.org",
+        "a@b",  # no dot in the domain
+        "a@localhost",
+        "a@[192.0.2.1]",
+        '"a b"@c.org',
+        "a@b.org\r\nBcc: x@y.org",  # header injection
+        "a@b.org\nBcc: x@y.org",
+        "a@b.org\rBcc: x@y.org",
+        "a\r\n@b.org",
+        "a@b.org\x00",
+        "Ana <a@b.org>",  # display-name forms
+        '"Ana" <a@b.org>',
+        "<a@b.org>",
+        "a@b.org, c@d.org",
+        "a@b.org;c@d.org",
+    ],
+)
+def test_invalid_inputs_raise_invalid_address(raw: str) -> None:
+    with pytest.raises(InvalidAddress) as caught:
+        parse_address(raw)
+    error = caught.value
+    assert isinstance(error, InvalidInput)
+    assert error.code == "invalid-address"
+    assert error.message
+
+
+def test_empty_address_says_so() -> None:
+    with pytest.raises(InvalidAddress, match="empty"):
+        parse_address(" \t ")
+
+
+def test_refusal_hides_the_library_exception() -> None:
+    with pytest.raises(InvalidAddress) as caught:
+        parse_address("Ana <a@b.org>")
+    # `from None`: callers see our error, not email_validator's, as the cause.
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+def test_digest_of_refuses_invalid_addresses() -> None:
+    with pytest.raises(InvalidAddress):
+        digest_of("a@b.org\r\nBcc: x@y.org", SECRET)
+
+
+# --- matching key --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("normalized", "key"),
+    [
+        ("Ana@example.org", "ana@example.org"),
+        ("ANA@EXAMPLE.ORG", "ana@example.org"),
+        ("ÉLODIE@exemple.fr", "élodie@exemple.fr"),
+        ("ana@exämple.org", "ana@exämple.org"),
+    ],
+)
+def test_matching_key_folds_case(normalized: str, key: str) -> None:
+    assert matching_key(normalized) == key
+
+
+# --- digest --------------------------------------------------------------------------------
+
+
+def test_recipient_digest_is_hmac_sha256_hex() -> None:
+    # RFC 4231, test case 1: HMAC-SHA256(key=0x0b * 20, "Hi There").
+    assert (
+        recipient_digest("Hi There", b"\x0b" * 20)
+        == "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+    )
+
+
+def test_digest_shape_and_secrecy() -> None:
+    digest = digest_of("ana@example.org", SECRET)
+    assert len(digest) == 64
+    assert set(digest) <= set(string.hexdigits.lower())
+    assert "ana" not in digest
+
+
+def test_digest_differs_per_secret() -> None:
+    assert digest_of("ana@example.org", SECRET) != digest_of("ana@example.org", OTHER_SECRET)
+
+
+def test_digest_is_equal_for_case_variants() -> None:
+    assert digest_of("Ana@X.org", SECRET) == digest_of("ana@x.org", SECRET)
+    assert digest_of("  ANA@X.ORG  ", SECRET) == digest_of("ana@x.org", SECRET)
+
+
+def test_digest_differs_for_different_addresses() -> None:
+    assert digest_of("ana@x.org", SECRET) != digest_of("bo@x.org", SECRET)
+    assert digest_of("ana@x.org", SECRET) != digest_of("ana@y.org", SECRET)
+
+
+def test_digest_is_stable() -> None:
+    assert digest_of("ana@x.org", SECRET) == digest_of("ana@x.org", SECRET)
+    assert recipient_digest("ana@x.org", SECRET) == digest_of("Ana@X.org", SECRET)
+
+
+_LOCAL = st.text(alphabet=string.ascii_letters + string.digits, min_size=1, max_size=20)
+_LABEL = st.text(alphabet=string.ascii_lowercase + string.digits, min_size=1, max_size=15)
+
+
+@given(
+    local=_LOCAL,
+    labels=st.lists(_LABEL, min_size=1, max_size=3),
+    tld=st.sampled_from(["org", "fr", "com", "net"]),
+    flips=st.lists(st.booleans(), min_size=60, max_size=60),
+    pad=st.sampled_from(["", " ", "\t", "\n", "  \r\n"]),
+)
+def test_case_and_padding_never_change_the_identity(
+    local: str, labels: list[str], tld: str, flips: list[bool], pad: str
+) -> None:
+    address = f"{local}@{'.'.join(labels)}.{tld}"
+    variant = "".join(c.swapcase() if flip else c for c, flip in zip(address, flips, strict=False))
+    variant += address[len(flips) :]
+    variant = pad + variant + pad
+    assert parse_address(variant).key == parse_address(address).key == address.lower()
+    assert digest_of(variant, SECRET) == digest_of(address, SECRET)
