@@ -6,6 +6,7 @@ Exit code 0 on success; otherwise non-zero with a one-line reason on stderr.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 
 out = Console()
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 T = TypeVar("T")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -39,8 +41,10 @@ NowOpt = Annotated[
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """One line on stderr, non-zero exit."""
-    sys.stderr.write(f"courtois: {message}\n")
+    """One line on stderr, non-zero exit; control characters quoted from the input are
+    escaped so the reason stays on its line."""
+    line = _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", message)
+    sys.stderr.write(f"courtois: {line}\n")
     raise typer.Exit(code)
 
 
@@ -130,14 +134,15 @@ def invite(
     as_json: JsonOpt = False,
 ) -> None:
     """Invite: the consent is the one given on this command line, to the previewed message."""
-    from courtois.services.invitations import ConsentInput, InviteRequest
+    from courtois.services.invitations import ConsentInput, InviteRequest, recipient_count
     from courtois.services.invitations import invite as do_invite
     from courtois.services.previews import preview_invitations
 
     instant = parse_now(now)
 
     def action(ctx: Context) -> dict[str, Any]:
-        preview = preview_invitations(ctx, member, len(set(email)), note, locale, reminders)
+        count = recipient_count(tuple(email))
+        preview = preview_invitations(ctx, member, count, note, locale, reminders)
         request = InviteRequest(
             member_id=member,
             emails=tuple(email),

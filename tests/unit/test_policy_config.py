@@ -228,12 +228,6 @@ def test_window_properties_follow_the_numbers() -> None:
     assert policy.long_window.days == 180
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="NaN passes every comparison in check_hard_caps (src/courtois/policy/config.py:"
-    "127-149), so a complaint rate of 'nan' (COURTOIS_POLICY_COMPLAINT_STOP_RATE=nan, or TOML "
-    "nan) is accepted, and since no rate is ever above NaN that pause or stop never fires.",
-)
 @pytest.mark.parametrize("key", ["complaint_stop_rate", "complaint_pause_rate"])
 def test_nan_rates_are_refused(key: str) -> None:
     with pytest.raises(InvalidInput):

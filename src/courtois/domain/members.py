@@ -25,7 +25,7 @@ class Member:
 
 def check_member_id(value: str) -> str:
     """Member ids come from the platform; keep them printable and bounded."""
-    if not _MEMBER_ID.match(value):
+    if not _MEMBER_ID.fullmatch(value):
         raise InvalidInput(
             "A member id is 1 to 128 letters, digits or . _ : @ -, starting with a letter "
             "or digit.",
@@ -37,17 +37,17 @@ def check_member_id(value: str) -> str:
 def check_display_name(value: str, field: str = "name") -> str:
     """Names end up in email headers: refuse control characters instead of stripping them,
     so nobody can smuggle a header through a name (CR/LF) and nothing is silently changed."""
+    if _CONTROL.search(value):
+        raise InvalidInput(
+            f"The {field} contains control characters (line breaks, tabs...).",
+            {field: "control characters"},
+        )
     name = value.strip()
     if not name:
         raise InvalidInput(f"The {field} is empty.", {field: "empty"})
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidInput(
             f"The {field} is longer than {MAX_NAME_LENGTH} characters.", {field: "too long"}
-        )
-    if _CONTROL.search(name):
-        raise InvalidInput(
-            f"The {field} contains control characters (line breaks, tabs...).",
-            {field: "control characters"},
         )
     return name
 

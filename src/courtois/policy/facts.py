@@ -41,9 +41,11 @@ class RecipientFacts:
     blocked_members: frozenset[str] = frozenset()
     suppressed: str | None = None
     is_member: bool = False
-    # Send times of every other message to this recipient that left, may have left, or is
-    # scheduled: each one occupies a quota slot (scheduled ones reserve theirs).
+    # Send times of every other message to this recipient that left or may have left.
     slots: tuple[datetime, ...] = ()
+    # Times at which other messages to this recipient are scheduled: each is one email to
+    # come, which a new invitation may join as a digest instead of adding an email.
+    pending: tuple[datetime, ...] = ()
     reminder_requested_for: datetime | None = None
 
 

@@ -53,15 +53,17 @@ def recipient_facts(
 ) -> dict[str, RecipientFacts]:
     """Opt-outs, suppressions, membership and quota slots for each digest.
 
-    When queueing, scheduled messages reserve their slots, so racing invitations from many
-    members spread out; right before sending, only what left (or may have) counts, and
-    the scheduled messages due together are merged into one digest by the worker.
+    When queueing, scheduled messages are reported as `pending` emails a new invitation can
+    join; right before sending, only what left (or may have) counts, and the scheduled
+    messages due together are merged into one digest by the worker.
     """
     states = SLOT_STATES if stage is Stage.QUEUE else SLOT_STATES[1:]
+    scheduled = MessageState.SCHEDULED.value
     ordered = sorted(set(digests))
     rows: dict[str, tuple[bool, str | None, bool]] = {}
     blocks: dict[str, set[str]] = defaultdict(set)
     slots: dict[str, list[datetime]] = defaultdict(list)
+    pending: dict[str, list[datetime]] = defaultdict(list)
     joined: set[str] = set()
     horizon = now - policy.long_window
     excluded = set(exclude_messages)
@@ -89,6 +91,7 @@ def recipient_facts(
             select(
                 messages.c.id,
                 messages.c.recipient_digest,
+                messages.c.state,
                 messages.c.sent_at,
                 messages.c.scheduled_at,
             ).where(
@@ -98,7 +101,11 @@ def recipient_facts(
                 or_(messages.c.sent_at > horizon, messages.c.scheduled_at > horizon),
             )
         ):
-            if s.id not in excluded:
+            if s.id in excluded:
+                continue
+            if s.state == scheduled:
+                pending[s.recipient_digest].append(s.scheduled_at)
+            else:
                 slots[s.recipient_digest].append(s.sent_at or s.scheduled_at)
     facts = {}
     for digest in ordered:
@@ -109,6 +116,7 @@ def recipient_facts(
             suppressed=suppressed,
             is_member=is_joined or digest in joined,
             slots=tuple(sorted(slots.get(digest, ()))),
+            pending=tuple(sorted(pending.get(digest, ()))),
         )
     return facts
 

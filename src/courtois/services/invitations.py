@@ -106,6 +106,11 @@ def _parse_all(emails: tuple[str, ...]) -> list[Address]:
     return list(seen.values())
 
 
+def recipient_count(emails: tuple[str, ...]) -> int:
+    """How many distinct people these addresses name (Ana@ and ana@ are one)."""
+    return len(_parse_all(emails))
+
+
 def invite(
     ctx: Context, request: InviteRequest, now: datetime, idempotency_key: str | None = None
 ) -> dict[str, Any]:
@@ -144,12 +149,14 @@ def invite(
     scope = f"invite:{member.id}"
     with ctx.unit_of_work(now) as uow:
         conn = uow.conn
+        # The key is looked up under the member's lock: a retry racing the first request
+        # waits for it, then finds its answer instead of inviting a second time.
+        if not lock_member(conn, member.id):
+            raise NotFound(f"No member {member.id!r}.", {"member": member.id})
         if idempotency_key is not None:
             answer = find_answer(conn, scope, idempotency_key, payload_hash)
             if answer is not None:
                 return answer
-        if not lock_member(conn, member.id):
-            raise NotFound(f"No member {member.id!r}.", {"member": member.id})
         lock_recipients(conn, by_digest)
         consent = Consent(
             id=str(uuid.uuid4()),

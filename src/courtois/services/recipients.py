@@ -72,6 +72,8 @@ def unsubscribe(
             {"recipient": digest, "from": from_member or "everyone"},
         )
         uow.commit()
+    if from_member is None:
+        scrub_answers(ctx, digest, now)
     return {"blocked": len(blocked), "cancelled": len(cancelled)}
 
 

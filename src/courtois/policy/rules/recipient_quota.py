@@ -16,34 +16,48 @@ from courtois.policy.verdict import Verdict
 CODE = "recipient-quota"
 
 
-def _free_after(slots: list[datetime], limit: int, window: timedelta) -> datetime:
-    """The first time at which fewer than `limit` slots fall within `window` of it."""
-    return sorted(slots)[-limit] + window
+def _free_after(emails: list[datetime], limit: int, window: timedelta) -> datetime:
+    """The first time at which fewer than `limit` emails fall within `window` of it."""
+    return sorted(emails)[-limit] + window
+
+
+def _crowded(emails: list[datetime], at: datetime, limit: int, window: timedelta) -> bool:
+    return sum(1 for e in emails if abs(e - at) < window) >= limit
 
 
 def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
-    """Defer when another message to this recipient is within the short window of now, or
-    when the long window already holds its maximum."""
+    """Allow when no other email to this recipient is within the short window of now and
+    the long window is not full; otherwise join the next email already scheduled (one
+    digest, no extra email), or wait until the windows free up."""
     policy = facts.policy
     if policy.recipient_short_max < 1 or policy.recipient_long_max < 1:
         return deny(CODE, "the policy allows no email to any recipient", "not sent")
-    slots = list(facts.recipient.slots)
-    short = [s for s in slots if abs(s - now) < policy.short_window]
-    long = [s for s in slots if abs(s - now) < policy.long_window]
-    retry: datetime | None = None
-    if len(short) >= policy.recipient_short_max:
-        retry = _free_after(slots, policy.recipient_short_max, policy.short_window)
-    if len(long) >= policy.recipient_long_max:
-        later = _free_after(slots, policy.recipient_long_max, policy.long_window)
-        retry = later if retry is None else max(retry, later)
-    if retry is not None:
+    emails = sorted(set(facts.recipient.slots) | set(facts.recipient.pending))
+    short_full = _crowded(emails, now, policy.recipient_short_max, policy.short_window)
+    long_full = _crowded(emails, now, policy.recipient_long_max, policy.long_window)
+    if not short_full and not long_full:
+        nearby = sum(1 for e in emails if abs(e - now) < policy.long_window)
+        return allow(CODE, f"{nearby} other email(s) in the recipient's long window")
+    upcoming = sorted(p for p in set(facts.recipient.pending) if p > now)
+    if upcoming:
+        joined = upcoming[0]
         return defer(
             CODE,
-            f"the recipient's quota is used until {retry.isoformat()}; grouped into a digest",
+            f"joins the digest already due at {joined.isoformat()}",
             "will be grouped with other invitations",
-            retry,
+            joined,
         )
-    return allow(CODE, f"{len(long)} other message(s) in the recipient's long window")
+    retry = now
+    if short_full:
+        retry = max(retry, _free_after(emails, policy.recipient_short_max, policy.short_window))
+    if long_full:
+        retry = max(retry, _free_after(emails, policy.recipient_long_max, policy.long_window))
+    return defer(
+        CODE,
+        f"the recipient's quota is used until {retry.isoformat()}; grouped into a digest",
+        "will be grouped with other invitations",
+        retry,
+    )
 
 
 RULE = Rule(CODE, "At most the per-recipient quota across all senders; the rest waits.", check)

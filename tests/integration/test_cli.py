@@ -1,0 +1,315 @@
+"""The real `courtois` executable, as operators and scripts run it.
+
+Exit code 0 and JSON on stdout with `--json`; otherwise non-zero and one line on stderr
+starting with "courtois:". The store is inspected directly, so the tests see what each
+command really wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy.engine import make_url
+from support import RULE_CODES, T0
+
+from conftest import POSTGRES_URL, SECRET
+from courtois.domain.addresses import digest_of
+from courtois.store.tables import consents, invitations, ledger, messages, recipients
+
+EXECUTABLE = shutil.which("courtois", path=str(Path(sys.executable).parent)) or str(
+    Path(sys.executable).parent / "courtois"
+)
+NOW = T0.isoformat()
+BO, CY, DEE = "bo@example.com", "cy@example.com", "dee@example.org"
+
+
+def at(**delta: float) -> str:
+    return (T0 + timedelta(**delta)).isoformat()
+
+
+def environment(database_url: str, **extra: str) -> dict[str, str]:
+    """The caller's environment without any COURTOIS_* setting, then the test's own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COURTOIS_")}
+    env.update(
+        COURTOIS_SECRET_KEY=SECRET,
+        COURTOIS_DATABASE_URL=database_url,
+        COURTOIS_PLATFORM_NAME="Agora",
+        **extra,
+    )
+    return env
+
+
+def courtois(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command and wait for it."""
+    return subprocess.run(
+        [EXECUTABLE, *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def ok(env: Mapping[str, str], *args: str) -> Any:
+    """Run a command that must succeed; with --json, its parsed output."""
+    done = courtois(env, *args)
+    assert done.returncode == 0, f"{args}: {done.stderr}"
+    if "--json" in args:
+        lines = done.stdout.splitlines()
+        assert len(lines) == 1, done.stdout
+        return json.loads(lines[0])
+    return done.stdout
+
+
+def in_parallel(
+    runs: Sequence[tuple[Mapping[str, str], Sequence[str]]],
+) -> list[subprocess.CompletedProcess[str]]:
+    """Independent commands at once, to keep the suite quick."""
+    started = [
+        (
+            args,
+            subprocess.Popen(
+                [EXECUTABLE, *args],
+                env=dict(env),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
+        for env, args in runs
+    ]
+    done = []
+    for args, process in started:
+        stdout, stderr = process.communicate(timeout=120)
+        done.append(subprocess.CompletedProcess(list(args), process.returncode, stdout, stderr))
+    return done
+
+
+def assert_refused(done: subprocess.CompletedProcess[str], *words: str) -> str:
+    """Non-zero exit, nothing on stdout, and exactly one line on stderr naming `words`."""
+    assert done.returncode != 0, (done.args, done.stdout)
+    assert done.stdout == "", done.stdout
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert done.stderr.endswith("\n")
+    assert lines[0].startswith("courtois: "), lines[0]
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def scalar(engine: Engine, query: Any) -> Any:
+    with engine.connect() as connection:
+        return connection.execute(query).scalar_one()
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    return {
+        t.name: int(scalar(engine, select(func.count()).select_from(t)))
+        for t in (consents, invitations, messages, recipients, ledger)
+    }
+
+
+def digest(address: str) -> str:
+    return digest_of(address, SECRET.encode())
+
+
+@pytest.fixture(scope="module")
+def cli_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Engine]]:
+    """A migrated SQLite database with member Ana, and an engine to inspect it."""
+    folder = tmp_path_factory.mktemp("cli")
+    database = folder / "c.db"
+    env = environment(f"sqlite:///{database}")
+    assert "revision 0001" in ok(env, "migrate")
+    member = ok(
+        env, "member", "add", "ana", "--email", "ana@example.com", "--name", "Ana", "--json"
+    )
+    assert member == {"id": "ana", "name": "Ana", "locale": "en"}
+    engine = create_engine(f"sqlite:///{database}")
+    yield env, engine
+    engine.dispose()
+
+
+def test_executable_is_the_project_script() -> None:
+    assert Path(EXECUTABLE).is_file()
+    assert Path(EXECUTABLE).parent == Path(sys.executable).parent
+
+
+def test_a_whole_flow_from_the_command_line(cli_db: tuple[dict[str, str], Engine]) -> None:
+    env, engine = cli_db
+    args = ["invite", "--member", "ana", "--email", BO, "--email", CY, "--email", DEE]
+    answer = ok(env, *args, "--reminders", "1", "--now", NOW, "--json")
+    consent_id = answer["consent_id"]
+    items = {i["email"]: i for i in answer["invitations"]}
+    assert sorted(items) == [BO, CY, DEE]
+    for item in items.values():
+        assert item["status"] == "scheduled"
+        assert item["scheduled_at"] == at(minutes=10)
+        assert item["decision"]["allowed"] is True
+        assert [v["rule"] for v in item["decision"]["verdicts"]] == RULE_CODES
+    with engine.connect() as connection:
+        consent = connection.execute(select(consents).where(consents.c.id == consent_id)).one()
+    assert consent.reminders == 1
+    assert "3 people" in consent.text_shown
+    assert "one reminder" in consent.text_shown
+    written = table_counts(engine)
+
+    # policy explain: every verdict, as an admin sees it, and nothing written.
+    explained = ok(
+        env, "policy", "explain", "--member", "ana", "--email", BO, "--now", at(minutes=1), "--json"
+    )
+    assert explained["outcome"] == "deny"
+    assert explained["allowed"] is False
+    verdicts = {v["rule"]: v for v in explained["verdicts"]}
+    assert list(verdicts) == RULE_CODES
+    assert verdicts["not-already-invited"]["outcome"] == "deny"
+    assert verdicts["not-already-invited"]["reason"] == "this member already invited this recipient"
+    assert table_counts(engine) == written
+
+    withdrawn = ok(env, "withdraw", items[BO]["id"], "--now", at(minutes=2), "--json")
+    assert withdrawn == {"id": items[BO]["id"], "status": "withdrawn"}
+
+    stopped = ok(env, "unsubscribe", "--email", "CY@Example.com", "--now", at(minutes=3), "--json")
+    assert stopped["blocked"] == 1
+    assert scalar(
+        engine, select(recipients.c.unsubscribed_at).where(recipients.c.digest == digest(CY))
+    )
+
+    # Dee's invitation is due; with no SMTP wired it waits, and nothing is marked sent.
+    report = ok(env, "worker", "--once", "--now", at(minutes=11), "--json")
+    assert report["waiting"] == 1
+    assert (report["sent"], report["unknown"], report["expired"]) == (0, 0, 0)
+    assert scalar(engine, select(func.count()).where(messages.c.state == "sent")) == 0
+
+    revoked = ok(env, "revoke", consent_id, "--now", at(minutes=12), "--json")
+    assert revoked == {"id": consent_id, "withdrawn": 1, "reminders_cancelled": 0}
+
+    joined = ok(env, "joined", "--email", DEE, "--now", at(minutes=13), "--json")
+    assert joined == {"accepted": 0, "blocked": 0}
+    assert scalar(engine, select(recipients.c.joined_at).where(recipients.c.digest == digest(DEE)))
+
+    forgotten = ok(env, "forget", "--email", BO, "--now", at(minutes=14), "--json")
+    assert forgotten == {"blocked": 0, "declined": 0, "contacts": 0}
+    with engine.connect() as connection:
+        bo = connection.execute(select(recipients).where(recipients.c.digest == digest(BO))).one()
+        states = connection.execute(
+            select(invitations.c.state, invitations.c.address).where(
+                invitations.c.consent_id == consent_id
+            )
+        ).all()
+    assert bo.forgotten_at is not None
+    assert bo.unsubscribed_at is not None
+    assert sorted(states) == [("blocked", None), ("withdrawn", None), ("withdrawn", None)]
+
+    verified = ok(env, "audit", "verify", "--json")
+    entries = scalar(engine, select(func.count()).select_from(ledger))
+    assert verified == {"ok": True, "entries": entries, "first_broken_seq": None, "problem": None}
+
+    exported = ok(env, "audit", "export")
+    lines = exported.splitlines()
+    assert len(lines) == entries
+    parsed = [json.loads(line) for line in lines]
+    assert [e["seq"] for e in parsed] == list(range(1, entries + 1))
+    assert {"seq", "at", "event", "payload", "prev_hash", "hash"} == set(parsed[0])
+    assert "@" not in exported
+
+
+def test_refusals_exit_non_zero_with_one_line(
+    cli_db: tuple[dict[str, str], Engine], tmp_path: Path
+) -> None:
+    env, engine = cli_db
+    before = table_counts(engine)
+    loose = tmp_path / "courtois.toml"
+    loose.write_text('platform_name = "Agora"\n\n[policy]\nreminder_cap = 2\n', encoding="utf-8")
+    fresh = tmp_path / "never" / "c.db"
+    fresh_env = environment(f"sqlite:///{fresh}")
+    no_secret = {k: v for k, v in fresh_env.items() if k != "COURTOIS_SECRET_KEY"}
+    invite = ["invite", "--member", "ana", "--now", NOW]
+    runs: list[tuple[Mapping[str, str], Sequence[str]]] = [
+        (env, [*invite, "--email", BO, "--email", "not-an-email"]),
+        (env, ["withdraw", str(uuid.uuid4()), "--json"]),
+        (env, [*invite, "--email", BO, "--now", "yesterday"]),
+        ({**fresh_env, "COURTOIS_CONFIG": str(loose)}, ["migrate"]),
+        ({**fresh_env, "COURTOIS_POLICY_UNDO_WINDOW_MINUTES": "1"}, ["migrate"]),
+        (no_secret, ["migrate"]),
+    ]
+    bad_email, unknown_invitation, bad_now, loose_file, loose_env, missing = in_parallel(runs)
+
+    assert_refused(bad_email, "not-an-email")
+    assert_refused(unknown_invitation, "No invitation")
+    assert_refused(bad_now, "--now")
+    assert_refused(loose_file, "reminder_cap")
+    assert_refused(loose_env, "undo_window_minutes")
+    assert_refused(missing, "COURTOIS_SECRET_KEY")
+    # Nothing was written anywhere: not one row, and no database where startup was refused.
+    assert table_counts(engine) == before
+    assert not fresh.exists()
+
+
+def test_two_spellings_of_one_address_are_one_recipient(
+    cli_db: tuple[dict[str, str], Engine],
+) -> None:
+    env, _ = cli_db
+    args = ["invite", "--member", "ana", "--now", NOW, "--json"]
+    answer = ok(env, *args, "--email", "Gus@example.com", "--email", "gus@example.com")
+    assert len(answer["invitations"]) == 1
+
+
+def test_an_address_with_a_line_feed_is_refused_in_one_line(
+    cli_db: tuple[dict[str, str], Engine],
+) -> None:
+    env, engine = cli_db
+    before = table_counts(engine)
+    done = courtois(env, "invite", "--member", "ana", "--now", NOW, "--email", "x\ny@example.com")
+    assert table_counts(engine) == before
+    assert_refused(done)
+
+
+@pytest.fixture
+def postgres_database(postgres_admin: Engine) -> Iterator[str]:
+    """A database of its own on the test server, dropped afterwards."""
+    name = f"courtois_cli_{uuid.uuid4().hex[:12]}"
+    with postgres_admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with postgres_admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_a_flow_on_postgresql(postgres_database: str) -> None:
+    env = environment(postgres_database)
+    ok(env, "migrate")
+    ok(env, "member", "add", "ana", "--email", "ana@example.com", "--name", "Ana", "--locale", "fr")
+    args = ["invite", "--member", "ana", "--email", BO, "--email", CY, "--reminders", "1"]
+    answer = ok(env, *args, "--now", NOW, "--json")
+    assert [i["status"] for i in answer["invitations"]] == ["scheduled", "scheduled"]
+    report = ok(env, "worker", "--once", "--now", at(minutes=11), "--json")
+    assert (report["waiting"], report["sent"]) == (2, 0)
+    verified = ok(env, "audit", "verify", "--json")
+    assert verified["ok"] is True
+
+    engine = create_engine(postgres_database)
+    try:
+        assert verified["entries"] == scalar(engine, select(func.count()).select_from(ledger))
+        with engine.connect() as connection:
+            consent = connection.execute(select(consents)).one()
+            rows = connection.execute(select(invitations.c.state, invitations.c.locale)).all()
+        assert consent.id == answer["consent_id"]
+        assert "personnes" in consent.text_shown  # the member's language, French
+        assert sorted(rows) == [("scheduled", "fr"), ("scheduled", "fr")]
+    finally:
+        engine.dispose()

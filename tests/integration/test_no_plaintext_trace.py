@@ -1,0 +1,78 @@
+""" "Forget me" and opt-outs leave no plaintext trace of the address in the database files,
+the SQLite write-ahead log included (invariant 10). The test reads the raw bytes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from conftest import SECRET, T0
+from courtois.config import Settings
+from courtois.delivery.transport import MemoryTransport
+from courtois.domain.contacts import ContactInput
+from courtois.services.contacts import import_contacts
+from courtois.services.context import Context
+from courtois.services.invitations import ConsentInput, InviteRequest, invite
+from courtois.services.members import register_member
+from courtois.services.previews import preview_invitations
+from courtois.services.recipients import forget_recipient, unsubscribe
+from courtois.services.worker import run_pass
+from courtois.store.engine import make_engine
+from courtois.store.migrate import migrate
+
+FORGOTTEN = "Forget.Me.Please@Example.org"
+OPTED_OUT = "opt.out.now@example.org"
+KEPT = "still.here@example.org"
+
+
+def raw_bytes(folder: Path) -> bytes:
+    """Every file SQLite keeps for the database: the main file, its WAL and shared memory."""
+    return b"".join(p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file())
+
+
+def traces(blob: bytes, address: str) -> list[str]:
+    """Forms in which an address could sit in the files: as given, folded, local part."""
+    local = address.split("@")[0]
+    needles = {address, address.lower(), local, local.lower()}
+    found = []
+    for needle in needles:
+        for encoding in ("utf-8", "utf-16-le"):
+            if needle.encode(encoding) in blob:
+                found.append(f"{needle} ({encoding})")
+    return found
+
+
+def test_forget_and_opt_out_leave_no_bytes_behind(tmp_path: Path) -> None:
+    folder = tmp_path / "db"
+    engine = make_engine(f"sqlite:///{folder / 'courtois.db'}")
+    migrate(engine)
+    ctx = Context(engine, Settings(secret_key=SECRET, platform_name="Agora"))
+    register_member(ctx, "ana", "ana@members.example", "Ana", "en", T0)
+    book = [ContactInput(a, "Someone") for a in (FORGOTTEN, OPTED_OUT, KEPT)]
+    import_contacts(ctx, "ana", book, "test", T0)
+    preview = preview_invitations(ctx, "ana", 3, "see you there", None, 1)
+    request = InviteRequest(
+        "ana",
+        (FORGOTTEN, OPTED_OUT, KEPT),
+        "see you there",
+        None,
+        1,
+        preview.preview_hash,
+        ConsentInput(preview.consent_text),
+    )
+    invite(ctx, request, T0, idempotency_key="first-and-only")
+    run_pass(ctx, T0 + timedelta(minutes=11), MemoryTransport())
+
+    before = raw_bytes(folder)
+    assert traces(before, FORGOTTEN), "the address should be stored before it is forgotten"
+    assert traces(before, OPTED_OUT)
+
+    forget_recipient(ctx, ctx.digest_email(FORGOTTEN), T0 + timedelta(hours=1))
+    unsubscribe(ctx, ctx.digest_email(OPTED_OUT), T0 + timedelta(hours=2))
+
+    after = raw_bytes(folder)
+    assert traces(after, FORGOTTEN) == []
+    assert traces(after, OPTED_OUT) == []
+    # The check can see addresses: the one nobody asked to remove is still there.
+    assert traces(after, KEPT)
+    engine.dispose()
