@@ -93,7 +93,7 @@ def show_decision(title: str, decision: dict[str, Any]) -> None:
 
 
 @app.command()
-def migrate() -> None:
+def migrate(as_json: JsonOpt = False) -> None:
     """Create or upgrade the database schema."""
     from courtois.store.migrate import current_revision
     from courtois.store.migrate import migrate as do_migrate
@@ -103,7 +103,7 @@ def migrate() -> None:
         return current_revision(ctx.engine)
 
     revision = run(action)
-    out.print(f"database at revision {revision}")
+    emit(as_json, {"revision": revision}, lambda: out.print(f"database at revision {revision}"))
 
 
 @member_app.command("add")
@@ -273,8 +273,10 @@ def audit_verify(as_json: JsonOpt = False) -> None:
 @audit_app.command("export")
 def audit_export(
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Write the ledger as JSON Lines (stdout by default)."""
+    """Write the ledger as JSON Lines (stdout by default; always JSON, `--json` is accepted
+    for symmetry with the other commands)."""
     from courtois.services.audit import export_ledger
 
     if output is None:

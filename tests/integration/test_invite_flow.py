@@ -295,17 +295,17 @@ def _wait_until_blocked(holder: Connection, waiting: int) -> None:
     if holder.dialect.name != "postgresql":
         time.sleep(0.5)
         return
-    pid = holder.execute(text("select pg_backend_pid()")).scalar_one()
-    # Waiters queue behind one another on a row lock, so follow the chain from the holder.
+    # Any session of this database waiting on a heavyweight lock is one of the clicks: the
+    # tests run one at a time, and the clicks queue on the member row the holder locked.
     query = text(
-        "with recursive blocked(pid) as ("
-        " select pid from pg_stat_activity where :pid = any(pg_blocking_pids(pid))"
-        " union select a.pid from pg_stat_activity a join blocked b"
-        " on b.pid = any(pg_blocking_pids(a.pid))"
-        ") select count(*) from blocked"
+        "select count(*) from pg_stat_activity"
+        " where wait_event_type = 'Lock' and datname = current_database()"
     )
-    deadline = time.monotonic() + 20
-    while holder.execute(query, {"pid": pid}).scalar_one() < waiting:
+    deadline = time.monotonic() + 30
+    # pg_stat_activity is a snapshot taken once per transaction: clear it on every look.
+    while holder.execute(text("select pg_stat_clear_snapshot()")) and (
+        holder.execute(query).scalar_one() < waiting
+    ):
         assert time.monotonic() < deadline, "the requests never reached the member's lock"
         time.sleep(0.05)
 

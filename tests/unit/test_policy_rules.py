@@ -501,7 +501,9 @@ SQ = sender_quota.CODE
 def sender(
     recent: list[datetime] | None = None, *, policy: PolicyConfig | None = None, **stats: int
 ):
-    return facts(policy=policy, sender=SenderFacts(recent_messages=tuple(recent or ()), **stats))
+    # SenderFacts promises recent_messages sorted ascending, as the store gathers them.
+    ordered = tuple(sorted(recent or ()))
+    return facts(policy=policy, sender=SenderFacts(recent_messages=ordered, **stats))
 
 
 def spread(count: int, newest: datetime, step: timedelta) -> list[datetime]:

@@ -46,18 +46,34 @@ class LedgerEntry:
     hash: str
 
 
+def canonical_payload(payload: Mapping[str, Any]) -> str:
+    """The payload as hashed and stored: sorted keys, no spaces, UTF-8 kept as is."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical(seq: int, at: datetime, event: str, payload: Mapping[str, Any]) -> bytes:
     """The exact bytes hashed: sorted keys, no spaces, ISO time; stable across engines."""
-    body = {"seq": seq, "at": at.isoformat(), "event": event, "payload": payload}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _canonical_text(seq, at, event, canonical_payload(payload)).encode()
+
+
+def _canonical_text(seq: int, at: datetime, event: str, payload_json: str) -> str:
+    # Byte for byte what json.dumps(sort_keys=True) gives for the whole entry, assembled
+    # around the payload's own canonical text so the payload is serialised only once.
+    head = json.dumps({"at": at.isoformat(), "event": event}, separators=(",", ":"))
+    return f'{head[:-1]},"payload":{payload_json},"seq":{seq}}}'
 
 
 def entry_hash(
     prev_hash: str, seq: int, at: datetime, event: str, payload: Mapping[str, Any]
 ) -> str:
     """SHA-256 over the previous hash and this entry's canonical form."""
+    return hash_canonical(prev_hash, seq, at, event, canonical_payload(payload))
+
+
+def hash_canonical(prev_hash: str, seq: int, at: datetime, event: str, payload_json: str) -> str:
+    """entry_hash for a payload already in canonical form."""
     digest = hashlib.sha256(prev_hash.encode("ascii"))
-    digest.update(canonical(seq, at, event, payload))
+    digest.update(_canonical_text(seq, at, event, payload_json).encode())
     return digest.hexdigest()
 
 

@@ -53,7 +53,8 @@ class RecipientFacts:
 class SenderFacts:
     """What is known of the member as a sender."""
 
-    # Creation times of this member's other live messages in the last 7 days.
+    # Creation times of this member's other live messages in the last 7 days, sorted
+    # ascending (the sender-quota rule counts its windows by bisection).
     recent_messages: tuple[datetime, ...] = ()
     sent_90d: int = 0
     accepted_90d: int = 0

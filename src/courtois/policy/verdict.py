@@ -1,10 +1,15 @@
-"""Verdicts and decisions: what each rule said, and what the chain concluded."""
+"""Verdicts and decisions: what each rule said, and what the chain concluded.
+
+Both are built for every rule of every candidate, tens of thousands of times per batch, so
+they are immutable tuples and slotted objects rather than frozen dataclasses, whose
+construction costs several times more.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Outcome(StrEnum):
@@ -15,8 +20,7 @@ class Outcome(StrEnum):
     DEFER = "defer"
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """One rule's answer. `reason` is for admins and the ledger; `public_reason` is what a
     member may see (never why a recipient is unavailable, invariant 11)."""
 
@@ -37,45 +41,68 @@ class Verdict:
         }
 
 
-@dataclass(frozen=True, slots=True)
 class Decision:
     """Every verdict of the chain, hit or miss, and the outcome they add up to.
 
     Any deny wins; otherwise any defer postpones to the latest retry time; otherwise allow.
+    The outcome is computed once, on construction.
     """
 
-    verdicts: tuple[Verdict, ...]
+    __slots__ = ("_outcome", "_retry_at", "_verdicts")
+
+    def __init__(self, verdicts: tuple[Verdict, ...]) -> None:
+        outcome = Outcome.ALLOW
+        retry: datetime | None = None
+        for verdict in verdicts:
+            if verdict.outcome is Outcome.DENY:
+                outcome = Outcome.DENY
+            elif verdict.outcome is Outcome.DEFER:
+                if outcome is Outcome.ALLOW:
+                    outcome = Outcome.DEFER
+                if verdict.retry_at is not None and (retry is None or verdict.retry_at > retry):
+                    retry = verdict.retry_at
+        self._verdicts = verdicts
+        self._outcome = outcome
+        self._retry_at = retry
+
+    @property
+    def verdicts(self) -> tuple[Verdict, ...]:
+        """Every rule's verdict, in chain order."""
+        return self._verdicts
 
     @property
     def outcome(self) -> Outcome:
         """The combined outcome."""
-        outcomes = {v.outcome for v in self.verdicts}
-        if Outcome.DENY in outcomes:
-            return Outcome.DENY
-        if Outcome.DEFER in outcomes:
-            return Outcome.DEFER
-        return Outcome.ALLOW
+        return self._outcome
 
     @property
     def allowed(self) -> bool:
         """Whether the message may go now."""
-        return self.outcome is Outcome.ALLOW
+        return self._outcome is Outcome.ALLOW
 
     @property
     def retry_at(self) -> datetime | None:
         """When a deferred message may be tried again: the latest time any rule named."""
-        times = [v.retry_at for v in self.verdicts if v.outcome is Outcome.DEFER and v.retry_at]
-        return max(times) if times else None
+        return self._retry_at
 
     @property
     def blocking(self) -> tuple[Verdict, ...]:
         """The verdicts that stopped or postponed the message."""
-        return tuple(v for v in self.verdicts if v.outcome is not Outcome.ALLOW)
+        return tuple(v for v in self._verdicts if v.outcome is not Outcome.ALLOW)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Decision) and other._verdicts == self._verdicts
+
+    def __hash__(self) -> int:
+        return hash(self._verdicts)
+
+    def __repr__(self) -> str:
+        return f"Decision({self._outcome.value}, {len(self._verdicts)} verdicts)"
 
     def as_dict(self) -> dict[str, object]:
         """Plain form for storage and JSON."""
         return {
             "allowed": self.allowed,
-            "outcome": self.outcome.value,
-            "verdicts": [v.as_dict() for v in self.verdicts],
+            "outcome": self._outcome.value,
+            "verdicts": [v.as_dict() for v in self._verdicts],
         }

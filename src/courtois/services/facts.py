@@ -7,16 +7,18 @@ so a batch of ten thousand recipients costs a few queries rather than tens of th
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, Row, and_, func, or_, select
 
 from courtois.domain.consent import Consent
 from courtois.domain.invitations import InvitationState
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.policy.config import PolicyConfig
 from courtois.policy.facts import RecipientFacts, SenderFacts, Stage
+from courtois.store.bulk import among, chunked
 from courtois.store.tables import (
     complaints,
     consent_recipients,
@@ -50,6 +52,7 @@ def recipient_facts(
     policy: PolicyConfig,
     exclude_messages: Collection[str] = (),
     stage: Stage = Stage.QUEUE,
+    locked: Mapping[str, Row[Any]] | None = None,
 ) -> dict[str, RecipientFacts]:
     """Opt-outs, suppressions, membership and quota slots for each digest.
 
@@ -67,24 +70,31 @@ def recipient_facts(
     joined: set[str] = set()
     horizon = now - policy.long_window
     excluded = set(exclude_messages)
-    for chunk in chunks(ordered):
-        for r in connection.execute(
-            select(
-                recipients.c.digest,
-                recipients.c.unsubscribed_at,
-                recipients.c.suppressed_reason,
-                recipients.c.joined_at,
-            ).where(recipients.c.digest.in_(chunk))
-        ):
-            rows[r.digest] = (r.unsubscribed_at is not None, r.suppressed_reason, bool(r.joined_at))
+    for r in (locked or {}).values():
+        rows[r.digest] = (r.unsubscribed_at is not None, r.suppressed_reason, bool(r.joined_at))
+    for chunk in chunked(connection, ordered):
+        if locked is None:
+            for r in connection.execute(
+                select(
+                    recipients.c.digest,
+                    recipients.c.unsubscribed_at,
+                    recipients.c.suppressed_reason,
+                    recipients.c.joined_at,
+                ).where(among(connection, recipients.c.digest, chunk))
+            ):
+                rows[r.digest] = (
+                    r.unsubscribed_at is not None,
+                    r.suppressed_reason,
+                    bool(r.joined_at),
+                )
         for b in connection.execute(
             select(recipient_blocks.c.recipient_digest, recipient_blocks.c.member_id).where(
-                recipient_blocks.c.recipient_digest.in_(chunk)
+                among(connection, recipient_blocks.c.recipient_digest, chunk)
             )
         ):
             blocks[b.recipient_digest].add(b.member_id)
         for m in connection.execute(
-            select(members.c.email_digest).where(members.c.email_digest.in_(chunk))
+            select(members.c.email_digest).where(among(connection, members.c.email_digest, chunk))
         ):
             joined.add(m.email_digest)
         for s in connection.execute(
@@ -95,7 +105,7 @@ def recipient_facts(
                 messages.c.sent_at,
                 messages.c.scheduled_at,
             ).where(
-                messages.c.recipient_digest.in_(chunk),
+                among(connection, messages.c.recipient_digest, chunk),
                 messages.c.state.in_(states),
                 messages.c.carried_by.is_(None),
                 or_(messages.c.sent_at > horizon, messages.c.scheduled_at > horizon),
@@ -166,11 +176,11 @@ def previous_invitations(
     made again."""
     counts: dict[str, int] = defaultdict(int)
     waiting = (InvitationState.DRAFTED.value, InvitationState.SCHEDULED.value)
-    for chunk in chunks(sorted(set(digests))):
+    for chunk in chunked(connection, sorted(set(digests))):
         for r in connection.execute(
             select(invitations.c.recipient_digest).where(
                 invitations.c.member_id == member_id,
-                invitations.c.recipient_digest.in_(chunk),
+                among(connection, invitations.c.recipient_digest, chunk),
                 or_(invitations.c.sent_at.is_not(None), invitations.c.state.in_(waiting)),
             )
         ):

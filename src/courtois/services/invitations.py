@@ -22,6 +22,7 @@ from courtois.services.idempotency import find_answer, request_hash, store_answe
 from courtois.services.locks import lock_member, lock_recipients
 from courtois.services.members import get_member
 from courtois.services.previews import consent_text, render_for
+from courtois.store.bulk import insert_rows
 from courtois.store.tables import consent_recipients, consents, decisions, invitations, messages
 
 MAX_RECIPIENTS = 10_000
@@ -61,9 +62,23 @@ def decision_row(
         "kind": candidate.kind.value,
         "stage": candidate.stage.value,
         "outcome": decision.outcome.value,
-        "verdicts": [v.as_dict() for v in decision.verdicts],
+        "verdicts": stored_verdicts(decision),
         "decided_at": now,
     }
+
+
+def stored_verdicts(decision: Decision) -> list[dict[str, str]]:
+    """Every verdict as stored: rule, outcome and reason, plus the member-facing reason and
+    retry time only where a rule gave them (most verdicts are plain passes)."""
+    stored = []
+    for verdict in decision.verdicts:
+        item = {"rule": verdict.rule, "outcome": verdict.outcome.value, "reason": verdict.reason}
+        if verdict.public_reason:
+            item["public_reason"] = verdict.public_reason
+        if verdict.retry_at is not None:
+            item["retry_at"] = verdict.retry_at.isoformat()
+        stored.append(item)
+    return stored
 
 
 def decision_entry(
@@ -157,7 +172,7 @@ def invite(
             answer = find_answer(conn, scope, idempotency_key, payload_hash)
             if answer is not None:
                 return answer
-        lock_recipients(conn, by_digest)
+        locked = lock_recipients(conn, by_digest)
         consent = Consent(
             id=str(uuid.uuid4()),
             member_id=member.id,
@@ -186,8 +201,9 @@ def invite(
                 revoked_at=None,
             )
         )
-        conn.execute(
-            consent_recipients.insert(),
+        insert_rows(
+            conn,
+            consent_recipients,
             [{"consent_id": consent.id, "recipient_digest": d} for d in by_digest],
         )
         uow.record(
@@ -200,11 +216,11 @@ def invite(
                 "reminders": consent.reminders,
             },
         )
-        recipient_facts = gather.recipient_facts(conn, by_digest, now, policy)
+        recipient_facts = gather.recipient_facts(conn, by_digest, now, policy, locked=locked)
         sender = gather.sender_facts(conn, member.id, now)
         previous = gather.previous_invitations(conn, member.id, by_digest)
         invitation_rows, message_rows, decision_rows, results = [], [], [], []
-        recent = list(sender.recent_messages)
+        expires_at = now + policy.long_window + timedelta(days=policy.invitation_expiry_days)
         for digest, address in by_digest.items():
             invitation_id, message_id = str(uuid.uuid4()), str(uuid.uuid4())
             candidate = Candidate(
@@ -213,7 +229,7 @@ def invite(
             facts = Facts(
                 policy=policy,
                 recipient=recipient_facts[digest],
-                sender=replace(sender, recent_messages=tuple(recent)),
+                sender=sender,
                 invitation=InvitationFacts(
                     consent=consent, other_invitations_by_sender=previous.get(digest, 0)
                 ),
@@ -232,16 +248,16 @@ def invite(
                     "state": state.value,
                     "created_at": now,
                     "updated_at": now,
-                    "expires_at": now
-                    + policy.long_window
-                    + timedelta(days=policy.invitation_expiry_days),
+                    "expires_at": expires_at,
                     "sent_at": None,
                     "answered_at": None,
                     "remind_at": None,
                 }
             )
             if not denied:
-                recent.append(now)
+                # This message now counts against the sender's caps for the next recipient
+                # (times stay sorted: `now` is the latest).
+                sender = replace(sender, recent_messages=(*sender.recent_messages, now))
                 message_rows.append(
                     {
                         "id": message_id,
@@ -274,10 +290,9 @@ def invite(
                     "decision": public_decision(decision),
                 }
             )
-        conn.execute(invitations.insert(), invitation_rows)
-        if message_rows:
-            conn.execute(messages.insert(), message_rows)
-        conn.execute(decisions.insert(), decision_rows)
+        insert_rows(conn, invitations, invitation_rows)
+        insert_rows(conn, messages, message_rows)
+        insert_rows(conn, decisions, decision_rows)
         answer = {"consent_id": consent.id, "invitations": results}
         if idempotency_key is not None:
             store_answer(conn, scope, idempotency_key, payload_hash, answer, now)

@@ -9,13 +9,13 @@ whole write transaction already holds the database lock from BEGIN IMMEDIATE.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, select, text
+from sqlalchemy.dialects import sqlite
 
-from courtois.store.sql import insert_ignore
+from courtois.store.bulk import among, chunked, is_postgres
 from courtois.store.tables import members, recipients
-
-CHUNK = 500
 
 
 def lock_member(connection: Connection, member_id: str) -> bool:
@@ -26,15 +26,31 @@ def lock_member(connection: Connection, member_id: str) -> bool:
     return row is not None
 
 
-def lock_recipients(connection: Connection, digests: Iterable[str]) -> None:
-    """Make sure each recipient has its row, then lock them all in digest order."""
+def lock_recipients(connection: Connection, digests: Iterable[str]) -> dict[str, Row[Any]]:
+    """Make sure each recipient has its row, then lock them all in digest order. Returns the
+    locked rows, which hold the opt-out, suppression and join facts, so nobody reads them
+    twice."""
     ordered = sorted(set(digests))
-    for start in range(0, len(ordered), CHUNK):
-        chunk = ordered[start : start + CHUNK]
-        insert_ignore(connection, recipients, [{"digest": d} for d in chunk], ["digest"])
+    if not ordered:
+        return {}
+    if is_postgres(connection):
         connection.execute(
-            select(recipients.c.digest)
-            .where(recipients.c.digest.in_(chunk))
+            text(
+                "INSERT INTO recipients (digest) SELECT unnest(CAST(:digests AS varchar[])) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"digests": ordered},
+        )
+    else:
+        statement = sqlite.insert(recipients).on_conflict_do_nothing(index_elements=["digest"])
+        connection.execute(statement, [{"digest": d} for d in ordered])
+    locked: dict[str, Row[Any]] = {}
+    for chunk in chunked(connection, ordered):
+        for row in connection.execute(
+            select(recipients)
+            .where(among(connection, recipients.c.digest, chunk))
             .order_by(recipients.c.digest)
             .with_for_update()
-        ).all()
+        ):
+            locked[row.digest] = row
+    return locked

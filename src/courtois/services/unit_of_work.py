@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
-from courtois.domain.ledger import entry_hash
+from courtois.domain.ledger import canonical_payload, hash_canonical
+from courtois.store.bulk import insert_rows
 from courtois.store.engine import WRITE_OPTION
 from courtois.store.tables import ledger, ledger_head
 
@@ -76,19 +77,20 @@ class UnitOfWork:
         rows = []
         for event, payload in self._pending:
             seq += 1
-            digest = entry_hash(prev, seq, self.now, event, payload)
+            payload_json = canonical_payload(payload)
+            digest = hash_canonical(prev, seq, self.now, event, payload_json)
             rows.append(
                 {
                     "seq": seq,
                     "at": self.now,
                     "event": event,
-                    "payload": payload,
+                    "payload": payload_json,
                     "prev_hash": prev,
                     "hash": digest,
                 }
             )
             prev = digest
-        self.conn.execute(ledger.insert(), rows)
+        insert_rows(self.conn, ledger, rows)
         self.conn.execute(
             update(ledger_head).where(ledger_head.c.id == 1).values(seq=seq, hash=prev)
         )

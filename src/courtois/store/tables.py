@@ -16,7 +16,7 @@ from sqlalchemy import (
     Text,
 )
 
-from courtois.store.types import UTCDateTime
+from courtois.store.types import CanonicalJSON, UTCDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -135,7 +135,7 @@ decisions = Table(
     Column("kind", String(16), nullable=False),
     Column("stage", String(8), nullable=False),
     Column("outcome", String(8), nullable=False),
-    Column("verdicts", JSON, nullable=False),
+    Column("verdicts", CanonicalJSON, nullable=False),
     Column("decided_at", UTCDateTime, nullable=False),
 )
 
@@ -184,7 +184,7 @@ ledger = Table(
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("at", UTCDateTime, nullable=False),
     Column("event", String(40), nullable=False),
-    Column("payload", JSON, nullable=False),
+    Column("payload", CanonicalJSON, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )

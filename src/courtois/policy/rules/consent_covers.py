@@ -11,6 +11,8 @@ from courtois.policy.verdict import Verdict
 
 CODE = "consent-covers"
 
+_COVERED = allow(CODE, "an active consent of this member names this recipient")
+
 
 def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     """Deny unless an active consent of this member names this recipient and message kind.
@@ -26,7 +28,7 @@ def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     kind = MessageKind.INVITATION if candidate.kind is MessageKind.REMINDER else candidate.kind
     if not consent.covers(candidate.recipient_digest, kind):
         return deny(CODE, "the consent does not name this recipient", "no consent")
-    return allow(CODE, f"consent {consent.id} names this recipient")
+    return _COVERED
 
 
 RULE = Rule(CODE, "The member consented to exactly this message to this recipient.", check)

@@ -10,12 +10,14 @@ from courtois.policy.verdict import Verdict
 
 CODE = "not-a-member"
 
+_NOT_A_MEMBER = allow(CODE, "the recipient is not a member")
+
 
 def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     """Deny when the recipient is already a member."""
     if facts.recipient.is_member:
         return deny(CODE, "the recipient is already a member", "already a member")
-    return allow(CODE, "the recipient is not a member")
+    return _NOT_A_MEMBER
 
 
 RULE = Rule(CODE, "The recipient is not already a member of the platform.", check)

@@ -10,6 +10,8 @@ from courtois.policy.verdict import Verdict
 
 CODE = "not-suppressed"
 
+_CLEAN = allow(CODE, "no hard bounce or complaint for this recipient")
+
 
 def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     """Deny if the address bounced hard or its owner reported spam."""
@@ -17,7 +19,7 @@ def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
         return deny(
             CODE, f"the recipient is suppressed ({facts.recipient.suppressed})", "unavailable"
         )
-    return allow(CODE, "no hard bounce or complaint for this recipient")
+    return _CLEAN
 
 
 RULE = Rule(CODE, "The address never bounced hard and its owner never reported spam.", check)

@@ -11,6 +11,8 @@ from courtois.policy.verdict import Verdict
 CODE = "not-unsubscribed"
 UNAVAILABLE = "unavailable"
 
+_SUBSCRIBED = allow(CODE, "the recipient has not unsubscribed")
+
 
 def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     """Deny if the recipient stopped all mail, or mail from this member. The member is only
@@ -19,7 +21,7 @@ def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
         return deny(CODE, "the recipient unsubscribed from everyone", UNAVAILABLE)
     if candidate.member_id in facts.recipient.blocked_members:
         return deny(CODE, "the recipient unsubscribed from this member", UNAVAILABLE)
-    return allow(CODE, "the recipient has not unsubscribed")
+    return _SUBSCRIBED
 
 
 RULE = Rule(CODE, "The recipient has not opted out, from everyone or from this member.", check)

@@ -15,6 +15,8 @@ from courtois.policy.verdict import Verdict
 
 CODE = "recipient-quota"
 
+_FIRST_EMAIL = allow(CODE, "no other email to this recipient in the quota windows")
+
 
 def _free_after(emails: list[datetime], limit: int, window: timedelta) -> datetime:
     """The first time at which fewer than `limit` emails fall within `window` of it."""
@@ -32,6 +34,8 @@ def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     policy = facts.policy
     if policy.recipient_short_max < 1 or policy.recipient_long_max < 1:
         return deny(CODE, "the policy allows no email to any recipient", "not sent")
+    if not facts.recipient.slots and not facts.recipient.pending:
+        return _FIRST_EMAIL
     emails = sorted(set(facts.recipient.slots) | set(facts.recipient.pending))
     short_full = _crowded(emails, now, policy.recipient_short_max, policy.short_window)
     long_full = _crowded(emails, now, policy.recipient_long_max, policy.long_window)

@@ -11,12 +11,14 @@ from courtois.policy.verdict import Verdict
 
 CODE = "reminder-allowed"
 
+_NOT_A_REMINDER = allow(CODE, "not a reminder")
+
 
 def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     """A reminder goes only if the recipient asked for it, or the member ticked it, within the
     cap and not before the minimum interval after the invitation went out."""
     if candidate.kind is not MessageKind.REMINDER:
-        return allow(CODE, "not a reminder")
+        return _NOT_A_REMINDER
     policy, invitation = facts.policy, facts.invitation
     requested = facts.recipient.reminder_requested_for
     if requested is not None:

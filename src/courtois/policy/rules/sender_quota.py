@@ -9,6 +9,7 @@ while a spammer's repeated complaints still do.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from datetime import datetime, timedelta
 
 from courtois.domain.messages import MessageKind
@@ -58,18 +59,22 @@ def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     daily, weekly = caps(sender, policy)
     if daily < 1 or weekly < 1:
         return deny(CODE, "the policy allows no invitations", "invitations are closed")
-    in_day = sorted(t for t in sender.recent_messages if now - DAY < t <= now)
-    in_week = sorted(t for t in sender.recent_messages if now - WEEK < t <= now)
-    if len(in_day) < daily and len(in_week) < weekly:
-        return allow(CODE, f"{len(in_day)}/{daily} today, {len(in_week)}/{weekly} this week")
-    limit = "daily" if len(in_day) >= daily else "weekly"
+    # recent_messages is sorted (a SenderFacts contract): count each window by bisection.
+    recent = sender.recent_messages
+    end = bisect_right(recent, now)
+    day_start = bisect_right(recent, now - DAY, 0, end)
+    week_start = bisect_right(recent, now - WEEK, 0, end)
+    in_day, in_week = end - day_start, end - week_start
+    if in_day < daily and in_week < weekly:
+        return allow(CODE, f"{in_day}/{daily} today, {in_week}/{weekly} this week")
+    limit = "daily" if in_day >= daily else "weekly"
     if candidate.stage is Stage.QUEUE:
         return deny(
             CODE,
             f"the {limit} invitation cap ({daily}/day, {weekly}/week) is reached",
             f"{limit} invitation limit reached; try again later",
         )
-    frees = in_day[-daily] + DAY if limit == "daily" else in_week[-weekly] + WEEK
+    frees = recent[end - daily] + DAY if limit == "daily" else recent[end - weekly] + WEEK
     return defer(CODE, f"the {limit} cap is reached", "sending later", frees)
 
 

@@ -10,12 +10,14 @@ from courtois.policy.verdict import Verdict
 
 CODE = "strict-eu-no-email"
 
+_BALANCED = allow(CODE, "the balanced profile lets the platform send invitations")
+
 
 def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     """German courts held platform-sent invitations to be advertising (BGH, 2016): under
     this profile the member shares a personal link from their own mailbox instead."""
     if facts.policy.profile != "strict-eu":
-        return allow(CODE, "the balanced profile lets the platform send invitations")
+        return _BALANCED
     return deny(
         CODE,
         "the strict-eu profile sends no email to non-members",

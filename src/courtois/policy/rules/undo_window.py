@@ -11,18 +11,21 @@ from courtois.policy.verdict import Verdict
 
 CODE = "undo-window-elapsed"
 
+_NO_WINDOW = allow(CODE, "no undo window applies")
+_PASSED = allow(CODE, "the undo window has passed")
+
 
 def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     """Defer the first message of a consent until the undo window after it has passed."""
     consent = facts.invitation.consent
     if candidate.kind is MessageKind.REMINDER or consent is None:
-        return allow(CODE, "no undo window applies")
+        return _NO_WINDOW
     ends = consent.given_at + facts.policy.undo_window
     if now < ends:
         return defer(
             CODE, f"the undo window runs until {ends.isoformat()}", "can still be undone", ends
         )
-    return allow(CODE, "the undo window has passed")
+    return _PASSED
 
 
 RULE = Rule(CODE, "The member's undo window after consenting has passed.", check)

@@ -41,7 +41,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("stage", sa.String(length=8), nullable=False),
         sa.Column("outcome", sa.String(length=8), nullable=False),
-        sa.Column("verdicts", sa.JSON(), nullable=False),
+        sa.Column("verdicts", courtois.store.types.CanonicalJSON(), nullable=False),
         sa.Column("decided_at", courtois.store.types.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_decisions")),
     )
@@ -67,7 +67,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("at", courtois.store.types.UTCDateTime(), nullable=False),
         sa.Column("event", sa.String(length=40), nullable=False),
-        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("payload", courtois.store.types.CanonicalJSON(), nullable=False),
         sa.Column("prev_hash", sa.String(length=64), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_ledger")),

@@ -1,0 +1,70 @@
+"""Bulk reads and writes that differ by engine.
+
+A batch invitation writes tens of thousands of rows: on PostgreSQL they go through COPY
+(psycopg's executemany sends them one by one) and IN lists become one array parameter;
+on SQLite, executemany and chunked IN lists are already the fast path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import ARRAY, Column, ColumnElement, Connection, String, Table, any_, bindparam
+from sqlalchemy.types import TypeDecorator
+
+SQLITE_CHUNK = 5000
+
+
+def is_postgres(connection: Connection) -> bool:
+    """Whether this connection speaks PostgreSQL."""
+    return connection.dialect.name == "postgresql"
+
+
+def chunked(connection: Connection, values: Sequence[str]) -> Iterator[Sequence[str]]:
+    """The whole list at once on PostgreSQL (one array), slices on SQLite (bound variables)."""
+    if is_postgres(connection):
+        if values:
+            yield values
+        return
+    for start in range(0, len(values), SQLITE_CHUNK):
+        yield values[start : start + SQLITE_CHUNK]
+
+
+def among(
+    connection: Connection, column: Column[Any], values: Sequence[str]
+) -> ColumnElement[bool]:
+    """`column IN values`: `= ANY(:array)` on PostgreSQL, whose planner and driver handle
+    one array far better than thousands of placeholders."""
+    if is_postgres(connection):
+        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
+    return column.in_(list(values))
+
+
+def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert many rows: COPY on PostgreSQL, executemany elsewhere."""
+    if not rows:
+        return
+    if not is_postgres(connection):
+        connection.execute(table.insert(), list(rows))
+        return
+    names = list(rows[0])
+    columns = [table.c[name] for name in names]
+    dialect = connection.dialect
+    converters = [
+        (lambda v, t=c.type: t.process_bind_param(v, dialect))
+        if isinstance(c.type, TypeDecorator)
+        else None
+        for c in columns
+    ]
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    row[name] if convert is None else convert(row[name])
+                    for name, convert in zip(names, converters, strict=True)
+                ]
+            )
