@@ -46,7 +46,7 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     if not rows:
         return
     if not is_postgres(connection):
-        connection.execute(table.insert(), list(rows))
+        _sqlite_executemany(connection, table, rows)
         return
     names = list(rows[0])
     columns = [table.c[name] for name in names]
@@ -68,3 +68,26 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
                     for name, convert in zip(names, converters, strict=True)
                 ]
             )
+
+
+def _sqlite_executemany(
+    connection: Connection, table: Table, rows: Sequence[dict[str, Any]]
+) -> None:
+    """One prepared INSERT run over pre-converted tuples: the column types' own bind
+    processors convert each value, without SQLAlchemy's per-row parameter machinery."""
+    names = list(rows[0])
+    dialect = connection.dialect
+    processors = [
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+    ]
+    # Identifiers are the table's own (table.c[name] above refused any other); values bind.
+    placeholders = ", ".join("?" for _ in names)
+    statement = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders})"  # noqa: S608
+    converted = [
+        tuple(
+            row[name] if process is None else process(row[name])
+            for name, process in zip(names, processors, strict=True)
+        )
+        for row in rows
+    ]
+    connection.exec_driver_sql(statement, converted)
