@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from courtois.domain.errors import InvalidInput
-from courtois.policy.config import PolicyConfig, load_policy
+from courtois.policy.config import PolicyConfig, load_policy, settable_fields
 
 DEFAULT_DATABASE_URL = "sqlite:///./courtois-data/courtois.db"
 
@@ -54,7 +54,7 @@ def _from_environment(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[
     top: dict[str, str] = {}
     policy: dict[str, str] = {}
     top_keys = {f.name for f in fields(Settings)} - {"policy"}
-    policy_keys = {f.name for f in fields(PolicyConfig)}
+    policy_keys = set(settable_fields())
     for name, value in environ.items():
         if not name.startswith("COURTOIS_") or name == "COURTOIS_CONFIG":
             continue

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 GENESIS_HASH = "0" * 64
@@ -59,8 +60,13 @@ def canonical(seq: int, at: datetime, event: str, payload: Mapping[str, Any]) ->
 def _canonical_text(seq: int, at: datetime, event: str, payload_json: str) -> str:
     # Byte for byte what json.dumps(sort_keys=True) gives for the whole entry, assembled
     # around the payload's own canonical text so the payload is serialised only once.
-    head = json.dumps({"at": at.isoformat(), "event": event}, separators=(",", ":"))
-    return f'{head[:-1]},"payload":{payload_json},"seq":{seq}}}'
+    return f'{_head(at, event)},"payload":{payload_json},"seq":{seq}}}'
+
+
+@lru_cache(maxsize=256)
+def _head(at: datetime, event: str) -> str:
+    """The entry's opening `{"at":...,"event":...` (one unit of work stamps one instant)."""
+    return json.dumps({"at": at.isoformat(), "event": event}, separators=(",", ":"))[:-1]
 
 
 def entry_hash(

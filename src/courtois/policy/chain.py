@@ -34,9 +34,10 @@ CHAIN: tuple[Rule, ...] = (
 )
 
 RULES_BY_CODE = {rule.code: rule for rule in CHAIN}
+_CHECKS = tuple(rule.check for rule in CHAIN)
 
 
 def evaluate(candidate: Candidate, facts: Facts, now: datetime) -> Decision:
     """Run every rule in order. Nothing short-circuits: the ledger and whoever asks see what
     each rule said, including the ones that passed."""
-    return Decision(tuple(rule.check(candidate, facts, now) for rule in CHAIN))
+    return Decision(tuple([check(candidate, facts, now) for check in _CHECKS]))

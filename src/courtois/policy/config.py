@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from typing import Any
 
@@ -43,25 +43,23 @@ class PolicyConfig:
     unselected_contact_hours: int = 24
     remind_later_max_days: int = 90
 
-    @property
-    def undo_window(self) -> timedelta:
-        """The wait before any first send, during which the member can still undo."""
-        return timedelta(minutes=self.undo_window_minutes)
+    # Derived once on construction: rules read these for every candidate.
+    undo_window: timedelta = field(init=False, repr=False, compare=False)
+    reminder_interval: timedelta = field(init=False, repr=False, compare=False)
+    short_window: timedelta = field(init=False, repr=False, compare=False)
+    long_window: timedelta = field(init=False, repr=False, compare=False)
 
-    @property
-    def reminder_interval(self) -> timedelta:
-        """The shortest time between an invitation and its reminder."""
-        return timedelta(days=self.reminder_min_days)
+    def __post_init__(self) -> None:
+        # A frozen dataclass sets its own derived fields through object.__setattr__.
+        object.__setattr__(self, "undo_window", timedelta(minutes=self.undo_window_minutes))
+        object.__setattr__(self, "reminder_interval", timedelta(days=self.reminder_min_days))
+        object.__setattr__(self, "short_window", timedelta(days=self.recipient_short_window_days))
+        object.__setattr__(self, "long_window", timedelta(days=self.recipient_long_window_days))
 
-    @property
-    def short_window(self) -> timedelta:
-        """The recipient quota's short window."""
-        return timedelta(days=self.recipient_short_window_days)
 
-    @property
-    def long_window(self) -> timedelta:
-        """The recipient quota's long window."""
-        return timedelta(days=self.recipient_long_window_days)
+def settable_fields() -> dict[str, Any]:
+    """The keys an operator may set, with their defaults (the derived windows are not)."""
+    return {f.name: f.default for f in fields(PolicyConfig) if f.init}
 
 
 # key -> (direction in which it may move, the documented limit)
@@ -105,7 +103,7 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
 
 def load_policy(values: Mapping[str, Any]) -> PolicyConfig:
     """Build a PolicyConfig from `[policy]` values, refusing unknown keys and loosened caps."""
-    known = {f.name: f.default for f in fields(PolicyConfig)}
+    known = settable_fields()
     problems: dict[str, str] = {}
     changes: dict[str, Any] = {}
     for name, raw in values.items():
@@ -136,10 +134,10 @@ def check_hard_caps(config: PolicyConfig) -> dict[str, str]:
             problems[key] = f"{value} loosens the hard cap; at most {limit}"
         elif direction == "min" and value < limit:
             problems[key] = f"{value} loosens the hard cap; at least {limit}"
-    for f in fields(PolicyConfig):
-        value = getattr(config, f.name)
+    for name in settable_fields():
+        value = getattr(config, name)
         if isinstance(value, int | float) and value < 0:
-            problems[f.name] = "must not be negative"  # the plainer reason wins
+            problems[name] = "must not be negative"  # the plainer reason wins
     for key in ("complaint_min_denominator", "sender_target_acceptance", "sender_min_sample"):
         if getattr(config, key) <= 0:
             problems.setdefault(key, "must be above zero")

@@ -20,6 +20,10 @@ class Outcome(StrEnum):
     DEFER = "defer"
 
 
+_ALLOW = Outcome.ALLOW
+_DENY = Outcome.DENY
+
+
 class Verdict(NamedTuple):
     """One rule's answer. `reason` is for admins and the ledger; `public_reason` is what a
     member may see (never why a recipient is unavailable, invariant 11)."""
@@ -54,13 +58,18 @@ class Decision:
         outcome = Outcome.ALLOW
         retry: datetime | None = None
         for verdict in verdicts:
-            if verdict.outcome is Outcome.DENY:
-                outcome = Outcome.DENY
-            elif verdict.outcome is Outcome.DEFER:
-                if outcome is Outcome.ALLOW:
-                    outcome = Outcome.DEFER
-                if verdict.retry_at is not None and (retry is None or verdict.retry_at > retry):
-                    retry = verdict.retry_at
+            # Plain tuple indexing: this loop runs for every rule of every candidate.
+            kind = verdict[1]
+            if kind is _ALLOW:
+                continue
+            if kind is _DENY:
+                outcome = _DENY
+                continue
+            if outcome is _ALLOW:
+                outcome = Outcome.DEFER
+            when = verdict[4]
+            if when is not None and (retry is None or when > retry):
+                retry = when
         self._verdicts = verdicts
         self._outcome = outcome
         self._retry_at = retry

@@ -17,6 +17,7 @@ from courtois.policy.chain import evaluate
 from courtois.policy.facts import Candidate, Facts, InvitationFacts, Stage
 from courtois.policy.verdict import Decision, Outcome
 from courtois.services import facts as gather
+from courtois.services.batching import collector_paused
 from courtois.services.context import Context
 from courtois.services.idempotency import find_answer, request_hash, store_answer
 from courtois.services.locks import lock_member, lock_recipients
@@ -71,12 +72,13 @@ def stored_verdicts(decision: Decision) -> list[dict[str, str]]:
     """Every verdict as stored: rule, outcome and reason, plus the member-facing reason and
     retry time only where a rule gave them (most verdicts are plain passes)."""
     stored = []
-    for verdict in decision.verdicts:
-        item = {"rule": verdict.rule, "outcome": verdict.outcome.value, "reason": verdict.reason}
-        if verdict.public_reason:
-            item["public_reason"] = verdict.public_reason
-        if verdict.retry_at is not None:
-            item["retry_at"] = verdict.retry_at.isoformat()
+    # Outcomes are StrEnums, so they serialise as their values without `.value` lookups.
+    for rule, outcome, reason, public_reason, retry_at in decision.verdicts:
+        item = {"rule": rule, "outcome": outcome, "reason": reason}
+        if public_reason:
+            item["public_reason"] = public_reason
+        if retry_at is not None:
+            item["retry_at"] = retry_at.isoformat()
         stored.append(item)
     return stored
 
@@ -94,7 +96,7 @@ def decision_entry(
         "kind": candidate.kind.value,
         "stage": candidate.stage.value,
         "outcome": decision.outcome.value,
-        "rules": {v.rule: v.outcome.value for v in decision.verdicts},
+        "rules": {rule: outcome for rule, outcome, *_ in decision.verdicts},
         "reasons": [v.reason for v in decision.blocking],
     }
 
@@ -162,7 +164,7 @@ def invite(
         }
     )
     scope = f"invite:{member.id}"
-    with ctx.unit_of_work(now) as uow:
+    with collector_paused(), ctx.unit_of_work(now) as uow:
         conn = uow.conn
         # The key is looked up under the member's lock: a retry racing the first request
         # waits for it, then finds its answer instead of inviting a second time.
@@ -306,7 +308,7 @@ def public_decision(decision: Decision) -> dict[str, Any]:
         "allowed": decision.outcome is not Outcome.DENY,
         "outcome": decision.outcome.value,
         "verdicts": [
-            {"rule": v.rule, "outcome": v.outcome.value, "reason": v.public_reason or "ok"}
-            for v in decision.verdicts
+            {"rule": rule, "outcome": outcome, "reason": public or "ok"}
+            for rule, outcome, _, public, _ in decision.verdicts
         ],
     }

@@ -7,10 +7,20 @@ on SQLite, executemany and chunked IN lists are already the fast path.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, Column, ColumnElement, Connection, String, Table, any_, bindparam
+from sqlalchemy import (
+    ARRAY,
+    Column,
+    ColumnElement,
+    Connection,
+    Dialect,
+    String,
+    Table,
+    any_,
+    bindparam,
+)
 from sqlalchemy.types import TypeDecorator
 
 SQLITE_CHUNK = 5000
@@ -52,9 +62,7 @@ def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, A
     columns = [table.c[name] for name in names]
     dialect = connection.dialect
     converters = [
-        (lambda v, t=c.type: t.process_bind_param(v, dialect))
-        if isinstance(c.type, TypeDecorator)
-        else None
+        _memoized(_decorated(c.type, dialect)) if isinstance(c.type, TypeDecorator) else None
         for c in columns
     ]
     driver = connection.connection.driver_connection
@@ -78,7 +86,8 @@ def _sqlite_executemany(
     names = list(rows[0])
     dialect = connection.dialect
     processors = [
-        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+        _memoized(table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+        for name in names
     ]
     # Identifiers are the table's own (table.c[name] above refused any other); values bind.
     placeholders = ", ".join("?" for _ in names)
@@ -91,3 +100,31 @@ def _sqlite_executemany(
         for row in rows
     ]
     connection.exec_driver_sql(statement, converted)
+
+
+def _memoized(process: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
+    """Convert each distinct value once: a batch repeats the same instant, member and state
+    in every row, and converting a datetime costs far more than looking it up."""
+    if process is None:
+        return None
+    seen: dict[Any, Any] = {}
+
+    def convert(value: Any) -> Any:
+        try:
+            return seen[value]
+        except KeyError:
+            converted = seen[value] = process(value)
+            return converted
+        except TypeError:  # unhashable (a JSON list): convert every time
+            return process(value)
+
+    return convert
+
+
+def _decorated(type_: TypeDecorator[Any], dialect: Dialect) -> Callable[[Any], Any]:
+    """A TypeDecorator's own conversion; psycopg adapts the plain result itself."""
+
+    def convert(value: Any) -> Any:
+        return type_.process_bind_param(value, dialect)
+
+    return convert

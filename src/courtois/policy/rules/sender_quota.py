@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from courtois.domain.messages import MessageKind
 from courtois.policy.config import PolicyConfig
@@ -42,6 +43,16 @@ def caps(sender: SenderFacts, policy: PolicyConfig) -> tuple[int, int]:
     return min(daily, policy.sender_daily_cap), min(weekly, policy.sender_weekly_cap)
 
 
+@lru_cache(maxsize=64)
+def _cap_reached(limit: str, daily: int, weekly: int) -> Verdict:
+    """One shared verdict per cap: past the cap, every further recipient of a batch gets it."""
+    return deny(
+        CODE,
+        f"the {limit} invitation cap ({daily}/day, {weekly}/week) is reached",
+        f"{limit} invitation limit reached; try again later",
+    )
+
+
 def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     """Stop or pause on complaints; refuse new invitations past the earned caps."""
     policy, sender = facts.policy, facts.sender
@@ -69,11 +80,7 @@ def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
         return allow(CODE, f"{in_day}/{daily} today, {in_week}/{weekly} this week")
     limit = "daily" if in_day >= daily else "weekly"
     if candidate.stage is Stage.QUEUE:
-        return deny(
-            CODE,
-            f"the {limit} invitation cap ({daily}/day, {weekly}/week) is reached",
-            f"{limit} invitation limit reached; try again later",
-        )
+        return _cap_reached(limit, daily, weekly)
     frees = recent[end - daily] + DAY if limit == "daily" else recent[end - weekly] + WEEK
     return defer(CODE, f"the {limit} cap is reached", "sending later", frees)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from courtois.domain.messages import MessageKind
 from courtois.policy.facts import Candidate, Facts
@@ -15,6 +16,13 @@ _NO_WINDOW = allow(CODE, "no undo window applies")
 _PASSED = allow(CODE, "the undo window has passed")
 
 
+@lru_cache(maxsize=256)
+def _wait_until(ends: datetime) -> Verdict:
+    """One shared verdict per window end: every recipient of a consent shares it."""
+    reason = f"the undo window runs until {ends.isoformat()}"
+    return defer(CODE, reason, "can still be undone", ends)
+
+
 def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     """Defer the first message of a consent until the undo window after it has passed."""
     consent = facts.invitation.consent
@@ -22,9 +30,7 @@ def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
         return _NO_WINDOW
     ends = consent.given_at + facts.policy.undo_window
     if now < ends:
-        return defer(
-            CODE, f"the undo window runs until {ends.isoformat()}", "can still be undone", ends
-        )
+        return _wait_until(ends)
     return _PASSED
 
 
