@@ -37,6 +37,7 @@ from courtois.domain.contacts import ContactInput
 from courtois.domain.errors import Conflict, InvalidInput, NotFound
 from courtois.services.contacts import import_contacts, list_contacts
 from courtois.services.context import Context
+from courtois.services.decisions import expand_verdicts
 from courtois.services.invitations import ConsentInput, invite
 from courtois.services.lifecycle import revoke_consent, withdraw
 from courtois.services.members import get_member, register_member
@@ -64,7 +65,7 @@ BO, CY, DEE = "bo@example.com", "cy@example.com", "dee@example.org"
 def verdicts_of(ctx: Context, invitation_id: str) -> list[list[dict[str, object]]]:
     """The stored verdict lists of every decision about one invitation, oldest first."""
     found = rows(ctx, decisions, decisions.c.invitation_id == invitation_id)
-    return [list(r.verdicts) for r in sorted(found, key=lambda r: r.id)]
+    return [expand_verdicts(r.verdicts) for r in sorted(found, key=lambda r: r.id)]
 
 
 def outcome_of(verdicts: list[dict[str, object]], rule: str) -> object:

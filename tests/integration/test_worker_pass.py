@@ -26,6 +26,7 @@ from courtois.domain.contacts import ContactInput
 from courtois.domain.preview import TOKEN_PLACEHOLDER, hash_message
 from courtois.services.contacts import import_contacts, list_contacts, select_contacts
 from courtois.services.context import Context
+from courtois.services.decisions import expand_verdicts
 from courtois.services.lifecycle import withdraw
 from courtois.services.worker import run_pass
 from courtois.store.tables import consents, contacts, decisions, messages
@@ -116,7 +117,7 @@ def test_two_members_inviting_one_address_are_spaced_by_the_quota(ctx: Context) 
     assert any(
         v["rule"] == "recipient-quota" and v["outcome"] == "defer"
         for r in reasons
-        for v in r.verdicts
+        for v in expand_verdicts(r.verdicts)
     )
 
     for instant in (deferred.scheduled_at, T0 + 15 * DAY, T0 + 20 * DAY):

@@ -15,10 +15,11 @@ from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.policy.chain import evaluate
 from courtois.policy.facts import Candidate, Facts, InvitationFacts, Stage
-from courtois.policy.verdict import Decision, Outcome
+from courtois.policy.verdict import Outcome
 from courtois.services import facts as gather
 from courtois.services.batching import collector_paused
 from courtois.services.context import Context
+from courtois.services.decisions import decision_entry, decision_row, public_decision
 from courtois.services.idempotency import find_answer, request_hash, store_answer
 from courtois.services.locks import lock_member, lock_recipients
 from courtois.services.members import get_member
@@ -49,56 +50,6 @@ class InviteRequest:
     reminders: int
     preview_hash: str
     consent: ConsentInput
-
-
-def decision_row(
-    decision: Decision, *, candidate: Candidate, message_id: str | None, now: datetime
-) -> dict[str, Any]:
-    """A decisions-table row keeping every verdict."""
-    return {
-        "invitation_id": candidate.invitation_id,
-        "message_id": message_id,
-        "member_id": candidate.member_id,
-        "recipient_digest": candidate.recipient_digest,
-        "kind": candidate.kind.value,
-        "stage": candidate.stage.value,
-        "outcome": decision.outcome.value,
-        "verdicts": stored_verdicts(decision),
-        "decided_at": now,
-    }
-
-
-def stored_verdicts(decision: Decision) -> list[dict[str, str]]:
-    """Every verdict as stored: rule, outcome and reason, plus the member-facing reason and
-    retry time only where a rule gave them (most verdicts are plain passes)."""
-    stored = []
-    # Outcomes are StrEnums, so they serialise as their values without `.value` lookups.
-    for rule, outcome, reason, public_reason, retry_at in decision.verdicts:
-        item = {"rule": rule, "outcome": outcome, "reason": reason}
-        if public_reason:
-            item["public_reason"] = public_reason
-        if retry_at is not None:
-            item["retry_at"] = retry_at.isoformat()
-        stored.append(item)
-    return stored
-
-
-def decision_entry(
-    decision: Decision, candidate: Candidate, message_id: str | None
-) -> dict[str, Any]:
-    """The ledger's compact record of a decision: every rule's outcome, reasons of the
-    ones that did not allow."""
-    return {
-        "invitation": candidate.invitation_id,
-        "message": message_id,
-        "member": candidate.member_id,
-        "recipient": candidate.recipient_digest,
-        "kind": candidate.kind.value,
-        "stage": candidate.stage.value,
-        "outcome": decision.outcome.value,
-        "rules": {rule: outcome for rule, outcome, *_ in decision.verdicts},
-        "reasons": [v.reason for v in decision.blocking],
-    }
 
 
 def _parse_all(emails: tuple[str, ...]) -> list[Address]:
@@ -300,15 +251,3 @@ def invite(
             store_answer(conn, scope, idempotency_key, payload_hash, answer, now)
         uow.commit()
     return answer
-
-
-def public_decision(decision: Decision) -> dict[str, Any]:
-    """What a member may see: every rule and outcome, with member-facing reasons only."""
-    return {
-        "allowed": decision.outcome is not Outcome.DENY,
-        "outcome": decision.outcome.value,
-        "verdicts": [
-            {"rule": rule, "outcome": outcome, "reason": public or "ok"}
-            for rule, outcome, _, public, _ in decision.verdicts
-        ],
-    }

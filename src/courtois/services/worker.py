@@ -22,8 +22,8 @@ from courtois.policy.facts import Candidate, Facts, InvitationFacts, Stage
 from courtois.policy.verdict import Decision, Outcome
 from courtois.services import facts as gather
 from courtois.services.context import Context
+from courtois.services.decisions import decision_entry, decision_row
 from courtois.services.housekeeping import expire_invitations, expire_leases, purge_expired_data
-from courtois.services.invitations import decision_entry, decision_row
 from courtois.services.locks import lock_recipients
 from courtois.services.members import get_member
 from courtois.services.previews import render_for

@@ -1,0 +1,81 @@
+"""How decisions are kept: every verdict in the decisions table, a summary in the ledger,
+and the member's view of them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from courtois.policy.facts import Candidate
+from courtois.policy.verdict import Decision, Outcome
+
+VERDICT_FIELDS = ("rule", "outcome", "reason", "public_reason", "retry_at")
+
+
+def decision_row(
+    decision: Decision, *, candidate: Candidate, message_id: str | None, now: datetime
+) -> dict[str, Any]:
+    """A decisions-table row keeping every verdict."""
+    return {
+        "invitation_id": candidate.invitation_id,
+        "message_id": message_id,
+        "member_id": candidate.member_id,
+        "recipient_digest": candidate.recipient_digest,
+        "kind": candidate.kind.value,
+        "stage": candidate.stage.value,
+        "outcome": decision.outcome.value,
+        "verdicts": stored_verdicts(decision),
+        "decided_at": now,
+    }
+
+
+def stored_verdicts(decision: Decision) -> list[list[str]]:
+    """Every verdict as stored, in chain order: [rule, outcome, reason], with the
+    member-facing reason and the retry time appended only where a rule gave them. Arrays,
+    not objects: ten per decision, tens of thousands per batch. `expand_verdicts` reads
+    them back."""
+    stored: list[list[str]] = []
+    # Outcomes are StrEnums, so they serialise as their values without `.value` lookups.
+    for rule, outcome, reason, public_reason, retry_at in decision.verdicts:
+        if retry_at is not None:
+            stored.append([rule, outcome, reason, public_reason, retry_at.isoformat()])
+        elif public_reason:
+            stored.append([rule, outcome, reason, public_reason])
+        else:
+            stored.append([rule, outcome, reason])
+    return stored
+
+
+def expand_verdicts(stored: list[list[str]]) -> list[dict[str, str]]:
+    """Stored verdict arrays as objects with named fields."""
+    return [dict(zip(VERDICT_FIELDS, item, strict=False)) for item in stored]
+
+
+def decision_entry(
+    decision: Decision, candidate: Candidate, message_id: str | None
+) -> dict[str, Any]:
+    """The ledger's compact record of a decision: every rule's outcome, reasons of the
+    ones that did not allow."""
+    return {
+        "invitation": candidate.invitation_id,
+        "message": message_id,
+        "member": candidate.member_id,
+        "recipient": candidate.recipient_digest,
+        "kind": candidate.kind.value,
+        "stage": candidate.stage.value,
+        "outcome": decision.outcome.value,
+        "rules": {rule: outcome for rule, outcome, *_ in decision.verdicts},
+        "reasons": [v.reason for v in decision.blocking],
+    }
+
+
+def public_decision(decision: Decision) -> dict[str, Any]:
+    """What a member may see: every rule and outcome, with member-facing reasons only."""
+    return {
+        "allowed": decision.outcome is not Outcome.DENY,
+        "outcome": decision.outcome.value,
+        "verdicts": [
+            {"rule": rule, "outcome": outcome, "reason": public or "ok"}
+            for rule, outcome, _, public, _ in decision.verdicts
+        ],
+    }
