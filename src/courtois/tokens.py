@@ -36,9 +36,7 @@ def make_token(secret: bytes, scope: Scope, invitation_id: str) -> str:
     return _serializer(secret, scope).dumps(invitation_id)
 
 
-def read_token(
-    secret: bytes, scope: Scope, token: str, max_age: int = MAX_AGE_SECONDS
-) -> str:
+def read_token(secret: bytes, scope: Scope, token: str, max_age: int = MAX_AGE_SECONDS) -> str:
     """The invitation id a valid token names; NotFound for any invalid token."""
     try:
         value = _serializer(secret, scope).loads(token, max_age=max_age)

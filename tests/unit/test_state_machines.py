@@ -30,7 +30,7 @@ M = MessageState
 
 EXPECTED_INVITATION_EDGES: dict[InvitationState, set[InvitationState]] = {
     I.DRAFTED: {I.SCHEDULED, I.BLOCKED, I.WITHDRAWN},
-    I.SCHEDULED: {I.SENT, I.WITHDRAWN, I.BLOCKED, I.DECLINED, I.EXPIRED},
+    I.SCHEDULED: {I.SENT, I.WITHDRAWN, I.BLOCKED, I.DECLINED, I.EXPIRED, I.BOUNCED},
     I.SENT: {I.ACCEPTED, I.DECLINED, I.EXPIRED, I.WITHDRAWN, I.BLOCKED, I.BOUNCED},
     I.ACCEPTED: set(),
     I.DECLINED: set(),
@@ -84,7 +84,7 @@ FORBIDDEN = _non_edges(EXPECTED_INVITATION_EDGES, InvitationState, "invitation")
 def test_parametrisation_covers_every_pair() -> None:
     """Allowed plus forbidden is the full square of each state set, with no overlap."""
     assert len(ALLOWED) + len(FORBIDDEN) == len(InvitationState) ** 2 + len(MessageState) ** 2
-    assert len(ALLOWED) == 3 + 5 + 6 + 2 + 4 + 2
+    assert len(ALLOWED) == 3 + 6 + 6 + 2 + 4 + 2
 
 
 @pytest.mark.parametrize(("machine", "states", "expected"), MACHINES)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
 
 class SendResult(StrEnum):
-    """What the far side said."""
+    """What became of one message at the next hop.
+
+    UNKNOWN is the honest answer when the connection broke after the message body was
+    sent but before the server's reply: it may have been accepted, so it is never retried
+    blindly (invariant 8).
+    """
 
     ACCEPTED = "accepted"
     TEMPORARY = "temporary"
     PERMANENT = "permanent"
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,24 +33,35 @@ class Outgoing:
     invitation_ids: tuple[str, ...]
     subject: str
     text: str
+    raw: bytes = b""
+    envelope_from: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The outcome of one message, with the server's reply for the record."""
+
+    result: SendResult
+    code: int = 0
+    reply: str = ""
 
 
 class Transport(Protocol):
-    """Hands a message to the next hop; must not raise for a refusal, only report it."""
+    """Hands messages to the next hop; reports each refusal instead of raising."""
 
-    def send(self, outgoing: Outgoing) -> SendResult:
-        """Deliver or report why not."""
+    def send_batch(self, batch: Sequence[Outgoing]) -> list[Delivery]:
+        """Deliver each message or say why not; one Delivery per message, in order."""
         ...
 
 
 class MemoryTransport:
-    """Keeps what it was given: the in-memory transport for tests of the pure flow and for
-    `worker --once` dry runs; the SMTP transport is the real one."""
+    """Keeps what it was given: the in-memory transport for tests of the pure flow; the
+    SMTP transport is the real one."""
 
     def __init__(self) -> None:
         self.sent: list[Outgoing] = []
 
-    def send(self, outgoing: Outgoing) -> SendResult:
+    def send_batch(self, batch: Sequence[Outgoing]) -> list[Delivery]:
         """Record and accept."""
-        self.sent.append(outgoing)
-        return SendResult.ACCEPTED
+        self.sent.extend(batch)
+        return [Delivery(SendResult.ACCEPTED, 250, "kept in memory") for _ in batch]

@@ -35,8 +35,11 @@ INVITATION_MACHINE: StateMachine[InvitationState] = StateMachine(
         _I.DRAFTED: frozenset({_I.SCHEDULED, _I.BLOCKED, _I.WITHDRAWN}),
         # A scheduled invitation may still be stopped by anyone: the member (withdrawn), the
         # policy at send time (blocked: unsubscribed, joined meanwhile, revoked consent), or
-        # the recipient answering another member's invitation (declined).
-        _I.SCHEDULED: frozenset({_I.SENT, _I.WITHDRAWN, _I.BLOCKED, _I.DECLINED, _I.EXPIRED}),
+        # the recipient answering another member's invitation (declined), or the receiving
+        # server refusing it for good (bounced).
+        _I.SCHEDULED: frozenset(
+            {_I.SENT, _I.WITHDRAWN, _I.BLOCKED, _I.DECLINED, _I.EXPIRED, _I.BOUNCED}
+        ),
         _I.SENT: frozenset(
             {_I.ACCEPTED, _I.DECLINED, _I.EXPIRED, _I.WITHDRAWN, _I.BLOCKED, _I.BOUNCED}
         ),

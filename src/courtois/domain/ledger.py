@@ -32,6 +32,7 @@ class EventType(StrEnum):
     UNSUBSCRIBED = "recipient.unsubscribed"
     JOINED = "recipient.joined"
     FORGOTTEN = "recipient.forgotten"
+    SUPPRESSED = "recipient.suppressed"
     PURGED = "data.purged"
 
 

@@ -1,0 +1,174 @@
+"""What the server said, recorded: sent, retried later, failed, or unknown (invariant 8).
+
+Temporary refusals are retried with exponential backoff and jitter until a deadline; a
+permanent refusal fails the message, and one that says the address is dead suppresses it
+for good; a broken transaction after the body left is `unknown`, for a person to resolve.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from courtois.delivery.transport import Delivery, SendResult
+from courtois.domain.invitations import InvitationState
+from courtois.domain.ledger import EventType
+from courtois.domain.messages import MessageKind, MessageState
+from courtois.services.context import Context
+from courtois.services.transitions import move_invitations, set_messages
+from courtois.services.unit_of_work import UnitOfWork
+from courtois.services.worker_due import Claim, PassReport
+from courtois.store.tables import consents, invitations, messages, recipients
+
+RETRY_FIRST = timedelta(minutes=5)
+RETRY_LONGEST = timedelta(hours=6)
+RETRY_DEADLINE = timedelta(days=3)
+# A permanent refusal that names the mailbox or host as the problem: the address is dead.
+_DEAD = re.compile(
+    r"\b5\.1\.(1|2|3|6|10)\b|user unknown|no such (user|mailbox)|mailbox (unavailable|not found)"
+    r"|unknown (user|recipient)|recipient address rejected|does not exist|host not found",
+    re.IGNORECASE,
+)
+
+
+def retry_delay(attempts: int, rng: random.Random) -> timedelta:
+    """5 minutes doubling per attempt, capped at 6 hours, with +/-50% jitter so that a
+    server's many refused messages do not all come back at the same second."""
+    base: timedelta = min(RETRY_FIRST * (2 ** max(attempts - 1, 0)), RETRY_LONGEST)
+    factor: float = rng.uniform(0.5, 1.5)
+    return base * factor
+
+
+def is_dead_address(delivery: Delivery) -> bool:
+    """Whether a permanent refusal says the address itself does not exist."""
+    return delivery.code >= 500 and bool(_DEAD.search(delivery.reply))
+
+
+def record_outcome(
+    ctx: Context,
+    claim: Claim,
+    delivery: Delivery,
+    now: datetime,
+    report: PassReport,
+    rng: random.Random,
+) -> None:
+    """Move the claimed messages to what the delivery says, in one transaction."""
+    with ctx.unit_of_work(now) as uow:
+        if delivery.result is SendResult.ACCEPTED:
+            _sent(uow, ctx, claim, now)
+            report.sent += 1
+            report.digests += 1 if len(claim.messages) > 1 else 0
+        elif delivery.result is SendResult.TEMPORARY:
+            if now - claim.carrier.created_at > RETRY_DEADLINE:
+                _failed(uow, claim, delivery, "gave up after temporary refusals", dead=False)
+                report.failed += 1
+            else:
+                set_messages(
+                    uow,
+                    claim.ids,
+                    MessageState.SENDING,
+                    MessageState.SCHEDULED,
+                    f"temporary refusal: {delivery.code} {delivery.reply}",
+                    scheduled_at=now + retry_delay(claim.carrier.attempts + 1, rng),
+                    lease_until=None,
+                    carried_by=None,
+                )
+                report.retried += 1
+        elif delivery.result is SendResult.PERMANENT:
+            _failed(uow, claim, delivery, "permanent refusal", dead=is_dead_address(delivery))
+            report.failed += 1
+        else:
+            set_messages(
+                uow,
+                claim.ids,
+                MessageState.SENDING,
+                MessageState.UNKNOWN,
+                f"outcome unknown: {delivery.reply}",
+                lease_until=None,
+            )
+            report.unknown += 1
+        uow.commit()
+
+
+def _sent(uow: UnitOfWork, ctx: Context, claim: Claim, now: datetime) -> None:
+    policy = ctx.settings.policy
+    set_messages(
+        uow,
+        claim.ids,
+        MessageState.SENDING,
+        MessageState.SENT,
+        "accepted by the server",
+        sent_at=now,
+        lease_until=None,
+    )
+    first = [m.invitation_id for m in claim.messages if m.kind is not MessageKind.REMINDER]
+    moved = move_invitations(
+        uow,
+        invitations.c.id.in_(first),
+        InvitationState.SENT,
+        "sent",
+        extra={"sent_at": now, "expires_at": now + timedelta(days=policy.invitation_expiry_days)},
+    )
+    _schedule_reminders(uow, moved, now, policy.reminder_interval)
+
+
+def _failed(uow: UnitOfWork, claim: Claim, delivery: Delivery, why: str, dead: bool) -> None:
+    reason = f"{why}: {delivery.code} {delivery.reply}"
+    set_messages(
+        uow, claim.ids, MessageState.SENDING, MessageState.FAILED, reason, lease_until=None
+    )
+    move_invitations(
+        uow,
+        invitations.c.id.in_([m.invitation_id for m in claim.messages]),
+        InvitationState.BOUNCED,
+        why,
+    )
+    if dead:
+        digest = claim.carrier.digest
+        uow.conn.execute(
+            update(recipients)
+            .where(recipients.c.digest == digest, recipients.c.suppressed_reason.is_(None))
+            .values(suppressed_reason="hard-bounce", suppressed_at=uow.now)
+        )
+        uow.record(EventType.SUPPRESSED, {"recipient": digest, "reason": "hard-bounce"})
+
+
+def _schedule_reminders(
+    uow: UnitOfWork, invitation_ids: list[str], now: datetime, interval: timedelta
+) -> None:
+    """The one reminder a member ticked, scheduled now so it shows; the policy decides again
+    when it is due."""
+    if not invitation_ids:
+        return
+    rows = uow.conn.execute(
+        select(invitations.c.id, invitations.c.member_id, invitations.c.recipient_digest)
+        .join(consents, consents.c.id == invitations.c.consent_id)
+        .where(invitations.c.id.in_(invitation_ids), consents.c.reminders >= 1)
+    ).all()
+    if rows:
+        uow.conn.execute(
+            messages.insert(),
+            [
+                {
+                    "id": str(uuid.uuid4()),
+                    "invitation_id": r.id,
+                    "member_id": r.member_id,
+                    "recipient_digest": r.recipient_digest,
+                    "kind": MessageKind.REMINDER.value,
+                    "state": MessageState.SCHEDULED.value,
+                    "scheduled_at": now + interval,
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                    "sent_at": None,
+                    "lease_until": None,
+                    "carried_by": None,
+                    "last_reason": None,
+                }
+                for r in rows
+            ],
+        )

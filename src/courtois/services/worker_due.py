@@ -1,0 +1,107 @@
+"""Messages that fell due, and the claims the worker makes on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from courtois.domain.messages import MessageKind, MessageState
+from courtois.services.context import Context
+from courtois.store.tables import invitations, messages
+
+BATCH = 200
+
+
+@dataclass
+class PassReport:
+    """What one pass did, for the CLI and the logs (counts only, never addresses)."""
+
+    sent: int = 0
+    digests: int = 0
+    deferred: int = 0
+    cancelled: int = 0
+    failed: int = 0
+    retried: int = 0
+    waiting: int = 0
+    expired: int = 0
+    unknown: int = 0
+    purged: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain form for JSON."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Due:
+    """A scheduled message whose time has come, with what deciding and sending it needs."""
+
+    id: str
+    invitation_id: str
+    member_id: str
+    digest: str
+    kind: MessageKind
+    consent_id: str
+    address: str | None
+    remind_at: datetime | None
+    sent_at: datetime | None
+    created_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Messages to one recipient claimed (`sending`) to leave as one email: the carrier, and
+    the others it carries when several invitations meet in one digest."""
+
+    carrier: Due
+    messages: tuple[Due, ...]
+
+    @property
+    def ids(self) -> list[str]:
+        """Every message id of the claim."""
+        return [m.id for m in self.messages]
+
+
+def due_messages(ctx: Context, now: datetime, exclude: set[str]) -> list[Due]:
+    """The next batch of scheduled messages due at `now`, oldest first."""
+    with ctx.engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                messages.c.id,
+                messages.c.invitation_id,
+                messages.c.member_id,
+                messages.c.recipient_digest,
+                messages.c.kind,
+                messages.c.created_at,
+                messages.c.attempts,
+                invitations.c.consent_id,
+                invitations.c.address,
+                invitations.c.remind_at,
+                invitations.c.sent_at,
+            )
+            .join(invitations, invitations.c.id == messages.c.invitation_id)
+            .where(messages.c.state == MessageState.SCHEDULED.value, messages.c.scheduled_at <= now)
+            .order_by(messages.c.scheduled_at, messages.c.id)
+            .limit(BATCH + len(exclude))
+        ).all()
+    return [
+        Due(
+            id=r.id,
+            invitation_id=r.invitation_id,
+            member_id=r.member_id,
+            digest=r.recipient_digest,
+            kind=MessageKind(r.kind),
+            consent_id=r.consent_id,
+            address=r.address,
+            remind_at=r.remind_at,
+            sent_at=r.sent_at,
+            created_at=r.created_at,
+            attempts=r.attempts,
+        )
+        for r in rows
+        if r.id not in exclude
+    ][:BATCH]

@@ -1,0 +1,147 @@
+"""The worker sends over a real SMTP server, and records exactly what the server said:
+accepted, temporary refusal (retried later), permanent refusal (failed; suppressed when the
+address is dead), a connection dropped after the body (unknown, never resent), a server
+that is down, and a slow server served over several connections."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from smtp_server import FaultyHandler, free_port, smtp_server
+from sqlalchemy import select
+
+from conftest import T0
+from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
+from courtois.services.context import Context
+from courtois.services.invitations import ConsentInput, InviteRequest, invite
+from courtois.services.members import register_member
+from courtois.services.previews import preview_invitations
+from courtois.services.worker import run_pass
+from courtois.store.tables import invitations, messages, recipients
+
+DUE = T0 + timedelta(minutes=11)
+
+
+def invite_all(ctx: Context, emails: list[str]) -> dict[str, str]:
+    register_member(ctx, "ana", "ana@members.example", "Ana Lima", "en", T0)
+    preview = preview_invitations(ctx, "ana", len(emails), "", None, 0)
+    request = InviteRequest(
+        "ana", tuple(emails), "", None, 0, preview.preview_hash, ConsentInput(preview.consent_text)
+    )
+    answer = invite(ctx, request, T0)
+    return {item["email"]: item["id"] for item in answer["invitations"]}
+
+
+def state_of(ctx: Context, invitation_id: str) -> tuple[str, str]:
+    with ctx.engine.connect() as connection:
+        row = connection.execute(
+            select(messages.c.state, invitations.c.state.label("invitation"))
+            .join(invitations, invitations.c.id == messages.c.invitation_id)
+            .where(messages.c.invitation_id == invitation_id)
+        ).one()
+    return row.state, row.invitation
+
+
+def transport(url: str, **overrides: Any) -> SmtpTransport:
+    return SmtpTransport(replace(parse_smtp_url(url), **overrides))
+
+
+def test_accepted_messages_arrive_once_and_are_sent(ctx: Context) -> None:
+    emails = [f"r{i}@example.org" for i in range(3)]
+    ids = invite_all(ctx, emails)
+    handler = FaultyHandler()
+    with smtp_server(handler) as url:
+        report = run_pass(ctx, DUE, transport(url))
+        again = run_pass(ctx, DUE + timedelta(minutes=1), transport(url))
+    assert report.sent == 3
+    assert again.sent == 0
+    assert sorted(r for rcpts, _ in handler.received for r in rcpts) == emails
+    assert {state_of(ctx, i) for i in ids.values()} == {("sent", "sent")}
+
+
+def test_temporary_refusal_is_retried_later_then_sent(ctx: Context) -> None:
+    ids = invite_all(ctx, ["busy@example.org"])
+    handler = FaultyHandler(rcpt_replies={"busy@example.org": "451 4.7.1 try again later"})
+    with smtp_server(handler) as url:
+        report = run_pass(ctx, DUE, transport(url), random.Random(1))
+        assert report.retried == 1
+        assert state_of(ctx, ids["busy@example.org"]) == ("scheduled", "scheduled")
+        with ctx.engine.connect() as connection:
+            retry_at, attempts = connection.execute(
+                select(messages.c.scheduled_at, messages.c.attempts)
+            ).one()
+        assert DUE + timedelta(minutes=2) <= retry_at <= DUE + timedelta(minutes=8)
+        assert attempts == 1
+        # Not before its time; then the server takes it.
+        assert run_pass(ctx, retry_at - timedelta(seconds=1), transport(url)).sent == 0
+        handler.rcpt_replies.clear()
+        assert run_pass(ctx, retry_at, transport(url)).sent == 1
+    assert state_of(ctx, ids["busy@example.org"]) == ("sent", "sent")
+
+
+def test_temporary_refusals_give_up_at_the_deadline(ctx: Context) -> None:
+    ids = invite_all(ctx, ["busy@example.org"])
+    handler = FaultyHandler(rcpt_replies={"busy@example.org": "421 4.3.2 shutting down"})
+    with smtp_server(handler) as url:
+        report = run_pass(ctx, T0 + timedelta(days=3, minutes=11), transport(url))
+    assert report.failed == 1
+    assert state_of(ctx, ids["busy@example.org"]) == ("failed", "bounced")
+
+
+def test_a_dead_address_fails_and_is_suppressed_for_good(ctx: Context) -> None:
+    ids = invite_all(ctx, ["gone@example.org", "full@example.org"])
+    handler = FaultyHandler(
+        rcpt_replies={
+            "gone@example.org": "550 5.1.1 <gone@example.org>: Recipient address rejected: "
+            "User unknown",
+            "full@example.org": "552 5.2.2 Mailbox full",
+        }
+    )
+    with smtp_server(handler) as url:
+        report = run_pass(ctx, DUE, transport(url))
+    assert report.failed == 2
+    assert state_of(ctx, ids["gone@example.org"]) == ("failed", "bounced")
+    assert state_of(ctx, ids["full@example.org"]) == ("failed", "bounced")
+    with ctx.engine.connect() as connection:
+        suppressed = dict(
+            connection.execute(select(recipients.c.digest, recipients.c.suppressed_reason)).all()
+        )
+    assert suppressed[ctx.digest_email("gone@example.org")] == "hard-bounce"
+    # A full mailbox is not a dead address.
+    assert suppressed[ctx.digest_email("full@example.org")] is None
+
+
+def test_a_connection_dropped_after_the_body_is_unknown_and_never_resent(ctx: Context) -> None:
+    ids = invite_all(ctx, ["maybe@example.org"])
+    handler = FaultyHandler(drop_in_data=True)
+    with smtp_server(handler) as url:
+        report = run_pass(ctx, DUE, transport(url))
+        later = run_pass(ctx, DUE + timedelta(days=1), transport(url))
+    assert report.unknown == 1
+    assert later.sent == 0
+    assert len(handler.received) == 1
+    assert state_of(ctx, ids["maybe@example.org"]) == ("unknown", "scheduled")
+
+
+def test_a_server_that_is_down_means_try_again(ctx: Context) -> None:
+    ids = invite_all(ctx, ["r@example.org"])
+    report = run_pass(ctx, DUE, transport(f"smtp://127.0.0.1:{free_port()}"))
+    assert report.retried == 1
+    assert state_of(ctx, ids["r@example.org"]) == ("scheduled", "scheduled")
+
+
+def test_a_slow_server_is_served_over_several_connections(ctx: Context) -> None:
+    emails = [f"r{i}@example{i}.org" for i in range(8)]
+    invite_all(ctx, emails)
+    handler = FaultyHandler(data_delay=0.4)
+    with smtp_server(handler) as url:
+        started = time.monotonic()
+        report = run_pass(ctx, DUE, transport(url, connections=4))
+        elapsed = time.monotonic() - started
+    assert report.sent == 8
+    # One connection would need 8 x 0.4 s; four share the wait.
+    assert elapsed < 8 * 0.4
