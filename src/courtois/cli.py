@@ -240,17 +240,43 @@ def forget(
 def worker(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
     now: NowOpt = None,
+    interval: Annotated[float, typer.Option("--interval", min=0.05)] = 5.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run due work: expiries, purges, policy re-checks, sends."""
+    """Run due work: expiries, purges, policy re-checks, sends (over COURTOIS_SMTP_URL;
+    without it, allowed mail is left waiting)."""
+    from courtois.bootstrap import make_transport
     from courtois.services.worker import run_pass
 
-    if not once:
-        fail("only `worker --once` exists until the SMTP delivery layer lands", 2)
-    # No SMTP transport is wired yet: allowed messages stay scheduled and are counted
-    # as `waiting`, so nothing is ever marked sent that did not leave.
-    report = run(lambda ctx: run_pass(ctx, parse_now(now), None))
-    emit(as_json, report.as_dict(), lambda: out.print(report.as_dict()))
+    if once:
+        report = run(lambda ctx: run_pass(ctx, parse_now(now), make_transport(ctx.settings)))
+        emit(as_json, report.as_dict(), lambda: out.print(report.as_dict()))
+        return
+    if now is not None:
+        fail("--now only makes sense with --once", 2)
+    run(lambda ctx: _serve_worker(ctx, interval, as_json))
+
+
+def _serve_worker(ctx: Context, interval: float, as_json: bool) -> None:
+    """Pass after pass until SIGTERM or SIGINT; a pass in progress finishes first."""
+    import signal
+    import time
+
+    from courtois.bootstrap import make_transport
+    from courtois.services.worker import run_pass
+
+    stopping: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, _frame: stopping.append(number))
+    transport = make_transport(ctx.settings)
+    while not stopping:
+        report = run_pass(ctx, datetime.now(UTC), transport)
+        if report.sent or report.failed or report.unknown or report.retried:
+            counts = report.as_dict()
+            emit(as_json, counts, lambda: out.print(counts))  # noqa: B023 - used at once
+        deadline = time.monotonic() + interval
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(min(0.05, interval))
 
 
 @audit_app.command("verify")

@@ -24,7 +24,10 @@ class Settings:
     """Everything the service needs to start."""
 
     database_url: str = DEFAULT_DATABASE_URL
-    smtp_url: str = "smtp://127.0.0.1:2525"
+    # Empty: no SMTP server wired; the worker decides and leaves allowed mail waiting.
+    smtp_url: str = ""
+    smtp_connections: int = 4
+    smtp_domain_rate: int = 20
     base_url: str = "http://127.0.0.1:8000"
     secret_key: str = ""
     api_key: str = ""
