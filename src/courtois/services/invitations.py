@@ -13,9 +13,11 @@ from courtois.domain.errors import Conflict, InvalidInput, NotFound
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageKind, MessageState
+from courtois.domain.preview import TOKEN_PLACEHOLDER
 from courtois.policy.chain import evaluate
 from courtois.policy.facts import Candidate, Facts, InvitationFacts, Stage
-from courtois.policy.verdict import Outcome
+from courtois.policy.rules import strict_eu
+from courtois.policy.verdict import Decision, Outcome
 from courtois.services import facts as gather
 from courtois.services.batching import collector_paused
 from courtois.services.context import Context
@@ -26,6 +28,7 @@ from courtois.services.members import get_member
 from courtois.services.previews import consent_text, render_for
 from courtois.store.bulk import insert_rows
 from courtois.store.tables import consent_recipients, consents, decisions, invitations, messages
+from courtois.tokens import Scope, make_token
 
 MAX_RECIPIENTS = 10_000
 
@@ -72,6 +75,29 @@ def _parse_all(emails: tuple[str, ...]) -> list[Address]:
     if problems:
         raise InvalidInput(f"{len(problems)} address(es) are not valid.", problems)
     return list(seen.values())
+
+
+def shared_by_member(decision: Decision) -> bool:
+    """Under strict-eu the platform sends nothing; when that rule is the only refusal, the
+    member sends the invitation from their own mailbox and the invitation counts as sent
+    (so acceptance, expiry and opt-outs are still tracked)."""
+    refusing = {v.rule for v in decision.verdicts if v.outcome is Outcome.DENY}
+    return refusing == {strict_eu.CODE}
+
+
+def share_for(ctx: Context, invitation_id: str, text: str) -> dict[str, str]:
+    """The personal link and the ready-to-send text for a member who sends it themselves."""
+    secret, base = ctx.settings.secret, ctx.settings.base_url.rstrip("/")
+    links = {
+        TOKEN_PLACEHOLDER: make_token(secret, Scope.JOIN, invitation_id),
+    }
+    filled = text
+    for placeholder, token in links.items():
+        filled = filled.replace(placeholder, token)
+    return {
+        "share_link": f"{base}/join/{links[TOKEN_PLACEHOLDER]}",
+        "share_text": filled,
+    }
 
 
 def recipient_count(emails: tuple[str, ...]) -> int:
@@ -189,7 +215,11 @@ def invite(
             )
             decision = evaluate(candidate, facts, now)
             denied = decision.outcome is Outcome.DENY
-            state = InvitationState.BLOCKED if denied else InvitationState.SCHEDULED
+            shared = denied and shared_by_member(decision)
+            if shared:
+                state = InvitationState.SENT
+            else:
+                state = InvitationState.BLOCKED if denied else InvitationState.SCHEDULED
             invitation_rows.append(
                 {
                     "id": invitation_id,
@@ -202,7 +232,7 @@ def invite(
                     "created_at": now,
                     "updated_at": now,
                     "expires_at": expires_at,
-                    "sent_at": None,
+                    "sent_at": now if shared else None,
                     "answered_at": None,
                     "remind_at": None,
                 }
@@ -241,6 +271,7 @@ def invite(
                     "status": state.value,
                     "scheduled_at": None if denied else (decision.retry_at or now).isoformat(),
                     "decision": public_decision(decision),
+                    **(share_for(ctx, invitation_id, rendered.text) if shared else {}),
                 }
             )
         insert_rows(conn, invitations, invitation_rows)
