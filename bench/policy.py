@@ -58,7 +58,7 @@ from courtois.store.tables import decisions, ledger
 
 PURE_TARGET = 50_000
 STORED_TARGET = 5_000
-SECRET = "bench-secret-key-0123456789abcdef"  # noqa: S105 - a throwaway key for bench data
+SECRET = "bench-secret-key-0123456789abcdef"
 POSTGRES_URL = os.environ.get(
     "COURTOIS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

@@ -340,4 +340,8 @@ def demo(port: Annotated[int, typer.Option("--port")] = 8000) -> None:
 
 def main() -> None:
     """Entry point of the `courtois` script."""
+    # Imported here, not at the top: cli_bounces reuses this module's helpers.
+    from courtois.cli_bounces import bounces_app
+
+    app.add_typer(bounces_app, name="bounces")
     app()

@@ -54,6 +54,9 @@ def test_sigkill_mid_batch_sends_nothing_twice_and_loses_nothing(tmp_path: Path)
             **os.environ,
             "COURTOIS_DATABASE_URL": url,
             "COURTOIS_SECRET_KEY": SECRET,
+            # The same platform as the invitations were previewed for: the worker holds any
+            # message whose words differ from the consented preview.
+            "COURTOIS_PLATFORM_NAME": "Agora",
             "COURTOIS_SMTP_URL": smtp_url,
             "COURTOIS_SMTP_CONNECTIONS": "1",
         }

@@ -6,7 +6,10 @@ expired leases and the transport-less dry run, each seen from what left and what
 
 from __future__ import annotations
 
+import email
+import email.policy
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 
 from sqlalchemy import update
 from support import (
@@ -21,15 +24,18 @@ from support import (
     send_invites,
 )
 
+from courtois.delivery.compose import as_previewed, tokens_in
+from courtois.delivery.render import preview_hash
 from courtois.delivery.transport import MemoryTransport
 from courtois.domain.contacts import ContactInput
-from courtois.domain.preview import TOKEN_PLACEHOLDER, hash_message
 from courtois.services.contacts import import_contacts, list_contacts, select_contacts
 from courtois.services.context import Context
 from courtois.services.decisions import expand_verdicts
 from courtois.services.lifecycle import withdraw
+from courtois.services.previews import preview_invitations
 from courtois.services.worker import run_pass
 from courtois.store.tables import consents, contacts, decisions, messages
+from courtois.tokens import Scope, read_token
 
 UNDO = timedelta(minutes=10)
 DAY = timedelta(days=1)
@@ -56,13 +62,18 @@ def test_nothing_leaves_before_the_undo_window_then_exactly_once(ctx: Context) -
     assert outgoing.message_id == message.id
     assert "Ana" in outgoing.subject
     assert "Come and see" in outgoing.text
-    assert TOKEN_PLACEHOLDER not in outgoing.text
-    assert f"/u/{invitation_id}" in outgoing.text
-    # What was shown is what is sent (invariant 2): bar the per-recipient token, the message
+    assert "{token:" not in outgoing.text
+    parsed = email.message_from_bytes(outgoing.raw, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    tokens = tokens_in(parsed, ctx.settings)
+    assert read_token(ctx.settings.secret, Scope.UNSUBSCRIBE, tokens.unsubscribe) == invitation_id
+    assert f"/u/{tokens.unsubscribe}" in outgoing.text
+    # What was shown is what is sent (invariant 2): bar the per-recipient tokens, the message
     # delivered has the hash the consent pinned.
     (consent,) = rows(ctx, consents)
-    pinned = outgoing.text.replace(invitation_id, TOKEN_PLACEHOLDER)
-    assert hash_message(outgoing.subject, pinned) == consent.preview_hash
+    shown = preview_invitations(ctx, "ana", 1, "Come and see", None, 0)
+    delivered = as_previewed(parsed, tokens)
+    assert preview_hash(delivered, *shown.follow_ups) == consent.preview_hash
 
     (message,) = messages_of(ctx, invitation_id)
     assert (message.state, message.sent_at, message.attempts) == ("sent", T0 + UNDO, 1)

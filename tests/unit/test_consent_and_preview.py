@@ -11,16 +11,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from courtois.delivery.render import (
+    JOIN_SLOT,
+    UNSUBSCRIBE_SLOT,
+    WHY_SLOT,
+    Inviter,
+    Previewed,
+    RenderContext,
+    Rendered,
+    preview,
+    preview_hash,
+)
 from courtois.domain.consent import Consent
 from courtois.domain.errors import InvalidInput
 from courtois.domain.messages import MessageKind
-from courtois.domain.preview import (
-    MAX_NOTE_LENGTH,
-    TOKEN_PLACEHOLDER,
-    check_note,
-    hash_message,
-    render_invitation,
-)
+from courtois.domain.preview import MAX_NOTE_LENGTH, check_note
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 ANA = "a" * 64
@@ -82,7 +87,7 @@ def test_consent_with_several_recipients_covers_each() -> None:
     assert not consent.covers("c" * 64, MessageKind.INVITATION)
 
 
-# --- render_invitation -----------------------------------------------------------------------
+# --- the preview a consent pins (courtois.delivery.render) -----------------------------------
 
 BASE_ARGS: dict[str, Any] = {
     "member_name": "Ana Lima",
@@ -93,18 +98,33 @@ BASE_ARGS: dict[str, Any] = {
     "reminders": 0,
     "reminder_days": 14,
 }
+SLOTS = (UNSUBSCRIBE_SLOT, WHY_SLOT, JOIN_SLOT)
 
 
-def render(**changes: Any):
-    return render_invitation(**{**BASE_ARGS, **changes})
+def flat(text: str) -> str:
+    """Plain text is wrapped at 72 columns: compare phrases, not line breaks."""
+    return " ".join(text.split())
+
+
+def render(**changes: Any) -> Previewed:
+    args = {**BASE_ARGS, **changes}
+    context = RenderContext(
+        platform=args["platform"],
+        base_url=args["base_url"],
+        inviters=(Inviter(args["member_name"], args["note"], args["reminders"]),),
+        reminder_days=args["reminder_days"],
+    )
+    return preview(args["locale"], context)
 
 
 def test_hash_is_stable_and_is_the_hash_of_what_is_shown() -> None:
     first, second = render(), render()
     assert first == second
-    assert first.preview_hash == hash_message(first.subject, first.text)
+    assert first.preview_hash == preview_hash(first.message, *first.follow_ups)
     assert len(first.preview_hash) == 64
     assert set(first.preview_hash) <= set(string.hexdigits.lower())
+    ticked = render(reminders=1)
+    assert ticked.preview_hash == preview_hash(ticked.message, *ticked.follow_ups)
 
 
 @pytest.mark.parametrize(
@@ -136,29 +156,42 @@ def test_reminder_days_count_only_when_a_reminder_is_listed() -> None:
     )
 
 
-def test_hash_message_separates_subject_and_text() -> None:
-    assert hash_message("a", "b") != hash_message("b", "a")
-    assert hash_message("a", "b") != hash_message("a", "b ")
+def test_preview_hash_separates_its_parts() -> None:
+    assert preview_hash(Rendered("a", "b", "c")) != preview_hash(Rendered("b", "a", "c"))
+    assert preview_hash(Rendered("a", "b", "c")) != preview_hash(Rendered("ab", "", "c"))
+    assert preview_hash(Rendered("a", "b", "c")) != preview_hash(Rendered("a", "b ", "c"))
+    assert preview_hash(Rendered("a", "b", "c")) != preview_hash(Rendered("a", "b", "c "))
+    one = Rendered("a", "b", "c")
+    assert preview_hash(one) != preview_hash(one, one)
 
 
 def test_english_text_lists_the_follow_ups() -> None:
     without = render(reminders=0)
-    assert "This is the only email you will get about this invitation." in without.text
-    assert "reminder" not in without.text
+    assert without.follow_ups == ()
+    assert "This is the only email you will get about this invitation." in flat(without.text)
+    assert "reminder" not in flat(without.text).lower()
+    assert "reminder" not in without.html.lower()
     with_one = render(reminders=1, reminder_days=14)
-    assert "send one reminder" in with_one.text
-    assert "14 days later" in with_one.text
-    assert "only email" not in with_one.text
+    assert "send one reminder" in flat(with_one.text)
+    assert "14 days later" in flat(with_one.text)
+    assert "only email" not in flat(with_one.text)
+    # The reminder itself is part of what the member sees and consents to.
+    (reminder,) = with_one.follow_ups
+    assert reminder.subject == "Reminder: Ana Lima invites you to join Agora"
+    assert "one reminder Ana Lima asked us to send" in flat(reminder.text)
 
 
 def test_french_text_lists_the_follow_ups() -> None:
     without = render(locale="fr", reminders=0)
-    assert "C'est le seul e-mail que vous recevrez pour cette invitation." in without.text
-    assert "rappel" not in without.text
+    assert "C'est le seul e-mail que vous recevrez pour cette invitation." in flat(without.text)
+    assert "rappel" not in flat(without.text).lower()
+    assert without.follow_ups == ()
     with_one = render(locale="fr", reminders=1, reminder_days=14)
-    assert "un seul rappel" in with_one.text
-    assert "14 jours plus tard" in with_one.text
-    assert "seul e-mail" not in with_one.text
+    assert "un seul rappel" in flat(with_one.text)
+    assert "14 jours plus tard" in flat(with_one.text)
+    assert "seul e-mail" not in flat(with_one.text)
+    (reminder,) = with_one.follow_ups
+    assert reminder.subject == "Rappel : Ana Lima vous invite à rejoindre Agora"
 
 
 def test_locales_render_their_own_language() -> None:
@@ -167,42 +200,53 @@ def test_locales_render_their_own_language() -> None:
     assert fr.subject == "Ana Lima vous invite à rejoindre Agora"
     assert en.text.startswith("Hello,\n")
     assert fr.text.startswith("Bonjour,\n")
+    assert '<html lang="en">' in en.html
+    assert '<html lang="fr">' in fr.html
 
 
 @pytest.mark.parametrize("locale", ["en", "fr"])
 def test_links_keep_token_placeholders(locale: str) -> None:
-    preview = render(locale=locale, base_url="https://agora.test/")
-    assert preview.text.count(TOKEN_PLACEHOLDER) == 3
-    for path in ("join", "why", "u"):
-        assert f"https://agora.test/{path}/{TOKEN_PLACEHOLDER}" in preview.text
-    assert "agora.test//" not in preview.text
+    shown = render(locale=locale, base_url="https://agora.test/")
+    for part in (shown.text, shown.html):
+        assert f"https://agora.test/join/{JOIN_SLOT}" in part
+        assert f"https://agora.test/why/{WHY_SLOT}" in part
+        assert f"https://agora.test/why/{WHY_SLOT}#forget" in part
+        assert f"https://agora.test/u/{UNSUBSCRIBE_SLOT}" in part
+        assert "agora.test//" not in part
+    assert shown.text.count(JOIN_SLOT) == 1
+    assert shown.text.count(UNSUBSCRIBE_SLOT) == 1
 
 
 def test_note_is_shown_indented_and_verbatim() -> None:
-    preview = render(note="Line one\nLine {member} two")
-    assert "Their note to you:" in preview.text
-    assert "  Line one\n  Line {member} two\n" in preview.text
+    shown = render(note="Line one\nLine {member} two")
+    assert "Their note to you:" in shown.text
+    assert "  Line one\n  Line {member} two\n" in shown.text
+    assert "Line one\nLine {member} two</blockquote>" in shown.html
     assert "Their note to you:" not in render(note="").text
 
 
 @pytest.mark.parametrize("reminders", [0, 1])
 @pytest.mark.parametrize("locale", ["en", "fr"])
 def test_member_name_with_placeholders_is_not_substituted(locale: str, reminders: int) -> None:
-    """One pass over the template only: what a member typed stays what they typed."""
-    name = "{token} {platform} {base} {days} {member}"
-    preview = render(member_name=name, locale=locale, reminders=reminders)
-    assert preview.subject.startswith(name + " ")
-    # The name shows in the body (and in the reminder sentence): literal, never expanded.
-    assert preview.text.count(name) == 1 + reminders
-    assert "Agora Agora" not in preview.text
-    # Exactly the three real link placeholders, plus the literal ones inside the name.
-    assert preview.text.count(TOKEN_PLACEHOLDER) == 3 + preview.text.count(name)
-    assert preview.subject.count(TOKEN_PLACEHOLDER) == 1
+    """Names are data, never template: what a member typed stays what they typed."""
+    name = "{token:u} {token:join} %(platform)s {{ 7 * 7 }} {member}"
+    shown = render(member_name=name, locale=locale, reminders=reminders)
+    assert shown.subject.startswith(name + " ")
+    plain = render(locale=locale, reminders=reminders)
+    # Each place the name shows, it is printed literally, never expanded.
+    assert flat(shown.text).count(name) == flat(plain.text).count("Ana Lima") > 0
+    assert "49" not in shown.text
+    assert "Agora Agora" not in shown.text
+    # The real slots are exactly those of a plain name, plus the literal ones inside the name.
+    for slot in SLOTS:
+        literal = flat(shown.text).count(name) * name.count(slot)
+        assert shown.text.count(slot) == plain.text.count(slot) + literal
 
 
-def test_text_ends_with_the_stop_link() -> None:
+def test_text_ends_with_the_footer_links() -> None:
     text = render().text
-    assert text.endswith("Stop these emails: https://agora.test/u/{token}\n")
+    assert "Stop these emails, from Ana Lima or from Agora altogether:" in flat(text)
+    assert text.endswith(f"https://agora.test/why/{WHY_SLOT}#forget\n")
 
 
 # --- check_note --------------------------------------------------------------------------------

@@ -7,13 +7,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from courtois.delivery.compose import make_tokens
+from courtois.delivery.render import Inviter, RenderContext, render
 from courtois.domain.addresses import Address, parse_address
 from courtois.domain.consent import Consent
 from courtois.domain.errors import Conflict, InvalidInput, NotFound
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageKind, MessageState
-from courtois.domain.preview import TOKEN_PLACEHOLDER
+from courtois.domain.preview import check_note
 from courtois.policy.chain import evaluate
 from courtois.policy.facts import Candidate, Facts, InvitationFacts, Stage
 from courtois.policy.rules import strict_eu
@@ -28,7 +30,6 @@ from courtois.services.members import get_member
 from courtois.services.previews import consent_text, render_for
 from courtois.store.bulk import insert_rows
 from courtois.store.tables import consent_recipients, consents, decisions, invitations, messages
-from courtois.tokens import Scope, make_token
 
 MAX_RECIPIENTS = 10_000
 
@@ -85,19 +86,14 @@ def shared_by_member(decision: Decision) -> bool:
     return refusing == {strict_eu.CODE}
 
 
-def share_for(ctx: Context, invitation_id: str, text: str) -> dict[str, str]:
-    """The personal link and the ready-to-send text for a member who sends it themselves."""
-    secret, base = ctx.settings.secret, ctx.settings.base_url.rstrip("/")
-    links = {
-        TOKEN_PLACEHOLDER: make_token(secret, Scope.JOIN, invitation_id),
-    }
-    filled = text
-    for placeholder, token in links.items():
-        filled = filled.replace(placeholder, token)
-    return {
-        "share_link": f"{base}/join/{links[TOKEN_PLACEHOLDER]}",
-        "share_text": filled,
-    }
+def share_for(ctx: Context, invitation_id: str, inviter: Inviter, locale: str) -> dict[str, str]:
+    """The personal link and the ready-to-send text for a member who sends the invitation
+    from their own mailbox: the same words they previewed, with this invitation's links."""
+    tokens = make_tokens(ctx.settings, (invitation_id,))
+    context = RenderContext.from_settings(ctx.settings, (inviter,))
+    text = render(MessageKind.INVITATION, locale, context, tokens).text
+    base = ctx.settings.base_url.rstrip("/")
+    return {"share_link": f"{base}/join/{tokens.join[0]}", "share_text": text}
 
 
 def recipient_count(emails: tuple[str, ...]) -> int:
@@ -200,6 +196,7 @@ def invite(
         previous = gather.previous_invitations(conn, member.id, by_digest)
         invitation_rows, message_rows, decision_rows, results = [], [], [], []
         expires_at = now + policy.long_window + timedelta(days=policy.invitation_expiry_days)
+        inviter = Inviter(member.name, check_note(request.note), request.reminders)
         for digest, address in by_digest.items():
             invitation_id, message_id = str(uuid.uuid4()), str(uuid.uuid4())
             candidate = Candidate(
@@ -271,7 +268,7 @@ def invite(
                     "status": state.value,
                     "scheduled_at": None if denied else (decision.retry_at or now).isoformat(),
                     "decision": public_decision(decision),
-                    **(share_for(ctx, invitation_id, rendered.text) if shared else {}),
+                    **(share_for(ctx, invitation_id, inviter, locale) if shared else {}),
                 }
             )
         insert_rows(conn, invitations, invitation_rows)

@@ -4,33 +4,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from courtois.delivery.render import Inviter, Previewed, RenderContext, Rendered, preview
 from courtois.domain.errors import InvalidInput
 from courtois.domain.members import Member, check_locale
-from courtois.domain.preview import RenderedPreview, check_note, render_invitation
+from courtois.domain.preview import check_note
 from courtois.services.context import Context
 from courtois.services.members import get_member
 
 
 @dataclass(frozen=True, slots=True)
 class Preview:
-    """What the member sees before consenting; `preview_hash` is what they consent to."""
+    """What the member sees before consenting: the invitation and every follow-up it may
+    cause; `preview_hash` covers them all and is what the consent pins."""
 
     subject: str
     text: str
+    html: str
     preview_hash: str
     consent_text: str
     reminders: int
     locale: str
+    follow_ups: tuple[Rendered, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         """Plain form for JSON."""
         return {
             "subject": self.subject,
             "text": self.text,
+            "html": self.html,
             "preview_hash": self.preview_hash,
             "consent_text": self.consent_text,
             "reminders": self.reminders,
             "locale": self.locale,
+            "follow_ups": [
+                {"subject": f.subject, "text": f.text, "html": f.html} for f in self.follow_ups
+            ],
         }
 
 
@@ -62,19 +70,12 @@ def check_reminders(ctx: Context, reminders: int) -> int:
 
 def render_for(
     ctx: Context, member: Member, note: str, locale: str | None, reminders: int
-) -> tuple[RenderedPreview, str]:
-    """Render the invitation for this member; returns the preview and the locale used."""
+) -> tuple[Previewed, str]:
+    """Render the invitation (and its reminder, if ticked) for this member, in the
+    recipient's language when known, else the member's; returns it and the locale used."""
     language = check_locale(locale or member.locale)
-    rendered = render_invitation(
-        member_name=member.name,
-        platform=ctx.settings.platform_name,
-        base_url=ctx.settings.base_url,
-        locale=language,
-        note=check_note(note),
-        reminders=check_reminders(ctx, reminders),
-        reminder_days=ctx.settings.policy.reminder_min_days,
-    )
-    return rendered, language
+    inviter = Inviter(member.name, check_note(note), check_reminders(ctx, reminders))
+    return preview(language, RenderContext.from_settings(ctx.settings, (inviter,))), language
 
 
 def consent_text(ctx: Context, locale: str, count: int, reminders: int) -> str:
@@ -96,8 +97,10 @@ def preview_invitations(
     return Preview(
         subject=rendered.subject,
         text=rendered.text,
+        html=rendered.html,
         preview_hash=rendered.preview_hash,
         consent_text=consent_text(ctx, language, count, reminders),
         reminders=reminders,
         locale=language,
+        follow_ups=rendered.follow_ups,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import re
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -48,7 +49,40 @@ def is_dead_address(delivery: Delivery) -> bool:
     return delivery.code >= 500 and bool(_DEAD.search(delivery.reply))
 
 
-def record_outcome(
+def record_outcomes(
+    ctx: Context,
+    outcomes: Sequence[tuple[Claim, Delivery]],
+    now: datetime,
+    report: PassReport,
+    rng: random.Random,
+) -> None:
+    """Move every claimed message of a batch to what its delivery says, in one transaction."""
+    with ctx.unit_of_work(now) as uow:
+        for claim, delivery in outcomes:
+            _record(uow, ctx, claim, delivery, now, report, rng)
+        uow.commit()
+
+
+def hold_claims(ctx: Context, claims: Sequence[Claim], now: datetime, reason: str) -> None:
+    """Claims that must not leave as composed: failed, and their invitations blocked."""
+    if not claims:
+        return
+    with ctx.unit_of_work(now) as uow:
+        for claim in claims:
+            set_messages(
+                uow, claim.ids, MessageState.SENDING, MessageState.FAILED, reason, lease_until=None
+            )
+            move_invitations(
+                uow,
+                invitations.c.id.in_([m.invitation_id for m in claim.messages]),
+                InvitationState.BLOCKED,
+                reason,
+            )
+        uow.commit()
+
+
+def _record(
+    uow: UnitOfWork,
     ctx: Context,
     claim: Claim,
     delivery: Delivery,
@@ -56,42 +90,40 @@ def record_outcome(
     report: PassReport,
     rng: random.Random,
 ) -> None:
-    """Move the claimed messages to what the delivery says, in one transaction."""
-    with ctx.unit_of_work(now) as uow:
-        if delivery.result is SendResult.ACCEPTED:
-            _sent(uow, ctx, claim, now)
-            report.sent += 1
-            report.digests += 1 if len(claim.messages) > 1 else 0
-        elif delivery.result is SendResult.TEMPORARY:
-            if now - claim.carrier.created_at > RETRY_DEADLINE:
-                _failed(uow, claim, delivery, "gave up after temporary refusals", dead=False)
-                report.failed += 1
-            else:
-                set_messages(
-                    uow,
-                    claim.ids,
-                    MessageState.SENDING,
-                    MessageState.SCHEDULED,
-                    f"temporary refusal: {delivery.code} {delivery.reply}",
-                    scheduled_at=now + retry_delay(claim.carrier.attempts + 1, rng),
-                    lease_until=None,
-                    carried_by=None,
-                )
-                report.retried += 1
-        elif delivery.result is SendResult.PERMANENT:
-            _failed(uow, claim, delivery, "permanent refusal", dead=is_dead_address(delivery))
+    """One claim's outcome, inside the batch's transaction."""
+    if delivery.result is SendResult.ACCEPTED:
+        _sent(uow, ctx, claim, now)
+        report.sent += 1
+        report.digests += 1 if len(claim.messages) > 1 else 0
+    elif delivery.result is SendResult.TEMPORARY:
+        if now - claim.carrier.created_at > RETRY_DEADLINE:
+            _failed(uow, claim, delivery, "gave up after temporary refusals", dead=False)
             report.failed += 1
         else:
             set_messages(
                 uow,
                 claim.ids,
                 MessageState.SENDING,
-                MessageState.UNKNOWN,
-                f"outcome unknown: {delivery.reply}",
+                MessageState.SCHEDULED,
+                f"temporary refusal: {delivery.code} {delivery.reply}",
+                scheduled_at=now + retry_delay(claim.carrier.attempts + 1, rng),
                 lease_until=None,
+                carried_by=None,
             )
-            report.unknown += 1
-        uow.commit()
+            report.retried += 1
+    elif delivery.result is SendResult.PERMANENT:
+        _failed(uow, claim, delivery, "permanent refusal", dead=is_dead_address(delivery))
+        report.failed += 1
+    else:
+        set_messages(
+            uow,
+            claim.ids,
+            MessageState.SENDING,
+            MessageState.UNKNOWN,
+            f"outcome unknown: {delivery.reply}",
+            lease_until=None,
+        )
+        report.unknown += 1
 
 
 def _sent(uow: UnitOfWork, ctx: Context, claim: Claim, now: datetime) -> None:

@@ -14,9 +14,9 @@ from datetime import datetime
 from courtois.delivery.transport import Transport
 from courtois.services.context import Context
 from courtois.services.housekeeping import expire_invitations, expire_leases, purge_expired_data
-from courtois.services.outgoing import outgoing_for
+from courtois.services.outgoing import PreviewMismatch, outgoing_for
 from courtois.services.send_decisions import decide_and_claim
-from courtois.services.send_outcomes import record_outcome
+from courtois.services.send_outcomes import hold_claims, record_outcomes
 from courtois.services.worker_due import Claim, Due, PassReport, due_messages
 
 __all__ = ["PassReport", "run_pass"]
@@ -50,7 +50,15 @@ def run_pass(
             continue
         # Every claim is committed: a crash from here on leaves its messages `sending`,
         # then `unknown` when the lease runs out, never sent twice.
-        deliveries = transport.send_batch([outgoing_for(ctx, claim) for claim in claims])
-        for claim, delivery in zip(claims, deliveries, strict=True):
-            record_outcome(ctx, claim, delivery, now, report, chance)
+        ready, held, batch = [], [], []
+        for claim in claims:
+            try:
+                batch.append(outgoing_for(ctx, claim, now))
+                ready.append(claim)
+            except PreviewMismatch:
+                held.append(claim)
+        hold_claims(ctx, held, now, "held: differs from the preview the member consented to")
+        report.failed += len(held)
+        deliveries = transport.send_batch(batch)
+        record_outcomes(ctx, list(zip(ready, deliveries, strict=True)), now, report, chance)
     return report

@@ -1,0 +1,95 @@
+"""`courtois bounces`: read bounce and complaint messages and apply them.
+
+`courtois bounces ingest PATH...` reads each message of each PATH (a message file, an
+mbox file or a Maildir folder), classifies it, applies it (a hard bounce or a complaint
+suppresses the recipient, a complaint also counts against the member who invited them)
+and reports one line per message; with `--json`, one JSON object per line:
+`{"source", "kind", "recipients": [{"address", "status", "hard"}]}`.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from courtois.delivery.bounces import BounceReport, classify, iter_messages
+from courtois.services.context import Context
+
+bounces_app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Bounce (DSN) and complaint (ARF) messages."
+)
+
+# `courtois.cli` is imported as a module, and only once `bounces_app` exists: whichever of
+# the two modules is imported first, and wherever `courtois.cli` imports this one to add
+# `bounces_app`, each finds what it needs (the names of `cli` are looked up when used).
+from courtois import cli  # noqa: E402
+
+
+@bounces_app.callback()
+def bounces() -> None:
+    """Bounce (DSN) and complaint (ARF) messages."""
+    # A callback keeps `ingest` a subcommand even while it is the only one, run alone or
+    # added to the main `courtois` command.
+
+
+PathsArg = Annotated[
+    list[Path],
+    typer.Argument(
+        metavar="PATH...", help="Message files, mbox files or Maildir folders.", show_default=False
+    ),
+]
+
+
+def check_paths(paths: list[Path]) -> None:
+    """Refuse the whole run, before anything is applied, if a path cannot be read."""
+    for path in paths:
+        if path.is_dir():
+            if not (path / "cur").is_dir() and not (path / "new").is_dir():
+                cli.fail(f"{path}: a folder must be a Maildir (with cur/ and new/)", 2)
+        elif not path.is_file():
+            cli.fail(f"{path}: no such file or folder", 2)
+
+
+@bounces_app.command("ingest")
+def ingest(paths: PathsArg, now: cli.NowOpt = None, as_json: cli.JsonOpt = False) -> None:
+    """Classify and apply every message found at PATH (files, mbox files, Maildirs)."""
+    from courtois.services.bounces import apply_bounce
+
+    instant = cli.parse_now(now)
+    check_paths(paths)
+
+    def action(ctx: Context) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for path in paths:
+            for source, raw in iter_messages(path):
+                report = classify(raw, source)
+                apply_bounce(ctx, report, instant)
+                totals[report.kind] = totals.get(report.kind, 0) + 1
+                cli.emit(as_json, report.as_dict(), partial(show, report))
+        return totals
+
+    try:
+        totals = cli.run(action)
+    except OSError as error:
+        cli.fail(f"cannot read {error.filename or 'the input'}: {error.strerror or error}")
+    if not as_json:
+        summary = ", ".join(f"{count} {kind}" for kind, count in sorted(totals.items()))
+        cli.out.print(f"{sum(totals.values())} messages: {summary or 'none'}")
+    sys.stdout.flush()
+
+
+def show(report: BounceReport) -> None:
+    """One message, human-readable: its kind, then each recipient it names."""
+    cli.out.print(f"{escape(report.source)}: [bold]{report.kind}[/bold]")
+    for recipient in report.recipients:
+        if report.kind == "complaint":
+            verdict = "reported spam: suppressed"
+        else:
+            verdict = "dead address: suppressed" if recipient.hard else "kept"
+        status = recipient.status or "no status"
+        cli.out.print(f"  {escape(recipient.address)}  {status}  {verdict}")

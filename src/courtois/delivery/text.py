@@ -1,0 +1,61 @@
+"""Member-supplied text made safe to print in an email, whatever it contains.
+
+Names and notes are checked when they come in (`check_display_name`, `check_note`); these
+functions are the second line, at rendering time, so that nothing stored before a check
+existed or changed can break a header, disguise a sender or grow a message without bound.
+They are deterministic, so a preview and the delivered message clean alike.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+from courtois.domain.members import MAX_NAME_LENGTH
+from courtois.domain.preview import MAX_NOTE_LENGTH
+
+ELLIPSIS = "…"
+WRAP_WIDTH = 72
+# C0 and C1 controls, DEL, Unicode line and paragraph separators, and in names also the
+# bidirectional overrides and isolates that could make "Ana via Agora" read as something else.
+_NAME_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NOTE_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def clean_name(value: str, limit: int = MAX_NAME_LENGTH) -> str:
+    """One line: every control becomes a space, runs of space one, at most `limit` chars,
+    and no "=?" (a name that looks like an RFC 2047 encoded word is decoded by receivers
+    into text the sender never checked, even an address in a From header)."""
+    name = " ".join(_NAME_CONTROL.sub(" ", value).split()).replace("=?", "= ?")
+    return _bounded(name, limit)
+
+
+def one_line(value: str, limit: int = 300) -> str:
+    """A multi-line configured value (a postal address) as one line, parts comma-separated."""
+    parts = (clean_name(line, limit) for line in re.split(r"[\r\n]+", value))
+    return _bounded(", ".join(part for part in parts if part), limit)
+
+
+def clean_note(value: str, limit: int = MAX_NOTE_LENGTH) -> str:
+    """Lines kept (LF only), tabs kept, other controls dropped, at most `limit` chars."""
+    text = value.replace("\r\n", "\n").replace("\r", "\n")
+    return _bounded(_NOTE_CONTROL.sub("", text).strip(), limit)
+
+
+def _bounded(value: str, limit: int) -> str:
+    if len(value) <= limit:
+        return value
+    return value[: limit - 1].rstrip() + ELLIPSIS
+
+
+def wrap(value: str) -> str:
+    """Plain-text paragraphs at 72 columns; links and long words are never split."""
+    return "\n".join(
+        textwrap.fill(line, WRAP_WIDTH, break_long_words=False, break_on_hyphens=False) or line
+        for line in value.split("\n")
+    )
+
+
+def quote(value: str) -> str:
+    """A member's note, indented and otherwise verbatim."""
+    return "\n".join(f"  {line}" if line else "" for line in value.split("\n"))

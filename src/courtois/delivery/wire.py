@@ -1,0 +1,74 @@
+"""The email's wire form: CRLF, lines within limits, and two headers folded by hand.
+
+The standard folding turns a URI longer than a line into encoded words (which no client
+opens), and can drop or add a space in a long Subject mixing ASCII and other scripts,
+which would change what the member previewed. Everything else is the stdlib's SMTP policy.
+"""
+
+from __future__ import annotations
+
+from email.header import Header
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import EmailPolicy
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    _Policy = EmailPolicy[EmailMessage]
+else:
+    _Policy = EmailPolicy
+
+MAX_HEADER_LINE = 78
+
+
+class WirePolicy(_Policy):
+    """The SMTP policy, with List-Unsubscribe folded only between its URIs and the Subject
+    folded so that it decodes to exactly what was rendered."""
+
+    def fold(self, name: str, value: Any) -> str:
+        """One header as text."""
+        if name.lower() == "list-unsubscribe":
+            uris = str(value).split(">, <")
+            return f"{name}: " + f">,{self.linesep} <".join(uris) + self.linesep
+        if name.lower() == "subject":
+            return fold_subject(name, str(value), self.linesep)
+        folded: str = super().fold(name, value)
+        return folded
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        """One header as bytes."""
+        if name.lower() in ("list-unsubscribe", "subject"):
+            return self.fold(name, value).encode("ascii")
+        raw: bytes = super().fold_binary(name, value)
+        return raw
+
+
+SMTP = WirePolicy(linesep="\r\n")
+# An address whose local part is not ASCII can only travel as SMTPUTF8 (RFC 6531).
+SMTPUTF8 = WirePolicy(linesep="\r\n", utf8=True)
+
+
+def policy_for(*addresses: Address) -> WirePolicy:
+    """SMTPUTF8 only when an address needs it."""
+    if any(not address.username.isascii() for address in addresses):
+        return SMTPUTF8
+    return SMTP
+
+
+def fold_subject(name: str, text: str, linesep: str) -> str:
+    """ASCII folded at spaces, anything else as RFC 2047 encoded words: either way a
+    receiver unfolds and decodes it to exactly `text`."""
+    if not text.isascii():
+        encoded = Header(text, "utf-8", header_name=name).encode(linesep=linesep)
+        return f"{name}: {encoded}{linesep}"
+    lines = [f"{name}:"]
+    for word in text.split(" "):
+        if len(lines[-1]) + 1 + len(word) > MAX_HEADER_LINE and lines[-1] != f"{name}:":
+            lines.append("")
+        lines[-1] += " " + word
+    return linesep.join(lines) + linesep
+
+
+def to_bytes(email: EmailMessage) -> bytes:
+    """The wire form (CRLF line ends), as DKIM signs it and SMTP carries it."""
+    return email.as_bytes(policy=email.policy)

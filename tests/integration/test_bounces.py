@@ -1,0 +1,270 @@
+"""Applying bounces and complaints to a real store (both engines), and `bounces ingest`.
+
+A hard bounce suppresses the address for good and the policy then refuses it; a soft bounce
+changes nothing; a complaint suppresses and counts against the member whose invitation was
+reported. Only digests are kept, and nothing lifts an opt-out.
+"""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Row, select
+from support import (
+    EVERY_TABLE,
+    T0,
+    add_members,
+    all_stored_text,
+    by_email,
+    counts,
+    invitation,
+    ledger_events,
+    messages_of,
+    rows,
+    send_invites,
+)
+from typer.testing import CliRunner
+
+from conftest import SECRET
+from courtois.cli_bounces import bounces_app
+from courtois.delivery.bounces import BouncedRecipient, BounceReport, classify
+from courtois.delivery.transport import MemoryTransport
+from courtois.services.bounces import apply_bounce
+from courtois.services.context import Context
+from courtois.services.facts import sender_facts
+from courtois.services.recipients import unsubscribe
+from courtois.services.worker import run_pass
+from courtois.store.engine import make_engine
+from courtois.store.migrate import migrate
+from courtois.store.tables import complaints, recipients
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "bounces" / "bounces"
+UNDO = timedelta(minutes=10)
+BO, CY = "bo@example.com", "cy@example.net"
+
+
+def bounce_for(sample: str, sample_address: str, address: str) -> BounceReport:
+    """A real sample, rewritten so that it is about `address`, then classified."""
+    raw = (DATA / sample).read_bytes().replace(sample_address.encode(), address.encode())
+    return classify(raw, sample)
+
+
+def recipient_row(ctx: Context, address: str) -> Row[Any]:
+    (row,) = rows(ctx, recipients, recipients.c.digest == ctx.digest_email(address))
+    return row
+
+
+def no_address_in_ledger(ctx: Context) -> None:
+    for _, payload in ledger_events(ctx):
+        assert "@" not in json.dumps(payload)
+
+
+def sent_invitation(ctx: Context, member: str, email: str, at: datetime = T0) -> str:
+    """Invite and let the worker send it; the invitation's id."""
+    answer = by_email(send_invites(ctx, member, [email], at))
+    run_pass(ctx, at + UNDO, MemoryTransport())
+    invitation_id = str(answer[email]["id"])
+    assert invitation(ctx, invitation_id).state == "sent"
+    return invitation_id
+
+
+def test_a_hard_bounce_suppresses_and_later_invitations_are_refused(ctx: Context) -> None:
+    add_members(ctx)
+    sent = sent_invitation(ctx, "ana", BO)
+    report = bounce_for("lhost-gmail-01.eml", "userunknown@example.jp", BO.upper())
+    assert report.kind == "hard_bounce"
+
+    now = T0 + timedelta(hours=1)
+    result = apply_bounce(ctx, report, now)
+    assert (result["suppressed"], result["bounced"], result["invalid"]) == (1, 1, 0)
+    row = recipient_row(ctx, BO)
+    assert (row.suppressed_reason, row.suppressed_at, row.unsubscribed_at) == (
+        "hard-bounce",
+        now,
+        None,
+    )
+    bounced = invitation(ctx, sent)
+    assert (bounced.state, bounced.address) == ("bounced", None)
+
+    later = by_email(send_invites(ctx, "bruno", [BO], T0 + timedelta(days=30)))[BO]
+    assert later["status"] == "blocked"
+    verdicts = {v["rule"]: v["outcome"] for v in later["decision"]["verdicts"]}
+    assert verdicts["not-suppressed"] == "deny"
+
+    events = [e for e, p in ledger_events(ctx) if e == "recipient.suppressed"]
+    assert events == ["recipient.suppressed"]
+    no_address_in_ledger(ctx)
+
+    again = apply_bounce(ctx, report, now + timedelta(days=1))
+    assert (again["suppressed"], again["already_suppressed"]) == (0, 1)
+    assert recipient_row(ctx, BO).suppressed_at == now
+    assert [e for e, _ in ledger_events(ctx)].count("recipient.suppressed") == 1
+
+
+def test_a_hard_bounce_stops_what_is_still_scheduled(ctx: Context) -> None:
+    add_members(ctx)
+    waiting = by_email(send_invites(ctx, "ana", [CY], T0))[CY]
+    report = bounce_for("lhost-postfix-16.eml", "kijitora@example.go.jp", CY)
+    assert report.kind == "hard_bounce"
+
+    result = apply_bounce(ctx, report, T0 + timedelta(minutes=1))
+    assert (result["blocked"], result["cancelled"]) == (1, 1)
+    row = invitation(ctx, waiting["id"])
+    assert (row.state, row.address) == ("blocked", None)
+    assert [m.state for m in messages_of(ctx, waiting["id"])] == ["cancelled"]
+    transport = MemoryTransport()
+    run_pass(ctx, T0 + UNDO, transport)
+    assert transport.sent == []
+    assert CY not in all_stored_text(ctx)
+    no_address_in_ledger(ctx)
+
+
+def test_a_soft_bounce_or_an_auto_reply_changes_nothing(ctx: Context) -> None:
+    add_members(ctx)
+    sent_invitation(ctx, "ana", BO)
+    before = counts(ctx, EVERY_TABLE)
+    soft = bounce_for("lhost-yahoo-02.eml", "mailboxfull@example.jp", BO)
+    assert (soft.kind, [r.hard for r in soft.recipients]) == ("soft_bounce", [False])
+    auto = bounce_for("rfc3834-01.eml", "kijitora@example.net", BO)
+    assert auto.kind == "auto_reply"
+    for report in (soft, auto):
+        result = apply_bounce(ctx, report, T0 + timedelta(hours=1))
+        assert result["kind"] == report.kind
+        assert not any(v for k, v in result.items() if k != "kind")
+    assert counts(ctx, EVERY_TABLE) == before
+    row = recipient_row(ctx, BO)
+    assert (row.suppressed_reason, row.suppressed_at) == (None, None)
+
+
+def test_a_complaint_counts_against_the_member_who_sent_last(ctx: Context) -> None:
+    add_members(ctx)
+    sent_invitation(ctx, "ana", CY)
+    # The per-recipient quota spaces the second member's invitation by two weeks.
+    sent_invitation(ctx, "bruno", CY, T0 + timedelta(days=20))
+    report = bounce_for("arf-22.eml", "kijitora@example.com", CY)
+    assert (report.kind, [r.address for r in report.recipients]) == ("complaint", [CY])
+
+    now = T0 + timedelta(days=21)
+    result = apply_bounce(ctx, report, now)
+    assert (result["suppressed"], result["complaints"]) == (1, 1)
+    (complaint,) = rows(ctx, complaints)
+    assert (complaint.member_id, complaint.recipient_digest, complaint.at) == (
+        "bruno",
+        ctx.digest_email(CY),
+        now,
+    )
+    assert recipient_row(ctx, CY).suppressed_reason == "complaint"
+    with ctx.engine.connect() as connection:
+        assert sender_facts(connection, "bruno", now).complaints_90d == 1
+        assert sender_facts(connection, "ana", now).complaints_90d == 0
+
+    # The same report twice counts once.
+    assert apply_bounce(ctx, report, now + timedelta(hours=1))["complaints"] == 0
+    assert len(rows(ctx, complaints)) == 1
+    no_address_in_ledger(ctx)
+
+
+def test_a_suppression_never_lifts_an_unsubscribe(ctx: Context) -> None:
+    add_members(ctx)
+    sent_invitation(ctx, "ana", BO)
+    unsubscribed_at = T0 + timedelta(hours=1)
+    unsubscribe(ctx, ctx.digest_email(BO), unsubscribed_at)
+    report = bounce_for("lhost-gmail-01.eml", "userunknown@example.jp", BO)
+    apply_bounce(ctx, report, T0 + timedelta(hours=2))
+    row = recipient_row(ctx, BO)
+    assert row.unsubscribed_at == unsubscribed_at
+    assert row.suppressed_reason == "hard-bounce"
+
+
+def test_an_unreadable_address_is_counted_and_nothing_is_written(ctx: Context) -> None:
+    before = counts(ctx, EVERY_TABLE)
+    report = BounceReport("x", "hard_bounce", (BouncedRecipient("not an address", "5.1.1", True),))
+    assert apply_bounce(ctx, report, T0)["invalid"] == 1
+    assert counts(ctx, EVERY_TABLE) == before
+
+
+# --- the command line ------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """A migrated SQLite database and the environment that points the CLI at it."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COURTOIS_")}
+    env.update(COURTOIS_SECRET_KEY=SECRET, COURTOIS_DATABASE_URL=url)
+    return env
+
+
+def test_ingest_reports_one_json_line_per_message(cli_env: dict[str, str], tmp_path: Path) -> None:
+    box = mailbox.mbox(tmp_path / "in.mbox")
+    for name in ("lhost-gmail-01.eml", "lhost-yahoo-02.eml"):
+        box.add(mailbox.mboxMessage((DATA / name).read_bytes()))
+    box.flush()
+    box.close()
+    single = DATA / "arf-22.eml"
+    runner = CliRunner()
+    args = ["ingest", str(tmp_path / "in.mbox"), str(single), "--json", "--now", T0.isoformat()]
+    done = runner.invoke(bounces_app, args, env=cli_env)
+    assert done.exit_code == 0, done.output
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(x["source"], x["kind"]) for x in lines] == [
+        (f"{tmp_path / 'in.mbox'}#1", "hard_bounce"),
+        (f"{tmp_path / 'in.mbox'}#2", "soft_bounce"),
+        (str(single), "complaint"),
+    ]
+    for line in lines:
+        assert set(line) == {"source", "kind", "recipients"}
+        for recipient in line["recipients"]:
+            assert set(recipient) == {"address", "status", "hard"}
+    assert lines[0]["recipients"] == [
+        {"address": "userunknown@example.jp", "status": "5.1.1", "hard": True}
+    ]
+    engine = make_engine(cli_env["COURTOIS_DATABASE_URL"])
+    try:
+        with engine.connect() as connection:
+            stored = dict(
+                connection.execute(
+                    select(recipients.c.suppressed_reason, recipients.c.suppressed_at)
+                ).all()
+            )
+    finally:
+        engine.dispose()
+    assert stored == {"hard-bounce": T0, "complaint": T0}
+
+
+def test_ingest_refuses_a_missing_path_with_one_line(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere.mbox"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from courtois.cli_bounces import bounces_app; bounces_app()",
+            "ingest",
+            str(DATA / "lhost-gmail-01.eml"),
+            str(missing),
+            "--json",
+        ],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("courtois: ")
+    assert "nowhere.mbox" in line

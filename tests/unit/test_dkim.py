@@ -1,0 +1,159 @@
+"""DKIM: a composed message signed with a fresh key verifies against its public key, and
+any change to a signed header or the body breaks the signature."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import re
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dkim
+import pytest
+
+from courtois.config import Settings
+from courtois.delivery.compose import Carried, ComposeInput, compose, to_bytes
+from courtois.delivery.dkim import SIGNED_HEADERS, sign
+from courtois.domain.errors import InvalidInput
+from courtois.domain.messages import MessageKind
+
+SELECTOR, DOMAIN = "courtois2026", "agora.test"
+
+
+def make_key(directory: Path) -> tuple[Path, bytes]:
+    """A 2048-bit RSA key (the venv has no `cryptography`, so openssl makes it) and the DNS
+    TXT record publishing its public half."""
+    key = directory / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    return make_key(tmp_path_factory.mktemp("dkim"))
+
+
+@pytest.fixture
+def settings(key: tuple[Path, bytes]) -> Settings:
+    return Settings(
+        secret_key="test-secret-key-0123456789",
+        platform_name="Agora",
+        base_url="https://agora.test",
+        mail_from=f"invitations@{DOMAIN}",
+        dkim_domain=DOMAIN,
+        dkim_selector=SELECTOR,
+        dkim_private_key_file=str(key[0]),
+    )
+
+
+def raw_message(
+    settings: Settings, name: str = "Ana Lima", reply_to: str | None = "ana@member.test"
+) -> bytes:
+    message = ComposeInput(
+        message_id="3f1c2a9e-0000-4000-8000-000000000001",
+        to="bo@example.com",
+        kind=MessageKind.INVITATION,
+        locale="fr",
+        invitations=(Carried("inv-1", name, "Viens voir !", 1, reply_to=reply_to),),
+        sent_at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+    )
+    return to_bytes(compose(settings, message))
+
+
+def verify(raw: bytes, record: bytes) -> bool:
+    asked: list[bytes] = []
+
+    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
+        asked.append(name)
+        return record
+
+    result = bool(dkim.verify(raw, dnsfunc=dnsfunc))
+    assert asked == [f"{SELECTOR}._domainkey.{DOMAIN}.".encode()]
+    return result
+
+
+def test_signed_message_verifies_against_the_public_key(
+    settings: Settings, key: tuple[Path, bytes]
+) -> None:
+    signed = sign(raw_message(settings, 'Ána "Lima", <x@y>'), settings)
+    assert signed.startswith(b"DKIM-Signature: ")
+    assert verify(signed, key[1])
+    header = signed.split(b"\r\n\r\n", 1)[0].decode()
+    tags = dict(re.findall(r"(\w+)=([^;]*)", re.sub(r"\s+", "", header.split(":", 1)[1])))
+    assert (tags["a"], tags["c"], tags["d"], tags["s"]) == (
+        "rsa-sha256",
+        "relaxed/relaxed",
+        DOMAIN,
+        SELECTOR,
+    )
+    signed_headers = {name.lower() for name in tags["h"].split(":")}
+    for required in ("From", "To", "Subject", "Date", "Message-ID", "List-Unsubscribe"):
+        assert required.lower() in signed_headers
+    assert "list-unsubscribe-post" in signed_headers
+    assert signed_headers == {name.lower() for name in SIGNED_HEADERS}
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b"Subject: =?utf-8?", b"Subject: Re: =?utf-8?"),
+        (b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: No"),
+        (b"Date: Mon, 02 Mar 2026", b"Date: Tue, 03 Mar 2026"),
+        (b"Viens voir !", b"Viens payer"),
+    ],
+    ids=["subject", "one-click", "date", "body"],
+)
+def test_tampering_breaks_the_signature(
+    settings: Settings, key: tuple[Path, bytes], old: bytes, new: bytes
+) -> None:
+    signed = sign(raw_message(settings), settings)
+    assert old in signed
+    assert not verify(signed.replace(old, new, 1), key[1])
+
+
+def test_adding_a_signed_header_breaks_the_signature(
+    settings: Settings, key: tuple[Path, bytes]
+) -> None:
+    """Over-signing: a second Reply-To or List-Unsubscribe cannot be slipped in, above or
+    below the real one, nor a header that was absent (Reply-To without opt-in)."""
+    signed = sign(raw_message(settings), settings)
+    for extra in (b"Reply-To: thief@evil.test", b"List-Unsubscribe: <https://evil.test/>"):
+        assert not verify(signed.replace(b"\r\nTo: ", b"\r\n" + extra + b"\r\nTo: ", 1), key[1])
+        head, body = signed.split(b"\r\n\r\n", 1)
+        assert not verify(head + b"\r\n" + extra + b"\r\n\r\n" + body, key[1])
+    bare = sign(raw_message(settings, reply_to=None), settings)
+    assert verify(bare, key[1])
+    head, body = bare.split(b"\r\n\r\n", 1)
+    assert not verify(head + b"\r\nReply-To: thief@evil.test\r\n\r\n" + body, key[1])
+
+
+def test_without_dkim_settings_the_message_is_unchanged(settings: Settings) -> None:
+    bare = dataclasses.replace(settings, dkim_domain="", dkim_selector="", dkim_private_key_file="")
+    raw = raw_message(bare)
+    assert sign(raw, bare) is raw
+
+
+@pytest.mark.parametrize("missing", ["dkim_domain", "dkim_selector", "dkim_private_key_file"])
+def test_a_partial_dkim_setting_is_refused(settings: Settings, missing: str) -> None:
+    partial = dataclasses.replace(settings, **{missing: ""})
+    with pytest.raises(InvalidInput) as caught:
+        sign(raw_message(partial), partial)
+    assert caught.value.details == {missing: "missing"}
+
+
+def test_an_unreadable_or_bad_key_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
+    gone = dataclasses.replace(settings, dkim_private_key_file=str(tmp_path / "nope.pem"))
+    with pytest.raises(InvalidInput, match="cannot be read"):
+        sign(raw_message(gone), gone)
+    junk = tmp_path / "junk.pem"
+    junk.write_text("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
+    bad = dataclasses.replace(settings, dkim_private_key_file=str(junk))
+    with pytest.raises(InvalidInput, match="does not hold"):
+        sign(raw_message(bad), bad)

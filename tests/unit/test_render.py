@@ -1,0 +1,267 @@
+"""Rendering every kind of email in every language: escaping, limits, digests, catalogues."""
+
+from __future__ import annotations
+
+import re
+from importlib.resources import files
+from io import BytesIO
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+from hypothesis import given
+from hypothesis import strategies as st
+
+from courtois.delivery.i18n import catalogue_source
+from courtois.delivery.render import (
+    UNSUBSCRIBE_SLOT,
+    WHY_SLOT,
+    Inviter,
+    RenderContext,
+    Tokens,
+    preview,
+    render,
+    sections,
+)
+from courtois.delivery.text import ELLIPSIS, clean_name, clean_note
+from courtois.domain.members import MAX_NAME_LENGTH, SUPPORTED_LOCALES
+from courtois.domain.messages import MessageKind
+from courtois.domain.preview import MAX_NOTE_LENGTH
+
+NAMES = ("Ana Lima", "Bo Chen", "Cy Diaz", "Di Egan", "Ed Fox")
+
+
+def context(*inviters: Inviter, first_contact: bool = True) -> RenderContext:
+    return RenderContext(
+        platform="Agora",
+        base_url="https://agora.test",
+        inviters=inviters or (Inviter("Ana Lima"),),
+        postal_address="1 rue de la Paix\n75002 Paris",
+        first_contact=first_contact,
+    )
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+@pytest.mark.parametrize("kind", list(MessageKind))
+def test_every_kind_renders_in_every_language(kind: MessageKind, locale: str) -> None:
+    rendered = render(kind, locale, context(Inviter("Ana Lima", "Hi", 1)))
+    assert rendered.subject
+    assert "\n" not in rendered.subject
+    for part in (rendered.text, rendered.html):
+        assert part.endswith("\n")
+        assert "\r" not in part
+        assert "%(" not in part  # every gettext variable was filled
+    assert rendered.html.startswith("<!DOCTYPE html>")
+    assert f'<html lang="{locale}">' in rendered.html
+    # Plain text reads well in a plain-text client: no markup, short lines but for links.
+    assert "<p>" not in rendered.text
+    for line in rendered.text.splitlines():
+        assert len(line) <= 72 or "https://" in line
+
+
+def test_note_and_name_are_escaped_in_html_and_verbatim_in_text() -> None:
+    note = "<script>alert('x')</script> & <b>bold</b>"
+    rendered = render(
+        MessageKind.INVITATION, "en", context(Inviter('Ana <img src=x onerror="y">', note))
+    )
+    assert "<script" not in rendered.html
+    assert "<img" not in rendered.html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in (
+        rendered.html
+    )
+    assert "Ana &lt;img src=x onerror=&#34;y&#34;&gt;" in rendered.html
+    assert f"  {note}\n" in rendered.text
+    assert rendered.subject.startswith('Ana <img src=x onerror="y"> invites you')
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Ana\r\nBcc: x@y",
+        "Ana\nLima",
+        "Ana\x00\x1b[31m",
+        "Ana\u2028Lima",
+        "Ana\u202eamiL",
+        "Ana\x85",
+    ],
+)
+def test_names_become_one_clean_line(raw: str) -> None:
+    rendered = render(MessageKind.INVITATION, "en", context(Inviter(raw)))
+    assert not re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e]", rendered.subject)
+    assert rendered.subject.startswith(clean_name(raw) + " invites you")
+
+
+def test_names_cannot_pass_for_encoded_words() -> None:
+    """Receivers decode "=?utf-8?q?...?=" in headers: a name must never carry one."""
+    assert clean_name("Ana =?utf-8?q?Bcc=3A_x=40y?=") == "Ana = ?utf-8?q?Bcc=3A_x=40y?="
+    rendered = render(MessageKind.INVITATION, "en", context(Inviter("=?utf-8?b?QQ==?=")))
+    assert "=?" not in rendered.subject
+
+
+def test_long_names_and_notes_are_bounded() -> None:
+    name, note = "N" * 5000, "x" * 50_000
+    assert len(clean_name(name)) == MAX_NAME_LENGTH
+    assert clean_name(name).endswith(ELLIPSIS)
+    assert len(clean_note(note)) == MAX_NOTE_LENGTH
+    rendered = render(MessageKind.INVITATION, "en", context(Inviter(name, note)))
+    assert len(rendered.subject) < MAX_NAME_LENGTH + 40
+    assert "N" * (MAX_NAME_LENGTH) not in rendered.text
+    assert "x" * MAX_NOTE_LENGTH not in rendered.text
+    assert "x" * (MAX_NOTE_LENGTH - 1) + ELLIPSIS in rendered.text
+    assert len(rendered.text) < 10_000
+
+
+def test_note_keeps_lines_and_tabs_but_no_other_controls() -> None:
+    assert clean_note("a\r\nb\rc\td\x00e\x1b\u2028f") == "a\nb\nc\tdef"
+
+
+@pytest.mark.parametrize(
+    ("count", "en", "fr"),
+    [
+        (2, "Ana Lima and Bo Chen invited you to join Agora", "Ana Lima et Bo Chen vous invitent"),
+        (3, "Ana Lima, Bo Chen, and Cy Diaz invited you", "Ana Lima, Bo Chen et Cy Diaz vous"),
+        (4, "Ana Lima, Bo Chen and 2 others invited you", "Bo Chen et 2 autres personnes vous"),
+        (5, "Ana Lima, Bo Chen and 3 others invited you to join Agora", "et 3 autres personnes"),
+    ],
+)
+def test_digest_subject_names_the_first_members_and_counts_the_rest(
+    count: int, en: str, fr: str
+) -> None:
+    ctx = context(*(Inviter(name) for name in NAMES[:count]))
+    assert en in render(MessageKind.DIGEST, "en", ctx).subject
+    assert fr in render(MessageKind.DIGEST, "fr", ctx).subject
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+def test_digest_lists_every_member_with_their_own_join_link(locale: str) -> None:
+    ctx = context(*(Inviter(name, f"note of {name}") for name in NAMES))
+    tokens = Tokens("U", "W", tuple(f"J{i}" for i in range(len(NAMES))))
+    rendered = render(MessageKind.DIGEST, locale, ctx, tokens)
+    for index, name in enumerate(NAMES):
+        for part in (rendered.text, rendered.html):
+            assert name in part
+            assert f"note of {name}" in part
+            assert f"https://agora.test/join/J{index}" in part
+    assert "5" in rendered.text.split("\n\n")[1]
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+def test_each_digest_section_is_what_its_member_previewed(locale: str) -> None:
+    """A digest is made of the very sections each member saw in their own preview."""
+    inviters = [Inviter(name, f"Come, from {name}", index % 2) for index, name in enumerate(NAMES)]
+    digest = render(MessageKind.DIGEST, locale, context(*inviters))
+    for inviter in inviters:
+        (section,) = sections(locale, context(inviter))
+        shown = preview(locale, context(inviter))
+        assert section.text in shown.text
+        assert section.text in digest.text
+        assert section.html in shown.html
+        assert section.html in digest.html
+
+
+def test_a_reminder_lists_no_further_follow_up_and_no_notice_when_not_first_contact() -> None:
+    ctx = context(Inviter("Ana Lima", "Hi", 1), first_contact=False)
+    reminder = render(MessageKind.REMINDER, "en", ctx)
+    assert reminder.subject == "Reminder: Ana Lima invites you to join Agora"
+    assert "You will get nothing more about it." in flat(reminder.text)
+    assert "asked us to send one reminder, at the earliest" not in flat(reminder.text)
+    assert "GDPR" not in reminder.text
+    assert "GDPR" not in reminder.html
+
+
+@pytest.mark.parametrize(("locale", "title"), [("en", "GDPR, Article 14"), ("fr", "RGPD")])
+def test_first_contact_carries_the_article_14_notice(locale: str, title: str) -> None:
+    first = render(MessageKind.INVITATION, locale, context(Inviter("Ana Lima")))
+    later = render(
+        MessageKind.INVITATION, locale, context(Inviter("Ana Lima"), first_contact=False)
+    )
+    for part in (first.text, first.html):
+        assert title in part
+        assert "Agora, 1 rue de la Paix, 75002 Paris" in flat(part)  # controller, postal address
+        assert "30" in part  # retention
+        assert f"https://agora.test/why/{WHY_SLOT}#forget" in part  # erasure link
+        assert flat(part).count("Ana Lima") >= 3  # inviter, footer, source
+    assert title not in later.text
+    assert title not in later.html
+    # Who invited, what the platform is, its address, why and how to stop: always there.
+    for part in (later.text, later.html):
+        assert "https://agora.test" in part
+        assert "75002 Paris" in part
+        assert f"/why/{WHY_SLOT}" in part
+        assert f"/u/{UNSUBSCRIBE_SLOT}" in part
+
+
+def test_tokens_replace_every_placeholder() -> None:
+    rendered = render(MessageKind.INVITATION, "en", context(), Tokens("UU", "WW", ("JJ",)))
+    for part in (rendered.text, rendered.html):
+        assert "{token" not in part
+        assert "/u/UU" in part
+        assert "/why/WW" in part
+        assert "/join/JJ" in part
+
+
+def test_kind_and_count_must_agree() -> None:
+    two = context(Inviter("Ana"), Inviter("Bo"))
+    with pytest.raises(ValueError, match="one invitation"):
+        render(MessageKind.INVITATION, "en", two)
+    with pytest.raises(ValueError, match="One join token"):
+        render(MessageKind.DIGEST, "en", two, Tokens("u", "w", ("j",)))
+    with pytest.raises(ValueError, match="one member"):
+        preview("en", two)
+
+
+@given(name=st.text(max_size=300), note=st.text(max_size=1500))
+def test_any_input_renders_safely(name: str, note: str) -> None:
+    rendered = render(MessageKind.INVITATION, "en", context(Inviter(name or "x", note)))
+    assert "\n" not in rendered.subject
+    assert "\r" not in rendered.subject
+    assert "\r" not in rendered.text
+    # Whatever was typed, the only tags in the HTML are the template's.
+    tags = set(re.findall(r"<([a-zA-Z!/][a-zA-Z]*)", rendered.html))
+    assert tags <= {
+        "!DOCTYPE", "html", "/html", "head", "/head", "meta", "title", "/title", "body", "/body",
+        "div", "/div", "p", "/p", "blockquote", "/blockquote", "a", "/a", "hr", "br", "strong",
+        "/strong", "ul", "/ul", "li", "/li",
+    }  # fmt: skip
+
+
+# --- catalogues --------------------------------------------------------------------------------
+
+
+def _template_messages() -> dict[str, tuple[str, ...]]:
+    """Every msgid the templates use, keyed by msgid (singular), with its plural if any."""
+    templates = str(files("courtois.delivery").joinpath("templates"))
+    found = extract_from_dir(
+        templates,
+        method_map=[("**.txt", "jinja2"), ("**.html", "jinja2")],
+        options_map={"**": {"extensions": "jinja2.ext.i18n"}},
+    )
+    messages: dict[str, tuple[str, ...]] = {}
+    for _file, _line, message, _comments, _context in found:
+        ids = (message,) if isinstance(message, str) else tuple(message)
+        messages[ids[0]] = ids
+    return messages
+
+
+def _variables(text: str) -> set[str]:
+    return set(re.findall(r"%\((\w+)\)[sd]", text))
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+def test_catalogues_hold_exactly_the_template_messages(locale: str) -> None:
+    used = _template_messages()
+    catalog = read_po(BytesIO(catalogue_source(locale)))
+    held = {(m.id if isinstance(m.id, str) else m.id[0]): m for m in catalog if m.id}
+    assert sorted(held) == sorted(used)
+    if locale == "en":
+        return
+    for msgid, message in held.items():
+        strings = (message.string,) if isinstance(message.string, str) else message.string
+        assert all(strings), f"untranslated: {msgid!r}"
+        for string in strings:
+            assert _variables(string) <= _variables(" ".join(used[msgid])), string
+            assert "fuzzy" not in message.flags
