@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, lru_cache
 
 from babel.lists import format_list
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -132,9 +132,11 @@ def preview_hash(rendered: Rendered, *follow_ups: Rendered) -> str:
     return digest.hexdigest()
 
 
+@lru_cache(maxsize=1024)
 def preview(locale: str, context: RenderContext) -> Previewed:
     """One member's invitation as it will be sent (a first contact), and the reminder when
-    they ticked it: the whole of what their consent covers."""
+    they ticked it: the whole of what their consent covers. Pure, so cached: the worker checks
+    every email of a consent against the same preview."""
     if len(context.inviters) != 1:
         raise ValueError("A preview shows one member's invitation.")
     invitation = render(MessageKind.INVITATION, locale, replace(context, first_contact=True))

@@ -6,7 +6,6 @@ a consent pins (invariant 2).
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from courtois.domain.errors import InvalidInput
@@ -14,10 +13,6 @@ from courtois.domain.errors import InvalidInput
 MAX_NOTE_LENGTH = 1000
 # C0 and C1 controls, DEL and Unicode line separators; newlines and tabs are the note's own.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
-
-# Legacy, until the worker composes with courtois.delivery.compose: the single link slot of
-# the former plain-text rendering and its hash. Nothing new should use them.
-TOKEN_PLACEHOLDER = "{token}"  # noqa: S105 - a template slot, not a secret
 
 
 def check_note(note: str) -> str:
@@ -30,11 +25,3 @@ def check_note(note: str) -> str:
     if _CONTROL.search(text):
         raise InvalidInput("The note contains control characters.", {"note": "control characters"})
     return text
-
-
-def hash_message(subject: str, text: str) -> str:
-    """Legacy hash of subject and text (see TOKEN_PLACEHOLDER)."""
-    digest = hashlib.sha256(subject.encode("utf-8"))
-    digest.update(b"\n\n")
-    digest.update(text.encode("utf-8"))
-    return digest.hexdigest()
