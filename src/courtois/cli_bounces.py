@@ -93,3 +93,32 @@ def show(report: BounceReport) -> None:
             verdict = "dead address: suppressed" if recipient.hard else "kept"
         status = recipient.status or "no status"
         cli.out.print(f"  {escape(recipient.address)}  {status}  {verdict}")
+
+
+@bounces_app.command("listen")
+def listen(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 2526,
+) -> None:
+    """Receive bounces and complaints over SMTP (the bounce address's MX) until stopped."""
+    import signal
+    import time
+
+    from aiosmtpd.controller import Controller
+
+    from courtois.delivery.bounce_listener import BounceHandler
+
+    def action(ctx: Context) -> None:
+        stopping: list[int] = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda number, _frame: stopping.append(number))
+        controller = Controller(BounceHandler(ctx), hostname=host, port=port)
+        controller.start()
+        sys.stderr.write(f"courtois: receiving bounces on {host}:{port}\n")
+        try:
+            while not stopping:
+                time.sleep(0.2)
+        finally:
+            controller.stop()
+
+    cli.run(action)
