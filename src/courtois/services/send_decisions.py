@@ -12,7 +12,7 @@ from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.policy.chain import evaluate
-from courtois.policy.facts import Candidate, Facts, InvitationFacts, Stage
+from courtois.policy.facts import Candidate, Facts, InvitationFacts, SenderFacts, Stage
 from courtois.policy.verdict import Decision, Outcome
 from courtois.services import facts as gather
 from courtois.services.context import Context
@@ -21,38 +21,42 @@ from courtois.services.locks import lock_recipients
 from courtois.services.transitions import move_invitations, set_messages
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.services.worker_due import Claim, Due, PassReport
+from courtois.store.bulk import insert_rows
 from courtois.store.tables import decisions, invitations, messages
 
 LEASE = timedelta(minutes=5)
 
 
 def decide_and_claim(
-    ctx: Context, group: list[Due], now: datetime, claiming: bool, report: PassReport
-) -> Claim | None:
-    """Under the recipient's lock: decide each message of the group, and claim the allowed
-    ones as one email (a digest when there are several). Without `claiming` the allowed
-    stay scheduled and are counted as waiting."""
+    ctx: Context, groups: list[list[Due]], now: datetime, claiming: bool, report: PassReport
+) -> list[Claim]:
+    """Under the recipients' locks, in one transaction for the batch: decide each message,
+    and claim the allowed ones of each recipient as one email (a digest when there are
+    several). Without `claiming` the allowed stay scheduled and are counted as waiting."""
     with ctx.unit_of_work(now) as uow:
-        lock_recipients(uow.conn, [group[0].digest])
-        allowed, deferred = _decide(uow, ctx, group, now)
-        report.deferred += deferred
-        report.cancelled += len(group) - len(allowed) - deferred
-        if not allowed or not claiming:
-            report.waiting += len(allowed)
-            uow.commit()
-            return None
-        claim = _claim(uow, allowed, now)
+        lock_recipients(uow.conn, [group[0].digest for group in groups])
+        decided = _decide(uow, ctx, groups, now)
+        claims = []
+        for allowed, deferred, size in decided:
+            report.deferred += deferred
+            report.cancelled += size - len(allowed) - deferred
+            if allowed and claiming:
+                claims.append(_claim(uow, allowed, now))
+            else:
+                report.waiting += len(allowed)
         uow.commit()
-    return claim
+    return claims
 
 
 def _decide(
-    uow: UnitOfWork, ctx: Context, group: list[Due], now: datetime
-) -> tuple[list[Due], int]:
-    """Evaluate each message still scheduled; returns the allowed and how many deferred."""
+    uow: UnitOfWork, ctx: Context, groups: list[list[Due]], now: datetime
+) -> list[tuple[list[Due], int, int]]:
+    """Evaluate each message still scheduled, with facts gathered once for the batch;
+    returns, per recipient, the allowed messages, how many deferred, and how many there
+    were."""
     conn, policy = uow.conn, ctx.settings.policy
-    digest = group[0].digest
-    ids = {m.id for m in group}
+    every = [m for group in groups for m in group]
+    ids = {m.id for m in every}
     current = set(
         conn.execute(
             select(messages.c.id).where(
@@ -60,41 +64,55 @@ def _decide(
             )
         ).scalars()
     )
-    recipient = gather.recipient_facts(
-        conn, [digest], now, policy, exclude_messages=ids, stage=Stage.SEND
-    )[digest]
-    loaded = gather.load_consents(conn, {m.consent_id for m in group})
-    reminders = gather.reminders_sent(conn, {m.invitation_id for m in group})
-    allowed, deferred = [], 0
-    for message in group:
-        if message.id not in current:
-            continue
-        candidate = Candidate(
-            message.member_id, digest, message.kind, Stage.SEND, message.invitation_id
-        )
-        facts = Facts(
-            policy=policy,
-            recipient=replace(recipient, reminder_requested_for=message.remind_at),
-            sender=gather.sender_facts(conn, message.member_id, now, exclude_messages={message.id}),
-            invitation=InvitationFacts(
-                consent=loaded.get(message.consent_id),
-                reminders_sent=reminders.get(message.invitation_id, 0),
-                last_sent_at=message.sent_at,
-            ),
-        )
-        decision = evaluate(candidate, facts, now)
-        conn.execute(
-            decisions.insert().values(
-                **decision_row(decision, candidate=candidate, message_id=message.id, now=now)
+    recipients = gather.recipient_facts(
+        conn, {m.digest for m in every}, now, policy, exclude_messages=ids, stage=Stage.SEND
+    )
+    loaded = gather.load_consents(conn, {m.consent_id for m in every})
+    reminders = gather.reminders_sent(conn, {m.invitation_id for m in every})
+    senders = {
+        member: gather.sender_facts(conn, member, now) for member in {m.member_id for m in every}
+    }
+    rows, results = [], []
+    for group in groups:
+        allowed, deferred = [], 0
+        for message in group:
+            if message.id not in current:
+                continue
+            candidate = Candidate(
+                message.member_id, message.digest, message.kind, Stage.SEND, message.invitation_id
             )
-        )
-        uow.record(EventType.DECISION, decision_entry(decision, candidate, message.id))
-        _apply(uow, message, decision, now)
-        if decision.allowed:
-            allowed.append(message)
-        elif decision.outcome is Outcome.DEFER:
-            deferred += 1
-    return allowed, deferred
+            facts = Facts(
+                policy=policy,
+                recipient=replace(
+                    recipients[message.digest], reminder_requested_for=message.remind_at
+                ),
+                sender=_without(senders[message.member_id], message),
+                invitation=InvitationFacts(
+                    consent=loaded.get(message.consent_id),
+                    reminders_sent=reminders.get(message.invitation_id, 0),
+                    last_sent_at=message.sent_at,
+                ),
+            )
+            decision = evaluate(candidate, facts, now)
+            rows.append(decision_row(decision, candidate=candidate, message_id=message.id, now=now))
+            uow.record(EventType.DECISION, decision_entry(decision, candidate, message.id))
+            _apply(uow, message, decision, now)
+            if decision.allowed:
+                allowed.append(message)
+            elif decision.outcome is Outcome.DEFER:
+                deferred += 1
+        results.append((allowed, deferred, len(group)))
+    insert_rows(conn, decisions, rows)
+    return results
+
+
+def _without(sender: SenderFacts, message: Due) -> SenderFacts:
+    """The sender's facts as this message sees them: every other message, not itself."""
+    if message.kind is MessageKind.REMINDER or message.created_at not in sender.recent_messages:
+        return sender
+    recent = list(sender.recent_messages)
+    recent.remove(message.created_at)
+    return replace(sender, recent_messages=tuple(recent))
 
 
 def _apply(uow: UnitOfWork, message: Due, decision: Decision, now: datetime) -> None:

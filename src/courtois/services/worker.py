@@ -17,7 +17,7 @@ from courtois.services.housekeeping import expire_invitations, expire_leases, pu
 from courtois.services.outgoing import PreviewMismatch, outgoing_for
 from courtois.services.send_decisions import decide_and_claim
 from courtois.services.send_outcomes import hold_claims, record_outcomes
-from courtois.services.worker_due import Claim, Due, PassReport, due_messages
+from courtois.services.worker_due import Due, PassReport, due_messages
 
 __all__ = ["PassReport", "run_pass"]
 
@@ -41,11 +41,9 @@ def run_pass(
         for message in due:
             by_recipient[message.digest].append(message)
             done.add(message.id)
-        claims: list[Claim] = []
-        for group in by_recipient.values():
-            claim = decide_and_claim(ctx, group, now, transport is not None, report)
-            if claim is not None:
-                claims.append(claim)
+        claims = decide_and_claim(
+            ctx, list(by_recipient.values()), now, transport is not None, report
+        )
         if transport is None or not claims:
             continue
         # Every claim is committed: a crash from here on leaves its messages `sending`,
