@@ -14,7 +14,7 @@ from courtois.domain.consent import Consent
 from courtois.domain.errors import Conflict, InvalidInput, NotFound
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
-from courtois.domain.messages import MessageKind, MessageState
+from courtois.domain.messages import MessageKind
 from courtois.domain.preview import check_note
 from courtois.policy.chain import evaluate
 from courtois.policy.facts import Candidate, Facts, InvitationFacts, Stage
@@ -28,6 +28,7 @@ from courtois.services.idempotency import find_answer, request_hash, store_answe
 from courtois.services.locks import lock_member, lock_recipients
 from courtois.services.members import get_member
 from courtois.services.previews import consent_text, render_for
+from courtois.services.transitions import scheduled_message
 from courtois.store.bulk import insert_rows
 from courtois.store.tables import consent_recipients, consents, decisions, invitations, messages
 
@@ -239,22 +240,15 @@ def invite(
                 # (times stay sorted: `now` is the latest).
                 sender = replace(sender, recent_messages=(*sender.recent_messages, now))
                 message_rows.append(
-                    {
-                        "id": message_id,
-                        "invitation_id": invitation_id,
-                        "member_id": member.id,
-                        "recipient_digest": digest,
-                        "kind": MessageKind.INVITATION.value,
-                        "state": MessageState.SCHEDULED.value,
-                        "scheduled_at": decision.retry_at or now,
-                        "attempts": 0,
-                        "created_at": now,
-                        "updated_at": now,
-                        "sent_at": None,
-                        "lease_until": None,
-                        "carried_by": None,
-                        "last_reason": None,
-                    }
+                    scheduled_message(
+                        message_id,
+                        invitation_id,
+                        member.id,
+                        digest,
+                        MessageKind.INVITATION,
+                        decision.retry_at or now,
+                        now,
+                    )
                 )
             stored_message = None if denied else message_id
             decision_rows.append(

@@ -20,7 +20,7 @@ from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.services.context import Context
-from courtois.services.transitions import move_invitations, set_messages
+from courtois.services.transitions import move_invitations, scheduled_message, set_messages
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.services.worker_due import Claim, PassReport
 from courtois.store.tables import consents, invitations, messages, recipients
@@ -185,22 +185,15 @@ def _schedule_reminders(
         uow.conn.execute(
             messages.insert(),
             [
-                {
-                    "id": str(uuid.uuid4()),
-                    "invitation_id": r.id,
-                    "member_id": r.member_id,
-                    "recipient_digest": r.recipient_digest,
-                    "kind": MessageKind.REMINDER.value,
-                    "state": MessageState.SCHEDULED.value,
-                    "scheduled_at": now + interval,
-                    "attempts": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                    "sent_at": None,
-                    "lease_until": None,
-                    "carried_by": None,
-                    "last_reason": None,
-                }
+                scheduled_message(
+                    str(uuid.uuid4()),
+                    r.id,
+                    r.member_id,
+                    r.recipient_digest,
+                    MessageKind.REMINDER,
+                    now + interval,
+                    now,
+                )
                 for r in rows
             ],
         )

@@ -6,13 +6,14 @@ Every state change goes through here, so none escapes the machines' edges or the
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, update
 
 from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
 from courtois.domain.ledger import EventType
-from courtois.domain.messages import MESSAGE_MACHINE, MessageState
+from courtois.domain.messages import MESSAGE_MACHINE, MessageKind, MessageState
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.store.tables import invitations, messages
 
@@ -83,3 +84,31 @@ def set_messages(
             EventType.MESSAGE_STATE,
             {"message": message_id, "from": current.value, "to": target.value, "reason": reason},
         )
+
+
+def scheduled_message(
+    message_id: str,
+    invitation_id: str,
+    member_id: str,
+    digest: str,
+    kind: MessageKind,
+    at: datetime,
+    now: datetime,
+) -> dict[str, Any]:
+    """A new messages-table row, scheduled for `at`: the one shape every message starts in."""
+    return {
+        "id": message_id,
+        "invitation_id": invitation_id,
+        "member_id": member_id,
+        "recipient_digest": digest,
+        "kind": kind.value,
+        "state": MessageState.SCHEDULED.value,
+        "scheduled_at": at,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+        "sent_at": None,
+        "lease_until": None,
+        "carried_by": None,
+        "last_reason": None,
+    }
