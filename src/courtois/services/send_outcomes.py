@@ -69,15 +69,7 @@ def hold_claims(ctx: Context, claims: Sequence[Claim], now: datetime, reason: st
         return
     with ctx.unit_of_work(now) as uow:
         for claim in claims:
-            set_messages(
-                uow, claim.ids, MessageState.SENDING, MessageState.FAILED, reason, lease_until=None
-            )
-            move_invitations(
-                uow,
-                invitations.c.id.in_([m.invitation_id for m in claim.messages]),
-                InvitationState.BLOCKED,
-                reason,
-            )
+            _fail_claim(uow, claim, reason, InvitationState.BLOCKED, reason)
         uow.commit()
 
 
@@ -150,15 +142,7 @@ def _sent(uow: UnitOfWork, ctx: Context, claim: Claim, now: datetime) -> None:
 
 def _failed(uow: UnitOfWork, claim: Claim, delivery: Delivery, why: str, dead: bool) -> None:
     reason = f"{why}: {delivery.code} {delivery.reply}"
-    set_messages(
-        uow, claim.ids, MessageState.SENDING, MessageState.FAILED, reason, lease_until=None
-    )
-    move_invitations(
-        uow,
-        invitations.c.id.in_([m.invitation_id for m in claim.messages]),
-        InvitationState.BOUNCED,
-        why,
-    )
+    _fail_claim(uow, claim, reason, InvitationState.BOUNCED, why)
     if dead:
         digest = claim.carrier.digest
         uow.conn.execute(
@@ -167,6 +151,18 @@ def _failed(uow: UnitOfWork, claim: Claim, delivery: Delivery, why: str, dead: b
             .values(suppressed_reason="hard-bounce", suppressed_at=uow.now)
         )
         uow.record(EventType.SUPPRESSED, {"recipient": digest, "reason": "hard-bounce"})
+
+
+def _fail_claim(
+    uow: UnitOfWork, claim: Claim, reason: str, closed: InvitationState, why: str
+) -> None:
+    """The claim's messages failed; the invitations they carried are closed as `closed`."""
+    set_messages(
+        uow, claim.ids, MessageState.SENDING, MessageState.FAILED, reason, lease_until=None
+    )
+    move_invitations(
+        uow, invitations.c.id.in_([m.invitation_id for m in claim.messages]), closed, why
+    )
 
 
 def _schedule_reminders(

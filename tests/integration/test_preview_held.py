@@ -1,0 +1,47 @@
+"""What was shown is what is sent (invariant 2), enforced at the last moment: when the
+words would differ from the preview the member consented to (here, the member renamed
+themselves after consenting), the message is held, not sent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from conftest import T0
+from courtois.delivery.transport import MemoryTransport
+from courtois.services.context import Context
+from courtois.services.invitations import ConsentInput, InviteRequest, invite
+from courtois.services.members import register_member
+from courtois.services.previews import preview_invitations
+from courtois.services.worker import run_pass
+from courtois.store.tables import invitations, messages
+
+
+def test_a_message_that_differs_from_its_preview_is_held(ctx: Context) -> None:
+    register_member(ctx, "ana", "ana@members.example", "Ana", "en", T0)
+    preview = preview_invitations(ctx, "ana", 2, "", None, 0)
+    request = InviteRequest(
+        "ana",
+        ("bo@example.org", "cy@example.org"),
+        "",
+        None,
+        0,
+        preview.preview_hash,
+        ConsentInput(preview.consent_text),
+    )
+    invite(ctx, request, T0)
+    register_member(ctx, "ana", "ana@members.example", "Ana Lima", "en", T0 + timedelta(minutes=5))
+
+    transport = MemoryTransport()
+    report = run_pass(ctx, T0 + timedelta(minutes=11), transport)
+    assert transport.sent == []
+    assert report.failed == 2
+    with ctx.engine.connect() as connection:
+        rows = connection.execute(
+            select(messages.c.state, messages.c.last_reason, invitations.c.state.label("inv")).join(
+                invitations, invitations.c.id == messages.c.invitation_id
+            )
+        ).all()
+    assert {(r.state, r.inv) for r in rows} == {("failed", "blocked")}
+    assert all("preview" in (r.last_reason or "") for r in rows)
