@@ -54,3 +54,21 @@ def lock_recipients(connection: Connection, digests: Iterable[str]) -> dict[str,
         ):
             locked[row.digest] = row
     return locked
+
+
+def lock_free_recipients(connection: Connection, digests: Iterable[str]) -> set[str]:
+    """Lock, in digest order, those of these recipients no other transaction holds, and say
+    which: `FOR UPDATE SKIP LOCKED` on PostgreSQL, so several workers split the due mail
+    between them instead of queueing on one another (SQLite has one writer anyway)."""
+    ordered = sorted(set(digests))
+    locked: set[str] = set()
+    for chunk in chunked(connection, ordered):
+        locked.update(
+            connection.execute(
+                select(recipients.c.digest)
+                .where(among(connection, recipients.c.digest, chunk))
+                .order_by(recipients.c.digest)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
+    return locked

@@ -17,7 +17,7 @@ from courtois.policy.verdict import Decision, Outcome
 from courtois.services import facts as gather
 from courtois.services.context import Context
 from courtois.services.decisions import decision_entry, decision_row
-from courtois.services.locks import lock_recipients
+from courtois.services.locks import lock_free_recipients
 from courtois.services.transitions import move_invitations, set_messages
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.services.worker_due import Claim, Due, PassReport
@@ -29,12 +29,15 @@ LEASE = timedelta(minutes=5)
 
 def decide_and_claim(
     ctx: Context, groups: list[list[Due]], now: datetime, claiming: bool, report: PassReport
-) -> list[Claim]:
+) -> tuple[list[Claim], list[Due]]:
     """Under the recipients' locks, in one transaction for the batch: decide each message,
     and claim the allowed ones of each recipient as one email (a digest when there are
-    several). Without `claiming` the allowed stay scheduled and are counted as waiting."""
+    several). Without `claiming` the allowed stay scheduled and are counted as waiting.
+    Recipients another worker or request holds right now are skipped; returns the claims
+    and the messages that were decided."""
     with ctx.unit_of_work(now) as uow:
-        lock_recipients(uow.conn, [group[0].digest for group in groups])
+        free = lock_free_recipients(uow.conn, [group[0].digest for group in groups])
+        groups = [group for group in groups if group[0].digest in free]
         decided = _decide(uow, ctx, groups, now)
         claims = []
         for allowed, deferred, size in decided:
@@ -45,7 +48,7 @@ def decide_and_claim(
             else:
                 report.waiting += len(allowed)
         uow.commit()
-    return claims
+    return claims, [m for group in groups for m in group]
 
 
 def _decide(

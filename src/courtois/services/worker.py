@@ -40,8 +40,10 @@ def run_pass(
         by_recipient: dict[str, list[Due]] = defaultdict(list)
         for message in due:
             by_recipient[message.digest].append(message)
+            # Seen once per pass: what another worker holds now is theirs to send, and
+            # anything held by a request is taken by the next pass.
             done.add(message.id)
-        claims = decide_and_claim(
+        claims, _ = decide_and_claim(
             ctx, list(by_recipient.values()), now, transport is not None, report
         )
         if transport is None or not claims:
