@@ -23,7 +23,7 @@ SELECTOR, DOMAIN = "courtois2026", "agora.test"
 
 
 def make_key(directory: Path) -> tuple[Path, bytes]:
-    """A 2048-bit RSA key (the venv has no `cryptography`, so openssl makes it) and the DNS
+    """A 2048-bit RSA key, made by openssl (independent of the signer's library), and the DNS
     TXT record publishing its public half."""
     key = directory / "dkim.pem"
     subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
@@ -157,3 +157,37 @@ def test_an_unreadable_or_bad_key_is_a_clear_error(settings: Settings, tmp_path:
     bad = dataclasses.replace(settings, dkim_private_key_file=str(junk))
     with pytest.raises(InvalidInput, match="does not hold"):
         sign(raw_message(bad), bad)
+
+
+def test_relaxed_canonicalisation_survives_folding_tabs_and_trailing_lines(
+    settings: Settings, key: tuple[Path, bytes]
+) -> None:
+    """Folded and repeated headers, runs of tabs and spaces, trailing whitespace and empty
+    lines at the end: dkimpy's verifier agrees with the signer on all of them."""
+    raw = (
+        b'From: "Ana"   <invitations@agora.test>\r\n'
+        b"To: bo@example.com\r\n"
+        b"Subject: a long subject\r\n\tfolded\t  onto two lines  \r\n"
+        b"Date: Mon, 02 Mar 2026 09:00:00 +0000\r\n"
+        b"Message-ID: <m1@agora.test>\r\n"
+        b"X-Unsigned: anything\r\n"
+        b"\r\n"
+        b"Hello  \t there  \r\n"
+        b"\r\n"
+        b"last line\t\r\n"
+        b"\r\n"
+        b"\r\n"
+    )
+    signed = sign(raw, settings)
+    assert verify(signed, key[1])
+    assert not verify(signed.replace(b"there", b"where"), key[1])
+
+
+def test_the_key_file_is_parsed_once_per_version(settings: Settings) -> None:
+    """Rotating the key file is picked up; an unchanged file is not parsed again."""
+    from courtois.delivery.dkim import _load
+
+    _load.cache_clear()
+    sign(raw_message(settings), settings)
+    sign(raw_message(settings), settings)
+    assert _load.cache_info().misses == 1
