@@ -112,13 +112,20 @@ def member_add(
     email: Annotated[str, typer.Option("--email")],
     name: Annotated[str, typer.Option("--name")],
     locale: Annotated[str, typer.Option("--locale")] = "en",
+    reply_to: Annotated[
+        bool, typer.Option("--reply-to", help="Replies to their invitations reach the member.")
+    ] = False,
     now: NowOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create or update a member."""
     from courtois.services.members import register_member
 
-    member = run(lambda ctx: register_member(ctx, member_id, email, name, locale, parse_now(now)))
+    member = run(
+        lambda ctx: register_member(
+            ctx, member_id, email, name, locale, parse_now(now), reply_to=reply_to
+        )
+    )
     data = {"id": member.id, "name": member.name, "locale": member.locale}
     emit(as_json, data, lambda: out.print(f"member {member.id} saved"))
 

@@ -21,6 +21,7 @@ class Member:
     email: str
     name: str
     locale: str
+    reply_to: bool = False
 
 
 def check_member_id(value: str) -> str:

@@ -15,7 +15,13 @@ from courtois.store.tables import members
 
 
 def register_member(
-    ctx: Context, member_id: str, email: str, name: str, locale: str, now: datetime
+    ctx: Context,
+    member_id: str,
+    email: str,
+    name: str,
+    locale: str,
+    now: datetime,
+    reply_to: bool = False,
 ) -> Member:
     """Validate every field, then insert or update the member in one transaction."""
     member = Member(
@@ -23,6 +29,7 @@ def register_member(
         email=parse_address(email).normalized,
         name=check_display_name(name),
         locale=check_locale(locale),
+        reply_to=reply_to,
     )
     digest = ctx.digest_email(member.email)
     values = {
@@ -30,6 +37,7 @@ def register_member(
         "email_digest": digest,
         "name": member.name,
         "locale": member.locale,
+        "reply_to": member.reply_to,
         "updated_at": now,
     }
     with ctx.unit_of_work(now) as uow:
@@ -51,4 +59,6 @@ def get_member(ctx: Context, member_id: str) -> Member:
         row = connection.execute(select(members).where(members.c.id == member_id)).first()
     if row is None:
         raise NotFound(f"No member {member_id!r}.", {"member": member_id[:140]})
-    return Member(id=row.id, email=row.email, name=row.name, locale=row.locale)
+    return Member(
+        id=row.id, email=row.email, name=row.name, locale=row.locale, reply_to=row.reply_to
+    )

@@ -39,6 +39,8 @@ def outgoing_for(ctx: Context, claim: Claim, now: datetime) -> Outgoing:
                     consents.c.reminders,
                     consents.c.preview_hash,
                     members.c.name,
+                    members.c.email,
+                    members.c.reply_to,
                     members.c.locale.label("member_locale"),
                 )
                 .join(consents, consents.c.id == invitations.c.consent_id)
@@ -52,6 +54,7 @@ def outgoing_for(ctx: Context, claim: Claim, now: datetime) -> Outgoing:
             member_name=rows[m.invitation_id].name,
             note=rows[m.invitation_id].note,
             reminders=rows[m.invitation_id].reminders,
+            reply_to=rows[m.invitation_id].email if rows[m.invitation_id].reply_to else None,
         )
         for m in claim.messages
     )

@@ -38,6 +38,8 @@ members = Table(
     Column("email_digest", DIGEST, nullable=False, index=True),
     Column("name", String(120), nullable=False),
     Column("locale", String(8), nullable=False),
+    # Replies to an invitation reach the member only if they chose so (off by default).
+    Column("reply_to", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )

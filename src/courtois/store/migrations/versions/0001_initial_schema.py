@@ -86,6 +86,7 @@ def upgrade() -> None:
         sa.Column("email_digest", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=120), nullable=False),
         sa.Column("locale", sa.String(length=8), nullable=False),
+        sa.Column("reply_to", sa.Boolean(), nullable=False),
         sa.Column("created_at", courtois.store.types.UTCDateTime(), nullable=False),
         sa.Column("updated_at", courtois.store.types.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_members")),
