@@ -1,10 +1,15 @@
 """The bounce address's SMTP listener applies what it receives: a DSN for a dead address,
-sent over real SMTP, suppresses that recipient; a later invitation is refused."""
+sent over real SMTP, suppresses that recipient; a later invitation is refused. And the
+mailto of List-Unsubscribe, answered from a mail client, stops everything."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import re
 import smtplib
 from datetime import datetime, timedelta
+from urllib.parse import unquote
 
 from aiosmtpd.controller import Controller
 from smtp_server import free_port
@@ -12,10 +17,12 @@ from sqlalchemy import select
 
 from conftest import T0
 from courtois.delivery.bounce_listener import BounceHandler
+from courtois.delivery.transport import MemoryTransport
 from courtois.services.context import Context
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.members import register_member
 from courtois.services.previews import preview_invitations
+from courtois.services.worker import run_pass
 from courtois.store.tables import recipients
 
 DSN = b"""From: MAILER-DAEMON@mx.example.net\r
@@ -71,3 +78,39 @@ def test_a_dsn_received_over_smtp_suppresses_the_dead_address(ctx: Context) -> N
         ).scalar_one()
     assert reason == "hard-bounce"
     assert ask(ctx, "gone@example.org", T0 + timedelta(days=1)) == "blocked"
+
+
+def test_the_mailto_of_list_unsubscribe_stops_everything(ctx: Context) -> None:
+    register_member(ctx, "ana", "ana@members.example", "Ana", "en", T0)
+    assert ask(ctx, "bo@example.org", T0) == "scheduled"
+    transport = MemoryTransport()
+    run_pass(ctx, T0 + timedelta(minutes=11), transport)
+    (outgoing,) = transport.sent
+    parsed = email.message_from_bytes(outgoing.raw, policy=email.policy.default)
+    mailto = re.search(r"<mailto:([^?]+)\?subject=([^>]+)>", str(parsed["List-Unsubscribe"]))
+    assert mailto is not None
+    to, subject = mailto.group(1), unquote(mailto.group(2))
+
+    handler = BounceHandler(ctx, clock=lambda: T0 + timedelta(hours=1))
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            forged = f"Subject: unsubscribe {subject.split()[1]}x\r\n\r\n".encode()
+            client.sendmail("bo@example.org", [to], forged)
+            digest = ctx.digest_email("bo@example.org")
+            assert unsubscribed_at(ctx, digest) is None
+            client.sendmail("bo@example.org", [to], f"Subject: {subject}\r\n\r\n".encode())
+    finally:
+        controller.stop()
+    assert unsubscribed_at(ctx, digest) == T0 + timedelta(hours=1)
+    assert ask(ctx, "bo@example.org", T0 + timedelta(days=1)) == "blocked"
+
+
+def unsubscribed_at(ctx: Context, digest: str) -> datetime | None:
+    with ctx.engine.connect() as connection:
+        value: datetime | None = connection.execute(
+            select(recipients.c.unsubscribed_at).where(recipients.c.digest == digest)
+        ).scalar_one()
+    return value

@@ -1,5 +1,6 @@
 """The inbound end of the bounce address: an SMTP listener (aiosmtpd) that classifies each
-message it receives and applies it at once, like `courtois bounces ingest` does for files.
+message it receives and applies it at once, like `courtois bounces ingest` does for files,
+and honours the "unsubscribe TOKEN" mails that List-Unsubscribe's mailto sends.
 
 A message that cannot be applied (the database is away) is refused with a 451, so the
 sending server keeps it and tries again: nothing is lost, nothing is applied twice.
@@ -8,15 +9,20 @@ sending server keeps it and tries again: nothing is lost, nothing is applied twi
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email import policy
+from email.parser import BytesParser
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from courtois.delivery.bounces import BounceReport, classify
+from courtois.domain.errors import NotFound
 from courtois.services.bounces import apply_bounce
 from courtois.services.context import Context
+from courtois.services.unsubscribe_links import unsubscribe_by_token
 
 
 class BounceHandler:
@@ -30,6 +36,9 @@ class BounceHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's hook name
         """Classify and apply in a worker thread; the store's calls are blocking."""
         raw = bytes(envelope.original_content or envelope.content or b"")
+        token = _unsubscribe_token(raw)
+        if token is not None:
+            return await self._unsubscribe(token)
         source = f"smtp:{session.peer[0] if session.peer else 'unknown'}"
         report = classify(raw, source)
         try:
@@ -40,3 +49,25 @@ class BounceHandler:
             return "451 4.3.0 Temporary failure, try again later"
         self.applied.append(report)
         return "250 2.0.0 Thank you"
+
+    async def _unsubscribe(self, token: str) -> str:
+        """The mailto of List-Unsubscribe: the message's subject carries the token."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                None, unsubscribe_by_token, self.ctx, token, self.clock()
+            )
+        except NotFound:
+            return "250 2.0.0 Thank you"  # a bad token learns nothing, and changes nothing
+        except SQLAlchemyError:
+            return "451 4.3.0 Temporary failure, try again later"
+        return "250 2.0.0 Unsubscribed"
+
+
+_UNSUBSCRIBE = re.compile(r"^\s*unsubscribe\s+([A-Za-z0-9_.\-]+)\s*$", re.IGNORECASE)
+
+
+def _unsubscribe_token(raw: bytes) -> str | None:
+    """The token of an "unsubscribe TOKEN" request, or None for anything else."""
+    subject = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)["Subject"]
+    match = _UNSUBSCRIBE.match(str(subject or ""))
+    return match.group(1) if match else None
