@@ -8,13 +8,13 @@ for good; a broken transaction after the body left is `unknown`, for a person to
 from __future__ import annotations
 
 import random
-import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from courtois.delivery.bounce_classify import effective_status, is_hard
 from courtois.delivery.transport import Delivery, SendResult
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
@@ -28,12 +28,6 @@ from courtois.store.tables import consents, invitations, messages, recipients
 RETRY_FIRST = timedelta(minutes=5)
 RETRY_LONGEST = timedelta(hours=6)
 RETRY_DEADLINE = timedelta(days=3)
-# A permanent refusal that names the mailbox or host as the problem: the address is dead.
-_DEAD = re.compile(
-    r"\b5\.1\.(1|2|3|6|10)\b|user unknown|no such (user|mailbox)|mailbox (unavailable|not found)"
-    r"|unknown (user|recipient)|recipient address rejected|does not exist|host not found",
-    re.IGNORECASE,
-)
 
 
 def retry_delay(attempts: int, rng: random.Random) -> timedelta:
@@ -45,8 +39,12 @@ def retry_delay(attempts: int, rng: random.Random) -> timedelta:
 
 
 def is_dead_address(delivery: Delivery) -> bool:
-    """Whether a permanent refusal says the address itself does not exist."""
-    return delivery.code >= 500 and bool(_DEAD.search(delivery.reply))
+    """Whether a permanent refusal says the address itself does not exist: judged by the
+    same classifier as bounces that come back later, so both agree on what is dead."""
+    if delivery.code < 500:
+        return False
+    diagnostic = f"{delivery.code} {delivery.reply}"
+    return is_hard(effective_status("", diagnostic), diagnostic)
 
 
 def record_outcomes(
