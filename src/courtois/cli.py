@@ -21,6 +21,7 @@ from courtois.bootstrap import bootstrap
 from courtois.domain.errors import DomainError
 from courtois.policy.verdict import Decision
 from courtois.services.context import Context
+from courtois.services.worker_due import Shard
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 member_app = typer.Typer(no_args_is_help=True, help="Members of the platform.")
@@ -248,23 +249,49 @@ def worker(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
     now: NowOpt = None,
     interval: Annotated[float, typer.Option("--interval", min=0.05)] = 5.0,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes", min=1, max=64, help="Worker processes, each on its share of recipients."
+        ),
+    ] = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """Run due work: expiries, purges, policy re-checks, sends (over COURTOIS_SMTP_URL;
     without it, allowed mail is left waiting)."""
+    from functools import partial
+
     from courtois.bootstrap import make_transport
     from courtois.services.worker import run_pass
+    from courtois.worker_processes import one_pass_in_processes, serve_in_processes
 
     if once:
-        report = run(lambda ctx: run_pass(ctx, parse_now(now), make_transport(ctx.settings)))
-        emit(as_json, report.as_dict(), lambda: out.print(report.as_dict()))
+        moment = parse_now(now)
+        if processes == 1:
+            report = run(lambda ctx: run_pass(ctx, moment, make_transport(ctx.settings)))
+            counts = report.as_dict()
+        else:
+            run(lambda ctx: make_transport(ctx.settings))  # bad settings fail here, in one line
+            counts = one_pass_in_processes(processes, moment)
+        emit(as_json, counts, lambda: out.print(counts))
         return
     if now is not None:
         fail("--now only makes sense with --once", 2)
-    run(lambda ctx: _serve_worker(ctx, interval, as_json))
+    if processes == 1:
+        run(lambda ctx: _serve_worker(ctx, interval, as_json))
+        return
+    run(lambda ctx: make_transport(ctx.settings))
+    code = serve_in_processes(processes, partial(_serve_shard, interval=interval, as_json=as_json))
+    if code:
+        fail(f"a worker process ended with status {code}", code)
 
 
-def _serve_worker(ctx: Context, interval: float, as_json: bool) -> None:
+def _serve_shard(shard: Shard, interval: float, as_json: bool) -> None:
+    """One process of `worker --processes N`: its share of the recipients, pass after pass."""
+    run(lambda ctx: _serve_worker(ctx, interval, as_json, shard))
+
+
+def _serve_worker(ctx: Context, interval: float, as_json: bool, shard: Shard | None = None) -> None:
     """Pass after pass until SIGTERM or SIGINT; a pass in progress finishes first."""
     import signal
     import time
@@ -277,7 +304,7 @@ def _serve_worker(ctx: Context, interval: float, as_json: bool) -> None:
         signal.signal(sig, lambda number, _frame: stopping.append(number))
     transport = make_transport(ctx.settings)
     while not stopping:
-        report = run_pass(ctx, datetime.now(UTC), transport)
+        report = run_pass(ctx, datetime.now(UTC), transport, shard=shard)
         if report.sent or report.failed or report.unknown or report.retried:
             counts = report.as_dict()
             emit(as_json, counts, lambda: out.print(counts))  # noqa: B023 - used at once
@@ -337,18 +364,69 @@ def policy_explain(
 
 
 @app.command()
-def demo(port: Annotated[int, typer.Option("--port")] = 8000) -> None:
-    """The web demo (API, pages, worker, capture SMTP) arrives with the web layer."""
-    fail(
-        f"not yet: the web demo on port {port} comes with the web layer; today the core runs "
-        "from this command line (courtois migrate, member add, invite, worker --once, audit verify)"
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    processes: Annotated[int, typer.Option("--processes", min=1, max=64)] = 1,
+) -> None:
+    """The host API and the pages over HTTP (uvicorn), until stopped."""
+    import uvicorn
+
+    from courtois.bootstrap import bootstrap
+
+    try:
+        bootstrap().engine.dispose()  # refuse bad configuration before binding the port
+    except DomainError as error:
+        fail(error.message)
+    uvicorn.run(
+        "courtois.web.asgi:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=processes,
+        proxy_headers=True,
+        server_header=False,
+        # Paths carry recipients' signed tokens, which are not for log files.
+        access_log=False,
+        log_level="info",
     )
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
+    smtp_port: Annotated[
+        int, typer.Option("--smtp-port", min=0, max=65535, help="Capture SMTP port; 0: free.")
+    ] = 0,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the demo keeps its database and keys.")
+    ] = Path("courtois-data") / "demo",
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Start from nothing in a temporary folder.")
+    ] = False,
+) -> None:
+    """One process on 127.0.0.1: API, pages, worker, a capture SMTP server and its outbox
+    viewer, on a seeded SQLite database; Ctrl-C stops it."""
+    from courtois.demo.runner import DemoOptions, run_demo
+
+    def say(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    try:
+        run_demo(DemoOptions(port, smtp_port, data_dir, fresh), say)
+    except DomainError as error:
+        fail(error.message)
 
 
 def main() -> None:
     """Entry point of the `courtois` script."""
-    # Imported here, not at the top: cli_bounces reuses this module's helpers.
+    # Imported here, not at the top: cli_bounces and cli_imports reuse this module's helpers.
     from courtois.cli_bounces import bounces_app
+    from courtois.cli_imports import import_command
+    from courtois.cli_simulate import simulate_command
 
     app.add_typer(bounces_app, name="bounces")
+    app.command("import")(import_command)
+    app.command("simulate")(simulate_command)
     app()

@@ -29,7 +29,14 @@ class Settings:
     smtp_connections: int = 4
     smtp_domain_rate: int = 20
     base_url: str = "http://127.0.0.1:8000"
+    # Where /join sends a recipient who accepts, with `?invitation=<id>` added; empty means
+    # courtois's own `base_url + "/welcome"` page (a placeholder until the platform sets it).
+    signup_url: str = ""
     secret_key: str = ""
+    # Keys that sign the links in emails, oldest first, comma-separated: the newest signs,
+    # all verify. Empty: links are signed with secret_key. Lets the link key be replaced
+    # while the digest key (secret_key), which names every recipient in the store, stays.
+    token_keys: str = ""
     api_key: str = ""
     platform_name: str = "courtois"
     platform_postal_address: str = ""
@@ -38,6 +45,14 @@ class Settings:
     dkim_selector: str = ""
     dkim_private_key_file: str = ""
     database_pool_size: int = 5
+    # Address-book uploads bigger than this are refused before a byte is read; exports with
+    # photos run to tens of megabytes, an address book without them rarely passes one.
+    import_max_bytes: int = 64 * 1024 * 1024
+    # CardDAV and IMAP imports connect where a member says; private networks only if allowed.
+    import_private_hosts: bool = False
+    # Signed webhooks (invitation.sent, accepted, ...): both set, or none sent.
+    webhook_url: str = ""
+    webhook_secret: str = ""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
     @property
@@ -50,6 +65,19 @@ class Settings:
                 {"secret_key": "missing or too short"},
             )
         return self.secret_key.encode("utf-8")
+
+    @property
+    def token_secrets(self) -> list[bytes]:
+        """The keys of the links in emails, oldest first; each at least 16 characters."""
+        keys = [key.strip() for key in self.token_keys.split(",") if key.strip()]
+        if not keys:
+            return [self.secret]
+        if any(len(key) < 16 for key in keys):
+            raise InvalidInput(
+                "Every key in COURTOIS_TOKEN_KEYS must be at least 16 characters.",
+                {"token_keys": "too short"},
+            )
+        return [key.encode("utf-8") for key in keys]
 
 
 def _from_environment(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -67,6 +95,18 @@ def _from_environment(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[
         elif key in top_keys:
             top[key] = value
     return top, policy
+
+
+def _boolean(key: str, raw: Any) -> bool:
+    """true/false from TOML, or the usual words from an environment variable."""
+    if isinstance(raw, bool):
+        return raw
+    word = str(raw).strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off", ""):
+        return False
+    raise InvalidInput(f"{key} must be true or false, not {raw!r}.")
 
 
 def load_settings(
@@ -94,7 +134,9 @@ def load_settings(
     values: dict[str, Any] = {}
     for key, raw in top_values.items():
         default = known[key].default
-        if isinstance(default, int):
+        if isinstance(default, bool):
+            values[key] = _boolean(key, raw)
+        elif isinstance(default, int):
             try:
                 values[key] = int(raw)
             except (TypeError, ValueError):

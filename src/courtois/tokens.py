@@ -7,7 +7,9 @@ so a page learns nothing from a bad token.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
+from functools import lru_cache
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
@@ -24,19 +26,36 @@ class Scope(StrEnum):
     UNSUBSCRIBE = "u"
     WHY = "why"
     JOIN = "join"
+    # A member's sign-in link to the member pages, handed out by the host API.
+    MEMBER = "member"
 
 
-def _serializer(secret: bytes, scope: Scope) -> URLSafeTimedSerializer:
-    # The scope is the salt: a token signed for one scope never verifies for another.
-    return URLSafeTimedSerializer(secret, salt=f"courtois.{scope.value}")
+# A sign-in link is a password for its lifetime: keep it short.
+MEMBER_LINK_MAX_AGE_SECONDS = 15 * 60
 
 
-def make_token(secret: bytes, scope: Scope, invitation_id: str) -> str:
+Keys = bytes | Sequence[bytes]
+
+
+def _serializer(secret: Keys, scope: Scope) -> URLSafeTimedSerializer:
+    # Several keys, oldest first: the newest signs, every one of them verifies, so a key can
+    # be replaced without breaking the links already in people's inboxes.
+    return _signer((secret,) if isinstance(secret, bytes) else tuple(secret), scope)
+
+
+@lru_cache(maxsize=64)
+def _signer(keys: tuple[bytes, ...], scope: Scope) -> URLSafeTimedSerializer:
+    # The scope is the salt: a token signed for one scope never verifies for another. Built
+    # once per key set and scope: every email carries three tokens or more.
+    return URLSafeTimedSerializer(list(keys), salt=f"courtois.{scope.value}")
+
+
+def make_token(secret: Keys, scope: Scope, invitation_id: str) -> str:
     """A URL-safe token for one invitation and one scope."""
     return _serializer(secret, scope).dumps(invitation_id)
 
 
-def read_token(secret: bytes, scope: Scope, token: str, max_age: int = MAX_AGE_SECONDS) -> str:
+def read_token(secret: Keys, scope: Scope, token: str, max_age: int = MAX_AGE_SECONDS) -> str:
     """The invitation id a valid token names; NotFound for any invalid token."""
     try:
         value = _serializer(secret, scope).loads(token, max_age=max_age)

@@ -144,6 +144,25 @@ def test_a_soft_bounce_or_an_auto_reply_changes_nothing(ctx: Context) -> None:
     assert (row.suppressed_reason, row.suppressed_at) == (None, None)
 
 
+def test_a_user_unknown_not_said_at_rcpt_to_suppresses_nothing(ctx: Context) -> None:
+    # "550 <a@b>: User unknown" with neither the SMTP command nor an X.1 code: a filter may
+    # have said it about the message. The same words at RCPT TO do suppress.
+    add_members(ctx)
+    sent_invitation(ctx, "ana", BO)
+    sent_invitation(ctx, "ana", CY)
+    before = counts(ctx, EVERY_TABLE)
+    filtered = bounce_for("lhost-postfix-07.eml", "kijitora@user.example.or.jp", BO)
+    assert (filtered.kind, [r.hard for r in filtered.recipients]) == ("soft_bounce", [False])
+    result = apply_bounce(ctx, filtered, T0 + timedelta(hours=1))
+    assert not any(v for k, v in result.items() if k != "kind")
+    assert counts(ctx, EVERY_TABLE) == before
+    assert recipient_row(ctx, BO).suppressed_reason is None
+    at_rcpt = bounce_for("lhost-yahoo-05.eml", "kijitora@example.co.jp", CY)
+    assert (at_rcpt.kind, [r.hard for r in at_rcpt.recipients]) == ("hard_bounce", [True])
+    apply_bounce(ctx, at_rcpt, T0 + timedelta(hours=1))
+    assert recipient_row(ctx, CY).suppressed_reason == "hard-bounce"
+
+
 def test_a_complaint_counts_against_the_member_who_sent_last(ctx: Context) -> None:
     add_members(ctx)
     sent_invitation(ctx, "ana", CY)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import email
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from smtp_server import FaultyHandler, smtp_server
@@ -54,3 +59,79 @@ def test_a_bad_smtp_url_is_refused_in_one_line(tmp_path: Path) -> None:
     assert failed.returncode != 0
     assert failed.stderr.count("\n") == 1
     assert "COURTOIS_SMTP_URL" in failed.stderr
+
+
+def invited_env(
+    tmp_path: Path, url: str, members: int, each: int, at: str = "2026-03-02T09:00"
+) -> dict[str, str]:
+    """A database with `members` members who each invited `each` recipients `at` then."""
+    env = {
+        **os.environ,
+        "COURTOIS_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}",
+        "COURTOIS_SECRET_KEY": SECRET,
+        "COURTOIS_SMTP_URL": url,
+    }
+    assert run(env, "migrate").returncode == 0
+    for m in range(members):
+        member = f"m{m}"
+        added = run(
+            env, "member", "add", member, "--email", f"{member}@members.example", "--name", f"M {m}"
+        )
+        assert added.returncode == 0, added.stderr
+        emails = [arg for i in range(each) for arg in ("--email", f"r{m}-{i}@example{i % 5}.org")]
+        invited = run(env, "invite", "--member", member, *emails, "--now", at)
+        assert invited.returncode == 0, invited.stderr
+    return env
+
+
+def test_worker_once_in_two_processes_sends_each_message_once(tmp_path: Path) -> None:
+    handler = FaultyHandler()
+    with smtp_server(handler) as url:
+        env = invited_env(tmp_path, url, members=3, each=10)
+        done = run(
+            env, "worker", "--once", "--processes", "2", "--now", "2026-03-02T09:11", "--json"
+        )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["sent"] == 30
+    ids = Counter(email.message_from_bytes(raw)["Message-ID"] for _, raw in handler.received)
+    assert len(ids) == 30
+    assert max(ids.values()) == 1
+    # Each process spoke to the server on its own connection.
+    assert handler.sessions >= 2
+
+
+def test_worker_in_two_processes_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    handler = FaultyHandler()
+    with smtp_server(handler) as url:
+        # Invited a quarter of an hour ago: the undo window is over, everything is due now.
+        at = (datetime.now(UTC) - timedelta(minutes=15)).isoformat()
+        env = invited_env(tmp_path, url, members=2, each=10, at=at)
+        worker = subprocess.Popen(
+            [COURTOIS, "worker", "--processes", "2", "--interval", "0.2", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while len(handler.received) < 20 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            worker.send_signal(signal.SIGTERM)
+            out, err = worker.communicate(timeout=60)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.communicate()
+    assert worker.returncode == 0, err
+    assert sum(json.loads(line)["sent"] for line in out.splitlines()) == 20
+    ids = Counter(email.message_from_bytes(raw)["Message-ID"] for _, raw in handler.received)
+    assert len(ids) == 20
+    assert max(ids.values()) == 1
+
+
+def test_a_bad_process_count_is_refused(tmp_path: Path) -> None:
+    env = {**os.environ, "COURTOIS_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
+    failed = run(env, "worker", "--once", "--processes", "0")
+    assert failed.returncode != 0
+    assert "processes" in failed.stderr

@@ -17,8 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from courtois.delivery.bounce_classify import is_hard
+from courtois.delivery.bounce_classify import effective_status, is_hard
 from courtois.delivery.bounces import BounceReport, _classify, classify, iter_messages
+from courtois.delivery.transport import Delivery, SendResult
+from courtois.services.send_outcomes import is_dead_address
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bounces"
 EXPECTED: dict[str, list[list[Any]]] = json.loads((DATA / "expected.json").read_text())
@@ -108,7 +110,7 @@ def test_the_report_as_the_cli_prints_it() -> None:
     ("status", "diagnostic", "action", "hard"),
     [
         ("5.1.1", "550 5.1.1 <a@b.example>... User unknown", "failed", True),
-        ("5.0.0", "550 No such user here", "failed", True),
+        ("5.0.0", "550 No such user here (in reply to RCPT TO command)", "failed", True),
         ("5.4.4", "Host or domain name not found. Name service error", "failed", True),
         ("5.1.6", "550 5.1.6 recipient no longer on server", "failed", True),
         ("5.4.1", "550 5.4.1 Recipient address rejected: Access denied", "failed", True),
@@ -131,8 +133,141 @@ def test_what_makes_an_address_dead(status: str, diagnostic: str, action: str, h
 
 
 def test_words_inside_an_address_decide_nothing() -> None:
-    assert is_hard("5.2.1", "550 5.2.1 <filtered@example.jp>: User unknown")
-    assert not is_hard("5.0.0", "550 <userunknown@example.jp>: Mailbox full")
+    assert is_hard("5.2.1", "550 5.2.1 <filtered@example.jp>: User unknown", command="RCPT")
+    assert not is_hard("5.0.0", "550 <userunknown@example.jp>: Mailbox full", command="RCPT")
+
+
+@pytest.mark.parametrize(
+    ("status", "diagnostic", "command", "hard"),
+    [
+        # Said at RCPT TO, or with an X.1 (addressing) code: the user does not exist.
+        ("5.0.0", "550 No such user here", "RCPT", True),
+        ("5.2.1", "550 5.2.1 <a@b.example>... User Unknown", "RCPT", True),
+        ("5.0.0", "550 User unknown (in reply to RCPT TO command)", "", True),
+        ("5.1.1", "550 5.1.1 <a@b.example>... User Unknown", "", True),
+        ("5.1.351", "550 5.1.351 unknown recipient -> 550 Unknown user a@b.example", "", True),
+        # Said after the message, or at an unknown step with a code that says something
+        # else (X.2 mailbox, X.7 policy, X.3 system) or nothing: a filter may have said it.
+        ("5.0.0", "550 No such user here", "", False),
+        ("5.0.0", "550 No such user here", "DATA", False),
+        ("5.2.1", "550 5.2.1 <a@b.example>... User Unknown", "", False),
+        ("5.7.1", "550 5.7.1 550 User Unknown: a@b.example", "", False),
+        ("5.3.0", "5.3.0 - Other mail system problem 550-'Unknown user a@b.example'", "", False),
+        ("", "a@b.example [User unknown]", "", False),
+        # Refused at MAIL FROM or HELO: about us, whatever the words.
+        ("5.0.0", "550 No such user here", "MAIL", False),
+        ("5.0.0", "550 No such user here", "HELO", False),
+        # Words about the domain or a move do not depend on the step.
+        ("5.0.0", "550 Host unknown", "", True),
+        ("5.0.0", "553 Unrouteable address", "", True),
+    ],
+)
+def test_user_unknown_counts_at_rcpt_or_with_an_addressing_code(
+    status: str, diagnostic: str, command: str, hard: bool
+) -> None:
+    assert is_hard(status, diagnostic, command=command) is hard
+
+
+def test_a_refusal_at_send_time_is_judged_by_the_command_it_answered() -> None:
+    # What the sender knows at RCPT TO, where a report would have to say it in words.
+    reply = "550 No such user here"
+    status = effective_status("", reply)
+    assert is_hard(status, reply, command="RCPT")
+    assert is_hard(status, reply, command="rcpt to")
+    assert not is_hard(status, reply, command="DATA")
+    assert not is_hard(status, reply)
+    full = "552 Mailbox full"
+    assert not is_hard(effective_status("", full), full, command="RCPT")
+
+
+@pytest.mark.parametrize(
+    ("code", "reply", "dead"),
+    [
+        (550, "5.1.1 <a@b.example>: Recipient address rejected: User unknown", True),
+        (550, "<a@b.example>: Recipient address rejected: User unknown in local table", True),
+        (550, "5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found", True),
+        (550, "Unrouteable address", True),
+        (552, "5.2.2 Mailbox full", False),
+        (554, "5.7.1 Message rejected as spam", False),
+        (550, "5.7.1 Service unavailable; client host blocked using zen.spamhaus.org", False),
+        (450, "4.1.1 <a@b.example>: Recipient address rejected: User unknown", False),
+    ],
+)
+def test_a_refusal_while_sending_is_judged_by_the_same_classifier(
+    code: int, reply: str, dead: bool
+) -> None:
+    delivery = Delivery(SendResult.PERMANENT if code >= 500 else SendResult.TEMPORARY, code, reply)
+    assert is_dead_address(delivery) is dead
+
+
+@pytest.mark.parametrize(
+    "diagnostic",
+    [
+        "User some.name (a@b.example) not listed in Domino Directory",
+        "User not listed in public Name & Address Book",
+        "The recipient name is not recognized MSEXCH:IMS:NNN:KIJITORACAT:NEKO",
+        "Invalid final delivery userid: a@b.example",
+        "mail.local: unknown user: kijitora 554 <a@b.example>... Service unavailable",
+    ],
+)
+def test_a_lookup_in_the_receivers_own_directory_is_final(diagnostic: str) -> None:
+    assert is_hard("", diagnostic)
+    assert is_hard("5.0.0", diagnostic)
+
+
+def test_the_sending_servers_own_bad_mailbox_category_backs_the_words() -> None:
+    diagnostic = "550 5.2.1 <a@b.example>... User Unknown"
+    assert is_hard("5.2.1", diagnostic, category="bad-mailbox")
+    assert not is_hard("5.2.1", diagnostic, category="quota-issues")
+    assert not is_hard("5.2.1", diagnostic)
+    # A category never makes words that say something else a dead address.
+    assert not is_hard("5.2.2", "552 5.2.2 Mailbox full", category="bad-mailbox")
+
+
+@pytest.mark.parametrize(
+    ("diagnostic", "recipient", "servers", "hard"),
+    [
+        # au by KDDI: naming the address, the user is unknown; naming nobody, the
+        # recipient's filter refused us; its notice of a disabled account wins.
+        ("550 <a@ezweb.ne.jp>: User unknown", "a@ezweb.ne.jp", (), True),
+        ("550 <a@other.example>: User unknown", "a@other.example", (), False),
+        ("550 : User unknown", "a@ezweb.ne.jp", (), False),
+        ("550 5.1.351 unknown recipient -> 550 : User unknown", "a@b.example", (), False),
+        (
+            "The user(s) account is disabled. <a@ezweb.ne.jp>: 550 user unknown"
+            " (in reply to RCPT TO command)",
+            "a@ezweb.ne.jp",
+            (),
+            False,
+        ),
+        # Yahoo refuses an unknown account once the message is sent.
+        (
+            ">>> DATA\n<<< 554 delivery error: dd This user doesn't have a yahoo.com account"
+            " (a@yahoo.com) [0] - mta1061.mail.ne1.yahoo.com",
+            "a@yahoo.com",
+            (),
+            True,
+        ),
+        ("554 delivery error: dd a@yahoo.com is no longer valid. [-20]", "a@yahoo.com", (), False),
+        # iCloud's "inactive email address" is a gone address; elsewhere it is a state.
+        ("550 5.1.1 <a@icloud.com>: inactive email address", "a@icloud.com", (), True),
+        ("550 5.1.1 <a@b.example>: inactive email address", "a@b.example", (), False),
+        # Outlook.com's "mailbox unavailable"; the same generic text elsewhere proves nothing.
+        (
+            "550 Requested action not taken: mailbox unavailable (-0000000022:2222)",
+            "a@hotmail.example",
+            ("bay004-mc1.hotmail.com",),
+            True,
+        ),
+        ("550 Requested action not taken: mailbox unavailable", "a@hotmail.com", (), True),
+        ("550 Requested action not taken: mailbox unavailable", "a@b.example", (), False),
+    ],
+)
+def test_services_own_wordings(
+    diagnostic: str, recipient: str, servers: tuple[str, ...], hard: bool
+) -> None:
+    status = effective_status("", diagnostic)
+    assert is_hard(status, diagnostic, recipient=recipient, servers=servers) is hard
 
 
 def test_a_bounce_forwarded_as_an_attachment_is_read_inside() -> None:

@@ -12,10 +12,14 @@ from pathlib import Path
 
 import dkim
 import pytest
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 
 from courtois.config import Settings
 from courtois.delivery.compose import Carried, ComposeInput, compose, to_bytes
 from courtois.delivery.dkim import SIGNED_HEADERS, sign
+from courtois.delivery.skeleton import compose_wire
 from courtois.domain.errors import InvalidInput
 from courtois.domain.messages import MessageKind
 
@@ -191,3 +195,42 @@ def test_the_key_file_is_parsed_once_per_version(settings: Settings) -> None:
     sign(raw_message(settings), settings)
     sign(raw_message(settings), settings)
     assert _load.cache_info().misses == 1
+
+
+_WSP = re.compile(rb"[ \t]+")
+
+
+def relaxed_body_line_by_line(body: bytes) -> bytes:
+    """RFC 6376 section 3.4.4 followed to the letter, one line at a time."""
+    lines = [_WSP.sub(b" ", line).rstrip(b" ") for line in body.split(b"\r\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return b"".join(line + b"\r\n" for line in lines)
+
+
+@examples(max_examples=500, deadline=None)
+@given(
+    body=st.lists(
+        st.sampled_from([b"a", b"=", b" ", b"  ", b"\t", b"\r\n", b"\r", b"\n", b".", b"\xc3\xa9"]),
+        max_size=40,
+    ).map(b"".join)
+)
+def test_the_body_is_canonicalised_as_the_rfc_says(body: bytes) -> None:
+    from courtois.delivery.dkim import _relaxed_body
+
+    assert _relaxed_body(body) == relaxed_body_line_by_line(body)
+
+
+def test_an_email_filled_from_a_skeleton_verifies(
+    settings: Settings, key: tuple[Path, bytes]
+) -> None:
+    for recipient in range(3):
+        message = ComposeInput(
+            message_id=f"3f1c2a9e-0000-4000-8000-00000000000{recipient}",
+            to=f"r{recipient}@example.com",
+            kind=MessageKind.INVITATION,
+            locale="fr",
+            invitations=(Carried(f"inv-{recipient}", "Ána", "Viens  voir !\t\n.\n", 1),),
+            sent_at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+        )
+        assert verify(sign(compose_wire(settings, message).raw, settings), key[1])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from courtois.domain.errors import NotFound
+from courtois.config import Settings
+from courtois.domain.errors import InvalidInput, NotFound
 from courtois.tokens import Scope, make_token, read_token
 
 SECRET = b"test-secret-key-0123456789"
@@ -38,3 +39,26 @@ def test_an_expired_token_is_refused() -> None:
     token = make_token(SECRET, Scope.WHY, "inv-1")
     with pytest.raises(NotFound):
         read_token(SECRET, Scope.WHY, token, max_age=-1)
+
+
+def test_a_new_link_key_keeps_old_links_working() -> None:
+    old = Settings(secret_key="digest-key-0123456789")
+    issued = make_token(old.token_secrets, Scope.UNSUBSCRIBE, "inv-1")
+    rotated = Settings(
+        secret_key="digest-key-0123456789",
+        token_keys="digest-key-0123456789, new-link-key-0123456789",
+    )
+    assert read_token(rotated.token_secrets, Scope.UNSUBSCRIBE, issued) == "inv-1"
+    fresh = make_token(rotated.token_secrets, Scope.UNSUBSCRIBE, "inv-2")
+    # New links are signed with the new key only: the old key alone no longer reads them.
+    with pytest.raises(NotFound):
+        read_token(old.token_secrets, Scope.UNSUBSCRIBE, fresh)
+    retired = Settings(secret_key="digest-key-0123456789", token_keys="new-link-key-0123456789")
+    assert read_token(retired.token_secrets, Scope.UNSUBSCRIBE, fresh) == "inv-2"
+    with pytest.raises(NotFound):
+        read_token(retired.token_secrets, Scope.UNSUBSCRIBE, issued)
+
+
+def test_a_short_link_key_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="TOKEN_KEYS"):
+        _ = Settings(secret_key="digest-key-0123456789", token_keys="short").token_secrets

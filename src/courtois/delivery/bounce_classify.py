@@ -1,4 +1,5 @@
-"""Is the address itself dead? Decided from the DSN status code and the diagnostic text.
+"""Is the address itself dead? Decided from the DSN status code, the SMTP command the
+server refused and the diagnostic text.
 
 Only a dead address suppresses a recipient for good: "user unknown", "no such mailbox",
 "host or domain not found", "mailbox has moved". Everything else (a full mailbox, an
@@ -6,14 +7,21 @@ expired or delayed delivery, a block, a spam filter, a policy, a rate limit, gre
 a message too big, rejected content) says nothing about the address and must not.
 
 Status codes alone are not enough: many servers answer 5.1.1 or 5.0.0 for a spam block
-and 5.2.1 or 5.7.1 for an unknown user, so the text decides first and the code breaks
-ties (RFC 3463: 5.1.1 bad mailbox, 5.1.2 bad system, 5.1.6 moved, 5.1.10 null MX). In
-order: a delivered, delayed or temporary failure is never final; a refusal of our sender
-(X.1.7, X.1.8, after MAIL FROM or HELO), of the message (after DATA, unless the server's
-own code is X.1.x) or by a local delivery program is not about the address; then the
-server's words: dead-address words alone make it hard, block/full/spam/policy words
-alone do not, both together are settled by the code, vague refusal words ("denied",
-"not allowed") leave it to the code.
+and 5.2.1 or 5.7.1 for an unknown user; words alone are not either: a filter that reads
+the message may answer "550 User unknown" to get rid of it. So, in order:
+
+1. a delivered, delayed or temporary failure is never final;
+2. a refusal of our sender (X.1.7, X.1.8, or at MAIL FROM, HELO or the greeting) or by a
+   local delivery program is not about the address;
+3. some services' own wordings mean what they document (`bounce_hosts`);
+4. a refusal after DATA is about the message, unless the server's code is X.1.x;
+5. the server's words: words about the user ("no such user") count only when said at
+   RCPT TO, with an X.1 (addressing) code, by a system that looked the user up in its
+   own directory, or with the sending server's own "bad mailbox" classification (the
+   rule Sisimai's `Reason::UserUnknown` and `Reason::Filtered` follow); words about the
+   domain or a move always count; dead-address words alone then make it hard,
+   block/full/spam/policy words alone do not, both together are settled by the code,
+   vague refusal words ("denied", "not allowed") leave it to the code.
 
 Measured against 557 real bounces by `bench/bounces.py`.
 """
@@ -21,6 +29,10 @@ Measured against 557 real bounces by `bench/bounces.py`.
 from __future__ import annotations
 
 import re
+
+from courtois.delivery.bounce_command import CONN, DATA, HELO, MAIL, RCPT, refused_at
+from courtois.delivery.bounce_hosts import host_verdict
+from courtois.delivery.bounce_words import DEAD, DOMAIN_GONE, OWN_DIRECTORY, SOFT, VAGUE
 
 # RFC 3463 enhanced status codes, and three-digit SMTP reply codes (RFC 5321).
 STATUS = re.compile(r"(?<![\w.-])([245])\.(\d{1,3})\.(\d{1,3})(?![\w-]|\.\d)")
@@ -30,138 +42,25 @@ HARD_STATUSES = frozenset({"5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.4.4"
 # X.1.7 and X.1.8: the sender's address or domain is bad, not the recipient's.
 SENDER_STATUSES = frozenset({"5.1.7", "5.1.8"})
 
+# The sending server's own classification of a bounce (PowerMTA's
+# X-PowerMTA-BounceCategory) that names a dead address.
+DEAD_CATEGORIES = frozenset({"bad-mailbox", "bad-domain"})
+_NOT_FAILED = frozenset({"delayed", "delivered", "deliverable", "relayed", "expanded"})
+
 # Failures that are about something else than the recipient's address, whatever words
-# follow: a refusal after MAIL FROM or HELO (our sender or our name), a local delivery
-# program that failed, a DNS failure said to be temporary.
-_NOT_THE_ADDRESS = re.compile(
-    "|".join(
-        (
-            r"\bafter mail from\b|\bin reply to mail from\b|^>>> mail from|\bmy name was rejected",
-            r"\bcommand output:|\bprocmail\b|\bnot found, try again",
-        )
-    ),
-    re.IGNORECASE | re.MULTILINE,
-)
-
-_HARD = re.compile(
-    "|".join(
-        (
-            r"\b(user|recipient|addressee|mailbox|account|address|destination|local part)"
-            r"( name)?( is)? (unknown|not known|does ?n[o']t exist|not found|did not exist"
-            r"|doesn't exist|not listed|not exist|no longer exists|has been (removed|deleted))",
-            r"\bunknown (local[ -]?part|user|recipient|address|mailbox|account|alias)(?! error)",
-            r"\bno such (user|mailbox|recipient|address|account|person|local user|domain)",
-            r"\b(invalid|bad|illegal|non-?existent|unknown) (e-?mail |destination )?"
-            r"(recipient|mailbox|address|user|account)(?! error)",
-            r"\bnot (a )?(valid|known|registered) (user|recipient|mailbox|address|account)",
-            r"\bno (mailbox|account|user) (here )?(by that name|with that name|found)",
-            r"\b(mailbox|account|user|address) (is )?(not found|unavailable|inexistent)",
-            r"\b(user|recipient|address|mailbox) (not|no longer) (found|valid|available)",
-            r"\brecipient (address )?rejected: (undeliverable|user unknown|unknown|no such)",
-            r"\bunrouteable (mail )?(address|domain)|\bunroutable (address|domain)",
-            r"\b(host|domain)( name)?( or domain name)? (is )?(not found|unknown|not exist"
-            r"|does not exist|doesn't exist|lookup failed)",
-            r"\b(unknown|invalid|non-?existent|bad) (host|domain)\b|\bhost [\w.-]+ not found",
-            r"\bnxdomain\b|\bno mx (record|host)|\bnull mx\b",
-            r"\bdoes not accept (e-?)?mail",
-            r"\bhas moved\b|\bmoved (permanently|to)\b|\bno longer (at|with) ",
-            r"\b(mailbox|account|address) (was |has been )?(permanently )?"
-            r"(deleted|removed|closed|terminated)",
-            r"\bpermanently (disabled|deactivated|deleted)",
-            r"\bthe email account that you tried to reach does not exist",
-            r"\bdoesn't have an? [\w.-]+ account",
-            r"\bnot our (customer|user)|\bno such domain",
-            r"\brecipient not in (the )?(directory|list)",
-            r"\buser doesn't exist|\buser not exist|\bno valid recipients",
-            r"\b(recipient|user|address|name) (is )?not recogni[sz]ed",
-            r"\bnot listed in (the )?([\w ]+ )?(directory|address book)",
-            r"\binvalid (final delivery )?userid|\bindicated no smtp service",
-            r"\bnot accepting network messages|\bdomain (is )?not reachable",
-            r"\bcould ?n[o']t find (a |any )?mail exchanger|\bno mx (found|for)",
-            r"\brecipient address rejected: access denied|\brecipient address rejected(\.|$)",
-            r"\b[a-z0-9-]+(\.[a-z0-9-]+)+ does not exist",
-            r"(ユーザ|アドレス|宛先|ディレクトリ).{0,20}(見つかりません|存在しません|ありません)",
-        )
-    ),
-    re.IGNORECASE,
-)
-
-_SOFT = re.compile(
-    "|".join(
-        (
-            # The mailbox is there but cannot take this message now.
-            r"\b(mail ?box|inbox|mail folder|account|disk|storage) (is )?(full|over ?quota)",
-            r"\bover ?quota|\bquota\b|\binsufficient (disk )?(space|storage)",
-            r"\bexceeded? (the )?(storage|quota|maximum size|size limit|its)",
-            r"\bmailbox size limit|\bno (more )?space|\bout of (disk )?space",
-            r"\btoo (big|large)|\bsize (limit|exceeds)|\bexceeds? .{0,30}size",
-            # The sender or the message, not the address, is refused.
-            r"\bspam|\bjunk|\bbl[ao]ck ?list|\bdenylist|\bdnsbl|\brbl\b|spamhaus|spamcop",
-            r"\bbarracuda|\breputation|\bcontent (rejected|filter|violation)|\bfilter",
-            r"\bvirus|\bmalware|\bphish|\bblocked|\bbanned|\brelay|\bpolicy|\bpolicies",
-            r"\bspf\b|\bdkim\b|\bdmarc\b|\bauthenticat|\bptr\b|\breverse (dns|lookup)",
-            r"\brdns\b|\bstarttls|\btls\b|\bcertificate|\bencrypt",
-            r"\bunsolicited|\bbulk mail|\bsuspicious",
-            # Later might work.
-            r"\bgr[ae]ylist|\btry (again )?later|\brate limit|\btoo many|\bthrottl",
-            r"\btemporar|\bdeferr|\bdelayed|\bexpired|\btime[d ]?out|\bretry",
-            r"\bconnection (refused|timed out|reset|lost|closed|dropped)|\bunreachable",
-            r"\bname server reply|\bservfail|\bdns (error|failure|timeout|temporar)",
-            r"\bsuspend|\bfrozen|\bon hold|\binactive|\bdisabled|\blocked",
-            r"\bmail (system|server) (error|failure)|\bsystem error|\bmail loop",
-        )
-    ),
-    re.IGNORECASE,
-)
-# Refusal words that go with dead addresses as often as with anything else ("Recipient
-# address rejected: Access denied" is how Exchange Online says no such user).
-_VAGUE = re.compile(
-    r"\bdenied\b|\bnot (allowed|authorized|authorised|permitted)|\bprohibited|\bforbidden"
-    r"|\bsecurity|\bsender|\bdeclined|\bsyntax|\bmalformed|\bnot (rfc|compliant)"
-    r"|\bconfig|\bnot accepting (mail|messages) from|\bloop",
-    re.IGNORECASE,
-)
-# A refusal after DATA: the server accepted the recipient at RCPT TO, then refused the
-# message, whatever words it uses ("550 User unknown" from a content filter). Only its
-# own X.1.x code (bad mailbox, bad domain) still says the address is the problem. In a
-# sendmail transcript the answers to pipelined commands come together after ">>> DATA":
-# a "503 need RCPT" or "no valid recipients" among them shows the refusal came at RCPT TO.
-_AFTER_DATA = re.compile(
-    r"\bafter (end of )?data\b|\bin reply to (the )?(end of )?data( command)?\b"
-    r"|smtp command:?\s+data\b"
-    # An answer that names no recipient ("550 : User unknown", where RCPT TO answers
-    # "550 <a@b>: User unknown"): the message was refused, not one recipient.
-    r"|\b5\d\d:? : user unknown",
-    re.IGNORECASE,
-)
-_NO_RECIPIENTS = re.compile(r"^<<< 503|need rcpt|no valid recipients", re.IGNORECASE)
-
-
-def _transcript_after_data(text: str) -> bool:
-    lines = text.splitlines()
-    for index, line in enumerate(lines):
-        if line.strip().lower() != ">>> data":
-            continue
-        answers = []
-        for answer in lines[index + 1 :]:
-            if answer.startswith(">>>") or not answer.strip():
-                break
-            answers.append(answer)
-        refused = any(re.match(r"<<< [45]\d\d", a) for a in answers)
-        if refused and not any(_NO_RECIPIENTS.search(a) for a in answers):
-            return True
-    return False
+# follow: a local delivery program that failed, a DNS failure said to be temporary.
+_NOT_THE_ADDRESS = re.compile(r"\bcommand output:|\bprocmail\b|\bnot found, try again", re.I)
 
 
 def has_words(text: str) -> bool:
     """Whether the text gives a reason (rather than only codes or nothing)."""
     flat = " ".join(_ADDRESS_NOISE.sub(" ", text).split())
-    return bool(_HARD.search(flat) or _SOFT.search(flat) or _VAGUE.search(flat))
+    return bool(DEAD.search(flat) or SOFT.search(flat) or VAGUE.search(flat))
 
 
 def has_evidence(text: str) -> bool:
     """Whether the text says anything about a delivery failure."""
-    return bool(find_status(text) or find_reply(text) or _HARD.search(text) or _SOFT.search(text))
+    return bool(find_status(text) or find_reply(text) or DEAD.search(text) or SOFT.search(text))
 
 
 # Addresses say nothing about the failure (one may be "filtered@..."), nor do links
@@ -195,41 +94,71 @@ def effective_status(status: str, diagnostic: str) -> str:
     return f"{reply[0]}.0.0" if reply else ""
 
 
-def is_hard(status: str, diagnostic: str, action: str = "failed", around: str = "") -> bool:
+def is_hard(
+    status: str,
+    diagnostic: str,
+    action: str = "failed",
+    around: str = "",
+    *,
+    command: str = "",
+    recipient: str = "",
+    category: str = "",
+    servers: tuple[str, ...] = (),
+) -> bool:
     """True when the address itself is dead and must never be mailed again. `around` is
     more of the report (the SMTP dialogue) that can show the failure was not about the
-    address at all."""
-    return judge(status, diagnostic, action, around)[0]
+    address at all; `command` the SMTP command refused when the caller knows it (as the
+    sender does at send time); `recipient` the address (some services have their own
+    rules); `category` the sending server's own classification, if it gives one;
+    `servers` the names of the servers that refused and reported it."""
+    return judge(
+        status,
+        diagnostic,
+        action,
+        around,
+        command=command,
+        recipient=recipient,
+        category=category,
+        servers=servers,
+    )[0]
 
 
 def judge(
-    status: str, diagnostic: str, action: str = "failed", around: str = ""
+    status: str,
+    diagnostic: str,
+    action: str = "failed",
+    around: str = "",
+    *,
+    command: str = "",
+    recipient: str = "",
+    category: str = "",
+    servers: tuple[str, ...] = (),
 ) -> tuple[bool, str]:
     """`is_hard` with the reason for its answer (for the benchmark and for debugging)."""
-    if status[:1] == "2" or action in (
-        "delayed",
-        "delivered",
-        "deliverable",
-        "relayed",
-        "expanded",
-    ):
+    if status[:1] == "2" or action in _NOT_FAILED:
         return False, f"action {action or 'none'}, status {status or 'none'}"
-    context = "\n".join(" ".join(line.split()) for line in f"{diagnostic}\n{around}".splitlines())
     if status in SENDER_STATUSES:
         return False, f"{status} is about the sender"
-    not_address = _NOT_THE_ADDRESS.search(context) or _NOT_THE_ADDRESS.search(
-        " ".join(context.split())
-    )
+    context = "\n".join(" ".join(line.split()) for line in f"{diagnostic}\n{around}".splitlines())
+    # "RCPT TO" or "rcpt" from a caller who knows it; else what the report says.
+    command = command.split()[0].upper() if command.strip() else refused_at(context)
+    if command in (MAIL, HELO, CONN):
+        return False, f"refused at {command}: about our sender or our server"
+    not_address = _NOT_THE_ADDRESS.search(" ".join(context.split()))
     if not_address:
         return False, f"not the address: {not_address.group(0)!r}"
-    after_data = _AFTER_DATA.search(" ".join(context.split())) or _transcript_after_data(context)
-    if after_data and not status.startswith("5.1."):
+    by_host = host_verdict(recipient, servers, " ".join(context.split()))
+    if by_host is not None:
+        return by_host
+    if command == DATA and not status.startswith("5.1."):
         return False, "refused after DATA"
     text = " ".join(_LINK.sub(r" \1 ", _ADDRESS_NOISE.sub(" ", diagnostic)).split())
-    hard = _HARD.search(text)
-    soft = _SOFT.search(text)
-    vague = _VAGUE.search(text)
+    hard = DEAD.search(text)
+    soft = SOFT.search(text)
+    vague = VAGUE.search(text)
     words = f"hard {hard.group(0) if hard else None!r}, soft {soft.group(0) if soft else None!r}"
+    if hard and not _user_unknown_stands(status, text, command, category):
+        return False, f"user unknown said, neither at RCPT TO nor with an X.1 code; {words}"
     if status[:1] == "4":
         # A temporary code, yet the server gave up (a Postfix told to answer 450 for
         # unknown users): only unmistakable words make it final.
@@ -247,3 +176,20 @@ def judge(
     if vague:
         return status in HARD_STATUSES, f"{status or 'no status'}; vague {vague.group(0)!r}"
     return status in HARD_STATUSES, f"status {status or 'none'} alone"
+
+
+def _user_unknown_stands(status: str, text: str, command: str, category: str) -> bool:
+    """Whether dead-address words are proof. Words about the domain or a move always
+    are. Words about the user ("user unknown", "no such user") are only when the server
+    said them in answer to RCPT TO, gave an X.1 (addressing) code with them, looked the
+    user up in its own directory, or when the sending server's own classification says
+    bad mailbox: otherwise a filter may have said them about the message (a mailbox
+    check answered only once the message was read is a content decision)."""
+    return bool(
+        DOMAIN_GONE.search(text)
+        or command == RCPT
+        or status[1:4] == ".1."
+        or status in HARD_STATUSES
+        or OWN_DIRECTORY.search(text)
+        or category.lower() in DEAD_CATEGORIES
+    )

@@ -39,12 +39,16 @@ _TAGS = re.compile(r"<(?:[^>@]|\"[^\"]*\")*>")
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """One recipient a report names, with what it says about them."""
+    """One recipient a report names, with what it says about them; `category` is the
+    sending server's own classification when it writes one, `servers` the host names of
+    the servers that refused it and that reported it (Remote-MTA, Reporting-MTA)."""
 
     address: str
     status: str = ""
     action: str = ""
     diagnostic: str = ""
+    category: str = ""
+    servers: tuple[str, ...] = ()
 
 
 def decoded(part: Message) -> str:

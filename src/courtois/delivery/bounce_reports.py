@@ -67,7 +67,9 @@ def dsn_failures(msg: Message) -> list[Failure]:
         if re.search(r"^(final|original)-recipient:", text, re.IGNORECASE | re.MULTILINE):
             blocks = _fields(text)
     failures = []
+    reporting = ""
     for fields in blocks:
+        reporting = _host(fields.get("reporting-mta", "")) or reporting
         original = clean_address(fields.get("original-recipient", ""))
         final = clean_address(fields.get("final-recipient", ""))
         address = original or final or clean_address(fields.get("x-actual-recipient", ""))
@@ -81,9 +83,20 @@ def dsn_failures(msg: Message) -> list[Failure]:
                 status=fields.get("status", "").split()[0] if fields.get("status") else "",
                 action=fields.get("action", "").split()[0].lower() if fields.get("action") else "",
                 diagnostic=" ".join(diagnostic.split()),
+                # PowerMTA's own reading of the failure ("bad-mailbox", "quota-issues"...).
+                category=fields.get("x-powermta-bouncecategory", "").strip(),
+                servers=tuple(h for h in (_host(fields.get("remote-mta", "")), reporting) if h),
             )
         )
     return failures
+
+
+def _host(field: str) -> str:
+    """The host name of an MTA field: "dns; mx.example.org (192.0.2.1)" to
+    "mx.example.org"."""
+    value = field.split(";", 1)[1] if ";" in field else field
+    words = value.split()
+    return words[0].strip("[]").lower() if words else ""
 
 
 def ses_notification(msg: Message) -> dict[str, Any] | None:

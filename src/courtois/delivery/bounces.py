@@ -160,11 +160,21 @@ def _bounce(source: str, msg: Message, failures: list[Failure], text: str) -> Bo
         diagnostic = failure.diagnostic
         if not has_words(diagnostic):
             diagnostic = f"{diagnostic} {context(failure.address, text, others)}"
-            if len(failures) == 1 and not find_status(diagnostic):
+            # A sole recipient: the whole notice is about it, and its words may be on a
+            # line that does not name it ("mail.local: unknown user: kijitora").
+            if len(failures) == 1 and not (find_status(diagnostic) and has_words(diagnostic)):
                 diagnostic = f"{diagnostic} {text}"
         status = effective_status(failure.status, diagnostic)
         around = text if len(failures) == 1 else context(failure.address, text, others)
-        hard = is_hard(status, diagnostic, failure.action or "failed", around)
+        hard = is_hard(
+            status,
+            diagnostic,
+            failure.action or "failed",
+            around,
+            recipient=failure.address,
+            category=failure.category,
+            servers=failure.servers,
+        )
         if failure.action == "delayed" and not status:
             status = "4.0.0"
         recipients.append(BouncedRecipient(failure.address, status, hard))

@@ -9,6 +9,8 @@ input can add a header (no CR/LF survives) or change an address.
 from __future__ import annotations
 
 import re
+import secrets
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.errors import MessageError
@@ -37,6 +39,7 @@ __all__ = [
     "ComposeInput",
     "as_previewed",
     "compose",
+    "compose_rendered",
     "consent_hashes",
     "make_tokens",
     "render_context",
@@ -96,7 +99,7 @@ def make_tokens(settings: Settings, invitation_ids: tuple[str, ...]) -> Tokens:
     """Signed tokens: unsubscribe and why name the first invitation, each join its own."""
     if not invitation_ids:
         raise ValueError("An email carries at least one invitation.")
-    secret = settings.secret
+    secret = settings.token_secrets
     first = invitation_ids[0]
     return Tokens(
         unsubscribe=make_token(secret, Scope.UNSUBSCRIBE, first),
@@ -127,6 +130,13 @@ def compose(
     settings: Settings, message: ComposeInput, tokens: Tokens | None = None
 ) -> EmailMessage:
     """The multipart (text, then HTML) email with every header, ready to sign and send."""
+    return compose_rendered(settings, message, tokens)[0]
+
+
+def compose_rendered(
+    settings: Settings, message: ComposeInput, tokens: Tokens | None = None
+) -> tuple[EmailMessage, Rendered]:
+    """`compose`, with the rendered subject, text and HTML it was made from."""
     if not _MESSAGE_ID.fullmatch(message.message_id):
         raise InvalidInput("A message id is letters, digits, '.', '_' or '-'.")
     tokens = tokens or make_tokens(settings, message.invitation_ids)
@@ -156,9 +166,10 @@ def compose(
     email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     email.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     email.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    email.set_boundary(_boundary())
     # After the parts: setting the content would move Content-* headers into them.
     email["Content-Language"] = message.locale
-    return email
+    return email, rendered
 
 
 def as_previewed(email: EmailMessage, tokens: Tokens) -> Rendered:
@@ -190,7 +201,7 @@ def tokens_in(email: EmailMessage, settings: Settings) -> Tokens:
 
 def _signed(settings: Settings, scope: Scope, token: str) -> bool:
     try:
-        read_token(settings.secret, scope, token)
+        read_token(settings.token_secrets, scope, token)
     except NotFound:
         return False
     return True
@@ -220,6 +231,13 @@ def _address(value: str, field: str) -> Address:
     if not address.username or not address.domain:
         raise InvalidInput(f"{field} is not a valid email address.", {field: "invalid"})
     return address
+
+
+def _boundary() -> str:
+    """A multipart boundary of the stdlib's own shape. Chosen here rather than by the
+    generator, which compiles a regular expression per message to look for it in the parts:
+    quoted-printable parts cannot hold a run of '=' like this one."""
+    return "=" * 15 + f"{secrets.randbelow(sys.maxsize):019d}" + "=="
 
 
 def _feedback_part(value: str) -> str:

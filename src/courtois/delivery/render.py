@@ -236,6 +236,8 @@ def _environment(locale: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # Packaged templates do not change under a running process: no file check per use.
+        auto_reload=False,
     )
     # Added by the i18n extension at run time, hence unknown to the type checker.
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]

@@ -1,23 +1,33 @@
-"""The SMTP transport: pooled aiosmtplib connections, bounded concurrency, a per-domain
-rate limit, and an exact account of what the server said.
+"""The SMTP transport: pooled connections, bounded concurrency, a per-domain rate limit, and
+an exact account of what the server said.
 
-The steps of each transaction are taken one by one so that a failure can be placed: before
-DATA nothing left (temporary, safe to retry); after the body was sent and before the reply
-the message may have been accepted (unknown, never retried blindly).
+aiosmtplib opens each connection (TLS from the first byte for smtps://, EHLO, AUTH when a
+user is given). A server that offers PIPELINING then gets the pipelined hot path of
+`smtp_pipeline`; any other is spoken to one command at a time through aiosmtplib. Either
+way each failure is placed: before the body was sent nothing left (temporary, safe to
+retry); after the body was sent and before the reply the message may have been accepted
+(unknown, never retried blindly).
+
+Connections stay open from one batch to the next and are let go by `release` (the worker
+calls it at the end of each pass); the transport opens new ones when used again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
+from courtois.delivery.smtp_lockstep import send_lockstep
+from courtois.delivery.smtp_pipeline import ConnectionBroken, ReplyReader, send_pipelined
+from courtois.delivery.smtp_work import DomainPacer, Work
 from courtois.delivery.transport import Delivery, Outgoing, SendResult
+
+__all__ = ["DomainPacer", "SmtpSettings", "SmtpTransport", "parse_smtp_url"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +42,10 @@ class SmtpSettings:
     connections: int = 4
     per_domain_per_second: float = 20.0
     timeout: float = 30.0
+    # Use PIPELINING when the server offers it (off: one command at a time, always).
+    pipelining: bool = True
+    # Certificates to trust for TLS besides the system's (a private relay's own CA).
+    ca_file: str | None = None
 
 
 def parse_smtp_url(
@@ -53,57 +67,93 @@ def parse_smtp_url(
     )
 
 
-class DomainPacer:
-    """At most `rate` messages a second to any one recipient domain, across connections."""
+@dataclass
+class _Connection:
+    """An open connection; `reader` is set when it is pipelined."""
 
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self.next_slot: dict[str, float] = defaultdict(float)
+    client: aiosmtplib.SMTP
+    reader: ReplyReader | None = None
+    transport: asyncio.Transport | None = None
 
-    async def wait(self, domain: str) -> None:
-        """Sleep until this domain's next slot, and book the one after it."""
-        now = time.monotonic()
-        slot = max(now, self.next_slot[domain])
-        self.next_slot[domain] = slot + self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+    @property
+    def usable(self) -> bool:
+        """Still open."""
+        if self.transport is not None:
+            return not self.transport.is_closing()
+        return self.client.is_connected
 
-
-def _classify(code: int) -> SendResult:
-    if 200 <= code < 300:
-        return SendResult.ACCEPTED
-    if 400 <= code < 500:
-        return SendResult.TEMPORARY
-    return SendResult.PERMANENT
+    def close(self) -> None:
+        """Drop it at once, TLS or not: after a failure or a goodbye there is nothing left
+        to say, and a graceful TLS shutdown would outlive the event loop."""
+        transport = self.transport or cast(asyncio.Transport | None, self.client.transport)
+        if transport is not None:
+            transport.abort()
+        self.client.close()
 
 
 class SmtpTransport:
-    """Sends batches over up to `connections` SMTP connections at once."""
+    """Sends batches over up to `connections` SMTP connections at once. One thread at a
+    time: each transport runs its own event loop."""
 
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle: list[_Connection] = []
 
     def send_batch(self, batch: Sequence[Outgoing]) -> list[Delivery]:
-        """Run the batch on a private event loop; the worker stays synchronous."""
+        """Send the batch on the transport's event loop; the worker stays synchronous."""
         if not batch:
             return []
-        return asyncio.run(self._send_all(batch))
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(self._send_all(batch))
+
+    def release(self) -> None:
+        """Say goodbye on every pooled connection and close the loop; the next batch opens
+        new ones."""
+        if self._loop is None:
+            return
+        loop, self._loop = self._loop, None
+        idle, self._idle = self._idle, []
+        try:
+            loop.run_until_complete(self._quit_all(idle))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
 
     async def _send_all(self, batch: Sequence[Outgoing]) -> list[Delivery]:
-        results: list[Delivery | None] = [None] * len(batch)
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for index in range(len(batch)):
-            queue.put_nowait(index)
-        pacer = DomainPacer(self.settings.per_domain_per_second)
+        work = Work(batch, self.settings.per_domain_per_second)
         workers = min(self.settings.connections, len(batch))
-        await asyncio.gather(
-            *(self._connection(batch, queue, results, pacer) for _ in range(workers))
-        )
-        return [r or Delivery(SendResult.TEMPORARY, 0, "not attempted") for r in results]
+        await asyncio.gather(*(self._connection(work) for _ in range(workers)))
+        return work.deliveries()
 
-    def _client(self) -> aiosmtplib.SMTP:
+    async def _connection(self, work: Work) -> None:
+        """Send from the batch until nothing is left, reconnecting after a failure."""
+        while work.left:
+            connection = self._idle.pop() if self._idle else None
+            if connection is None or not connection.usable:
+                connection = await self._open(work)
+                if connection is None:
+                    continue
+            if connection.reader is not None and connection.transport is not None:
+                kept = await send_pipelined(
+                    connection.transport,
+                    connection.reader,
+                    work,
+                    self.settings.timeout,
+                    connection.client.supports_extension("smtputf8"),
+                )
+            else:
+                kept = await send_lockstep(connection.client, work)
+            if kept:
+                self._idle.append(connection)
+            else:
+                connection.close()
+
+    async def _open(self, work: Work) -> _Connection | None:
+        """Connect (TLS, EHLO, AUTH as configured); a failure fails the next message."""
         s = self.settings
-        return aiosmtplib.SMTP(
+        client = aiosmtplib.SMTP(
             hostname=s.host,
             port=s.port,
             use_tls=s.use_tls,
@@ -111,68 +161,45 @@ class SmtpTransport:
             username=s.username,
             password=s.password,
             timeout=s.timeout,
+            cert_bundle=s.ca_file,
         )
-
-    async def _connection(
-        self,
-        batch: Sequence[Outgoing],
-        queue: asyncio.Queue[int],
-        results: list[Delivery | None],
-        pacer: DomainPacer,
-    ) -> None:
-        client: aiosmtplib.SMTP | None = None
         try:
-            while not queue.empty():
-                index = queue.get_nowait()
-                outgoing = batch[index]
-                await pacer.wait(outgoing.to.rpartition("@")[2].lower())
-                if client is None or not client.is_connected:
-                    client = self._client()
-                    try:
-                        await client.connect()
-                    except (aiosmtplib.SMTPException, OSError) as error:
-                        results[index] = Delivery(
-                            SendResult.TEMPORARY, 0, f"connect: {error}"[:200]
-                        )
-                        client = None
-                        continue
-                delivery = await self._transaction(client, outgoing)
-                results[index] = delivery
-                if delivery.result is not SendResult.ACCEPTED:
-                    client = await _reset(client)
-        finally:
-            if client is not None and client.is_connected:
+            await client.connect()
+            # aiosmtplib greets lazily, at the first MAIL: greet now to learn the extensions.
+            if client.is_ehlo_or_helo_needed:
                 try:
-                    await client.quit()
-                except (aiosmtplib.SMTPException, OSError):
-                    client.close()
-
-    async def _transaction(self, client: aiosmtplib.SMTP, outgoing: Outgoing) -> Delivery:
-        """MAIL, RCPT, DATA, each placed: refusals carry the server's code."""
-        try:
-            await client.mail(outgoing.envelope_from)
-            await client.rcpt(outgoing.to)
-        except aiosmtplib.SMTPResponseException as error:
-            return Delivery(_classify(error.code), error.code, error.message[:200])
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()
         except (aiosmtplib.SMTPException, OSError) as error:
-            return Delivery(SendResult.TEMPORARY, 0, f"before data: {error}"[:200])
+            client.close()
+            if work.left:
+                index = work.left.popleft()
+                work.done(index, Delivery(SendResult.TEMPORARY, 0, f"connect: {error}"[:200]))
+            return None
+        if not (s.pipelining and client.supports_extension("pipelining")):
+            return _Connection(client)
+        # Take the connection over from aiosmtplib, which reads one reply per command.
+        transport = cast(asyncio.Transport, client.transport)
+        reader = ReplyReader(asyncio.get_running_loop())
+        transport.set_protocol(reader)
+        return _Connection(client, reader, transport)
+
+    async def _quit_all(self, connections: list[_Connection]) -> None:
+        await asyncio.gather(*(self._quit(c) for c in connections))
+        # Aborted transports close their sockets in the loop's next turns: let them.
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    async def _quit(self, connection: _Connection) -> None:
+        """QUIT, then close, whatever the server answers."""
         try:
-            response = await client.data(outgoing.raw)
-        except aiosmtplib.SMTPResponseException as error:
-            return Delivery(_classify(error.code), error.code, error.message[:200])
-        except (aiosmtplib.SMTPException, OSError) as error:
-            # The body may have reached the server: never resend on a guess.
-            return Delivery(SendResult.UNKNOWN, 0, f"during data: {error}"[:200])
-        return Delivery(_classify(response.code), response.code, response.message[:200])
-
-
-async def _reset(client: aiosmtplib.SMTP) -> aiosmtplib.SMTP | None:
-    """After a refusal, RSET keeps the connection usable; a dead one is dropped."""
-    if not client.is_connected:
-        return None
-    try:
-        await client.rset()
-    except (aiosmtplib.SMTPException, OSError):
-        client.close()
-        return None
-    return client
+            if connection.reader is not None and connection.usable:
+                cast(asyncio.Transport, connection.transport).write(b"QUIT\r\n")
+                await connection.reader.reply(min(self.settings.timeout, 5.0))
+            elif connection.client.is_connected:
+                await connection.client.quit()
+        except (aiosmtplib.SMTPException, OSError, ConnectionBroken):
+            pass
+        finally:
+            connection.close()

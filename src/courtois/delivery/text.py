@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from functools import lru_cache
 
 from courtois.domain.members import MAX_NAME_LENGTH
 from courtois.domain.preview import MAX_NOTE_LENGTH
@@ -48,8 +49,10 @@ def _bounded(value: str, limit: int) -> str:
     return value[: limit - 1].rstrip() + ELLIPSIS
 
 
+@lru_cache(maxsize=4096)
 def wrap(value: str) -> str:
-    """Plain-text paragraphs at 72 columns; links and long words are never split."""
+    """Plain-text paragraphs at 72 columns; links and long words are never split. Most
+    paragraphs are the same in every email of a platform and language: wrapped once."""
     return "\n".join(
         textwrap.fill(line, WRAP_WIDTH, break_long_words=False, break_on_hyphens=False) or line
         for line in value.split("\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class SendResult(StrEnum):
@@ -51,6 +51,15 @@ class Transport(Protocol):
 
     def send_batch(self, batch: Sequence[Outgoing]) -> list[Delivery]:
         """Deliver each message or say why not; one Delivery per message, in order."""
+        ...
+
+
+@runtime_checkable
+class Pooled(Protocol):
+    """A transport that keeps connections open between batches."""
+
+    def release(self) -> None:
+        """Close what is kept open; the transport reconnects when used again."""
         ...
 
 

@@ -4,14 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class ContactInput:
-    """One parsed record from an importer, before validation."""
+class ContactInput(NamedTuple):
+    """One address an importer found, before validation.
+
+    `where` names the place in the source ("line 12", "card 3") so that a rejection can
+    point the member at it; a card with ten addresses yields ten inputs with one `where`.
+    A named tuple rather than a frozen dataclass: as immutable, and built in less than half
+    the time, which counts when a reader yields a million of them.
+    """
 
     email: str
     name: str = ""
+    where: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordProblem:
+    """A record of the source that yields no address, with a human reason.
+
+    Reported, never fatal: a card without an address or a broken line must not stop the
+    import of the thousand good ones around it.
+    """
+
+    where: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, select, update
 
 from courtois.domain.addresses import parse_address
-from courtois.domain.contacts import ContactInput
+from courtois.domain.contacts import ContactInput, RecordProblem
 from courtois.domain.errors import InvalidInput, NotFound
 from courtois.domain.ledger import EventType
 from courtois.domain.members import MAX_NAME_LENGTH
@@ -23,48 +23,65 @@ from courtois.store.tables import contacts, members, recipient_blocks, recipient
 
 MAX_CONTACTS_PER_IMPORT = 100_000
 
+Note = dict[str, str]
+
 
 @dataclass
 class ImportReport:
-    """Counts that always add up: imported + duplicates + flagged + rejected = records."""
+    """Every record accounted for: records = imported + duplicates + flagged + rejected.
+
+    Each entry that is not imported names where it was in the source ("line 12", "card 3")
+    and why, so the member can fix the file instead of wondering who went missing.
+    """
 
     records: int = 0
     imported: int = 0
-    duplicates: int = 0
-    flagged: list[dict[str, str | int]] = field(default_factory=list)
-    rejected: list[dict[str, str | int]] = field(default_factory=list)
+    duplicates: list[Note] = field(default_factory=list)
+    flagged: list[Note] = field(default_factory=list)
+    rejected: list[Note] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        """Plain form for JSON."""
+        """Plain form for JSON: the counts first, then the entries behind them."""
         return {
             "records": self.records,
             "imported": self.imported,
-            "duplicates": self.duplicates,
-            "flagged": self.flagged,
-            "rejected": self.rejected,
+            "duplicates": len(self.duplicates),
+            "flagged": len(self.flagged),
+            "rejected": len(self.rejected),
+            "duplicate_records": self.duplicates,
+            "flagged_records": self.flagged,
+            "rejected_records": self.rejected,
         }
 
 
 def _clean_name(name: str) -> str:
     """Display names from address books: control characters become spaces, length bounded."""
-    cleaned = " ".join("".join(c if c.isprintable() else " " for c in name).split())
-    return cleaned[:MAX_NAME_LENGTH]
+    if not name.isprintable():  # rare: only then is each character looked at
+        name = "".join(c if c.isprintable() else " " for c in name)
+    return " ".join(name.split())[:MAX_NAME_LENGTH]
+
+
+def _note(where: str, number: int, reason: str) -> Note:
+    return {"where": where or f"record {number}", "reason": reason}
 
 
 def import_contacts(
     ctx: Context,
     member_id: str,
-    records: Iterable[ContactInput],
+    records: Iterable[ContactInput | RecordProblem],
     source: str,
     now: datetime,
 ) -> ImportReport:
     """Validate every record, then store the new ones unselected, in one transaction.
 
-    The member's own address and addresses of existing members are flagged, not stored:
-    nobody is invited to a platform they are on.
+    One transaction means a failed import changes nothing: a file that turns out to be
+    too big or unreadable halfway leaves the address book as it was. The member's own
+    address and addresses of existing members are flagged, not stored: nobody is invited
+    to a platform they are on.
     """
     report = ImportReport()
     rows: dict[str, dict[str, object]] = {}
+    places: dict[str, str] = {}
     with ctx.unit_of_work(now) as uow:
         if not lock_member(uow.conn, member_id):
             raise NotFound(f"No member {member_id!r}.", {"member": member_id[:140]})
@@ -78,18 +95,23 @@ def import_contacts(
                     f"An import holds at most {MAX_CONTACTS_PER_IMPORT} contacts.",
                     {"records": "too many"},
                 )
+            if isinstance(record, RecordProblem):
+                report.rejected.append(_note(record.where, number, record.reason))
+                continue
+            where = record.where or f"record {number}"
             try:
                 address = parse_address(record.email)
             except InvalidInput as error:
-                report.rejected.append({"record": number, "reason": error.message})
+                report.rejected.append(_note(where, number, f"invalid address: {error.message}"))
                 continue
             digest = ctx.digest(address)
             if digest == own:
-                report.flagged.append({"record": number, "reason": "your own address"})
+                report.flagged.append(_note(where, number, "your own address"))
                 continue
             if digest in rows:
-                report.duplicates += 1
+                report.duplicates.append(_note(where, number, f"duplicate of {places[digest]}"))
                 continue
+            places[digest] = where
             rows[digest] = {
                 "member_id": member_id,
                 "recipient_digest": digest,
@@ -119,14 +141,15 @@ def import_contacts(
             )
         fresh = []
         for digest, row in rows.items():
+            where = places[digest]
             if digest in existing:
-                report.duplicates += 1
+                report.duplicates.append(_note(where, 0, "already in your contacts"))
             elif digest in stopped:
                 # An opt-out keeps only the digest: the address is not stored again, and the
                 # member learns only that this person is unavailable (invariants 4, 10, 11).
-                report.flagged.append({"record": -1, "reason": "unavailable"})
+                report.flagged.append(_note(where, 0, "unavailable"))
             elif digest in member_digests:
-                report.flagged.append({"record": -1, "reason": "already a member"})
+                report.flagged.append(_note(where, 0, "already a member"))
             else:
                 fresh.append(row)
         if fresh:

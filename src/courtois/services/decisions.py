@@ -3,11 +3,13 @@ and the member's view of them."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from courtois.policy.facts import Candidate
-from courtois.policy.verdict import Decision, Outcome
+from courtois.policy.verdict import Decision, Outcome, Verdict
 
 VERDICT_FIELDS = ("rule", "outcome", "reason", "public_reason", "retry_at")
 
@@ -24,7 +26,7 @@ def decision_row(
         "kind": candidate.kind.value,
         "stage": candidate.stage.value,
         "outcome": decision.outcome.value,
-        "verdicts": stored_verdicts(decision),
+        "verdicts": verdicts_text(decision.verdicts),
         "decided_at": now,
     }
 
@@ -44,6 +46,15 @@ def stored_verdicts(decision: Decision) -> list[list[str]]:
         else:
             stored.append([rule, outcome, reason])
     return stored
+
+
+@lru_cache(maxsize=4096)
+def verdicts_text(verdicts: tuple[Verdict, ...]) -> str:
+    """The stored verdicts as canonical JSON text, encoded once per distinct set: in a batch
+    most decisions share one set of verdicts (the same rule denied, for the same reason)."""
+    return json.dumps(
+        stored_verdicts(Decision(verdicts)), separators=(",", ":"), ensure_ascii=False
+    )
 
 
 def expand_verdicts(stored: list[list[str]]) -> list[dict[str, str]]:

@@ -11,7 +11,13 @@ from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageState
 from courtois.services.context import Context
 from courtois.services.transitions import move_invitations, set_messages
-from courtois.store.tables import contacts, idempotency_keys, invitations, messages
+from courtois.store.tables import (
+    contacts,
+    idempotency_keys,
+    idempotency_subjects,
+    invitations,
+    messages,
+)
 
 ANSWER_RETENTION = timedelta(hours=24)
 
@@ -56,6 +62,11 @@ def purge_expired_data(ctx: Context, now: datetime) -> dict[str, int]:
         answers = uow.conn.execute(
             delete(idempotency_keys).where(idempotency_keys.c.created_at <= now - ANSWER_RETENTION)
         ).rowcount
+        uow.conn.execute(
+            delete(idempotency_subjects).where(
+                idempotency_subjects.c.created_at <= now - ANSWER_RETENTION
+            )
+        )
         counts = {"contacts": int(removed), "answers": int(answers)}
         if removed or answers:
             uow.record(EventType.PURGED, counts)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from courtois.domain.errors import Conflict
-from courtois.store.tables import idempotency_keys
+from courtois.store.tables import idempotency_keys, idempotency_subjects
 
 MAX_KEY_LENGTH = 200
 
@@ -53,10 +54,18 @@ def store_answer(
     payload_hash: str,
     response: dict[str, Any],
     now: datetime,
+    subjects: Iterable[str] = (),
 ) -> None:
-    """Keep the answer beside the change."""
+    """Keep the answer beside the change, indexed by the recipients it quotes (`subjects`,
+    their digests) so that forgetting one of them finds it without reading every answer."""
     connection.execute(
         idempotency_keys.insert().values(
             scope=scope, key=key, request_hash=payload_hash, response=response, created_at=now
         )
     )
+    rows = [
+        {"recipient_digest": digest, "scope": scope, "key": key, "created_at": now}
+        for digest in sorted(set(subjects))
+    ]
+    if rows:
+        connection.execute(idempotency_subjects.insert(), rows)

@@ -29,6 +29,7 @@ from courtois.services.locks import lock_member, lock_recipients
 from courtois.services.members import get_member
 from courtois.services.previews import consent_text, render_for
 from courtois.services.transitions import scheduled_message
+from courtois.services.webhooks import record_invitation_events
 from courtois.store.bulk import insert_rows
 from courtois.store.tables import consent_recipients, consents, decisions, invitations, messages
 
@@ -266,10 +267,14 @@ def invite(
                 }
             )
         insert_rows(conn, invitations, invitation_rows)
+        # Shared by the member (strict-eu) counts as sent: the platform hears of it too.
+        shared_ids = [str(r["id"]) for r in invitation_rows if r["sent_at"]]
+        record_invitation_events(uow, shared_ids, InvitationState.SENT)
         insert_rows(conn, messages, message_rows)
         insert_rows(conn, decisions, decision_rows)
         answer = {"consent_id": consent.id, "invitations": results}
         if idempotency_key is not None:
-            store_answer(conn, scope, idempotency_key, payload_hash, answer, now)
+            subjects = [str(row["recipient_digest"]) for row in invitation_rows]
+            store_answer(conn, scope, idempotency_key, payload_hash, answer, now, subjects)
         uow.commit()
     return answer

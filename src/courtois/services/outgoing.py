@@ -1,24 +1,30 @@
-"""The email for a claim: what each member previewed, composed, signed, ready to go.
+"""The emails for claims: what each member previewed, composed, signed, ready to go.
 
-Before anything leaves, each invitation the email carries is rendered again and must hash
+Before anything leaves, each invitation an email carries is rendered again and must hash
 to the preview its consent pinned (invariant 2); a mismatch (the member renamed since,
 the templates changed) holds the message instead of sending words nobody agreed to.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
-from courtois.delivery.compose import Carried, ComposeInput, compose, consent_hashes, to_bytes
+from courtois.delivery.compose import Carried, ComposeInput, consent_hashes
 from courtois.delivery.dkim import sign
+from courtois.delivery.skeleton import compose_wire
 from courtois.delivery.transport import Outgoing
 from courtois.domain.members import check_locale
 from courtois.domain.messages import MessageKind
 from courtois.services.context import Context
 from courtois.services.worker_due import Claim
 from courtois.store.tables import consents, invitations, members
+
+# Invitations read per query: well under every engine's limit on bound parameters.
+_CHUNK = 500
 
 
 class PreviewMismatch(Exception):
@@ -27,11 +33,27 @@ class PreviewMismatch(Exception):
 
 def outgoing_for(ctx: Context, claim: Claim, now: datetime) -> Outgoing:
     """Compose the claim's email; raises PreviewMismatch rather than send other words."""
-    ids = [m.invitation_id for m in claim.messages]
+    (composed,) = outgoing_batch(ctx, [claim], now)
+    if isinstance(composed, PreviewMismatch):
+        raise composed
+    return composed
+
+
+def outgoing_batch(
+    ctx: Context, claims: Sequence[Claim], now: datetime
+) -> list[Outgoing | PreviewMismatch]:
+    """Each claim's email, or the mismatch that holds it, with what they carry read in one
+    query for the batch."""
+    rows = _carried_rows(ctx, [m.invitation_id for claim in claims for m in claim.messages])
+    return [_compose(ctx, claim, rows, now) for claim in claims]
+
+
+def _carried_rows(ctx: Context, ids: list[str]) -> dict[str, Row[Any]]:
+    found: dict[str, Row[Any]] = {}
     with ctx.engine.connect() as connection:
-        rows = {
-            r.id: r
-            for r in connection.execute(
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            for row in connection.execute(
                 select(
                     invitations.c.id,
                     invitations.c.locale,
@@ -45,9 +67,16 @@ def outgoing_for(ctx: Context, claim: Claim, now: datetime) -> Outgoing:
                 )
                 .join(consents, consents.c.id == invitations.c.consent_id)
                 .join(members, members.c.id == invitations.c.member_id)
-                .where(invitations.c.id.in_(ids))
-            )
-        }
+                .where(invitations.c.id.in_(chunk))
+            ):
+                found[row.id] = row
+    return found
+
+
+def _compose(
+    ctx: Context, claim: Claim, rows: dict[str, Row[Any]], now: datetime
+) -> Outgoing | PreviewMismatch:
+    ids = [m.invitation_id for m in claim.messages]
     carried = tuple(
         Carried(
             invitation_id=m.invitation_id,
@@ -70,17 +99,16 @@ def outgoing_for(ctx: Context, claim: Claim, now: datetime) -> Outgoing:
         sent_at=now,
     )
     if list(consent_hashes(ctx.settings, message)) != [rows[i].preview_hash for i in ids]:
-        raise PreviewMismatch(f"message {carrier.id} differs from its consented preview")
-    email = compose(ctx.settings, message)
-    body = email.get_body(("plain",))
+        return PreviewMismatch(f"message {carrier.id} differs from its consented preview")
+    email = compose_wire(ctx.settings, message)
     return Outgoing(
         message_id=carrier.id,
         to=message.to,
         kind=kind.value,
         member_names=tuple(c.member_name for c in carried),
         invitation_ids=tuple(ids),
-        subject=str(email["Subject"]),
-        text=body.get_content() if body is not None else "",
-        raw=sign(to_bytes(email), ctx.settings),
+        subject=email.subject,
+        text=email.text,
+        raw=sign(email.raw, ctx.settings),
         envelope_from=ctx.settings.mail_from,
     )

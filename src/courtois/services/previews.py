@@ -52,6 +52,14 @@ _CONSENT = {
         "personnes que j'ai choisies.{reminder}"
     ),
 }
+# One recipient is named as one person, not "the 1 people".
+_CONSENT_ONE = {
+    "en": "I ask {platform} to send this invitation, in my name, to the person I chose.{reminder}",
+    "fr": (
+        "Je demande à {platform} d'envoyer cette invitation, en mon nom, à la personne que "
+        "j'ai choisie.{reminder}"
+    ),
+}
 _REMINDER = {
     "en": " If someone does not answer, one reminder, at least {days} days later.",
     "fr": " Sans réponse, un seul rappel, au moins {days} jours plus tard.",
@@ -83,9 +91,8 @@ def consent_text(ctx: Context, locale: str, count: int, reminders: int) -> str:
     reminder = (
         _REMINDER[locale].format(days=ctx.settings.policy.reminder_min_days) if reminders else ""
     )
-    return _CONSENT[locale].format(
-        platform=ctx.settings.platform_name, count=count, reminder=reminder
-    )
+    sentence = _CONSENT_ONE[locale] if count == 1 else _CONSENT[locale]
+    return sentence.format(platform=ctx.settings.platform_name, count=count, reminder=reminder)
 
 
 def preview_invitations(

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
 from courtois.services.context import Context
 from courtois.services.locks import lock_member, lock_recipients
 from courtois.services.transitions import cancel_messages, move_invitations
+from courtois.services.webhooks import record_unsubscribed
 from courtois.store.sql import insert_ignore
 from courtois.store.tables import (
     contacts,
     idempotency_keys,
+    idempotency_subjects,
     invitations,
     messages,
     recipient_blocks,
@@ -71,6 +73,7 @@ def unsubscribe(
             EventType.UNSUBSCRIBED,
             {"recipient": digest, "from": from_member or "everyone"},
         )
+        record_unsubscribed(uow, digest, from_member)
         uow.commit()
     if from_member is None:
         scrub_answers(ctx, digest, now)
@@ -131,38 +134,32 @@ def forget_recipient(ctx: Context, digest: str, now: datetime) -> dict[str, int]
         uow.conn.execute(update(invitations).where(scope).values(address=None))
         removed = uow.conn.execute(delete(contacts).where(contacts.c.recipient_digest == digest))
         uow.record(EventType.FORGOTTEN, {"recipient": digest})
+        record_unsubscribed(uow, digest, None, reason="forgotten")
         uow.commit()
     scrub_answers(ctx, digest, now)
     return {"blocked": len(blocked), "declined": len(declined), "contacts": removed.rowcount}
 
 
 def scrub_answers(ctx: Context, digest: str, now: datetime) -> None:
-    """Stored API answers may quote the address; drop the ones about this recipient's
-    invitations, then fold SQLite's write-ahead log into the file so no old page with the
-    address survives in it."""
+    """Stored API answers may quote the address; drop the ones about this recipient, then
+    fold SQLite's write-ahead log into the file so no old page with the address survives."""
     with ctx.unit_of_work(now) as uow:
-        ids = (
+        keys = uow.conn.execute(
+            select(idempotency_subjects.c.scope, idempotency_subjects.c.key).where(
+                idempotency_subjects.c.recipient_digest == digest
+            )
+        ).all()
+        for scope, key in keys:
             uow.conn.execute(
-                invitations.select()
-                .where(invitations.c.recipient_digest == digest)
-                .with_only_columns(invitations.c.id)
-            )
-            .scalars()
-            .all()
-        )
-        for key_row in uow.conn.execute(
-            idempotency_keys.select().with_only_columns(
-                idempotency_keys.c.scope, idempotency_keys.c.key, idempotency_keys.c.response
-            )
-        ):
-            text = str(key_row.response)
-            if any(i in text for i in ids):
-                uow.conn.execute(
-                    delete(idempotency_keys).where(
-                        idempotency_keys.c.scope == key_row.scope,
-                        idempotency_keys.c.key == key_row.key,
-                    )
+                delete(idempotency_keys).where(
+                    idempotency_keys.c.scope == scope, idempotency_keys.c.key == key
                 )
+            )
+            uow.conn.execute(
+                delete(idempotency_subjects).where(
+                    idempotency_subjects.c.scope == scope, idempotency_subjects.c.key == key
+                )
+            )
         uow.commit()
     checkpoint(ctx)
 

@@ -44,9 +44,10 @@ def decide_and_claim(
             report.deferred += deferred
             report.cancelled += size - len(allowed) - deferred
             if allowed and claiming:
-                claims.append(_claim(uow, allowed, now))
+                claims.append(Claim(allowed[0], tuple(allowed)))
             else:
                 report.waiting += len(allowed)
+        _claim(uow, claims, now)
         uow.commit()
     return claims, [m for group in groups for m in group]
 
@@ -55,18 +56,22 @@ def _decide(
     uow: UnitOfWork, ctx: Context, groups: list[list[Due]], now: datetime
 ) -> list[tuple[list[Due], int, int]]:
     """Evaluate each message still scheduled, with facts gathered once for the batch;
-    returns, per recipient, the allowed messages, how many deferred, and how many there
-    were."""
+    returns, per recipient, the allowed messages, how many deferred, and how many were
+    decided."""
     conn, policy = uow.conn, ctx.settings.policy
-    every = [m for group in groups for m in group]
-    ids = {m.id for m in every}
     current = set(
         conn.execute(
             select(messages.c.id).where(
-                messages.c.id.in_(ids), messages.c.state == MessageState.SCHEDULED.value
+                messages.c.id.in_([m.id for group in groups for m in group]),
+                messages.c.state == MessageState.SCHEDULED.value,
             )
         ).scalars()
     )
+    # What another worker claimed meanwhile is theirs: neither decided nor read about here.
+    every = [m for group in groups for m in group if m.id in current]
+    if not every:
+        return [([], 0, 0) for _ in groups]
+    ids = {m.id for m in every}
     recipients = gather.recipient_facts(
         conn, {m.digest for m in every}, now, policy, exclude_messages=ids, stage=Stage.SEND
     )
@@ -77,10 +82,11 @@ def _decide(
     }
     rows, results = [], []
     for group in groups:
-        allowed, deferred = [], 0
+        allowed, deferred, decided = [], 0, 0
         for message in group:
             if message.id not in current:
                 continue
+            decided += 1
             candidate = Candidate(
                 message.member_id, message.digest, message.kind, Stage.SEND, message.invitation_id
             )
@@ -104,7 +110,7 @@ def _decide(
                 allowed.append(message)
             elif decision.outcome is Outcome.DEFER:
                 deferred += 1
-        results.append((allowed, deferred, len(group)))
+        results.append((allowed, deferred, decided))
     insert_rows(conn, decisions, rows)
     return results
 
@@ -139,31 +145,36 @@ def _apply(uow: UnitOfWork, message: Due, decision: Decision, now: datetime) -> 
         )
 
 
-def _claim(uow: UnitOfWork, allowed: list[Due], now: datetime) -> Claim:
-    """Mark the allowed messages `sending` with a lease; the first carries the others."""
-    carrier, carried = allowed[0], allowed[1:]
+def _claim(uow: UnitOfWork, claims: list[Claim], now: datetime) -> None:
+    """Mark the claimed messages `sending` with a lease, every carrier in one statement;
+    in a digest the first message carries the others."""
+    if not claims:
+        return
     set_messages(
         uow,
-        [carrier.id],
+        [claim.carrier.id for claim in claims],
         MessageState.SCHEDULED,
         MessageState.SENDING,
         "claimed by the worker",
         lease_until=now + LEASE,
         attempts=messages.c.attempts + 1,
     )
-    if carried:
-        uow.conn.execute(
-            update(messages)
-            .where(messages.c.id == carrier.id)
-            .values(kind=MessageKind.DIGEST.value)
-        )
+    digests = [claim for claim in claims if len(claim.messages) > 1]
+    if not digests:
+        return
+    uow.conn.execute(
+        update(messages)
+        .where(messages.c.id.in_([claim.carrier.id for claim in digests]))
+        .values(kind=MessageKind.DIGEST.value)
+    )
+    for claim in digests:
+        carrier = claim.carrier
         set_messages(
             uow,
-            [m.id for m in carried],
+            [m.id for m in claim.messages[1:]],
             MessageState.SCHEDULED,
             MessageState.SENDING,
             f"carried by digest {carrier.id}",
             carried_by=carrier.id,
             lease_until=now + LEASE,
         )
-    return Claim(carrier, tuple(allowed))

@@ -15,6 +15,7 @@ from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MESSAGE_MACHINE, MessageKind, MessageState
 from courtois.services.unit_of_work import UnitOfWork
+from courtois.services.webhooks import record_invitation_events
 from courtois.store.tables import invitations, messages
 
 
@@ -47,6 +48,7 @@ def move_invitations(
         moved.append(row.id)
     if moved and INVITATION_MACHINE.is_final(target):
         cancel_messages(uow, messages.c.invitation_id.in_(moved), reason)
+    record_invitation_events(uow, moved, target)
     return moved
 
 

@@ -18,7 +18,7 @@ def unsubscribe_by_token(ctx: Context, token: str, now: datetime) -> dict[str, i
     """Stop all mail from the platform to the recipient the token was sent to (RFC 8058's
     one click means "no more of this"); idempotent. A bad token is NotFound, whatever is
     wrong with it."""
-    invitation_id = read_token(ctx.settings.secret, Scope.UNSUBSCRIBE, token)
+    invitation_id = read_token(ctx.settings.token_secrets, Scope.UNSUBSCRIBE, token)
     with ctx.engine.connect() as connection:
         digest = connection.execute(
             select(invitations.c.recipient_digest).where(invitations.c.id == invitation_id)

@@ -11,30 +11,57 @@ import random
 from collections import defaultdict
 from datetime import datetime
 
-from courtois.delivery.transport import Transport
+from courtois.delivery.transport import Pooled, Transport
 from courtois.services.context import Context
 from courtois.services.housekeeping import expire_invitations, expire_leases, purge_expired_data
-from courtois.services.outgoing import PreviewMismatch, outgoing_for
+from courtois.services.outgoing import PreviewMismatch, outgoing_batch
 from courtois.services.send_decisions import decide_and_claim
 from courtois.services.send_outcomes import hold_claims, record_outcomes
-from courtois.services.worker_due import Due, PassReport, due_messages
+from courtois.services.webhook_delivery import deliver_due_webhooks
+from courtois.services.worker_due import Due, PassReport, Shard, due_messages
 
-__all__ = ["PassReport", "run_pass"]
+__all__ = ["PassReport", "Shard", "run_pass"]
 
 
 def run_pass(
-    ctx: Context, now: datetime, transport: Transport | None, rng: random.Random | None = None
+    ctx: Context,
+    now: datetime,
+    transport: Transport | None,
+    rng: random.Random | None = None,
+    shard: Shard | None = None,
 ) -> PassReport:
-    """One pass of all work due at `now`. Without a transport, messages the policy allows
-    stay scheduled (counted as `waiting`): nothing is marked sent that did not leave."""
+    """One pass of all work due at `now` (for one shard's recipients, when given: the first
+    shard also does the housekeeping). Without a transport, messages the policy allows stay
+    scheduled (counted as `waiting`): nothing is marked sent that did not leave."""
     chance = rng or random.Random()  # noqa: S311 - retry jitter, not a secret
     report = PassReport()
-    report.unknown = expire_leases(ctx, now)
-    report.expired = expire_invitations(ctx, now)
-    report.purged = purge_expired_data(ctx, now)
+    leads = shard is None or shard.leads
+    if leads:
+        report.unknown = expire_leases(ctx, now)
+        report.expired = expire_invitations(ctx, now)
+        report.purged = purge_expired_data(ctx, now)
+    try:
+        _send_due(ctx, now, transport, report, chance, shard)
+    finally:
+        if isinstance(transport, Pooled):
+            transport.release()
+    if leads:
+        deliver_due_webhooks(ctx, now)
+    return report
+
+
+def _send_due(
+    ctx: Context,
+    now: datetime,
+    transport: Transport | None,
+    report: PassReport,
+    chance: random.Random,
+    shard: Shard | None,
+) -> None:
+    """Batch after batch: decide and claim, compose, send, record."""
     done: set[str] = set()
     while True:
-        due = due_messages(ctx, now, exclude=done)
+        due = due_messages(ctx, now, exclude=done, shard=shard)
         if not due:
             break
         by_recipient: dict[str, list[Due]] = defaultdict(list)
@@ -51,14 +78,13 @@ def run_pass(
         # Every claim is committed: a crash from here on leaves its messages `sending`,
         # then `unknown` when the lease runs out, never sent twice.
         ready, held, batch = [], [], []
-        for claim in claims:
-            try:
-                batch.append(outgoing_for(ctx, claim, now))
-                ready.append(claim)
-            except PreviewMismatch:
+        for claim, composed in zip(claims, outgoing_batch(ctx, claims, now), strict=True):
+            if isinstance(composed, PreviewMismatch):
                 held.append(claim)
+            else:
+                batch.append(composed)
+                ready.append(claim)
         hold_claims(ctx, held, now, "held: differs from the preview the member consented to")
         report.failed += len(held)
         deliveries = transport.send_batch(batch)
         record_outcomes(ctx, list(zip(ready, deliveries, strict=True)), now, report, chance)
-    return report

@@ -6,13 +6,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.services.context import Context
 from courtois.store.tables import invitations, messages
 
 BATCH = 200
+# Digests start with two hex digits: 256 buckets to split among shards.
+_BUCKETS = 256
 
 
 @dataclass
@@ -33,6 +35,29 @@ class PassReport:
     def as_dict(self) -> dict[str, Any]:
         """Plain form for JSON."""
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """One of `count` workers' share of the recipients, by their digest: workers on
+    different shards never decide for the same inbox nor claim the same message."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count <= _BUCKETS:
+            raise ValueError(f"shard {self.index} of {self.count}: index must be below count")
+
+    @property
+    def prefixes(self) -> list[str]:
+        """The first two hex digits of the digests in this shard."""
+        return [f"{b:02x}" for b in range(_BUCKETS) if b % self.count == self.index]
+
+    @property
+    def leads(self) -> bool:
+        """Whether this shard does the housekeeping every pass also does (one of them)."""
+        return self.index == 0
 
 
 @dataclass(frozen=True)
@@ -66,28 +91,34 @@ class Claim:
         return [m.id for m in self.messages]
 
 
-def due_messages(ctx: Context, now: datetime, exclude: set[str]) -> list[Due]:
-    """The next batch of scheduled messages due at `now`, oldest first."""
+def due_messages(
+    ctx: Context, now: datetime, exclude: set[str], shard: Shard | None = None
+) -> list[Due]:
+    """The next batch of scheduled messages due at `now`, oldest first; those due at the
+    same instant grouped by member, whose sending facts are then read once for the batch."""
+    due = (
+        select(
+            messages.c.id,
+            messages.c.invitation_id,
+            messages.c.member_id,
+            messages.c.recipient_digest,
+            messages.c.kind,
+            messages.c.created_at,
+            messages.c.attempts,
+            invitations.c.consent_id,
+            invitations.c.address,
+            invitations.c.remind_at,
+            invitations.c.sent_at,
+        )
+        .join(invitations, invitations.c.id == messages.c.invitation_id)
+        .where(messages.c.state == MessageState.SCHEDULED.value, messages.c.scheduled_at <= now)
+        .order_by(messages.c.scheduled_at, messages.c.member_id, messages.c.id)
+        .limit(BATCH + len(exclude))
+    )
+    if shard is not None:
+        due = due.where(func.substr(messages.c.recipient_digest, 1, 2).in_(shard.prefixes))
     with ctx.engine.connect() as connection:
-        rows = connection.execute(
-            select(
-                messages.c.id,
-                messages.c.invitation_id,
-                messages.c.member_id,
-                messages.c.recipient_digest,
-                messages.c.kind,
-                messages.c.created_at,
-                messages.c.attempts,
-                invitations.c.consent_id,
-                invitations.c.address,
-                invitations.c.remind_at,
-                invitations.c.sent_at,
-            )
-            .join(invitations, invitations.c.id == messages.c.invitation_id)
-            .where(messages.c.state == MessageState.SCHEDULED.value, messages.c.scheduled_at <= now)
-            .order_by(messages.c.scheduled_at, messages.c.id)
-            .limit(BATCH + len(exclude))
-        ).all()
+        rows = connection.execute(due).all()
     return [
         Due(
             id=r.id,

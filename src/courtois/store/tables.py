@@ -102,6 +102,11 @@ invitations = Table(
     Column("remind_at", UTCDateTime, nullable=True),
     Index("ix_invitations_member_recipient", "member_id", "recipient_digest"),
     Index("ix_invitations_state_expires", "state", "expires_at"),
+    # The API lists a member's invitations newest first, page by page.
+    Index("ix_invitations_member_created", "member_id", "created_at", "id"),
+    # The admin pages count, per day, invitations sent (and accepted since) and bounced.
+    Index("ix_invitations_sent_at", "sent_at"),
+    Index("ix_invitations_state_updated", "state", "updated_at"),
 )
 
 messages = Table(
@@ -124,6 +129,8 @@ messages = Table(
     Column("last_reason", String(200), nullable=True),
     Index("ix_messages_state_scheduled", "state", "scheduled_at"),
     Index("ix_messages_member_created", "member_id", "created_at"),
+    # The admin pages count the emails sent per day.
+    Index("ix_messages_sent_at", "sent_at"),
 )
 
 decisions = Table(
@@ -139,6 +146,8 @@ decisions = Table(
     Column("outcome", String(8), nullable=False),
     Column("verdicts", CanonicalJSON, nullable=False),
     Column("decided_at", UTCDateTime, nullable=False),
+    # The admin pages count refusals and deferrals per day.
+    Index("ix_decisions_outcome_decided", "outcome", "decided_at"),
 )
 
 recipients = Table(
@@ -168,6 +177,8 @@ complaints = Table(
     Column("member_id", String(128), nullable=False, index=True),
     Column("recipient_digest", DIGEST, nullable=False),
     Column("at", UTCDateTime, nullable=False),
+    # The admin pages count complaints per day.
+    Index("ix_complaints_at", "at"),
 )
 
 idempotency_keys = Table(
@@ -177,7 +188,18 @@ idempotency_keys = Table(
     Column("key", String(200), primary_key=True),
     Column("request_hash", String(64), nullable=False),
     Column("response", JSON, nullable=False),
-    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
+)
+
+# Which recipients a stored answer is about, so "forget me" finds the answers quoting an
+# address by its digest instead of reading every stored answer.
+idempotency_subjects = Table(
+    "idempotency_subjects",
+    metadata,
+    Column("recipient_digest", DIGEST, primary_key=True),
+    Column("scope", String(200), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False, index=True),
 )
 
 ledger = Table(
@@ -198,4 +220,35 @@ ledger_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", Integer, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+# The webhook outbox: events written in the transaction of the change they report, sent
+# afterwards (at least once; receivers dedupe by id). `payload` is the exact body sent.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("type", String(40), nullable=False),
+    Column("payload", CanonicalJSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Index("ix_webhook_events_state_next", "state", "next_attempt_at"),
+    Index("ix_webhook_events_created_at", "created_at"),
+)
+
+# One row per delivery attempt: what the receiver answered, or why nothing came back.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", ID, nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", String(200), nullable=True),
+    Column("duration_ms", Integer, nullable=False),
 )

@@ -1,0 +1,285 @@
+"""Requests per second and p99 latency of the host API under 16 concurrent clients.
+
+Measured against `courtois serve` (one process, as started by operators) on SQLite and on
+PostgreSQL, beside a bare FastAPI endpoint that returns a constant, served the same way in
+the same run (the ceiling of this machine, server and client together):
+- `POST /v1/members/{id}/invitations`, 10 new recipients each, consented to the previewed
+  message, with an Idempotency-Key (as a careful platform sends it);
+- `POST /u/TOKEN` with `List-Unsubscribe=One-Click` (RFC 8058), one recipient each.
+
+The clients are a small keep-alive HTTP/1.1 loop on asyncio, lighter than a full client
+library so that the ceiling measures the server more than the load generator. Run with
+`.venv/bin/python bench/api.py [--seconds 10] [--quick]`; PostgreSQL is reached through
+COURTOIS_TEST_POSTGRES_URL (a fresh database is created there and dropped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from courtois.tokens import Scope, make_token
+
+SECRET = "bench-secret-key-0123456789"
+API_KEY = "bench-api-key-0123456789"
+CLIENTS = 16
+TARGET_SHARE = 25  # percent of the bare endpoint's rate
+PER_INVITATION = 10
+# The default sender cap is 100 a day: each member sends at most this many invitations.
+INVITES_PER_MEMBER = 10
+POSTGRES_URL = os.environ.get(
+    "COURTOIS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+COURTOIS = str(Path(sys.executable).parent / "courtois")
+
+Request = Callable[[int], tuple[str, bytes, str]]  # n -> (path, body, content type)
+WARM = CLIENTS * 2
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def server(command: list[str], env: dict[str, str], port: int, ready: str) -> Iterator[str]:
+    """Start a server process and wait until `ready` answers; yields its base URL."""
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            deadline = time.monotonic() + 30
+            while not answers(base + ready):
+                if time.monotonic() > deadline or process.poll() is not None:
+                    log.seek(0)
+                    sys.stderr.write(log.read().decode(errors="replace"))
+                    raise SystemExit(f"server did not start: {' '.join(command)}")
+                time.sleep(0.1)
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+async def one_client(
+    port: int, requests: Iterator[int], make: Request, latencies: list[float], codes: list[int]
+) -> None:
+    """Keep-alive HTTP/1.1: send, read the answer, repeat while requests remain."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    auth = f"Authorization: Bearer {API_KEY}\r\n"
+    for n in requests:
+        path, body, kind = make(n)
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Type: {kind}\r\n"
+            f"Idempotency-Key: bench-{n}\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        started = time.perf_counter()
+        writer.write(head.encode() + body)
+        status_line = await reader.readline()
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        await reader.readexactly(length)
+        latencies.append(time.perf_counter() - started)
+        codes.append(int(status_line.split()[1]))
+    writer.close()
+
+
+@dataclass
+class Result:
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    codes: dict[int, int]
+
+
+def load(port: int, make: Request, total: int, first: int = 0) -> Result:
+    """Requests `first` to `first + total` over CLIENTS connections: requests per second
+    and latencies."""
+    latencies: list[float] = []
+    codes: list[int] = []
+    shared = iter(range(first, first + total))
+
+    async def run() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(one_client(port, shared, make, latencies, codes) for _ in range(CLIENTS))
+        )
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(run())
+    ordered = sorted(latencies)
+    return Result(
+        rate=len(ordered) / elapsed,
+        p50_ms=ordered[len(ordered) // 2] * 1000,
+        p99_ms=ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+        codes={code: codes.count(code) for code in sorted(set(codes))},
+    )
+
+
+def report(label: str, result: Result, ceiling: Result | None) -> None:
+    """One line per measure; measured endpoints also say whether they reach the target."""
+    line = (
+        f"  {label:<58} {result.rate:7.1f} req/s  p50 {result.p50_ms:7.1f} ms  "
+        f"p99 {result.p99_ms:7.1f} ms  statuses {result.codes}"
+    )
+    if ceiling is not None:
+        share = 100 * result.rate / ceiling.rate
+        verdict = "met" if share >= TARGET_SHARE else "BELOW target"
+        line += f"  {share:.1f}% of bare, target >= {TARGET_SHARE}%: {verdict}"
+    print(line)
+
+
+def seed(base: str, members: int) -> dict[str, str]:
+    """Members (all named alike, so one preview fits all) and the preview they consent to."""
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+        for i in range(members):
+            body = {"id": f"m{i}", "email": f"m{i}@members.example", "name": "Member"}
+            http.post("/v1/members", json=body).raise_for_status()
+        emails = [f"probe{i}@example.org" for i in range(PER_INVITATION)]
+        shown = http.post("/v1/members/m0/invitations/preview", json={"emails": emails})
+        shown.raise_for_status()
+    return shown.json()  # type: ignore[no-any-return]
+
+
+def invitation_request(preview: dict[str, str]) -> Request:
+    consent = {"text_shown": preview["consent_text"], "ip": "192.0.2.1", "user_agent": "bench"}
+
+    def make(n: int) -> tuple[str, bytes, str]:
+        emails = [f"r{n}-{i}@example.org" for i in range(PER_INVITATION)]
+        body = {"emails": emails, "preview_hash": preview["preview_hash"], "consent": consent}
+        path = f"/v1/members/m{n // INVITES_PER_MEMBER}/invitations"
+        return path, json.dumps(body).encode(), "application/json"
+
+    return make
+
+
+def unsubscribe_request(tokens: list[str]) -> Request:
+    def make(n: int) -> tuple[str, bytes, str]:
+        return f"/u/{tokens[n]}", b"List-Unsubscribe=One-Click", "application/x-www-form-urlencoded"
+
+    return make
+
+
+def invitation_ids(base: str, members: int) -> list[str]:
+    """Ids of the invitations made, to sign unsubscribe tokens for them."""
+    found: list[str] = []
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+        for i in range(members):
+            page = http.get(f"/v1/members/m{i}/invitations", params={"limit": 500}).json()
+            found.extend(item["id"] for item in page["items"])
+    return found
+
+
+def bench_engine(name: str, database_url: str, total: int, ceiling: Result, processes: int) -> None:
+    env = {
+        **os.environ,
+        "COURTOIS_DATABASE_URL": database_url,
+        "COURTOIS_SECRET_KEY": SECRET,
+        "COURTOIS_API_KEY": API_KEY,
+        "COURTOIS_PLATFORM_NAME": "Bench",
+    }
+    subprocess.run([COURTOIS, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    port = free_port()
+    members = -(-(WARM + total) // INVITES_PER_MEMBER)
+    command = [COURTOIS, "serve", "--port", str(port), "--processes", str(processes)]
+    name = f"{name}, {processes} process{'es' if processes > 1 else ''}"
+    with server(command, env, port, "/healthz") as base:
+        preview = seed(base, members)
+        load(port, invitation_request(preview), WARM)  # connections, caches
+        invited = load(port, invitation_request(preview), total, first=WARM)
+        report(f"{name}: POST invitations ({PER_INVITATION} recipients)", invited, ceiling)
+        ids = invitation_ids(base, members)
+        tokens = [make_token(SECRET.encode(), Scope.UNSUBSCRIBE, i) for i in ids]
+        count = min(len(tokens), total)
+        clicked = load(port, unsubscribe_request(tokens), count)
+        report(f"{name}: POST /u/TOKEN (one-click unsubscribe)", clicked, ceiling)
+
+
+BARE_APP = """
+from fastapi import FastAPI
+app = FastAPI()
+@app.post("/{rest:path}")
+def constant() -> dict[str, bool]:
+    return {"ok": True}
+"""
+
+
+def bench_bare(total: int) -> Result:
+    with tempfile.TemporaryDirectory(prefix="courtois-bench-") as folder:
+        Path(folder, "bare_app.py").write_text(BARE_APP, encoding="utf-8")
+        port = free_port()
+        command = [
+            sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port),
+            "--no-access-log", "--no-server-header", "--log-level", "warning",
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": folder}
+        with server(command, env, port, "/docs"):
+            preview = {"consent_text": "x" * 120, "preview_hash": "0" * 64}
+            load(port, invitation_request(preview), CLIENTS * 20)
+            return load(port, invitation_request(preview), total * 4, first=CLIENTS * 20)
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"courtois_bench_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--requests", type=int, default=2000, help="invitation requests")
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run for tests")
+    parser.add_argument(
+        "--processes", type=int, nargs="+", default=[1, 2], help="`courtois serve --processes`"
+    )
+    args = parser.parse_args(argv)
+    total = 64 if args.quick else args.requests
+    print(f"courtois API bench: {CLIENTS} concurrent clients, {os.cpu_count()} cores")
+    ceiling = bench_bare(total)
+    report("bare FastAPI endpoint (constant answer)", ceiling, None)
+    for processes in args.processes:
+        with tempfile.TemporaryDirectory(prefix="courtois-bench-") as folder:
+            url = f"sqlite:///{Path(folder) / 'bench.db'}"
+            bench_engine("sqlite", url, total, ceiling, processes)
+        with postgres_database() as url:
+            bench_engine("postgresql", url, total, ceiling, processes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

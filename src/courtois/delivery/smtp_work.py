@@ -1,0 +1,84 @@
+"""One batch on its way to the SMTP server: what is left to send, what became of each
+message, how fast each recipient domain may be served, and what a reply code means."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict, deque
+from collections.abc import Sequence
+
+from courtois.delivery.transport import Delivery, Outgoing, SendResult
+
+
+class DomainPacer:
+    """At most `rate` messages a second to any one recipient domain, across connections."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next_slot: dict[str, float] = defaultdict(float)
+
+    def book(self, domain: str) -> float:
+        """Book this domain's next slot; how many seconds from now it is."""
+        now = time.monotonic()
+        slot = max(now, self.next_slot[domain])
+        self.next_slot[domain] = slot + self.interval
+        return slot - now
+
+    async def wait(self, domain: str) -> None:
+        """Sleep until this domain's next slot, and book the one after it."""
+        delay = self.book(domain)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+def classify(code: int) -> SendResult:
+    """The meaning of the server's final word on a message."""
+    if 200 <= code < 300:
+        return SendResult.ACCEPTED
+    if 400 <= code < 500:
+        return SendResult.TEMPORARY
+    return SendResult.PERMANENT
+
+
+def refused(code: int, text: str) -> Delivery:
+    """A refusal of MAIL, RCPT or DATA: nothing of the message left, so it is never
+    `accepted`, whatever odd code the server used."""
+    result = classify(code)
+    if result is SendResult.ACCEPTED or code < 400:
+        result = SendResult.TEMPORARY
+    return Delivery(result, code, text[:200])
+
+
+def domain_of(outgoing: Outgoing) -> str:
+    """The recipient's domain, as paced."""
+    return outgoing.to.rpartition("@")[2].lower()
+
+
+class Work:
+    """One batch being sent over several connections: what is left, and what became of
+    each message (one event loop, so no locking)."""
+
+    def __init__(self, batch: Sequence[Outgoing], rate: float) -> None:
+        self.batch = batch
+        self.results: list[Delivery | None] = [None] * len(batch)
+        self.left: deque[int] = deque(range(len(batch)))
+        self.retried: set[int] = set()
+        self.pacer = DomainPacer(rate)
+
+    def done(self, index: int, delivery: Delivery) -> None:
+        """What became of this message."""
+        self.results[index] = delivery
+
+    def retry(self, index: int, why: str) -> None:
+        """Not attempted (no reply to its envelope, no body sent): once more on another
+        connection, then a temporary failure."""
+        if index in self.retried:
+            self.results[index] = Delivery(SendResult.TEMPORARY, 0, why[:200])
+        else:
+            self.retried.add(index)
+            self.left.appendleft(index)
+
+    def deliveries(self) -> list[Delivery]:
+        """One outcome per message, in order; any left over was not attempted."""
+        return [r or Delivery(SendResult.TEMPORARY, 0, "not attempted") for r in self.results]

@@ -1,0 +1,245 @@
+"""Emails whose fate nobody knows, and a person's word on each (invariant 8).
+
+A message is `unknown` when its worker died mid-send or the connection broke after the body
+left: it may have arrived. Nothing here sends anything. An admin who checked the mail
+server's logs says which it was: `sent` (it arrived: the invitation counts as sent, as the
+worker would have recorded it) or `failed` (it did not: the invitation is closed as not
+delivered). Each change goes through the state machines and into the ledger.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, select
+
+from courtois.domain.errors import InvalidInput
+from courtois.domain.invitations import InvitationState
+from courtois.domain.messages import MessageKind, MessageState
+from courtois.services.context import Context
+from courtois.services.locks import lock_recipients
+from courtois.services.transitions import move_invitations, scheduled_message, set_messages
+from courtois.services.unit_of_work import UnitOfWork
+from courtois.store.tables import consents, invitations, messages
+
+LISTED = 200
+MAX_AT_ONCE = 500
+SENT_REASON = "an admin confirmed it was delivered"
+FAILED_REASON = "an admin found it was not delivered"
+_UNKNOWN = MessageState.UNKNOWN.value
+
+
+class Resolution(StrEnum):
+    """What the admin found."""
+
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class UnknownMessage:
+    """One email of uncertain fate (a digest's carrier stands for the ones it carried)."""
+
+    id: str
+    member_id: str
+    recipient_digest: str
+    kind: str
+    scheduled_at: datetime
+    unknown_since: datetime
+    attempts: int
+    last_reason: str | None
+    carried: int
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a resolution changed: messages moved (carried ones included), invitations
+    moved, and the chosen ids that were no longer unknown (resolved already)."""
+
+    messages: int
+    invitations: int
+    already: tuple[str, ...]
+
+
+def unknown_messages(ctx: Context, limit: int = LISTED) -> tuple[list[UnknownMessage], int]:
+    """The oldest unknown emails (up to `limit`) and how many there are in all."""
+    top = (messages.c.state == _UNKNOWN, messages.c.carried_by.is_(None))
+    with ctx.engine.connect() as connection:
+        total = int(connection.execute(select(func.count()).where(*top)).scalar_one())
+        rows = connection.execute(
+            select(messages)
+            .where(*top)
+            .order_by(messages.c.scheduled_at, messages.c.id)
+            .limit(limit)
+        ).all()
+        carried: dict[str, int] = {}
+        if rows:
+            # A digest's messages share its recipient, whose index finds them.
+            for carrier, number in connection.execute(
+                select(messages.c.carried_by, func.count())
+                .where(
+                    messages.c.recipient_digest.in_(sorted({r.recipient_digest for r in rows})),
+                    messages.c.state == _UNKNOWN,
+                    messages.c.carried_by.is_not(None),
+                )
+                .group_by(messages.c.carried_by)
+            ):
+                carried[str(carrier)] = int(number)
+    found = [
+        UnknownMessage(
+            r.id,
+            r.member_id,
+            r.recipient_digest,
+            r.kind,
+            r.scheduled_at,
+            r.updated_at,
+            r.attempts,
+            r.last_reason,
+            carried.get(r.id, 0),
+        )
+        for r in rows
+    ]
+    return found, total
+
+
+def check_resolution(ids: Sequence[str], outcome: str) -> tuple[list[str], Resolution]:
+    """The distinct ids and the outcome, or InvalidInput naming what is wrong."""
+    try:
+        resolution = Resolution(outcome)
+    except ValueError:
+        raise InvalidInput("Choose sent or failed.", {"outcome": "unknown"}) from None
+    chosen = sorted({i.strip() for i in ids if i.strip()})
+    if not chosen:
+        raise InvalidInput("Choose at least one message.", {"message": "none chosen"})
+    if len(chosen) > MAX_AT_ONCE:
+        raise InvalidInput(
+            f"Choose at most {MAX_AT_ONCE} messages at once.", {"message": "too many"}
+        )
+    if any(len(i) > 64 for i in chosen):
+        raise InvalidInput("That is not a message id.", {"message": "not an id"})
+    return chosen, resolution
+
+
+def resolve_unknown(ctx: Context, ids: Sequence[str], outcome: str, now: datetime) -> Resolved:
+    """Record what became of these unknown emails (with the ones a digest carried). Ids
+    that name no message are refused and nothing changes; ids already resolved are left
+    as they are and reported."""
+    chosen, resolution = check_resolution(ids, outcome)
+    with ctx.unit_of_work(now) as uow:
+        named = uow.conn.execute(
+            select(messages.c.id, messages.c.recipient_digest).where(messages.c.id.in_(chosen))
+        ).all()
+        missing = set(chosen) - {r.id for r in named}
+        if missing:
+            raise InvalidInput(
+                "Some of these messages do not exist.", {"message": f"{len(missing)} unknown ids"}
+            )
+        digests = sorted({r.recipient_digest for r in named})
+        lock_recipients(uow.conn, digests)
+        # Read again under the recipients' locks: another admin may have just answered.
+        rows = uow.conn.execute(
+            select(messages).where(
+                messages.c.recipient_digest.in_(digests),
+                messages.c.state == _UNKNOWN,
+                (messages.c.id.in_(chosen) | messages.c.carried_by.in_(chosen)),
+            )
+        ).all()
+        open_ids = {r.id for r in rows}
+        already = tuple(i for i in chosen if i not in open_ids)
+        if resolution is Resolution.SENT:
+            moved = _delivered(uow, ctx, rows)
+        else:
+            moved = _not_delivered(uow, rows)
+        uow.commit()
+    return Resolved(len(rows), moved, already)
+
+
+def _delivered(uow: UnitOfWork, ctx: Context, rows: Sequence[Any]) -> int:
+    """The emails arrived: sent when their outcome became unknown (the latest instant they
+    can have left), their first invitations sent from then, with the reminder a member
+    ticked, as after any accepted email."""
+    set_messages(
+        uow,
+        [r.id for r in rows],
+        MessageState.UNKNOWN,
+        MessageState.SENT,
+        SENT_REASON,
+        sent_at=messages.c.updated_at,  # SET reads the row as it was: when it became unknown
+        lease_until=None,
+    )
+    by_instant: dict[datetime, list[str]] = defaultdict(list)
+    for r in rows:
+        if r.kind != MessageKind.REMINDER.value:
+            by_instant[r.updated_at].append(r.invitation_id)
+    expiry = timedelta(days=ctx.settings.policy.invitation_expiry_days)
+    moved = 0
+    for instant, invitation_ids in sorted(by_instant.items()):
+        sent = move_invitations(
+            uow,
+            invitations.c.id.in_(invitation_ids)
+            & (invitations.c.state == InvitationState.SCHEDULED.value),
+            InvitationState.SENT,
+            SENT_REASON,
+            extra={"sent_at": instant, "expires_at": instant + expiry},
+        )
+        _schedule_reminders(uow, sent, instant + ctx.settings.policy.reminder_interval)
+        moved += len(sent)
+    return moved
+
+
+def _not_delivered(uow: UnitOfWork, rows: Sequence[Any]) -> int:
+    """The emails never arrived: failed, and the invitations they were the first email of
+    closed as not delivered (never sent again by themselves)."""
+    set_messages(
+        uow,
+        [r.id for r in rows],
+        MessageState.UNKNOWN,
+        MessageState.FAILED,
+        FAILED_REASON,
+        lease_until=None,
+    )
+    first = [r.invitation_id for r in rows if r.kind != MessageKind.REMINDER.value]
+    if not first:
+        return 0
+    return len(
+        move_invitations(
+            uow,
+            invitations.c.id.in_(first) & (invitations.c.state == InvitationState.SCHEDULED.value),
+            InvitationState.BOUNCED,
+            FAILED_REASON,
+        )
+    )
+
+
+def _schedule_reminders(uow: UnitOfWork, invitation_ids: list[str], at: datetime) -> None:
+    """The one reminder each member ticked, as the worker schedules it after a first email
+    was accepted; the policy decides again when it falls due."""
+    if not invitation_ids:
+        return
+    rows = uow.conn.execute(
+        select(invitations.c.id, invitations.c.member_id, invitations.c.recipient_digest)
+        .join(consents, consents.c.id == invitations.c.consent_id)
+        .where(invitations.c.id.in_(invitation_ids), consents.c.reminders >= 1)
+    ).all()
+    if rows:
+        uow.conn.execute(
+            messages.insert(),
+            [
+                scheduled_message(
+                    str(uuid.uuid4()),
+                    r.id,
+                    r.member_id,
+                    r.recipient_digest,
+                    MessageKind.REMINDER,
+                    at,
+                    uow.now,
+                )
+                for r in rows
+            ],
+        )

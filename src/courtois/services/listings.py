@@ -1,0 +1,202 @@
+"""Read models for the host API: pages of contacts and invitations, one invitation with
+every decision, one consent. Reads only; each page is one indexed range query.
+
+Decisions are shown as a member may see them (invariant 11): every rule and outcome, with
+the member-facing reason, never why a recipient is unavailable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select
+
+from courtois.domain.errors import NotFound
+from courtois.services.context import Context
+from courtois.services.decisions import expand_verdicts
+from courtois.store.tables import (
+    consent_recipients,
+    consents,
+    contacts,
+    decisions,
+    invitations,
+    members,
+    messages,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Slice:
+    """One page of rows and whether more follow."""
+
+    items: list[dict[str, Any]]
+    more: bool
+
+
+def check_member(connection: Connection, member_id: str) -> None:
+    """NotFound unless the member exists."""
+    found = connection.execute(select(members.c.id).where(members.c.id == member_id)).first()
+    if found is None:
+        raise NotFound("No such member.")
+
+
+def contacts_page(ctx: Context, member_id: str, after: int | None, limit: int) -> Slice:
+    """The member's contacts in import order, after contact id `after`."""
+    query = select(contacts).where(contacts.c.member_id == member_id)
+    if after is not None:
+        query = query.where(contacts.c.id > after)
+    with ctx.engine.connect() as connection:
+        check_member(connection, member_id)
+        found = connection.execute(query.order_by(contacts.c.id).limit(limit + 1)).all()
+    items = [
+        {
+            "id": r.id,
+            "email": r.address,
+            "name": r.display_name,
+            "source": r.source,
+            "selected": r.selected,
+            "imported_at": r.imported_at,
+        }
+        for r in found[:limit]
+    ]
+    return Slice(items, len(found) > limit)
+
+
+def _invitation_summary(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "consent_id": row.consent_id,
+        "email": row.address,
+        "recipient_digest": row.recipient_digest,
+        "status": row.state,
+        "locale": row.locale,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "sent_at": row.sent_at,
+        "answered_at": row.answered_at,
+        "expires_at": row.expires_at,
+    }
+
+
+def invitations_page(
+    ctx: Context,
+    member_id: str,
+    before: tuple[datetime, str] | None,
+    limit: int,
+    states: Sequence[str] = (),
+) -> Slice:
+    """The member's invitations, newest first, older than the position `before`."""
+    query = select(invitations).where(invitations.c.member_id == member_id)
+    if states:
+        query = query.where(invitations.c.state.in_(list(states)))
+    if before is not None:
+        at, last_id = before
+        query = query.where(
+            or_(
+                invitations.c.created_at < at,
+                and_(invitations.c.created_at == at, invitations.c.id < last_id),
+            )
+        )
+    query = query.order_by(invitations.c.created_at.desc(), invitations.c.id.desc())
+    with ctx.engine.connect() as connection:
+        check_member(connection, member_id)
+        found = connection.execute(query.limit(limit + 1)).all()
+    return Slice([_invitation_summary(r) for r in found[:limit]], len(found) > limit)
+
+
+def public_verdicts(stored: list[list[str]]) -> list[dict[str, str]]:
+    """Stored verdicts as a member may see them: what `invite` answered."""
+    return [
+        {"rule": v["rule"], "outcome": v["outcome"], "reason": v.get("public_reason") or "ok"}
+        for v in expand_verdicts(stored)
+    ]
+
+
+def invitation_detail(ctx: Context, invitation_id: str) -> dict[str, Any]:
+    """One invitation, its messages and every decision taken about it, oldest first."""
+    with ctx.engine.connect() as connection:
+        row = connection.execute(
+            select(invitations).where(invitations.c.id == invitation_id)
+        ).first()
+        if row is None:
+            raise NotFound("No such invitation.")
+        sent = connection.execute(
+            select(messages)
+            .where(messages.c.invitation_id == invitation_id)
+            .order_by(messages.c.created_at, messages.c.id)
+        ).all()
+        taken = connection.execute(
+            select(decisions)
+            .where(decisions.c.invitation_id == invitation_id)
+            .order_by(decisions.c.id)
+        ).all()
+    return {
+        **_invitation_summary(row),
+        "member_id": row.member_id,
+        "messages": [
+            {
+                "id": m.id,
+                "kind": m.kind,
+                "status": m.state,
+                "scheduled_at": m.scheduled_at,
+                "sent_at": m.sent_at,
+                "attempts": m.attempts,
+            }
+            for m in sent
+        ],
+        "decisions": [
+            {
+                "stage": d.stage,
+                "kind": d.kind,
+                "message_id": d.message_id,
+                "outcome": d.outcome,
+                "allowed": d.outcome != "deny",
+                "decided_at": d.decided_at,
+                "verdicts": public_verdicts(d.verdicts),
+            }
+            for d in taken
+        ],
+    }
+
+
+def consent_detail(ctx: Context, consent_id: str) -> dict[str, Any]:
+    """One consent: what the member agreed to, when, from where, for how many."""
+    with ctx.engine.connect() as connection:
+        row = connection.execute(select(consents).where(consents.c.id == consent_id)).first()
+        if row is None:
+            raise NotFound("No such consent.")
+        recipients = connection.execute(
+            select(func.count())
+            .select_from(consent_recipients)
+            .where(consent_recipients.c.consent_id == consent_id)
+        ).scalar_one()
+        ids = connection.execute(
+            select(invitations.c.id)
+            .where(invitations.c.consent_id == consent_id)
+            .order_by(invitations.c.id)
+        ).scalars()
+        invitation_ids = list(ids)
+    return consent_row(row, int(recipients), invitation_ids)
+
+
+def consent_row(row: Any, recipients: int, invitation_ids: list[str]) -> dict[str, Any]:
+    """A consents-table row in the API's words."""
+    return {
+        "id": row.id,
+        "member_id": row.member_id,
+        "kind": row.kind,
+        "preview_hash": row.preview_hash,
+        "reminders": row.reminders,
+        "locale": row.locale,
+        "note": row.note,
+        "text_shown": row.text_shown,
+        "ip": row.ip,
+        "user_agent": row.user_agent,
+        "given_at": row.given_at,
+        "revoked_at": row.revoked_at,
+        "recipients": recipients,
+        "invitation_ids": invitation_ids,
+    }

@@ -1,0 +1,169 @@
+"""export_member: everything held about and for one member (an access request, a move).
+
+The member's record, their contacts, consents, invitations with every email and decision
+(as the member may see them: never why a recipient is unavailable, invariant 11), and the
+ledger entries that name them. Recipients appear by the address the member gave while an
+invitation is open, by digest afterwards.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from courtois.domain.errors import NotFound
+from courtois.services.context import Context
+from courtois.services.listings import consent_row, public_verdicts
+from courtois.store.tables import (
+    complaints,
+    consent_recipients,
+    consents,
+    contacts,
+    decisions,
+    invitations,
+    ledger,
+    members,
+    messages,
+)
+
+
+def export_member(ctx: Context, member_id: str, now: datetime) -> dict[str, Any]:
+    """Everything about the member, read in one transaction (one snapshot on PostgreSQL
+    too, so the parts agree with each other)."""
+    with ctx.engine.connect() as opened:
+        connection = opened
+        if opened.dialect.name == "postgresql":
+            connection = opened.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin():
+            return _export(connection, member_id, now)
+
+
+def _export(connection: Connection, member_id: str, now: datetime) -> dict[str, Any]:
+    member = connection.execute(select(members).where(members.c.id == member_id)).first()
+    if member is None:
+        raise NotFound("No such member.")
+    contact_rows = connection.execute(
+        select(contacts).where(contacts.c.member_id == member_id).order_by(contacts.c.id)
+    ).all()
+    consent_rows = connection.execute(
+        select(consents).where(consents.c.member_id == member_id).order_by(consents.c.given_at)
+    ).all()
+    named: dict[str, int] = {
+        str(row[0]): int(row[1])
+        for row in connection.execute(
+            select(consent_recipients.c.consent_id, func.count())
+            .join(consents, consents.c.id == consent_recipients.c.consent_id)
+            .where(consents.c.member_id == member_id)
+            .group_by(consent_recipients.c.consent_id)
+        )
+    }
+    invitation_rows = connection.execute(
+        select(invitations)
+        .where(invitations.c.member_id == member_id)
+        .order_by(invitations.c.created_at, invitations.c.id)
+    ).all()
+    message_rows = connection.execute(
+        select(messages)
+        .where(messages.c.member_id == member_id)
+        .order_by(messages.c.created_at, messages.c.id)
+    ).all()
+    decision_rows = connection.execute(
+        select(decisions).where(decisions.c.member_id == member_id).order_by(decisions.c.id)
+    ).all()
+    complaint_count = connection.execute(
+        select(func.count()).select_from(complaints).where(complaints.c.member_id == member_id)
+    ).scalar_one()
+    entries = _ledger_entries(connection, member_id)
+    by_consent: dict[str, list[str]] = defaultdict(list)
+    mails: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    decided: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for invitation in invitation_rows:
+        by_consent[invitation.consent_id].append(invitation.id)
+    for message in message_rows:
+        mails[message.invitation_id].append(
+            {
+                "id": message.id,
+                "kind": message.kind,
+                "status": message.state,
+                "scheduled_at": message.scheduled_at,
+                "sent_at": message.sent_at,
+                "attempts": message.attempts,
+            }
+        )
+    for decision in decision_rows:
+        decided[decision.invitation_id or ""].append(
+            {
+                "stage": decision.stage,
+                "kind": decision.kind,
+                "message_id": decision.message_id,
+                "outcome": decision.outcome,
+                "allowed": decision.outcome != "deny",
+                "decided_at": decision.decided_at,
+                "verdicts": public_verdicts(decision.verdicts),
+            }
+        )
+    return {
+        "exported_at": now,
+        "member": {
+            "id": member.id,
+            "email": member.email,
+            "name": member.name,
+            "locale": member.locale,
+            "reply_to": member.reply_to,
+            "created_at": member.created_at,
+            "updated_at": member.updated_at,
+        },
+        "contacts": [
+            {
+                "id": c.id,
+                "email": c.address,
+                "name": c.display_name,
+                "source": c.source,
+                "selected": c.selected,
+                "imported_at": c.imported_at,
+            }
+            for c in contact_rows
+        ],
+        "consents": [
+            consent_row(c, int(named.get(c.id, 0)), by_consent.get(c.id, [])) for c in consent_rows
+        ],
+        "invitations": [
+            {
+                "id": i.id,
+                "consent_id": i.consent_id,
+                "email": i.address,
+                "recipient_digest": i.recipient_digest,
+                "status": i.state,
+                "locale": i.locale,
+                "created_at": i.created_at,
+                "updated_at": i.updated_at,
+                "sent_at": i.sent_at,
+                "answered_at": i.answered_at,
+                "expires_at": i.expires_at,
+                "messages": mails.get(i.id, []),
+                "decisions": decided.get(i.id, []),
+            }
+            for i in invitation_rows
+        ],
+        "complaints": int(complaint_count),
+        "ledger": entries,
+    }
+
+
+def _ledger_entries(connection: Connection, member_id: str) -> list[dict[str, Any]]:
+    """Ledger entries whose payload names the member. Payloads are canonical JSON (sorted
+    keys, no spaces), so the member field reads exactly `"member":"<id>"`; LIKE's own
+    wildcards in the id are escaped, and each candidate is checked once decoded."""
+    needle = '"member":"' + member_id + '"'
+    pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = connection.execute(
+        select(ledger).where(ledger.c.payload.like(pattern, escape="\\")).order_by(ledger.c.seq)
+    ).all()
+    return [
+        {"seq": r.seq, "at": r.at, "event": r.event, "payload": r.payload, "hash": r.hash}
+        for r in rows
+        if isinstance(r.payload, dict) and r.payload.get("member") == member_id
+    ]

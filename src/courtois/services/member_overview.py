@@ -1,0 +1,181 @@
+"""invitations_overview, consents_overview: what the member's dashboard shows.
+
+Each invitation comes with what the member can still do about it: when its email leaves
+(the undo window's end, or later when a quota defers it) and, when it was refused, the
+rule that refused it, never the recipient's own reason (invariant 11: "unavailable").
+Reads only; each page is one indexed range query plus lookups keyed by the page's ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import and_, func, or_, select
+
+from courtois.domain.invitations import OPEN_INVITATION_STATES, InvitationState
+from courtois.domain.messages import MessageState
+from courtois.policy.verdict import Outcome
+from courtois.services.context import Context
+from courtois.services.decisions import expand_verdicts
+from courtois.services.listings import check_member
+from courtois.store.tables import consent_recipients, consents, decisions, invitations, messages
+
+Position = tuple[datetime, str]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class InvitationLine:
+    """One invitation on the dashboard."""
+
+    id: str
+    consent_id: str
+    email: str | None
+    state: str
+    created_at: datetime
+    sent_at: datetime | None
+    leaves_at: datetime | None
+    undo_ends: datetime | None
+    refused_by: str | None
+
+    @property
+    def can_withdraw(self) -> bool:
+        """Still open: withdrawing stops its email or its reminder."""
+        return InvitationState(self.state) in OPEN_INVITATION_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentLine:
+    """One consent on the dashboard."""
+
+    id: str
+    given_at: datetime
+    recipients: int
+    reminders: int
+    locale: str
+    revoked_at: datetime | None
+    open_invitations: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lines(Generic[T]):
+    """A page of lines and the position after its last one, if more follow."""
+
+    items: list[T]
+    after: Position | None
+
+
+def _before(column_at: Any, column_id: Any, before: Position | None) -> Any:
+    if before is None:
+        return None
+    at, last_id = before
+    return or_(column_at < at, and_(column_at == at, column_id < last_id))
+
+
+def invitations_overview(
+    ctx: Context, member_id: str, before: Position | None, limit: int
+) -> Lines[InvitationLine]:
+    """The member's invitations, newest first, older than `before`."""
+    query = select(invitations, consents.c.given_at).join(
+        consents, consents.c.id == invitations.c.consent_id
+    )
+    query = query.where(invitations.c.member_id == member_id)
+    older = _before(invitations.c.created_at, invitations.c.id, before)
+    if older is not None:
+        query = query.where(older)
+    query = query.order_by(invitations.c.created_at.desc(), invitations.c.id.desc())
+    with ctx.engine.connect() as connection:
+        check_member(connection, member_id)
+        found = connection.execute(query.limit(limit + 1)).all()
+        page = found[:limit]
+        ids = [row.id for row in page]
+        leaving: dict[str, datetime] = {
+            row[0]: row[1]
+            for row in connection.execute(
+                select(messages.c.invitation_id, func.min(messages.c.scheduled_at))
+                .where(
+                    messages.c.invitation_id.in_(ids),
+                    messages.c.state == MessageState.SCHEDULED.value,
+                )
+                .group_by(messages.c.invitation_id)
+            )
+        }
+        refused: dict[str, str] = {}
+        for decided in connection.execute(
+            select(decisions.c.invitation_id, decisions.c.verdicts)
+            .where(decisions.c.invitation_id.in_(ids), decisions.c.outcome == Outcome.DENY.value)
+            .order_by(decisions.c.id)
+        ):
+            denying = [
+                v["rule"] for v in expand_verdicts(decided.verdicts) if v["outcome"] == "deny"
+            ]
+            if denying:
+                refused[decided.invitation_id] = denying[0]
+    window = ctx.settings.policy.undo_window
+    items = [
+        InvitationLine(
+            id=row.id,
+            consent_id=row.consent_id,
+            email=row.address,
+            state=row.state,
+            created_at=row.created_at,
+            sent_at=row.sent_at,
+            leaves_at=leaving.get(row.id),
+            undo_ends=row.given_at + window,
+            refused_by=refused.get(row.id),
+        )
+        for row in page
+    ]
+    after = (page[-1].created_at, page[-1].id) if len(found) > limit and page else None
+    return Lines(items, after)
+
+
+def consents_overview(
+    ctx: Context, member_id: str, before: Position | None, limit: int
+) -> Lines[ConsentLine]:
+    """The member's consents, newest first, older than `before`, with how many people each
+    names and how many of its invitations are still open."""
+    query = select(consents).where(consents.c.member_id == member_id)
+    older = _before(consents.c.given_at, consents.c.id, before)
+    if older is not None:
+        query = query.where(older)
+    query = query.order_by(consents.c.given_at.desc(), consents.c.id.desc()).limit(limit + 1)
+    with ctx.engine.connect() as connection:
+        found = connection.execute(query).all()
+        page = found[:limit]
+        ids = [row.id for row in page]
+        named: dict[str, int] = {
+            row[0]: int(row[1])
+            for row in connection.execute(
+                select(consent_recipients.c.consent_id, func.count())
+                .where(consent_recipients.c.consent_id.in_(ids))
+                .group_by(consent_recipients.c.consent_id)
+            )
+        }
+        still_open: dict[str, int] = {
+            row[0]: int(row[1])
+            for row in connection.execute(
+                select(invitations.c.consent_id, func.count())
+                .where(
+                    invitations.c.consent_id.in_(ids),
+                    invitations.c.state.in_([s.value for s in OPEN_INVITATION_STATES]),
+                )
+                .group_by(invitations.c.consent_id)
+            )
+        }
+    items = [
+        ConsentLine(
+            id=row.id,
+            given_at=row.given_at,
+            recipients=named.get(row.id, 0),
+            reminders=row.reminders,
+            locale=row.locale,
+            revoked_at=row.revoked_at,
+            open_invitations=still_open.get(row.id, 0),
+        )
+        for row in page
+    ]
+    after = (page[-1].given_at, page[-1].id) if len(found) > limit and page else None
+    return Lines(items, after)

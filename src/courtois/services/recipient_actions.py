@@ -1,0 +1,180 @@
+"""What a recipient does from the links in an email: accept, decline, stop one member, stop
+everyone, be forgotten. No login: a signed, scoped token names the invitation.
+
+Every action is idempotent: a second click finds nothing left to change, changes nothing
+and writes nothing to the ledger, and the page that answers it says the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, exists, func, select
+
+from courtois.domain.errors import InvalidInput, NotFound
+from courtois.domain.invitations import InvitationState
+from courtois.services.context import Context
+from courtois.services.locks import lock_recipients
+from courtois.services.recipients import forget_recipient, unsubscribe
+from courtois.services.transitions import move_invitations
+from courtois.store.tables import contacts, invitations, members, recipient_blocks, recipients
+from courtois.tokens import Scope, read_token
+
+# Said for every bad link, whatever is wrong with it, so no answer tells them apart.
+INVALID_LINK = "This link is not valid."
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """The invitation a recipient's link names, with what every page needs to know of it."""
+
+    invitation_id: str
+    member_id: str
+    digest: str
+    state: InvitationState
+    locale: str
+
+
+def resolve_link(ctx: Context, scope: Scope, token: str) -> Link:
+    """The invitation a valid token of this scope names. Forged, tampered, expired,
+    wrong-scope tokens and tokens naming no stored invitation are all the same NotFound."""
+    invitation_id = read_token(ctx.settings.token_secrets, scope, token)
+    with ctx.engine.connect() as connection:
+        row = connection.execute(
+            select(
+                invitations.c.member_id,
+                invitations.c.recipient_digest,
+                invitations.c.state,
+                invitations.c.locale,
+            ).where(invitations.c.id == invitation_id)
+        ).first()
+    if row is None:
+        raise NotFound(INVALID_LINK)
+    return Link(
+        invitation_id, row.member_id, row.recipient_digest, InvitationState(row.state), row.locale
+    )
+
+
+def current_state(ctx: Context, link: Link) -> InvitationState:
+    """The linked invitation's state as stored now."""
+    with ctx.engine.connect() as connection:
+        return _state_of(connection, link.invitation_id)
+
+
+def _state_of(connection: Connection, invitation_id: str) -> InvitationState:
+    state = connection.execute(
+        select(invitations.c.state).where(invitations.c.id == invitation_id)
+    ).scalar_one()
+    return InvitationState(state)
+
+
+def accept(ctx: Context, link: Link, now: datetime) -> InvitationState:
+    """The recipient followed the join link: a sent invitation is accepted (once); any other
+    is left as it is. Returns the invitation's state afterwards."""
+    with ctx.unit_of_work(now) as uow:
+        lock_recipients(uow.conn, [link.digest])
+        move_invitations(
+            uow,
+            (invitations.c.id == link.invitation_id)
+            & (invitations.c.state == InvitationState.SENT.value),
+            InvitationState.ACCEPTED,
+            "the recipient accepted",
+            extra={"answered_at": now},
+        )
+        state = _state_of(uow.conn, link.invitation_id)
+        uow.commit()
+    return state
+
+
+def decline(ctx: Context, link: Link, now: datetime) -> InvitationState:
+    """Not interested: every open invitation to this recipient is declined, the one the
+    email carried and any other still waiting, so none of them sends anything more (a
+    member may still invite them later; stopping that is `stop_everyone`). Returns the
+    linked invitation's state afterwards."""
+    with ctx.unit_of_work(now) as uow:
+        lock_recipients(uow.conn, [link.digest])
+        move_invitations(
+            uow,
+            (invitations.c.recipient_digest == link.digest)
+            & invitations.c.state.in_(
+                (InvitationState.SCHEDULED.value, InvitationState.SENT.value)
+            ),
+            InvitationState.DECLINED,
+            "the recipient is not interested",
+            extra={"answered_at": now},
+        )
+        state = _state_of(uow.conn, link.invitation_id)
+        uow.commit()
+    return state
+
+
+def inviting_member(ctx: Context, link: Link, chosen: str | None) -> tuple[str, str]:
+    """The member behind the linked invitation, or behind another invitation to this same
+    recipient they picked (a digest names several), as (id, name)."""
+    wanted = chosen or link.invitation_id
+    with ctx.engine.connect() as connection:
+        row = connection.execute(
+            select(members.c.id, members.c.name)
+            .join(invitations, invitations.c.member_id == members.c.id)
+            .where(invitations.c.id == wanted, invitations.c.recipient_digest == link.digest)
+        ).first()
+    if row is None:
+        raise InvalidInput("Choose one of the members listed on the page.", {"invitation": "?"})
+    return str(row.id), str(row.name)
+
+
+def stop_member(ctx: Context, link: Link, now: datetime, chosen: str | None = None) -> str:
+    """No more mail from one member (invariant 4); returns that member's name."""
+    member_id, name = inviting_member(ctx, link, chosen)
+    with ctx.engine.connect() as connection:
+        already = connection.execute(
+            select(
+                exists().where(
+                    recipient_blocks.c.recipient_digest == link.digest,
+                    recipient_blocks.c.member_id == member_id,
+                )
+                | exists().where(
+                    recipients.c.digest == link.digest, recipients.c.unsubscribed_at.is_not(None)
+                )
+            )
+        ).scalar_one()
+    if not already:
+        unsubscribe(ctx, link.digest, now, from_member=member_id)
+    return name
+
+
+def stop_everyone(ctx: Context, link: Link, now: datetime) -> None:
+    """No more mail from anyone on the platform, for good (invariant 4)."""
+    with ctx.engine.connect() as connection:
+        already = connection.execute(
+            select(recipients.c.unsubscribed_at).where(recipients.c.digest == link.digest)
+        ).scalar_one_or_none()
+    if already is None:
+        unsubscribe(ctx, link.digest, now)
+
+
+def forget_me(ctx: Context, link: Link, now: datetime) -> None:
+    """Erase the address everywhere; only the digest stays, opted out (invariant 10).
+    Done again whenever an address turned up since (a member imported it anew)."""
+    with ctx.engine.connect() as connection:
+        forgotten = connection.execute(
+            select(recipients.c.forgotten_at).where(recipients.c.digest == link.digest)
+        ).scalar_one_or_none()
+        addresses = (
+            connection.execute(
+                select(func.count())
+                .select_from(invitations)
+                .where(
+                    invitations.c.recipient_digest == link.digest,
+                    invitations.c.address.is_not(None),
+                )
+            ).scalar_one()
+            + connection.execute(
+                select(func.count())
+                .select_from(contacts)
+                .where(contacts.c.recipient_digest == link.digest)
+            ).scalar_one()
+        )
+    if forgotten is None or addresses:
+        forget_recipient(ctx, link.digest, now)

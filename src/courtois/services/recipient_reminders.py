@@ -1,0 +1,215 @@
+"""request_reminder: "remind me later", the one reminder a recipient may ask for themselves.
+
+It is a reminder message of the invitation, scheduled for the day they picked, with
+`invitations.remind_at` set so the reminder-allowed rule knows it was asked for
+(invariant 3). It passes the policy like every other message: now, on asking (refused,
+or postponed past the day asked when the inbox's quota says so), and again right before
+it leaves. It replaces a reminder the member ticked, so the recipient gets one, not two.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, Row, select, update
+
+from courtois.domain.errors import InvalidInput
+from courtois.domain.invitations import InvitationState
+from courtois.domain.ledger import EventType
+from courtois.domain.messages import MessageKind, MessageState
+from courtois.policy.chain import evaluate
+from courtois.policy.facts import Candidate, Facts, InvitationFacts, Stage
+from courtois.policy.verdict import Decision, Outcome
+from courtois.services import facts as gather
+from courtois.services.context import Context
+from courtois.services.decisions import decision_entry, decision_row
+from courtois.services.locks import lock_recipients
+from courtois.services.recipient_actions import Link
+from courtois.services.transitions import cancel_messages, scheduled_message
+from courtois.store.bulk import insert_rows
+from courtois.store.tables import decisions, invitations, messages
+
+MIN_DAYS = 1
+
+
+class ReminderOutcome(StrEnum):
+    """What became of a request to be reminded."""
+
+    SCHEDULED = "scheduled"
+    REFUSED = "refused"  # the policy said no (the reasons are in `rules`)
+    USED = "used"  # the one reminder they asked for already left, or was stopped
+    CLOSED = "closed"  # the invitation is no longer waiting for an answer
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderAnswer:
+    """The outcome, when the reminder is due, and which rules refused it."""
+
+    outcome: ReminderOutcome
+    due_at: datetime | None = None
+    rules: tuple[str, ...] = ()
+
+
+def date_bounds(ctx: Context, now: datetime) -> tuple[date, date]:
+    """The first and last day a recipient may pick (tomorrow to the policy's maximum)."""
+    today = now.astimezone(UTC).date()
+    return today + timedelta(days=MIN_DAYS), today + timedelta(
+        days=ctx.settings.policy.remind_later_max_days
+    )
+
+
+def check_reminder_day(ctx: Context, day: date, now: datetime) -> date:
+    """The day, if within bounds; InvalidInput naming the bounds otherwise."""
+    first, last = date_bounds(ctx, now)
+    if not first <= day <= last:
+        raise InvalidInput(
+            f"Choose a day between {first.isoformat()} and {last.isoformat()}.",
+            {"date": "out of range"},
+        )
+    return day
+
+
+def invitation_row(connection: Connection, invitation_id: str) -> Row[Any]:
+    """What deciding a reminder needs of its invitation."""
+    return connection.execute(
+        select(
+            invitations.c.id,
+            invitations.c.member_id,
+            invitations.c.consent_id,
+            invitations.c.recipient_digest,
+            invitations.c.state,
+            invitations.c.sent_at,
+            invitations.c.expires_at,
+            invitations.c.remind_at,
+        ).where(invitations.c.id == invitation_id)
+    ).one()
+
+
+def pending_reminders(connection: Connection, invitation_id: str) -> list[Row[Any]]:
+    """The invitation's reminders still waiting to leave, earliest first."""
+    return list(
+        connection.execute(
+            select(messages.c.id, messages.c.scheduled_at)
+            .where(
+                messages.c.invitation_id == invitation_id,
+                messages.c.kind == MessageKind.REMINDER.value,
+                messages.c.state == MessageState.SCHEDULED.value,
+            )
+            .order_by(messages.c.scheduled_at)
+        ).all()
+    )
+
+
+def decide_reminder(
+    ctx: Context,
+    connection: Connection,
+    row: Row[Any],
+    at: datetime,
+    now: datetime,
+    locked: dict[str, Row[Any]] | None = None,
+) -> tuple[Candidate, Decision]:
+    """The whole policy chain on a reminder asked for `at`, as of now (the queue stage);
+    the invitation's own pending reminders do not count against its inbox."""
+    policy = ctx.settings.policy
+    own = [m.id for m in pending_reminders(connection, row.id)]
+    facts_of = gather.recipient_facts(
+        connection,
+        [row.recipient_digest],
+        now,
+        policy,
+        exclude_messages=own,
+        stage=Stage.QUEUE,
+        locked=locked,
+    )
+    consent = gather.load_consents(connection, [row.consent_id]).get(row.consent_id)
+    candidate = Candidate(
+        row.member_id, row.recipient_digest, MessageKind.REMINDER, Stage.QUEUE, row.id
+    )
+    facts = Facts(
+        policy=policy,
+        recipient=replace(facts_of[row.recipient_digest], reminder_requested_for=at),
+        sender=gather.sender_facts(connection, row.member_id, now),
+        invitation=InvitationFacts(
+            consent=consent,
+            reminders_sent=gather.reminders_sent(connection, [row.id]).get(row.id, 0),
+            last_sent_at=row.sent_at,
+        ),
+    )
+    return candidate, evaluate(candidate, facts, now)
+
+
+def reminder_instant(row: Row[Any], day: date, now: datetime) -> datetime:
+    """The day picked, at the time of day the invitation reached them (so asking twice for
+    the same day names the same instant)."""
+    sent: datetime = row.sent_at or now
+    return datetime.combine(day, time(sent.hour, sent.minute), tzinfo=UTC)
+
+
+def request_reminder(ctx: Context, link: Link, day: date, now: datetime) -> ReminderAnswer:
+    """Schedule the one reminder the recipient asks for, on `day`, if the policy allows it.
+    Asking again before it left moves it; asking for the same day changes nothing."""
+    check_reminder_day(ctx, day, now)
+    with ctx.unit_of_work(now) as uow:
+        conn = uow.conn
+        locked = lock_recipients(conn, [link.digest])
+        row = invitation_row(conn, link.invitation_id)
+        if row.state != InvitationState.SENT.value:
+            return ReminderAnswer(ReminderOutcome.CLOSED)
+        pending = pending_reminders(conn, row.id)
+        if row.remind_at is not None and not pending:
+            return ReminderAnswer(ReminderOutcome.USED)
+        at = reminder_instant(row, day, now)
+        if row.remind_at == at and pending:
+            return ReminderAnswer(ReminderOutcome.SCHEDULED, pending[0].scheduled_at)
+        candidate, decision = decide_reminder(ctx, conn, row, at, now, locked)
+        if decision.outcome is Outcome.DENY:
+            insert_rows(
+                conn,
+                decisions,
+                [decision_row(decision, candidate=candidate, message_id=None, now=now)],
+            )
+            uow.record(EventType.DECISION, decision_entry(decision, candidate, None))
+            uow.commit()
+            refusing = tuple(v.rule for v in decision.verdicts if v.outcome is Outcome.DENY)
+            return ReminderAnswer(ReminderOutcome.REFUSED, rules=refusing)
+        due = max(at, decision.retry_at or at)
+        message_id = str(uuid.uuid4())
+        cancel_messages(
+            uow,
+            messages.c.id.in_([m.id for m in pending]),
+            "replaced by the reminder the recipient asked for",
+        )
+        # The address stays until the reminder had its answer time, as the recipient asked.
+        answer_by = due + timedelta(days=ctx.settings.policy.invitation_expiry_days)
+        conn.execute(
+            update(invitations)
+            .where(invitations.c.id == row.id)
+            .values(remind_at=at, expires_at=max(row.expires_at, answer_by), updated_at=now)
+        )
+        insert_rows(
+            conn,
+            messages,
+            [
+                scheduled_message(
+                    message_id,
+                    row.id,
+                    row.member_id,
+                    row.recipient_digest,
+                    MessageKind.REMINDER,
+                    due,
+                    now,
+                )
+            ],
+        )
+        insert_rows(
+            conn,
+            decisions,
+            [decision_row(decision, candidate=candidate, message_id=message_id, now=now)],
+        )
+        uow.record(EventType.DECISION, decision_entry(decision, candidate, message_id))
+        uow.commit()
+    return ReminderAnswer(ReminderOutcome.SCHEDULED, due)

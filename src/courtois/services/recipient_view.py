@@ -1,0 +1,172 @@
+"""what_is_held: the recipient's own view, from the digest side: who invited them and when
+that member consented, what is kept about them, and which choices are still open.
+
+The address is shown only while an invitation to them is still open (the only time it is
+kept, invariant 10); afterwards only its digest remains, and that is what is shown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import Connection, func, select
+
+from courtois.domain.invitations import OPEN_INVITATION_STATES, InvitationState
+from courtois.domain.messages import MessageState
+from courtois.policy.verdict import Outcome
+from courtois.services.context import Context
+from courtois.services.recipient_actions import Link
+from courtois.services.recipient_reminders import (
+    date_bounds,
+    decide_reminder,
+    invitation_row,
+    pending_reminders,
+    reminder_instant,
+)
+from courtois.store.tables import (
+    consents,
+    contacts,
+    invitations,
+    members,
+    messages,
+    recipient_blocks,
+    recipients,
+)
+
+SHOWN = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Invited:
+    """One invitation to this recipient, as they may see it."""
+
+    invitation_id: str
+    member_name: str
+    consented_at: datetime
+    sent_at: datetime | None
+    state: InvitationState
+    member_stopped: bool
+    is_linked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderView:
+    """Where "remind me later" stands for the linked invitation."""
+
+    possible: bool
+    due_at: datetime | None
+    requested: bool
+    used: bool
+    first_day: date
+    last_day: date
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """Everything the /why page shows."""
+
+    linked: Invited
+    invitations: tuple[Invited, ...]
+    more: int
+    address: str | None
+    digest: str
+    unsubscribed_at: datetime | None
+    forgotten_at: datetime | None
+    joined_at: datetime | None
+    suppressed: bool
+    address_books: int
+    emails_sent: int
+    reminder: ReminderView
+
+
+def _reminder(ctx: Context, connection: Connection, link: Link, now: datetime) -> ReminderView:
+    first, last = date_bounds(ctx, now)
+    row = invitation_row(connection, link.invitation_id)
+    pending = pending_reminders(connection, link.invitation_id)
+    requested = row.remind_at is not None
+    used = requested and not pending
+    possible = False
+    if row.state == InvitationState.SENT.value and not used:
+        at = reminder_instant(row, first, now)
+        _candidate, decision = decide_reminder(ctx, connection, row, at, now)
+        possible = decision.outcome is not Outcome.DENY
+    due = pending[0].scheduled_at if pending else None
+    return ReminderView(possible, due, requested, used, first, last)
+
+
+def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
+    """Read-only: nothing here writes, so a link scanner opening the page changes nothing."""
+    digest = link.digest
+    with ctx.engine.connect() as connection:
+        blocked = set(
+            connection.execute(
+                select(recipient_blocks.c.member_id).where(
+                    recipient_blocks.c.recipient_digest == digest
+                )
+            ).scalars()
+        )
+        found = connection.execute(
+            select(
+                invitations.c.id,
+                invitations.c.member_id,
+                invitations.c.state,
+                invitations.c.sent_at,
+                invitations.c.address,
+                members.c.name,
+                consents.c.given_at,
+            )
+            .join(members, members.c.id == invitations.c.member_id)
+            .join(consents, consents.c.id == invitations.c.consent_id)
+            .where(invitations.c.recipient_digest == digest)
+            .order_by(invitations.c.created_at.desc(), invitations.c.id)
+        ).all()
+        recipient = connection.execute(
+            select(recipients).where(recipients.c.digest == digest)
+        ).first()
+        books = connection.execute(
+            select(func.count()).select_from(contacts).where(contacts.c.recipient_digest == digest)
+        ).scalar_one()
+        emails = connection.execute(
+            select(func.count())
+            .select_from(messages)
+            .where(
+                messages.c.recipient_digest == digest,
+                messages.c.state == MessageState.SENT.value,
+                messages.c.carried_by.is_(None),
+            )
+        ).scalar_one()
+        reminder = _reminder(ctx, connection, link, now)
+    open_states = {s.value for s in OPEN_INVITATION_STATES}
+    address = next((r.address for r in found if r.address and r.state in open_states), None)
+    seen = [
+        Invited(
+            r.id,
+            r.name,
+            r.given_at,
+            r.sent_at,
+            InvitationState(r.state),
+            r.member_id in blocked,
+            r.id == link.invitation_id,
+        )
+        for r in found
+        # What reached them (or is the one their link names): an invitation still in its
+        # member's undo window is the member's to take back, not yet news to anyone.
+        if r.sent_at is not None or r.id == link.invitation_id
+    ]
+    (linked,) = [i for i in seen if i.is_linked]
+    unsubscribed = recipient.unsubscribed_at if recipient else None
+    return Held(
+        linked=linked,
+        invitations=tuple(seen[:SHOWN]),
+        more=max(0, len(seen) - SHOWN),
+        address=address,
+        digest=digest,
+        unsubscribed_at=unsubscribed,
+        forgotten_at=recipient.forgotten_at if recipient else None,
+        joined_at=recipient.joined_at if recipient else None,
+        suppressed=bool(recipient and recipient.suppressed_reason),
+        address_books=int(books),
+        emails_sent=int(emails),
+        reminder=reminder,
+    )

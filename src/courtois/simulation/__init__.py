@@ -1,0 +1,1 @@
+"""Replaying recorded history under another policy: pure, like `courtois.policy`."""

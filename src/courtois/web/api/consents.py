@@ -1,0 +1,83 @@
+"""`/v1/consents`: what a member agreed to, and taking it back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from courtois.domain.errors import Conflict
+from courtois.services.lifecycle import revoke_consent
+from courtois.services.listings import consent_detail
+from courtois.web.api.common import IdempotencyKey, not_found_as, v1_router
+from courtois.web.deps import Ctx, Now
+from courtois.web.idempotency import Answer, once
+from courtois.web.problems import Problem, responses
+
+router = v1_router("consents")
+
+ConsentId = Annotated[str, Path(min_length=1, max_length=64, description="Consent id.")]
+
+
+class ConsentOut(BaseModel):
+    """A consent as recorded: the text shown, the preview pinned, when and from where."""
+
+    id: str
+    member_id: str
+    kind: str
+    preview_hash: str
+    reminders: int
+    locale: str
+    note: str
+    text_shown: str
+    ip: str
+    user_agent: str
+    given_at: datetime
+    revoked_at: datetime | None
+    recipients: int = Field(description="How many recipients it names.")
+    invitation_ids: list[str]
+
+
+class Revoked(BaseModel):
+    """What revoking stopped."""
+
+    id: str
+    withdrawn: int = Field(description="Invitations not yet sent, now withdrawn.")
+    reminders_cancelled: int = Field(description="Reminders of sent invitations cancelled.")
+
+
+@router.get(
+    "/consents/{consent_id}",
+    response_model=ConsentOut,
+    responses=responses(404, 422),
+    summary="A consent",
+)
+def read_consent(consent_id: ConsentId, ctx: Ctx) -> ConsentOut:
+    """The consent record, as evidence of what the member agreed to."""
+    with not_found_as("consent"):
+        return ConsentOut.model_validate(consent_detail(ctx, consent_id))
+
+
+@router.post(
+    "/consents/{consent_id}/revoke",
+    response_model=Revoked,
+    responses=responses(404, 409, 422),
+    summary="Revoke a consent",
+)
+def revoke(
+    consent_id: ConsentId, request: Request, ctx: Ctx, now: Now, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Every unsent message under it is cancelled; a consent already revoked is 409."""
+
+    def action() -> Answer:
+        with not_found_as("consent"):
+            try:
+                counts = revoke_consent(ctx, consent_id, now)
+            except Conflict as error:
+                raise Problem(409, "consent-revoked", error.message) from None
+        return Answer(200, Revoked(id=consent_id, **counts).model_dump(mode="json"))
+
+    return once(request, ctx, now, key, {"consent": consent_id}, action)

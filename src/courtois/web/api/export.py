@@ -1,0 +1,72 @@
+"""`GET /v1/members/{id}/export`: everything held about and for a member."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from courtois.services.member_export import export_member
+from courtois.web.api.common import MemberId, not_found_as, v1_router
+from courtois.web.api.consents import ConsentOut
+from courtois.web.api.contacts import ContactOut
+from courtois.web.api.invitations import InvitationSummary, MessageOut, StoredDecision
+from courtois.web.deps import Ctx, Now
+from courtois.web.problems import responses
+
+router = v1_router("members")
+
+
+class ExportedMember(BaseModel):
+    """The member's record."""
+
+    id: str
+    email: str
+    name: str
+    locale: str
+    reply_to: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExportedInvitation(InvitationSummary):
+    """An invitation with its emails and decisions."""
+
+    messages: list[MessageOut]
+    decisions: list[StoredDecision]
+
+
+class LedgerEntry(BaseModel):
+    """An audit ledger entry that names the member, as hashed in the chain."""
+
+    seq: int
+    at: datetime
+    event: str
+    payload: dict[str, Any]
+    hash: str
+
+
+class MemberExport(BaseModel):
+    """Everything held about and for one member."""
+
+    exported_at: datetime
+    member: ExportedMember
+    contacts: list[ContactOut]
+    consents: list[ConsentOut]
+    invitations: list[ExportedInvitation]
+    complaints: int
+    ledger: list[LedgerEntry]
+
+
+@router.get(
+    "/members/{member_id}/export",
+    response_model=MemberExport,
+    responses=responses(404, 422),
+    summary="Everything held about and for a member",
+)
+def export(member_id: MemberId, ctx: Ctx, now: Now) -> MemberExport:
+    """The member's record, contacts, consents, invitations with every email and decision,
+    complaints against them and the ledger entries naming them."""
+    with not_found_as("member"):
+        return MemberExport.model_validate(export_member(ctx, member_id, now))

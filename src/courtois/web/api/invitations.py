@@ -1,0 +1,354 @@
+"""Invitations: preview, consent and invite, list, read with every decision, withdraw."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import Connection, select
+
+from courtois.domain.errors import Conflict
+from courtois.services.context import Context
+from courtois.services.invitations import MAX_RECIPIENTS, ConsentInput, InviteRequest, invite
+from courtois.services.lifecycle import withdraw
+from courtois.services.listings import invitation_detail, invitations_page
+from courtois.services.previews import preview_invitations
+from courtois.store.tables import idempotency_keys
+from courtois.web.api.common import (
+    DEFAULT_LIMIT,
+    Cursor,
+    IdempotencyKey,
+    Limit,
+    MemberId,
+    Page,
+    Strict,
+    bad_cursor,
+    check_emails,
+    decode_cursor,
+    encode_cursor,
+    not_found_as,
+    v1_router,
+)
+from courtois.web.deps import Ctx, Now
+from courtois.web.idempotency import Answer, Kept, once
+from courtois.web.problems import Problem, responses
+
+router = v1_router("invitations")
+
+Status = Literal[
+    "drafted",
+    "scheduled",
+    "sent",
+    "accepted",
+    "declined",
+    "expired",
+    "withdrawn",
+    "blocked",
+    "bounced",
+]
+InvitationId = Annotated[str, Path(min_length=1, max_length=64, description="Invitation id.")]
+Emails = Annotated[list[str], Field(min_length=1, max_length=MAX_RECIPIENTS)]
+
+
+class PreviewIn(Strict):
+    """What the member is about to send, and to how many."""
+
+    emails: Emails
+    note: str = Field("", max_length=2000)
+    locale: str | None = Field(None, max_length=16)
+    reminders: int = Field(0, ge=0, le=1)
+
+
+class Rendered(BaseModel):
+    """One email as it will be sent (links as placeholders)."""
+
+    subject: str
+    text: str
+    html: str
+
+
+class PreviewOut(BaseModel):
+    """The exact email, every follow-up, and the sentence the member consents to."""
+
+    subject: str
+    text: str
+    html: str
+    preview_hash: str = Field(description="Pin this in the invitation request's consent.")
+    consent_text: str = Field(description="Show it; send it back as consent.text_shown.")
+    reminders: int
+    locale: str
+    follow_ups: list[Rendered]
+
+
+class ConsentIn(Strict):
+    """Where and how the member consented."""
+
+    text_shown: str = Field(min_length=1, max_length=2000)
+    ip: str = Field("", max_length=64)
+    user_agent: str = Field("", max_length=512)
+
+
+class InviteIn(PreviewIn):
+    """The previewed message, consented to."""
+
+    preview_hash: str = Field(min_length=1, max_length=128)
+    consent: ConsentIn
+
+
+class VerdictOut(BaseModel):
+    """One rule's verdict, as the member may see it."""
+
+    rule: str
+    outcome: Literal["allow", "deny", "defer"]
+    reason: str
+
+
+class DecisionOut(BaseModel):
+    """What the policy decided, with every rule's verdict."""
+
+    allowed: bool
+    outcome: Literal["allow", "deny", "defer"]
+    verdicts: list[VerdictOut]
+
+
+class InvitationOut(BaseModel):
+    """One invitation of a consent, as decided when it was queued."""
+
+    id: str
+    email: str
+    status: Status
+    scheduled_at: datetime | None = None
+    decision: DecisionOut
+    share_link: str | None = Field(None, description="strict-eu: the member sends it.")
+    share_text: str | None = None
+
+
+class InviteOut(BaseModel):
+    """The consent recorded and each invitation it made."""
+
+    consent_id: str
+    invitations: list[InvitationOut]
+
+
+class InvitationSummary(BaseModel):
+    """An invitation in a list. `email` is null once it closed (only a digest is kept)."""
+
+    id: str
+    consent_id: str
+    email: str | None
+    recipient_digest: str
+    status: Status
+    locale: str
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+    answered_at: datetime | None
+    expires_at: datetime
+
+
+class InvitationPage(Page):
+    """A page of invitations, newest first."""
+
+    items: list[InvitationSummary]
+
+
+class MessageOut(BaseModel):
+    """One email of an invitation."""
+
+    id: str
+    kind: Literal["invitation", "reminder", "digest"]
+    status: Literal["scheduled", "sending", "sent", "unknown", "cancelled", "failed"]
+    scheduled_at: datetime
+    sent_at: datetime | None
+    attempts: int
+
+
+class StoredDecision(DecisionOut):
+    """A decision as kept: when, at which stage, about which email."""
+
+    stage: str
+    kind: str
+    message_id: str | None
+    decided_at: datetime
+
+
+class InvitationDetail(InvitationSummary):
+    """An invitation, its emails, and every decision taken about it."""
+
+    member_id: str
+    messages: list[MessageOut]
+    decisions: list[StoredDecision]
+
+
+class Withdrawn(BaseModel):
+    """The invitation's state afterwards."""
+
+    id: str
+    status: Status
+
+
+@router.post(
+    "/members/{member_id}/invitations/preview",
+    response_model=PreviewOut,
+    responses=responses(404, 409, 422),
+    summary="Preview the exact email and the consent sentence",
+)
+def preview(
+    member_id: MemberId,
+    body: PreviewIn,
+    request: Request,
+    ctx: Ctx,
+    now: Now,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Nothing is written: show the member this, then send `preview_hash` and
+    `consent_text` back with the invitation."""
+    count = len({address.key for address in check_emails(body.emails)})
+
+    def action() -> Answer:
+        with not_found_as("member"):
+            shown = preview_invitations(
+                ctx, member_id, count, body.note, body.locale, body.reminders
+            )
+        return Answer(200, PreviewOut.model_validate(shown.as_dict()).model_dump(mode="json"))
+
+    return once(request, ctx, now, key, body.model_dump(mode="json"), action)
+
+
+@router.post(
+    "/members/{member_id}/invitations",
+    response_model=InviteOut,
+    status_code=201,
+    responses=responses(404, 409, 422),
+    summary="Consent and invite",
+)
+def create_invitations(
+    member_id: MemberId,
+    body: InviteIn,
+    request: Request,
+    ctx: Ctx,
+    now: Now,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Record the consent to the previewed message and decide for each recipient. A
+    `preview_hash` or `consent.text_shown` that does not match what this request would
+    send is refused (409): preview again."""
+    check_emails(body.emails)
+    invite_request = InviteRequest(
+        member_id=member_id,
+        emails=tuple(body.emails),
+        note=body.note,
+        locale=body.locale,
+        reminders=body.reminders,
+        preview_hash=body.preview_hash,
+        consent=ConsentInput(body.consent.text_shown, body.consent.ip, body.consent.user_agent),
+    )
+
+    def action() -> Answer:
+        return Answer(201, _invite(ctx, invite_request, now, key))
+
+    kept = _kept_by_invite(member_id, key)
+    return once(request, ctx, now, key, body.model_dump(mode="json"), action, kept=kept)
+
+
+def _kept_by_invite(member_id: str, key: str | None) -> Kept:
+    """Where `invite` keeps its answer to a key, beside the consent it recorded (the
+    scope is the use case's own, `invite:<member>`)."""
+
+    def find(connection: Connection) -> Answer | None:
+        row = connection.execute(
+            select(idempotency_keys.c.response).where(
+                idempotency_keys.c.scope == f"invite:{member_id}", idempotency_keys.c.key == key
+            )
+        ).first()
+        if row is None:
+            return None
+        return Answer(201, InviteOut.model_validate(row.response).model_dump(mode="json"))
+
+    return find
+
+
+def _invite(ctx: Context, request: InviteRequest, now: datetime, key: str | None) -> object:
+    with not_found_as("member"):
+        try:
+            answer = invite(ctx, request, now, idempotency_key=key)
+        except Conflict as error:
+            if "preview_hash" in error.details:
+                raise Problem(409, "stale-preview", error.message, error.details) from None
+            if "consent.text_shown" in error.details:
+                raise Problem(409, "consent-mismatch", error.message, error.details) from None
+            raise
+    return InviteOut.model_validate(answer).model_dump(mode="json")
+
+
+@router.get(
+    "/members/{member_id}/invitations",
+    response_model=InvitationPage,
+    responses=responses(404, 422),
+    summary="The member's invitations, newest first",
+)
+def list_invitations(
+    member_id: MemberId,
+    ctx: Ctx,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    status: Annotated[list[Status] | None, Query(description="Only these states.")] = None,
+) -> InvitationPage:
+    """One page of the member's invitations; follow `next_cursor` for older ones."""
+    position = decode_cursor(cursor, str, str)
+    before = None
+    if position is not None:
+        try:
+            before = (datetime.fromisoformat(position[0]), str(position[1]))
+        except ValueError:
+            raise Problem(
+                422, "invalid-cursor", "The cursor is not one this API gave out."
+            ) from None
+        if before[0].tzinfo is None:
+            raise bad_cursor()
+    with not_found_as("member"):
+        page = invitations_page(ctx, member_id, before, limit, status or ())
+    items = [InvitationSummary.model_validate(item) for item in page.items]
+    following = None
+    if page.more and items:
+        following = encode_cursor([items[-1].created_at.isoformat(), items[-1].id])
+    return InvitationPage(items=items, next_cursor=following)
+
+
+@router.get(
+    "/invitations/{invitation_id}",
+    response_model=InvitationDetail,
+    responses=responses(404, 422),
+    summary="An invitation, its emails and every decision",
+)
+def read_invitation(invitation_id: InvitationId, ctx: Ctx) -> InvitationDetail:
+    """Its state, each email it caused, and each decision with every rule's verdict."""
+    with not_found_as("invitation"):
+        return InvitationDetail.model_validate(invitation_detail(ctx, invitation_id))
+
+
+@router.post(
+    "/invitations/{invitation_id}/withdraw",
+    response_model=Withdrawn,
+    responses=responses(404, 409, 422),
+    summary="Withdraw an invitation",
+)
+def withdraw_invitation(
+    invitation_id: InvitationId, request: Request, ctx: Ctx, now: Now, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Nothing more of it leaves. An invitation already answered, expired or closed cannot
+    be withdrawn (409)."""
+
+    def action() -> Answer:
+        with not_found_as("invitation"):
+            try:
+                state = withdraw(ctx, invitation_id, now)
+            except Conflict as error:
+                raise Problem(409, "invitation-closed", error.message, error.details) from None
+        shown = Withdrawn.model_validate({"id": invitation_id, "status": state})
+        return Answer(200, shown.model_dump(mode="json"))
+
+    return once(request, ctx, now, key, {"invitation": invitation_id}, action)

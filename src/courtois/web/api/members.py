@@ -1,0 +1,125 @@
+"""`/v1/members`: the platform registers its members and signs them in to the member pages."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from courtois.domain.members import MAX_NAME_LENGTH, SUPPORTED_LOCALES, Member
+from courtois.services.members import get_member, register_member
+from courtois.tokens import MEMBER_LINK_MAX_AGE_SECONDS, Scope, make_token
+from courtois.web.api.common import (
+    MEMBER_ID_PATTERN,
+    IdempotencyKey,
+    MemberId,
+    Strict,
+    not_found_as,
+    v1_router,
+)
+from courtois.web.deps import Ctx, Now
+from courtois.web.idempotency import Answer, once
+from courtois.web.problems import responses
+
+router = v1_router("members")
+
+# Where the member pages take a sign-in link; they check the token's scope and age.
+SIGN_IN_PATH = "/member/sign-in/"
+
+
+class MemberIn(Strict):
+    """A member as the platform knows them."""
+
+    id: str = Field(min_length=1, max_length=128, pattern=MEMBER_ID_PATTERN)
+    email: str = Field(min_length=1, max_length=254)
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH + 20)
+    locale: str = Field("en", min_length=2, max_length=16, examples=list(SUPPORTED_LOCALES))
+    reply_to: bool = Field(False, description="Replies to their invitations reach the member.")
+
+
+class MemberOut(BaseModel):
+    """A member as stored."""
+
+    id: str
+    email: str
+    name: str
+    locale: str
+    reply_to: bool
+
+    @classmethod
+    def of(cls, member: Member) -> MemberOut:
+        """From the domain's member."""
+        return cls(
+            id=member.id,
+            email=member.email,
+            name=member.name,
+            locale=member.locale,
+            reply_to=member.reply_to,
+        )
+
+
+class SignInLink(BaseModel):
+    """A signed link that signs the member in to the member pages, valid briefly."""
+
+    url: str
+    expires_at: datetime = Field(description="Wall-clock time after which the link fails.")
+
+
+@router.post(
+    "/members",
+    response_model=MemberOut,
+    responses=responses(409, 422),
+    summary="Create or update a member",
+)
+def save_member(
+    body: MemberIn, request: Request, ctx: Ctx, now: Now, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Create the member, or update the one with this id; names with control characters
+    (header injection) are refused, not cleaned."""
+
+    def action() -> Answer:
+        member = register_member(
+            ctx, body.id, body.email, body.name, body.locale, now, reply_to=body.reply_to
+        )
+        return Answer(200, MemberOut.of(member).model_dump(mode="json"))
+
+    return once(request, ctx, now, key, body.model_dump(mode="json"), action)
+
+
+@router.get(
+    "/members/{member_id}",
+    response_model=MemberOut,
+    responses=responses(404, 422),
+    summary="A member",
+)
+def read_member(member_id: MemberId, ctx: Ctx) -> MemberOut:
+    """The member with this id."""
+    with not_found_as("member"):
+        return MemberOut.of(get_member(ctx, member_id))
+
+
+@router.post(
+    "/members/{member_id}/login-link",
+    response_model=SignInLink,
+    responses=responses(404, 409, 422),
+    summary="A short-lived sign-in link to the member pages",
+)
+def sign_in_link(
+    member_id: MemberId, request: Request, ctx: Ctx, now: Now, key: IdempotencyKey = None
+) -> JSONResponse:
+    """A signed URL for this member, valid for 15 minutes, for the platform to hand to its
+    signed-in member (never to send by email)."""
+
+    def action() -> Answer:
+        with not_found_as("member"):
+            member = get_member(ctx, member_id)
+        token = make_token(ctx.settings.token_secrets, Scope.MEMBER, member.id)
+        # The token's age is checked against the wall clock, so the expiry is told in it.
+        expires = datetime.fromtimestamp(int(time.time()) + MEMBER_LINK_MAX_AGE_SECONDS, UTC)
+        url = f"{ctx.settings.base_url.rstrip('/')}{SIGN_IN_PATH}{token}"
+        return Answer(200, SignInLink(url=url, expires_at=expires).model_dump(mode="json"))
+
+    return once(request, ctx, now, key, {"member": member_id}, action)

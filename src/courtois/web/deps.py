@@ -1,0 +1,57 @@
+"""What routes take from the app: the use-case context, the clock, the API caller.
+
+The clock is the app's, not `datetime.now` at each call site, so tests and the demo can
+run the whole web layer at a chosen instant.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from courtois.services.context import Context
+from courtois.web.problems import Problem
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    """Now, in UTC."""
+    return datetime.now(UTC)
+
+
+def get_context(request: Request) -> Context:
+    """The context the app was built with."""
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+def get_now(request: Request) -> datetime:
+    """The app's notion of now."""
+    clock: Clock = request.app.state.clock
+    return clock()
+
+
+_bearer = HTTPBearer(auto_error=False, description="COURTOIS_API_KEY")
+
+
+def require_api_key(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """The platform's key, compared in constant time; no key configured means no API."""
+    expected = get_context(request).settings.api_key
+    if not expected:
+        raise Problem(401, "api-disabled", "No API key is configured on this server.")
+    given = credentials.credentials if credentials else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Problem(401, "unauthorized", "A valid bearer API key is required.")
+
+
+Ctx = Annotated[Context, Depends(get_context)]
+Now = Annotated[datetime, Depends(get_now)]

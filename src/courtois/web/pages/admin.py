@@ -1,0 +1,77 @@
+"""The admin pages: signing in with the API key, and the router of every admin page.
+
+No API key configured means no admin pages: every admin URL says so and nothing more.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from courtois.web.pages import admin_activity, admin_in_doubt, admin_records
+from courtois.web.pages.admin_access import (
+    SIGN_IN,
+    disabled,
+    posted,
+    see_other,
+    settings_of,
+)
+from courtois.web.pages.admin_render import admin_page, first
+from courtois.web.pages.admin_session import (
+    enabled,
+    end_session,
+    key_matches,
+    new_session,
+    read_session,
+    set_session,
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get(SIGN_IN)
+def sign_in_form(request: Request) -> Response:
+    """The form asking for the API key, under a session of its own so that it can carry
+    a CSRF token like every other form."""
+    settings = settings_of(request)
+    if not enabled(settings):
+        return disabled(request)
+    session = read_session(request, settings)
+    if session is not None and session.signed_in:
+        return see_other("/admin")
+    session = session or new_session(signed_in=False)
+    response = admin_page(request, "admin_sign_in.html", session=session, wrong=False)
+    set_session(response, request, settings, session)
+    return response
+
+
+@router.post(SIGN_IN)
+async def sign_in(request: Request) -> Response:
+    """The right key opens a new signed-in session (never the one the form was shown
+    under); a wrong one changes nothing."""
+    checked = await posted(request, signed_in_only=False)
+    if isinstance(checked, Response):
+        return checked
+    session, fields = checked
+    settings = settings_of(request)
+    if not key_matches(settings, first(fields, "key")):
+        return admin_page(request, "admin_sign_in.html", 403, session=session, wrong=True)
+    response = see_other("/admin")
+    set_session(response, request, settings, new_session(signed_in=True))
+    return response
+
+
+@router.post("/admin/sign-out")
+async def sign_out(request: Request) -> Response:
+    """Drop the session's cookie."""
+    checked = await posted(request, signed_in_only=False)
+    if isinstance(checked, Response):
+        return checked
+    response = see_other(SIGN_IN)
+    end_session(response, request, settings_of(request))
+    return response
+
+
+router.include_router(admin_activity.router)
+router.include_router(admin_records.router)
+router.include_router(admin_in_doubt.router)

@@ -1,0 +1,166 @@
+"""`/member/`: the member's invitations and consents, and every way to stop them.
+
+Each invitation shows its state and, while its email waits, the time left in the undo
+window; withdraw (one invitation), revoke (a consent and everything unsent under it),
+delete imported contacts and download my data are one button or link each (invariant 5).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from courtois.domain.errors import Conflict, NotFound
+from courtois.services.contacts import delete_contacts
+from courtois.services.lifecycle import revoke_consent, withdraw
+from courtois.services.member_contacts import search_contacts
+from courtois.services.member_export import export_member
+from courtois.services.member_overview import (
+    InvitationLine,
+    Position,
+    consents_overview,
+    invitations_overview,
+)
+from courtois.web.api.export import MemberExport
+from courtois.web.deps import Ctx, Now
+from courtois.web.pages.member_forms import posted
+from courtois.web.pages.member_render import (
+    HOME,
+    MEMBER_HEADERS,
+    go,
+    member_page,
+    not_signed_in,
+    signed_in,
+)
+
+router = APIRouter(include_in_schema=False)
+
+INVITATIONS_PER_PAGE = 25
+CONSENTS_PER_PAGE = 10
+NOTICES = frozenset(
+    {"withdrawn", "closed", "revoked", "already-revoked", "deleted", "missing", "invited"}
+)
+
+
+def cursor(position: Position | None) -> str:
+    """A page position as it travels in a link."""
+    return f"{position[0].isoformat()}~{position[1]}" if position else ""
+
+
+def read_cursor(value: str | None) -> Position | None:
+    """The position a link names; anything else means the first page."""
+    if not value or len(value) > 120 or "~" not in value:
+        return None
+    at, _, last_id = value.partition("~")
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        return None
+    return (moment, last_id) if moment.tzinfo and last_id else None
+
+
+def minutes_left(line: InvitationLine, now: datetime) -> int | None:
+    """Whole minutes (rounded up) left in the undo window of a waiting invitation; None
+    once the window is past, or for anything not waiting."""
+    if line.state != "scheduled" or line.undo_ends is None or now >= line.undo_ends:
+        return None
+    return max(1, math.ceil((line.undo_ends - now).total_seconds() / 60))
+
+
+@router.get("/member/")
+def dashboard(request: Request, ctx: Ctx, now: Now) -> Response:
+    """Invitations newest first (paged), consents (paged), the address book's size."""
+    signed = signed_in(request, ctx)
+    if signed is None:
+        return not_signed_in(request)
+    member_id = signed.member.id
+    query = request.query_params
+    lines = invitations_overview(
+        ctx, member_id, read_cursor(query.get("before")), INVITATIONS_PER_PAGE
+    )
+    given = consents_overview(
+        ctx, member_id, read_cursor(query.get("consents_before")), CONSENTS_PER_PAGE
+    )
+    book = search_contacts(ctx, member_id, "", 1, 1)
+    notice = query.get("done", "")
+    count = query.get("count", "")
+    return member_page(
+        request,
+        signed,
+        "member_dashboard.html",
+        lines=lines.items,
+        more=cursor(lines.after),
+        left={line.id: minutes_left(line, now) for line in lines.items},
+        consents=given.items,
+        more_consents=cursor(given.after),
+        paged=bool(query.get("before") or query.get("consents_before")),
+        contacts=book.total,
+        chosen=book.chosen,
+        notice=notice if notice in NOTICES else "",
+        count=int(count) if count.isdigit() and len(count) < 9 else 0,
+    )
+
+
+@router.post("/member/invitations/{invitation_id}/withdraw")
+async def withdraw_one(request: Request, invitation_id: str, ctx: Ctx, now: Now) -> Response:
+    """Take one invitation back: nothing more of it leaves."""
+    checked = await posted(request, ctx)
+    if isinstance(checked, Response):
+        return checked
+    signed, _form = checked
+    try:
+        await run_in_threadpool(withdraw, ctx, invitation_id[:64], now, signed.member.id)
+    except NotFound:
+        return go(HOME + "?done=missing")
+    except Conflict:
+        return go(HOME + "?done=closed")
+    return go(HOME + "?done=withdrawn")
+
+
+@router.post("/member/consents/{consent_id}/revoke")
+async def revoke_one(request: Request, consent_id: str, ctx: Ctx, now: Now) -> Response:
+    """Take a consent back: its unsent invitations are withdrawn, its reminders cancelled."""
+    checked = await posted(request, ctx)
+    if isinstance(checked, Response):
+        return checked
+    signed, _form = checked
+    try:
+        await run_in_threadpool(revoke_consent, ctx, consent_id[:64], now, signed.member.id)
+    except NotFound:
+        return go(HOME + "?done=missing")
+    except Conflict:
+        return go(HOME + "?done=already-revoked")
+    return go(HOME + "?done=revoked")
+
+
+@router.post("/member/contacts/delete")
+async def delete_all(request: Request, ctx: Ctx, now: Now) -> Response:
+    """Delete every imported contact at once (invitations already made stay: withdraw or
+    revoke those)."""
+    checked = await posted(request, ctx)
+    if isinstance(checked, Response):
+        return checked
+    signed, _form = checked
+    deleted = await run_in_threadpool(delete_contacts, ctx, signed.member.id, now)
+    return go(f"{HOME}?done=deleted&count={deleted}")
+
+
+@router.get("/member/export.json")
+def download(request: Request, ctx: Ctx, now: Now) -> Response:
+    """Everything held about and for the member, as the host API's export gives it."""
+    signed = signed_in(request, ctx)
+    if signed is None:
+        return not_signed_in(request)
+    exported = MemberExport.model_validate(export_member(ctx, signed.member.id, now))
+    return Response(
+        exported.model_dump_json(indent=2),
+        media_type="application/json",
+        headers={
+            **MEMBER_HEADERS,
+            "Content-Disposition": 'attachment; filename="my-data.json"',
+        },
+    )

@@ -1,0 +1,84 @@
+"""The links in every email: `/u` (one-click unsubscribe, RFC 8058) and `/join` (accept).
+
+No login, no cookie, no JavaScript: the signed, scoped token in the URL is the only
+authority. Recipient pages carry no session, so a forged cross-site POST has nothing to
+ride on and no CSRF token is needed: whoever can post to the URL already holds the token.
+A GET of `/u` changes nothing, because link scanners follow every link in a message.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from courtois.config import Settings
+from courtois.domain.errors import NotFound
+from courtois.services.recipient_actions import accept, resolve_link, stop_everyone
+from courtois.tokens import Scope
+from courtois.web.deps import Ctx, Now
+from courtois.web.pages.forms import BadForm, asks_one_click, read_form
+from courtois.web.pages.render import not_found, page, redirect
+
+router = APIRouter(include_in_schema=False)
+
+WELCOME = "/welcome"
+
+
+def signup_url(settings: Settings, invitation_id: str) -> str:
+    """Where an accepting recipient goes: the platform's sign-up URL (or courtois's own
+    placeholder page) with `invitation=<id>` added to its query."""
+    base = settings.signup_url or settings.base_url.rstrip("/") + WELCOME
+    parts = urlsplit(base)
+    query = [*parse_qsl(parts.query, keep_blank_values=True), ("invitation", invitation_id)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+@router.api_route("/u/{token:path}", methods=["GET", "HEAD"])
+def unsubscribe_page(request: Request, token: str, ctx: Ctx) -> Response:
+    """One button, which posts exactly what a mailbox provider's one click posts."""
+    try:
+        link = resolve_link(ctx, Scope.UNSUBSCRIBE, token)
+    except NotFound:
+        return not_found(request)
+    return page(request, link.locale, "unsubscribe.html")
+
+
+@router.post("/u/{token:path}")
+async def unsubscribe_now(request: Request, token: str, ctx: Ctx, now: Now) -> Response:
+    """RFC 8058 one-click: stop everything at once and answer 200, no redirect; again and
+    again if asked (nothing more changes)."""
+    try:
+        link = await run_in_threadpool(resolve_link, ctx, Scope.UNSUBSCRIBE, token)
+    except NotFound:
+        return not_found(request)
+    try:
+        fields = await read_form(request)
+    except BadForm:
+        fields = {}
+    if not asks_one_click(fields):
+        return page(request, link.locale, "bad_request.html", 400, problem="unsubscribe")
+    await run_in_threadpool(stop_everyone, ctx, link, now)
+    return page(request, link.locale, "unsubscribed.html")
+
+
+@router.get("/join/{token:path}")
+def join(request: Request, token: str, ctx: Ctx, now: Now) -> Response:
+    """Accept (a sent invitation becomes accepted, once) and send the recipient on to sign
+    up, with the invitation's id, which the platform reports back with `POST /v1/joined`.
+    Under strict-eu this is also the member's personal share link."""
+    try:
+        link = resolve_link(ctx, Scope.JOIN, token)
+    except NotFound:
+        return not_found(request)
+    accept(ctx, link, now)
+    return redirect(signup_url(ctx.settings, link.invitation_id))
+
+
+@router.api_route(WELCOME, methods=["GET", "HEAD"])
+def welcome(request: Request) -> Response:
+    """Where `/join` leads until the platform configures its sign-up URL; it reads nothing
+    from the query, so it shows nothing about the invitation."""
+    return page(request, None, "welcome.html")

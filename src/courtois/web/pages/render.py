@@ -1,0 +1,117 @@
+"""Server-rendered pages: Jinja2 with autoescaping, in the reader's language, and the
+headers every page carries.
+
+No page needs JavaScript, a cookie or anything from another origin. The only style is one
+inline stylesheet, allowed by its hash in the Content-Security-Policy, so even injected
+markup could neither run a script, load anything, be framed nor post elsewhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, date, datetime
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from babel.dates import format_date, format_time
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from courtois.config import Settings
+from courtois.delivery.text import clean_name, one_line
+from courtois.web.pages.i18n import choose_locale, translations
+
+CSS = files("courtois.web.pages").joinpath("templates", "pages.css").read_text("utf-8")
+_CSS_HASH = base64.b64encode(hashlib.sha256(CSS.encode("utf-8")).digest()).decode("ascii")
+
+HEADERS = {
+    # Tokens ride in the URL: no Referer may carry them to anyone, no cache may keep them.
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        f"default-src 'none'; style-src 'sha256-{_CSS_HASH}'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Vary": "Accept-Language",
+}
+
+
+def when(value: datetime | None, locale: str) -> str:
+    """A date and time as people read them in this language, in UTC."""
+    if value is None:
+        return ""
+    moment = value.astimezone(UTC)
+    clock = format_time(moment, "short", tzinfo=UTC, locale=locale)
+    return f"{format_date(moment.date(), 'long', locale=locale)}, {clock} UTC"
+
+
+def day(value: date | datetime | None, locale: str) -> str:
+    """A date as people read it in this language."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = value.astimezone(UTC).date()
+    return format_date(value, "long", locale=locale)
+
+
+@cache
+def environment(locale: str) -> Environment:
+    """One template environment per language, autoescaping everything it renders."""
+    env = Environment(
+        loader=PackageLoader("courtois.web.pages", "templates"),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    # Added by the i18n extension at run time, hence unknown to the type checker.
+    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["when"] = lambda value: when(value, locale)
+    env.filters["day"] = lambda value: day(value, locale)
+    env.filters["name"] = clean_name
+    return env
+
+
+def render_page(settings: Settings, locale: str, template: str, **values: Any) -> str:
+    """One page's HTML."""
+    return (
+        environment(locale)
+        .get_template(template)
+        .render(
+            lang=locale,
+            platform=clean_name(settings.platform_name),
+            postal_address=one_line(settings.platform_postal_address),
+            css=Markup(CSS),  # noqa: S704 - the packaged stylesheet, hashed into the CSP
+            **values,
+        )
+    )
+
+
+def page(
+    request: Request, locale: str | None, template: str, status: int = 200, **values: Any
+) -> HTMLResponse:
+    """A page as a response, with the headers every page carries, in `locale` (the
+    invitation's) when it is one we have, else in the browser's language."""
+    settings: Settings = request.app.state.ctx.settings
+    locale = choose_locale(locale, request.headers.get("accept-language"))
+    html = render_page(settings, locale, template, **values)
+    return HTMLResponse(html, status_code=status, headers=HEADERS)
+
+
+def not_found(request: Request) -> HTMLResponse:
+    """The one answer to every bad link: forged, tampered, expired, of another scope, or
+    naming nothing stored. It depends on nothing but the request's language, so no two
+    of these causes can be told apart."""
+    return page(request, None, "not_found.html", status=404)
+
+
+def redirect(url: str) -> RedirectResponse:
+    """A 303 to `url`, with the same headers as a page (no Referer with the token in it)."""
+    return RedirectResponse(url, status_code=303, headers=HEADERS)

@@ -1,0 +1,127 @@
+"""`/why`: who invited you, when they consented, what is held about you, and every choice:
+not interested, remind me later, stop this member, stop everyone, forget me.
+
+The GET only reads. Each choice is a POST form to the same URL; the token in the URL is the
+authority (no session, hence no CSRF token), and every choice is idempotent, answering a
+repeat with the same confirmation.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from courtois.domain.errors import InvalidInput, NotFound
+from courtois.domain.invitations import InvitationState
+from courtois.services.context import Context
+from courtois.services.recipient_actions import (
+    Link,
+    current_state,
+    decline,
+    forget_me,
+    inviting_member,
+    resolve_link,
+    stop_everyone,
+    stop_member,
+)
+from courtois.services.recipient_reminders import (
+    ReminderOutcome,
+    date_bounds,
+    request_reminder,
+)
+from courtois.services.recipient_view import what_is_held
+from courtois.tokens import Scope
+from courtois.web.deps import Ctx, Now
+from courtois.web.pages.forms import BadForm, read_form
+from courtois.web.pages.render import not_found, page
+
+router = APIRouter(include_in_schema=False)
+
+# The day offered first in "remind me later": a week on, within the allowed range.
+DEFAULT_DELAY = timedelta(days=7)
+
+
+@router.api_route("/why/{token:path}", methods=["GET", "HEAD"])
+def why_page(request: Request, token: str, ctx: Ctx, now: Now) -> Response:
+    """Everything the recipient may know and do about the invitation(s) that reached them."""
+    try:
+        link = resolve_link(ctx, Scope.WHY, token)
+    except NotFound:
+        return not_found(request)
+    held = what_is_held(ctx, link, now)
+    first, last = held.reminder.first_day, held.reminder.last_day
+    default_day = min(max(now.date() + DEFAULT_DELAY, first), last)
+    return page(request, link.locale, "why.html", held=held, default_day=default_day)
+
+
+def _act(ctx: Context, link: Link, fields: dict[str, str], now: datetime) -> dict[str, Any]:
+    """Run the chosen action; returns what the confirmation page shows."""
+    action = fields.get("action", "")
+    if action == "decline":
+        state = decline(ctx, link, now)
+        if state is InvitationState.DECLINED:
+            return {"what": "declined", "member": inviting_member(ctx, link, None)[1]}
+        return {"what": "closed", "state": state.value}
+    if action == "stop-member":
+        return {
+            "what": "stopped-member",
+            "member": stop_member(ctx, link, now, fields.get("invitation")),
+        }
+    if action == "stop-everyone":
+        stop_everyone(ctx, link, now)
+        return {"what": "stopped-everyone"}
+    if action == "forget":
+        forget_me(ctx, link, now)
+        return {"what": "forgotten"}
+    if action == "remind":
+        asked = _day(fields.get("date", ""))
+        answer = request_reminder(ctx, link, asked, now)
+        if answer.outcome is ReminderOutcome.CLOSED:
+            return {"what": "closed", "state": current_state(ctx, link).value}
+        return {
+            "what": f"reminder-{answer.outcome.value}",
+            "due_at": answer.due_at,
+            "asked": asked,
+            "rule": answer.rules[0] if answer.rules else "",
+        }
+    raise InvalidInput("Unknown action.", {"action": "unknown"})
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput("Choose a day.", {"date": "not a date"}) from None
+
+
+@router.post("/why/{token:path}")
+async def why_action(request: Request, token: str, ctx: Ctx, now: Now) -> Response:
+    """One of the page's choices, then its confirmation page."""
+    try:
+        link = await run_in_threadpool(resolve_link, ctx, Scope.WHY, token)
+    except NotFound:
+        return not_found(request)
+    try:
+        fields = await read_form(request)
+        shown = await run_in_threadpool(_act, ctx, link, fields, now)
+    except BadForm:
+        return page(request, link.locale, "bad_request.html", 400, problem="form", back=True)
+    except InvalidInput as error:
+        first, last = date_bounds(ctx, now)
+        problem = next(iter(error.details), "form")
+        problem = {"invitation": "member"}.get(problem, problem)
+        return page(
+            request,
+            link.locale,
+            "bad_request.html",
+            400,
+            problem=problem,
+            first_day=first,
+            last_day=last,
+            back=True,
+        )
+    return page(request, link.locale, "done.html", back=True, **shown)

@@ -1,0 +1,257 @@
+"""Errors as RFC 9457 problem details, each with a stable `type` a client can switch on.
+
+`type` is a relative URI (`/problems/<code>`), resolved against the service's own base URL,
+so the same code means the same thing on every deployment. The `detail` is the domain's
+human sentence; `errors` names each bad item, never echoing an email address back.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from courtois.domain.errors import Conflict, DomainError, InvalidInput, NotFound
+
+MEDIA_TYPE = "application/problem+json"
+
+# Anything shaped like an address, replaced wherever a problem might quote input back.
+_ADDRESS = re.compile(r"[^\s@<>\"',;:()\[\]]+@[^\s@<>\"',;:()\[\]]+")
+HIDDEN_ADDRESS = "(address)"
+# What FastAPI says when a body cannot be decoded at all.
+BODY_NOT_PARSED = "There was an error parsing the body"
+
+log = logging.getLogger("courtois.web")
+
+STATUS_OF: tuple[tuple[type[DomainError], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidInput, 422),
+    (DomainError, 400),
+)
+
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+class ProblemDetails(BaseModel):
+    """The body of every error answer of the API (RFC 9457)."""
+
+    type: str = Field(description="Stable identifier of the kind of error: /problems/<code>.")
+    title: str = Field(description="Short summary of the kind of error.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong, for people.")
+    errors: dict[str, str] = Field(
+        default_factory=dict, description="Each offending item and what is wrong with it."
+    )
+
+
+class Problem(Exception):
+    """Raised by routes for errors that are not domain refusals (auth, size, media type)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        errors: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.errors = errors or {}
+        self.headers = headers or {}
+
+
+def without_addresses(text: str) -> str:
+    """`text` with every address-shaped word replaced: problems and logs never echo one."""
+    return _ADDRESS.sub(HIDDEN_ADDRESS, text) if "@" in text else text
+
+
+def problem_body(
+    status: int, code: str, detail: str, errors: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The JSON body of one problem, with any address in it hidden."""
+    return ProblemDetails(
+        type=f"/problems/{code}",
+        title=TITLES.get(status, "Error"),
+        status=status,
+        detail=without_addresses(detail),
+        errors={
+            without_addresses(key): without_addresses(value)
+            for key, value in (errors or {}).items()
+        },
+    ).model_dump()
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    errors: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """One problem, as JSON with the problem media type."""
+    return JSONResponse(
+        problem_body(status, code, detail, errors),
+        status_code=status,
+        media_type=MEDIA_TYPE,
+        headers=headers,
+    )
+
+
+def body_of(error: DomainError | Problem) -> tuple[int, dict[str, Any]]:
+    """The status and body an error is answered with (kept by idempotent requests)."""
+    if isinstance(error, Problem):
+        return error.status, problem_body(error.status, error.code, error.detail, error.errors)
+    status = status_for(error)
+    return status, problem_body(status, error.code, error.message, error.details)
+
+
+def status_for(error: DomainError) -> int:
+    """The HTTP status of a domain refusal: the first matching class wins."""
+    for kind, status in STATUS_OF:
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def _validation_errors(error: RequestValidationError) -> dict[str, str]:
+    """Pydantic's errors, keyed by where they are, with the message but never the input."""
+    found: dict[str, str] = {}
+    for item in error.errors():
+        where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+        found[where or "body"] = str(item.get("msg", "invalid"))
+    return found
+
+
+def install(app: FastAPI) -> None:
+    """Route every error of the app through problem details."""
+
+    async def on_domain(_request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, DomainError)
+        return problem_response(status_for(error), error.code, error.message, error.details)
+
+    async def on_problem(_request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, Problem)
+        headers = dict(error.headers)
+        if error.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return problem_response(
+            error.status, error.code, error.detail, error.errors, headers or None
+        )
+
+    async def on_validation(_request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        return problem_response(
+            422, "invalid-request", "The request is not valid.", _validation_errors(error)
+        )
+
+    async def on_http(_request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, StarletteHTTPException)
+        if error.status_code == 400 and error.detail == BODY_NOT_PARSED:
+            # A body that is not even text: the same answer as a body that is bad JSON.
+            return problem_response(
+                422, "invalid-request", "The request is not valid.", {"body": "not valid JSON"}
+            )
+        code = TITLES.get(error.status_code, "error").lower().replace(" ", "-")
+        detail = (
+            error.detail if isinstance(error.detail, str) else TITLES.get(error.status_code, "")
+        )
+        headers = dict(error.headers) if error.headers else None
+        return problem_response(error.status_code, code, detail, headers=headers)
+
+    app.add_exception_handler(DomainError, on_domain)
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_middleware(UnexpectedErrors)
+
+
+class UnexpectedErrors:
+    """A bug becomes a 500 problem and one log line naming the error's type and where it
+    happened, never its message: driver errors quote the SQL parameters, which may be
+    addresses. The traceback stops here, so the server does not print it either."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as error:  # the last stop before the server's logs
+            where = _innermost_frame(error)
+            # Not log.exception: the traceback would print the message.
+            log.error(
+                "unexpected %s in %s %s at %s",
+                type(error).__name__,
+                scope.get("method", ""),
+                _route_of(scope),
+                where,
+            )
+            if started:
+                raise
+            response = problem_response(
+                500, "internal-error", "Something went wrong on the server; nothing was changed."
+            )
+            await response(scope, receive, send)
+
+
+def _route_of(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "(unmatched path)"
+
+
+def _innermost_frame(error: BaseException) -> str:
+    trace = error.__traceback__
+    if trace is None:
+        return "(unknown)"
+    while trace.tb_next is not None:
+        trace = trace.tb_next
+    code = trace.tb_frame.f_code
+    return f"{code.co_filename}:{trace.tb_lineno} ({code.co_name})"
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error answers a route can give, all as problem details."""
+    return {
+        status: {
+            "model": ProblemDetails,
+            "description": TITLES.get(status, "Error"),
+            "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}},
+        }
+        for status in statuses
+    }

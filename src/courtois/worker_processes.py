@@ -1,0 +1,109 @@
+"""`courtois worker --processes N`: worker passes in N processes, one per core.
+
+Composing and DKIM-signing are CPU work under Python's global lock, so one process uses one
+core. Each process takes its own share of the recipients (a shard, by their digest): two
+processes never decide for the same inbox nor claim the same message, on SQLite (one
+writer at a time) as on PostgreSQL, and each still commits its claims before anything
+leaves. The first shard also does what every pass does once (leases, expiries, purges,
+webhooks).
+
+Processes are started with `spawn`, so none inherits another's database connections; each
+reads the configuration as the parent did.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
+from multiprocessing import get_context
+from multiprocessing.connection import wait
+from types import FrameType
+from typing import Any
+
+from courtois.bootstrap import bootstrap, make_transport
+from courtois.services.worker import PassReport, Shard, run_pass
+
+MAX_PROCESSES = 64
+
+
+def check_processes(count: int) -> None:
+    """Refuse a count that cannot be split into shards."""
+    if not 1 <= count <= MAX_PROCESSES:
+        raise ValueError(f"--processes must be between 1 and {MAX_PROCESSES}")
+
+
+def one_pass_in_processes(count: int, now: datetime) -> dict[str, Any]:
+    """One pass of every shard, each in its own process; the reports added up."""
+    check_processes(count)
+    spawn = get_context("spawn")
+    with ProcessPoolExecutor(max_workers=count, mp_context=spawn) as pool:
+        futures = [pool.submit(_one_pass, Shard(i, count), now) for i in range(count)]
+        reports = [future.result() for future in futures]
+    return added(reports)
+
+
+def added(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts summed over shards; what only the first shard does (purges) kept as it is."""
+    total = PassReport().as_dict()
+    for report in reports:
+        for key, value in report.items():
+            if isinstance(value, int):
+                total[key] += value
+            elif value:
+                total[key] = value
+    return total
+
+
+def serve_in_processes(count: int, serve: Callable[[Shard], None]) -> int:
+    """Run `serve(shard)` in `count` processes until a signal stops them (each finishes
+    its pass first) or one of them ends; returns the exit code (non-zero if any failed).
+    `serve` must be importable by name, as `spawn` requires."""
+    check_processes(count)
+    spawn = get_context("spawn")
+    children = [
+        spawn.Process(target=serve, args=(Shard(i, count),), name=f"courtois-worker-{i}")
+        for i in range(count)
+    ]
+    signalled: set[int] = set()
+    stopping: list[int] = []
+
+    def stop(number: int, _frame: FrameType | None) -> None:
+        stopping.append(number)
+        for child in children:
+            if child.pid is not None and child.pid not in signalled and child.is_alive():
+                signalled.add(child.pid)
+                os.kill(child.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for child in children:
+            if not stopping:
+                child.start()
+        started = [child for child in children if child.pid is not None]
+        # When one ends (stopped, or failed), the others are told to stop too.
+        if started:
+            wait([child.sentinel for child in started])
+        stop(signal.SIGTERM, None)
+        for child in started:
+            child.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    # A child told to stop before it could listen for the signal (still starting, so
+    # holding no claim) ends by it: that is a stop, not a failure.
+    codes = [
+        0 if child.exitcode == -signal.SIGTERM and child.pid in signalled else child.exitcode
+        for child in started
+    ]
+    return max((abs(code or 0) for code in codes), default=0)
+
+
+def _one_pass(shard: Shard, now: datetime) -> dict[str, Any]:
+    ctx = bootstrap()
+    try:
+        return run_pass(ctx, now, make_transport(ctx.settings), shard=shard).as_dict()
+    finally:
+        ctx.engine.dispose()

@@ -1,0 +1,92 @@
+"""The whole app served by uvicorn in a thread, on a free port, over a test's database, with
+a clock the test moves; `base_url` is where it listens, so the links in its emails and its
+sign-in links open there (a browser can follow them).
+
+Browser-free on purpose: HTTP tests use it directly, and `browser_support` builds its
+fixtures on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+import uvicorn
+from api_support import free_port
+
+from conftest import T0
+from courtois.services.context import Context
+from courtois.web.app import create_app
+
+
+class Clock:
+    """The app's clock: stands still until the test moves it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        """Move forward by a timedelta's keyword arguments; returns the new instant."""
+        self.now = self.now + timedelta(**delta)
+        return self.now
+
+
+@dataclasses.dataclass
+class LiveSite:
+    """A running app: its context (with `base_url` pointing at it) and its clock."""
+
+    ctx: Context
+    clock: Clock
+    base_url: str
+
+    def url(self, path: str) -> str:
+        """An absolute URL on the site."""
+        return self.base_url + path
+
+
+@contextmanager
+def live_site(ctx: Context, now: datetime = T0, **settings: Any) -> Iterator[LiveSite]:
+    """Serve the app over `ctx` until the block ends; `settings` override the context's,
+    and `base_url` is where the server listens unless a test names another."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    context = Context(
+        engine=ctx.engine,
+        settings=dataclasses.replace(ctx.settings, **{"base_url": base_url, **settings}),
+    )
+    clock = Clock(now)
+    config = uvicorn.Config(
+        create_app(context, clock),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield LiveSite(context, clock, base_url)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+# Browser tests gain nothing from PostgreSQL (the HTTP tests cover both engines): mark a
+# test or module with this to run it on SQLite only.
+sqlite_only = pytest.mark.parametrize("engine", ["sqlite"], indirect=True)

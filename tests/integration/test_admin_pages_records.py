@@ -1,0 +1,133 @@
+"""The admin's recipient lookup and ledger check over real HTTP, on both engines: every
+decision about an address with every verdict, the address never in a URL; the chain found
+whole, then broken where a row was changed."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+from urllib.parse import quote
+
+import pytest
+from admin_support import admin_settings, make_history, sign_in
+from pages_site import ledger_size, serve
+from sqlalchemy import select, update
+from support import T0, send_invites
+
+from courtois.config import Settings
+from courtois.policy.chain import CHAIN
+from courtois.services.context import Context
+from courtois.services.recipients import unsubscribe
+from courtois.store.tables import decisions, ledger
+
+LINKS = re.compile(r'(?:href|action|src)="([^"]*)"')
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """This module's settings: with an API key, so the admin pages are on."""
+    return admin_settings()
+
+
+def _decision_ids(ctx: Context, digest: str) -> set[str]:
+    with ctx.engine.connect() as connection:
+        found = connection.execute(
+            select(decisions.c.id).where(decisions.c.recipient_digest == digest)
+        ).scalars()
+        return {str(i) for i in found}
+
+
+def test_the_lookup_shows_every_decision_and_the_recipients_state(
+    ctx: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    history = make_history(ctx)
+    a1 = history.people["a1"]
+    digest = ctx.digest_email(a1)
+    # One more refusal: a1 stops Bruno, then Bruno tries again.
+    unsubscribe(ctx, digest, T0 + timedelta(days=4), from_member="bruno")
+    send_invites(ctx, "bruno", [a1], T0 + timedelta(days=4, hours=1))
+    expected = _decision_ids(ctx, digest)
+    assert len(expected) >= 4  # Ana's (queue, send), Bruno's deferral, Bruno's refusal
+    caplog.set_level(logging.DEBUG)
+    with serve(ctx) as site:
+        csrf = sign_in(site)
+        # Upper case and spaces: the same person, as everywhere else.
+        page = site.post("/admin/lookup", data={"csrf": csrf, "address": f"  {a1.upper()} "})
+    assert page.status_code == 200, page.text
+    assert page.url.path == "/admin/lookup"
+    assert not page.url.query
+    shown = set(re.findall(r'data-decision="(\d+)"', page.text))
+    assert shown == expected
+    # Every verdict of every decision, one row per rule of the chain.
+    for table in re.findall(r'<table class="verdicts".*?</table>', page.text, re.S):
+        rules = re.findall(r'<td class="mono">([a-z-]+)</td>', table)
+        assert rules == [rule.code for rule in CHAIN]
+    # Admins see why, including what the member was never told.
+    assert "grouped into a digest" in page.text
+    assert "the recipient unsubscribed from this member" in page.text
+    assert "unavailable" in page.text  # what Bruno saw
+    assert digest in page.text
+    assert "Member of the platform" in page.text
+    assert "yes, since" in page.text
+    assert "Members this recipient stopped" in page.text
+    # The address is nowhere in the page's links, nor echoed back at all.
+    for link in LINKS.findall(page.text):
+        assert "@" not in link
+        assert quote(a1) not in link
+    assert a1 not in page.text.lower()
+    assert "@" not in caplog.text  # nor logged
+
+
+def test_the_lookup_of_an_unknown_or_bad_address(ctx: Context) -> None:
+    history = make_history(ctx)
+    with serve(ctx) as site:
+        csrf = sign_in(site)
+        nobody = site.post("/admin/lookup", data={"csrf": csrf, "address": "nobody@example.org"})
+        bad = site.post("/admin/lookup", data={"csrf": csrf, "address": "not an address"})
+        suppressed = site.post(
+            "/admin/lookup", data={"csrf": csrf, "address": history.people["a3"]}
+        )
+    assert nobody.status_code == 200
+    assert "Nothing is stored under this fingerprint" in nobody.text
+    assert bad.status_code == 400
+    assert "That is not an email address" in bad.text
+    assert "not an address" not in bad.text
+    assert suppressed.status_code == 200
+    assert "because: hard-bounce" in suppressed.text
+
+
+def test_the_ledger_holds_then_a_changed_row_is_named(ctx: Context) -> None:
+    make_history(ctx)
+    size = ledger_size(ctx)
+    with serve(ctx) as site:
+        sign_in(site)
+        whole = site.get("/admin/ledger")
+        assert whole.status_code == 200
+        assert 'data-ok="true"' in whole.text
+        assert f"The ledger holds: {size} entries checked" in whole.text
+        assert re.search(r"Checking took [\d.,]+ seconds", whole.text)
+
+        with ctx.engine.begin() as connection:
+            connection.execute(
+                update(ledger).where(ledger.c.seq == 7).values(payload='{"edited":true}')
+            )
+        broken = site.get("/admin/ledger")
+    assert broken.status_code == 200
+    assert 'data-ok="false"' in broken.text
+    assert 'data-first-broken="7"' in broken.text
+    assert "The ledger is broken from entry 7 on." in broken.text
+    assert "6 entries before it hold." in broken.text
+    assert "its content does not match its hash" in broken.text
+
+
+def test_entries_cut_from_the_end_are_caught(ctx: Context) -> None:
+    make_history(ctx)
+    size = ledger_size(ctx)
+    with ctx.engine.begin() as connection:
+        connection.execute(ledger.delete().where(ledger.c.seq == size))
+    with serve(ctx) as site:
+        sign_in(site)
+        page = site.get("/admin/ledger")
+    assert f'data-first-broken="{size}"' in page.text
+    assert f"the head records {size} entries" in page.text

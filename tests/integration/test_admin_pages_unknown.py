@@ -1,0 +1,183 @@
+"""Emails in doubt, settled by an admin over real HTTP on both engines: a real SMTP server
+hangs up after each body, so the worker cannot know what arrived; the admin says, one by
+one or in bulk; each word goes into the ledger, and nothing is ever sent again."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from admin_support import admin_settings, sign_in
+from pages_site import ledger_size, serve
+from smtp_server import FaultyHandler, smtp_server
+from sqlalchemy import select
+from support import T0, add_members, by_email, ledger_events, rows, send_invites
+
+from courtois.config import Settings
+from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
+from courtois.services.admin_unknown import FAILED_REASON, SENT_REASON
+from courtois.services.context import Context
+from courtois.services.worker import run_pass
+from courtois.store.tables import invitations, messages
+
+CLAIMED = T0 + timedelta(minutes=12)
+LATER = T0 + timedelta(hours=3)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """This module's settings: with an API key, so the admin pages are on."""
+    return admin_settings()
+
+
+def _in_doubt(ctx: Context) -> dict[str, Any]:
+    """Ana invites r1, r2, r3 (with a reminder) and d1, whom Bruno invites a minute later
+    (one digest); the server hangs up after every body: four emails in doubt, the digest
+    carrying Bruno's invitation."""
+    add_members(ctx)
+    ana = by_email(
+        send_invites(
+            ctx, "ana", [f"{n}@example.org" for n in ("r1", "r2", "r3", "d1")], T0, reminders=1
+        )
+    )
+    bruno = by_email(send_invites(ctx, "bruno", ["d1@example.org"], T0 + timedelta(minutes=1)))
+    handler = FaultyHandler(drop_in_data=True)
+    with smtp_server(handler) as url:
+        report = run_pass(ctx, CLAIMED, SmtpTransport(parse_smtp_url(url)))
+    assert report.unknown == 4
+    assert len(handler.received) == 4
+    return {"ana": ana, "bruno": bruno}
+
+
+def _message(ctx: Context, invitation_id: str) -> Any:
+    (row,) = rows(ctx, messages, messages.c.invitation_id == invitation_id)
+    return row
+
+
+def _invitation(ctx: Context, invitation_id: str) -> Any:
+    (row,) = rows(ctx, invitations, invitations.c.id == invitation_id)
+    return row
+
+
+def test_emails_in_doubt_are_settled_one_by_one_and_in_bulk(ctx: Context) -> None:
+    made = _in_doubt(ctx)
+    ana, bruno = made["ana"], made["bruno"]
+    r1 = _message(ctx, ana["r1@example.org"]["id"])
+    r2 = _message(ctx, ana["r2@example.org"]["id"])
+    digest = _message(ctx, ana["d1@example.org"]["id"])
+    carried = _message(ctx, bruno["d1@example.org"]["id"])
+    assert (digest.kind, carried.carried_by) == ("digest", digest.id)
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        csrf = sign_in(site)
+        listed = site.get("/admin/unknown")
+        assert listed.status_code == 200
+        assert set(re.findall(r'name="message" value="([^"]+)"', listed.text)) == {
+            r1.id,
+            r2.id,
+            digest.id,
+            _message(ctx, ana["r3@example.org"]["id"]).id,
+        }
+        assert "(and 1 more in this digest)" in listed.text
+        assert "connection closed by the server" in listed.text
+
+        size = ledger_size(ctx)
+        one = site.post("/admin/unknown", data={"csrf": csrf, "one": f"sent:{r1.id}"})
+        assert one.status_code == 303
+        shown = site.get(one.headers["location"])
+        assert "1 email recorded as delivered." in shown.text
+        assert f'name="message" value="{r1.id}"' not in shown.text  # no longer listed
+
+        # r1 arrived: sent when its fate became unknown, its invitation sent from then,
+        # with the reminder Ana ticked.
+        (r1_now,) = rows(ctx, messages, messages.c.id == r1.id)
+        assert (r1_now.state, r1_now.sent_at, r1_now.last_reason) == ("sent", CLAIMED, SENT_REASON)
+        invitation = _invitation(ctx, ana["r1@example.org"]["id"])
+        assert (invitation.state, invitation.sent_at) == ("sent", CLAIMED)
+        assert invitation.expires_at == CLAIMED + timedelta(days=30)
+        reminders = rows(ctx, messages, messages.c.invitation_id == invitation.id)
+        assert sorted((m.kind, m.state) for m in reminders) == [
+            ("invitation", "sent"),
+            ("reminder", "scheduled"),
+        ]
+        events = ledger_events(ctx)[size:]
+        assert (
+            "message.state",
+            {"message": r1.id, "from": "unknown", "to": "sent", "reason": SENT_REASON},
+        ) in events
+        assert any(e == "invitation.state" and p["to"] == "sent" for e, p in events)
+
+        size = ledger_size(ctx)
+        bulk = site.post(
+            "/admin/unknown",
+            data={"csrf": csrf, "message": [r2.id, digest.id], "outcome": "failed"},
+        )
+        assert bulk.status_code == 303
+        shown = site.get(bulk.headers["location"])
+        assert "3 emails recorded as not delivered." in shown.text
+        assert "3 invitations updated." in shown.text
+        for message in (r2, digest, carried):
+            (now,) = rows(ctx, messages, messages.c.id == message.id)
+            assert (now.state, now.sent_at, now.last_reason) == ("failed", None, FAILED_REASON)
+        for invitation_id in (
+            ana["r2@example.org"]["id"],
+            ana["d1@example.org"]["id"],
+            bruno["d1@example.org"]["id"],
+        ):
+            assert _invitation(ctx, invitation_id).state == "bounced"
+        events = ledger_events(ctx)[size:]
+        failed = {p["message"] for e, p in events if e == "message.state" and p["to"] == "failed"}
+        assert failed == {r2.id, digest.id, carried.id}
+
+        # A second click changes nothing and says so.
+        size = ledger_size(ctx)
+        again = site.post(
+            "/admin/unknown",
+            data={"csrf": csrf, "message": [r2.id, digest.id], "outcome": "failed"},
+        )
+        shown = site.get(again.headers["location"])
+        assert "2 were settled already." in shown.text
+        assert ledger_size(ctx) == size
+
+    # Nothing in doubt or settled is ever sent again; r3 stays in doubt.
+    handler = FaultyHandler()
+    with smtp_server(handler) as url:
+        run_pass(ctx, T0 + timedelta(days=2), SmtpTransport(parse_smtp_url(url)))
+    assert handler.received == []
+    assert _message(ctx, ana["r3@example.org"]["id"]).state == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"outcome": "sent"}, "Tick at least one email first."),
+        ({"outcome": "maybe", "message": "x"}, "Say whether the email arrived or not."),
+        ({"one": "sent:no-such-message"}, "Some of the chosen emails do not exist."),
+    ],
+)
+def test_a_bad_resolution_changes_nothing(ctx: Context, fields: dict[str, str], words: str) -> None:
+    _in_doubt(ctx)
+    size = ledger_size(ctx)
+    with serve(ctx) as site:
+        csrf = sign_in(site)
+        answer = site.post("/admin/unknown", data={"csrf": csrf, **fields})
+    assert answer.status_code == 400
+    assert words in answer.text
+    assert ledger_size(ctx) == size
+    with ctx.engine.connect() as connection:
+        states = connection.execute(select(messages.c.state)).scalars().all()
+    assert set(states) == {"unknown"}
+
+
+def test_a_forged_resolution_is_refused(ctx: Context) -> None:
+    made = _in_doubt(ctx)
+    r1 = _message(ctx, made["ana"]["r1@example.org"]["id"])
+    size = ledger_size(ctx)
+    with serve(ctx) as site:
+        sign_in(site)
+        answer = site.post("/admin/unknown", data={"one": f"sent:{r1.id}"})
+    assert answer.status_code == 403
+    assert ledger_size(ctx) == size
+    assert _message(ctx, made["ana"]["r1@example.org"]["id"]).state == "unknown"

@@ -1,0 +1,75 @@
+"""Every `/v1` route wants the platform's bearer key; `/healthz` and `/metrics` do not."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from api_support import API_KEY, Api, running_api
+
+from courtois.services.context import Context
+
+
+@pytest.fixture
+def api(ctx: Context) -> Iterator[Api]:
+    with running_api(ctx) as running:
+        yield running
+
+
+def v1_operations(api: Api) -> list[tuple[str, str]]:
+    """(method, path) of every /v1 operation in the OpenAPI document, ids filled in."""
+    spec = api.ok(api.get("/openapi.json"))
+    found = []
+    for path, operations in spec["paths"].items():
+        if path.startswith("/v1/"):
+            concrete = re.sub(r"\{[^}]+\}", "x1", path)
+            found.extend((method.upper(), concrete) for method in operations)
+    return found
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer wrong-key", f"Basic {API_KEY}", f"Bearer {API_KEY}x", "Bearer"],
+)
+def test_every_v1_route_refuses_a_missing_or_wrong_key(api: Api, authorization: str | None) -> None:
+    operations = v1_operations(api)
+    assert len(operations) >= 18
+    headers = {"Authorization": authorization} if authorization else {}
+    with httpx.Client(base_url=api.base_url, headers=headers) as stranger:
+        for method, path in operations:
+            response = stranger.request(method, path, json={})
+            assert response.status_code == 401, (method, path, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert response.json()["type"] == "/problems/unauthorized"
+            assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_the_openapi_document_declares_the_bearer_scheme_on_every_v1_route(api: Api) -> None:
+    spec = api.ok(api.get("/openapi.json"))
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    for path, operations in spec["paths"].items():
+        for operation in operations.values():
+            declared = {name for need in operation.get("security", []) for name in need}
+            assert ("HTTPBearer" in declared) == path.startswith("/v1/"), path
+            assert "401" in operation["responses"] or not path.startswith("/v1/")
+
+
+def test_health_and_metrics_need_no_key(api: Api) -> None:
+    with httpx.Client(base_url=api.base_url) as stranger:
+        assert stranger.get("/healthz").status_code == 200
+        assert stranger.get("/metrics").status_code == 200
+
+
+def test_without_a_configured_key_the_api_is_off(ctx: Context) -> None:
+    with running_api(ctx, api_key="") as api:
+        response = api.get("/v1/members/ana")
+    assert response.status_code == 401
+    assert response.json()["type"] == "/problems/api-disabled"
+
+
+def test_the_right_key_is_let_in(api: Api) -> None:
+    response = api.get("/v1/members/nobody")
+    assert response.status_code == 404
+    assert response.json()["type"] == "/problems/member-not-found"

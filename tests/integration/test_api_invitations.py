@@ -1,0 +1,180 @@
+"""Invitations through the API: preview, consent with the preview's hash, every decision
+shown, pages of invitations, withdraw, revoke, and the refusals each with its own type."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+from api_support import Api, add_member, preview_and_invite, problem, running_api
+from support import RULE_CODES, WRITTEN_BY_INVITE, counts
+
+from courtois.services.context import Context
+
+
+@pytest.fixture
+def api(ctx: Context) -> Iterator[Api]:
+    with running_api(ctx) as running:
+        add_member(running)
+        yield running
+
+
+def test_the_preview_is_the_email_and_the_consent_sentence(api: Api) -> None:
+    shown = api.ok(
+        api.post(
+            "/v1/members/ana/invitations/preview",
+            {"emails": ["bo@example.org", "BO@example.org", "cy@example.org"], "reminders": 1},
+        )
+    )
+    assert shown["subject"] == "Ana Lima invites you to join Agora"
+    assert "Ana Lima" in shown["html"]
+    assert "2 people" in shown["consent_text"]
+    assert "reminder" in shown["consent_text"]
+    assert len(shown["preview_hash"]) == 64
+    assert [f["subject"] for f in shown["follow_ups"]] != []
+    french = api.ok(
+        api.post(
+            "/v1/members/ana/invitations/preview", {"emails": ["bo@example.org"], "locale": "fr"}
+        )
+    )
+    assert french["locale"] == "fr"
+    assert french["preview_hash"] != shown["preview_hash"]
+
+
+def test_invite_answers_each_decision_with_every_rule(api: Api) -> None:
+    answer = preview_and_invite(api, ["bo@example.org", "cy@example.org"])
+    assert len(answer["invitations"]) == 2
+    for item in answer["invitations"]:
+        assert item["status"] == "scheduled"
+        assert item["decision"]["allowed"] is True
+        assert [v["rule"] for v in item["decision"]["verdicts"]] == RULE_CODES
+        assert item["share_link"] is None
+    one = answer["invitations"][0]
+    detail = api.ok(api.get(f"/v1/invitations/{one['id']}"))
+    assert (detail["member_id"], detail["consent_id"]) == ("ana", answer["consent_id"])
+    assert detail["email"] == one["email"]
+    assert [m["status"] for m in detail["messages"]] == ["scheduled"]
+    (decision,) = detail["decisions"]
+    assert decision["stage"] == "queue"
+    assert decision["verdicts"] == one["decision"]["verdicts"]
+    consent = api.ok(api.get(f"/v1/consents/{answer['consent_id']}"))
+    assert consent["recipients"] == 2
+    assert sorted(consent["invitation_ids"]) == sorted(i["id"] for i in answer["invitations"])
+
+
+def test_a_stale_preview_or_another_consent_text_is_refused_and_nothing_written(
+    api: Api,
+) -> None:
+    before = counts(api.ctx, WRITTEN_BY_INVITE)
+    shown = api.ok(api.post("/v1/members/ana/invitations/preview", {"emails": ["bo@example.org"]}))
+    consent = {"text_shown": shown["consent_text"]}
+    stale = {"emails": ["bo@example.org"], "preview_hash": "0" * 64, "consent": consent}
+    problem(api.post("/v1/members/ana/invitations", stale), 409, "stale-preview")
+    # The hash of a message without the note is not consent to a message with one.
+    noted = {**stale, "note": "hi", "preview_hash": shown["preview_hash"]}
+    problem(api.post("/v1/members/ana/invitations", noted), 409, "stale-preview")
+    other = {**stale, "preview_hash": shown["preview_hash"], "consent": {"text_shown": "Yes"}}
+    problem(api.post("/v1/members/ana/invitations", other), 409, "consent-mismatch")
+    assert counts(api.ctx, WRITTEN_BY_INVITE) == before
+
+
+def test_bad_addresses_are_named_by_position_never_echoed(api: Api) -> None:
+    emails = ["bo@example.org", "secret-person@@example.org", "", "cy@example.org"]
+    consented = {"emails": emails, "preview_hash": "x", "consent": {"text_shown": "x"}}
+    for path, body in (
+        ("/v1/members/ana/invitations/preview", {"emails": emails}),
+        ("/v1/members/ana/invitations", consented),
+    ):
+        refused = problem(api.post(path, body), 422, "invalid-address")
+        assert set(refused["errors"]) == {"emails[1]", "emails[2]"}
+        assert "secret-person" not in str(refused)
+
+
+def test_pages_of_invitations_newest_first_and_by_status(api: Api) -> None:
+    first = preview_and_invite(api, ["a@example.org", "b@example.org"])
+    api.clock.advance(minutes=1)
+    second = preview_and_invite(api, ["c@example.org", "d@example.org", "e@example.org"])
+    newest = sorted((i["id"] for i in second["invitations"]), reverse=True)
+    oldest = sorted((i["id"] for i in first["invitations"]), reverse=True)
+    seen, cursor = [], None
+    while True:
+        params: dict[str, str | int] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = api.ok(api.get("/v1/members/ana/invitations", params=params))
+        seen.extend(item["id"] for item in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == newest + oldest
+    api.ok(api.post(f"/v1/invitations/{newest[0]}/withdraw"))
+    withdrawn = api.ok(api.get("/v1/members/ana/invitations", params={"status": "withdrawn"}))
+    assert [i["id"] for i in withdrawn["items"]] == [newest[0]]
+    both = api.get(
+        "/v1/members/ana/invitations", params=[("status", "withdrawn"), ("status", "scheduled")]
+    )
+    assert len(api.ok(both)["items"]) == 5
+    problem(
+        api.get("/v1/members/ana/invitations", params={"status": "lost"}), 422, "invalid-request"
+    )
+
+
+def test_withdraw_then_withdraw_again_and_unknown_ids(api: Api) -> None:
+    answer = preview_and_invite(api, ["bo@example.org"])
+    invitation_id = answer["invitations"][0]["id"]
+    withdrawn = api.ok(api.post(f"/v1/invitations/{invitation_id}/withdraw"))
+    assert withdrawn == {"id": invitation_id, "status": "withdrawn"}
+    again = problem(api.post(f"/v1/invitations/{invitation_id}/withdraw"), 409, "invitation-closed")
+    assert "withdrawn" in again["detail"]
+    for path in ("/v1/invitations/nope/withdraw", "/v1/invitations/nope"):
+        response = api.post(path) if path.endswith("withdraw") else api.get(path)
+        body = problem(response, 404, "invitation-not-found")
+        assert body["detail"] == "No such invitation."
+
+
+def test_revoking_a_consent_stops_what_is_unsent_once(api: Api) -> None:
+    answer = preview_and_invite(api, ["bo@example.org", "cy@example.org"], reminders=1)
+    consent_id = answer["consent_id"]
+    revoked = api.ok(api.post(f"/v1/consents/{consent_id}/revoke"))
+    assert revoked == {"id": consent_id, "withdrawn": 2, "reminders_cancelled": 0}
+    statuses = {
+        api.ok(api.get(f"/v1/invitations/{i['id']}"))["status"] for i in answer["invitations"]
+    }
+    assert statuses == {"withdrawn"}
+    assert api.ok(api.get(f"/v1/consents/{consent_id}"))["revoked_at"] is not None
+    problem(api.post(f"/v1/consents/{consent_id}/revoke"), 409, "consent-revoked")
+    problem(api.post("/v1/consents/nope/revoke"), 404, "consent-not-found")
+    problem(api.get("/v1/consents/nope"), 404, "consent-not-found")
+
+
+def test_unsubscribe_forget_and_explain_give_the_cli_answers(api: Api) -> None:
+    answer = preview_and_invite(api, ["bo@example.org", "cy@example.org"])
+    ids = {i["email"]: i["id"] for i in answer["invitations"]}
+    stop = api.post("/v1/recipients/unsubscribe", {"email": "Bo@example.org", "from_member": "ana"})
+    # The CLI's counts: closing the invitation cancelled its email along with it.
+    assert api.ok(stop) == {"blocked": 1, "cancelled": 0}
+    assert api.ok(api.get(f"/v1/invitations/{ids['bo@example.org']}"))["status"] == "blocked"
+    problem(
+        api.post("/v1/recipients/unsubscribe", {"email": "bo@example.org", "from_member": "zed"}),
+        404,
+        "member-not-found",
+    )
+    explained = api.ok(api.post("/v1/members/ana/explain", {"email": "bo@example.org"}))
+    assert explained["allowed"] is False
+    blocking = [v for v in explained["verdicts"] if v["outcome"] == "deny"]
+    assert blocking
+    assert all(v["reason"] for v in blocking)
+    forgotten = api.ok(api.post("/v1/recipients/forget", {"email": "cy@example.org"}))
+    assert forgotten == {"blocked": 1, "declined": 0, "contacts": 0}
+    detail = api.ok(api.get(f"/v1/invitations/{ids['cy@example.org']}"))
+    assert (detail["status"], detail["email"]) == ("blocked", None)
+
+
+def test_strict_eu_answers_a_link_and_a_text_for_the_member_to_send(ctx: Context) -> None:
+    policy = dataclasses.replace(ctx.settings.policy, profile="strict-eu")
+    with running_api(ctx, policy=policy) as api:
+        add_member(api)
+        answer = preview_and_invite(api, ["bo@example.org"])
+    (item,) = answer["invitations"]
+    assert item["status"] == "sent"
+    assert item["share_link"].startswith("https://agora.test/join/")
+    assert "Ana Lima" in item["share_text"]

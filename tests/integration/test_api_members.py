@@ -1,0 +1,113 @@
+"""`/v1/members`: create, update, read; names that would inject headers; sign-in links."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from api_support import Api, problem, running_api
+from itsdangerous import URLSafeTimedSerializer
+from support import count
+
+from courtois.domain.errors import NotFound
+from courtois.services.context import Context
+from courtois.store.tables import members
+from courtois.tokens import MEMBER_LINK_MAX_AGE_SECONDS, Scope, make_token, read_token
+
+
+@pytest.fixture
+def api(ctx: Context) -> Iterator[Api]:
+    with running_api(ctx) as running:
+        yield running
+
+
+def test_a_member_is_created_then_updated_then_read(api: Api) -> None:
+    body = {"id": "ana", "email": "Ana@Members.Example", "name": "Ana", "locale": "fr"}
+    created = api.ok(api.post("/v1/members", body))
+    assert created == {
+        "id": "ana",
+        "email": "Ana@members.example",
+        "name": "Ana",
+        "locale": "fr",
+        "reply_to": False,
+    }
+    updated = api.ok(api.post("/v1/members", {**body, "name": "Ana Lima", "reply_to": True}))
+    assert (updated["name"], updated["reply_to"]) == ("Ana Lima", True)
+    assert api.ok(api.get("/v1/members/ana")) == updated
+    assert count(api.ctx, members) == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Ana\r\nBcc: victim@evil.example", "Ana\nX-Injected: 1", "Ana\u2028Bcc: x", "Ana\tLima"],
+)
+def test_a_name_that_would_inject_a_header_is_refused_and_nothing_is_stored(
+    api: Api, name: str
+) -> None:
+    body = problem(
+        api.post("/v1/members", {"id": "ana", "email": "ana@members.example", "name": name}),
+        422,
+        "invalid-input",
+    )
+    assert body["errors"] == {"name": "control characters"}
+    assert count(api.ctx, members) == 0
+
+
+def test_bad_fields_are_refused_one_by_one(api: Api) -> None:
+    refused = problem(
+        api.post(
+            "/v1/members",
+            {"id": "-bad id", "email": "ana@members.example", "name": "Ana", "extra": 1},
+        ),
+        422,
+        "invalid-request",
+    )
+    assert set(refused["errors"]) == {"id", "extra"}
+    bad_address = problem(
+        api.post("/v1/members", {"id": "ana", "email": "lima@@members.example", "name": "Ana"}),
+        422,
+        "invalid-address",
+    )
+    assert "lima" not in str(bad_address)
+    problem(
+        api.post("/v1/members", {"id": "ana", "email": "a@b.example", "name": "A", "locale": "de"}),
+        422,
+        "invalid-input",
+    )
+    assert count(api.ctx, members) == 0
+
+
+def test_an_unknown_member_is_a_404_that_reveals_nothing(api: Api) -> None:
+    answers = [
+        api.get("/v1/members/nobody"),
+        api.get("/v1/members/someone@else.example"),
+        api.post("/v1/members/nobody/login-link"),
+        api.get("/v1/members/nobody/contacts"),
+        api.get("/v1/members/nobody/invitations"),
+        api.get("/v1/members/nobody/export"),
+    ]
+    bodies = [problem(answer, 404, "member-not-found") for answer in answers]
+    assert all(body == bodies[0] for body in bodies)
+    assert bodies[0]["detail"] == "No such member."
+    assert "nobody" not in str(bodies)
+    assert "someone" not in str(bodies)
+
+
+def test_a_sign_in_link_names_the_member_for_a_short_while(api: Api) -> None:
+    api.ok(api.post("/v1/members", {"id": "ana", "email": "ana@members.example", "name": "A"}))
+    link = api.ok(api.post("/v1/members/ana/login-link"))
+    prefix = "https://agora.test/member/sign-in/"
+    assert link["url"].startswith(prefix)
+    token = link["url"].removeprefix(prefix)
+    secret = api.ctx.settings.secret
+    assert read_token(secret, Scope.MEMBER, token, MEMBER_LINK_MAX_AGE_SECONDS) == "ana"
+    # Good for signing in only: not an unsubscribe or join link, and not for long.
+    with pytest.raises(NotFound):
+        read_token(secret, Scope.UNSUBSCRIBE, token)
+    with pytest.raises(NotFound):
+        read_token(secret, Scope.JOIN, token)
+    old = URLSafeTimedSerializer(secret, salt="courtois.member")
+    expired = old.dumps("ana")
+    with pytest.raises(NotFound):
+        read_token(secret, Scope.MEMBER, expired, max_age=-1)
+    assert make_token(secret, Scope.MEMBER, "ana") != make_token(secret, Scope.WHY, "ana")

@@ -1,0 +1,162 @@
+"""What operators watch: /healthz (database and SMTP), /metrics (read from the database,
+so every process agrees), and errors that never leak an address to a client or a log."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from api_support import add_member, free_port, preview_and_invite, running_api, served
+from smtp_server import FaultyHandler, smtp_server
+from sqlalchemy import insert
+from support import RULE_CODES
+
+from conftest import T0
+from courtois.config import Settings
+from courtois.services.context import Context
+from courtois.store.engine import make_engine
+from courtois.store.tables import decisions
+from courtois.web.app import create_app
+from courtois.web.metrics import DecisionTally
+
+
+def test_healthy_when_the_database_and_smtp_answer(ctx: Context) -> None:
+    with smtp_server(FaultyHandler()) as smtp_url, running_api(ctx, smtp_url=smtp_url) as api:
+        response = api.get("/healthz")
+    assert response.status_code == 200
+    health = response.json()
+    assert health["status"] == "ok"
+    assert health["checks"]["database"]["ok"] is True
+    assert (health["checks"]["smtp"]["ok"], health["checks"]["smtp"]["detail"]) == (True, "greets")
+
+
+def test_unavailable_when_smtp_does_not_answer(ctx: Context) -> None:
+    with running_api(ctx, smtp_url=f"smtp://user:pw@127.0.0.1:{free_port()}") as api:
+        response = api.get("/healthz")
+    assert response.status_code == 503
+    health = response.json()
+    assert health["status"] == "unavailable"
+    assert health["checks"]["database"]["ok"] is True
+    assert health["checks"]["smtp"]["ok"] is False
+    assert "127.0.0.1" not in response.text
+    assert "pw" not in response.text
+
+
+def test_unavailable_when_the_database_is_behind_or_gone(tmp_path: Path) -> None:
+    settings = Settings(secret_key="test-secret-key-0123456789", api_key="k" * 20)
+    never_migrated = Context(make_engine(f"sqlite:///{tmp_path / 'new.db'}"), settings)
+    gone = Context(
+        make_engine(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none"), settings
+    )
+    for ctx, expected in ((never_migrated, "run `courtois migrate`"), (gone, "unreachable")):
+        with served(create_app(ctx)) as base_url:
+            response = httpx.get(f"{base_url}/healthz", timeout=30)
+        assert response.status_code == 503
+        assert expected in response.json()["checks"]["database"]["detail"]
+        ctx.engine.dispose()
+
+
+def decision_lines(text: str) -> dict[str, float]:
+    """courtois_decisions_total samples, keyed by their labels."""
+    found = {}
+    for line in text.splitlines():
+        match = re.match(r"courtois_decisions_total\{(.*)\} (\S+)$", line)
+        if match:
+            found[match.group(1)] = float(match.group(2))
+    return found
+
+
+def test_metrics_count_every_rule_and_every_process_agrees(ctx: Context) -> None:
+    with running_api(ctx) as api:
+        add_member(api)
+        preview_and_invite(api, ["bo@example.org", "cy@example.org"])
+        first = decision_lines(api.get("/metrics").text)
+        for rule in RULE_CODES:
+            outcome = "defer" if rule == "undo-window-elapsed" else "allow"
+            assert first[f'outcome="{outcome}",rule="{rule}",stage="queue"'] == 2.0
+        # The same recipients again: already invited, denied.
+        preview_and_invite(api, ["bo@example.org", "cy@example.org", "dee@example.org"])
+        with served(create_app(api.ctx, api.clock)) as other_process:
+            elsewhere = httpx.get(f"{other_process}/metrics").text
+        here = api.get("/metrics").text
+        assert decision_lines(here) == decision_lines(elsewhere)
+        counted = decision_lines(here)
+        assert counted['outcome="deny",rule="not-already-invited",stage="queue"'] == 2.0
+        assert counted['outcome="allow",rule="consent-covers",stage="queue"'] == 5.0
+        assert 'courtois_decision_outcomes_total{outcome="deny",stage="queue"} 2.0' in here
+        assert 'courtois_queue_depth{queue="scheduled"} 3.0' in here
+        assert 'courtois_queue_depth{queue="due"} 0.0' in here
+        api.clock.advance(minutes=11)
+        later = api.get("/metrics").text
+    assert 'courtois_queue_depth{queue="due"} 3.0' in later
+    assert 'courtois_messages{kind="invitation",state="scheduled"} 3.0' in later
+
+
+def test_the_tally_counts_rows_that_commit_after_a_later_id(ctx: Context) -> None:
+    """PostgreSQL hands out ids before commit: id 2 may appear after id 3 was counted."""
+
+    def row(row_id: int) -> dict[str, object]:
+        return {
+            "id": row_id,
+            "member_id": "ana",
+            "recipient_digest": "d" * 64,
+            "kind": "invitation",
+            "stage": "queue",
+            "outcome": "allow",
+            "verdicts": [["consent-covers", "allow", "ok"]],
+            "decided_at": T0,
+        }
+
+    tally = DecisionTally()
+    with ctx.engine.begin() as connection:
+        connection.execute(insert(decisions), [row(1), row(3)])
+    with ctx.engine.connect() as connection:
+        tally.refresh(connection)
+    assert tally.verdicts[("queue", "consent-covers", "allow")] == 2
+    assert set(tally.gaps) == {2}
+    with ctx.engine.begin() as connection:
+        connection.execute(insert(decisions), [row(2), row(4)])
+    with ctx.engine.connect() as connection:
+        tally.refresh(connection)
+        tally.refresh(connection)  # nothing new: nothing counted twice
+    assert tally.verdicts[("queue", "consent-covers", "allow")] == 4
+    assert tally.gaps == {}
+
+
+def test_an_unexpected_error_is_a_500_problem_and_one_line_without_the_address(
+    ctx: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(ctx)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("INSERT failed for bo@example.org")
+
+    with served(app) as base_url:
+        response = httpx.get(f"{base_url}/boom")
+    assert response.status_code == 500
+    assert response.json()["type"] == "/problems/internal-error"
+    assert "example.org" not in response.text
+    ours = [r for r in caplog.records if r.name == "courtois.web"]
+    assert len(ours) == 1
+    assert "RuntimeError" in ours[0].getMessage()
+    assert all("example.org" not in r.getMessage() for r in caplog.records)
+    assert all(r.exc_info is None for r in caplog.records)
+
+
+def test_unknown_paths_and_methods_are_problems_too(ctx: Context) -> None:
+    with running_api(ctx) as api:
+        missing = api.get("/v2/nothing")
+        wrong = api.http.put("/v1/members")
+    assert (missing.status_code, missing.json()["type"]) == (404, "/problems/not-found")
+    assert (wrong.status_code, wrong.json()["type"]) == (405, "/problems/method-not-allowed")
+
+
+def test_the_clock_is_the_apps(ctx: Context) -> None:
+    with running_api(ctx, now=T0 + timedelta(days=3)) as api:
+        add_member(api)
+        answer = preview_and_invite(api, ["bo@example.org"])
+    assert answer["invitations"][0]["scheduled_at"] == "2026-03-05T09:10:00Z"

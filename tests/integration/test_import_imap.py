@@ -1,0 +1,339 @@
+"""The Sent-folder reader against a real Dovecot, seeded with APPEND like a mail client.
+
+Besides what the reader yields, Dovecot's raw log of every command and its per-session
+counters prove what was asked for: only the To and Cc fields of the Sent folder's messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from imap_server import ImapServer, dovecot, free_port
+
+from courtois.domain.contacts import ContactInput, RecordProblem
+from courtois.domain.errors import InvalidInput
+from courtois.importers import imap as imap_reader
+from courtois.importers.imap import read_sent_recipients
+
+PASSWORD = "ana-secret-41"
+UNICODE_PASSWORD = "mot-de-passe-é"
+TLS_HOST = "127.0.0.2"
+SENT = "Outbox Archive"  # marked \Sent, under a name no guess would find
+
+
+def message(headers: str, body: str = "Hello.\n") -> bytes:
+    text = headers.strip() + "\nDate: Mon, 2 Mar 2026 09:00:00 +0000\n\n" + body
+    return text.replace("\n", "\r\n").encode("utf-8")
+
+
+LEE = base64.b64encode("李小龍".encode()).decode()
+SENT_MESSAGES = [
+    message(
+        """From: Ana <ana@example.org>
+To: =?UTF-8?Q?Zo=C3=A9_Br=C3=B6nte?= <zoe@example.org>, Bo Li <bo@example.org>
+Cc: =?ISO-8859-1?Q?Andr=E9_D=FCrr?= <andre@example.fr>
+Subject: Dinner""",
+        "Please also tell body-only@example.com.\nTo: body-header@example.com\n",
+    ),
+    message(
+        f"""From: ana@example.org
+To: =?UTF-8?B?{LEE}?= <lee@example.jp>
+Cc: cy@example.com, "Dee, Jr." <dee@example.net>
+Subject: =?UTF-8?Q?R=C3=A9union?=
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="b\"""",
+        "--b\nContent-Type: text/plain\n\nCc: forwarded@example.com\n--b--\n",
+    ),
+    message(
+        """From: ana@example.org
+To: undisclosed-recipients:;
+Bcc: hidden-bcc@example.org
+Subject: A surprise"""
+    ),
+    message(
+        """From: ana@example.org
+Reply-To: reply-to@example.org
+To: Team: eve@example.org, Fay <fay@example.org>;
+Subject: Team news"""
+    ),
+]
+EXPECTED = [
+    ContactInput("eve@example.org", "", "message 4"),
+    ContactInput("fay@example.org", "Fay", "message 4"),
+    RecordProblem("message 3", "no address in To or Cc"),
+    ContactInput("lee@example.jp", "李小龍", "message 2"),
+    ContactInput("cy@example.com", "", "message 2"),
+    ContactInput("dee@example.net", "Dee, Jr.", "message 2"),
+    ContactInput("zoe@example.org", "Zoé Brönte", "message 1"),
+    ContactInput("bo@example.org", "Bo Li", "message 1"),
+    ContactInput("andre@example.fr", "André Dürr", "message 1"),
+]
+# Addresses the reader must never return: bodies, Bcc, other headers, other folders.
+NEVER = [
+    "body-only@example.com",
+    "body-header@example.com",
+    "forwarded@example.com",
+    "hidden-bcc@example.org",
+    "reply-to@example.org",
+    "ana@example.org",
+    "inbox-from@example.org",
+    "inbox-cc@example.org",
+    "inbox-body@example.org",
+    "decoy@example.org",
+    "draft@example.org",
+]
+# Written out, not imported: the test states what may be asked for.
+FETCH_ONLY = "(BODY.PEEK[HEADER.FIELDS (TO CC)]<0.65536>)"
+OLD_CAPABILITIES = "IMAP4rev1 LITERAL+ SASL-IR ID IDLE NAMESPACE CHILDREN UIDPLUS"
+ALLOWED_COMMANDS = {"CAPABILITY", "LIST", "EXAMINE", "FETCH", "LOGOUT"}
+
+
+def seed(server: ImapServer, user: str, password: str, folders: dict[str, list[bytes]]) -> None:
+    """Create each folder (its wire name) unless it exists, then APPEND its messages."""
+    imap = server.client(user, password)
+    try:
+        for folder, messages in folders.items():
+            if folder not in ("INBOX", SENT):
+                assert imap.create(f'"{folder}"')[0] == "OK"
+            for raw in messages:
+                assert imap.append(f'"{folder}"', None, None, raw)[0] == "OK"
+    finally:
+        imap.logout()
+
+
+@pytest.fixture(scope="module")
+def mail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImapServer]:
+    config = tmp_path_factory.mktemp("dovecot")
+    users = {"ana": PASSWORD, "bo": UNICODE_PASSWORD, "cy": PASSWORD}
+    with dovecot(config, users, sent_mailbox=SENT) as server:
+        seed(
+            server,
+            "ana",
+            PASSWORD,
+            {
+                SENT: SENT_MESSAGES,
+                "Sent": [message("To: decoy@example.org\nSubject: not the marked folder")],
+                "Drafts": [message("To: draft@example.org\nSubject: unsent")],
+                "INBOX": [
+                    message(
+                        "From: inbox-from@example.org\nTo: ana@example.org\n"
+                        "Cc: inbox-cc@example.org\nSubject: for Ana",
+                        "Write to inbox-body@example.org\n",
+                    )
+                ],
+            },
+        )
+        seed(server, "bo", UNICODE_PASSWORD, {SENT: [message("To: Ana <ana@example.org>")]})
+        yield server
+
+
+def read(
+    server: ImapServer, user: str = "ana", password: str = PASSWORD, **options: Any
+) -> Iterator[ContactInput | RecordProblem]:
+    return read_sent_recipients(server.host, server.port, user, password, consent=True, **options)
+
+
+def test_reads_only_to_and_cc_of_the_sent_folder(mail: ImapServer) -> None:
+    before = mail.mark()
+
+    items = list(read(mail))
+
+    assert items == EXPECTED
+    found = {item.email for item in items if isinstance(item, ContactInput)}
+    assert not found & set(NEVER)
+
+    # The server's own record of the session: no other command, folder or fetch item.
+    commands = mail.commands_since(before)
+    assert {command.split()[0] for command in commands} <= ALLOWED_COMMANDS
+    assert 'LIST "" "*" RETURN (SPECIAL-USE)' in commands
+    assert [c for c in commands if c.startswith("EXAMINE")] == [f'EXAMINE "{SENT}"']
+    fetches = [c for c in commands if c.startswith("FETCH")]
+    assert fetches == [f"FETCH 1:4 {FETCH_ONLY}"]
+    assert not re.search(r"RFC822|BODY(\.PEEK)?\[(\]|TEXT)|SELECT|STORE", " ".join(commands))
+    # ...and its counters: four header fetches, not one body.
+    last = mail.logouts()[-1]
+    assert "hdr_count=4 " in last
+    assert "body_count=0 body_bytes=0" in last
+
+
+def test_reads_newest_messages_first_in_batches(
+    mail: ImapServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imap_reader, "BATCH_SIZE", 3)
+    before = mail.mark()
+
+    items = list(read(mail))
+
+    assert items == EXPECTED
+    fetches = [c for c in mail.commands_since(before) if c.startswith("FETCH")]
+    assert fetches == [f"FETCH 2:4 {FETCH_ONLY}", f"FETCH 1:1 {FETCH_ONLY}"]
+
+
+def test_the_limit_keeps_the_newest_messages(mail: ImapServer) -> None:
+    assert list(read(mail, limit=2)) == EXPECTED[:3]
+
+
+def test_a_folder_the_member_names_is_read_instead(mail: ImapServer) -> None:
+    items = list(read(mail, folder="sent"))
+
+    assert items == [ContactInput("decoy@example.org", "", "message 1")]
+
+
+def test_a_non_ascii_password_logs_in_with_sasl_plain(mail: ImapServer) -> None:
+    items = list(read(mail, "bo", UNICODE_PASSWORD))
+
+    assert items == [ContactInput("ana@example.org", "Ana", "message 1")]
+
+
+def test_a_wrong_password_is_refused_clearly(tmp_path: Path) -> None:
+    # A server of its own: after a failed login Dovecot delays the next ones from the
+    # same address for seconds, which would slow every test after this one.
+    with (
+        dovecot(tmp_path, {"ana": PASSWORD}, sent_mailbox=SENT) as server,
+        pytest.raises(InvalidInput, match="refused the user name or password") as caught,
+    ):
+        list(read(server, "ana", "not-" + PASSWORD))
+
+    assert PASSWORD not in caught.value.message
+    assert "not-" not in caught.value.message
+
+
+def test_a_folder_that_does_not_exist_is_refused(mail: ImapServer) -> None:
+    with pytest.raises(InvalidInput, match="no folder named 'Archives'"):
+        list(read(mail, "cy", PASSWORD, folder="Archives"))
+
+
+@pytest.fixture(scope="module")
+def unmarked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImapServer]:
+    """An older server: no \\Sent attribute, no SPECIAL-USE; the reader goes by names."""
+    config = tmp_path_factory.mktemp("dovecot-unmarked")
+    users = dict.fromkeys(("items", "french", "child", "none"), PASSWORD)
+    with dovecot(config, users, capabilities=OLD_CAPABILITIES) as server:
+        archive = {"Archive": [message("To: decoy@example.org")]}
+        folders = {
+            "items": "Sent Items",
+            "french": "Envoy&AOk-s",  # "Envoyés" in modified UTF-7
+            "child": "INBOX/Sent",
+        }
+        for user, folder in folders.items():
+            found = [message(f"To: {user}-friend@example.org")]
+            seed(server, user, PASSWORD, {**archive, folder: found})
+        seed(server, "none", PASSWORD, {**archive, "INBOX": [message("To: ana@example.org")]})
+        yield server
+
+
+@pytest.mark.parametrize("user", ["items", "french", "child"])
+def test_a_usual_name_is_found_without_special_use(unmarked: ImapServer, user: str) -> None:
+    before = unmarked.mark()
+
+    items = list(read(unmarked, user))
+
+    assert items == [ContactInput(f"{user}-friend@example.org", "", "message 1")]
+    assert 'LIST "" "*"' in unmarked.commands_since(before)
+
+
+def test_no_sent_folder_is_a_clear_error_before_any_message_is_opened(
+    unmarked: ImapServer,
+) -> None:
+    before = unmarked.mark()
+
+    with pytest.raises(InvalidInput, match="No Sent folder was found"):
+        list(read(unmarked, "none"))
+
+    commands = unmarked.commands_since(before)
+    assert commands
+    assert not [c for c in commands if c.split()[0] in ("EXAMINE", "SELECT", "FETCH")]
+
+
+@pytest.fixture(scope="module")
+def tls_mail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImapServer]:
+    config = tmp_path_factory.mktemp("dovecot-tls")
+    # Dovecot trusts a client whose address is the one it listens on (as from 127.0.0.1 to
+    # 127.0.0.1) with a password in clear; from 127.0.0.1 to 127.0.0.2 it does not.
+    with dovecot(config, {"ana": PASSWORD}, sent_mailbox=SENT, tls=True, host=TLS_HOST) as server:
+        seed(server, "ana", PASSWORD, {SENT: [message("To: Bo <bo@example.org>")]})
+        yield server
+
+
+def test_starttls_and_implicit_tls(tls_mail: ImapServer) -> None:
+    context = tls_mail.trusting_context()
+    expected = [ContactInput("bo@example.org", "Bo", "message 1")]
+
+    assert list(read(tls_mail, starttls=True, ssl_context=context)) == expected
+    assert tls_mail.tls_port is not None
+    implicit = read_sent_recipients(
+        TLS_HOST,
+        tls_mail.tls_port,
+        "ana",
+        PASSWORD,
+        consent=True,
+        use_ssl=True,
+        ssl_context=context,
+    )
+    assert list(implicit) == expected
+
+
+def test_a_server_wanting_tls_says_so(tls_mail: ImapServer) -> None:
+    with pytest.raises(InvalidInput, match="accepts passwords only over TLS"):
+        list(read(tls_mail))
+
+
+def test_an_untrusted_certificate_is_refused(tls_mail: ImapServer) -> None:
+    with pytest.raises(
+        InvalidInput,
+        match=r"TLS with the IMAP server 127\.0\.0\.2:\d+ failed \(CERTIFICATE_VERIFY_FAILED\)",
+    ):
+        list(read(tls_mail, starttls=True))
+
+
+@pytest.mark.parametrize("consent", [False, None, "yes", 1])
+def test_nothing_happens_without_explicit_consent(consent: object) -> None:
+    with pytest.raises(InvalidInput, match="explicit consent"):
+        read_sent_recipients(
+            "127.0.0.1",
+            free_port(),
+            "ana",
+            PASSWORD,
+            consent=consent,  # type: ignore[arg-type]
+        )
+
+
+def test_consent_cannot_be_left_out() -> None:
+    with pytest.raises(TypeError, match="consent"):
+        read_sent_recipients("127.0.0.1", 143, "ana", PASSWORD)  # type: ignore[call-arg]
+
+
+def test_an_unreachable_server_is_reported_when_read() -> None:
+    reader = read_sent_recipients("127.0.0.1", free_port(), "ana", PASSWORD, consent=True)
+
+    with pytest.raises(
+        InvalidInput,
+        match=r"Could not connect to the IMAP server 127\.0\.0\.1:\d+: Connection refused",
+    ):
+        next(reader)
+
+
+def test_a_silent_server_times_out() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # the kernel completes the connection; no greeting ever comes
+        port = silent.getsockname()[1]
+
+        with pytest.raises(InvalidInput, match=r"did not answer within 0\.3 seconds"):
+            list(read_sent_recipients("127.0.0.1", port, "a", "b", consent=True, timeout=0.3))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"port": 0}, {"host": ""}, {"limit": 0}, {"use_ssl": True, "starttls": True}],
+)
+def test_bad_settings_are_refused_at_once(options: dict[str, object]) -> None:
+    arguments: dict[str, Any] = {"host": "127.0.0.1", "port": 143, **options}
+    with pytest.raises(InvalidInput):
+        read_sent_recipients(username="ana", password=PASSWORD, consent=True, **arguments)

@@ -1,0 +1,129 @@
+"""Member pages, choosing: the contact list, searched on the server by name or address and
+paged; nobody ticked until the member ticks them; "select all on this page" choosing that
+page only; ticking and unticking one by one; another member's contacts out of reach;
+deleting every imported contact. Over real HTTP, on both engines."""
+
+from __future__ import annotations
+
+import re
+
+from member_pages_support import (
+    MemberBrowser,
+    add_member,
+    contact_ids,
+    import_some,
+    shown_ids,
+    signed_in,
+)
+from support import T0
+
+from courtois.domain.contacts import ContactInput
+from courtois.services.contacts import import_contacts
+from courtois.services.context import Context
+
+
+def _choose(member: MemberBrowser, action: str, shown: list[int], **fields: object) -> None:
+    response = member.post("/member/contacts", {"action": action, "shown": shown, **fields})
+    assert response.status_code == 303, response.text
+    assert "done=saved" in response.headers["location"]
+
+
+def test_nobody_is_ticked_and_pages_hold_fifty(ctx: Context) -> None:
+    add_member(ctx)
+    import_some(ctx, "ana", 120)
+    ids = contact_ids(ctx, "ana")
+    with signed_in(ctx) as ana:
+        first = ana.get("/member/contacts").text
+        third = ana.get("/member/contacts?page=3").text
+        past = ana.get("/member/contacts?page=99").text
+    assert shown_ids(first) == ids[:50]
+    assert shown_ids(third) == ids[100:]
+    assert shown_ids(past) == ids[100:]  # past the end: the last page
+    assert "Page 1 of 3" in first
+    assert 'href="/member/contacts?page=2"' in first
+    for page in (first, third):
+        assert " checked" not in page
+        assert page.count('type="checkbox"') == len(shown_ids(page))
+        # "Select all" is a button the member presses, never a box ticked for them.
+        assert '<button type="submit" name="action" value="select-page"' in page
+    assert "120 imported contacts, 0 chosen" in first
+
+
+def test_search_by_name_or_address_on_the_server(ctx: Context) -> None:
+    add_member(ctx)
+    records = [
+        ContactInput(email="bo.berg@example.com", name="Bo Berg", where="1"),
+        ContactInput(email="cy@example.org", name="Cyrille Bonnet", where="2"),
+        ContactInput(email="dee@bonbon.example", name="Dee", where="3"),
+        ContactInput(email="eve@example.com", name="Eve 100%_sure", where="4"),
+    ]
+    import_contacts(ctx, "ana", records, "test", T0)
+    import_some(ctx, "ana", 60)
+    with signed_in(ctx) as ana:
+
+        def found(query: str) -> set[str]:
+            page = ana.http.get("/member/contacts", params={"q": query}).text
+            return set(re.findall(r"<td>([^<@]+@[^<]+)</td>", page))
+
+        assert found("BON") == {"cy@example.org", "dee@bonbon.example"}
+        assert found("berg") == {"bo.berg@example.com"}
+        assert found("100%_") == {"eve@example.com"}  # wildcards are taken literally
+        assert found("%") == {"eve@example.com"}
+        assert found("nobody-like-this") == set()
+        assert len(found("person-0")) == 50  # 60 match: paged too
+        second = ana.http.get("/member/contacts", params={"q": "person-0", "page": 2}).text
+        assert "60 contacts match" in second
+        assert len(shown_ids(second)) == 10
+        assert (
+            "No contact matches this search."
+            in ana.http.get("/member/contacts", params={"q": "zzz"}).text
+        )
+
+
+def test_select_all_on_a_page_chooses_that_page_only(ctx: Context) -> None:
+    add_member(ctx)
+    import_some(ctx, "ana", 120)
+    ids = contact_ids(ctx, "ana")
+    with signed_in(ctx) as ana:
+        second = shown_ids(ana.get("/member/contacts?page=2").text)
+        _choose(ana, "select-page", second, page="2")
+        assert contact_ids(ctx, "ana", selected=True) == ids[50:100]
+        page = ana.get("/member/contacts?page=2").text
+        assert page.count(" checked") == 50
+        assert " checked" not in ana.get("/member/contacts").text
+        assert "120 imported contacts, 50 chosen" in page
+        _choose(ana, "unselect-page", second, page="2")
+    assert contact_ids(ctx, "ana", selected=True) == []
+
+
+def test_ticking_and_unticking_one_by_one(ctx: Context) -> None:
+    add_member(ctx)
+    add_member(ctx, "bruno")
+    import_some(ctx, "ana", 5)
+    import_some(ctx, "bruno", 2)
+    ids = contact_ids(ctx, "ana")
+    brunos = contact_ids(ctx, "bruno")
+    with signed_in(ctx) as ana:
+        _choose(ana, "save", ids, chosen=[ids[1], ids[3]])
+        assert contact_ids(ctx, "ana", selected=True) == [ids[1], ids[3]]
+        _choose(ana, "save", ids, chosen=[ids[3], ids[4]])
+        assert contact_ids(ctx, "ana", selected=True) == [ids[3], ids[4]]
+        # Ids of someone else's contacts, or of contacts not on the page, change nothing.
+        _choose(ana, "save", [*ids[:3], *brunos], chosen=[ids[0], *brunos, ids[4]])
+        assert contact_ids(ctx, "ana", selected=True) == [ids[0], ids[3], ids[4]]
+    assert contact_ids(ctx, "bruno", selected=True) == []
+
+
+def test_deleting_every_imported_contact(ctx: Context) -> None:
+    add_member(ctx)
+    add_member(ctx, "bruno")
+    import_some(ctx, "ana", 7)
+    import_some(ctx, "bruno", 2)
+    with signed_in(ctx) as ana:
+        response = ana.post("/member/contacts/delete")
+        assert response.status_code == 303
+        dashboard = ana.get(response.headers["location"]).text
+        assert "7 imported contacts deleted." in dashboard
+        assert "You have no imported contacts." in ana.get("/member/contacts").text
+    assert contact_ids(ctx, "ana") == []
+    assert len(contact_ids(ctx, "bruno")) == 2

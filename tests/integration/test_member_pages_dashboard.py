@@ -1,0 +1,165 @@
+"""Member pages, following and stopping: each invitation's state, paged; the undo countdown;
+withdrawing within the undo window (the next worker pass sends nothing); revoking a
+consent; another member's invitation out of reach; downloading my data as JSON; the pages
+in the member's language. Over real HTTP, on both engines."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import httpx
+from live_app import live_site
+from member_pages_support import MemberBrowser, add_member, import_some, signed_in
+from pages_site import deliver
+from support import T0, rows, send_invites
+
+from courtois.services.context import Context
+from courtois.store.tables import consents, invitations, messages
+
+UNDO = timedelta(minutes=10)
+
+
+def _withdraw_buttons(page: str) -> list[str]:
+    return re.findall(r'action="/member/invitations/([^/"]+)/withdraw"', page)
+
+
+def _ids_in_order(ctx: Context) -> list[str]:
+    ordered = sorted(rows(ctx, invitations), key=lambda r: (r.created_at, r.id), reverse=True)
+    return [r.id for r in ordered]
+
+
+def _state(ctx: Context, invitation_id: str) -> str:
+    return next(r.state for r in rows(ctx, invitations) if r.id == invitation_id)
+
+
+def test_withdrawing_within_the_undo_window_stops_the_email(ctx: Context) -> None:
+    add_member(ctx)
+    with signed_in(ctx) as ana:
+        send_invites(ana.ctx, "ana", ["bo@example.com", "cy@example.com"], T0)
+        ana.site.clock.advance(minutes=3)
+        page = ana.get("/member/").text
+        assert page.count("7 minutes left to undo") == 2
+        assert page.count("waiting to leave") == 2
+        assert "leaves March 2, 2026, 9:10" in page
+        bo = next(r.id for r in rows(ctx, invitations) if r.address == "bo@example.com")
+        assert bo in _withdraw_buttons(page)
+        response = ana.post(f"/member/invitations/{bo}/withdraw")
+        assert response.status_code == 303
+        after = ana.get(response.headers["location"]).text
+        assert "The invitation is withdrawn: nothing more of it will leave." in after
+        assert bo not in _withdraw_buttons(after)
+        again = ana.get(ana.post(f"/member/invitations/{bo}/withdraw").headers["location"])
+        assert "That invitation was already closed" in again.text
+        sent = deliver(ana.ctx, T0 + UNDO + timedelta(minutes=1))
+    assert _state(ctx, bo) == "withdrawn"
+    assert [mail.outgoing.to for mail in sent] == ["cy@example.com"]
+
+
+def test_revoking_a_consent_withdraws_everything_unsent(ctx: Context) -> None:
+    add_member(ctx)
+    with signed_in(ctx) as ana:
+        answer = send_invites(ana.ctx, "ana", ["bo@example.com", "cy@example.com"], T0)
+        page = ana.get("/member/").text
+        assert f'action="/member/consents/{answer["consent_id"]}/revoke"' in page
+        assert "2 invitations open" in page
+        response = ana.post(f"/member/consents/{answer['consent_id']}/revoke")
+        after = ana.get(response.headers["location"]).text
+        assert "Consent revoked" in after
+        assert "revoked March 2, 2026" in after
+        assert _withdraw_buttons(after) == []
+        twice = ana.get(
+            ana.post(f"/member/consents/{answer['consent_id']}/revoke").headers["location"]
+        )
+        assert "That consent was already revoked." in twice.text
+        sent = deliver(ana.ctx, T0 + UNDO + timedelta(minutes=1))
+    assert sent == []
+    assert {r.state for r in rows(ctx, invitations)} == {"withdrawn"}
+    assert {r.state for r in rows(ctx, messages)} == {"cancelled"}
+    (consent,) = rows(ctx, consents)
+    assert consent.revoked_at == T0
+
+
+def test_another_members_invitation_and_consent_are_out_of_reach(ctx: Context) -> None:
+    add_member(ctx)
+    add_member(ctx, "bruno")
+    with signed_in(ctx) as ana:
+        theirs = send_invites(ana.ctx, "bruno", ["bo@example.com"], T0)
+        invitation_id = theirs["invitations"][0]["id"]
+        for path in (
+            f"/member/invitations/{invitation_id}/withdraw",
+            f"/member/consents/{theirs['consent_id']}/revoke",
+        ):
+            response = ana.post(path)
+            assert response.headers["location"] == "/member/?done=missing"
+        assert invitation_id not in ana.get("/member/").text
+    assert _state(ctx, invitation_id) == "scheduled"
+    assert rows(ctx, consents)[0].revoked_at is None
+
+
+def test_invitations_are_paged_newest_first(ctx: Context) -> None:
+    add_member(ctx)
+    with signed_in(ctx) as ana:
+        for batch in range(3):
+            emails = [f"r{batch}-{i}@example.org" for i in range(10)]
+            send_invites(ana.ctx, "ana", emails, T0 + timedelta(minutes=batch))
+        ordered = _ids_in_order(ctx)
+        first = ana.get("/member/").text
+        assert _withdraw_buttons(first) == ordered[:25]
+        older = re.search(r'href="(/member/\?before=[^"]+)"', first)
+        assert older
+        second = ana.get(older.group(1).replace("&amp;", "&")).text
+        assert _withdraw_buttons(second) == ordered[25:]
+        assert "Older invitations" not in second
+        assert ana.get("/member/?before=nonsense").text.count("/withdraw") == 25
+
+
+def test_download_my_data_as_json(ctx: Context) -> None:
+    add_member(ctx)
+    import_some(ctx, "ana", 2)
+    with signed_in(ctx) as ana:
+        send_invites(ana.ctx, "ana", ["bo@example.com"], T0)
+        page = ana.get("/member/").text
+        assert 'href="/member/export.json"' in page
+        response = ana.get("/member/export.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["content-disposition"] == 'attachment; filename="my-data.json"'
+    assert response.headers["cache-control"] == "no-store"
+    exported = json.loads(response.text)
+    assert exported["member"]["id"] == "ana"
+    assert len(exported["contacts"]) == 2
+    assert [c["recipients"] for c in exported["consents"]] == [1]
+    assert exported["invitations"][0]["email"] == "bo@example.com"
+    assert exported["ledger"]
+
+
+def test_the_pages_speak_the_members_language(ctx: Context) -> None:
+    add_member(ctx, "ana", locale="fr")
+    import_some(ctx, "ana", 2)
+    with signed_in(ctx) as ana:
+        send_invites(ana.ctx, "ana", ["bo@example.com"], T0)
+        page = ana.http.get("/member/", headers={"Accept-Language": "en"}).text
+        contacts = ana.get("/member/contacts").text
+        _switch_to_english(ana)
+        english = ana.get("/member/").text
+    assert '<html lang="fr">' in page
+    assert "Mes invitations" in page
+    assert "10 minutes pour annuler" in page
+    assert "Choisir" in contacts
+    assert '<html lang="en">' in english
+    assert "10 minutes left to undo" in english
+
+
+def _switch_to_english(member: MemberBrowser) -> None:
+    """The platform updates the member's language; the pages follow at once."""
+    add_member(member.ctx, member.member_id, locale="en")
+
+
+def test_signed_out_pages_follow_the_browser(ctx: Context) -> None:
+    with live_site(ctx) as site, httpx.Client(base_url=site.base_url) as http:
+        english = http.get("/member/", headers={"Accept-Language": "en-GB"}).text
+        french = http.get("/member/", headers={"Accept-Language": "fr-FR,fr;q=0.9"}).text
+    assert "Please sign in" in english
+    assert "Veuillez vous connecter" in french

@@ -1,0 +1,109 @@
+"""Member pages, importing: a file upload (vCard here, any format the importers read) with its
+report of counts and of each record left out, where it was and why; a file that is not an
+address book, a file too big and an upload without a file, each refused with nothing
+stored; addresses pasted one per line or separated by commas. Over real HTTP, both engines.
+"""
+
+from __future__ import annotations
+
+import re
+
+from member_pages_support import MemberBrowser, add_member, contact_ids, signed_in
+from support import rows
+
+from courtois.services.context import Context
+from courtois.store.tables import contacts
+
+VCARDS = (
+    b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Bo Berg\r\nEMAIL:bo@example.com\r\nEND:VCARD\r\n"
+    b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:No Mail\r\nTEL:+33 1 23 45 67 89\r\nEND:VCARD\r\n"
+    b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Cy Chen\r\nEMAIL:cy@example.com\r\nEND:VCARD\r\n"
+    b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Bad\r\nEMAIL:bad@@example\r\nEND:VCARD\r\n"
+    b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Me\r\nEMAIL:ana@members.example\r\nEND:VCARD\r\n"
+)
+LIMIT = 4096
+
+
+def _upload(member: MemberBrowser, content: bytes, name: str = "book.vcf") -> str:
+    response = member.http.post(
+        "/member/import/file",
+        data={"csrf": member.csrf(), "format": ""},
+        files={"file": (name, content, "text/vcard")},
+    )
+    return f"{response.status_code} {response.text}"
+
+
+def _cells(html: str) -> list[tuple[str, str]]:
+    """The (where, why) rows of the report's tables."""
+    return re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td></tr>", html)
+
+
+def test_an_uploaded_address_book_is_imported_unselected_with_its_report(ctx: Context) -> None:
+    add_member(ctx)
+    with signed_in(ctx, import_max_bytes=LIMIT) as ana:
+        form = ana.get("/member/import").text
+        assert 'enctype="multipart/form-data"' in form
+        assert 'name="addresses"' in form  # the paste box sits beside the upload
+        answer = _upload(ana, VCARDS)
+    assert answer.startswith("200 ")
+    assert "2 contacts imported." in answer
+    counts = dict(re.findall(r"<tr><th>([^<]+)</th><td>(\d+)</td></tr>", answer))
+    assert counts == {
+        "Records read": "5",
+        "Imported": "2",
+        "Duplicates": "0",
+        "Set aside": "1",
+        "Rejected": "2",
+    }
+    cells = _cells(answer)
+    assert ("card 2", "no address") in cells
+    assert any(where == "card 4" and why.startswith("invalid address") for where, why in cells)
+    assert ("card 5", "your own address") in cells
+    stored = rows(ctx, contacts)
+    assert sorted(r.address for r in stored) == ["bo@example.com", "cy@example.com"]
+    assert not any(r.selected for r in stored)
+
+
+def test_a_file_that_is_no_address_book_is_refused_and_nothing_is_stored(ctx: Context) -> None:
+    add_member(ctx)
+    with signed_in(ctx, import_max_bytes=LIMIT) as ana:
+        unreadable = _upload(ana, b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "photo.png")
+        too_big = _upload(ana, VCARDS * 20)
+        no_file = ana.http.post("/member/import/file", data={"csrf": ana.csrf()}, files={})
+        forged = ana.http.post(
+            "/member/import/file",
+            data={"csrf": "forged"},
+            files={"file": ("book.vcf", VCARDS, "text/vcard")},
+        )
+    assert unreadable.startswith("422 ")
+    assert "could not be read as an address book" in unreadable
+    assert too_big.startswith("413 ")
+    assert "bigger than 4 kB" in too_big
+    assert no_file.status_code == 422
+    assert forged.status_code == 403
+    assert contact_ids(ctx, "ana") == []
+
+
+def test_pasted_addresses_one_per_line_or_comma_separated(ctx: Context) -> None:
+    add_member(ctx)
+    pasted = (
+        "bo@example.com, Cy Chen <cy@example.com>\r\n"
+        "not an address\r\n"
+        "\r\n"
+        "dee@example.com; BO@example.com\r\n"
+    )
+    with signed_in(ctx) as ana:
+        response = ana.post("/member/import/paste", {"addresses": pasted})
+        empty = ana.post("/member/import/paste", {"addresses": "  \r\n "})
+    assert response.status_code == 200
+    assert "3 contacts imported." in response.text
+    cells = _cells(response.text)
+    assert any(where == "line 2" and why.startswith("invalid address") for where, why in cells)
+    assert ("line 4, item 2", "duplicate of line 1, item 1") in cells
+    stored = {r.address: r for r in rows(ctx, contacts)}
+    assert set(stored) == {"bo@example.com", "cy@example.com", "dee@example.com"}
+    assert stored["cy@example.com"].display_name == "Cy Chen"
+    assert stored["cy@example.com"].source == "paste"
+    assert not any(r.selected for r in stored.values())
+    assert empty.status_code == 422
+    assert "paste at least one address" in empty.text

@@ -1,0 +1,212 @@
+"""Member pages, inviting: the preview is the exact email (subject, text, HTML in a sandboxed
+frame, every follow-up, the reminder only if ticked, unticked by default) in the chosen
+language, with its hash; consenting sends `invite` with that hash, the sentence shown, the
+client's address and user agent; a stale preview, a changed choice or an unticked box is
+shown again with nothing sent; a reload sends nothing twice. Over real HTTP, both engines.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from html import unescape
+
+from member_pages_support import (
+    MemberBrowser,
+    add_member,
+    consent_form,
+    contact_ids,
+    import_some,
+    signed_in,
+)
+from support import T0, count, rows
+
+from courtois.services.context import Context
+from courtois.services.members import register_member
+from courtois.services.previews import preview_invitations
+from courtois.store.tables import consents, invitations
+
+NOTE = 'Come & join <us>, "friends"!\nSee you there.'
+
+
+def _choose_first(member: MemberBrowser, how_many: int) -> list[int]:
+    ids = contact_ids(member.ctx, member.member_id)
+    member.post("/member/contacts", {"action": "save", "shown": ids, "chosen": ids[:how_many]})
+    return ids[:how_many]
+
+
+def _preview(member: MemberBrowser, **fields: str) -> str:
+    response = member.post("/member/invite/preview", {"note": "", "locale": "en", **fields})
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def _pre(html: str) -> list[str]:
+    return [unescape(text) for text in re.findall(r"<pre>(.*?)</pre>", html, re.DOTALL)]
+
+
+def _frames(html: str) -> list[str]:
+    return [unescape(doc) for doc in re.findall(r'<iframe sandbox="" srcdoc="([^"]*)"', html)]
+
+
+def test_the_compose_form_has_the_reminder_unticked(ctx: Context) -> None:
+    add_member(ctx)
+    import_some(ctx, "ana", 3)
+    with signed_in(ctx) as ana:
+        assert "You have not chosen anyone to invite." in ana.get("/member/invite").text
+        _choose_first(ana, 2)
+        form = ana.get("/member/invite").text
+    assert "To the 2 people you chose" in form
+    assert "person-000@example.org" in form
+    assert "person-002@example.org" not in form
+    reminder = re.search(r'<input type="checkbox" name="reminders" value="1"[^>]*>', form)
+    assert reminder
+    assert "checked" not in reminder.group(0)
+    assert '<option value="en" selected>' in form
+
+
+def test_the_preview_is_the_exact_email_and_its_hash(ctx: Context) -> None:
+    add_member(ctx)
+    import_some(ctx, "ana", 3)
+    with signed_in(ctx) as ana:
+        expected = preview_invitations(ana.ctx, "ana", 2, NOTE, "fr", 0)
+        _choose_first(ana, 2)
+        response = ana.post("/member/invite/preview", {"note": NOTE, "locale": "fr"})
+    page = response.text
+    assert response.status_code == 200
+    assert f"<strong>{expected.subject}</strong>" in unescape(page)
+    assert _pre(page) == [expected.text]
+    assert _frames(page) == [expected.html]
+    assert f'<code id="preview-hash">{expected.preview_hash}</code>' in page
+    assert "Nothing: someone who does not answer gets no other email" in page
+    form = consent_form(page)
+    assert form["preview_hash"] == expected.preview_hash
+    assert form["consent_text"] == expected.consent_text
+    assert unescape(re.search(r'<span id="consent-text">(.*?)</span>', page).group(1)) == (
+        expected.consent_text
+    )
+    assert form["note"] == NOTE
+    assert form["locale"] == "fr"
+    assert "reminders" not in form
+    assert re.search(
+        r'<input type="checkbox" id="consent" name="consent" value="yes" required>', page
+    )
+    # The email keeps its own look in the frame: its inline styles are allowed by hash only.
+    policy = response.headers["content-security-policy"]
+    assert "'unsafe-hashes'" in policy
+    assert "'unsafe-inline'" not in policy
+    assert "script-src" not in policy
+    assert "default-src 'none'" in policy
+
+
+def test_a_ticked_reminder_is_listed_and_named_in_the_consent(ctx: Context) -> None:
+    add_member(ctx)
+    import_some(ctx, "ana", 2)
+    with signed_in(ctx) as ana:
+        expected = preview_invitations(ana.ctx, "ana", 1, "", "en", 1)
+        _choose_first(ana, 1)
+        page = _preview(ana, reminders="1")
+    assert len(expected.follow_ups) == 1
+    assert _pre(page) == [expected.text, expected.follow_ups[0].text]
+    assert _frames(page) == [expected.html, expected.follow_ups[0].html]
+    assert "one reminder, at least 14 days later" in page
+    form = consent_form(page)
+    assert form["reminders"] == "1"
+    assert form["preview_hash"] == expected.preview_hash
+    assert "one reminder, at least 14 days later" in form["consent_text"]
+
+
+def test_consenting_invites_with_the_hash_the_sentence_and_the_client(ctx: Context) -> None:
+    add_member(ctx)
+    import_some(ctx, "ana", 3)
+    with signed_in(ctx) as ana:
+        chosen = _choose_first(ana, 2)
+        form = consent_form(_preview(ana, note=NOTE))
+        response = ana.post("/member/invite/send", form, headers={"User-Agent": "Member/1.0"})
+        assert response.status_code == 200, response.text
+        again = ana.post("/member/invite/send", form, headers={"User-Agent": "Member/1.0"})
+    assert "Invitations recorded" in response.text
+    assert "person-000@example.org" in response.text
+    assert "Your invitations leave on March 2, 2026, 9:10" in response.text
+    (consent,) = rows(ctx, consents)
+    assert consent.preview_hash == form["preview_hash"]
+    assert consent.text_shown == form["consent_text"]
+    assert consent.ip == "127.0.0.1"
+    assert consent.user_agent == "Member/1.0"
+    assert consent.reminders == 0
+    assert consent.given_at == T0
+    assert sorted(r.state for r in rows(ctx, invitations)) == ["scheduled", "scheduled"]
+    # The choice starts again from nobody; the reload showed the same answer, sent nothing.
+    assert contact_ids(ctx, "ana", selected=True) == []
+    assert set(chosen) <= set(contact_ids(ctx, "ana", selected=False))
+    assert again.status_code == 200
+    assert "Invitations recorded" in again.text
+    assert count(ctx, consents) == 1
+    assert count(ctx, invitations) == 2
+
+
+def test_an_unticked_box_sends_nothing(ctx: Context) -> None:
+    add_member(ctx)
+    import_some(ctx, "ana", 2)
+    with signed_in(ctx) as ana:
+        _choose_first(ana, 1)
+        form = consent_form(_preview(ana))
+        del form["consent"]
+        response = ana.post("/member/invite/send", form)
+    assert response.status_code == 422
+    assert "tick the box to agree" in response.text
+    assert consent_form(response.text)["preview_hash"] == form["preview_hash"]
+    assert count(ctx, consents) == 0
+
+
+def test_a_stale_preview_is_shown_again_instead_of_sending(ctx: Context) -> None:
+    add_member(ctx)
+    import_some(ctx, "ana", 2)
+    with signed_in(ctx) as ana:
+        _choose_first(ana, 1)
+        old = consent_form(_preview(ana))
+        # The member renames themself on the platform: the email would now say another name.
+        register_member(ctx, "ana", "ana@members.example", "Ana Lima-Souza", "en", T0)
+        stale = ana.post("/member/invite/send", old)
+        assert stale.status_code == 409
+        assert count(ctx, consents) == 0
+        assert "The email changed since you saw it, so nothing was sent." in stale.text
+        fresh = consent_form(stale.text)
+        expected = preview_invitations(ana.ctx, "ana", 1, "", "en", 0)
+        assert fresh["preview_hash"] == expected.preview_hash != old["preview_hash"]
+        assert "Ana Lima-Souza" in _pre(stale.text)[0]
+        sent = ana.post("/member/invite/send", fresh)
+    assert sent.status_code == 200
+    (consent,) = rows(ctx, consents)
+    assert consent.preview_hash == expected.preview_hash
+
+
+def test_a_changed_choice_is_shown_again_instead_of_sending(ctx: Context) -> None:
+    add_member(ctx)
+    import_some(ctx, "ana", 3)
+    with signed_in(ctx) as ana:
+        _choose_first(ana, 1)
+        form = consent_form(_preview(ana))
+        _choose_first(ana, 2)  # in another tab, say
+        response = ana.post("/member/invite/send", form)
+    assert response.status_code == 409
+    assert "Whom you chose changed since you saw the preview" in response.text
+    assert "To the 2 people you chose" in response.text
+    assert count(ctx, consents) == 0
+
+
+def test_under_strict_eu_the_member_gets_the_link_and_text_to_send(ctx: Context) -> None:
+    add_member(ctx)
+    import_some(ctx, "ana", 1)
+    policy = replace(ctx.settings.policy, profile="strict-eu")
+    with signed_in(ctx, policy=policy) as ana:
+        _choose_first(ana, 1)
+        response = ana.post("/member/invite/send", consent_form(_preview(ana)))
+    assert response.status_code == 200
+    link = re.search(r"<code>(http://127\.0\.0\.1:\d+/join/[^<]+)</code>", response.text)
+    assert link, response.text
+    share = re.search(r"<textarea id=\"share-[^\"]+\"[^>]*>(.*?)</textarea>", response.text, re.S)
+    assert share
+    assert unescape(link.group(1)) in unescape(share.group(1))
+    assert "to send yourself, with your personal link" in response.text
+    assert [r.state for r in rows(ctx, invitations)] == ["sent"]

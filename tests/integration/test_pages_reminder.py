@@ -1,0 +1,181 @@
+""" "Remind me later" from `/why`: one reminder, on a day the recipient picks (1 to 90 days
+on), which passes the policy like every other message: now (refused under strict-eu,
+postponed by the inbox's quota) and again when the worker sends it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+
+from pages_site import SENT_AT, Site, deliver, invite_and_deliver, ledger_size, serve
+from support import (
+    T0,
+    add_members,
+    all_stored_text,
+    count,
+    invitation,
+    ledger_events,
+    messages_of,
+    rows,
+    send_invites,
+)
+
+from courtois.services.context import Context
+from courtois.services.decisions import expand_verdicts
+from courtois.store.tables import decisions
+
+BO = "bo@example.com"
+ASKED_AT = SENT_AT + timedelta(hours=2)
+TODAY = SENT_AT.date()
+
+
+def _remind(site: Site, token: str, day: date | str) -> tuple[int, str]:
+    response = site.post(f"/why/{token}", data={"action": "remind", "date": str(day)})
+    return response.status_code, response.text
+
+
+def _reminders(ctx: Context, invitation_id: str) -> list[tuple[str, object]]:
+    return [
+        (m.state, m.scheduled_at) for m in messages_of(ctx, invitation_id) if m.kind == "reminder"
+    ]
+
+
+def test_one_reminder_on_the_day_asked(ctx: Context) -> None:
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])  # Ana ticked no reminder
+    (invitation_id,) = mail.ids
+    day = TODAY + timedelta(days=20)
+    due = SENT_AT + timedelta(days=20)  # the day asked, at the hour the invitation arrived
+    with serve(ctx) as site:
+        site.clock.now = ASKED_AT
+        status, done = _remind(site, mail.tokens.why, day)
+        assert status == 200
+        assert "One reminder, on March 22, 2026, and nothing after it." in done
+        assert "later than the day you picked" not in done
+        events, stored = ledger_size(ctx), all_stored_text(ctx)
+        assert _remind(site, mail.tokens.why, day) == (200, done)
+        assert (ledger_size(ctx), all_stored_text(ctx)) == (events, stored)
+        page = site.get(f"/why/{mail.tokens.why}").text
+        assert "We will remind you once, on March 22, 2026." in page
+    assert _reminders(ctx, invitation_id) == [("scheduled", due)]
+    row = invitation(ctx, invitation_id)
+    assert row.remind_at == due
+    assert row.expires_at == due + timedelta(days=30)  # the address waits for the answer
+    (decision,) = rows(ctx, decisions, decisions.c.kind == "reminder")
+    assert (decision.stage, decision.outcome, decision.decided_at) == ("queue", "defer", ASKED_AT)
+    verdicts = {v["rule"]: v["outcome"] for v in expand_verdicts(decision.verdicts)}
+    assert verdicts["reminder-allowed"] == "defer"
+    assert "deny" not in verdicts.values()
+    logged = [p for e, p in ledger_events(ctx) if e == "decision" and p["kind"] == "reminder"]
+    assert [(p["invitation"], p["stage"], p["outcome"]) for p in logged] == [
+        (invitation_id, "queue", "defer")
+    ]
+
+    # The worker decides again when it is due, and sends exactly one reminder.
+    assert deliver(ctx, due - timedelta(minutes=1)) == []
+    (reminder,) = deliver(ctx, due)
+    assert (reminder.outgoing.kind, reminder.outgoing.to, reminder.ids) == (
+        "reminder",
+        BO,
+        (invitation_id,),
+    )
+    with serve(ctx) as site:
+        site.clock.now = due + timedelta(days=1)
+        assert (
+            "You already had the one reminder you asked for."
+            in site.get(f"/why/{reminder.tokens.why}").text
+        )
+        events = ledger_size(ctx)
+        status, again = _remind(site, reminder.tokens.why, TODAY + timedelta(days=30))
+        assert status == 200
+        assert "No further reminder" in again
+        assert ledger_size(ctx) == events
+    assert count(ctx, decisions, decisions.c.kind == "reminder") == 2  # queue, then send
+    assert deliver(ctx, due + timedelta(days=60)) == []
+
+
+def test_a_day_too_soon_for_the_inbox_waits_for_its_quota(ctx: Context) -> None:
+    """One email per 14 days reaches an inbox: a reminder asked for 3 days on goes at 14."""
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    (invitation_id,) = mail.ids
+    with serve(ctx) as site:
+        site.clock.now = ASKED_AT
+        status, done = _remind(site, mail.tokens.why, TODAY + timedelta(days=3))
+    assert status == 200
+    assert "One reminder, on March 16, 2026" in done
+    assert "later than the day you picked (March 5, 2026)" in done
+    assert _reminders(ctx, invitation_id) == [("scheduled", SENT_AT + timedelta(days=14))]
+    assert invitation(ctx, invitation_id).remind_at == SENT_AT + timedelta(days=3)
+    assert deliver(ctx, SENT_AT + timedelta(days=13)) == []
+    assert [d.outgoing.kind for d in deliver(ctx, SENT_AT + timedelta(days=14))] == ["reminder"]
+
+
+def test_a_day_out_of_bounds_changes_nothing(ctx: Context) -> None:
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    before, events = all_stored_text(ctx), ledger_size(ctx)
+    with serve(ctx) as site:
+        site.clock.now = ASKED_AT
+        for day in (TODAY, TODAY + timedelta(days=91), TODAY - timedelta(days=1), "soon", ""):
+            status, text = _remind(site, mail.tokens.why, day)
+            assert status == 400, day
+            assert "Nothing was changed" in text
+        status, text = _remind(site, mail.tokens.why, TODAY + timedelta(days=91))
+        assert "Choose a day between March 3, 2026 and May 31, 2026." in text
+        assert (all_stored_text(ctx), ledger_size(ctx)) == (before, events)
+        # The bounds themselves are accepted.
+        assert _remind(site, mail.tokens.why, TODAY + timedelta(days=90))[0] == 200
+        assert _remind(site, mail.tokens.why, TODAY + timedelta(days=1))[0] == 200
+
+
+def test_the_recipients_day_replaces_the_members_reminder(ctx: Context) -> None:
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO], reminders=1)
+    (invitation_id,) = mail.ids
+    assert _reminders(ctx, invitation_id) == [("scheduled", SENT_AT + timedelta(days=14))]
+    with serve(ctx) as site:
+        site.clock.now = ASKED_AT
+        assert _remind(site, mail.tokens.why, TODAY + timedelta(days=30))[0] == 200
+        # Asking again for another day moves it: still one reminder.
+        assert _remind(site, mail.tokens.why, TODAY + timedelta(days=40))[0] == 200
+    assert sorted(_reminders(ctx, invitation_id), key=str) == sorted(
+        [
+            ("cancelled", SENT_AT + timedelta(days=14)),
+            ("cancelled", SENT_AT + timedelta(days=30)),
+            ("scheduled", SENT_AT + timedelta(days=40)),
+        ],
+        key=str,
+    )
+    sent = [
+        d.outgoing.kind
+        for at in (14, 30, 40, 80)
+        for d in deliver(ctx, SENT_AT + timedelta(days=at))
+    ]
+    assert sent == ["reminder"]
+
+
+def test_strict_eu_refuses_a_reminder(ctx: Context) -> None:
+    """No platform email to non-members at all under strict-eu, asked for or not."""
+    eu = Context(
+        ctx.engine, replace(ctx.settings, policy=replace(ctx.settings.policy, profile="strict-eu"))
+    )
+    add_members(eu)
+    (item,) = send_invites(eu, "ana", [BO], T0)["invitations"]
+    assert item["status"] == "sent"
+    why = item["share_text"].split("/why/", 1)[1].split()[0]
+    with serve(eu) as site:
+        site.clock.now = ASKED_AT
+        page = site.get(f"/why/{why}").text
+        assert 'value="remind"' not in page
+        status, done = _remind(site, why, TODAY + timedelta(days=10))
+    assert status == 200
+    assert "We cannot send you a reminder:" in done
+    assert "Agora sends no email to people who are not members." in done
+    assert messages_of(eu, item["id"]) == []
+    assert invitation(eu, item["id"]).remind_at is None
+    (decision,) = rows(eu, decisions, decisions.c.kind == "reminder")
+    assert decision.outcome == "deny"
+    verdicts = {v["rule"]: v["outcome"] for v in expand_verdicts(decision.verdicts)}
+    assert verdicts["strict-eu-no-email"] == "deny"

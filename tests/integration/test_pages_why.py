@@ -1,0 +1,220 @@
+"""`/why/{token}`: who invited you, when they consented, what is held about you, and each
+choice (not interested, stop this member, stop everyone, forget me) with its effect on the
+store and the ledger, each idempotent; over real HTTP, on both engines, in both languages.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import uuid
+from datetime import timedelta
+
+from pages_site import (
+    EVERY_PAGE,
+    SENT_AT,
+    Site,
+    deliver,
+    invite_and_deliver,
+    ledger_size,
+    serve,
+)
+from sqlalchemy import select
+from support import (
+    T0,
+    add_members,
+    all_stored_text,
+    by_email,
+    invitation,
+    ledger_events,
+    rows,
+    send_invites,
+)
+
+from courtois.domain.contacts import ContactInput
+from courtois.services.contacts import import_contacts
+from courtois.services.context import Context
+from courtois.services.members import register_member
+from courtois.store.tables import recipient_blocks, recipients
+
+BO = "bo@example.com"
+ADDRESS = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
+LATER = SENT_AT + timedelta(hours=3)
+
+
+def _act(site: Site, token: str, action: str, **fields: str) -> str:
+    """Post one choice; it answers 200 with every page header."""
+    response = site.post(f"/why/{token}", data={"action": action, **fields})
+    assert response.status_code == 200, response.text
+    for name, value in EVERY_PAGE.items():
+        assert response.headers[name] == value
+    return response.text
+
+
+def _recipient(ctx: Context) -> object:
+    with ctx.engine.connect() as connection:
+        return connection.execute(
+            select(recipients).where(recipients.c.digest == ctx.digest_email(BO))
+        ).one()
+
+
+def test_the_page_says_who_when_and_what_is_held(ctx: Context) -> None:
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    with serve(ctx) as site:
+        page = site.get(f"/why/{mail.tokens.why}")
+    assert page.status_code == 200
+    for name, value in EVERY_PAGE.items():
+        assert page.headers[name] == value
+    assert "Ana, a member of Agora, chose your address" in page.text
+    assert "on March 2, 2026, 9:00\u202fAM UTC" in page.text  # T0, when Ana consented
+    # The only address on the page is the recipient's own, while the invitation is open.
+    assert set(ADDRESS.findall(page.text)) == {BO}
+    assert "kept only while an invitation to you is open" in page.text
+    for action in ("decline", "remind", "stop-member", "stop-everyone", "forget"):
+        assert f'name="action" value="{action}"' in page.text
+    assert 'id="forget"' in page.text  # the email's "erase your address" link lands here
+    assert "<script" not in page.text.lower()
+    style = page.text.split("<style>", 1)[1].split("</style>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+def test_not_interested_declines_once(ctx: Context) -> None:
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    (ana,) = mail.ids
+    waiting = by_email(send_invites(ctx, "bruno", [BO], SENT_AT + timedelta(hours=1)))[BO]["id"]
+    assert invitation(ctx, waiting).state == "scheduled"
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        done = _act(site, mail.tokens.why, "decline")
+        assert "Invitation declined" in done
+        events, stored = ledger_size(ctx), all_stored_text(ctx)
+        assert _act(site, mail.tokens.why, "decline") == done
+        assert (ledger_size(ctx), all_stored_text(ctx)) == (events, stored)
+        page = site.get(f"/why/{mail.tokens.why}").text
+    row = invitation(ctx, ana)
+    assert (row.state, row.answered_at, row.address) == ("declined", LATER, None)
+    assert invitation(ctx, waiting).state == "declined"
+    moved = [p for e, p in ledger_events(ctx) if e == "invitation.state" and p["to"] == "declined"]
+    assert {(p["invitation"], p["from"]) for p in moved} == {(ana, "sent"), (waiting, "scheduled")}
+    assert {p["reason"] for p in moved} == {"the recipient is not interested"}
+    # Nothing open any more: the page shows the digest, no address at all.
+    assert ADDRESS.findall(page) == []
+    assert ctx.digest_email(BO) in page
+    assert 'value="decline"' not in page
+
+
+def test_stop_one_member_of_a_digest(ctx: Context) -> None:
+    add_members(ctx)
+    send_invites(ctx, "ana", [BO], T0)
+    bruno = by_email(send_invites(ctx, "bruno", [BO], T0))[BO]["id"]
+    (mail,) = deliver(ctx)
+    assert mail.outgoing.kind == "digest"
+    assert len(mail.ids) == 2
+    digest = ctx.digest_email(BO)
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        page = site.get(f"/why/{mail.tokens.why}").text
+        assert "Ana" in page
+        assert "Bruno" in page
+        assert f'name="invitation" value="{bruno}"' in page
+        done = _act(site, mail.tokens.why, "stop-member", invitation=bruno)
+        assert "You will get no more emails from Bruno through Agora." in done
+        events, stored = ledger_size(ctx), all_stored_text(ctx)
+        assert _act(site, mail.tokens.why, "stop-member", invitation=bruno) == done
+        assert (ledger_size(ctx), all_stored_text(ctx)) == (events, stored)
+        stranger = site.post(
+            f"/why/{mail.tokens.why}",
+            data={"action": "stop-member", "invitation": str(uuid.uuid4())},
+        )
+        assert stranger.status_code == 400
+        assert (ledger_size(ctx), all_stored_text(ctx)) == (events, stored)
+    blocks = rows(ctx, recipient_blocks)
+    assert [(b.recipient_digest, b.member_id, b.at) for b in blocks] == [(digest, "bruno", LATER)]
+    assert _recipient(ctx).unsubscribed_at is None  # Ana may still write
+    stopped = [p for e, p in ledger_events(ctx) if e == "recipient.unsubscribed"]
+    assert stopped == [{"recipient": digest, "from": "bruno"}]
+
+
+def test_stop_everyone(ctx: Context) -> None:
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        done = _act(site, mail.tokens.why, "stop-everyone")
+        assert "Agora will send you no more emails, from any member." in done
+        events = ledger_size(ctx)
+        assert _act(site, mail.tokens.why, "stop-everyone") == done
+        assert ledger_size(ctx) == events
+        page = site.get(f"/why/{mail.tokens.why}").text
+    assert _recipient(ctx).unsubscribed_at == LATER
+    stopped = [p for e, p in ledger_events(ctx) if e == "recipient.unsubscribed"]
+    assert stopped == [{"recipient": ctx.digest_email(BO), "from": "everyone"}]
+    assert "You stopped all emails from Agora on March 2, 2026." in page
+    assert 'value="stop-everyone"' not in page
+    assert ADDRESS.findall(page) == []  # an opt-out keeps only the digest
+
+
+def test_forget_me_leaves_only_the_digest(ctx: Context) -> None:
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    import_contacts(ctx, "bruno", [ContactInput(BO, "Bo Berg")], "csv", SENT_AT)
+    assert BO in all_stored_text(ctx)
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        before = site.get(f"/why/{mail.tokens.why}").text
+        assert "in the contacts of 1 member" in before
+        done = _act(site, mail.tokens.why, "forget")
+        assert "Your address is forgotten" in done
+        events, stored = ledger_size(ctx), all_stored_text(ctx)
+        assert _act(site, mail.tokens.why, "forget") == done
+        assert (ledger_size(ctx), all_stored_text(ctx)) == (events, stored)
+        page = site.get(f"/why/{mail.tokens.why}").text
+    assert BO not in all_stored_text(ctx)
+    assert "bo berg" not in all_stored_text(ctx)
+    recipient = _recipient(ctx)
+    assert (recipient.forgotten_at, recipient.unsubscribed_at) == (LATER, LATER)
+    assert [p for e, p in ledger_events(ctx) if e == "recipient.forgotten"] == [
+        {"recipient": ctx.digest_email(BO)}
+    ]
+    assert ADDRESS.findall(page) == []
+    assert ctx.digest_email(BO) in page
+    assert "You asked us to forget your address on March 2, 2026." in page
+
+
+def test_names_are_escaped(ctx: Context) -> None:
+    register_member(ctx, "zoe", "zoe@example.com", '<b onclick="x">Zoé</b> & co', "en", T0)
+    (mail,) = invite_and_deliver(ctx, "zoe", [BO])
+    with serve(ctx) as site:
+        page = site.get(f"/why/{mail.tokens.why}").text
+    assert "&lt;b onclick=&#34;x&#34;&gt;Zoé&lt;/b&gt; &amp; co" in page
+    assert "<b onclick" not in page
+
+
+def test_french_from_the_invitation_then_the_browser(ctx: Context) -> None:
+    register_member(ctx, "lea", "lea@example.com", "Léa", "fr", T0)
+    add_members(ctx)
+    (french,) = invite_and_deliver(ctx, "lea", [BO])
+    (english,) = invite_and_deliver(ctx, "ana", ["cy@example.com"], now=T0 + timedelta(days=1))
+    with serve(ctx) as site:
+        # The invitation's language wins over the browser's.
+        page = site.get(f"/why/{french.tokens.why}", headers={"Accept-Language": "en"})
+        assert '<html lang="fr">' in page.text
+        assert "Pourquoi vous avez reçu cet e-mail" in page.text
+        assert "le 2 mars 2026" in page.text
+        page = site.get(f"/why/{english.tokens.why}", headers={"Accept-Language": "fr"})
+        assert '<html lang="en">' in page.text
+        stop = site.get(f"/u/{french.tokens.unsubscribe}")
+        assert "Arrêter les e-mails envoyés par Agora" in stop.text
+        done = site.post(f"/why/{french.tokens.why}", data={"action": "stop-everyone"})
+        assert "Agora ne vous enverra plus aucun e-mail" in done.text
+        # Without an invitation (a bad link), the browser's language, else English.
+        french_404 = site.get("/why/nope", headers={"Accept-Language": "de, fr-CA;q=0.8, en;q=0.5"})
+        assert '<html lang="fr">' in french_404.text
+        assert "Ce lien n'est pas valide" in french_404.text
+        assert '<html lang="en">' in site.get("/why/nope", headers={"Accept-Language": "de"}).text
+        assert '<html lang="en">' in site.get("/why/nope").text
