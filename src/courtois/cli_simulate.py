@@ -44,7 +44,7 @@ def simulate_command(
         Path,
         typer.Option(
             "--config",
-            help="A courtois.toml whose [policy] is the policy to try (keys it leaves out "
+            help="A courtois.toml whose \\[policy] is the policy to try (keys it leaves out "
             "take their defaults; COURTOIS_POLICY_* variables are not applied to it).",
             show_default=False,
         ),

@@ -53,6 +53,11 @@ DAY = 60 * 24
 # long ones across the 14-day and 90-day windows, reminders and expiry.
 PAUSES = (1, 9, 11, 30, 60, DAY, 3 * DAY, 13 * DAY, 15 * DAY, 40 * DAY)
 
+# Caps small enough for a few members to reach them, and rates that a few answers and one
+# complaint move: the feedback of sends on the senders' facts is exercised, not skirted.
+POLICY = PolicyConfig(
+    sender_daily_cap=3, sender_weekly_cap=6, sender_min_sample=3, complaint_min_denominator=20
+)
 _FOLDER = Path(tempfile.mkdtemp(prefix="courtois-simulate-"))
 _TEMPLATE = _FOLDER / "template.db"
 
@@ -90,7 +95,7 @@ SCENARIO = st.lists(
 
 @contextmanager
 def fresh_store() -> Iterator[Context]:
-    """A migrated SQLite file (copied from one migrated once) with the default policy."""
+    """A migrated SQLite file (copied from one migrated once) under POLICY."""
     if not _TEMPLATE.exists():
         engine = make_engine(f"sqlite:///{_TEMPLATE}")
         migrate(engine)
@@ -101,7 +106,7 @@ def fresh_store() -> Iterator[Context]:
     shutil.copy(_TEMPLATE, folder / "courtois.db")
     engine = make_engine(f"sqlite:///{folder / 'courtois.db'}")
     try:
-        yield Context(engine, Settings(secret_key=SECRET, platform_name="Agora"))
+        yield Context(engine, Settings(secret_key=SECRET, platform_name="Agora", policy=POLICY))
     finally:
         engine.dispose()
         shutil.rmtree(folder, ignore_errors=True)

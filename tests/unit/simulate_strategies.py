@@ -38,10 +38,12 @@ _STEP = st.one_of(
 
 
 @st.composite
-def histories(draw: st.DrawFn, max_steps: int = 40) -> list[ev.Event]:
+def histories(draw: st.DrawFn, min_steps: int = 10, max_steps: int = 60) -> list[ev.Event]:
     """Requests, member and recipient acts at random times; the worker is left to the
     replay (continuous, or at its due times)."""
-    steps = draw(st.lists(st.tuples(st.sampled_from(MINUTES), _STEP), max_size=max_steps))
+    steps = draw(
+        st.lists(st.tuples(st.sampled_from(MINUTES), _STEP), min_size=min_steps, max_size=max_steps)
+    )
     history = History()
     invitations: list[str] = []
     now = T0

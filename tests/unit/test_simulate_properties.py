@@ -42,7 +42,7 @@ from courtois.simulation.world import Message, Recipient
 
 RANK = {Outcome.DENY: 0, Outcome.DEFER: 1, Outcome.ALLOW: 2}
 NOW = T0 + 100 * DAY
-SLOW = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SLOW = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 offsets = st.integers(-200 * 24 * 60, 200 * 24 * 60).map(lambda m: NOW + timedelta(minutes=m))
 past = st.integers(0, 7 * 24 * 60).map(lambda m: NOW - timedelta(minutes=m))
@@ -94,7 +94,7 @@ def situations(draw: st.DrawFn) -> tuple[Candidate, Facts]:
     return candidate, Facts(PolicyConfig(), recipient, sender, invitation)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(situation=situations(), pair=tightenings())
 def test_on_the_same_facts_a_stricter_policy_never_decides_more_permissively(
     situation: tuple[Candidate, Facts], pair: tuple[PolicyConfig, PolicyConfig]

@@ -19,18 +19,18 @@ from courtois.domain.members import SUPPORTED_LOCALES
 DOMAIN = "courtois"
 
 
-def catalogue_source(locale: str) -> bytes:
-    """The `.po` file of one supported language, as packaged."""
+def catalogue_source(locale: str, domain: str = DOMAIN) -> bytes:
+    """The `.po` file of one supported language and domain (the emails' by default)."""
     if locale not in SUPPORTED_LOCALES:
         raise ValueError(f"No catalogue for locale {locale!r}.")
-    return files("courtois").joinpath("locale", locale, "LC_MESSAGES", f"{DOMAIN}.po").read_bytes()
+    return files("courtois").joinpath("locale", locale, "LC_MESSAGES", f"{domain}.po").read_bytes()
 
 
 @cache
-def translations(locale: str) -> Translations:
+def translations(locale: str, domain: str = DOMAIN) -> Translations:
     """The compiled catalogue of one language (fuzzy entries left out, as msgfmt does)."""
-    catalog = read_po(BytesIO(catalogue_source(locale)), locale=locale, domain=DOMAIN)
+    catalog = read_po(BytesIO(catalogue_source(locale, domain)), locale=locale, domain=domain)
     compiled = BytesIO()
     write_mo(compiled, catalog, use_fuzzy=False)
     compiled.seek(0)
-    return Translations(compiled, domain=DOMAIN)
+    return Translations(compiled, domain=domain)

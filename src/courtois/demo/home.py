@@ -14,6 +14,7 @@ from courtois.demo.routes import app_routes
 from courtois.demo.seed import MEMBER, DemoMember
 from courtois.services.contacts import list_contacts
 from courtois.services.context import Context
+from courtois.tokens import Scope, make_token
 from courtois.web.outbox import page
 
 
@@ -38,6 +39,10 @@ def demo_router(info: DemoInfo, redirect_root: bool) -> APIRouter:
     def demo_home(request: Request) -> HTMLResponse:
         routes = app_routes(list(request.app.routes))
         settings = info.ctx.settings
+        sign_in = ""
+        if any(line.path.startswith("/member/sign-in/") for line in routes):
+            token = make_token(settings.token_secrets, Scope.MEMBER, info.member.id)
+            sign_in = f"{settings.base_url.rstrip('/')}/member/sign-in/{token}"
         return page(
             "index.html",
             info=info,
@@ -46,6 +51,7 @@ def demo_router(info: DemoInfo, redirect_root: bool) -> APIRouter:
             routes=routes,
             has_api=any(line.path.startswith("/v1/") for line in routes),
             base=settings.base_url.rstrip("/"),
+            sign_in=sign_in,
         )
 
     if redirect_root:

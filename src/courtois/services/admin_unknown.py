@@ -9,7 +9,6 @@ delivered). Each change goes through the state machines and into the ledger.
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,9 +23,10 @@ from courtois.domain.invitations import InvitationState
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.services.context import Context
 from courtois.services.locks import lock_recipients
-from courtois.services.transitions import move_invitations, scheduled_message, set_messages
+from courtois.services.send_outcomes import schedule_reminders
+from courtois.services.transitions import move_invitations, set_messages
 from courtois.services.unit_of_work import UnitOfWork
-from courtois.store.tables import consents, invitations, messages
+from courtois.store.tables import invitations, messages
 
 LISTED = 200
 MAX_AT_ONCE = 500
@@ -188,7 +188,7 @@ def _delivered(uow: UnitOfWork, ctx: Context, rows: Sequence[Any]) -> int:
             SENT_REASON,
             extra={"sent_at": instant, "expires_at": instant + expiry},
         )
-        _schedule_reminders(uow, sent, instant + ctx.settings.policy.reminder_interval)
+        schedule_reminders(uow, sent, instant + ctx.settings.policy.reminder_interval, uow.now)
         moved += len(sent)
     return moved
 
@@ -215,31 +215,3 @@ def _not_delivered(uow: UnitOfWork, rows: Sequence[Any]) -> int:
             FAILED_REASON,
         )
     )
-
-
-def _schedule_reminders(uow: UnitOfWork, invitation_ids: list[str], at: datetime) -> None:
-    """The one reminder each member ticked, as the worker schedules it after a first email
-    was accepted; the policy decides again when it falls due."""
-    if not invitation_ids:
-        return
-    rows = uow.conn.execute(
-        select(invitations.c.id, invitations.c.member_id, invitations.c.recipient_digest)
-        .join(consents, consents.c.id == invitations.c.consent_id)
-        .where(invitations.c.id.in_(invitation_ids), consents.c.reminders >= 1)
-    ).all()
-    if rows:
-        uow.conn.execute(
-            messages.insert(),
-            [
-                scheduled_message(
-                    str(uuid.uuid4()),
-                    r.id,
-                    r.member_id,
-                    r.recipient_digest,
-                    MessageKind.REMINDER,
-                    at,
-                    uow.now,
-                )
-                for r in rows
-            ],
-        )

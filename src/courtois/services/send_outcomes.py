@@ -147,7 +147,7 @@ def _sent(uow: UnitOfWork, ctx: Context, claims: Sequence[Claim], now: datetime)
         "sent",
         extra={"sent_at": now, "expires_at": now + timedelta(days=policy.invitation_expiry_days)},
     )
-    _schedule_reminders(uow, moved, now, policy.reminder_interval)
+    schedule_reminders(uow, moved, now + policy.reminder_interval, now)
 
 
 def _failed(uow: UnitOfWork, claim: Claim, delivery: Delivery, why: str, dead: bool) -> None:
@@ -175,11 +175,12 @@ def _fail_claim(
     )
 
 
-def _schedule_reminders(
-    uow: UnitOfWork, invitation_ids: list[str], now: datetime, interval: timedelta
+def schedule_reminders(
+    uow: UnitOfWork, invitation_ids: list[str], at: datetime, now: datetime
 ) -> None:
-    """The one reminder a member ticked, scheduled now so it shows; the policy decides again
-    when it is due."""
+    """The one reminder a member ticked, for `at`, scheduled once the first email left so
+    that it shows; the policy decides again when it is due. Only invitations whose consent
+    ticked the reminder get one."""
     if not invitation_ids:
         return
     rows = uow.conn.execute(
@@ -197,7 +198,7 @@ def _schedule_reminders(
                     r.member_id,
                     r.recipient_digest,
                     MessageKind.REMINDER,
-                    now + interval,
+                    at,
                     now,
                 )
                 for r in rows

@@ -7,14 +7,9 @@ compiled in memory on first use: there is no `.mo` file to forget to rebuild.
 
 from __future__ import annotations
 
-from functools import cache
-from importlib.resources import files
-from io import BytesIO
-
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from babel.support import Translations
 
+from courtois.delivery import i18n as emails
 from courtois.domain.members import SUPPORTED_LOCALES
 
 DOMAIN = "pages"
@@ -23,19 +18,12 @@ DEFAULT_LOCALE = "en"
 
 def catalogue_source(locale: str) -> bytes:
     """The packaged `pages.po` of one supported language."""
-    if locale not in SUPPORTED_LOCALES:
-        raise ValueError(f"No catalogue for locale {locale!r}.")
-    return files("courtois").joinpath("locale", locale, "LC_MESSAGES", f"{DOMAIN}.po").read_bytes()
+    return emails.catalogue_source(locale, DOMAIN)
 
 
-@cache
 def translations(locale: str) -> Translations:
-    """One language's compiled catalogue (fuzzy entries left out, as msgfmt does)."""
-    catalog = read_po(BytesIO(catalogue_source(locale)), locale=locale, domain=DOMAIN)
-    compiled = BytesIO()
-    write_mo(compiled, catalog, use_fuzzy=False)
-    compiled.seek(0)
-    return Translations(compiled, domain=DOMAIN)
+    """One language's compiled catalogue of the pages (compiled once, like the emails')."""
+    return emails.translations(locale, DOMAIN)
 
 
 def _primary(tag: str) -> str:
