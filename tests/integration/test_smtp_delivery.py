@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from smtp_server import FaultyHandler, free_port, smtp_server
 from sqlalchemy import select
 
@@ -145,3 +146,25 @@ def test_a_slow_server_is_served_over_several_connections(ctx: Context) -> None:
     assert report.sent == 8
     # One connection would need 8 x 0.4 s; four share the wait.
     assert elapsed < 8 * 0.4
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_no_such_user_is_dead_at_rcpt_and_not_after_data(ctx: Context, pipelining: bool) -> None:
+    """The same bare words ("550 No such user here", no X.1 code) prove a dead address when
+    they answer RCPT TO, and are a content filter's when they answer the end of DATA."""
+    ids = invite_all(ctx, ["gone@example.org", "filtered@example.org"])
+    handler = FaultyHandler(
+        rcpt_replies={"gone@example.org": "550 No such user here"},
+        data_replies={"filtered@example.org": "550 No such user here"},
+        pipelining=pipelining,
+    )
+    with smtp_server(handler) as url:
+        report = run_pass(ctx, DUE, transport(url))
+    assert report.failed == 2
+    with ctx.engine.connect() as connection:
+        suppressed = dict(
+            connection.execute(select(recipients.c.digest, recipients.c.suppressed_reason)).all()
+        )
+    assert suppressed[ctx.digest_email("gone@example.org")] == "hard-bounce"
+    assert suppressed[ctx.digest_email("filtered@example.org")] is None
+    assert state_of(ctx, ids["filtered@example.org"]) == ("failed", "bounced")

@@ -29,17 +29,19 @@ async def transaction(client: aiosmtplib.SMTP, outgoing: Outgoing) -> Delivery:
         reason = "the server does not accept international addresses (SMTPUTF8)"
         return Delivery(SendResult.PERMANENT, 0, reason)
     options, encoding = (["SMTPUTF8"], "utf-8") if international else ([], "ascii")
+    command = "MAIL"
     try:
         await client.mail(outgoing.envelope_from, options=options, encoding=encoding)
+        command = "RCPT"
         await client.rcpt(outgoing.to, encoding=encoding)
     except aiosmtplib.SMTPResponseException as error:
-        return refused(error.code, error.message)
+        return refused(error.code, error.message, command)
     except (aiosmtplib.SMTPException, OSError, ValueError) as error:
         return Delivery(SendResult.TEMPORARY, 0, f"before data: {error}"[:200])
     try:
         response = await client.data(outgoing.raw)
     except aiosmtplib.SMTPResponseException as error:
-        return Delivery(classify(error.code), error.code, error.message[:200])
+        return Delivery(classify(error.code), error.code, error.message[:200], "DATA")
     except (aiosmtplib.SMTPException, OSError) as error:
         # The body may have reached the server: never resend on a guess.
         return Delivery(SendResult.UNKNOWN, 0, f"during data: {error}"[:200])

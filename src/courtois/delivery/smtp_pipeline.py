@@ -26,6 +26,7 @@ from courtois.delivery.transport import Delivery, SendResult
 MAX_REPLY_LINE = 2048
 # What MAIL, RCPT and DATA must answer for the body to follow (aiosmtplib's rule too).
 _WANTED = ({250}, {250, 251}, {354})
+_COMMANDS = ("MAIL", "RCPT", "DATA")
 
 
 class ConnectionBroken(Exception):
@@ -197,11 +198,16 @@ async def send_pipelined(
         except ConnectionBroken as error:
             work.retry(index, f"before data: {error}")
             return False
-        unexpected = [r for r, wanted in zip(replies, _WANTED, strict=True) if r.code not in wanted]
+        unexpected = [
+            (reply, command)
+            for reply, wanted, command in zip(replies, _WANTED, _COMMANDS, strict=True)
+            if reply.code not in wanted
+        ]
         if not unexpected:
             pending = index
             continue
-        work.done(index, refused(unexpected[0].code, unexpected[0].text))
+        first, command = unexpected[0]
+        work.done(index, refused(first.code, first.text, command))
         if replies[2].code == 354:
             # The server wants a body for an envelope it refused in part: hang up rather
             # than send one.
@@ -228,7 +234,7 @@ async def _settle(
         if started is not None:
             work.retry(started, f"before data: {error}")
         return False
-    work.done(sent, Delivery(classify(answer.code), answer.code, answer.text[:200]))
+    work.done(sent, Delivery(classify(answer.code), answer.code, answer.text[:200], "DATA"))
     return True
 
 

@@ -41,13 +41,13 @@ def classify(code: int) -> SendResult:
     return SendResult.PERMANENT
 
 
-def refused(code: int, text: str) -> Delivery:
-    """A refusal of MAIL, RCPT or DATA: nothing of the message left, so it is never
-    `accepted`, whatever odd code the server used."""
+def refused(code: int, text: str, command: str) -> Delivery:
+    """A refusal of MAIL, RCPT or DATA (`command`): nothing of the message left, so it is
+    never `accepted`, whatever odd code the server used."""
     result = classify(code)
     if result is SendResult.ACCEPTED or code < 400:
         result = SendResult.TEMPORARY
-    return Delivery(result, code, text[:200])
+    return Delivery(result, code, text[:200], command)
 
 
 def domain_of(outgoing: Outgoing) -> str:

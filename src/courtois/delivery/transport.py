@@ -44,6 +44,9 @@ class Delivery:
     result: SendResult
     code: int = 0
     reply: str = ""
+    # The SMTP command the reply answered ("MAIL", "RCPT", "DATA") when it was a refusal:
+    # a "no such user" at RCPT proves a dead address, the same words after DATA do not.
+    command: str = ""
 
 
 class Transport(Protocol):

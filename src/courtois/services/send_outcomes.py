@@ -44,7 +44,7 @@ def is_dead_address(delivery: Delivery) -> bool:
     if delivery.code < 500:
         return False
     diagnostic = f"{delivery.code} {delivery.reply}"
-    return is_hard(effective_status("", diagnostic), diagnostic)
+    return is_hard(effective_status("", diagnostic), diagnostic, command=delivery.command)
 
 
 def record_outcomes(
