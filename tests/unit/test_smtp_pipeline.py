@@ -112,7 +112,9 @@ def test_an_international_address_needs_the_server_to_offer_smtputf8() -> None:
     ],
 )
 def test_a_refused_envelope_is_never_accepted(code: int, result: SendResult) -> None:
-    assert refused(code, "text").result is result
+    delivery = refused(code, "text", "RCPT")
+    assert delivery.result is result
+    assert delivery.command == "RCPT"  # the classifier judges "no such user" by it
 
 
 def test_the_final_reply_means_what_it_says() -> None:
