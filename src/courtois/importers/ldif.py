@@ -82,6 +82,8 @@ class _Entry:
         )
         for email, beside in self.emails:
             yield ContactInput(email, name or tidy_name(beside), where)
+        if self.problem:
+            yield RecordProblem(where, self.problem)  # an unreadable address beside good ones
 
 
 def _value(line: str, colon: int) -> str:

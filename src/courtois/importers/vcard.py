@@ -76,6 +76,10 @@ class _Card:
         name = self.fn or self.n
         for email, beside in self.emails:
             yield ContactInput(email, name or tidy_name(beside), where)
+        if self.problem:
+            # An address of this card that could not be read: reported beside the good ones,
+            # so nobody goes missing without a word.
+            yield RecordProblem(where, self.problem)
 
 
 def read_vcards(stream: BinaryIO) -> Iterator[ContactInput | RecordProblem]:
