@@ -8,7 +8,6 @@ PostgreSQL), with a clock the test moves by hand.
 from __future__ import annotations
 
 import dataclasses
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from smtp_server import free_port
 
 from conftest import T0
 from courtois.services.context import Context
@@ -42,16 +42,11 @@ class HandClock:
         return self.now
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
-def served(app: FastAPI) -> Iterator[str]:
-    """Run `app` with uvicorn on a free port until the block ends; yields its base URL."""
-    port = free_port()
+def served(app: FastAPI, port: int | None = None) -> Iterator[str]:
+    """Run `app` with uvicorn on `port` (a free one by default) until the block ends;
+    yields its base URL."""
+    port = port or free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from smtp_server import free_port
 
 MKCOL_ADDRESSBOOK = """<?xml version="1.0" encoding="utf-8"?>
 <d:mkcol xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:carddav">
@@ -20,12 +20,6 @@ MKCOL_ADDRESSBOOK = """<?xml version="1.0" encoding="utf-8"?>
     <d:displayname>{name}</d:displayname>
   </d:prop></d:set>
 </d:mkcol>"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

@@ -35,6 +35,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from smtp_server import free_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 # "<seconds>.<micro> <tag> <command>", as rawlog_dir writes each line a client sent.
@@ -42,12 +43,6 @@ RAWLOG_LINE = re.compile(r"^(?:\d+\.\d+ )?\S+ (.+)$")
 INSTALL_HINT = (
     "Dovecot is needed for the IMAP tests: apt-get install dovecot-imapd (.ci/run installs it)"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)

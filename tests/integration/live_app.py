@@ -9,35 +9,20 @@ fixtures on it.
 from __future__ import annotations
 
 import dataclasses
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pytest
-import uvicorn
-from api_support import free_port
+from api_support import HandClock, free_port, served
 
 from conftest import T0
 from courtois.services.context import Context
 from courtois.web.app import create_app
 
-
-class Clock:
-    """The app's clock: stands still until the test moves it."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        """Move forward by a timedelta's keyword arguments; returns the new instant."""
-        self.now = self.now + timedelta(**delta)
-        return self.now
+# The app's clock, standing still until the test moves it.
+Clock = HandClock
 
 
 @dataclasses.dataclass
@@ -64,27 +49,8 @@ def live_site(ctx: Context, now: datetime = T0, **settings: Any) -> Iterator[Liv
         settings=dataclasses.replace(ctx.settings, **{"base_url": base_url, **settings}),
     )
     clock = Clock(now)
-    config = uvicorn.Config(
-        create_app(context, clock),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
+    with served(create_app(context, clock), port):
         yield LiveSite(context, clock, base_url)
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 # Browser tests gain nothing from PostgreSQL (the HTTP tests cover both engines): mark a

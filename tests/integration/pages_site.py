@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,8 +14,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import httpx
-import uvicorn
-from smtp_server import free_port
+from api_support import served
 from sqlalchemy import func, select
 from support import T0, send_invites
 
@@ -69,29 +66,11 @@ class Site:
 def serve(ctx: Context, clock: Clock | None = None) -> Iterator[Site]:
     """Run the whole app on uvicorn until the block ends."""
     clock = clock or Clock()
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(ctx, clock),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the server did not start")
-        time.sleep(0.01)
-    try:
-        with httpx.Client(follow_redirects=False, timeout=10) as client:
-            yield Site(f"http://127.0.0.1:{port}", clock, client)
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with (
+        served(create_app(ctx, clock)) as base,
+        httpx.Client(follow_redirects=False, timeout=10) as client,
+    ):
+        yield Site(base, clock, client)
 
 
 @dataclass

@@ -8,7 +8,6 @@ moment it passes the limit, so an endless body costs the server nothing it keeps
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Literal
 
@@ -22,6 +21,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from courtois.domain.contacts import ContactInput
 from courtois.domain.errors import InvalidInput
+from courtois.importers import FORMATS
 from courtois.services.contacts import MAX_CONTACTS_PER_IMPORT, ImportReport, import_contacts
 from courtois.services.context import Context
 from courtois.services.imports import import_file
@@ -36,11 +36,10 @@ from courtois.web.api.common import (
 from courtois.web.deps import Ctx, Now
 from courtois.web.idempotency import Answer, once
 from courtois.web.problems import Problem, responses
+from courtois.web.uploads import FRAMING, TooBig, bounded, declared_too_big
 
 router = v1_router("contacts")
 
-# Room for the multipart boundaries and part headers around the file itself.
-FRAMING = 64 * 1024
 FileFormat = Literal["vcard", "csv", "ldif"]
 
 
@@ -88,7 +87,7 @@ UPLOAD_SCHEMA = {
         },
         "format": {
             "type": "string",
-            "enum": ["vcard", "csv", "ldif"],
+            "enum": list(FORMATS),
             "description": "The file's format; detected from its first bytes when absent.",
         },
     },
@@ -113,28 +112,9 @@ def _too_big(limit: int) -> Problem:
     )
 
 
-class _TooBig(MultiPartException):
-    """The body passed its allowance while streaming. A MultiPartException, so that the
-    form parser deletes the parts it spooled before letting it through."""
-
-    def __init__(self) -> None:
-        super().__init__("too big")
-
-
 def _check_declared_length(request: Request, allowance: int, limit: int) -> None:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > allowance:
+    if declared_too_big(request, allowance):
         raise _too_big(limit)
-
-
-async def _bounded(request: Request, allowance: int) -> AsyncGenerator[bytes, None]:
-    """The request body, refused the moment it passes `allowance` bytes."""
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > allowance:
-            raise _TooBig
-        yield chunk
 
 
 @router.post(
@@ -163,8 +143,8 @@ async def import_address_book(
     if media_type == "application/json" or media_type.endswith("+json"):
         _check_declared_length(request, limit, limit)
         try:
-            body = b"".join([chunk async for chunk in _bounded(request, limit)])
-        except _TooBig:
+            body = b"".join([chunk async for chunk in bounded(request, limit)])
+        except TooBig:
             raise _too_big(limit) from None
         try:
             parsed = ImportIn.model_validate_json(body)
@@ -182,10 +162,10 @@ async def import_address_book(
 async def _receive_upload(request: Request, limit: int) -> tuple[UploadFile, str | None]:
     """The uploaded file (spooled to disk past 1 MiB) and the format named, if any."""
     _check_declared_length(request, limit + FRAMING, limit)
-    parser = MultiPartParser(request.headers, _bounded(request, limit + FRAMING), max_files=1)
+    parser = MultiPartParser(request.headers, bounded(request, limit + FRAMING), max_files=1)
     try:
         form = await parser.parse()
-    except _TooBig:
+    except TooBig:
         raise _too_big(limit) from None
     except MultiPartException as error:
         raise Problem(422, "invalid-upload", f"The upload is not valid: {error.message}") from None
@@ -194,7 +174,7 @@ async def _receive_upload(request: Request, limit: int) -> tuple[UploadFile, str
     if not isinstance(upload, UploadFile):
         await form.close()
         raise Problem(422, "invalid-upload", 'The upload has no file in the "file" field.')
-    if file_format is not None and file_format not in ("vcard", "csv", "ldif"):
+    if file_format is not None and file_format not in FORMATS:
         await form.close()
         raise Problem(422, "invalid-upload", 'The "format" field is one of vcard, csv or ldif.')
     if upload.size is not None and upload.size > limit:

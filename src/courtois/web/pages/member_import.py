@@ -9,7 +9,7 @@ not imported, where it was and why. Everything arrives unselected (invariant 1).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import Iterator
 from email.utils import parseaddr
 from typing import Any
 
@@ -22,6 +22,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from courtois.domain.contacts import ContactInput
 from courtois.domain.errors import InvalidInput
+from courtois.importers import FORMATS
 from courtois.services.contacts import ImportReport, import_contacts
 from courtois.services.imports import import_file
 from courtois.web.deps import Ctx, Now
@@ -35,21 +36,11 @@ from courtois.web.pages.member_render import (
     signed_in,
 )
 from courtois.web.pages.member_session import CSRF_FIELD, from_this_site, valid_csrf
+from courtois.web.uploads import FRAMING, TooBig, bounded, declared_too_big
 
 router = APIRouter(include_in_schema=False)
 
-# Room for the multipart boundaries and the form's small fields around the file.
-FRAMING = 64 * 1024
-FORMATS = ("vcard", "csv", "ldif")
 _SEPARATORS = re.compile(r"[,;]")
-
-
-class _TooBig(MultiPartException):
-    """Past the allowance while streaming; a MultiPartException so that the parser removes
-    what it spooled."""
-
-    def __init__(self) -> None:
-        super().__init__("too big")
 
 
 def size_words(size: int, locale: str) -> str:
@@ -84,28 +75,18 @@ def import_form(request: Request, ctx: Ctx) -> Response:
     return _import_page(request, signed)
 
 
-async def _bounded(request: Request, allowance: int) -> AsyncGenerator[bytes, None]:
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > allowance:
-            raise _TooBig
-        yield chunk
-
-
 async def _parse_upload(request: Request, limit: int) -> FormData | str:
     """The parsed form, or the problem's name."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + FRAMING:
+    if declared_too_big(request, limit + FRAMING):
         return "too-big"
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         return "no-file"
     parser = MultiPartParser(
-        request.headers, _bounded(request, limit + FRAMING), max_files=1, max_fields=8
+        request.headers, bounded(request, limit + FRAMING), max_files=1, max_fields=8
     )
     try:
         return await parser.parse()
-    except _TooBig:
+    except TooBig:
         return "too-big"
     except MultiPartException:
         return "no-file"
