@@ -80,6 +80,10 @@ def test_one_reminder_on_the_day_asked(ctx: Context) -> None:
         BO,
         (invitation_id,),
     )
+    # Ana ticked no reminder: the email says the recipient asked for it, not that she did.
+    assert reminder.outgoing.subject.startswith("The reminder you asked for: Ana")
+    assert "You asked us to remind you of" in " ".join(reminder.outgoing.text.split())
+    assert "asked us to send" not in reminder.outgoing.text
     with serve(ctx) as site:
         site.clock.now = due + timedelta(days=1)
         assert (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from importlib.resources import files
 from io import BytesIO
 
@@ -171,6 +172,44 @@ def test_a_reminder_lists_no_further_follow_up_and_no_notice_when_not_first_cont
     assert "asked us to send one reminder, at the earliest" not in flat(reminder.text)
     assert "GDPR" not in reminder.text
     assert "GDPR" not in reminder.html
+
+
+@pytest.mark.parametrize(
+    ("locale", "subject", "said", "untrue"),
+    [
+        (
+            "en",
+            "The reminder you asked for: Ana Lima invites you to join Agora",
+            "You asked us to remind you of Ana Lima's invitation: here it is.",
+            "reminder Ana Lima asked us to send",
+        ),
+        (
+            "fr",
+            "Le rappel que vous avez demandé : Ana Lima vous invite à rejoindre Agora",
+            "Vous nous avez demandé de vous rappeler l'invitation de Ana Lima : la voici.",
+            "demandé par Ana Lima",
+        ),
+    ],
+)
+def test_a_reminder_the_recipient_asked_for_says_so_not_that_the_member_did(
+    locale: str, subject: str, said: str, untrue: str
+) -> None:
+    """ "Remind me later" is the recipient's request: the email must not claim the member
+    asked for a reminder they never ticked."""
+    asked = replace(context(Inviter("Ana Lima"), first_contact=False), asked_by_recipient=True)
+    reminder = render(MessageKind.REMINDER, locale, asked)
+    assert reminder.subject == subject
+    for part in (flat(reminder.text), flat(reminder.html.replace("&#39;", "'"))):
+        assert said in part
+        assert untrue not in part
+    # The member's own reminder keeps its words; a preview never carries the recipient's.
+    ticked = render(MessageKind.REMINDER, locale, context(Inviter("Ana Lima", "", 1)))
+    assert untrue in flat(ticked.text)
+    assert (
+        not preview(locale, context(Inviter("Ana Lima", "", 1)))
+        .follow_ups[0]
+        .subject.startswith(subject[:12])
+    )
 
 
 @pytest.mark.parametrize(("locale", "title"), [("en", "GDPR, Article 14"), ("fr", "RGPD")])

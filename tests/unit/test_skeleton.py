@@ -66,13 +66,16 @@ def assert_as_composed(outgoing: ComposeInput, tokens: Tokens) -> None:
 def test_a_filled_email_is_the_composed_one(
     locale: str, kind: MessageKind, reply_to: str | None
 ) -> None:
-    for recipient in range(3):
+    # A reminder the member ticked and one the recipient asked for, alternately: their words
+    # differ, so one must never be filled from the other's skeleton.
+    for recipient in range(4):
         outgoing = message(
             Carried(ID.format(recipient), "Ána Lima", "Viens voir !\n.\nÀ bientôt", 1, reply_to),
             kind=kind,
             locale=locale,
             to=f"r{recipient}.x+y@example{recipient}.org",
             message_id=ID.format(100 + recipient),
+            asked_by_recipient=recipient % 2 == 1,
         )
         assert_as_composed(outgoing, make_tokens(SETTINGS, outgoing.invitation_ids))
 

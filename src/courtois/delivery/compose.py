@@ -76,6 +76,8 @@ class ComposeInput:
     # None: by kind (an invitation or digest introduces its members, a reminder follows one).
     first_contact: bool | None = None
     sent_at: datetime | None = None
+    # A reminder the recipient asked for ("remind me later"), worded as theirs, not the member's.
+    asked_by_recipient: bool = False
 
     @property
     def member_names(self) -> tuple[str, ...]:
@@ -111,7 +113,12 @@ def make_tokens(settings: Settings, invitation_ids: tuple[str, ...]) -> Tokens:
 def render_context(settings: Settings, message: ComposeInput) -> RenderContext:
     """What is shown, built exactly as the preview builds it."""
     inviters = tuple(Inviter(c.member_name, c.note, c.reminders) for c in message.invitations)
-    return RenderContext.from_settings(settings, inviters, first_contact=message.is_first_contact)
+    return RenderContext.from_settings(
+        settings,
+        inviters,
+        first_contact=message.is_first_contact,
+        asked_by_recipient=message.asked_by_recipient and message.kind is MessageKind.REMINDER,
+    )
 
 
 def consent_hashes(settings: Settings, message: ComposeInput) -> tuple[str, ...]:

@@ -55,10 +55,18 @@ class RenderContext:
     reminder_days: int = 14
     retention_days: int = 30
     first_contact: bool = True
+    # A reminder the recipient asked for from /why ("remind me later"), not the member: its
+    # words say so. Never set in a preview, which shows only what the member's consent covers.
+    asked_by_recipient: bool = False
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, inviters: tuple[Inviter, ...], *, first_contact: bool = True
+        cls,
+        settings: Settings,
+        inviters: tuple[Inviter, ...],
+        *,
+        first_contact: bool = True,
+        asked_by_recipient: bool = False,
     ) -> RenderContext:
         """The context for this platform's configuration."""
         return cls(
@@ -69,6 +77,7 @@ class RenderContext:
             reminder_days=settings.policy.reminder_min_days,
             retention_days=settings.policy.invitation_expiry_days,
             first_contact=first_contact,
+            asked_by_recipient=asked_by_recipient,
         )
 
 
@@ -202,6 +211,7 @@ def _shared_values(locale: str, context: RenderContext, tokens: Tokens) -> dict[
         "postal_address": postal,
         "controller": f"{platform}, {postal}" if postal else platform,
         "first_contact": context.first_contact,
+        "asked": context.asked_by_recipient,
         "retention_days": context.retention_days,
         "days": context.reminder_days,
         "why_url": why_url,

@@ -76,6 +76,7 @@ class _Shape:
     kind: MessageKind
     locale: str
     first_contact: bool
+    asked_by_recipient: bool
     invitations: tuple[tuple[str, str, int, str | None], ...]
     lengths: tuple[int, ...]
 
@@ -126,6 +127,7 @@ def compose_wire(settings: Settings, message: ComposeInput, tokens: Tokens | Non
             message.kind,
             message.locale,
             message.is_first_contact,
+            message.asked_by_recipient,
             tuple((c.member_name, c.note, c.reminders, c.reply_to) for c in message.invitations),
             tuple(len(token) for token in values[_UNSUBSCRIBE:]),
         )
@@ -201,6 +203,7 @@ def _skeleton(shape: _Shape) -> _Skeleton | None:
         invitations=carried,
         first_contact=shape.first_contact,
         sent_at=date_at,
+        asked_by_recipient=shape.asked_by_recipient,
     )
     email, rendered = compose_rendered(settings, message, tokens)
     raw = to_bytes(email)

@@ -97,6 +97,9 @@ def _compose(
         locale=check_locale(first.locale or first.member_locale),
         invitations=carried,
         sent_at=now,
+        # The invitation's remind_at is set only by the recipient's "remind me later", which
+        # replaces any reminder the member ticked: this reminder is theirs.
+        asked_by_recipient=kind is MessageKind.REMINDER and carrier.remind_at is not None,
     )
     if list(consent_hashes(ctx.settings, message)) != [rows[i].preview_hash for i in ids]:
         return PreviewMismatch(f"message {carrier.id} differs from its consented preview")
