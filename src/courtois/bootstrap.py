@@ -27,6 +27,7 @@ def make_transport(settings: Settings) -> Transport | None:
             settings.smtp_url,
             connections=max(1, settings.smtp_connections),
             per_domain_per_second=float(settings.smtp_domain_rate),
+            ca_file=settings.smtp_ca_file,
         )
     except ValueError as error:
         raise InvalidInput(f"COURTOIS_SMTP_URL: {error}") from None

@@ -28,6 +28,8 @@ class Settings:
     smtp_url: str = ""
     smtp_connections: int = 4
     smtp_domain_rate: int = 20
+    # PEM certificates to trust besides the system's, for a relay with its own CA.
+    smtp_ca_file: str = ""
     base_url: str = "http://127.0.0.1:8000"
     # Where /join sends a recipient who accepts, with `?invitation=<id>` added; empty means
     # courtois's own `base_url + "/welcome"` page (a placeholder until the platform sets it).

@@ -99,11 +99,15 @@ def smtp_server(
     tls: ssl.SSLContext | None = None,
     auth: tuple[str, str] | None = None,
     smtputf8: bool = False,
+    starttls: ssl.SSLContext | None = None,
 ) -> Iterator[str]:
     """Run the server on a free port; yields its URL (smtps:// with TLS from the first
-    byte when `tls` is given; AUTH required when `auth` is given)."""
+    byte when `tls` is given; STARTTLS offered and required before MAIL when `starttls` is;
+    AUTH required when `auth` is given)."""
     port = free_port()
     options: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
+    if starttls is not None:
+        options |= {"tls_context": starttls, "require_starttls": True}
     if auth is not None:
         options |= {
             "authenticator": _Credentials(*auth),

@@ -245,13 +245,78 @@ def test_tls_from_the_first_byte_then_pipelined(
     assert sorted(r for rcpts, _ in handler.received for r in rcpts) == emails
 
 
+def test_starttls_when_offered_then_pipelined(ctx: Context, certificate: tuple[Path, Path]) -> None:
+    """A relay on smtp:// that offers STARTTLS (and refuses mail without it) gets TLS and
+    then the pipelined path; its certificate is checked like any other."""
+    key, cert = certificate
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    emails = [f"r{i}@example.org" for i in range(5)]
+    invite_all(ctx, emails)
+    handler = FaultyHandler()
+    with smtp_server(handler, starttls=tls) as url:
+        assert url.startswith("smtp://")
+        # Trusting nobody's certificate, nothing goes: a temporary failure, nothing sent.
+        untrusted = run_pass(ctx, DUE, transport(url))
+        assert (untrusted.sent, untrusted.retried) == (0, 5)
+        # Told never to use STARTTLS, the server refuses the mail: nothing leaves in clear.
+        with ctx.engine.connect() as connection:
+            retry_at = max(connection.execute(select(messages.c.scheduled_at)).scalars())
+        clear = run_pass(ctx, retry_at, transport(f"{url}?starttls=off"))
+        # 530: the session's fault, not the messages': they wait, none is failed.
+        assert (clear.sent, clear.failed, clear.retried) == (0, 0, 5)
+        assert handler.received == []
+        with ctx.engine.connect() as connection:
+            retry_at = max(connection.execute(select(messages.c.scheduled_at)).scalars())
+        report = run_pass(ctx, retry_at, transport(url, ca_file=str(cert)))
+    assert report.sent == 5
+    assert sorted(r for rcpts, _ in handler.received for r in rcpts) == emails
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("smtp://relay.example", (False, None)),
+        ("smtp://relay.example?starttls=required", (False, True)),
+        ("smtp://relay.example?starttls=off", (False, False)),
+        ("smtp://user:pw@relay.example:587", (False, True)),
+        ("smtp://user:pw@127.0.0.1:25?starttls=off", (False, False)),
+        ("smtps://user:pw@relay.example", (True, None)),
+    ],
+)
+def test_the_url_says_how_tls_is_used(url: str, expected: tuple[bool, bool | None]) -> None:
+    settings = parse_smtp_url(url)
+    assert (settings.use_tls, settings.starttls) == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "smtp://relay.example?starttls=maybe",
+        "smtp://relay.example?tls=1",
+        "smtps://relay.example?starttls=off",
+        "http://relay.example",
+    ],
+)
+def test_a_url_with_an_unknown_tls_option_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match=r"starttls|unknown option|smtp"):
+        parse_smtp_url(url)
+
+
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_auth_with_the_credentials_of_the_url(ctx: Context) -> None:
     invite_all(ctx, ["bo@example.org", "cy@example.org"])
     handler = FaultyHandler()
     with smtp_server(handler, auth=("courtois", "s3cret")) as url:
         host = url.removeprefix("smtp://")
-        refused = run_pass(ctx, DUE, transport(f"smtp://courtois:wrong@{host}"))
+        # Credentials require TLS unless the URL says this relay is spoken to in clear.
+        cleartext = run_pass(ctx, DUE, transport(f"smtp://courtois:s3cret@{host}"))
+        assert (cleartext.sent, cleartext.retried) == (0, 2)
+        assert handler.received == []
+        host = f"{host}?starttls=off"
+        with ctx.engine.connect() as connection:
+            retry_at = max(connection.execute(select(messages.c.scheduled_at)).scalars())
+        refused = run_pass(ctx, retry_at, transport(f"smtp://courtois:wrong@{host}"))
         assert (refused.sent, refused.retried) == (0, 2)
         assert handler.received == []
         with ctx.engine.connect() as connection:

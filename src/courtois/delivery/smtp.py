@@ -1,12 +1,12 @@
 """The SMTP transport: pooled connections, bounded concurrency, a per-domain rate limit, and
 an exact account of what the server said.
 
-aiosmtplib opens each connection (TLS from the first byte for smtps://, EHLO, AUTH when a
-user is given). A server that offers PIPELINING then gets the pipelined hot path of
-`smtp_pipeline`; any other is spoken to one command at a time through aiosmtplib. Either
-way each failure is placed: before the body was sent nothing left (temporary, safe to
-retry); after the body was sent and before the reply the message may have been accepted
-(unknown, never retried blindly).
+aiosmtplib opens each connection (TLS from the first byte for smtps://, STARTTLS on
+smtp:// as the URL says, EHLO, AUTH when a user is given). A server that offers PIPELINING
+then gets the pipelined hot path of `smtp_pipeline`; any other is spoken to one command at
+a time through aiosmtplib. Either way each failure is placed: before the body was sent
+nothing left (temporary, safe to retry); after the body was sent and before the reply the
+message may have been accepted (unknown, never retried blindly).
 
 Connections stay open from one batch to the next and are let go by `release` (the worker
 calls it at the end of each pass); the transport opens new ones when used again.
@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import aiosmtplib
 
@@ -46,16 +46,39 @@ class SmtpSettings:
     pipelining: bool = True
     # Certificates to trust for TLS besides the system's (a private relay's own CA).
     ca_file: str | None = None
+    # STARTTLS on smtp://: True required, None when the server offers it, False never.
+    starttls: bool | None = None
+
+
+# `?starttls=` in an smtp:// URL.
+_STARTTLS = {"required": True, "auto": None, "off": False}
 
 
 def parse_smtp_url(
-    url: str, connections: int = 4, per_domain_per_second: float = 20.0
+    url: str,
+    connections: int = 4,
+    per_domain_per_second: float = 20.0,
+    ca_file: str | None = None,
 ) -> SmtpSettings:
-    """`smtp://[user:password@]host:port` or `smtps://...` for TLS from the first byte."""
+    """`smtp://[user:password@]host:port[?starttls=required|auto|off]`, or `smtps://...` for
+    TLS from the first byte.
+
+    STARTTLS is `auto` (used when the server offers it, its certificate checked) unless the
+    URL has credentials: then `required`, so a password never crosses the network in clear
+    unless `starttls=off` says so (a relay on the same machine)."""
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
         raise ValueError(f"not an smtp:// or smtps:// URL: {url!r}")
     use_tls = parts.scheme == "smtps"
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = sorted(set(options) - {"starttls"})
+    if unknown:
+        raise ValueError(f"unknown option(s) in the SMTP URL: {', '.join(unknown)}")
+    chosen = options.get("starttls", "required" if parts.username else "auto")
+    if chosen not in _STARTTLS:
+        raise ValueError("starttls is one of required, auto, off")
+    if use_tls and "starttls" in options:
+        raise ValueError("smtps:// is TLS from the first byte: starttls does not apply")
     return SmtpSettings(
         host=parts.hostname,
         port=parts.port or (465 if use_tls else 25),
@@ -64,6 +87,8 @@ def parse_smtp_url(
         password=unquote(parts.password) if parts.password else None,
         connections=connections,
         per_domain_per_second=per_domain_per_second,
+        ca_file=ca_file or None,
+        starttls=None if use_tls else _STARTTLS[chosen],
     )
 
 
@@ -157,7 +182,7 @@ class SmtpTransport:
             hostname=s.host,
             port=s.port,
             use_tls=s.use_tls,
-            start_tls=False if not s.use_tls else None,
+            start_tls=s.starttls,
             username=s.username,
             password=s.password,
             timeout=s.timeout,

@@ -41,11 +41,17 @@ def classify(code: int) -> SendResult:
     return SendResult.PERMANENT
 
 
+# "Must issue a STARTTLS command first" (RFC 3207), "Authentication required" (RFC 4954):
+# the session lacks what the relay asks of this sender, which says nothing of the message.
+SESSION_REFUSAL = 530
+
+
 def refused(code: int, text: str, command: str) -> Delivery:
     """A refusal of MAIL, RCPT or DATA (`command`): nothing of the message left, so it is
-    never `accepted`, whatever odd code the server used."""
+    never `accepted`, whatever odd code the server used; a refusal of the session (530)
+    waits for the operator to fix the connection instead of failing the invitation."""
     result = classify(code)
-    if result is SendResult.ACCEPTED or code < 400:
+    if result is SendResult.ACCEPTED or code < 400 or code == SESSION_REFUSAL:
         result = SendResult.TEMPORARY
     return Delivery(result, code, text[:200], command)
 
