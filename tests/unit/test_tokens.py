@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from itsdangerous import URLSafeTimedSerializer
 
 from courtois.config import Settings
 from courtois.domain.errors import InvalidInput, NotFound
@@ -62,3 +67,32 @@ def test_a_new_link_key_keeps_old_links_working() -> None:
 def test_a_short_link_key_is_refused() -> None:
     with pytest.raises(InvalidInput, match="TOKEN_KEYS"):
         _ = Settings(secret_key="digest-key-0123456789", token_keys="short").token_secrets
+
+
+@settings(max_examples=400)
+@given(
+    invitation_id=st.one_of(
+        st.uuids().map(str),
+        st.text(max_size=80),
+        st.text(alphabet="ab-", max_size=60),  # repeats: the payload zlib can shorten
+    ),
+    keys=st.lists(st.binary(min_size=16, max_size=40), min_size=1, max_size=3),
+    scope=st.sampled_from(list(Scope)),
+)
+def test_a_token_is_the_one_itsdangerous_makes(
+    invitation_id: str, keys: list[bytes], scope: Scope
+) -> None:
+    """Links already in inboxes are read by itsdangerous: the fast path must mint exactly
+    its tokens, compressed payloads included, and they must read back."""
+    reference = URLSafeTimedSerializer(keys, salt=f"courtois.{scope.value}")
+    before = int(time.time())
+    token = make_token(keys, scope, invitation_id)
+    made_at = reference.loads(token, return_timestamp=True)[1]
+    assert before <= int(made_at.timestamp()) <= int(time.time())
+
+    class AtThatSecond(URLSafeTimedSerializer):
+        def get_timestamp(self) -> int:
+            return int(made_at.timestamp())
+
+    assert token == AtThatSecond(keys, salt=f"courtois.{scope.value}").dumps(invitation_id)
+    assert read_token(keys, scope, token) == invitation_id

@@ -18,6 +18,9 @@ from courtois.services.unit_of_work import UnitOfWork
 from courtois.services.webhooks import record_invitation_events
 from courtois.store.tables import invitations, messages
 
+# Ids per statement: well under every engine's limit on bound parameters.
+_CHUNK = 500
+
 
 def move_invitations(
     uow: UnitOfWork,
@@ -32,20 +35,33 @@ def move_invitations(
     rows = uow.conn.execute(
         select(invitations.c.id, invitations.c.state, invitations.c.recipient_digest).where(where)
     ).all()
+    values: dict[str, Any] = {"state": target.value, "updated_at": uow.now, **(extra or {})}
+    if forget_address and INVITATION_MACHINE.is_final(target):
+        values["address"] = None
     moved = []
+    # Every invitation moved from one state gets the same values: one UPDATE per state and
+    # chunk, not one per invitation (a worker's batch moves hundreds at once).
+    by_state: dict[InvitationState, list[str]] = {}
     for row in rows:
         current = InvitationState(row.state)
         if not INVITATION_MACHINE.can(current, target):
             continue
-        values: dict[str, Any] = {"state": target.value, "updated_at": uow.now, **(extra or {})}
-        if forget_address and INVITATION_MACHINE.is_final(target):
-            values["address"] = None
-        uow.conn.execute(update(invitations).where(invitations.c.id == row.id).values(**values))
+        by_state.setdefault(current, []).append(row.id)
         uow.record(
             EventType.INVITATION_STATE,
             {"invitation": row.id, "from": current.value, "to": target.value, "reason": reason},
         )
         moved.append(row.id)
+    for current, ids in by_state.items():
+        for start in range(0, len(ids), _CHUNK):
+            uow.conn.execute(
+                update(invitations)
+                .where(
+                    invitations.c.id.in_(ids[start : start + _CHUNK]),
+                    invitations.c.state == current.value,
+                )
+                .values(**values)
+            )
     if moved and INVITATION_MACHINE.is_final(target):
         cancel_messages(uow, messages.c.invitation_id.in_(moved), reason)
     record_invitation_events(uow, moved, target)
@@ -74,8 +90,8 @@ def set_messages(
     """Move messages known to be in `current` to `target`, checked against the machine."""
     MESSAGE_MACHINE.check(current, target)
     id_list = list(ids)
-    for start in range(0, len(id_list), 500):
-        chunk = id_list[start : start + 500]
+    for start in range(0, len(id_list), _CHUNK):
+        chunk = id_list[start : start + _CHUNK]
         uow.conn.execute(
             update(messages)
             .where(messages.c.id.in_(chunk), messages.c.state == current.value)
