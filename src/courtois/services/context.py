@@ -19,9 +19,10 @@ class Context:
     engine: Engine
     settings: Settings
 
-    def unit_of_work(self, now: datetime) -> UnitOfWork:
-        """A new transaction whose ledger entries are stamped `now`."""
-        return UnitOfWork(self.engine, now)
+    def unit_of_work(self, now: datetime, *, durable: bool = False) -> UnitOfWork:
+        """A new transaction whose ledger entries are stamped `now`; `durable` when its
+        commit must survive a power cut (on SQLite, an fsync at commit)."""
+        return UnitOfWork(self.engine, now, durable=durable)
 
     def digest(self, address: Address) -> str:
         """The recipient's identity in the store."""

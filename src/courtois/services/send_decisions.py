@@ -35,7 +35,8 @@ def decide_and_claim(
     several). Without `claiming` the allowed stay scheduled and are counted as waiting.
     Recipients another worker or request holds right now are skipped; returns the claims
     and the messages that were decided."""
-    with ctx.unit_of_work(now) as uow:
+    # Durable: once committed, `sending` must stay, or a power cut could send a message twice.
+    with ctx.unit_of_work(now, durable=claiming) as uow:
         free = lock_free_recipients(uow.conn, [group[0].digest for group in groups])
         groups = [group for group in groups if group[0].digest in free]
         decided = _decide(uow, ctx, groups, now)

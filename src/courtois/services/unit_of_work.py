@@ -16,16 +16,17 @@ from sqlalchemy import Connection, Engine, select, update
 
 from courtois.domain.ledger import canonical_payload, hash_canonical
 from courtois.store.bulk import insert_rows
-from courtois.store.engine import WRITE_OPTION
+from courtois.store.engine import DURABLE_OPTION, WRITE_OPTION
 from courtois.store.tables import ledger, ledger_head
 
 
 class UnitOfWork:
     """`with ctx.unit_of_work(now) as uow: ...; uow.commit()`; anything else rolls back."""
 
-    def __init__(self, engine: Engine, now: datetime) -> None:
+    def __init__(self, engine: Engine, now: datetime, *, durable: bool = False) -> None:
         self.engine = engine
         self.now = now.astimezone(UTC)
+        self.durable = durable
         self._pending: list[tuple[str, dict[str, Any]]] = []
         self._connection: Connection | None = None
         self.committed = False
@@ -38,7 +39,8 @@ class UnitOfWork:
         return self._connection
 
     def __enter__(self) -> UnitOfWork:
-        self._connection = self.engine.connect().execution_options(**{WRITE_OPTION: True})
+        options = {WRITE_OPTION: True, DURABLE_OPTION: self.durable}
+        self._connection = self.engine.connect().execution_options(**options)
         self._connection.begin()
         return self
 

@@ -9,6 +9,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 WRITE_OPTION = "courtois_write"
+# A transaction whose commit must survive a power cut, not only a crash of the process: the
+# worker's claim (`sending` is committed before the SMTP transaction, invariant 8).
+DURABLE_OPTION = "courtois_durable"
 
 
 def make_engine(url: str, pool_size: int = 5) -> Engine:
@@ -35,7 +38,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # per transaction: see _on_begin
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         # Freed pages are overwritten, so a forgotten address leaves no residue in the file.
@@ -44,8 +47,17 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        options = connection.get_execution_options()
+        # WAL with synchronous=NORMAL commits without an fsync: a power cut may undo the last
+        # commits, though never corrupt the file. Fine for most writes; not for a claim,
+        # whose undoing would let a sent message be sent again. The level can only change
+        # between transactions, so it is set here, before BEGIN, when it differs.
+        level = "FULL" if options.get(DURABLE_OPTION, False) else "NORMAL"
+        if connection.info.get("synchronous") != level:
+            connection.exec_driver_sql(f"PRAGMA synchronous={level}")
+            connection.info["synchronous"] = level
         # Writers take the lock up front; readers begin deferred and never wait on it.
-        write = connection.get_execution_options().get(WRITE_OPTION, False)
+        write = options.get(WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
