@@ -6,6 +6,7 @@ import email
 import re
 from datetime import UTC, datetime
 from email import policy
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 from typing import Any
 
@@ -161,6 +162,41 @@ def test_no_name_can_add_a_header_or_an_address(name: str) -> None:
     for value in parsed.values():
         assert "\r" not in str(value)
         assert "\n" not in str(value)
+
+
+@pytest.mark.parametrize(
+    ("name", "raw_from"),
+    [
+        # Specials in a short ASCII name: one quoted string, as any mail client writes it.
+        ("Lima, Ana", b'From: "Lima, Ana via Agora" <invitations@agora.test>'),
+        ('Ana "AL" Lima', b'From: "Ana \\"AL\\" Lima via Agora" <invitations@agora.test>'),
+        ("Dr. Ana Lima", b'From: "Dr. Ana Lima via Agora" <invitations@agora.test>'),
+        # Too long for one line, or not ASCII: encoded words.
+        ("Lima, Ana " + "x" * 70, b"From: =?utf-8?"),
+        ("Lîma, Ána", b"From: =?utf-8?"),
+        # No specials: the stdlib's own form.
+        ("Ana Lima", b"From: Ana Lima via Agora <invitations@agora.test>"),
+    ],
+)
+def test_a_name_with_specials_arrives_as_written_and_names_no_address(
+    name: str, raw_from: bytes
+) -> None:
+    composed = compose(SETTINGS, message(Carried("inv-1", name, "hi", reply_to="ana@member.test")))
+    raw = to_bytes(composed)
+    assert raw_from in raw
+    parsed = wire(composed)
+    (sender,) = parsed["From"].addresses
+    (reply,) = parsed["Reply-To"].addresses
+    assert (sender.addr_spec, reply.addr_spec) == (SETTINGS.mail_from, "ana@member.test")
+    # As RFC 2047 reads encoded words (the space between two of them is not part of the
+    # text); Python's address parser alone keeps that space in a name split in two words.
+    head = raw.split(b"\r\n\r\n")[0].replace(b"\r\n ", b" ").decode("ascii")
+    (line,) = [h for h in head.split("\r\n") if h.startswith("From: ")]
+    phrase = line.removeprefix("From: ").removesuffix(f" <{SETTINGS.mail_from}>")
+    shown = (
+        sender.display_name if phrase.startswith('"') else str(make_header(decode_header(phrase)))
+    )
+    assert shown == f"{name} via Agora"
 
 
 _NAMES = st.text(min_size=1, max_size=200) | st.text(

@@ -7,6 +7,7 @@ which would change what the member previewed. Everything else is the stdlib's SM
 
 from __future__ import annotations
 
+import re
 from email.header import Header
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
@@ -19,14 +20,24 @@ else:
     _Policy = EmailPolicy
 
 MAX_HEADER_LINE = 78
+# RFC 5322 specials, and the start of an encoded word. In a display name they are harmless
+# only inside a quoted string, and the stdlib drops the quotes when it folds a long line or
+# meets an encoded word: "Ana <boss@victim.example>, Bcc: x" would become two addresses.
+_PHRASE_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]|=\?')
+_PRINTABLE_ASCII = re.compile(r"[ -~]+")
 
 
 class WirePolicy(_Policy):
     """The SMTP policy, with List-Unsubscribe folded only between its URIs and the Subject
-    folded so that it decodes to exactly what was rendered."""
+    folded so that it decodes to exactly what was rendered; a From or Reply-To whose name
+    holds address syntax gets that name as encoded words, which no reader parses."""
 
     def fold(self, name: str, value: Any) -> str:
         """One header as text."""
+        if name.lower() in ("from", "reply-to"):
+            mailbox = fold_mailbox(name, value, self.linesep)
+            if mailbox is not None:
+                return mailbox
         if name.lower() == "list-unsubscribe":
             uris = str(value).split(">, <")
             return f"{name}: " + f">,{self.linesep} <".join(uris) + self.linesep
@@ -39,6 +50,10 @@ class WirePolicy(_Policy):
         """One header as bytes."""
         if name.lower() in ("list-unsubscribe", "subject"):
             return self.fold(name, value).encode("ascii")
+        if name.lower() in ("from", "reply-to"):
+            mailbox = fold_mailbox(name, value, self.linesep)
+            if mailbox is not None:
+                return mailbox.encode("utf-8" if self.utf8 else "ascii")
         raw: bytes = super().fold_binary(name, value)
         return raw
 
@@ -70,6 +85,28 @@ def policy_for(*addresses: Address) -> WirePolicy:
     if any(not address.username.isascii() for address in addresses):
         return SMTPUTF8
     return SMTP
+
+
+def fold_mailbox(name: str, value: Any, linesep: str) -> str | None:
+    """One mailbox whose display name holds specials: as one quoted string when it is
+    printable ASCII and the header fits on a line ("Lima, Ana via Agora", the usual case,
+    which filters read as plainly as any name), else as RFC 2047 encoded words. Either way
+    a receiver shows the name as written and never reads an address out of it. None for
+    anything else, which the stdlib folds."""
+    addresses: tuple[Address, ...] = tuple(getattr(value, "addresses", ()))
+    if len(addresses) != 1 or not _PHRASE_SPECIALS.search(addresses[0].display_name):
+        return None
+    address = addresses[0]
+    display = address.display_name
+    if _PRINTABLE_ASCII.fullmatch(display) and "=?" not in display:
+        quoted = '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        line = f"{name}: {quoted} <{address.addr_spec}>"
+        if len(line) <= MAX_HEADER_LINE:
+            return line + linesep
+    phrase = Header(display, "utf-8", header_name=name).encode(linesep=linesep)
+    last_line = f"{name}: {phrase}".rsplit(linesep, 1)[-1]
+    gap = " " if len(last_line) + len(address.addr_spec) + 3 <= MAX_HEADER_LINE else linesep + " "
+    return f"{name}: {phrase}{gap}<{address.addr_spec}>{linesep}"
 
 
 def fold_subject(name: str, text: str, linesep: str) -> str:

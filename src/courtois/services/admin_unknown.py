@@ -26,6 +26,7 @@ from courtois.services.locks import lock_recipients
 from courtois.services.send_outcomes import schedule_reminders
 from courtois.services.transitions import move_invitations, set_messages
 from courtois.services.unit_of_work import UnitOfWork
+from courtois.store.sql import comparable_text
 from courtois.store.tables import invitations, messages
 
 LISTED = 200
@@ -121,7 +122,7 @@ def check_resolution(ids: Sequence[str], outcome: str) -> tuple[list[str], Resol
         raise InvalidInput(
             f"Choose at most {MAX_AT_ONCE} messages at once.", {"message": "too many"}
         )
-    if any(len(i) > 64 for i in chosen):
+    if any(len(i) > 64 or not comparable_text(i) for i in chosen):
         raise InvalidInput("That is not a message id.", {"message": "not an id"})
     return chosen, resolution
 

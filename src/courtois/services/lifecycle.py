@@ -13,11 +13,14 @@ from courtois.domain.messages import MessageKind
 from courtois.services.context import Context
 from courtois.services.locks import lock_member, lock_recipients
 from courtois.services.transitions import cancel_messages, move_invitations
+from courtois.store.sql import comparable_text
 from courtois.store.tables import consents, invitations, messages
 
 
 def withdraw(ctx: Context, invitation_id: str, now: datetime, member_id: str | None = None) -> str:
     """Withdraw an open invitation: nothing more of it leaves. Returns the new state."""
+    if not comparable_text(invitation_id):
+        raise NotFound("No such invitation.")
     with ctx.unit_of_work(now) as uow:
         row = uow.conn.execute(
             select(
@@ -48,6 +51,8 @@ def revoke_consent(
 ) -> dict[str, int]:
     """Revoke a consent: every unsent message under it is cancelled, invitations not yet sent
     are withdrawn, and sent ones get no reminder."""
+    if not comparable_text(consent_id):
+        raise NotFound("No such consent.")
     with ctx.unit_of_work(now) as uow:
         row = uow.conn.execute(
             select(consents.c.member_id, consents.c.revoked_at).where(consents.c.id == consent_id)

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 from courtois.domain.errors import NotFound
 from courtois.services.context import Context
 from courtois.services.decisions import expand_verdicts
+from courtois.store.sql import comparable_text
 from courtois.store.tables import (
     consent_recipients,
     consents,
@@ -117,6 +118,8 @@ def public_verdicts(stored: list[list[str]]) -> list[dict[str, str]]:
 
 def invitation_detail(ctx: Context, invitation_id: str) -> dict[str, Any]:
     """One invitation, its messages and every decision taken about it, oldest first."""
+    if not comparable_text(invitation_id):
+        raise NotFound("No such invitation.")
     with ctx.engine.connect() as connection:
         row = connection.execute(
             select(invitations).where(invitations.c.id == invitation_id)
@@ -164,6 +167,8 @@ def invitation_detail(ctx: Context, invitation_id: str) -> dict[str, Any]:
 
 def consent_detail(ctx: Context, consent_id: str) -> dict[str, Any]:
     """One consent: what the member agreed to, when, from where, for how many."""
+    if not comparable_text(consent_id):
+        raise NotFound("No such consent.")
     with ctx.engine.connect() as connection:
         row = connection.execute(select(consents).where(consents.c.id == consent_id)).first()
         if row is None:

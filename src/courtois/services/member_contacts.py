@@ -56,7 +56,8 @@ def _matches(member_id: str, query: str) -> ColumnElement[bool]:
     """The member's contacts whose address or name holds `query`, ignoring case; LIKE's
     wildcards typed by the member are taken literally."""
     mine = contacts.c.member_id == member_id
-    words = query.strip()[:MAX_QUERY].lower()
+    # A NUL matches nothing stored, and PostgreSQL refuses one in a parameter.
+    words = query.replace("\x00", "").strip()[:MAX_QUERY].lower()
     if not words:
         return mine
     escaped = words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -21,3 +21,10 @@ def insert_ignore(
     else:
         lite = sqlite.insert(table).values(list(rows))
         connection.execute(lite.on_conflict_do_nothing(index_elements=list(keys)))
+
+
+def comparable_text(value: str) -> bool:
+    """Whether `value` can be compared with stored text on every engine. PostgreSQL refuses a
+    NUL in any text parameter (an error, not a miss) and no stored id or name holds one, so
+    a value from outside (a URL, a form, a cursor) with a NUL names nothing."""
+    return "\x00" not in value

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from courtois.services.context import Context
 from courtois.web import problems
+from courtois.web.body_limit import JsonBodyLimit
 from courtois.web.deps import Clock, system_clock
 
 
@@ -28,6 +29,7 @@ def create_app(ctx: Context, clock: Clock = system_clock) -> FastAPI:
     app.state.ctx = ctx
     app.state.clock = clock
     problems.install(app)
+    app.add_middleware(JsonBodyLimit)
     for router in (*api_routers, *page_routers):
         app.include_router(router)
     return app

@@ -100,10 +100,18 @@ def decode_cursor(token: str | None, *shape: type) -> list[Any] | None:
     except (binascii.Error, UnicodeError, ValueError):
         position = None
     valid = isinstance(position, list) and len(position) == len(shape)
-    if not valid or not all(isinstance(v, kind) for v, kind in zip(position, shape, strict=True)):
+    if not valid or not all(_fits(v, kind) for v, kind in zip(position, shape, strict=True)):
         raise bad_cursor()
     assert isinstance(position, list)
     return position
+
+
+def _fits(value: object, kind: type) -> bool:
+    """A cursor's part as this API writes one: a row id (never a boolean, never past what a
+    database integer holds) or printable text (no NUL, which PostgreSQL refuses)."""
+    if kind is int:
+        return type(value) is int and 0 <= value < 2**63
+    return isinstance(value, kind) and (not isinstance(value, str) or value.isprintable())
 
 
 def bad_cursor() -> Problem:

@@ -49,6 +49,9 @@ Status = Literal[
     "blocked",
     "bounced",
 ]
+# Kept as evidence, shown to admins: no NUL (PostgreSQL refuses one), line break or other
+# control character.
+NO_CONTROLS = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
 InvitationId = Annotated[str, Path(min_length=1, max_length=64, description="Invitation id.")]
 Emails = Annotated[list[str], Field(min_length=1, max_length=MAX_RECIPIENTS)]
 
@@ -87,8 +90,8 @@ class ConsentIn(Strict):
     """Where and how the member consented."""
 
     text_shown: str = Field(min_length=1, max_length=2000)
-    ip: str = Field("", max_length=64)
-    user_agent: str = Field("", max_length=512)
+    ip: str = Field("", max_length=64, pattern=NO_CONTROLS)
+    user_agent: str = Field("", max_length=512, pattern=NO_CONTROLS)
 
 
 class InviteIn(PreviewIn):

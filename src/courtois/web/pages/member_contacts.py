@@ -31,7 +31,7 @@ def page_url(query: str, page: int) -> str:
 
 
 def _page_number(value: str | None) -> int:
-    return int(value) if value and value.isdigit() and len(value) < 7 else 1
+    return int(value) if value and value.isascii() and value.isdigit() and len(value) < 7 else 1
 
 
 @router.get(PAGE)

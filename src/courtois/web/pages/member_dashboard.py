@@ -53,7 +53,7 @@ def cursor(position: Position | None) -> str:
 
 def read_cursor(value: str | None) -> Position | None:
     """The position a link names; anything else means the first page."""
-    if not value or len(value) > 120 or "~" not in value:
+    if not value or len(value) > 120 or "~" not in value or not value.isprintable():
         return None
     at, _, last_id = value.partition("~")
     try:
@@ -101,7 +101,7 @@ def dashboard(request: Request, ctx: Ctx, now: Now) -> Response:
         contacts=book.total,
         chosen=book.chosen,
         notice=notice if notice in NOTICES else "",
-        count=int(count) if count.isdigit() and len(count) < 9 else 0,
+        count=int(count) if count.isascii() and count.isdigit() and len(count) < 9 else 0,
     )
 
 

@@ -24,6 +24,11 @@ MAX_BODY = 1024 * 1024
 MAX_FIELDS = 1000
 
 
+def _row_id(value: str) -> bool:
+    # "²".isdigit() holds but int("²") fails; PostgreSQL's integer ids stop at 2**31 - 1.
+    return value.isascii() and value.isdigit() and len(value) <= 10 and int(value) < 2**31
+
+
 class FormTooBig(Exception):
     """A body past the form's allowance."""
 
@@ -40,8 +45,9 @@ class Form:
         return values[0] if values else default
 
     def ints(self, name: str) -> list[int]:
-        """The field's values that are whole numbers (others are ignored)."""
-        return [int(v) for v in self.fields.get(name, []) if v.isdigit() and len(v) < 19]
+        """The field's values that are row ids: ASCII digits within a database integer
+        (others are ignored)."""
+        return [int(v) for v in self.fields.get(name, []) if _row_id(v)]
 
     def ticked(self, name: str) -> bool:
         """Whether a check box of that name was ticked."""

@@ -1,0 +1,77 @@
+"""A ceiling on the host API's JSON bodies, held before the body is buffered.
+
+FastAPI reads a whole request body before validating it, so without a ceiling a client
+could make the server hold any number of bytes only to be told a field is too long. The
+largest body the API accepts (10,000 addresses of 320 characters) fits well under 4 MiB;
+anything announced larger is refused before a byte is read, anything that streams past it
+is cut off there. Imports have their own, configured limit (`import_max_bytes`), and the
+pages read their forms with their own bounds.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from courtois.web.problems import problem_response
+
+MAX_JSON_BODY = 4 * 1024 * 1024
+
+
+def _limited(path: str) -> bool:
+    return path.startswith("/v1/") and not path.endswith("/imports")
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return None
+
+
+class JsonBodyLimit:
+    """Answer 413 (a problem) to any `/v1` body past `limit` bytes; the route never runs
+    with a partial body, so nothing changes."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_JSON_BODY) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _limited(str(scope.get("path", ""))):
+            await self.app(scope, receive, send)
+            return
+        declared = _declared_length(scope)
+        if declared is not None and declared > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        refused = False
+
+        async def counted() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    # Answer now; the route sees a client gone and its answer is dropped.
+                    refused = True
+                    await self._refuse(scope, receive, send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def unless_refused(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counted, unless_refused)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            413,
+            "content-too-large",
+            f"The request body is bigger than the {self.limit:,} bytes a request may hold.",
+            {"body": "too big"},
+        )
+        await response(scope, receive, send)
