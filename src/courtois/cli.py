@@ -32,6 +32,10 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 
 out = Console()
+# The database is out of reach or out of room: try again later (sysexits' EX_TEMPFAIL).
+FAULT_EXIT = 75
+# The longest wait between two worker passes while the database is out of reach.
+WORKER_BACKOFF_LONGEST = 10.0
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 T = TypeVar("T")
 
@@ -61,7 +65,12 @@ def parse_now(value: str | None) -> datetime:
 
 
 def run(action: Callable[[Context], T]) -> T:
-    """Build the context, run, and turn domain errors into a one-line failure."""
+    """Build the context, run, and turn domain errors and a database out of reach or out
+    of room into a one-line failure (never the driver's message: it quotes parameters)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from courtois.store.faults import database_fault
+
     try:
         ctx = bootstrap()
     except DomainError as error:
@@ -71,6 +80,11 @@ def run(action: Callable[[Context], T]) -> T:
     except DomainError as error:
         details = "; ".join(f"{k}: {v}" for k, v in error.details.items())
         fail(f"{error.message}{' (' + details + ')' if details else ''}")
+    except DBAPIError as error:
+        fault = database_fault(error)
+        if fault is None:
+            raise
+        fail(f"{fault.value}: {fault.sentence}", FAULT_EXIT)
     finally:
         ctx.engine.dispose()
 
@@ -296,21 +310,44 @@ def _serve_worker(ctx: Context, interval: float, as_json: bool, shard: Shard | N
     import signal
     import time
 
+    from sqlalchemy.exc import DBAPIError
+
     from courtois.bootstrap import make_transport
     from courtois.services.worker import run_pass
+    from courtois.store.faults import database_fault
 
     stopping: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, _frame: stopping.append(number))
     transport = make_transport(ctx.settings)
+    faults = 0
     while not stopping:
-        report = run_pass(ctx, datetime.now(UTC), transport, shard=shard)
-        if report.sent or report.failed or report.unknown or report.retried:
-            counts = report.as_dict()
-            emit(as_json, counts, lambda: out.print(counts))  # noqa: B023 - used at once
-        deadline = time.monotonic() + interval
+        try:
+            report = run_pass(ctx, datetime.now(UTC), transport, shard=shard)
+        except DBAPIError as error:
+            # A database outage is waited out, not a reason to exit: messages claimed
+            # before it stay `sending` and their lease turns them `unknown`, never resent.
+            fault = database_fault(error)
+            if fault is None:
+                raise
+            faults += 1
+            pause = min(interval * 2 ** min(faults, 16), max(interval, WORKER_BACKOFF_LONGEST))
+            sys.stderr.write(
+                f"courtois: worker pass failed: {fault.value} ({type(error.orig).__name__});"
+                f" next try in {pause:.1f} s\n"
+            )
+            sys.stderr.flush()
+        else:
+            if faults:
+                sys.stderr.write("courtois: worker resumed: the database answers again\n")
+                sys.stderr.flush()
+            faults, pause = 0, interval
+            if report.sent or report.failed or report.unknown or report.retried:
+                counts = report.as_dict()
+                emit(as_json, counts, lambda: out.print(counts))  # noqa: B023 - used at once
+        deadline = time.monotonic() + pause
         while not stopping and time.monotonic() < deadline:
-            time.sleep(min(0.05, interval))
+            time.sleep(min(0.05, pause))
 
 
 @audit_app.command("verify")

@@ -46,12 +46,16 @@ def one_pass_in_processes(count: int, now: datetime) -> dict[str, Any]:
 
 
 def added(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts summed over shards; what only the first shard does (purges) kept as it is."""
+    """Counts summed over shards, and so are counts by kind (problems; purges, which only
+    the first shard does)."""
     total = PassReport().as_dict()
     for report in reports:
         for key, value in report.items():
             if isinstance(value, int):
                 total[key] += value
+            elif isinstance(value, dict):
+                for kind, count in value.items():
+                    total[key][kind] = total[key].get(kind, 0) + count
             elif value:
                 total[key] = value
     return total

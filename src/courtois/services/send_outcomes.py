@@ -33,7 +33,9 @@ RETRY_DEADLINE = timedelta(days=3)
 def retry_delay(attempts: int, rng: random.Random) -> timedelta:
     """5 minutes doubling per attempt, capped at 6 hours, with +/-50% jitter so that a
     server's many refused messages do not all come back at the same second."""
-    base: timedelta = min(RETRY_FIRST * (2 ** max(attempts - 1, 0)), RETRY_LONGEST)
+    # The doubling stops at the cap (5 min x 2**7 > 6 h): no overflow however many attempts.
+    doublings = min(max(attempts - 1, 0), 7)
+    base: timedelta = min(RETRY_FIRST * (2**doublings), RETRY_LONGEST)
     factor: float = rng.uniform(0.5, 1.5)
     return base * factor
 
@@ -45,6 +47,34 @@ def is_dead_address(delivery: Delivery) -> bool:
         return False
     diagnostic = f"{delivery.code} {delivery.reply}"
     return is_hard(effective_status("", diagnostic), diagnostic, command=delivery.command)
+
+
+# What a transport's own failure text says happened, in the words a report uses.
+_TRANSPORT_FAILURES = (
+    (("in time", "timed out", "timeout"), "no reply in time"),
+    (("refused",), "connection refused"),
+    (("closed", "lost", "disconnect", "reset", "broken", "eof"), "connection lost"),
+    (("malformed", "too long"), "not SMTP"),
+)
+_STAGES = ("connect", "before data", "after data", "during data")
+
+
+def problem_of(delivery: Delivery) -> str:
+    """A short name for what went wrong with one message, safe for logs and reports: the
+    server's code and the command it refused, or what became of the connection and when
+    (the server's own words may quote the address, so they are left out)."""
+    if delivery.code:
+        return f"{delivery.command or 'reply'} {delivery.code}"
+    stage, _, rest = delivery.reply.partition(":")
+    if stage not in _STAGES:
+        return "not attempted" if delivery.reply == "not attempted" else "refused by the client"
+    # One command at a time or pipelined, the body was sent and no reply came.
+    stage = "after data" if stage == "during data" else stage
+    lowered = rest.lower()
+    for words, name in _TRANSPORT_FAILURES:
+        if any(word in lowered for word in words):
+            return f"{stage}: {name}"
+    return f"{stage}: transport error"
 
 
 def record_outcomes(
@@ -86,6 +116,7 @@ def _record(
     rng: random.Random,
 ) -> None:
     """One refused or unsettled claim's outcome, inside the batch's transaction."""
+    report.note(problem_of(delivery))
     if delivery.result is SendResult.TEMPORARY:
         if now - claim.carrier.created_at > RETRY_DEADLINE:
             _failed(uow, claim, delivery, "gave up after temporary refusals", dead=False)

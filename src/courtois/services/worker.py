@@ -86,5 +86,6 @@ def _send_due(
                 ready.append(claim)
         hold_claims(ctx, held, now, "held: differs from the preview the member consented to")
         report.failed += len(held)
+        report.note("held: differs from the preview", len(held))
         deliveries = transport.send_batch(batch)
         record_outcomes(ctx, list(zip(ready, deliveries, strict=True)), now, report, chance)

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from courtois.domain.errors import Conflict, DomainError, InvalidInput, NotFound
+from courtois.store.faults import DatabaseFault, database_fault
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -50,7 +51,11 @@ TITLES = {
     429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
+    507: "Insufficient storage",
 }
+# A database out of reach or out of room: the client may try again (after Retry-After).
+FAULT_STATUS = {DatabaseFault.UNAVAILABLE: 503, DatabaseFault.FULL: 507}
+RETRY_AFTER_SECONDS = "5"
 
 
 class ProblemDetails(BaseModel):
@@ -192,7 +197,8 @@ def install(app: FastAPI) -> None:
 class UnexpectedErrors:
     """A bug becomes a 500 problem and one log line naming the error's type and where it
     happened, never its message: driver errors quote the SQL parameters, which may be
-    addresses. The traceback stops here, so the server does not print it either."""
+    addresses. The traceback stops here, so the server does not print it either. A database
+    out of reach or out of room is no bug: a 503 or 507 problem with Retry-After."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -212,6 +218,10 @@ class UnexpectedErrors:
         try:
             await self.app(scope, receive, watch)
         except Exception as error:  # the last stop before the server's logs
+            fault = database_fault(error)
+            if fault is not None and not started:
+                await _fault_response(fault, scope)(scope, receive, send)
+                return
             where = _innermost_frame(error)
             # Not log.exception: the traceback would print the message.
             log.error(
@@ -227,6 +237,16 @@ class UnexpectedErrors:
                 500, "internal-error", "Something went wrong on the server; nothing was changed."
             )
             await response(scope, receive, send)
+
+
+def _fault_response(fault: DatabaseFault, scope: Scope) -> JSONResponse:
+    """A database out of reach or full is the environment, not a bug: a problem the
+    client can act on, and one warning line (the error's type only, as for bugs)."""
+    log.warning("%s in %s %s", fault.value, scope.get("method", ""), _route_of(scope))
+    status = FAULT_STATUS[fault]
+    return problem_response(
+        status, fault.value, fault.sentence, headers={"Retry-After": RETRY_AFTER_SECONDS}
+    )
 
 
 def _route_of(scope: Scope) -> str:
