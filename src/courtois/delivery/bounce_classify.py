@@ -65,7 +65,8 @@ def has_evidence(text: str) -> bool:
 
 # Addresses say nothing about the failure (one may be "filtered@..."), nor do links
 # beyond their host (which may be a block list's).
-_ADDRESS_NOISE = re.compile(r"\S+@\S+")
+# Anchored at the start of a word, so that a long word without "@" is scanned once.
+_ADDRESS_NOISE = re.compile(r"(?<!\S)\S+@\S+")
 _LINK = re.compile(r"\bhttps?://([^/\s?#]+)\S*", re.IGNORECASE)
 
 

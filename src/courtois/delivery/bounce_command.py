@@ -68,8 +68,9 @@ _SENT = re.compile(r"^>>> ?(rcpt|data|mail|helo|ehlo|lhlo)\b", re.IGNORECASE)
 _REFUSED = re.compile(r"^<<< ?[45]\d\d", re.IGNORECASE)
 # Answers to a pipelined DATA that show every RCPT TO before it was refused.
 _NO_RECIPIENTS = re.compile(r"^<<< ?503\b|need rcpt|no valid recipients", re.IGNORECASE)
-# A dialogue flattened to one line still shows its ">>> " and "<<< " marks.
-_TURN = re.compile(r"\s+(?=(>>>|<<<) )")
+# A dialogue flattened to one line still shows its ">>> " and "<<< " marks. Only the start
+# of a run of blanks is tried, so that many blank lines cost linear time.
+_TURN = re.compile(r"(?<!\s)\s+(?=(>>>|<<<) )")
 
 
 def refused_at(text: str) -> str:

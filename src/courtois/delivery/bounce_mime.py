@@ -22,10 +22,12 @@ _ROBOTS = re.compile(
     r"|mailer|daemon)([+=.-]|$)",
     re.IGNORECASE,
 )
-# Where the copy of the original message starts in a plain-text bounce.
+# Where the copy of the original message starts in a plain-text bounce. The leading blanks
+# stay on their line and the blanks and dashes are never given back, so that runs of blank
+# lines or dashes cost linear time.
 _ORIGINAL = re.compile(
-    r"^\s*(-{2,}.*(original message|returned message|undelivered message|copy of|headers? of"
-    r"|message follows|message below|unsent message).*"
+    r"^[^\S\n]*+(-{2,}+.*(original message|returned message|undelivered message|copy of"
+    r"|headers? of|message follows|message below|unsent message).*"
     r"|.*(original message follows|message headers follow|headers of your message"
     r"|below is a copy|this is a copy of the message|returned message follows"
     r"|unsent message (below|follows)|included is a copy|content-type: message/rfc822"
@@ -34,7 +36,9 @@ _ORIGINAL = re.compile(
     r":\s.*)$",
     re.IGNORECASE | re.MULTILINE,
 )
-_TAGS = re.compile(r"<(?:[^>@]|\"[^\"]*\")*>")
+# A quote is either plain or opens a quoted string, never both, and a tag holds no "<":
+# otherwise a run of quotes or of "<" makes the search exponential or quadratic.
+_TAGS = re.compile(r"<(?:[^<>@\"]|\"[^\"]*\")*>")
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+# "x.example does not exist" is matched only from the start of the host name, so that a
+# long dotted word is scanned once, not once per dot.
 DEAD = re.compile(
     "|".join(
         (
@@ -48,7 +50,7 @@ DEAD = re.compile(
             r"\bnot accepting network messages|\bdomain (is )?not reachable",
             r"\bcould ?n[o']t find (a |any )?mail exchanger|\bno mx (found|for)",
             r"\brecipient address rejected: access denied|\brecipient address rejected(\.|$)",
-            r"\b[a-z0-9-]+(\.[a-z0-9-]+)+ does not exist",
+            r"\b(?<![a-z0-9.-])[a-z0-9-]+(\.[a-z0-9-]+)+ does not exist",
             r"(ユーザ|アドレス|宛先|ディレクトリ).{0,20}(見つかりません|存在しません|ありません)",
         )
     ),
@@ -68,7 +70,7 @@ DOMAIN_GONE = re.compile(
             r"\bdoes not accept (e-?)?mail|\bindicated no smtp service",
             r"\bnot accepting network messages|\bdomain (is )?not reachable",
             r"\bcould ?n[o']t find (a |any )?mail exchanger|\bno mx (found|for)",
-            r"\b[a-z0-9-]+(\.[a-z0-9-]+)+ does not exist",
+            r"\b(?<![a-z0-9.-])[a-z0-9-]+(\.[a-z0-9-]+)+ does not exist",
             r"\bhas moved\b|\bmoved (permanently|to)\b|\bno longer (at|with) ",
         )
     ),

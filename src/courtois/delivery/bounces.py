@@ -193,8 +193,25 @@ def _flufl(msg: Message) -> list[str]:
     detectors break on odd messages (flufl.bounce 4.0 to 6: Yale's on a message without a
     From header); the plain-text reading then carries on without it."""
     try:
-        temporary, permanent = all_failures(msg)
+        temporary, permanent = all_failures(_lines_cut(msg))
     except Exception:
         return []
     found = [a.decode("ascii", "replace") for a in (*sorted(permanent), *sorted(temporary))]
     return [m.group(1) for a in found if (m := ADDRESS.search(a))]
+
+
+# Some detectors of flufl.bounce take time in the square of a line's length (a line of
+# 60,000 commas costs seconds): they are given lines no longer than this, which is far
+# beyond any line of a real bounce that names a recipient.
+_FLUFL_LINE = 4096
+
+
+def _lines_cut(msg: Message) -> Message:
+    """The message itself, or when a line is too long, the message with its lines cut."""
+    try:
+        raw = msg.as_bytes()
+    except Exception:  # a message the generator cannot write back: read as it is
+        return msg
+    if all(len(line) <= _FLUFL_LINE for line in raw.splitlines()):
+        return msg
+    return message_from_bytes(b"\n".join(line[:_FLUFL_LINE] for line in raw.splitlines()))

@@ -91,7 +91,14 @@ def _read(
         dav = _Dav(client, ByteBudget(max_bytes), start, timeout)
         for book in _address_books(dav, start):
             for response in dav.multistatus("REPORT", book, ADDRESSBOOK_QUERY, depth="1"):
-                target = book.join(response.href)
+                try:
+                    target = book.join(response.href)
+                except httpx.InvalidURL:
+                    yield RecordProblem(
+                        where=response.href[:200],
+                        reason="the server gave this entry an address that is not a URL",
+                    )
+                    continue
                 if target.path.rstrip("/") == book.path.rstrip("/"):
                     continue
                 yield from _cards_of(response, target.path)
@@ -122,16 +129,16 @@ def _address_books(dav: _Dav, start: httpx.URL) -> list[httpx.URL]:
     home = first.href_in(f"{CARDDAV}addressbook-home-set")
     principal = first.href_in(f"{DAV}current-user-principal")
     if home is None and principal is not None:
-        at_principal = dav.first("PROPFIND", dav.base.join(principal), _HOME_SET)
+        at_principal = dav.first("PROPFIND", dav.join(principal), _HOME_SET)
         home = at_principal.href_in(f"{CARDDAV}addressbook-home-set")
     if home is None:
         raise InvalidInput(
             f"{dav.origin} answers WebDAV but names no address book for this account; "
             "give the address book's own URL."
         )
-    home_url = dav.base.join(home)
+    home_url = dav.join(home)
     books = [
-        home_url.join(found.href)
+        dav.join(found.href, home_url)
         for found in dav.multistatus("PROPFIND", home_url, _LISTING, depth="1")
         if found.has_type(f"{CARDDAV}addressbook")
     ]
@@ -151,6 +158,16 @@ class _Dav:
         self.base = start
         self.origin = f"{start.scheme}://{start.netloc.decode('ascii')}"
         self.timeout = timeout
+
+    def join(self, href: str, base: httpx.URL | None = None) -> httpx.URL:
+        """Where an href of the server's answers points, from `base` (else where it answered)."""
+        try:
+            return (base or self.base).join(href)
+        except httpx.InvalidURL as exc:
+            raise InvalidInput(
+                f"{self.origin} does not look like a CardDAV server: it names an address "
+                "that is not a URL."
+            ) from exc
 
     def first(
         self, method: str, url: httpx.URL, body: bytes, *, well_known: bool = False

@@ -19,6 +19,7 @@ from contextlib import contextmanager, suppress
 
 from courtois.domain.contacts import ContactInput, RecordProblem
 from courtois.domain.errors import InvalidInput
+from courtois.importers.decoding import fix_text
 from courtois.importers.hosts import HostCheck
 from courtois.importers.imap_folders import Mailbox, choose_sent, parse_list, quote
 
@@ -192,7 +193,7 @@ def _addresses(raw: bytes, where: str) -> Iterator[ContactInput | RecordProblem]
     try:
         message = _HEADERS.parsestr(raw.decode("utf-8", "replace"), headersonly=True)
         found = [
-            (address.addr_spec, address.display_name)
+            (_storable(address.addr_spec), _storable(address.display_name))
             for field in ("to", "cc")
             for header in message.get_all(field, [])
             for address in header.addresses
@@ -207,6 +208,15 @@ def _addresses(raw: bytes, where: str) -> Iterator[ContactInput | RecordProblem]
         yield RecordProblem(where=where, reason="no address in To or Cc")
     for address, name in found:
         yield ContactInput(email=address, name=name, where=where)
+
+
+def _storable(text: str) -> str:
+    """Header text as it can be stored: the parser keeps the bytes of an encoded word in an
+    unknown charset as lone surrogates, read here as Windows-1252 like any other 8-bit text."""
+    try:
+        return fix_text(text)
+    except UnicodeError:  # a surrogate that stands for no byte
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def _leave(imap: imaplib.IMAP4) -> None:

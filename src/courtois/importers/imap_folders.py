@@ -7,7 +7,6 @@ Folder names travel in modified UTF-7 (RFC 3501 section 5.1.3): "Envoyés" is "E
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -71,7 +70,7 @@ def decode_mailbox_name(wire: str) -> str:
         padded = run.replace(",", "/") + "=" * (-len(run) % 4)
         try:
             return base64.b64decode(padded, validate=True).decode("utf-16-be")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-16
             return match.group(0)
 
     return _SHIFTED.sub(unshift, wire)
@@ -99,8 +98,15 @@ def parse_list(data: Iterable[bytes | tuple[bytes, bytes] | None]) -> list[Mailb
             Mailbox(
                 wire=wire,
                 name=decode_mailbox_name(wire),
-                delimiter="" if delimiter == b"NIL" else _unquote(delimiter.decode("ascii")),
-                flags=frozenset(flag.casefold() for flag in match.group("flags").decode().split()),
+                # The server's bytes, whatever they are: a byte that is not UTF-8 in a flag
+                # or a delimiter is no reason to refuse the whole folder list.
+                delimiter=""
+                if delimiter == b"NIL"
+                else _unquote(delimiter.decode("utf-8", "replace")),
+                flags=frozenset(
+                    flag.casefold()
+                    for flag in match.group("flags").decode("utf-8", "replace").split()
+                ),
             )
         )
     return mailboxes
