@@ -32,6 +32,7 @@ from courtois.services.contacts import import_contacts, list_contacts, select_co
 from courtois.services.context import Context
 from courtois.services.decisions import expand_verdicts
 from courtois.services.lifecycle import withdraw
+from courtois.services.members import register_member
 from courtois.services.previews import preview_invitations
 from courtois.services.worker import run_pass
 from courtois.store.tables import consents, contacts, decisions, messages
@@ -172,6 +173,31 @@ def test_invitations_due_together_leave_as_one_digest(ctx: Context) -> None:
 
     run_pass(ctx, T0 + 16 * DAY, transport)
     assert len(transport.sent) == 1
+
+
+def test_invitations_previewed_in_two_languages_never_share_one_email(ctx: Context) -> None:
+    """A digest is written in one language and each section must be what its member
+    previewed: Luc's French invitation does not ride in Ana's English email (which would
+    differ from his consent and hold both); it waits for the inbox's quota, then goes."""
+    add_members(ctx)
+    register_member(ctx, "luc", "luc@example.fr", "Luc", "fr", T0)
+    ana = by_email(send_invites(ctx, "ana", [BO], T0))
+    luc = by_email(send_invites(ctx, "luc", [BO], T0))
+    transport = MemoryTransport()
+
+    report = run_pass(ctx, T0 + UNDO, transport)
+    (first,) = transport.sent
+    assert (first.kind, first.invitation_ids) == ("invitation", (ana[BO]["id"],))
+    assert (report.sent, report.failed, report.waiting) == (1, 0, 1)
+    assert invitation(ctx, luc[BO]["id"]).state == "scheduled"
+
+    for days in (1, 15):
+        run_pass(ctx, T0 + days * DAY, transport)
+    second = transport.sent[1]
+    assert (second.invitation_ids, second.member_names) == ((luc[BO]["id"],), ("Luc",))
+    assert "vous invite" in second.subject
+    assert len(transport.sent) == 2
+    assert {invitation(ctx, i[BO]["id"]).state for i in (ana, luc)} == {"sent"}
 
 
 def test_a_ticked_reminder_goes_once_fourteen_days_after_the_send(ctx: Context) -> None:

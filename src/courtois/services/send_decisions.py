@@ -45,7 +45,12 @@ def decide_and_claim(
             report.deferred += deferred
             report.cancelled += size - len(allowed) - deferred
             if allowed and claiming:
-                claims.append(Claim(allowed[0], tuple(allowed)))
+                # One email, one language: each section of a digest must be the words its
+                # member previewed, so only invitations previewed in the carrier's language
+                # go together. The others stay scheduled; the inbox's quota decides them.
+                together = tuple(m for m in allowed if m.locale == allowed[0].locale)
+                claims.append(Claim(together[0], together))
+                report.waiting += len(allowed) - len(together)
             else:
                 report.waiting += len(allowed)
         _claim(uow, claims, now)

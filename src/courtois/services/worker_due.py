@@ -31,10 +31,21 @@ class PassReport:
     expired: int = 0
     unknown: int = 0
     purged: dict[str, int] = field(default_factory=dict)
+    # What went wrong with the messages not accepted, by kind ("RCPT 451", "after data:
+    # no reply in time"...), counted: no address, no server text.
+    problems: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain form for JSON."""
-        return dict(self.__dict__)
+        return {
+            key: dict(value) if isinstance(value, dict) else value
+            for key, value in self.__dict__.items()
+        }
+
+    def note(self, problem: str, count: int = 1) -> None:
+        """Count one more message that met this problem."""
+        if count:
+            self.problems[problem] = self.problems.get(problem, 0) + count
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,9 @@ class Due:
     sent_at: datetime | None
     created_at: datetime
     attempts: int
+    # The language the invitation was previewed in (None on rows older than that column's
+    # use: the member's, read when composing).
+    locale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,8 +123,15 @@ def due_messages(
             invitations.c.address,
             invitations.c.remind_at,
             invitations.c.sent_at,
+            invitations.c.locale,
         )
-        .join(invitations, invitations.c.id == messages.c.invitation_id)
+        # Through the digest too: both tables are distributed by it, so the join stays
+        # within each shard, and it runs on the invitations' primary key.
+        .join(
+            invitations,
+            (invitations.c.recipient_digest == messages.c.recipient_digest)
+            & (invitations.c.id == messages.c.invitation_id),
+        )
         .where(messages.c.state == MessageState.SCHEDULED.value, messages.c.scheduled_at <= now)
         .order_by(messages.c.scheduled_at, messages.c.member_id, messages.c.id)
         .limit(BATCH + len(exclude))
@@ -132,6 +153,7 @@ def due_messages(
             sent_at=r.sent_at,
             created_at=r.created_at,
             attempts=r.attempts,
+            locale=r.locale,
         )
         for r in rows
         if r.id not in exclude

@@ -1,5 +1,18 @@
 """The schema. Every per-recipient table carries `recipient_digest`, never an address
-except where an open invitation still needs one to be delivered."""
+except where an open invitation still needs one to be delivered.
+
+Each table is laid out to be distributed by one key (docs/scaling.md, "Sharding by
+recipient"): the per-recipient tables by the recipient digest, the per-member ones by the
+member id. Every primary key and unique index of a distributed table includes its key, and
+foreign keys link only tables of the same key, through that key, so each constraint holds
+within one shard. A surrogate `id` that is also looked up alone keeps a plain index. Where
+a per-recipient row names a member or a consent, no foreign key holds it: `invite` writes
+the consent, its recipients and the invitations in one transaction under the member's
+lock, and members and consents are never deleted.
+
+On SQLite, which has one node and generates integers only for a lone INTEGER PRIMARY KEY,
+the tables keyed by an integer `id` (ROWID_KEYED) keep `id` alone as their primary key.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +21,11 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -29,11 +44,15 @@ metadata = MetaData(
 
 DIGEST = String(64)
 ID = String(36)
+MEMBER_ID = String(128)
+
+# Keyed by (distribution key, id) on PostgreSQL, by `id` alone on SQLite (see above).
+ROWID_KEYED = ("contacts", "decisions", "complaints")
 
 members = Table(
     "members",
     metadata,
-    Column("id", String(128), primary_key=True),
+    Column("id", MEMBER_ID, primary_key=True),
     Column("email", String(254), nullable=False),
     Column("email_digest", DIGEST, nullable=False, index=True),
     Column("name", String(120), nullable=False),
@@ -47,7 +66,8 @@ members = Table(
 contacts = Table(
     "contacts",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    # Per member: imported, listed, picked and exported by the member who owns them.
+    Column("id", Integer, nullable=False, autoincrement=True),
     Column("member_id", ForeignKey("members.id"), nullable=False),
     Column("recipient_digest", DIGEST, nullable=False),
     Column("address", String(254), nullable=False),
@@ -55,6 +75,7 @@ contacts = Table(
     Column("source", String(40), nullable=False),
     Column("selected", Boolean, nullable=False, default=False),
     Column("imported_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("member_id", "id"),
     Index("uq_contacts_member_digest", "member_id", "recipient_digest", unique=True),
     Index("ix_contacts_selected_imported", "selected", "imported_at"),
 )
@@ -62,8 +83,9 @@ contacts = Table(
 consents = Table(
     "consents",
     metadata,
-    Column("id", ID, primary_key=True),
-    Column("member_id", ForeignKey("members.id"), nullable=False, index=True),
+    # Per member. Found by id alone too (revoking, rendering an invitation).
+    Column("id", ID, nullable=False),
+    Column("member_id", ForeignKey("members.id"), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("preview_hash", String(64), nullable=False),
     Column("reminders", Integer, nullable=False),
@@ -74,22 +96,29 @@ consents = Table(
     Column("user_agent", String(512), nullable=False),
     Column("given_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
+    PrimaryKeyConstraint("member_id", "id"),
+    Index("ix_consents_id", "id"),
 )
 
+# Per recipient: which inboxes a consent names. No foreign key to `consents` (per member):
+# the one writer inserts the consent and its recipients together, and consents are never
+# deleted.
 consent_recipients = Table(
     "consent_recipients",
     metadata,
-    Column("consent_id", ForeignKey("consents.id"), primary_key=True),
+    Column("consent_id", ID, primary_key=True),
     Column("recipient_digest", DIGEST, primary_key=True),
 )
 
 invitations = Table(
     "invitations",
     metadata,
-    Column("id", ID, primary_key=True),
-    Column("member_id", ForeignKey("members.id"), nullable=False),
-    Column("consent_id", ForeignKey("consents.id"), nullable=False, index=True),
-    Column("recipient_digest", DIGEST, nullable=False, index=True),
+    # Per recipient. The member and the consent live on the member's shard: no foreign key
+    # to them; `invite` writes all three under the member's lock.
+    Column("id", ID, nullable=False),
+    Column("member_id", MEMBER_ID, nullable=False),
+    Column("consent_id", ID, nullable=False, index=True),
+    Column("recipient_digest", DIGEST, nullable=False),
     # Kept only while the invitation is open; reduced to the digest afterwards (invariant 10).
     Column("address", String(254), nullable=True),
     Column("locale", String(8), nullable=False),
@@ -100,6 +129,9 @@ invitations = Table(
     Column("sent_at", UTCDateTime, nullable=True),
     Column("answered_at", UTCDateTime, nullable=True),
     Column("remind_at", UTCDateTime, nullable=True),
+    PrimaryKeyConstraint("recipient_digest", "id"),
+    # Links, the API and the worker find an invitation by its id alone.
+    Index("ix_invitations_id", "id"),
     Index("ix_invitations_member_recipient", "member_id", "recipient_digest"),
     Index("ix_invitations_state_expires", "state", "expires_at"),
     # The API lists a member's invitations newest first, page by page.
@@ -112,10 +144,11 @@ invitations = Table(
 messages = Table(
     "messages",
     metadata,
-    Column("id", ID, primary_key=True),
-    Column("invitation_id", ForeignKey("invitations.id"), nullable=False, index=True),
-    Column("member_id", String(128), nullable=False),
-    Column("recipient_digest", DIGEST, nullable=False, index=True),
+    # Per recipient, on the shard of its invitation.
+    Column("id", ID, nullable=False),
+    Column("invitation_id", ID, nullable=False, index=True),
+    Column("member_id", MEMBER_ID, nullable=False),
+    Column("recipient_digest", DIGEST, nullable=False),
     Column("kind", String(16), nullable=False),
     Column("state", String(16), nullable=False),
     Column("scheduled_at", UTCDateTime, nullable=False),
@@ -127,6 +160,12 @@ messages = Table(
     # The digest message that carried this one, when several invitations left as one email.
     Column("carried_by", ID, nullable=True),
     Column("last_reason", String(200), nullable=True),
+    PrimaryKeyConstraint("recipient_digest", "id"),
+    ForeignKeyConstraint(
+        ["recipient_digest", "invitation_id"], ["invitations.recipient_digest", "invitations.id"]
+    ),
+    # The worker claims and updates messages by id.
+    Index("ix_messages_id", "id"),
     Index("ix_messages_state_scheduled", "state", "scheduled_at"),
     Index("ix_messages_member_created", "member_id", "created_at"),
     # The admin pages count the emails sent per day.
@@ -136,16 +175,20 @@ messages = Table(
 decisions = Table(
     "decisions",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    # Per recipient. Read past a watermark of `id` by the metrics; by digest on SQLite,
+    # whose key is `id` alone.
+    Column("id", Integer, nullable=False, autoincrement=True),
     Column("invitation_id", ID, nullable=True, index=True),
     Column("message_id", ID, nullable=True),
-    Column("member_id", String(128), nullable=False),
+    Column("member_id", MEMBER_ID, nullable=False),
     Column("recipient_digest", DIGEST, nullable=False, index=True),
     Column("kind", String(16), nullable=False),
     Column("stage", String(8), nullable=False),
     Column("outcome", String(8), nullable=False),
     Column("verdicts", CanonicalJSON, nullable=False),
     Column("decided_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("recipient_digest", "id"),
+    Index("ix_decisions_id", "id"),
     # The admin pages count refusals and deferrals per day.
     Index("ix_decisions_outcome_decided", "outcome", "decided_at"),
 )
@@ -166,17 +209,20 @@ recipient_blocks = Table(
     "recipient_blocks",
     metadata,
     Column("recipient_digest", DIGEST, primary_key=True),
-    Column("member_id", String(128), primary_key=True),
+    Column("member_id", MEMBER_ID, primary_key=True),
     Column("at", UTCDateTime, nullable=False),
 )
 
 complaints = Table(
     "complaints",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("member_id", String(128), nullable=False, index=True),
+    # Per member: a sender fact, counted by member on every invitation. Indexed by member
+    # on SQLite, whose key is `id` alone.
+    Column("id", Integer, nullable=False, autoincrement=True),
+    Column("member_id", MEMBER_ID, nullable=False, index=True),
     Column("recipient_digest", DIGEST, nullable=False),
     Column("at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("member_id", "id"),
     # The admin pages count complaints per day.
     Index("ix_complaints_at", "at"),
 )
