@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from figures import Row, figure, write
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -50,6 +51,7 @@ COURTOIS = str(Path(sys.executable).parent / "courtois")
 
 Request = Callable[[int], tuple[str, bytes, str]]  # n -> (path, body, content type)
 WARM = CLIENTS * 2
+FIGURES: list[Row] = []  # what --json writes
 
 
 def free_port() -> int:
@@ -154,6 +156,18 @@ def report(label: str, result: Result, ceiling: Result | None) -> None:
         verdict = "met" if share >= TARGET_SHARE else "BELOW target"
         line += f"  {share:.1f}% of bare, target >= {TARGET_SHARE}%: {verdict}"
     print(line)
+    FIGURES.append(
+        figure(
+            label,
+            result.rate,
+            "req/s",
+            baseline=None if ceiling is None else "bare FastAPI endpoint",
+            baseline_value=None if ceiling is None else ceiling.rate,
+            goal=None if ceiling is None else f">= {TARGET_SHARE}% of bare",
+            met=None if ceiling is None else result.rate >= ceiling.rate * TARGET_SHARE / 100,
+            note=f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms",
+        )
+    )
 
 
 def seed(base: str, members: int) -> dict[str, str]:
@@ -267,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--processes", type=int, nargs="+", default=[1, 2], help="`courtois serve --processes`"
     )
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     total = 64 if args.quick else args.requests
     print(f"courtois API bench: {CLIENTS} concurrent clients, {os.cpu_count()} cores")
@@ -278,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             bench_engine("sqlite", url, total, ceiling, processes)
         with postgres_database() as url:
             bench_engine("postgresql", url, total, ceiling, processes)
+    write(args.json, "api", FIGURES, clients=CLIENTS, requests=total)
     return 0
 
 

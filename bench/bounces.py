@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from figures import figure, write
 from flufl.bounce import all_failures
 
 from courtois.delivery.bounces import BouncedRecipient, classify
@@ -168,6 +169,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("corpus", nargs="?", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--verbose", "-v", action="store_true", help="list misclassified files")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     if not (args.corpus / "expected.json").is_file():
         sys.stderr.write(f"bench: no corpus at {args.corpus}\n")
@@ -203,6 +205,38 @@ def main() -> int:
     met = ours.hard_pct() >= HARD_GOAL and ours.soft_pct() >= SOFT_GOAL
     met = met and ours.not_bounce_clean == ours.not_bounce_total
     print(f"\ngoals {'met' if met else 'NOT met'}")
+    rows = [
+        figure(
+            "bounces: hard bounces recognised as hard",
+            ours.hard_pct(),
+            "%",
+            baseline="flufl.bounce alone",
+            baseline_value=flufl.hard_pct(),
+            goal=f">= {HARD_GOAL:.0f}%",
+            met=ours.hard_pct() >= HARD_GOAL,
+            note=f"{ours.hard_found}/{ours.hard_total}",
+        ),
+        figure(
+            "bounces: non-hard left unsuppressed",
+            ours.soft_pct(),
+            "%",
+            baseline="flufl.bounce alone",
+            baseline_value=flufl.soft_pct(),
+            goal=f">= {SOFT_GOAL:.0f}%",
+            met=ours.soft_pct() >= SOFT_GOAL,
+            note=f"{ours.soft_kept}/{ours.soft_total + ours.extra_hard}",
+        ),
+        figure(
+            "bounces: not-bounces with nothing suppressed",
+            ours.not_bounce_clean,
+            "messages",
+            baseline="all of them",
+            baseline_value=ours.not_bounce_total,
+            goal="all",
+            met=ours.not_bounce_clean == ours.not_bounce_total,
+        ),
+    ]
+    write(args.json, "bounces", rows, messages=files, seconds=elapsed)
     return 0 if met else 1
 
 

@@ -40,6 +40,7 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import aiosmtplib
+from figures import Row, figure, write
 
 from courtois.config import Settings
 from courtois.delivery.dkim import sign
@@ -282,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="200 messages, for a smoke test")
     parser.add_argument("--processes", type=int, default=2, help="worker processes (cores)")
     parser.add_argument("--no-pipelining", action="store_true", help="one command at a time")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     messages = 200 if args.quick else args.messages
     if shutil.which("smtp-sink") is None or shutil.which("smtp-source") is None:
@@ -298,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         with smtp_sink() as port:
             reference = bench_smtp_source(port, max(messages, 5000), 32)
             print(f"smtp-source (32 sessions, 4 KB): {reference:,.0f} msg/s")
+            rows: list[Row] = [figure("smtp-source (Postfix, C), 32 sessions", reference, "msg/s")]
             for connections in (1, 8, 32):
                 bare = bench_bare_aiosmtplib(port, messages, connections)
                 piped = bench_pipeline(
@@ -310,6 +313,18 @@ def main(argv: list[str] | None = None) -> int:
                     f"bare aiosmtplib {bare:,.0f} msg/s; pipeline/bare {piped / bare:.2f}; "
                     f"pipeline/smtp-source {piped / reference:.3f}"
                 )
+                rows.append(
+                    figure(
+                        f"delivery pipeline, {connections} connection(s), "
+                        f"{max(1, min(args.processes, connections))} process(es)",
+                        piped,
+                        "msg/s",
+                        baseline="bare aiosmtplib",
+                        baseline_value=bare,
+                        note=f"{piped / reference:.3f} of smtp-source",
+                    )
+                )
+    write(args.json, "delivery", rows, messages=messages, dkim=key is not None, quick=args.quick)
     return 0
 
 

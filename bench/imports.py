@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import figure, write
+
 CSV_TARGET_RATIO = 3.0  # courtois + normalisation within 3x of bare csv parsing
 MEMORY_TARGET_MB = 200
 GOOGLE_HEADER = (
@@ -232,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="Google CSV rows")
     parser.add_argument("--cards", type=int, default=100_000, help="vCard cards")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -293,6 +296,39 @@ def main(argv: list[str] | None = None) -> int:
             f"memory: courtois peak RSS csv {ours_mb:.1f} MB, vcard {vours_mb:.1f} MB "
             f"(target < {MEMORY_TARGET_MB} MB: {verdict}); vobject {vobj_mb:.1f} MB"
         )
+    size = f"{args.rows:,} CSV rows, {args.cards:,} vCards"
+    rows = [
+        figure(
+            "csv: courtois reader + parse_address",
+            ours["seconds"],
+            "s cpu",
+            baseline="csv module alone",
+            baseline_value=bare["seconds"],
+            goal=f"<= {CSV_TARGET_RATIO:.0f}x",
+            met=ratio <= CSV_TARGET_RATIO,
+            note=f"{ours['contacts'] / ours['seconds']:,.0f} contacts/s; {size}",
+        ),
+        figure(
+            "vcard: courtois reader + parse_address",
+            vours["seconds"],
+            "s cpu",
+            baseline="vobject.readComponents alone",
+            baseline_value=vobj["seconds"],
+            goal="< 1x",
+            met=speedup > 1,
+            note=f"{vours['contacts'] / vours['seconds']:,.0f} contacts/s",
+        ),
+        figure(
+            "peak RSS, largest of csv and vcard",
+            peak,
+            "MB",
+            baseline="target",
+            baseline_value=MEMORY_TARGET_MB,
+            goal=f"< {MEMORY_TARGET_MB} MB",
+            met=peak < MEMORY_TARGET_MB,
+        ),
+    ]
+    write(args.json, "imports", rows, csv_rows=args.rows, vcards=args.cards)
     return 0
 
 

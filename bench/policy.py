@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from figures import Row, figure, write
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -63,6 +64,7 @@ POSTGRES_URL = os.environ.get(
     "COURTOIS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+FIGURES: list[Row] = []  # what --json writes
 
 
 # --- 1. the pure chain ----------------------------------------------------------------------
@@ -261,6 +263,17 @@ def bench_pure(count: int, seconds: float) -> None:
         rate = done / elapsed
         each, chain_each = time_rules(pairs, seconds / 3)
     verdict = "met" if rate >= PURE_TARGET else "BELOW target"
+    FIGURES.append(
+        figure(
+            "pure chain",
+            rate,
+            "evaluations/s",
+            baseline="target",
+            baseline_value=PURE_TARGET,
+            goal=f">= {PURE_TARGET:,}/s",
+            met=rate >= PURE_TARGET,
+        )
+    )
     print(
         f"pure chain: {rate:,.0f} evaluations/s ({done:,} in {elapsed:.2f} s, {pinned}; "
         f"{1e6 / rate:.1f} us each) -- target >= {PURE_TARGET:,}/s: {verdict}"
@@ -368,6 +381,18 @@ def report_engine(name: str, results: list[RunResult]) -> None:
     best, median = max(rates), statistics.median(rates)
     times = ", ".join(f"{r.seconds:.2f} s" for r in results)
     verdict = "met" if best >= STORED_TARGET else "BELOW target"
+    FIGURES.append(
+        figure(
+            f"stored invite [{name}], best of {len(results)}",
+            best,
+            "decisions/s",
+            baseline="target",
+            baseline_value=STORED_TARGET,
+            goal=f">= {STORED_TARGET:,}/s",
+            met=best >= STORED_TARGET,
+            note=f"median {median:,.0f}/s, {results[0].recipients:,} recipients per invite",
+        )
+    )
     print(
         f"stored invite [{name}]: best {best:,.0f} decisions/s, median {median:,.0f} "
         f"decisions/s over {len(results)} runs of {results[0].recipients:,} recipients "
@@ -496,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run for tests")
     parser.add_argument("--profile", action="store_true", help="cProfile one invite per engine")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     pairs, seconds = (200, 0.3) if args.quick else (2_000, 3.0)
     runs, recipients = (3, 200) if args.quick else (3, 10_000)
@@ -505,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     print_machine(version)
     bench_pure(pairs, seconds)
     bench_stored(runs, recipients, args.profile, version_num)
+    write(args.json, "policy", FIGURES, quick=args.quick)
     return 0
 
 

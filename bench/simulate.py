@@ -40,6 +40,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
+from figures import Row, figure, write
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -66,6 +67,7 @@ NEW_POLICY = PolicyConfig(
 CODES = [rule.code for rule in CHAIN]
 ENTRIES_PER_INVITATION = 6.7  # what the model below writes, on average
 BATCH = 20_000
+FIGURES: list[Row] = []  # what --json writes
 
 
 # --- 1. a year of history -----------------------------------------------------------------
@@ -474,6 +476,15 @@ def report_run(engine: str, since_days: int | None, rows: int, result: dict[str,
         f"{events / seconds:,.0f} events/s); peak memory {peak:,.0f} MiB "
         f"({peak - before:,.0f} MiB above the process before the replay)"
     )
+    rate = (rows if since_days is None else events) / seconds
+    FIGURES.append(
+        figure(
+            f"simulate replay [{label}]",
+            rate,
+            "entries/s" if since_days is None else "events/s",
+            note=f"{seconds:.1f} s, {events:,} replay events; peak memory {peak:,.0f} MiB",
+        )
+    )
     d, e = result["decisions"], result["emails"]
     print(
         f"  [{label}] decisions history/current/new {d['history']:,}/{d['current']:,}/"
@@ -501,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL")
     parser.add_argument("--since-days", type=int, default=None, help="also replay with --since")
     parser.add_argument("--seed", type=int, default=20260302)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--replay", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.replay:
@@ -529,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.since_days is not None:
                 since = replay_in_child(url, args.since_days)
                 report_run("postgresql", args.since_days, rows, since)
+    write(args.json, "simulate", FIGURES, entries=entries)
     return 0
 
 
