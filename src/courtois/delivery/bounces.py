@@ -120,7 +120,7 @@ def _classify(msg: Message, source: str, depth: int = 0) -> BounceReport:
     reported = dsn_failures(msg)
     failures = [f for f in reported if f.action not in _NOT_FAILED and f.status[:1] != "2"]
     if not failures and is_auto_reply(msg):
-        author = [a for a in reporter if not is_robot(a)]
+        author = [a for a in sorted(reporter) if not is_robot(a)]
         return BounceReport(
             source, "auto_reply", tuple(BouncedRecipient(a, "", False) for a in author)
         )
