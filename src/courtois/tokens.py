@@ -11,6 +11,8 @@ import base64
 import hashlib
 import hmac
 import json
+import re
+import secrets
 import time
 from collections.abc import Sequence
 from enum import StrEnum
@@ -53,6 +55,27 @@ def _signer(keys: tuple[bytes, ...], scope: Scope) -> URLSafeTimedSerializer:
     # The scope is the salt: a token signed for one scope never verifies for another. Built
     # once per key set and scope: every email carries three tokens or more.
     return URLSafeTimedSerializer(list(keys), salt=f"courtois.{scope.value}")
+
+
+# A sign-in link's own id: 18 random bytes, base64url.
+_LINK_ID = re.compile(r"[A-Za-z0-9_-]{24}")
+
+
+def make_sign_in_token(secret: Keys, member_id: str) -> str:
+    """A member's sign-in link token: the member and a random link id, so that each link is
+    one of a kind and can be used once (two links made in the same second differ)."""
+    return make_token(secret, Scope.MEMBER, f"{member_id} {secrets.token_urlsafe(18)}")
+
+
+def read_sign_in_token(
+    secret: Keys, token: str, max_age: int = MEMBER_LINK_MAX_AGE_SECONDS
+) -> tuple[str, str]:
+    """The member and the link id a valid sign-in token names; NotFound for any invalid one,
+    a token without a link id included."""
+    member_id, space, link_id = read_token(secret, Scope.MEMBER, token, max_age).partition(" ")
+    if not space or not member_id or not _LINK_ID.fullmatch(link_id):
+        raise NotFound("This link is not valid.")
+    return member_id, link_id
 
 
 def make_token(secret: Keys, scope: Scope, invitation_id: str) -> str:

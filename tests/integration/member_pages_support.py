@@ -22,7 +22,7 @@ from courtois.services.contacts import import_contacts
 from courtois.services.context import Context
 from courtois.services.members import register_member
 from courtois.store.tables import contacts
-from courtois.tokens import Scope, make_token
+from courtois.tokens import make_sign_in_token
 from courtois.web.pages.member_session import COOKIE
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -64,7 +64,7 @@ def add_member(ctx: Context, member_id: str = "ana", locale: str = "en") -> None
 
 def sign_in_link(site: LiveSite, member_id: str) -> str:
     """The path of a fresh sign-in link, as `POST /v1/members/{id}/login-link` makes it."""
-    return f"/member/sign-in/{make_token(site.ctx.settings.secret, Scope.MEMBER, member_id)}"
+    return f"/member/sign-in/{make_sign_in_token(site.ctx.settings.secret, member_id)}"
 
 
 @contextmanager

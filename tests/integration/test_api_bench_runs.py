@@ -6,33 +6,15 @@ It asserts no speed, which depends on the machine.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-BENCH = ROOT / "bench" / "api.py"
+from bench_runs import run_bench
 
 
 @pytest.mark.postgres
 def test_bench_api_quick_prints_every_figure_and_nothing_fails() -> None:
-    env = {**os.environ}
-    env.pop("PYTHONSTARTUP", None)
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--processes", "1"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    output = result.stdout
-    assert result.returncode == 0, result.stderr or output
+    output = run_bench("api.py", "--quick", "--processes", "1")
     number = r"[\d.]+ req/s  p50 +[\d.]+ ms  p99 +[\d.]+ ms"
     assert re.search(
         rf"^  bare FastAPI endpoint .+ {number}  statuses \{{200: 256\}}$", output, re.M

@@ -12,7 +12,13 @@ from support import count
 from courtois.domain.errors import NotFound
 from courtois.services.context import Context
 from courtois.store.tables import members
-from courtois.tokens import MEMBER_LINK_MAX_AGE_SECONDS, Scope, make_token, read_token
+from courtois.tokens import (
+    MEMBER_LINK_MAX_AGE_SECONDS,
+    Scope,
+    make_token,
+    read_sign_in_token,
+    read_token,
+)
 
 
 @pytest.fixture
@@ -100,7 +106,11 @@ def test_a_sign_in_link_names_the_member_for_a_short_while(api: Api) -> None:
     assert link["url"].startswith(prefix)
     token = link["url"].removeprefix(prefix)
     secret = api.ctx.settings.secret
-    assert read_token(secret, Scope.MEMBER, token, MEMBER_LINK_MAX_AGE_SECONDS) == "ana"
+    member, link_id = read_sign_in_token(secret, token, MEMBER_LINK_MAX_AGE_SECONDS)
+    assert member == "ana"
+    # Each link is one of a kind, even two made in the same second: it can be used once.
+    again = api.ok(api.post("/v1/members/ana/login-link"))["url"].removeprefix(prefix)
+    assert read_sign_in_token(secret, again)[1] != link_id
     # Good for signing in only: not an unsubscribe or join link, and not for long.
     with pytest.raises(NotFound):
         read_token(secret, Scope.UNSUBSCRIBE, token)

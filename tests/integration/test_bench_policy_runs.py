@@ -6,34 +6,17 @@ machine.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from bench_runs import run_bench
 
-ROOT = Path(__file__).resolve().parents[2]
-BENCH = ROOT / "bench" / "policy.py"
 RECIPIENTS = 200  # what --quick invites in each run
 
 
 @pytest.mark.postgres
 def test_bench_policy_quick_prints_every_figure() -> None:
-    env = {**os.environ}
-    env.pop("PYTHONSTARTUP", None)
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    output = result.stdout
-    assert result.returncode == 0, result.stderr or output
+    output = run_bench("policy.py", "--quick")
 
     expected = [
         r"^machine: cpu .+; cores \d+ .*; python 3\.\d+\.\d+ .*; sqlite 3\.\d+\.\d+; "

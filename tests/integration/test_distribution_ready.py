@@ -16,7 +16,7 @@ downgrade must give the rows back.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -70,6 +70,7 @@ COORDINATOR = frozenset(
         "idempotency_keys",
         "webhook_events",
         "webhook_deliveries",
+        "sign_in_links_used",
         "alembic_version",
     }
 )
@@ -150,7 +151,9 @@ def distribution_problems(connection: Connection) -> list[str]:
 def test_every_table_is_ready_to_distribute(engine_at: EngineAt) -> None:
     engine = engine_at("postgresql", "0004")
     with engine.connect() as connection:
-        before = distribution_problems(connection)
+        # Tables made by later migrations are missing at 0004, not wrong.
+        later = ("sign_in_links_used:",)
+        before = [p for p in distribution_problems(connection) if not p.startswith(later)]
     # What 0005 fixes, so the check is seen to catch each kind of problem.
     for expected in (
         "invitations: unique pk_invitations ['id'] lacks recipient_digest",
@@ -234,12 +237,16 @@ class Snapshot:
     rows: dict[str, list[tuple[Any, ...]]]
 
     @classmethod
-    def of(cls, engine: Engine) -> Snapshot:
+    def of(cls, engine: Engine, names: Collection[str] | None = None) -> Snapshot:
+        """The tables named, by default those the database has (an older revision has
+        fewer than the code knows)."""
+        names = set(inspect(engine).get_table_names()) if names is None else set(names)
         with engine.connect() as connection:
             return cls(
                 {
                     name: sorted(map(tuple, connection.execute(select(table))), key=repr)
                     for name, table in metadata.tables.items()
+                    if name in names
                 }
             )
 
@@ -281,7 +288,7 @@ def test_migration_0005_keeps_every_row(kind: str, engine_at: EngineAt) -> None:
     assert all(before.rows[t] for t in ("contacts", "complaints", "decisions", "messages"))
 
     upgrade(engine, "head")
-    assert Snapshot.of(engine) == before
+    assert Snapshot.of(engine, before.rows) == before
     foreign_keys_hold(engine)
     schema = inspect(engine)
     assert schema.get_foreign_keys("messages") == [
@@ -315,6 +322,11 @@ def test_migration_0005_keeps_every_row(kind: str, engine_at: EngineAt) -> None:
     assert more["invitations"]
 
     downgrade(engine, "0004")
-    assert Snapshot.of(engine) == after
+    down = Snapshot.of(engine)
+    assert down.rows == {name: after.rows[name] for name in down.rows}
+    # Only what later migrations made is gone, and it was empty here.
+    assert {name: after.rows[name] for name in after.rows.keys() - down.rows.keys()} == {
+        "sign_in_links_used": []
+    }
     foreign_keys_hold(engine)
     assert inspect(engine).get_pk_constraint("invitations")["constrained_columns"] == ["id"]

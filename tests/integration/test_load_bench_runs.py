@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
-import subprocess
 import sys
 from collections.abc import Callable
 from datetime import timedelta
@@ -19,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from bench_runs import ROOT, run_bench
 from sqlalchemy import update
 from support import T0, add_members, send_invites
 
@@ -31,8 +30,6 @@ from courtois.services.recipients import unsubscribe
 from courtois.services.worker import run_pass
 from courtois.store.tables import contacts, recipients
 
-ROOT = Path(__file__).resolve().parents[2]
-BENCH = ROOT / "bench" / "load.py"
 LATER = T0 + timedelta(minutes=11)
 
 
@@ -53,31 +50,10 @@ def load_invariants() -> ModuleType:
 
 @pytest.mark.postgres
 def test_bench_load_runs_and_every_invariant_holds(tmp_path: Path) -> None:
-    env = {**os.environ}
-    env.pop("PYTHONSTARTUP", None)
     figures = tmp_path / "load.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH),
-            "--seconds",
-            "5",
-            "--clients",
-            "4",
-            "--members",
-            "40",
-            "--json",
-            str(figures),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=600,
-        check=False,
+    output = run_bench(
+        "load.py", "--seconds", "5", "--clients", "4", "--members", "40", "--json", str(figures)
     )
-    output = result.stdout
-    assert result.returncode == 0, result.stderr or output
     number = r"[\d,]+ requests +[\d.]+ req/s  p50 +[\d.]+ ms  p99 +[\d.]+ ms"
     for kind in ("preview", "invite", "total"):
         assert re.search(rf"^  {re.escape(kind)} +{number}  .*errors none$", output, re.M), output

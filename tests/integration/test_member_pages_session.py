@@ -5,6 +5,7 @@ signing out; over real HTTP, on both engines."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from http.cookies import SimpleCookie
 
 import httpx
@@ -19,9 +20,19 @@ from member_pages_support import (
     sign_in_link,
     signed_in,
 )
+from sqlalchemy import func, select
 
+from conftest import T0
 from courtois.services.context import Context
-from courtois.tokens import MEMBER_LINK_MAX_AGE_SECONDS, Scope, make_token
+from courtois.services.sign_in_links import KEPT
+from courtois.store.tables import sign_in_links_used
+from courtois.tokens import (
+    MEMBER_LINK_MAX_AGE_SECONDS,
+    Scope,
+    make_sign_in_token,
+    make_token,
+    read_sign_in_token,
+)
 from courtois.web.pages.member_session import COOKIE, MAX_AGE_SECONDS, SALT
 
 EVERY_PAGE = {
@@ -85,16 +96,22 @@ def test_the_cookie_is_secure_when_the_public_url_is_https(ctx: Context) -> None
 def test_every_bad_link_gets_the_same_plain_page(ctx: Context) -> None:
     add_member(ctx)
     secret = ctx.settings.secret
-    good = make_token(secret, Scope.MEMBER, "ana")
-    expired = _old(secret, "courtois.member", "ana", MEMBER_LINK_MAX_AGE_SECONDS + 5)
+    good = make_sign_in_token(secret, "ana")
+    link_id = read_sign_in_token(secret, good)[1]
+    expired = _old(secret, "courtois.member", f"ana {link_id}", MEMBER_LINK_MAX_AGE_SECONDS + 5)
+    used = make_sign_in_token(secret, "ana")
     bad = {
         "tampered": good[:-3] + ("aaa" if not good.endswith("aaa") else "bbb"),
         "other scope": make_token(secret, Scope.WHY, "ana"),
         "expired": expired,
-        "no such member": make_token(secret, Scope.MEMBER, "nobody"),
+        "no such member": make_sign_in_token(secret, "nobody"),
+        "no link id": make_token(secret, Scope.MEMBER, "ana"),
+        "used before": used,
         "garbage": "not-a-token",
     }
     with live_site(ctx) as site, httpx.Client(base_url=site.base_url) as http:
+        assert http.get(f"/member/sign-in/{used}").status_code == 303
+        http.cookies.clear()
         answers = {name: http.get(f"/member/sign-in/{token}") for name, token in bad.items()}
         # The same link signed just now works: only its age was wrong.
         fresh = http.get(f"/member/sign-in/{good}")
@@ -107,6 +124,42 @@ def test_every_bad_link_gets_the_same_plain_page(ctx: Context) -> None:
         for header, value in EVERY_PAGE.items():
             assert answer.headers[header] == value
     assert "Please sign in" in bodies.pop()
+
+
+def test_a_sign_in_link_opens_one_session_once(ctx: Context) -> None:
+    """A link seen by someone else (a shared computer's history) opens nothing once used;
+    the ids of used links are kept only while a link could still be valid."""
+    add_member(ctx)
+    with live_site(ctx) as site:
+        path = sign_in_link(site, "ana")
+        with httpx.Client(base_url=site.base_url) as member:
+            assert member.get(path).status_code == 303
+            assert member.get("/member/").status_code == 200
+        with httpx.Client(base_url=site.base_url) as stranger:
+            again = stranger.get(path)
+            assert again.status_code == 401
+            assert COOKIE not in stranger.cookies
+            assert stranger.get("/member/").status_code == 401
+        # A new link from the platform still works.
+        with httpx.Client(base_url=site.base_url) as member:
+            assert member.get(sign_in_link(site, "ana")).status_code == 303
+        assert _used_links(ctx) == 2
+        # Each use forgets the links too old to be used anyway.
+        site.clock.now = T0 + KEPT - timedelta(minutes=1)
+        with httpx.Client(base_url=site.base_url) as member:
+            assert member.get(sign_in_link(site, "ana")).status_code == 303
+        assert _used_links(ctx) == 3
+        site.clock.now = T0 + KEPT + timedelta(minutes=1)
+        with httpx.Client(base_url=site.base_url) as member:
+            assert member.get(sign_in_link(site, "ana")).status_code == 303
+        assert _used_links(ctx) == 2
+
+
+def _used_links(ctx: Context) -> int:
+    with ctx.engine.connect() as connection:
+        return int(
+            connection.execute(select(func.count()).select_from(sign_in_links_used)).scalar_one()
+        )
 
 
 def test_pages_need_a_valid_session(ctx: Context) -> None:

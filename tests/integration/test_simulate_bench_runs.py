@@ -3,33 +3,15 @@ prints every figure it promises. It asserts no speed, which depends on the machi
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-BENCH = ROOT / "bench" / "simulate.py"
+from bench_runs import run_bench
 
 
 @pytest.mark.postgres
 def test_bench_simulate_quick_prints_every_figure() -> None:
-    env = {**os.environ}
-    env.pop("PYTHONSTARTUP", None)
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--postgres", "--since-days", "90"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=600,
-        check=False,
-    )
-    output = result.stdout
-    assert result.returncode == 0, result.stderr or output
+    output = run_bench("simulate.py", "--quick", "--postgres", "--since-days", "90")
     found = re.search(r"^generated \[sqlite\]: ([\d,]+) ledger entries in ", output, re.M)
     assert found is not None, output
     entries = int(found.group(1).replace(",", ""))

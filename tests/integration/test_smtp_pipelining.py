@@ -226,16 +226,26 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return key, cert
 
 
-def test_tls_from_the_first_byte_then_pipelined(
-    ctx: Context, certificate: tuple[Path, Path]
-) -> None:
+@pytest.fixture(scope="module")
+def server_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    """The server side of TLS, with that certificate."""
     key, cert = certificate
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
-    emails = [f"r{i}@example.org" for i in range(5)]
+    return tls
+
+
+FIVE = [f"r{i}@example.org" for i in range(5)]
+
+
+def test_tls_from_the_first_byte_then_pipelined(
+    ctx: Context, certificate: tuple[Path, Path], server_tls: ssl.SSLContext
+) -> None:
+    _key, cert = certificate
+    emails = FIVE
     invite_all(ctx, emails)
     handler = FaultyHandler()
-    with smtp_server(handler, tls=tls) as url:
+    with smtp_server(handler, tls=server_tls) as url:
         assert url.startswith("smtps://")
         report = run_pass(ctx, DUE, transport(url, ca_file=str(cert)))
         # Without trusting that certificate, nothing goes: a temporary failure.
@@ -245,16 +255,16 @@ def test_tls_from_the_first_byte_then_pipelined(
     assert sorted(r for rcpts, _ in handler.received for r in rcpts) == emails
 
 
-def test_starttls_when_offered_then_pipelined(ctx: Context, certificate: tuple[Path, Path]) -> None:
+def test_starttls_when_offered_then_pipelined(
+    ctx: Context, certificate: tuple[Path, Path], server_tls: ssl.SSLContext
+) -> None:
     """A relay on smtp:// that offers STARTTLS (and refuses mail without it) gets TLS and
     then the pipelined path; its certificate is checked like any other."""
-    key, cert = certificate
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(cert, key)
-    emails = [f"r{i}@example.org" for i in range(5)]
+    _key, cert = certificate
+    emails = FIVE
     invite_all(ctx, emails)
     handler = FaultyHandler()
-    with smtp_server(handler, starttls=tls) as url:
+    with smtp_server(handler, starttls=server_tls) as url:
         assert url.startswith("smtp://")
         # Trusting nobody's certificate, nothing goes: a temporary failure, nothing sent.
         untrusted = run_pass(ctx, DUE, transport(url))

@@ -14,7 +14,7 @@ from courtois.demo.routes import app_routes
 from courtois.demo.seed import MEMBER, DemoMember
 from courtois.services.contacts import list_contacts
 from courtois.services.context import Context
-from courtois.tokens import Scope, make_token
+from courtois.tokens import make_sign_in_token
 from courtois.web.outbox import page
 
 
@@ -41,7 +41,7 @@ def demo_router(info: DemoInfo, redirect_root: bool) -> APIRouter:
         settings = info.ctx.settings
         sign_in = ""
         if any(line.path.startswith("/member/sign-in/") for line in routes):
-            token = make_token(settings.token_secrets, Scope.MEMBER, info.member.id)
+            token = make_sign_in_token(settings.token_secrets, info.member.id)
             sign_in = f"{settings.base_url.rstrip('/')}/member/sign-in/{token}"
         return page(
             "index.html",

@@ -23,6 +23,18 @@ def insert_ignore(
         connection.execute(lite.on_conflict_do_nothing(index_elements=list(keys)))
 
 
+def insert_new(connection: Connection, table: Table, row: dict[str, Any], key: str) -> bool:
+    """Insert `row` unless one with the same `key` exists; True when it went in. Atomic: of
+    two racing inserts, one wins. (RETURNING, because a driver's row count is not reliable
+    for INSERT ... ON CONFLICT.)"""
+    column = table.c[key]
+    if connection.dialect.name == "postgresql":
+        pg = postgresql.insert(table).values(row).on_conflict_do_nothing(index_elements=[key])
+        return connection.execute(pg.returning(column)).first() is not None
+    lite = sqlite.insert(table).values(row).on_conflict_do_nothing(index_elements=[key])
+    return connection.execute(lite.returning(column)).first() is not None
+
+
 def comparable_text(value: str) -> bool:
     """Whether `value` can be compared with stored text on every engine. PostgreSQL refuses a
     NUL in any text parameter (an error, not a miss) and no stored id or name holds one, so

@@ -248,6 +248,15 @@ idempotency_subjects = Table(
     Column("created_at", UTCDateTime, nullable=False, index=True),
 )
 
+# Member sign-in links already used: each opens one session, once. Kept while a link could
+# still be valid (15 minutes), then purged.
+sign_in_links_used = Table(
+    "sign_in_links_used",
+    metadata,
+    Column("link_id", String(32), primary_key=True),
+    Column("used_at", UTCDateTime, nullable=False, index=True),
+)
+
 ledger = Table(
     "ledger",
     metadata,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from courtois.domain.members import MAX_NAME_LENGTH, SUPPORTED_LOCALES, Member
 from courtois.services.members import get_member, register_member
-from courtois.tokens import MEMBER_LINK_MAX_AGE_SECONDS, Scope, make_token
+from courtois.tokens import MEMBER_LINK_MAX_AGE_SECONDS, make_sign_in_token
 from courtois.web.api.common import (
     MEMBER_ID_PATTERN,
     IdempotencyKey,
@@ -110,13 +110,13 @@ def read_member(member_id: MemberId, ctx: Ctx) -> MemberOut:
 def sign_in_link(
     member_id: MemberId, request: Request, ctx: Ctx, now: Now, key: IdempotencyKey = None
 ) -> JSONResponse:
-    """A signed URL for this member, valid for 15 minutes, for the platform to hand to its
-    signed-in member (never to send by email)."""
+    """A signed URL for this member, valid for 15 minutes and for one use, for the platform
+    to hand to its signed-in member (never to send by email)."""
 
     def action() -> Answer:
         with not_found_as("member"):
             member = get_member(ctx, member_id)
-        token = make_token(ctx.settings.token_secrets, Scope.MEMBER, member.id)
+        token = make_sign_in_token(ctx.settings.token_secrets, member.id)
         # The token's age is checked against the wall clock, so the expiry is told in it.
         expires = datetime.fromtimestamp(int(time.time()) + MEMBER_LINK_MAX_AGE_SECONDS, UTC)
         url = f"{ctx.settings.base_url.rstrip('/')}{SIGN_IN_PATH}{token}"

@@ -1,7 +1,8 @@
 """`/member/sign-in/{token}` and `/member/sign-out`: opening and closing the session.
 
 The platform hands its signed-in member a link from `POST /v1/members/{id}/login-link`
-(scoped to the member pages, valid 15 minutes); the link opens a 12-hour session. A bad,
+(scoped to the member pages, valid 15 minutes, good for one use); the link opens a 12-hour
+session. A bad,
 tampered, expired or other-scope link gets one plain page that tells none of these apart.
 """
 
@@ -13,8 +14,9 @@ from starlette.concurrency import run_in_threadpool
 
 from courtois.domain.errors import NotFound
 from courtois.services.members import get_member
-from courtois.tokens import MEMBER_LINK_MAX_AGE_SECONDS, Scope, read_token
-from courtois.web.deps import Ctx
+from courtois.services.sign_in_links import use_sign_in_link
+from courtois.tokens import read_sign_in_token
+from courtois.web.deps import Ctx, Now
 from courtois.web.pages.member_forms import posted
 from courtois.web.pages.member_render import HOME, go, member_page, not_signed_in
 from courtois.web.pages.member_session import (
@@ -28,15 +30,16 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/member/sign-in/{token}")
-def sign_in(request: Request, token: str, ctx: Ctx) -> Response:
-    """Check the link and open a session for its member, then go to their dashboard."""
+def sign_in(request: Request, token: str, ctx: Ctx, now: Now) -> Response:
+    """Check the link, use it up, and open a session for its member, then go to their
+    dashboard. A link used before gets the same page as any bad link."""
     settings = ctx.settings
     try:
-        member_id = read_token(
-            settings.token_secrets, Scope.MEMBER, token, MEMBER_LINK_MAX_AGE_SECONDS
-        )
+        member_id, link_id = read_sign_in_token(settings.token_secrets, token)
         get_member(ctx, member_id)
     except NotFound:
+        return not_signed_in(request)
+    if not use_sign_in_link(ctx, link_id, now):
         return not_signed_in(request)
     # No referrer: the token in this URL must not travel on, even to the next page.
     response = go(HOME, HEADERS)
