@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import NamedTuple
 
-from sqlalchemy import Row, select
+from sqlalchemy import select
 
 from courtois.delivery.compose import Carried, ComposeInput, consent_hashes
 from courtois.delivery.dkim import sign
@@ -48,33 +48,81 @@ def outgoing_batch(
     return [_compose(ctx, claim, rows, now) for claim in claims]
 
 
-def _carried_rows(ctx: Context, ids: list[str]) -> dict[str, Row[Any]]:
-    found: dict[str, Row[Any]] = {}
+class _Carried(NamedTuple):
+    """What composing needs of one invitation, its consent and its member."""
+
+    id: str
+    locale: str | None
+    note: str
+    reminders: int
+    preview_hash: str
+    name: str
+    email: str
+    reply_to: bool
+    member_locale: str
+
+
+def _carried_rows(ctx: Context, ids: list[str]) -> dict[str, _Carried]:
+    """Read as three lookups by key, not one join: invitations live with their recipient,
+    consents and members with their member (docs/scaling.md), so on a distributed database
+    each lookup stays on the shards that hold its rows."""
+    found: dict[str, _Carried] = {}
     with ctx.engine.connect() as connection:
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
-            for row in connection.execute(
+            rows = connection.execute(
                 select(
                     invitations.c.id,
                     invitations.c.locale,
-                    consents.c.note,
-                    consents.c.reminders,
-                    consents.c.preview_hash,
-                    members.c.name,
-                    members.c.email,
-                    members.c.reply_to,
-                    members.c.locale.label("member_locale"),
+                    invitations.c.consent_id,
+                    invitations.c.member_id,
+                ).where(invitations.c.id.in_(chunk))
+            ).all()
+            member_ids = sorted({r.member_id for r in rows})
+            consent_of = {
+                c.id: c
+                for c in connection.execute(
+                    select(
+                        consents.c.id,
+                        consents.c.note,
+                        consents.c.reminders,
+                        consents.c.preview_hash,
+                    ).where(
+                        consents.c.member_id.in_(member_ids),
+                        consents.c.id.in_(sorted({r.consent_id for r in rows})),
+                    )
                 )
-                .join(consents, consents.c.id == invitations.c.consent_id)
-                .join(members, members.c.id == invitations.c.member_id)
-                .where(invitations.c.id.in_(chunk))
-            ):
-                found[row.id] = row
+            }
+            member_of = {
+                m.id: m
+                for m in connection.execute(
+                    select(
+                        members.c.id,
+                        members.c.name,
+                        members.c.email,
+                        members.c.reply_to,
+                        members.c.locale,
+                    ).where(members.c.id.in_(member_ids))
+                )
+            }
+            for r in rows:
+                consent, member = consent_of[r.consent_id], member_of[r.member_id]
+                found[r.id] = _Carried(
+                    r.id,
+                    r.locale,
+                    consent.note,
+                    consent.reminders,
+                    consent.preview_hash,
+                    member.name,
+                    member.email,
+                    member.reply_to,
+                    member.locale,
+                )
     return found
 
 
 def _compose(
-    ctx: Context, claim: Claim, rows: dict[str, Row[Any]], now: datetime
+    ctx: Context, claim: Claim, rows: dict[str, _Carried], now: datetime
 ) -> Outgoing | PreviewMismatch:
     ids = [m.invitation_id for m in claim.messages]
     carried = tuple(

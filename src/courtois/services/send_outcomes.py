@@ -214,11 +214,26 @@ def schedule_reminders(
     ticked the reminder get one."""
     if not invitation_ids:
         return
-    rows = uow.conn.execute(
-        select(invitations.c.id, invitations.c.member_id, invitations.c.recipient_digest)
-        .join(consents, consents.c.id == invitations.c.consent_id)
-        .where(invitations.c.id.in_(invitation_ids), consents.c.reminders >= 1)
+    # Two lookups, not a join: invitations live with their recipient, consents with their
+    # member (docs/scaling.md).
+    sent = uow.conn.execute(
+        select(
+            invitations.c.id,
+            invitations.c.member_id,
+            invitations.c.recipient_digest,
+            invitations.c.consent_id,
+        ).where(invitations.c.id.in_(invitation_ids))
     ).all()
+    ticked = set(
+        uow.conn.execute(
+            select(consents.c.id).where(
+                consents.c.member_id.in_(sorted({r.member_id for r in sent})),
+                consents.c.id.in_(sorted({r.consent_id for r in sent})),
+                consents.c.reminders >= 1,
+            )
+        ).scalars()
+    )
+    rows = [r for r in sent if r.consent_id in ticked]
     if rows:
         uow.conn.execute(
             messages.insert(),
