@@ -10,7 +10,6 @@ than a sequential scan, so every index scan must have an `Index Cond`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -18,9 +17,9 @@ from typing import Any
 import pytest
 from admin_support import admin_settings, make_history
 from smtp_server import FaultyHandler, smtp_server
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event
 from support import T0, send_invites
-from test_query_plans import EXPLAINABLE, WHOLE_TABLE_READS, scans
+from test_query_plans import EXPLAINABLE, unserved
 
 from conftest import _postgres_engine
 from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
@@ -88,19 +87,4 @@ def test_every_query_of_the_admin_services_goes_straight_to_its_rows(
     distinct = dict(seen[1:])
     assert len(distinct) > 15  # the scenario really exercised the services
 
-    unserved: dict[str, list[str]] = {}
-    with ctx.engine.connect() as connection:
-        connection.execute(text("SET enable_seqscan = off"))
-        raw = connection.connection.dbapi_connection
-        assert raw is not None
-        for statement, parameters in distinct.items():
-            with raw.cursor() as cursor:
-                cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
-                (row,) = cursor.fetchall()
-            plan = row[0] if isinstance(row[0], list) else json.loads(row[0])
-            tables = set(scans(plan[0]["Plan"])) - WHOLE_TABLE_READS
-            tables |= set(whole_index_scans(plan[0]["Plan"]))
-            if tables:
-                unserved[" ".join(statement.split())[:300]] = sorted(tables)
-        raw.rollback()
-    assert unserved == {}
+    assert unserved(ctx, distinct, also=(whole_index_scans,)) == {}

@@ -48,7 +48,7 @@ def outgoing_batch(
     return [_compose(ctx, claim, rows, now) for claim in claims]
 
 
-class _Carried(NamedTuple):
+class _CarriedRow(NamedTuple):
     """What composing needs of one invitation, its consent and its member."""
 
     id: str
@@ -62,11 +62,11 @@ class _Carried(NamedTuple):
     member_locale: str
 
 
-def _carried_rows(ctx: Context, ids: list[str]) -> dict[str, _Carried]:
+def _carried_rows(ctx: Context, ids: list[str]) -> dict[str, _CarriedRow]:
     """Read as three lookups by key, not one join: invitations live with their recipient,
     consents and members with their member (docs/scaling.md), so on a distributed database
     each lookup stays on the shards that hold its rows."""
-    found: dict[str, _Carried] = {}
+    found: dict[str, _CarriedRow] = {}
     with ctx.engine.connect() as connection:
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
@@ -107,7 +107,7 @@ def _carried_rows(ctx: Context, ids: list[str]) -> dict[str, _Carried]:
             }
             for r in rows:
                 consent, member = consent_of[r.consent_id], member_of[r.member_id]
-                found[r.id] = _Carried(
+                found[r.id] = _CarriedRow(
                     r.id,
                     r.locale,
                     consent.note,
@@ -122,7 +122,7 @@ def _carried_rows(ctx: Context, ids: list[str]) -> dict[str, _Carried]:
 
 
 def _compose(
-    ctx: Context, claim: Claim, rows: dict[str, _Carried], now: datetime
+    ctx: Context, claim: Claim, rows: dict[str, _CarriedRow], now: datetime
 ) -> Outgoing | PreviewMismatch:
     ids = [m.invitation_id for m in claim.messages]
     carried = tuple(

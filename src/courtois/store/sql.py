@@ -9,30 +9,29 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 
+def _skipping(
+    connection: Connection, table: Table, values: Any, keys: Sequence[str]
+) -> postgresql.Insert | sqlite.Insert:
+    """INSERT ... ON CONFLICT (keys) DO NOTHING in the connection's dialect."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table).values(values).on_conflict_do_nothing(index_elements=keys)
+    return sqlite.insert(table).values(values).on_conflict_do_nothing(index_elements=keys)
+
+
 def insert_ignore(
     connection: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
 ) -> None:
     """INSERT ... ON CONFLICT (keys) DO NOTHING, on SQLite and PostgreSQL alike."""
-    if not rows:
-        return
-    if connection.dialect.name == "postgresql":
-        pg = postgresql.insert(table).values(list(rows))
-        connection.execute(pg.on_conflict_do_nothing(index_elements=list(keys)))
-    else:
-        lite = sqlite.insert(table).values(list(rows))
-        connection.execute(lite.on_conflict_do_nothing(index_elements=list(keys)))
+    if rows:
+        connection.execute(_skipping(connection, table, list(rows), keys))
 
 
 def insert_new(connection: Connection, table: Table, row: dict[str, Any], key: str) -> bool:
     """Insert `row` unless one with the same `key` exists; True when it went in. Atomic: of
     two racing inserts, one wins. (RETURNING, because a driver's row count is not reliable
     for INSERT ... ON CONFLICT.)"""
-    column = table.c[key]
-    if connection.dialect.name == "postgresql":
-        pg = postgresql.insert(table).values(row).on_conflict_do_nothing(index_elements=[key])
-        return connection.execute(pg.returning(column)).first() is not None
-    lite = sqlite.insert(table).values(row).on_conflict_do_nothing(index_elements=[key])
-    return connection.execute(lite.returning(column)).first() is not None
+    statement = _skipping(connection, table, row, [key]).returning(table.c[key])
+    return connection.execute(statement).first() is not None
 
 
 def comparable_text(value: str) -> bool:

@@ -8,6 +8,7 @@ delete imported contacts and download my data are one button or link each (invar
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
 
 from fastapi import APIRouter, Request
@@ -16,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from courtois.domain.errors import Conflict, NotFound
 from courtois.services.contacts import delete_contacts
+from courtois.services.context import Context
 from courtois.services.lifecycle import revoke_consent, withdraw
 from courtois.services.member_contacts import search_contacts
 from courtois.services.member_export import export_member
@@ -108,33 +110,36 @@ def dashboard(request: Request, ctx: Ctx, now: Now) -> Response:
 @router.post("/member/invitations/{invitation_id}/withdraw")
 async def withdraw_one(request: Request, invitation_id: str, ctx: Ctx, now: Now) -> Response:
     """Take one invitation back: nothing more of it leaves."""
-    checked = await posted(request, ctx)
-    if isinstance(checked, Response):
-        return checked
-    signed, _form = checked
-    try:
-        await run_in_threadpool(withdraw, ctx, invitation_id[:64], now, signed.member.id)
-    except NotFound:
-        return go(HOME + "?done=missing")
-    except Conflict:
-        return go(HOME + "?done=closed")
-    return go(HOME + "?done=withdrawn")
+    return await _take_back(request, ctx, now, withdraw, invitation_id, "closed", "withdrawn")
 
 
 @router.post("/member/consents/{consent_id}/revoke")
 async def revoke_one(request: Request, consent_id: str, ctx: Ctx, now: Now) -> Response:
     """Take a consent back: its unsent invitations are withdrawn, its reminders cancelled."""
+    return await _take_back(
+        request, ctx, now, revoke_consent, consent_id, "already-revoked", "revoked"
+    )
+
+
+TakeBack = Callable[[Context, str, datetime, str], object]
+
+
+async def _take_back(
+    request: Request, ctx: Ctx, now: datetime, use_case: TakeBack, key: str, closed: str, done: str
+) -> Response:
+    """One of the member's own rows, by id, through `use_case`; the dashboard then says
+    what happened (`missing` for an id that is not theirs, `closed` when it was too late)."""
     checked = await posted(request, ctx)
     if isinstance(checked, Response):
         return checked
     signed, _form = checked
     try:
-        await run_in_threadpool(revoke_consent, ctx, consent_id[:64], now, signed.member.id)
+        await run_in_threadpool(use_case, ctx, key[:64], now, signed.member.id)
     except NotFound:
         return go(HOME + "?done=missing")
     except Conflict:
-        return go(HOME + "?done=already-revoked")
-    return go(HOME + "?done=revoked")
+        return go(HOME + f"?done={closed}")
+    return go(HOME + f"?done={done}")
 
 
 @router.post("/member/contacts/delete")
