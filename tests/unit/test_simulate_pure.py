@@ -6,40 +6,10 @@ every module of the package is imported and a whole comparison is run.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+from purity import SRC, imported_without_adapters
 
-SRC = Path(__file__).resolve().parents[2] / "src"
-BLOCKED = ("sqlalchemy", "fastapi", "aiosmtplib", "psycopg", "socket", "alembic", "typer", "dns")
-
+# Every module of the package, then a whole comparison.
 SCRIPT = r"""
-import importlib
-import importlib.abc
-import json
-import pkgutil
-import sys
-
-BLOCKED = frozenset(sys.argv[1].split(","))
-
-
-class Refuse(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
-            raise ImportError(f"the simulation must not import {name}")
-        return None
-
-
-sys.meta_path.insert(0, Refuse())
-try:
-    import sqlalchemy  # noqa: F401
-except ImportError:
-    pass
-else:
-    raise SystemExit("the import blocker does not work")
-
 import courtois.simulation
 
 imported = []
@@ -61,26 +31,11 @@ history = [
 ]
 result = compare(history, PolicyConfig(), PolicyConfig(reminder_cap=0))
 assert (result.current.reminders_sent, result.new.reminders_sent) == (1, 0), result
-leaked = sorted(name for name in sys.modules if name.partition(".")[0] in BLOCKED)
-if leaked:
-    raise SystemExit(f"blocked modules were loaded: {leaked}")
-print(json.dumps(imported))
 """
 
 
 def test_the_simulation_imports_no_adapter_library() -> None:
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    env.pop("PYTHONSTARTUP", None)
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, ",".join(BLOCKED)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr or result.stdout
-    imported = set(json.loads(result.stdout))
+    imported = imported_without_adapters(SCRIPT, "the simulation")
     on_disk = {
         f"courtois.simulation.{path.stem}"
         for path in (SRC / "courtois" / "simulation").glob("*.py")
