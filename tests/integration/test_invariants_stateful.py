@@ -3,7 +3,7 @@
 A hypothesis state machine drives the service layer on a real SQLite file: imports, invites
 with and without reminder consent, withdrawals, revocations, opt-outs, joins, "forget me",
 time passing and worker passes. After every step it checks invariants 1, 3, 4, 5, 6, 9,
-10 and 11 against what the transport actually carried and what the database holds.
+10, 11 and 12 against what the transport actually carried and what the database holds.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from sqlalchemy import select
+from sqlalchemy import Connection, func, select
 
 from conftest import SECRET, T0
 from courtois.config import Settings
@@ -28,9 +28,11 @@ from courtois.domain.contacts import ContactInput
 from courtois.domain.errors import Conflict
 from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
 from courtois.domain.messages import MessageState
+from courtois.policy.facts import SenderFacts
 from courtois.services.audit import verify_ledger
 from courtois.services.contacts import import_contacts
 from courtois.services.context import Context
+from courtois.services.facts import sender_facts
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.lifecycle import revoke_consent, withdraw
 from courtois.services.members import register_member
@@ -326,9 +328,49 @@ class InvitationWorld(RuleBasedStateMachine):
                 assert not ADDRESS.search(str(row.payload))
 
     @invariant()
+    def sender_facts_follow_their_sources(self) -> None:
+        """12: the sender facts read from the member-side `sender_activity` table are the
+        ones `messages` and `invitations` themselves give, whatever happened since."""
+        with self.engine.connect() as connection:
+            for member in MEMBERS:
+                assert sender_facts(connection, member, self.now) == _sender_facts_from_sources(
+                    connection, member, self.now
+                )
+
+    @invariant()
     def ledger_holds(self) -> None:
         """11: the hash chain verifies after every step."""
         assert verify_ledger(self.engine).ok
+
+
+def _sender_facts_from_sources(connection: Connection, member: str, now: datetime) -> SenderFacts:
+    """Invariant 12's facts as defined: the member's first emails created in the last week
+    and not cancelled (a reminder is not one, even when it came to carry a digest), and
+    their invitations sent in the last 90 days by state, complaints aside (none here)."""
+    recent = connection.execute(
+        select(messages.c.created_at)
+        .join(invitations, invitations.c.id == messages.c.invitation_id)
+        .where(
+            messages.c.member_id == member,
+            messages.c.created_at > now - timedelta(days=7),
+            messages.c.created_at == invitations.c.created_at,
+            messages.c.state != MessageState.CANCELLED.value,
+        )
+    ).scalars()
+    by_state = {
+        str(state): int(count)
+        for state, count in connection.execute(
+            select(invitations.c.state, func.count())
+            .where(invitations.c.member_id == member, invitations.c.sent_at > now - LONG)
+            .group_by(invitations.c.state)
+        )
+    }
+    return SenderFacts(
+        recent_messages=tuple(sorted(recent)),
+        sent_90d=sum(by_state.values()),
+        accepted_90d=by_state.get(InvitationState.ACCEPTED.value, 0),
+        declined_90d=by_state.get(InvitationState.DECLINED.value, 0),
+    )
 
 
 InvitationWorld.TestCase.settings = settings(

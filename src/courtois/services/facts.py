@@ -18,6 +18,7 @@ from courtois.domain.invitations import InvitationState
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.policy.config import PolicyConfig
 from courtois.policy.facts import RecipientFacts, SenderFacts, Stage
+from courtois.services import sender_activity as activity
 from courtois.store.bulk import among, chunked
 from courtois.store.tables import (
     complaints,
@@ -31,6 +32,9 @@ from courtois.store.tables import (
 )
 
 CHUNK = 500
+# The sender facts' windows (invariant 12).
+WEEK = timedelta(days=7)
+QUARTER = timedelta(days=90)
 SLOT_STATES = (
     MessageState.SCHEDULED.value,
     MessageState.SENDING.value,
@@ -134,30 +138,14 @@ def recipient_facts(
 def sender_facts(
     connection: Connection, member_id: str, now: datetime, exclude_messages: Collection[str] = ()
 ) -> SenderFacts:
-    """The member's recent volume and how their invitations were received."""
-    week = now - timedelta(days=7)
-    quarter = now - timedelta(days=90)
-    excluded = set(exclude_messages)
-    recent = [
-        r.created_at
-        for r in connection.execute(
-            select(messages.c.id, messages.c.created_at).where(
-                messages.c.member_id == member_id,
-                messages.c.created_at > week,
-                messages.c.kind != MessageKind.REMINDER.value,
-                messages.c.state != MessageState.CANCELLED.value,
-            )
-        )
-        if r.id not in excluded
-    ]
-    counts = connection.execute(
-        select(invitations.c.state, func.count())
-        .where(invitations.c.member_id == member_id, invitations.c.sent_at > quarter)
-        .group_by(invitations.c.state)
-    ).all()
-    by_state = {str(state): int(count) for state, count in counts}
+    """The member's recent volume and how their invitations were received, read by member
+    id alone (`sender_activity` and `complaints` live on the member's shard)."""
+    recent = activity.recent_emails(connection, member_id, now - WEEK, exclude_messages)
+    by_state = activity.outcomes_since(connection, member_id, now - QUARTER)
     complained = connection.execute(
-        select(func.count()).where(complaints.c.member_id == member_id, complaints.c.at > quarter)
+        select(func.count()).where(
+            complaints.c.member_id == member_id, complaints.c.at > now - QUARTER
+        )
     ).scalar_one()
     return SenderFacts(
         recent_messages=tuple(sorted(recent)),

@@ -21,6 +21,7 @@ from courtois.policy.facts import Candidate, Facts, InvitationFacts, Stage
 from courtois.policy.rules import strict_eu
 from courtois.policy.verdict import Decision, Outcome
 from courtois.services import facts as gather
+from courtois.services import sender_activity as activity
 from courtois.services.batching import collector_paused
 from courtois.services.context import Context
 from courtois.services.decisions import decision_entry, decision_row, public_decision
@@ -271,6 +272,10 @@ def invite(
         shared_ids = [str(r["id"]) for r in invitation_rows if r["sent_at"]]
         record_invitation_events(uow, shared_ids, InvitationState.SENT)
         insert_rows(conn, messages, message_rows)
+        emails = {str(row["invitation_id"]): row["id"] for row in message_rows}
+        activity.record_invitations(
+            conn, [{**row, "message_id": emails.get(str(row["id"]))} for row in invitation_rows]
+        )
         insert_rows(conn, decisions, decision_rows)
         answer = {"consent_id": consent.id, "invitations": results}
         if idempotency_key is not None:

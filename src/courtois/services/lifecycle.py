@@ -13,6 +13,7 @@ from courtois.domain.messages import MessageKind
 from courtois.services.context import Context
 from courtois.services.locks import lock_member, lock_recipients
 from courtois.services.transitions import cancel_messages, move_invitations
+from courtois.store.bulk import among, chunked
 from courtois.store.sql import comparable_text
 from courtois.store.tables import consents, invitations, messages
 
@@ -62,14 +63,12 @@ def revoke_consent(
         if row.revoked_at is not None:
             raise Conflict("This consent is already revoked.", {"consent": consent_id})
         lock_member(uow.conn, row.member_id)
-        digests = (
-            uow.conn.execute(
-                select(invitations.c.recipient_digest).where(invitations.c.consent_id == consent_id)
+        under = uow.conn.execute(
+            select(invitations.c.recipient_digest, invitations.c.id).where(
+                invitations.c.consent_id == consent_id
             )
-            .scalars()
-            .all()
-        )
-        lock_recipients(uow.conn, digests)
+        ).all()
+        lock_recipients(uow.conn, [r.recipient_digest for r in under])
         uow.conn.execute(update(consents).where(consents.c.id == consent_id).values(revoked_at=now))
         uow.record(EventType.CONSENT_REVOKED, {"consent": consent_id, "member": row.member_id})
         withdrawn = move_invitations(
@@ -79,11 +78,20 @@ def revoke_consent(
             InvitationState.WITHDRAWN,
             "consent revoked",
         )
-        under = select(invitations.c.id).where(invitations.c.consent_id == consent_id)
-        cancelled = cancel_messages(
-            uow,
-            messages.c.invitation_id.in_(under) & (messages.c.kind == MessageKind.REMINDER.value),
-            "consent revoked",
-        )
+        # The invitations' reminders, found by each message's own key (digest, invitation),
+        # not through a subquery: on a distributed database each statement stays on the
+        # shards of the recipients named.
+        cancelled = []
+        reminder = messages.c.kind == MessageKind.REMINDER.value
+        by_id = {r.id: r.recipient_digest for r in under}
+        for chunk in chunked(uow.conn, sorted(by_id)):
+            digests = sorted({by_id[i] for i in chunk})
+            cancelled += cancel_messages(
+                uow,
+                among(uow.conn, messages.c.recipient_digest, digests)
+                & among(uow.conn, messages.c.invitation_id, chunk)
+                & reminder,
+                "consent revoked",
+            )
         uow.commit()
     return {"withdrawn": len(withdrawn), "reminders_cancelled": len(cancelled)}

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, func, select
 from courtois.domain.errors import NotFound
 from courtois.services.context import Context
 from courtois.services.listings import consent_row, public_verdicts
+from courtois.store.bulk import among, chunked
 from courtois.store.tables import (
     complaints,
     consent_recipients,
@@ -51,15 +52,7 @@ def _export(connection: Connection, member_id: str, now: datetime) -> dict[str, 
     consent_rows = connection.execute(
         select(consents).where(consents.c.member_id == member_id).order_by(consents.c.given_at)
     ).all()
-    named: dict[str, int] = {
-        str(row[0]): int(row[1])
-        for row in connection.execute(
-            select(consent_recipients.c.consent_id, func.count())
-            .join(consents, consents.c.id == consent_recipients.c.consent_id)
-            .where(consents.c.member_id == member_id)
-            .group_by(consent_recipients.c.consent_id)
-        )
-    }
+    named = _named_counts(connection, [c.id for c in consent_rows])
     invitation_rows = connection.execute(
         select(invitations)
         .where(invitations.c.member_id == member_id)
@@ -151,6 +144,24 @@ def _export(connection: Connection, member_id: str, now: datetime) -> dict[str, 
         "complaints": int(complaint_count),
         "ledger": entries,
     }
+
+
+def _named_counts(connection: Connection, consent_ids: list[str]) -> dict[str, int]:
+    """How many people each consent names, by consent id. Counted by the ids already read
+    rather than joined to `consents`: consent_recipients live with their recipient and
+    consents with their member (docs/scaling.md), so a join would reshuffle rows across
+    shards, while `consent_id` leads consent_recipients' primary key on every shard."""
+    named: dict[str, int] = {}
+    for chunk in chunked(connection, consent_ids):
+        named.update(
+            (str(row[0]), int(row[1]))
+            for row in connection.execute(
+                select(consent_recipients.c.consent_id, func.count())
+                .where(among(connection, consent_recipients.c.consent_id, chunk))
+                .group_by(consent_recipients.c.consent_id)
+            )
+        )
+    return named
 
 
 def _ledger_entries(connection: Connection, member_id: str) -> list[dict[str, Any]]:

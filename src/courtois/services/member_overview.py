@@ -77,11 +77,11 @@ def _before(column_at: Any, column_id: Any, before: Position | None) -> Any:
 def invitations_overview(
     ctx: Context, member_id: str, before: Position | None, limit: int
 ) -> Lines[InvitationLine]:
-    """The member's invitations, newest first, older than `before`."""
-    query = select(invitations, consents.c.given_at).join(
-        consents, consents.c.id == invitations.c.consent_id
-    )
-    query = query.where(invitations.c.member_id == member_id)
+    """The member's invitations, newest first, older than `before`. The page is read from
+    `invitations` alone, then its consents by key (`member_id`, `id`): invitations live
+    with their recipient, consents with their member (docs/scaling.md), and a join of the
+    two would reshuffle rows across shards."""
+    query = select(invitations).where(invitations.c.member_id == member_id)
     older = _before(invitations.c.created_at, invitations.c.id, before)
     if older is not None:
         query = query.where(older)
@@ -91,6 +91,15 @@ def invitations_overview(
         found = connection.execute(query.limit(limit + 1)).all()
         page = found[:limit]
         ids = [row.id for row in page]
+        given_at: dict[str, datetime] = {
+            consent.id: consent.given_at
+            for consent in connection.execute(
+                select(consents.c.id, consents.c.given_at).where(
+                    consents.c.member_id == member_id,
+                    consents.c.id.in_(sorted({row.consent_id for row in page})),
+                )
+            )
+        }
         leaving: dict[str, datetime] = {
             row[0]: row[1]
             for row in connection.execute(
@@ -123,7 +132,7 @@ def invitations_overview(
             created_at=row.created_at,
             sent_at=row.sent_at,
             leaves_at=leaving.get(row.id),
-            undo_ends=row.given_at + window,
+            undo_ends=given_at[row.consent_id] + window,
             refused_by=refused.get(row.id),
         )
         for row in page

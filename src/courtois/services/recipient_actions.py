@@ -113,12 +113,19 @@ def inviting_member(ctx: Context, link: Link, chosen: str | None) -> tuple[str, 
     """The member behind the linked invitation, or behind another invitation to this same
     recipient they picked (a digest names several), as (id, name)."""
     wanted = chosen or link.invitation_id
+    # Two lookups by key, not a join: the invitation lives with its recipient, the member
+    # on its own shard (docs/scaling.md).
     with ctx.engine.connect() as connection:
-        row = connection.execute(
-            select(members.c.id, members.c.name)
-            .join(invitations, invitations.c.member_id == members.c.id)
-            .where(invitations.c.id == wanted, invitations.c.recipient_digest == link.digest)
-        ).first()
+        member_id = connection.execute(
+            select(invitations.c.member_id).where(
+                invitations.c.recipient_digest == link.digest, invitations.c.id == wanted
+            )
+        ).scalar_one_or_none()
+        row = None
+        if member_id is not None:
+            row = connection.execute(
+                select(members.c.id, members.c.name).where(members.c.id == member_id)
+            ).first()
     if row is None:
         raise InvalidInput("Choose one of the members listed on the page.", {"invitation": "?"})
     return str(row.id), str(row.name)

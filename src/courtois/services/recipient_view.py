@@ -7,10 +7,12 @@ kept, invariant 10); afterwards only its digest remains, and that is what is sho
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Row, func, select
 
 from courtois.domain.invitations import OPEN_INVITATION_STATES, InvitationState
 from courtois.domain.messages import MessageState
@@ -95,6 +97,31 @@ def _reminder(ctx: Context, connection: Connection, link: Link, now: datetime) -
     return ReminderView(possible, due, requested, used, first, last)
 
 
+def _inviters(
+    connection: Connection, found: Sequence[Row[Any]]
+) -> tuple[dict[str, str], dict[str, datetime]]:
+    """Each inviting member's name by id, and when each consent was given by id: read by
+    key, not joined, since invitations live with their recipient and members and consents
+    with their member (docs/scaling.md), so each read stays on the shards holding its rows."""
+    member_ids = sorted({r.member_id for r in found})
+    name_of: dict[str, str] = {
+        m.id: m.name
+        for m in connection.execute(
+            select(members.c.id, members.c.name).where(members.c.id.in_(member_ids))
+        )
+    }
+    given_at: dict[str, datetime] = {
+        c.id: c.given_at
+        for c in connection.execute(
+            select(consents.c.id, consents.c.given_at).where(
+                consents.c.member_id.in_(member_ids),
+                consents.c.id.in_(sorted({r.consent_id for r in found})),
+            )
+        )
+    }
+    return name_of, given_at
+
+
 def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
     """Read-only: nothing here writes, so a link scanner opening the page changes nothing."""
     digest = link.digest
@@ -110,17 +137,15 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
             select(
                 invitations.c.id,
                 invitations.c.member_id,
+                invitations.c.consent_id,
                 invitations.c.state,
                 invitations.c.sent_at,
                 invitations.c.address,
-                members.c.name,
-                consents.c.given_at,
             )
-            .join(members, members.c.id == invitations.c.member_id)
-            .join(consents, consents.c.id == invitations.c.consent_id)
             .where(invitations.c.recipient_digest == digest)
             .order_by(invitations.c.created_at.desc(), invitations.c.id)
         ).all()
+        name_of, given_at = _inviters(connection, found)
         recipient = connection.execute(
             select(recipients).where(recipients.c.digest == digest)
         ).first()
@@ -142,8 +167,8 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
     seen = [
         Invited(
             r.id,
-            r.name,
-            r.given_at,
+            name_of[r.member_id],
+            given_at[r.consent_id],
             r.sent_at,
             InvitationState(r.state),
             r.member_id in blocked,

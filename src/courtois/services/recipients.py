@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
@@ -57,13 +57,11 @@ def unsubscribe(
             InvitationState.BLOCKED,
             "the recipient unsubscribed",
         )
-        cancelled = cancel_messages(
-            uow,
-            messages.c.invitation_id.in_(
-                invitations.select().where(scope).with_only_columns(invitations.c.id)
-            ),
-            "the recipient unsubscribed",
-        )
+        # Every message names its recipient and member: no need to go through invitations.
+        to_cancel = messages.c.recipient_digest == digest
+        if from_member is not None:
+            to_cancel = to_cancel & (messages.c.member_id == from_member)
+        cancelled = cancel_messages(uow, to_cancel, "the recipient unsubscribed")
         uow.conn.execute(update(invitations).where(scope).values(address=None))
         contact_scope = contacts.c.recipient_digest == digest
         if from_member is not None:
@@ -74,9 +72,11 @@ def unsubscribe(
             {"recipient": digest, "from": from_member or "everyone"},
         )
         record_unsubscribed(uow, digest, from_member)
+        if from_member is None:
+            scrub_answers(uow.conn, digest)
         uow.commit()
     if from_member is None:
-        scrub_answers(ctx, digest, now)
+        checkpoint(ctx)
     return {"blocked": len(blocked), "cancelled": len(cancelled)}
 
 
@@ -135,33 +135,35 @@ def forget_recipient(ctx: Context, digest: str, now: datetime) -> dict[str, int]
         removed = uow.conn.execute(delete(contacts).where(contacts.c.recipient_digest == digest))
         uow.record(EventType.FORGOTTEN, {"recipient": digest})
         record_unsubscribed(uow, digest, None, reason="forgotten")
+        scrub_answers(uow.conn, digest)
         uow.commit()
-    scrub_answers(ctx, digest, now)
+    checkpoint(ctx)
     return {"blocked": len(blocked), "declined": len(declined), "contacts": removed.rowcount}
 
 
-def scrub_answers(ctx: Context, digest: str, now: datetime) -> None:
-    """Stored API answers may quote the address; drop the ones about this recipient, then
-    fold SQLite's write-ahead log into the file so no old page with the address survives."""
-    with ctx.unit_of_work(now) as uow:
-        keys = uow.conn.execute(
-            select(idempotency_subjects.c.scope, idempotency_subjects.c.key).where(
-                idempotency_subjects.c.recipient_digest == digest
-            )
-        ).all()
-        for scope, key in keys:
-            uow.conn.execute(
-                delete(idempotency_keys).where(
-                    idempotency_keys.c.scope == scope, idempotency_keys.c.key == key
-                )
-            )
-            uow.conn.execute(
-                delete(idempotency_subjects).where(
-                    idempotency_subjects.c.scope == scope, idempotency_subjects.c.key == key
-                )
-            )
-        uow.commit()
-    checkpoint(ctx)
+# Built once: the one-click unsubscribe runs these on every click.
+_SUBJECTS = idempotency_subjects.c
+_ANSWERS_ABOUT = select(_SUBJECTS.scope, _SUBJECTS.key).where(
+    _SUBJECTS.recipient_digest == bindparam("b_digest")
+)
+_DROP_ANSWER = delete(idempotency_keys).where(
+    idempotency_keys.c.scope == bindparam("b_scope"), idempotency_keys.c.key == bindparam("b_key")
+)
+_DROP_SUBJECTS = delete(idempotency_subjects).where(
+    _SUBJECTS.scope == bindparam("b_scope"), _SUBJECTS.key == bindparam("b_key")
+)
+
+
+def scrub_answers(connection: Connection, digest: str) -> None:
+    """Stored API answers may quote the address: drop the ones about this recipient, in the
+    transaction that removes the address elsewhere (one commit, and no moment where the
+    address is gone from the invitations but still quoted in an answer). The caller then
+    runs `checkpoint`, so that no old page with the address survives in SQLite's log."""
+    keys = connection.execute(_ANSWERS_ABOUT, {"b_digest": digest}).all()
+    for scope, key in keys:
+        names = {"b_scope": scope, "b_key": key}
+        connection.execute(_DROP_ANSWER, names)
+        connection.execute(_DROP_SUBJECTS, names)
 
 
 def checkpoint(ctx: Context) -> None:

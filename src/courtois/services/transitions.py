@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, select, update
 from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MESSAGE_MACHINE, MessageKind, MessageState
+from courtois.services import sender_activity as activity
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.services.webhooks import record_invitation_events
 from courtois.store.tables import invitations, messages
@@ -33,12 +34,13 @@ def move_invitations(
     """Move every matching invitation that has the edge to `target`; others are left alone.
     Their pending messages are cancelled; closed invitations drop their address."""
     rows = uow.conn.execute(
-        select(invitations.c.id, invitations.c.state, invitations.c.recipient_digest).where(where)
+        select(invitations.c.id, invitations.c.state, invitations.c.member_id).where(where)
     ).all()
     values: dict[str, Any] = {"state": target.value, "updated_at": uow.now, **(extra or {})}
     if forget_address and INVITATION_MACHINE.is_final(target):
         values["address"] = None
     moved = []
+    keys: list[tuple[str, str]] = []
     # Every invitation moved from one state gets the same values: one UPDATE per state and
     # chunk, not one per invitation (a worker's batch moves hundreds at once).
     by_state: dict[InvitationState, list[str]] = {}
@@ -52,6 +54,7 @@ def move_invitations(
             {"invitation": row.id, "from": current.value, "to": target.value, "reason": reason},
         )
         moved.append(row.id)
+        keys.append((row.member_id, row.id))
     for current, ids in by_state.items():
         for start in range(0, len(ids), _CHUNK):
             uow.conn.execute(
@@ -62,6 +65,10 @@ def move_invitations(
                 )
                 .values(**values)
             )
+    sent_at = values.get("sent_at")
+    if sent_at is not None and not isinstance(sent_at, datetime):
+        raise TypeError("sent_at must be an instant: sender_activity keeps a copy of it")
+    activity.record_moves(uow.conn, keys, target, sent_at)
     if moved and INVITATION_MACHINE.is_final(target):
         cancel_messages(uow, messages.c.invitation_id.in_(moved), reason)
     record_invitation_events(uow, moved, target)
@@ -97,6 +104,8 @@ def set_messages(
             .where(messages.c.id.in_(chunk), messages.c.state == current.value)
             .values(state=target.value, updated_at=uow.now, last_reason=reason[:200], **values)
         )
+    if target is MessageState.CANCELLED:
+        activity.record_cancelled(uow.conn, id_list)
     for message_id in id_list:
         uow.record(
             EventType.MESSAGE_STATE,

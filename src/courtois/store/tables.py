@@ -227,6 +227,27 @@ complaints = Table(
     Index("ix_complaints_at", "at"),
 )
 
+sender_activity = Table(
+    "sender_activity",
+    metadata,
+    # Per member: one row per invitation, so the sender facts read on every invitation and
+    # every send (invariant 12: messages this week, outcomes over 90 days) are a lookup by
+    # member id on the member's shard instead of a read of `messages` and `invitations`,
+    # which live with their recipients, on every shard (docs/scaling.md). Written in the
+    # transaction that changes the invitation or its message; holds no recipient data.
+    Column("member_id", MEMBER_ID, nullable=False),
+    Column("invitation_id", ID, nullable=False),
+    # The invitation's first email, while it counts against the sender's caps: set when it
+    # is scheduled, cleared when it is cancelled (a refused invitation never had one).
+    Column("message_id", ID, nullable=True, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("state", String(16), nullable=False),
+    PrimaryKeyConstraint("member_id", "invitation_id"),
+    Index("ix_sender_activity_member_created", "member_id", "created_at"),
+    Index("ix_sender_activity_member_sent", "member_id", "sent_at"),
+)
+
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,

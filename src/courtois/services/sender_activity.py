@@ -1,0 +1,114 @@
+"""The member-side record of a member's invitations, from which sender facts are read.
+
+Invitations and their emails live with their recipients (docs/scaling.md), but the
+sender-quota rules ask about one member: emails created this week, outcomes over 90 days.
+Reading those from `invitations` and `messages` would visit every shard on every invitation
+and every send. So each invitation also has a row here, keyed by member, kept in step in
+the transaction that changes it: created with the invitation, its state and `sent_at`
+following every move (`transitions.move_invitations`), its email dropped from the count
+when that email is cancelled (`transitions.set_messages`). Nothing else writes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, select, update
+
+from courtois.domain.invitations import InvitationState
+from courtois.store.bulk import insert_rows
+from courtois.store.tables import sender_activity
+
+# Ids per statement: well under every engine's limit on bound parameters.
+_CHUNK = 500
+
+
+def record_invitations(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+    """One row per new invitation, from the invitations-table row and the id of its
+    scheduled email (None when the policy refused it: nothing counts against the caps)."""
+    insert_rows(
+        connection,
+        sender_activity,
+        [
+            {
+                "member_id": row["member_id"],
+                "invitation_id": row["id"],
+                "message_id": row["message_id"],
+                "created_at": row["created_at"],
+                "sent_at": row["sent_at"],
+                "state": row["state"],
+            }
+            for row in rows
+        ],
+    )
+
+
+def record_moves(
+    connection: Connection,
+    moved: Collection[tuple[str, str]],
+    target: InvitationState,
+    sent_at: datetime | None,
+) -> None:
+    """Invitations, as (member id, invitation id), moved to `target`; `sent_at` when the
+    move set it. One statement executed for many keys, each row found by its whole primary
+    key: a worker's batch names hundreds of members, and an IN list of key pairs is a full
+    scan on SQLite (measured on PostgreSQL too: 14 ms for 500 keys, against 17-25 ms)."""
+    if not moved:
+        return
+    values: dict[str, Any] = {"state": target.value}
+    if sent_at is not None:
+        values["sent_at"] = sent_at
+    connection.execute(
+        update(sender_activity)
+        .where(
+            sender_activity.c.member_id == bindparam("key_member"),
+            sender_activity.c.invitation_id == bindparam("key_invitation"),
+        )
+        .values(**values),
+        [{"key_member": member, "key_invitation": invitation} for member, invitation in moved],
+    )
+
+
+def record_cancelled(connection: Connection, message_ids: Collection[str]) -> None:
+    """Cancelled emails no longer count against their sender's caps. Rare (withdrawals,
+    revocations, opt-outs, refusals at send time), so found by message id alone."""
+    ordered = sorted(message_ids)
+    for start in range(0, len(ordered), _CHUNK):
+        connection.execute(
+            update(sender_activity)
+            .where(sender_activity.c.message_id.in_(ordered[start : start + _CHUNK]))
+            .values(message_id=None)
+        )
+
+
+def recent_emails(
+    connection: Connection, member_id: str, since: datetime, exclude: Collection[str] = ()
+) -> list[datetime]:
+    """Creation times of the member's first emails since `since` that were not cancelled
+    (reminders never count: they are not in this table)."""
+    excluded = set(exclude)
+    return [
+        r.created_at
+        for r in connection.execute(
+            select(sender_activity.c.message_id, sender_activity.c.created_at).where(
+                sender_activity.c.member_id == member_id,
+                sender_activity.c.created_at > since,
+                sender_activity.c.message_id.is_not(None),
+            )
+        )
+        if r.message_id not in excluded
+    ]
+
+
+def outcomes_since(connection: Connection, member_id: str, since: datetime) -> dict[str, int]:
+    """How many of the member's invitations sent after `since` are in each state."""
+    return {
+        str(state): int(count)
+        for state, count in connection.execute(
+            select(sender_activity.c.state, func.count())
+            .where(sender_activity.c.member_id == member_id, sender_activity.c.sent_at > since)
+            .group_by(sender_activity.c.state)
+        )
+    }
