@@ -272,9 +272,15 @@ def invite(
         shared_ids = [str(r["id"]) for r in invitation_rows if r["sent_at"]]
         record_invitation_events(uow, shared_ids, InvitationState.SENT)
         insert_rows(conn, messages, message_rows)
+        # Refused invitations never count for the sender (no email, never sent): no row.
         emails = {str(row["invitation_id"]): row["id"] for row in message_rows}
         activity.record_invitations(
-            conn, [{**row, "message_id": emails.get(str(row["id"]))} for row in invitation_rows]
+            conn,
+            [
+                {**row, "message_id": emails.get(str(row["id"]))}
+                for row in invitation_rows
+                if row["sent_at"] or str(row["id"]) in emails
+            ],
         )
         insert_rows(conn, decisions, decision_rows)
         answer = {"consent_id": consent.id, "invitations": results}

@@ -3,10 +3,11 @@
 Invitations and their emails live with their recipients (docs/scaling.md), but the
 sender-quota rules ask about one member: emails created this week, outcomes over 90 days.
 Reading those from `invitations` and `messages` would visit every shard on every invitation
-and every send. So each invitation also has a row here, keyed by member, kept in step in
-the transaction that changes it: created with the invitation, its state and `sent_at`
-following every move (`transitions.move_invitations`), its email dropped from the count
-when that email is cancelled (`transitions.set_messages`). Nothing else writes it.
+and every send. So each invitation that may count (it has an email, or was sent) also has a
+row here, keyed by member, kept in step in the transaction that changes it: created with
+the invitation, its state and `sent_at` following every move
+(`transitions.move_invitations`), its email dropped from the count when that email is
+cancelled (`transitions.set_messages`). Nothing else writes it.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ _CHUNK = 500
 
 
 def record_invitations(connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
-    """One row per new invitation, from the invitations-table row and the id of its
-    scheduled email (None when the policy refused it: nothing counts against the caps)."""
+    """One row per new invitation that may count (one with a scheduled email, or shared by
+    the member and so sent), from its invitations-table row and the id of that email."""
     insert_rows(
         connection,
         sender_activity,

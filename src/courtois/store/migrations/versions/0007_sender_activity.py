@@ -7,7 +7,8 @@ The sender-quota rules read, on every invitation and every send, a member's emai
 last week and the outcomes of their invitations over 90 days. Those live in `messages` and
 `invitations`, which are distributed by recipient, so the read went to every shard.
 `sender_activity` holds the same facts keyed by member. The upgrade fills it from every
-existing invitation, so the facts read after it are the facts read before.
+existing invitation that had an email or was sent (a refused one never counts), so the
+facts read after it are the facts read before.
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ def upgrade() -> None:
                    AND m.state <> 'cancelled'),
                i.created_at, i.sent_at, i.state
           FROM invitations i
+         WHERE i.sent_at IS NOT NULL
+            OR EXISTS (SELECT 1 FROM messages m
+                        WHERE m.recipient_digest = i.recipient_digest
+                          AND m.invitation_id = i.id
+                          AND m.kind <> 'reminder'
+                          AND m.created_at = i.created_at)
         """
     )
 
