@@ -40,6 +40,9 @@ class Settings:
     # while the digest key (secret_key), which names every recipient in the store, stays.
     token_keys: str = ""
     api_key: str = ""
+    # When set, GET /metrics answers only `Authorization: Bearer <metrics_token>` (a
+    # Prometheus scrape's `authorization` setting); empty, it answers anyone who reaches it.
+    metrics_token: str = ""
     platform_name: str = "courtois"
     platform_postal_address: str = ""
     mail_from: str = "invitations@localhost"

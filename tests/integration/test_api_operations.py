@@ -160,3 +160,30 @@ def test_the_clock_is_the_apps(ctx: Context) -> None:
         add_member(api)
         answer = preview_and_invite(api, ["bo@example.org"])
     assert answer["invitations"][0]["scheduled_at"] == "2026-03-05T09:10:00Z"
+
+
+def test_metrics_ask_for_the_scrape_token_when_one_is_set(ctx: Context) -> None:
+    token = "scrape-token-0123456789"
+    with running_api(ctx, metrics_token=token) as api:
+        # The API key is not the scrape token: a client holding one does not get the other.
+        refused = [
+            api.get("/metrics"),
+            httpx.get(f"{api.base_url}/metrics"),
+            httpx.get(f"{api.base_url}/metrics", headers={"Authorization": f"Basic {token}"}),
+            httpx.get(f"{api.base_url}/metrics", headers={"Authorization": f"Bearer {token}x"}),
+        ]
+        allowed = httpx.get(f"{api.base_url}/metrics", headers={"Authorization": f"Bearer {token}"})
+    for response in refused:
+        assert response.status_code == 401
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert "courtois_" not in response.text
+    assert allowed.status_code == 200
+    assert "courtois_queue_depth" in allowed.text
+
+
+def test_metrics_answer_anyone_when_no_token_is_set(ctx: Context) -> None:
+    with running_api(ctx) as api:
+        response = httpx.get(f"{api.base_url}/metrics")
+    assert response.status_code == 200
+    assert "courtois_queue_depth" in response.text
