@@ -1,16 +1,24 @@
 """Requests per second and p99 latency of the host API under 16 concurrent clients.
 
-Measured against `courtois serve` (one process, as started by operators) on SQLite and on
-PostgreSQL, beside a bare FastAPI endpoint that returns a constant, served the same way in
-the same run (the ceiling of this machine, server and client together):
+Measured against `courtois serve` (one process, as started by operators, then two with
+`--processes 2`) on SQLite and on PostgreSQL, beside a bare FastAPI endpoint that returns a
+constant, served the same way in the same run (the ceiling of this machine, server and
+client together):
 - `POST /v1/members/{id}/invitations`, 10 new recipients each, consented to the previewed
   message, with an Idempotency-Key (as a careful platform sends it);
 - `POST /u/TOKEN` with `List-Unsubscribe=One-Click` (RFC 8058), one recipient each.
 
+Request n goes to member n % members, so the 16 requests in flight at any moment come from
+16 different members, as on a real platform (requests of one member take that member's
+row lock one after another; runs before this assignment sent ten requests in a row to one
+member and measured that queue, not the server). There are enough members that none sends
+more than INVITES_PER_MEMBER invitations, within the default sender cap.
+
 The clients are a small keep-alive HTTP/1.1 loop on asyncio, lighter than a full client
 library so that the ceiling measures the server more than the load generator. Run with
-`.venv/bin/python bench/api.py [--seconds 10] [--quick]`; PostgreSQL is reached through
-COURTOIS_TEST_POSTGRES_URL (a fresh database is created there and dropped).
+`.venv/bin/python bench/api.py [--requests 2000] [--processes 1 2] [--quick]`; PostgreSQL
+is reached through COURTOIS_TEST_POSTGRES_URL (a fresh database is created there and
+dropped).
 """
 
 from __future__ import annotations
@@ -182,13 +190,15 @@ def seed(base: str, members: int) -> dict[str, str]:
     return shown.json()  # type: ignore[no-any-return]
 
 
-def invitation_request(preview: dict[str, str]) -> Request:
+def invitation_request(preview: dict[str, str], members: int) -> Request:
+    """Request n: 10 new recipients for member n % members, so that consecutive requests,
+    the ones in flight together, come from different members."""
     consent = {"text_shown": preview["consent_text"], "ip": "192.0.2.1", "user_agent": "bench"}
 
     def make(n: int) -> tuple[str, bytes, str]:
         emails = [f"r{n}-{i}@example.org" for i in range(PER_INVITATION)]
         body = {"emails": emails, "preview_hash": preview["preview_hash"], "consent": consent}
-        path = f"/v1/members/m{n // INVITES_PER_MEMBER}/invitations"
+        path = f"/v1/members/m{n % members}/invitations"
         return path, json.dumps(body).encode(), "application/json"
 
     return make
@@ -221,13 +231,14 @@ def bench_engine(name: str, database_url: str, total: int, ceiling: Result, proc
     }
     subprocess.run([COURTOIS, "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     port = free_port()
-    members = -(-(WARM + total) // INVITES_PER_MEMBER)
+    # At most INVITES_PER_MEMBER requests each, and at least one member per client.
+    members = max(CLIENTS, -(-(WARM + total) // INVITES_PER_MEMBER))
     command = [COURTOIS, "serve", "--port", str(port), "--processes", str(processes)]
     name = f"{name}, {processes} process{'es' if processes > 1 else ''}"
     with server(command, env, port, "/healthz") as base:
         preview = seed(base, members)
-        load(port, invitation_request(preview), WARM)  # connections, caches
-        invited = load(port, invitation_request(preview), total, first=WARM)
+        load(port, invitation_request(preview, members), WARM)  # connections, caches
+        invited = load(port, invitation_request(preview, members), total, first=WARM)
         report(f"{name}: POST invitations ({PER_INVITATION} recipients)", invited, ceiling)
         ids = invitation_ids(base, members)
         tokens = [make_token(SECRET.encode(), Scope.UNSUBSCRIBE, i) for i in ids]
@@ -256,8 +267,8 @@ def bench_bare(total: int) -> Result:
         env = {**os.environ, "PYTHONPATH": folder}
         with server(command, env, port, "/docs"):
             preview = {"consent_text": "x" * 120, "preview_hash": "0" * 64}
-            load(port, invitation_request(preview), CLIENTS * 20)
-            return load(port, invitation_request(preview), total * 4, first=CLIENTS * 20)
+            load(port, invitation_request(preview, CLIENTS), CLIENTS * 20)
+            return load(port, invitation_request(preview, CLIENTS), total * 4, first=CLIENTS * 20)
 
 
 @contextmanager

@@ -2,6 +2,10 @@
 
 The clock is the app's, not `datetime.now` at each call site, so tests and the demo can
 run the whole web layer at a chosen instant.
+
+Each dependency is `async def` although none awaits: FastAPI runs a plain `def`
+dependency in the thread pool, and a hop there and back (a thread wake-up, a future, the
+loop's self-pipe) costs more CPU than these few lines. None of them blocks.
 """
 
 from __future__ import annotations
@@ -25,13 +29,18 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def get_context(request: Request) -> Context:
+def context_of(request: Request) -> Context:
     """The context the app was built with."""
     ctx: Context = request.app.state.ctx
     return ctx
 
 
-def get_now(request: Request) -> datetime:
+async def get_context(request: Request) -> Context:
+    """The context the app was built with, as a dependency."""
+    return context_of(request)
+
+
+async def get_now(request: Request) -> datetime:
     """The app's notion of now."""
     clock: Clock = request.app.state.clock
     return clock()
@@ -40,12 +49,12 @@ def get_now(request: Request) -> datetime:
 _bearer = HTTPBearer(auto_error=False, description="COURTOIS_API_KEY")
 
 
-def require_api_key(
+async def require_api_key(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """The platform's key, compared in constant time; no key configured means no API."""
-    expected = get_context(request).settings.api_key
+    expected = context_of(request).settings.api_key
     if not expected:
         raise Problem(401, "api-disabled", "No API key is configured on this server.")
     given = credentials.credentials if credentials else ""

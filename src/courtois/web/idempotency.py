@@ -27,7 +27,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from courtois.domain.errors import DomainError
@@ -37,6 +37,31 @@ from courtois.web.problems import MEDIA_TYPE, Problem, body_of
 
 LEASE = timedelta(minutes=1)
 _PENDING = {"status": 0}
+
+# Every statement of this layer is built once, with bound parameters: building and hashing
+# a statement again for each request cost about as much CPU as running it.
+_KEYS = idempotency_keys.c
+_THIS_KEY = (_KEYS.scope == bindparam("b_scope")) & (_KEYS.key == bindparam("b_key"))
+# INSERT ... ON CONFLICT DO NOTHING; RETURNING tells whether the row went in (psycopg's
+# rowcount is not reliable here).
+_RESERVE = {
+    "postgresql": postgresql.insert(idempotency_keys).on_conflict_do_nothing().returning(_KEYS.key),
+    "sqlite": sqlite.insert(idempotency_keys).on_conflict_do_nothing().returning(_KEYS.key),
+}
+_FIND = (
+    select(_KEYS.request_hash, _KEYS.response, _KEYS.created_at).where(_THIS_KEY).with_for_update()
+)
+_TAKE_OVER = (
+    update(idempotency_keys)
+    .where(_THIS_KEY)
+    .values(created_at=bindparam("b_now", type_=_KEYS.created_at.type))
+)
+_FINISH = (
+    update(idempotency_keys)
+    .where(_THIS_KEY)
+    .values(response=bindparam("b_response", type_=_KEYS.response.type))
+)
+_RELEASE = delete(idempotency_keys).where(_THIS_KEY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,20 +122,11 @@ def run_once(
     return answer
 
 
-def _insert_new(connection: Connection, table: Table, row: dict[str, Any]) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING; whether the row went in (told by RETURNING:
-    psycopg's rowcount is not reliable here)."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    key = next(iter(table.primary_key.columns))
-    statement = dialect.insert(table).values(row).on_conflict_do_nothing().returning(key)
-    return connection.execute(statement).first() is not None
-
-
 def _reserve(
     ctx: Context, now: datetime, scope: str, key: str, request_hash: str, kept: Kept | None
 ) -> Answer | None:
     """Take the key for this request, or return its stored answer."""
-    where = (idempotency_keys.c.scope == scope) & (idempotency_keys.c.key == key)
+    this_key = {"b_scope": scope, "b_key": key}
     with ctx.unit_of_work(now) as uow:
         row = {
             "scope": scope,
@@ -119,18 +135,10 @@ def _reserve(
             "response": _PENDING,
             "created_at": now,
         }
-        if _insert_new(uow.conn, idempotency_keys, row):
+        if uow.conn.execute(_RESERVE[uow.conn.dialect.name], row).first() is not None:
             uow.commit()
             return None
-        found = uow.conn.execute(
-            select(
-                idempotency_keys.c.request_hash,
-                idempotency_keys.c.response,
-                idempotency_keys.c.created_at,
-            )
-            .where(where)
-            .with_for_update()
-        ).one()
+        found = uow.conn.execute(_FIND, this_key).one()
         if not hmac.compare_digest(found.request_hash, request_hash):
             raise Problem(
                 409,
@@ -153,28 +161,21 @@ def _reserve(
                 headers={"Retry-After": "1"},
             )
         # The request that reserved the key died without an answer: this one takes over.
-        uow.conn.execute(update(idempotency_keys).where(where).values(created_at=now))
+        uow.conn.execute(_TAKE_OVER, {**this_key, "b_now": now})
         uow.commit()
     return None
 
 
 def _finish(ctx: Context, now: datetime, scope: str, key: str, answer: Answer) -> None:
+    response = {"status": answer.status, "body": answer.body}
     with ctx.unit_of_work(now) as uow:
-        uow.conn.execute(
-            update(idempotency_keys)
-            .where(idempotency_keys.c.scope == scope, idempotency_keys.c.key == key)
-            .values(response={"status": answer.status, "body": answer.body})
-        )
+        uow.conn.execute(_FINISH, {"b_scope": scope, "b_key": key, "b_response": response})
         uow.commit()
 
 
 def _release(ctx: Context, now: datetime, scope: str, key: str) -> None:
     with ctx.unit_of_work(now) as uow:
-        uow.conn.execute(
-            delete(idempotency_keys).where(
-                idempotency_keys.c.scope == scope, idempotency_keys.c.key == key
-            )
-        )
+        uow.conn.execute(_RELEASE, {"b_scope": scope, "b_key": key})
         uow.commit()
 
 
