@@ -8,6 +8,7 @@ a fixed lock order (members, recipients, ledger head) rules out deadlocks betwee
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -16,7 +17,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from courtois.domain.ledger import canonical_payload, hash_canonical
 from courtois.store.bulk import insert_rows
-from courtois.store.engine import DURABLE_OPTION, WRITE_OPTION
+from courtois.store.engine import DURABLE_OPTION, WRITE_OPTION, writer_turn
 from courtois.store.tables import ledger, ledger_head
 
 
@@ -29,6 +30,7 @@ class UnitOfWork:
         self.durable = durable
         self._pending: list[tuple[str, dict[str, Any]]] = []
         self._connection: Connection | None = None
+        self._turn = ExitStack()
         self.committed = False
 
     @property
@@ -40,8 +42,12 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         options = {WRITE_OPTION: True, DURABLE_OPTION: self.durable}
-        self._connection = self.engine.connect().execution_options(**options)
-        self._connection.begin()
+        with ExitStack() as stack:
+            # This process's writers take turns before SQLite's lock (store/engine.py).
+            stack.enter_context(writer_turn(self.engine))
+            self._connection = self.engine.connect().execution_options(**options)
+            self._connection.begin()
+            self._turn = stack.pop_all()  # held until __exit__
         return self
 
     def __exit__(
@@ -55,8 +61,11 @@ class UnitOfWork:
             if not self.committed:
                 connection.rollback()
         finally:
-            connection.close()
-            self._connection = None
+            try:
+                connection.close()
+            finally:
+                self._connection = None
+                self._turn.close()
 
     def record(self, event: str, payload: Mapping[str, Any]) -> None:
         """Queue a ledger entry; it is written with the change, in the same transaction."""
@@ -68,6 +77,9 @@ class UnitOfWork:
             self._append_ledger()
         self.conn.commit()
         self.committed = True
+        # SQLite's lock went with the COMMIT: the next writer may go, even while this block
+        # goes on (some use cases start another unit of work once this one is committed).
+        self._turn.close()
 
     def _append_ledger(self) -> None:
         head = self.conn.execute(
