@@ -67,6 +67,8 @@ DAY = timedelta(days=1)
 LATER = T0 + timedelta(days=121)
 # Each statement run with its parameters, what it would cross on Citus, the tables it names.
 Recorded = list[tuple[str, Any, list[str], set[str]]]
+
+
 # The joins across the distributions the read models ran before they read by key.
 def old_why_rows(digest: str) -> Any:
     """The /why page's invitations with their member's name and consent time."""

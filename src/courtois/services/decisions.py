@@ -36,25 +36,31 @@ def stored_verdicts(decision: Decision) -> list[list[str]]:
     member-facing reason and the retry time appended only where a rule gave them. Arrays,
     not objects: ten per decision, tens of thousands per batch. `expand_verdicts` reads
     them back."""
-    stored: list[list[str]] = []
+    return [_stored(verdict) for verdict in decision.verdicts]
+
+
+def _stored(verdict: Verdict) -> list[str]:
     # Outcomes are StrEnums, so they serialise as their values without `.value` lookups.
-    for rule, outcome, reason, public_reason, retry_at in decision.verdicts:
-        if retry_at is not None:
-            stored.append([rule, outcome, reason, public_reason, retry_at.isoformat()])
-        elif public_reason:
-            stored.append([rule, outcome, reason, public_reason])
-        else:
-            stored.append([rule, outcome, reason])
-    return stored
+    rule, outcome, reason, public_reason, retry_at = verdict
+    if retry_at is not None:
+        return [rule, outcome, reason, public_reason, retry_at.isoformat()]
+    if public_reason:
+        return [rule, outcome, reason, public_reason]
+    return [rule, outcome, reason]
+
+
+def verdicts_text(verdicts: tuple[Verdict, ...]) -> str:
+    """The stored verdicts as canonical JSON text (`json.dumps` of `stored_verdicts`, byte
+    for byte), put together from each verdict's own text."""
+    return f"[{','.join([_verdict_text(verdict) for verdict in verdicts])}]"
 
 
 @lru_cache(maxsize=4096)
-def verdicts_text(verdicts: tuple[Verdict, ...]) -> str:
-    """The stored verdicts as canonical JSON text, encoded once per distinct set: in a batch
-    most decisions share one set of verdicts (the same rule denied, for the same reason)."""
-    return json.dumps(
-        stored_verdicts(Decision(verdicts)), separators=(",", ":"), ensure_ascii=False
-    )
+def _verdict_text(verdict: Verdict) -> str:
+    """One verdict's stored text, encoded once per distinct verdict: most verdicts recur
+    from one decision to the next (a rule allowing for the same reason) even where the
+    decisions differ, as an invitation's do (the sender's counts change with each one)."""
+    return json.dumps(_stored(verdict), separators=(",", ":"), ensure_ascii=False)
 
 
 def expand_verdicts(stored: list[list[str]]) -> list[dict[str, str]]:

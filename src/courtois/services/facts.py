@@ -11,15 +11,35 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 
 from courtois.domain.consent import Consent
 from courtois.domain.invitations import InvitationState
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.policy.config import PolicyConfig
 from courtois.policy.facts import RecipientFacts, SenderFacts, Stage
-from courtois.services import sender_activity as activity
-from courtois.store.bulk import among, chunked
+from courtois.store.bulk import (
+    Among,
+    any_array,
+    chunked,
+    expanding_in,
+    per_dialect,
+    prebuilt,
+    unindexed,
+)
 from courtois.store.tables import (
     complaints,
     consent_recipients,
@@ -29,7 +49,9 @@ from courtois.store.tables import (
     messages,
     recipient_blocks,
     recipients,
+    sender_activity,
 )
+from courtois.store.types import UTCDateTime
 
 CHUNK = 500
 # The sender facts' windows (invariant 12).
@@ -41,6 +63,87 @@ SLOT_STATES = (
     MessageState.SENT.value,
     MessageState.UNKNOWN.value,
 )
+# Invitations that count as made though not sent: still waiting to go.
+_WAITING = (InvitationState.DRAFTED.value, InvitationState.SCHEDULED.value)
+
+# The statements below run for every invitation and every send: each is built once (per
+# engine where an IN list differs, see `per_dialect`) and run with a parameters dict, the
+# recipients' digests bound as `b_digests`.
+_MEMBER = bindparam("b_member", type_=sender_activity.c.member_id.type)
+_HORIZON = bindparam("b_horizon", type_=UTCDateTime())
+_RECIPIENT_ROWS = per_dialect(
+    lambda within: select(
+        recipients.c.digest,
+        recipients.c.unsubscribed_at,
+        recipients.c.suppressed_reason,
+        recipients.c.joined_at,
+    ).where(within(recipients.c.digest, "b_digests"))
+)
+_BLOCKS = per_dialect(
+    lambda within: select(recipient_blocks.c.recipient_digest, recipient_blocks.c.member_id).where(
+        within(recipient_blocks.c.recipient_digest, "b_digests")
+    )
+)
+_JOINED = per_dialect(
+    lambda within: select(members.c.email_digest).where(within(members.c.email_digest, "b_digests"))
+)
+
+
+def _slots(within: Among, state: ColumnElement[str]) -> Select[Any]:
+    return select(
+        messages.c.id,
+        messages.c.recipient_digest,
+        messages.c.state,
+        messages.c.sent_at,
+        messages.c.scheduled_at,
+    ).where(
+        within(messages.c.recipient_digest, "b_digests"),
+        state.in_(bindparam("b_states", expanding=True)),
+        messages.c.carried_by.is_(None),
+        or_(messages.c.sent_at > _HORIZON, messages.c.scheduled_at > _HORIZON),
+    )
+
+
+_SLOTS = {
+    "postgresql": _slots(any_array, messages.c.state),
+    # Without statistics SQLite read these through ix_messages_state_scheduled, that is
+    # every scheduled or sent message of the platform, on every invitation; kept off the
+    # state, it finds the few recipients' messages by the primary key (digest first).
+    "sqlite": _slots(expanding_in, unindexed(messages.c.state)),
+}
+_PREVIOUS = per_dialect(
+    lambda within: select(invitations.c.recipient_digest).where(
+        invitations.c.member_id == _MEMBER,
+        within(invitations.c.recipient_digest, "b_digests"),
+        or_(invitations.c.sent_at.is_not(None), invitations.c.state.in_(_WAITING)),
+    )
+)
+# The sender facts in one statement, one round trip: the three reads it unites were three
+# statements. Each part is a lookup by member id on that member's shard (invariant 12):
+#   0: creation time of each of the member's first emails of the week not cancelled
+#      (reminders never count: they are not in `sender_activity`);
+#   1: how many of the member's invitations sent within 90 days are in each state;
+#   2: how many complaints the member received within 90 days.
+_RECENT_EMAILS = select(
+    literal_column("0").label("part"),
+    sender_activity.c.message_id.label("name"),
+    sender_activity.c.created_at.label("at"),
+    literal_column("1").label("n"),
+).where(
+    sender_activity.c.member_id == _MEMBER,
+    sender_activity.c.created_at > bindparam("b_week", type_=UTCDateTime()),
+    sender_activity.c.message_id.is_not(None),
+)
+_QUARTER = bindparam("b_quarter", type_=UTCDateTime())
+_OUTCOMES = (
+    select(literal_column("1"), sender_activity.c.state, null(), func.count())
+    .where(sender_activity.c.member_id == _MEMBER, sender_activity.c.sent_at > _QUARTER)
+    .group_by(sender_activity.c.state)
+)
+_COMPLAINTS: Select[Any] = select(literal_column("2"), null(), null(), func.count()).where(
+    complaints.c.member_id == _MEMBER, complaints.c.at > _QUARTER
+)
+_SENDER = union_all(_RECENT_EMAILS, _OUTCOMES, _COMPLAINTS)
 
 
 def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -77,44 +180,20 @@ def recipient_facts(
     for r in (locked or {}).values():
         rows[r.digest] = (r.unsubscribed_at is not None, r.suppressed_reason, bool(r.joined_at))
     for chunk in chunked(connection, ordered):
+        these = {"b_digests": list(chunk)}
         if locked is None:
-            for r in connection.execute(
-                select(
-                    recipients.c.digest,
-                    recipients.c.unsubscribed_at,
-                    recipients.c.suppressed_reason,
-                    recipients.c.joined_at,
-                ).where(among(connection, recipients.c.digest, chunk))
-            ):
+            for r in connection.execute(prebuilt(_RECIPIENT_ROWS, connection), these):
                 rows[r.digest] = (
                     r.unsubscribed_at is not None,
                     r.suppressed_reason,
                     bool(r.joined_at),
                 )
-        for b in connection.execute(
-            select(recipient_blocks.c.recipient_digest, recipient_blocks.c.member_id).where(
-                among(connection, recipient_blocks.c.recipient_digest, chunk)
-            )
-        ):
+        for b in connection.execute(prebuilt(_BLOCKS, connection), these):
             blocks[b.recipient_digest].add(b.member_id)
-        for m in connection.execute(
-            select(members.c.email_digest).where(among(connection, members.c.email_digest, chunk))
-        ):
+        for m in connection.execute(prebuilt(_JOINED, connection), these):
             joined.add(m.email_digest)
-        for s in connection.execute(
-            select(
-                messages.c.id,
-                messages.c.recipient_digest,
-                messages.c.state,
-                messages.c.sent_at,
-                messages.c.scheduled_at,
-            ).where(
-                among(connection, messages.c.recipient_digest, chunk),
-                messages.c.state.in_(states),
-                messages.c.carried_by.is_(None),
-                or_(messages.c.sent_at > horizon, messages.c.scheduled_at > horizon),
-            )
-        ):
+        slot_reads = {**these, "b_states": list(states), "b_horizon": horizon}
+        for s in connection.execute(prebuilt(_SLOTS, connection), slot_reads):
             if s.id in excluded:
                 continue
             if s.state == scheduled:
@@ -139,20 +218,27 @@ def sender_facts(
     connection: Connection, member_id: str, now: datetime, exclude_messages: Collection[str] = ()
 ) -> SenderFacts:
     """The member's recent volume and how their invitations were received, read by member
-    id alone (`sender_activity` and `complaints` live on the member's shard)."""
-    recent = activity.recent_emails(connection, member_id, now - WEEK, exclude_messages)
-    by_state = activity.outcomes_since(connection, member_id, now - QUARTER)
-    complained = connection.execute(
-        select(func.count()).where(
-            complaints.c.member_id == member_id, complaints.c.at > now - QUARTER
-        )
-    ).scalar_one()
+    id alone (`sender_activity` and `complaints` live on the member's shard), in one
+    statement."""
+    excluded = set(exclude_messages)
+    recent: list[datetime] = []
+    by_state: dict[str, int] = {}
+    complained = 0
+    reads = {"b_member": member_id, "b_week": now - WEEK, "b_quarter": now - QUARTER}
+    for part, name, at, n in connection.execute(_SENDER, reads):
+        if part == 0:
+            if name not in excluded:
+                recent.append(at)
+        elif part == 1:
+            by_state[str(name)] = int(n)
+        else:
+            complained = int(n)
     return SenderFacts(
         recent_messages=tuple(sorted(recent)),
         sent_90d=sum(by_state.values()),
         accepted_90d=by_state.get(InvitationState.ACCEPTED.value, 0),
         declined_90d=by_state.get(InvitationState.DECLINED.value, 0),
-        complaints_90d=int(complained),
+        complaints_90d=complained,
     )
 
 
@@ -163,15 +249,9 @@ def previous_invitations(
     sent ones, and ones still waiting to go. One withdrawn or refused before it left may be
     made again."""
     counts: dict[str, int] = defaultdict(int)
-    waiting = (InvitationState.DRAFTED.value, InvitationState.SCHEDULED.value)
+    statement = prebuilt(_PREVIOUS, connection)
     for chunk in chunked(connection, sorted(set(digests))):
-        for r in connection.execute(
-            select(invitations.c.recipient_digest).where(
-                invitations.c.member_id == member_id,
-                among(connection, invitations.c.recipient_digest, chunk),
-                or_(invitations.c.sent_at.is_not(None), invitations.c.state.in_(waiting)),
-            )
-        ):
+        for r in connection.execute(statement, {"b_member": member_id, "b_digests": list(chunk)}):
             counts[r.recipient_digest] += 1
     return counts
 

@@ -12,12 +12,18 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from courtois.domain.errors import Conflict
 from courtois.store.tables import idempotency_keys, idempotency_subjects
 
 MAX_KEY_LENGTH = 200
+# Run on every keyed invitation: built once, run with parameters dicts.
+_FIND = select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(
+    idempotency_keys.c.scope == bindparam("b_scope"), idempotency_keys.c.key == bindparam("b_key")
+)
+_STORE = idempotency_keys.insert()
+_STORE_SUBJECTS = idempotency_subjects.insert()
 
 
 def request_hash(payload: Any) -> str:
@@ -32,11 +38,7 @@ def find_answer(
     """The stored answer for this key, or None; a key reused for another request is refused."""
     if len(key) > MAX_KEY_LENGTH or not key:
         raise Conflict("An Idempotency-Key is 1 to 200 characters.", {"key": "bad length"})
-    row = connection.execute(
-        select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(
-            idempotency_keys.c.scope == scope, idempotency_keys.c.key == key
-        )
-    ).first()
+    row = connection.execute(_FIND, {"b_scope": scope, "b_key": key}).first()
     if row is None:
         return None
     if row.request_hash != payload_hash:
@@ -59,13 +61,18 @@ def store_answer(
     """Keep the answer beside the change, indexed by the recipients it quotes (`subjects`,
     their digests) so that forgetting one of them finds it without reading every answer."""
     connection.execute(
-        idempotency_keys.insert().values(
-            scope=scope, key=key, request_hash=payload_hash, response=response, created_at=now
-        )
+        _STORE,
+        {
+            "scope": scope,
+            "key": key,
+            "request_hash": payload_hash,
+            "response": response,
+            "created_at": now,
+        },
     )
     rows = [
         {"recipient_digest": digest, "scope": scope, "key": key, "created_at": now}
         for digest in sorted(set(subjects))
     ]
     if rows:
-        connection.execute(idempotency_subjects.insert(), rows)
+        connection.execute(_STORE_SUBJECTS, rows)

@@ -11,7 +11,7 @@ from courtois.delivery.compose import make_tokens
 from courtois.delivery.render import Inviter, RenderContext, render
 from courtois.domain.addresses import Address, parse_address
 from courtois.domain.consent import Consent
-from courtois.domain.errors import Conflict, InvalidInput, NotFound
+from courtois.domain.errors import Conflict, InvalidInput
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageKind
@@ -26,8 +26,8 @@ from courtois.services.batching import collector_paused
 from courtois.services.context import Context
 from courtois.services.decisions import decision_entry, decision_row, public_decision
 from courtois.services.idempotency import find_answer, request_hash, store_answer
-from courtois.services.locks import lock_member, lock_recipients
-from courtois.services.members import get_member
+from courtois.services.locks import lock_recipients
+from courtois.services.members import lock_and_get_member
 from courtois.services.previews import consent_text, render_for
 from courtois.services.transitions import scheduled_message
 from courtois.services.webhooks import record_invitation_events
@@ -35,6 +35,8 @@ from courtois.store.bulk import insert_rows
 from courtois.store.tables import consent_recipients, consents, decisions, invitations, messages
 
 MAX_RECIPIENTS = 10_000
+# Built once: building and cache-keying a statement per request costs more than running it.
+_ADD_CONSENT = consents.insert()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,43 +111,50 @@ def invite(
 ) -> dict[str, Any]:
     """Check the request whole, then in one transaction: record the consent, decide for
     each recipient at the queue stage, and schedule what may go after the undo window."""
-    member = get_member(ctx, request.member_id)
-    addresses = _parse_all(request.emails)
-    rendered, locale = render_for(ctx, member, request.note, request.locale, request.reminders)
-    if request.preview_hash != rendered.preview_hash:
-        raise Conflict(
-            "The message changed since it was previewed; preview it again before consenting.",
-            {"preview_hash": "stale"},
-        )
-    text_shown = request.consent.text_shown.strip()
-    if not text_shown:
-        raise InvalidInput(
-            "The consent text shown to the member is required.", {"consent": "empty"}
-        )
-    expected = consent_text(ctx, locale, len(addresses), request.reminders)
-    if text_shown != expected:
-        raise Conflict(
-            "The consent text does not match what this request would send.",
-            {"consent.text_shown": expected},
-        )
-    policy = ctx.settings.policy
+    # The addresses are parsed and digested before the transaction, so its locks are not
+    # held for it; an unknown member is still refused first (the member is read under its
+    # lock), and invalid addresses right after.
+    try:
+        addresses, invalid = _parse_all(request.emails), None
+    except InvalidInput as refusal:
+        addresses, invalid = [], refusal
     by_digest = {ctx.digest(a): a for a in addresses}
-    payload_hash = request_hash(
-        {
-            "member": member.id,
-            "emails": sorted(by_digest),
-            "hash": request.preview_hash,
-            "reminders": request.reminders,
-            "text": text_shown,
-        }
-    )
-    scope = f"invite:{member.id}"
+    policy = ctx.settings.policy
     with collector_paused(), ctx.unit_of_work(now) as uow:
         conn = uow.conn
+        # The member is read under its lock, which the whole transaction holds.
+        member = lock_and_get_member(conn, request.member_id)
+        if invalid is not None:
+            raise invalid
+        rendered, locale = render_for(ctx, member, request.note, request.locale, request.reminders)
+        if request.preview_hash != rendered.preview_hash:
+            raise Conflict(
+                "The message changed since it was previewed; preview it again before consenting.",
+                {"preview_hash": "stale"},
+            )
+        text_shown = request.consent.text_shown.strip()
+        if not text_shown:
+            raise InvalidInput(
+                "The consent text shown to the member is required.", {"consent": "empty"}
+            )
+        expected = consent_text(ctx, locale, len(addresses), request.reminders)
+        if text_shown != expected:
+            raise Conflict(
+                "The consent text does not match what this request would send.",
+                {"consent.text_shown": expected},
+            )
+        payload_hash = request_hash(
+            {
+                "member": member.id,
+                "emails": sorted(by_digest),
+                "hash": request.preview_hash,
+                "reminders": request.reminders,
+                "text": text_shown,
+            }
+        )
+        scope = f"invite:{member.id}"
         # The key is looked up under the member's lock: a retry racing the first request
         # waits for it, then finds its answer instead of inviting a second time.
-        if not lock_member(conn, member.id):
-            raise NotFound(f"No member {member.id!r}.", {"member": member.id})
         if idempotency_key is not None:
             answer = find_answer(conn, scope, idempotency_key, payload_hash)
             if answer is not None:
@@ -164,20 +173,21 @@ def invite(
             given_at=now,
         )
         conn.execute(
-            consents.insert().values(
-                id=consent.id,
-                member_id=member.id,
-                kind=consent.kind.value,
-                preview_hash=consent.preview_hash,
-                reminders=consent.reminders,
-                locale=locale,
-                note=request.note,
-                text_shown=consent.text_shown,
-                ip=consent.ip,
-                user_agent=consent.user_agent,
-                given_at=now,
-                revoked_at=None,
-            )
+            _ADD_CONSENT,
+            {
+                "id": consent.id,
+                "member_id": member.id,
+                "kind": consent.kind.value,
+                "preview_hash": consent.preview_hash,
+                "reminders": consent.reminders,
+                "locale": locale,
+                "note": request.note,
+                "text_shown": consent.text_shown,
+                "ip": consent.ip,
+                "user_agent": consent.user_agent,
+                "given_at": now,
+                "revoked_at": None,
+            },
         )
         insert_rows(
             conn,

@@ -11,19 +11,32 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, text
+from sqlalchemy import Connection, Row, bindparam, select, text
 from sqlalchemy.dialects import sqlite
 
-from courtois.store.bulk import among, chunked, is_postgres
+from courtois.store.bulk import among, chunked, is_postgres, per_dialect, prebuilt
 from courtois.store.tables import members, recipients
+
+# The statements every invitation runs, built once (see `per_dialect`).
+_LOCK_MEMBER = select(members.c.id).where(members.c.id == bindparam("b_member")).with_for_update()
+_ADD_RECIPIENTS_POSTGRES = text(
+    "INSERT INTO recipients (digest) SELECT unnest(CAST(:digests AS varchar[])) "
+    "ON CONFLICT DO NOTHING"
+)
+_ADD_RECIPIENTS_SQLITE = sqlite.insert(recipients).on_conflict_do_nothing(index_elements=["digest"])
+_LOCK_RECIPIENTS = per_dialect(
+    lambda within: (
+        select(recipients)
+        .where(within(recipients.c.digest, "b_digests"))
+        .order_by(recipients.c.digest)
+        .with_for_update()
+    )
+)
 
 
 def lock_member(connection: Connection, member_id: str) -> bool:
     """Lock the member's row; False when there is no such member."""
-    row = connection.execute(
-        select(members.c.id).where(members.c.id == member_id).with_for_update()
-    ).first()
-    return row is not None
+    return connection.execute(_LOCK_MEMBER, {"b_member": member_id}).first() is not None
 
 
 def lock_recipients(connection: Connection, digests: Iterable[str]) -> dict[str, Row[Any]]:
@@ -34,24 +47,13 @@ def lock_recipients(connection: Connection, digests: Iterable[str]) -> dict[str,
     if not ordered:
         return {}
     if is_postgres(connection):
-        connection.execute(
-            text(
-                "INSERT INTO recipients (digest) SELECT unnest(CAST(:digests AS varchar[])) "
-                "ON CONFLICT DO NOTHING"
-            ),
-            {"digests": ordered},
-        )
+        connection.execute(_ADD_RECIPIENTS_POSTGRES, {"digests": ordered})
     else:
-        statement = sqlite.insert(recipients).on_conflict_do_nothing(index_elements=["digest"])
-        connection.execute(statement, [{"digest": d} for d in ordered])
+        connection.execute(_ADD_RECIPIENTS_SQLITE, [{"digest": d} for d in ordered])
+    lock = prebuilt(_LOCK_RECIPIENTS, connection)
     locked: dict[str, Row[Any]] = {}
     for chunk in chunked(connection, ordered):
-        for row in connection.execute(
-            select(recipients)
-            .where(among(connection, recipients.c.digest, chunk))
-            .order_by(recipients.c.digest)
-            .with_for_update()
-        ):
+        for row in connection.execute(lock, {"b_digests": list(chunk)}):
             locked[row.digest] = row
     return locked
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
 
 from courtois.domain.addresses import parse_address
 from courtois.domain.errors import NotFound
@@ -12,6 +13,10 @@ from courtois.domain.ledger import EventType
 from courtois.domain.members import Member, check_display_name, check_locale, check_member_id
 from courtois.services.context import Context
 from courtois.store.tables import members
+
+# Read on every preview and invitation: built once, run with a parameters dict.
+_MEMBER = select(members).where(members.c.id == bindparam("b_member"))
+_LOCK_MEMBER = _MEMBER.with_for_update()
 
 
 def register_member(
@@ -56,7 +61,18 @@ def register_member(
 def get_member(ctx: Context, member_id: str) -> Member:
     """The member, or NotFound."""
     with ctx.engine.connect() as connection:
-        row = connection.execute(select(members).where(members.c.id == member_id)).first()
+        row = connection.execute(_MEMBER, {"b_member": member_id}).first()
+    return _found(row, member_id)
+
+
+def lock_and_get_member(connection: Connection, member_id: str) -> Member:
+    """The member, read under its row lock in the caller's transaction (the first lock of
+    the order `locks` keeps), or NotFound as `get_member` says it. A use case that locks the
+    member anyway reads it here instead of on a connection of its own beforehand."""
+    return _found(connection.execute(_LOCK_MEMBER, {"b_member": member_id}).first(), member_id)
+
+
+def _found(row: Row[Any] | None, member_id: str) -> Member:
     if row is None:
         raise NotFound(f"No member {member_id!r}.", {"member": member_id[:140]})
     return Member(

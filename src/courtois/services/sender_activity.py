@@ -7,7 +7,8 @@ and every send. So each invitation that may count (it has an email, or was sent)
 row here, keyed by member, kept in step in the transaction that changes it: created with
 the invitation, its state and `sent_at` following every move
 (`transitions.move_invitations`), its email dropped from the count when that email is
-cancelled (`transitions.set_messages`). Nothing else writes it.
+cancelled (`transitions.set_messages`). Nothing else writes it; `facts.sender_facts` reads
+it, with the member's complaints, in one statement.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, update
 
 from courtois.domain.invitations import InvitationState
 from courtois.store.bulk import insert_rows
@@ -82,34 +83,3 @@ def record_cancelled(connection: Connection, message_ids: Collection[str]) -> No
             .where(sender_activity.c.message_id.in_(ordered[start : start + _CHUNK]))
             .values(message_id=None)
         )
-
-
-def recent_emails(
-    connection: Connection, member_id: str, since: datetime, exclude: Collection[str] = ()
-) -> list[datetime]:
-    """Creation times of the member's first emails since `since` that were not cancelled
-    (reminders never count: they are not in this table)."""
-    excluded = set(exclude)
-    return [
-        r.created_at
-        for r in connection.execute(
-            select(sender_activity.c.message_id, sender_activity.c.created_at).where(
-                sender_activity.c.member_id == member_id,
-                sender_activity.c.created_at > since,
-                sender_activity.c.message_id.is_not(None),
-            )
-        )
-        if r.message_id not in excluded
-    ]
-
-
-def outcomes_since(connection: Connection, member_id: str, since: datetime) -> dict[str, int]:
-    """How many of the member's invitations sent after `since` are in each state."""
-    return {
-        str(state): int(count)
-        for state, count in connection.execute(
-            select(sender_activity.c.state, func.count())
-            .where(sender_activity.c.member_id == member_id, sender_activity.c.sent_at > since)
-            .group_by(sender_activity.c.state)
-        )
-    }
