@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -16,6 +17,7 @@ from courtois.domain.ledger import (
     EventType,
     LedgerEntry,
     canonical,
+    canonical_payload,
     entry_hash,
     verify_chain,
 )
@@ -188,3 +190,19 @@ def test_any_single_payload_change_is_named(n: int, data: st.DataObject) -> None
     assert not report.ok
     assert report.first_broken_seq == k
     assert report.entries == k - 1
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(), _JSON, max_size=6))
+def test_the_stored_payload_text_is_json_dumps_sorted_compact_unescaped(
+    payload: dict[str, Any],
+) -> None:
+    # Entries already stored were hashed over this text: it must never change.
+    expected = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_payload(payload) == expected

@@ -48,9 +48,14 @@ class LedgerEntry:
     hash: str
 
 
+# json.dumps with options builds an encoder per call; every unit of work serialises many
+# payloads, so one encoder with the same options is kept (its output is the same text).
+_PAYLOAD_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_payload(payload: Mapping[str, Any]) -> str:
     """The payload as hashed and stored: sorted keys, no spaces, UTF-8 kept as is."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _PAYLOAD_ENCODER.encode(payload)
 
 
 def canonical(seq: int, at: datetime, event: str, payload: Mapping[str, Any]) -> bytes:

@@ -20,6 +20,10 @@ from courtois.store.bulk import insert_rows
 from courtois.store.engine import DURABLE_OPTION, WRITE_OPTION, writer_turn
 from courtois.store.tables import ledger, ledger_head
 
+# Every writing transaction reads and moves the head: the statements are built once.
+_HEAD = select(ledger_head.c.seq, ledger_head.c.hash).where(ledger_head.c.id == 1).with_for_update()
+_MOVE_HEAD = update(ledger_head).where(ledger_head.c.id == 1)
+
 
 class UnitOfWork:
     """`with ctx.unit_of_work(now) as uow: ...; uow.commit()`; anything else rolls back."""
@@ -82,11 +86,7 @@ class UnitOfWork:
         self._turn.close()
 
     def _append_ledger(self) -> None:
-        head = self.conn.execute(
-            select(ledger_head.c.seq, ledger_head.c.hash)
-            .where(ledger_head.c.id == 1)
-            .with_for_update()
-        ).one()
+        head = self.conn.execute(_HEAD).one()
         seq, prev = int(head.seq), str(head.hash)
         rows = []
         for event, payload in self._pending:
@@ -105,7 +105,5 @@ class UnitOfWork:
             )
             prev = digest
         insert_rows(self.conn, ledger, rows)
-        self.conn.execute(
-            update(ledger_head).where(ledger_head.c.id == 1).values(seq=seq, hash=prev)
-        )
+        self.conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev})
         self._pending.clear()
