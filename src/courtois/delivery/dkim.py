@@ -55,6 +55,13 @@ def is_configured(settings: Settings) -> bool:
     return True
 
 
+# The h= tag's names, each listed once more than it can occur.
+_LISTED: tuple[bytes, ...] = tuple(
+    name.lower().encode("ascii") for name in SIGNED_HEADERS for _ in (1, 2)
+)
+_H_TAG = b":".join(_LISTED).decode("ascii")
+
+
 def sign(raw: bytes, settings: Settings) -> bytes:
     """The message with a DKIM-Signature header in front, or unchanged without DKIM.
 
@@ -67,17 +74,20 @@ def sign(raw: bytes, settings: Settings) -> bytes:
     key = _private_key(settings.dkim_private_key_file)
     head, _, body = raw.partition(b"\r\n\r\n")
     body_hash = base64.b64encode(hashlib.sha256(_relaxed_body(body)).digest()).decode()
-    names = [name.lower() for name in SIGNED_HEADERS for _ in (1, 2)]
     fields = (
-        f"v=1; a=rsa-sha256; c=relaxed/relaxed; d={settings.dkim_domain.strip()}; "
-        f"s={settings.dkim_selector.strip()}; t={int(time.time())}; "
-        f"h={':'.join(names)}; bh={body_hash}; b="
+        f"{_tags(settings.dkim_domain, settings.dkim_selector)}t={int(time.time())}; "
+        f"h={_H_TAG}; bh={body_hash}; b="
     )
-    signed = b"".join(_pick(_header_fields(head), names))
-    signed += _relaxed_header(b"DKIM-Signature", fields.encode("ascii"))[:-2]
+    signed = _signed_headers(head) + _relaxed_header(b"DKIM-Signature", fields.encode("ascii"))[:-2]
     signature = key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
     header = f"DKIM-Signature: {fields}{base64.b64encode(signature).decode()}\r\n"
     return header.encode("ascii") + raw
+
+
+@lru_cache(maxsize=8)
+def _tags(domain: str, selector: str) -> str:
+    """The tags before the timestamp, the same for every message of a configuration."""
+    return f"v=1; a=rsa-sha256; c=relaxed/relaxed; d={domain.strip()}; s={selector.strip()}; "
 
 
 @lru_cache(maxsize=8)
@@ -138,34 +148,33 @@ def _relaxed_body(body: bytes) -> bytes:
 def _relaxed_header(name: bytes, value: bytes) -> bytes:
     """RFC 6376 3.4.2: lower-case name, unfolded value, whitespace runs as one space."""
     unfolded = value.replace(b"\r\n", b"")
-    return name.strip().lower() + b":" + _WSP.sub(b" ", unfolded).strip(b" ") + b"\r\n"
+    # Most values hold single spaces only, which the substitution would leave as they are.
+    if b"\t" in unfolded or b"  " in unfolded:
+        unfolded = _WSP.sub(b" ", unfolded)
+    return name.strip().lower() + b":" + unfolded.strip(b" ") + b"\r\n"
 
 
-def _header_fields(head: bytes) -> list[tuple[bytes, bytes]]:
-    """The header block as (name, value) pairs, continuation lines kept with their field."""
-    fields: list[tuple[bytes, bytes]] = []
+def _signed_headers(head: bytes) -> bytes:
+    """The canonical header fields the h= tag lists, in its order: each listed name signs
+    its fields from the last one upwards (RFC 6376 5.4.2); a name listed once more than it
+    occurs signs its absence, so none can be added later.
+
+    One pass over the header block, continuation lines kept with their field; only the
+    fields that are signed are canonicalised."""
+    fields: dict[bytes, list[tuple[bytes, bytes]]] = {}
+    last: list[tuple[bytes, bytes]] | None = None
     for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t") and fields:
-            name, value = fields[-1]
-            fields[-1] = (name, value + b"\r\n" + line)
+        if line[:1] in (b" ", b"\t") and last is not None:
+            name, value = last[-1]
+            last[-1] = (name, value + b"\r\n" + line)
         elif b":" in line:
             name, _, value = line.partition(b":")
-            fields.append((name, value))
-    return fields
-
-
-def _pick(fields: list[tuple[bytes, bytes]], names: list[str]) -> list[bytes]:
-    """Each listed name signs its fields from the last one upwards (RFC 6376 5.4.2); a name
-    listed once more than it occurs signs its absence, so none can be added later."""
-    remaining: dict[str, list[tuple[bytes, bytes]]] = {}
-    for field, value in fields:
-        remaining.setdefault(field.strip().lower().decode("ascii", "replace"), []).append(
-            (field, value)
-        )
+            last = fields.setdefault(name.strip().lower(), [])
+            last.append((name, value))
     chosen = []
-    for listed in names:
-        instances = remaining.get(listed)
+    for listed in _LISTED:
+        instances = fields.get(listed)
         if instances:
-            field_name, value = instances.pop()
-            chosen.append(_relaxed_header(field_name, value))
-    return chosen
+            name, value = instances.pop()
+            chosen.append(_relaxed_header(name, value))
+    return b"".join(chosen)

@@ -15,6 +15,7 @@ whose envelope got no reply at all and whose body was never sent has not been at
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import deque
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ MAX_REPLY_LINE = 2048
 # What MAIL, RCPT and DATA must answer for the body to follow (aiosmtplib's rule too).
 _WANTED = ({250}, {250, 251}, {354})
 _COMMANDS = ("MAIL", "RCPT", "DATA")
+# What no address in a command may hold: a control character or an angle bracket.
+_UNSENDABLE = re.compile(r"[\x00-\x1f<>\x7f]")
 
 
 class ConnectionBroken(Exception):
@@ -140,9 +143,8 @@ def envelope(sender: str, recipient: str, smtputf8: bool) -> bytes:
     """MAIL, RCPT and DATA as one group. Raises ValueError for an address that cannot be
     put in a command (a control character, an angle bracket) or that needs SMTPUTF8 the
     server does not offer."""
-    for address in (sender, recipient):
-        if any(ord(c) < 32 or c in "<>\x7f" for c in address):
-            raise ValueError("an address holds a character SMTP cannot carry")
+    if _UNSENDABLE.search(sender) or _UNSENDABLE.search(recipient):
+        raise ValueError("an address holds a character SMTP cannot carry")
     international = not (sender.isascii() and recipient.isascii())
     if international and not smtputf8:
         raise ValueError("the server does not accept international addresses (SMTPUTF8)")
@@ -153,7 +155,8 @@ def envelope(sender: str, recipient: str, smtputf8: bool) -> bytes:
 def data_payload(raw: bytes) -> bytes:
     """The message as DATA carries it: CRLF line ends (as aiosmtplib normalises them), a
     dot doubled at the start of a line, and the final dot."""
-    if raw.count(b"\r") != raw.count(b"\n") or raw.count(b"\r\n") != raw.count(b"\n"):
+    lines = raw.count(b"\n")
+    if raw.count(b"\r") != lines or raw.count(b"\r\n") != lines:
         raw = b"\r\n".join(raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"))
     if not raw.endswith(b"\r\n"):
         raw += b"\r\n"

@@ -73,6 +73,10 @@ def _send_due(
         claims, _ = decide_and_claim(
             ctx, list(by_recipient.values()), now, transport is not None, report
         )
+        # A claimed message is `sending` from now on (or, after a refusal, scheduled for
+        # later than `now`): the query no longer finds it, so it need not be excluded, and
+        # the next query need not read past it. Only what stayed scheduled is kept out.
+        done.difference_update(m.id for claim in claims for m in claim.messages)
         if transport is None or not claims:
             continue
         # Every claim is committed: a crash from here on leaves its messages `sending`,
