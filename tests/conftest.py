@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -83,3 +85,16 @@ def settings() -> Settings:
 def ctx(engine: Engine, settings: Settings) -> Context:
     """The use cases' context on a migrated database."""
     return Context(engine=engine, settings=settings)
+
+
+def make_dkim_key(directory: Path) -> tuple[Path, bytes]:
+    """A 2048-bit RSA key made by openssl (independent of the signer's library), and the
+    DNS TXT record publishing its public half."""
+    key = directory / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)

@@ -3,11 +3,9 @@ still verifies on the bytes the server received."""
 
 from __future__ import annotations
 
-import base64
 import email
 import smtplib
 import socket
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import policy
@@ -19,6 +17,7 @@ import dkim
 import pytest
 from aiosmtpd.controller import Controller
 
+from conftest import make_dkim_key
 from courtois.config import Settings
 from courtois.delivery.compose import (
     Carried,
@@ -66,13 +65,7 @@ def test_signed_message_survives_a_real_smtp_hop(
     smtp_server: tuple[Capture, int], tmp_path: Path
 ) -> None:
     handler, port = smtp_server
-    key = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
-        check=True,
-        capture_output=True,
-    ).stdout
+    key, record = make_dkim_key(tmp_path)
     settings = Settings(
         secret_key="test-secret-key-0123456789",
         platform_name="Agora",
@@ -102,7 +95,6 @@ def test_signed_message_survives_a_real_smtp_hop(
 
     ((mail_from, rcpt_tos, received),) = handler.received
     assert (mail_from, rcpt_tos) == (settings.mail_from, [outgoing.to])
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
     assert dkim.verify(received, dnsfunc=lambda name, timeout=5: record)
     assert not dkim.verify(
         received.replace(b"Auto-Submitted: auto-generated", b"Auto-Submitted: no"),

@@ -4,8 +4,6 @@ neither signed nor sent."""
 
 from __future__ import annotations
 
-import base64
-import subprocess
 from datetime import timedelta
 from email import message_from_bytes
 from email.policy import SMTP
@@ -14,7 +12,7 @@ from pathlib import Path
 import dkim
 import pytest
 
-from conftest import SECRET, T0
+from conftest import SECRET, T0, make_dkim_key
 from courtois.config import Settings
 from courtois.delivery.transport import MemoryTransport
 from courtois.services.context import Context
@@ -29,16 +27,7 @@ SELECTOR, DOMAIN = "worker2026", "agora.test"
 @pytest.fixture(scope="module")
 def key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
     """A 2048-bit RSA key made by openssl, and the TXT record publishing its public half."""
-    path = tmp_path_factory.mktemp("dkim") / "dkim.pem"
-    subprocess.run(
-        ["openssl", "genrsa", "-out", str(path), "2048"], check=True, capture_output=True
-    )
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(path), "-pubout", "-outform", "DER"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    return path, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    return make_dkim_key(tmp_path_factory.mktemp("dkim"))
 
 
 @pytest.fixture

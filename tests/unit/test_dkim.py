@@ -3,10 +3,8 @@ any change to a signed header or the body breaks the signature."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import re
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from hypothesis import given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
 
+from conftest import make_dkim_key
 from courtois.config import Settings
 from courtois.delivery.compose import Carried, ComposeInput, compose, to_bytes
 from courtois.delivery.dkim import SIGNED_HEADERS, sign
@@ -26,22 +25,9 @@ from courtois.domain.messages import MessageKind
 SELECTOR, DOMAIN = "courtois2026", "agora.test"
 
 
-def make_key(directory: Path) -> tuple[Path, bytes]:
-    """A 2048-bit RSA key, made by openssl (independent of the signer's library), and the DNS
-    TXT record publishing its public half."""
-    key = directory / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
-
-
 @pytest.fixture(scope="module")
 def key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
-    return make_key(tmp_path_factory.mktemp("dkim"))
+    return make_dkim_key(tmp_path_factory.mktemp("dkim"))
 
 
 @pytest.fixture
