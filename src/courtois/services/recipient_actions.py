@@ -10,14 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, exists, func, select
+from sqlalchemy import Connection, bindparam, exists, func, select
 
 from courtois.domain.errors import InvalidInput, NotFound
 from courtois.domain.invitations import InvitationState
 from courtois.services.context import Context
 from courtois.services.locks import lock_recipients
-from courtois.services.recipients import forget_recipient, unsubscribe
+from courtois.services.recipients import checkpoint, forget_recipient, stop_mail, unsubscribe
 from courtois.services.transitions import move_invitations
+from courtois.services.unit_of_work import UnitOfWork
 from courtois.store.tables import contacts, invitations, members, recipient_blocks, recipients
 from courtois.tokens import Scope, read_token
 
@@ -36,19 +37,25 @@ class Link:
     locale: str
 
 
+# Every recipient link reads its invitation: the statement is built once, its id bound.
+_LINKED = select(
+    invitations.c.member_id,
+    invitations.c.recipient_digest,
+    invitations.c.state,
+    invitations.c.locale,
+).where(invitations.c.id == bindparam("b_id", type_=invitations.c.id.type))
+
+
 def resolve_link(ctx: Context, scope: Scope, token: str) -> Link:
     """The invitation a valid token of this scope names. Forged, tampered, expired,
     wrong-scope tokens and tokens naming no stored invitation are all the same NotFound."""
     invitation_id = read_token(ctx.settings.token_secrets, scope, token)
     with ctx.engine.connect() as connection:
-        row = connection.execute(
-            select(
-                invitations.c.member_id,
-                invitations.c.recipient_digest,
-                invitations.c.state,
-                invitations.c.locale,
-            ).where(invitations.c.id == invitation_id)
-        ).first()
+        return _linked(connection, invitation_id)
+
+
+def _linked(connection: Connection, invitation_id: str) -> Link:
+    row = connection.execute(_LINKED, {"b_id": invitation_id}).first()
     if row is None:
         raise NotFound(INVALID_LINK)
     return Link(
@@ -152,13 +159,39 @@ def stop_member(ctx: Context, link: Link, now: datetime, chosen: str | None = No
 
 
 def stop_everyone(ctx: Context, link: Link, now: datetime) -> None:
-    """No more mail from anyone on the platform, for good (invariant 4)."""
-    with ctx.engine.connect() as connection:
-        already = connection.execute(
-            select(recipients.c.unsubscribed_at).where(recipients.c.digest == link.digest)
-        ).scalar_one_or_none()
-    if already is None:
-        unsubscribe(ctx, link.digest, now)
+    """No more mail from anyone on the platform, for good (invariant 4). Whether the
+    recipient already opted out is read under their lock, so two racing clicks record it
+    once."""
+    with ctx.unit_of_work(now) as uow:
+        stopped = _stop_everyone(uow, link.digest)
+    if stopped:
+        checkpoint(ctx)
+
+
+def unsubscribe_link(ctx: Context, token: str, now: datetime) -> Link:
+    """RFC 8058's one click: `resolve_link` and `stop_everyone` in one transaction, the
+    invitation read under the same BEGIN as the change (one connection, one commit, on
+    the path every mailbox provider posts to). A bad token is NotFound and changes
+    nothing; so does a repeat."""
+    invitation_id = read_token(ctx.settings.token_secrets, Scope.UNSUBSCRIBE, token)
+    with ctx.unit_of_work(now) as uow:
+        link = _linked(uow.conn, invitation_id)
+        stopped = _stop_everyone(uow, link.digest)
+    if stopped:
+        checkpoint(ctx)
+    return link
+
+
+def _stop_everyone(uow: UnitOfWork, digest: str) -> bool:
+    """Stop everything and commit, unless the recipient, read under its lock, had already
+    opted out: then nothing is written, not even a ledger entry (the unit of work rolls
+    back). Whether it committed."""
+    locked = lock_recipients(uow.conn, [digest])
+    if locked[digest].unsubscribed_at is not None:
+        return False
+    stop_mail(uow, digest)
+    uow.commit()
+    return True
 
 
 def forget_me(ctx: Context, link: Link, now: datetime) -> None:

@@ -10,12 +10,14 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, delete, select, update
 
-from courtois.domain.invitations import InvitationState
+from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
 from courtois.domain.ledger import EventType
+from courtois.domain.messages import MessageState
 from courtois.services.context import Context
 from courtois.services.locks import lock_member, lock_recipients
-from courtois.services.transitions import cancel_messages, move_invitations
-from courtois.services.webhooks import record_unsubscribed
+from courtois.services.transitions import move_found, move_invitations, set_messages
+from courtois.services.unit_of_work import UnitOfWork
+from courtois.services.webhooks import record_invitation_events, record_unsubscribed
 from courtois.store.sql import insert_ignore
 from courtois.store.tables import (
     contacts,
@@ -27,6 +29,52 @@ from courtois.store.tables import (
     recipients,
 )
 
+UNSUBSCRIBED = "the recipient unsubscribed"
+
+# What an unsubscribe runs, built once: the one-click link runs it on every click, and
+# building and cache-keying these statements cost more CPU than running them. Each comes
+# in two forms, keyed by whether the stop is from one member (`b_member`) or from everyone.
+_I, _M, _C = invitations.c, messages.c, contacts.c
+_DIGEST = bindparam("b_digest", type_=recipients.c.digest.type)
+_MEMBER = bindparam("b_member", type_=_I.member_id.type)
+_OPT_OUT = (
+    update(recipients)
+    .where(recipients.c.digest == _DIGEST, recipients.c.unsubscribed_at.is_(None))
+    .values(unsubscribed_at=bindparam("b_now", type_=recipients.c.unsubscribed_at.type))
+)
+# A recipient has few invitations and emails (one of each per inviting member, and its
+# reminders): each read takes them all by the primary key's digest and the states are
+# sorted out here. With the state in the WHERE clause SQLite, without statistics, walked
+# the state index instead: every scheduled invitation or email of the platform.
+_INVITED = {
+    member: select(_I.id, _I.state, _I.member_id, _I.address.is_not(None).label("addressed")).where(
+        _I.recipient_digest == _DIGEST, *([_I.member_id == _MEMBER] if member else [])
+    )
+    for member in (False, True)
+}
+# Every message names its recipient and member: one read finds the emails of the
+# invitations just blocked and any other still waiting (a reminder of a sent invitation).
+_MESSAGES = {
+    member: select(_M.id, _M.invitation_id, _M.state).where(
+        _M.recipient_digest == _DIGEST, *([_M.member_id == _MEMBER] if member else [])
+    )
+    for member in (False, True)
+}
+# Blocking closes an invitation, which drops its address with the move.
+_BLOCKING_DROPS_ADDRESS = INVITATION_MACHINE.is_final(InvitationState.BLOCKED)
+_DROP_ADDRESSES = {
+    member: update(invitations)
+    .where(_I.recipient_digest == _DIGEST, *([_I.member_id == _MEMBER] if member else []))
+    .values(address=None)
+    for member in (False, True)
+}
+_DROP_CONTACTS = {
+    member: delete(contacts).where(
+        _C.recipient_digest == _DIGEST, *([_C.member_id == _MEMBER] if member else [])
+    )
+    for member in (False, True)
+}
+
 
 def unsubscribe(
     ctx: Context, digest: str, now: datetime, from_member: str | None = None
@@ -36,48 +84,57 @@ def unsubscribe(
         if from_member is not None:
             lock_member(uow.conn, from_member)
         lock_recipients(uow.conn, [digest])
-        scope = invitations.c.recipient_digest == digest
-        if from_member is None:
-            uow.conn.execute(
-                update(recipients)
-                .where(recipients.c.digest == digest, recipients.c.unsubscribed_at.is_(None))
-                .values(unsubscribed_at=now)
-            )
-        else:
-            insert_ignore(
-                uow.conn,
-                recipient_blocks,
-                [{"recipient_digest": digest, "member_id": from_member, "at": now}],
-                ["recipient_digest", "member_id"],
-            )
-            scope = scope & (invitations.c.member_id == from_member)
-        blocked = move_invitations(
-            uow,
-            scope & (invitations.c.state == InvitationState.SCHEDULED.value),
-            InvitationState.BLOCKED,
-            "the recipient unsubscribed",
-        )
-        # Every message names its recipient and member: no need to go through invitations.
-        to_cancel = messages.c.recipient_digest == digest
-        if from_member is not None:
-            to_cancel = to_cancel & (messages.c.member_id == from_member)
-        cancelled = cancel_messages(uow, to_cancel, "the recipient unsubscribed")
-        uow.conn.execute(update(invitations).where(scope).values(address=None))
-        contact_scope = contacts.c.recipient_digest == digest
-        if from_member is not None:
-            contact_scope = contact_scope & (contacts.c.member_id == from_member)
-        uow.conn.execute(delete(contacts).where(contact_scope))
-        uow.record(
-            EventType.UNSUBSCRIBED,
-            {"recipient": digest, "from": from_member or "everyone"},
-        )
-        record_unsubscribed(uow, digest, from_member)
-        if from_member is None:
-            scrub_answers(uow.conn, digest)
+        counts = stop_mail(uow, digest, from_member)
         uow.commit()
     if from_member is None:
         checkpoint(ctx)
-    return {"blocked": len(blocked), "cancelled": len(cancelled)}
+    return counts
+
+
+def stop_mail(uow: UnitOfWork, digest: str, from_member: str | None = None) -> dict[str, int]:
+    """`unsubscribe`'s changes, in a unit of work that holds the recipient's lock (and the
+    member's, for a stop from one member). The caller commits, then, for a stop from
+    everyone, runs `checkpoint`. Counts the invitations blocked and the other emails
+    cancelled (those of a blocked invitation go with it, uncounted)."""
+    connection = uow.conn
+    member = from_member is not None
+    names = {"b_digest": digest}
+    if from_member is None:
+        connection.execute(_OPT_OUT, {"b_digest": digest, "b_now": uow.now})
+    else:
+        insert_ignore(
+            connection,
+            recipient_blocks,
+            [{"recipient_digest": digest, "member_id": from_member, "at": uow.now}],
+            ["recipient_digest", "member_id"],
+        )
+        names["b_member"] = from_member
+    invited = connection.execute(_INVITED[member], names).all()
+    scheduled = [row for row in invited if row.state == InvitationState.SCHEDULED.value]
+    blocked = move_found(uow, scheduled, InvitationState.BLOCKED, UNSUBSCRIBED)
+    # As `move_invitations` then a cancel of the rest would, in one read and one write:
+    # the blocked invitations' emails first, then the others, each with its ledger entry.
+    closed = set(blocked)
+    waiting = [
+        row
+        for row in connection.execute(_MESSAGES[member], names)
+        if row.state == MessageState.SCHEDULED.value
+    ]
+    theirs = [row.id for row in waiting if row.invitation_id in closed]
+    others = [row.id for row in waiting if row.invitation_id not in closed]
+    set_messages(uow, theirs + others, MessageState.SCHEDULED, MessageState.CANCELLED, UNSUBSCRIBED)
+    record_invitation_events(uow, blocked, InvitationState.BLOCKED)
+    # The addresses left: those of invitations not just closed (under the recipient's lock,
+    # nothing else changes them meanwhile).
+    cleared = closed if _BLOCKING_DROPS_ADDRESS else set()
+    if any(row.addressed and row.id not in cleared for row in invited):
+        connection.execute(_DROP_ADDRESSES[member], names)
+    connection.execute(_DROP_CONTACTS[member], names)
+    uow.record(EventType.UNSUBSCRIBED, {"recipient": digest, "from": from_member or "everyone"})
+    record_unsubscribed(uow, digest, from_member)
+    if from_member is None:
+        scrub_answers(connection, digest)
+    return {"blocked": len(blocked), "cancelled": len(others)}
 
 
 def mark_joined(ctx: Context, digest: str, now: datetime) -> dict[str, int]:

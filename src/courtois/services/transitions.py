@@ -5,11 +5,12 @@ Every state change goes through here, so none escapes the machines' edges or the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ClauseElement, ColumnElement, Table, Update, bindparam, select, update
 
 from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
 from courtois.domain.ledger import EventType
@@ -21,6 +22,58 @@ from courtois.store.tables import invitations, messages
 
 # Ids per statement: well under every engine's limit on bound parameters.
 _CHUNK = 500
+
+
+class FoundInvitation(Protocol):
+    """What a move needs of each invitation it considers: a row of (id, state, member_id)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def member_id(self) -> str: ...
+
+
+@lru_cache(maxsize=64)
+def _moving(table: Table, names: tuple[str, ...]) -> Update:
+    """`UPDATE table SET <names> WHERE id IN :b_ids AND state = :b_from`, built once per
+    table and set of columns: building and cache-keying the statement on every move cost
+    more CPU than running it. The values bind as `v_<column>` (no column is named so, and
+    a parameter named like a column would be taken as one more SET)."""
+    return (
+        update(table)
+        .where(
+            table.c.id.in_(bindparam("b_ids", expanding=True)),
+            table.c.state == bindparam("b_from", type_=table.c.state.type),
+        )
+        .values({name: bindparam(f"v_{name}", type_=table.c[name].type) for name in names})
+    )
+
+
+def _run_moves(
+    uow: UnitOfWork, table: Table, ids: Sequence[str], current: str, values: dict[str, Any]
+) -> None:
+    """Set `values` on the rows among `ids` still in state `current`, by chunks of ids.
+    Values that are SQL expressions (`attempts + 1`) cannot be bound: those statements are
+    built as they come."""
+    if not ids:
+        return
+    if any(isinstance(value, ClauseElement) for value in values.values()):
+        for start in range(0, len(ids), _CHUNK):
+            uow.conn.execute(
+                update(table)
+                .where(table.c.id.in_(list(ids[start : start + _CHUNK])), table.c.state == current)
+                .values(**values)
+            )
+        return
+    statement = _moving(table, tuple(values))
+    bound = {f"v_{name}": value for name, value in values.items()}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = list(ids[start : start + _CHUNK])
+        uow.conn.execute(statement, {"b_ids": chunk, "b_from": current, **bound})
 
 
 def move_invitations(
@@ -36,6 +89,24 @@ def move_invitations(
     rows = uow.conn.execute(
         select(invitations.c.id, invitations.c.state, invitations.c.member_id).where(where)
     ).all()
+    moved = move_found(uow, rows, target, reason, forget_address, extra)
+    if moved and INVITATION_MACHINE.is_final(target):
+        cancel_messages(uow, messages.c.invitation_id.in_(moved), reason)
+    record_invitation_events(uow, moved, target)
+    return moved
+
+
+def move_found(
+    uow: UnitOfWork,
+    rows: Iterable[FoundInvitation],
+    target: InvitationState,
+    reason: str,
+    forget_address: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> list[str]:
+    """`move_invitations` for invitations the caller has already read, up to (not
+    including) cancelling their messages and the webhook events: the caller, which read
+    them with a statement of its own, does those, in that order. Returns the moved ids."""
     values: dict[str, Any] = {"state": target.value, "updated_at": uow.now, **(extra or {})}
     if forget_address and INVITATION_MACHINE.is_final(target):
         values["address"] = None
@@ -56,22 +127,11 @@ def move_invitations(
         moved.append(row.id)
         keys.append((row.member_id, row.id))
     for current, ids in by_state.items():
-        for start in range(0, len(ids), _CHUNK):
-            uow.conn.execute(
-                update(invitations)
-                .where(
-                    invitations.c.id.in_(ids[start : start + _CHUNK]),
-                    invitations.c.state == current.value,
-                )
-                .values(**values)
-            )
+        _run_moves(uow, invitations, ids, current.value, values)
     sent_at = values.get("sent_at")
     if sent_at is not None and not isinstance(sent_at, datetime):
         raise TypeError("sent_at must be an instant: sender_activity keeps a copy of it")
     activity.record_moves(uow.conn, keys, target, sent_at)
-    if moved and INVITATION_MACHINE.is_final(target):
-        cancel_messages(uow, messages.c.invitation_id.in_(moved), reason)
-    record_invitation_events(uow, moved, target)
     return moved
 
 
@@ -97,13 +157,8 @@ def set_messages(
     """Move messages known to be in `current` to `target`, checked against the machine."""
     MESSAGE_MACHINE.check(current, target)
     id_list = list(ids)
-    for start in range(0, len(id_list), _CHUNK):
-        chunk = id_list[start : start + _CHUNK]
-        uow.conn.execute(
-            update(messages)
-            .where(messages.c.id.in_(chunk), messages.c.state == current.value)
-            .values(state=target.value, updated_at=uow.now, last_reason=reason[:200], **values)
-        )
+    changes = {"state": target.value, "updated_at": uow.now, "last_reason": reason[:200]}
+    _run_moves(uow, messages, id_list, current.value, {**changes, **values})
     if target is MessageState.CANCELLED:
         activity.record_cancelled(uow.conn, id_list)
     for message_id in id_list:

@@ -16,11 +16,11 @@ from starlette.concurrency import run_in_threadpool
 
 from courtois.config import Settings
 from courtois.domain.errors import NotFound
-from courtois.services.recipient_actions import accept, resolve_link, stop_everyone
+from courtois.services.recipient_actions import accept, resolve_link, unsubscribe_link
 from courtois.tokens import Scope
 from courtois.web.deps import Ctx, Now
 from courtois.web.pages.forms import BadForm, asks_one_click, read_form
-from courtois.web.pages.render import not_found, page, redirect
+from courtois.web.pages.render import fixed_page, not_found, page, redirect
 
 router = APIRouter(include_in_schema=False)
 
@@ -49,19 +49,21 @@ def unsubscribe_page(request: Request, token: str, ctx: Ctx) -> Response:
 @router.post("/u/{token:path}")
 async def unsubscribe_now(request: Request, token: str, ctx: Ctx, now: Now) -> Response:
     """RFC 8058 one-click: stop everything at once and answer 200, no redirect; again and
-    again if asked (nothing more changes)."""
-    try:
-        link = await run_in_threadpool(resolve_link, ctx, Scope.UNSUBSCRIBE, token)
-    except NotFound:
-        return not_found(request)
+    again if asked (nothing more changes). The one click reads and writes in a single
+    transaction (one trip to the thread pool); a body that does not ask for it is only
+    read, to answer in the invitation's language. A bad link is the same 404 either way."""
     try:
         fields = await read_form(request)
     except BadForm:
         fields = {}
-    if not asks_one_click(fields):
-        return page(request, link.locale, "bad_request.html", 400, problem="unsubscribe")
-    await run_in_threadpool(stop_everyone, ctx, link, now)
-    return page(request, link.locale, "unsubscribed.html")
+    try:
+        if not asks_one_click(fields):
+            link = await run_in_threadpool(resolve_link, ctx, Scope.UNSUBSCRIBE, token)
+            return page(request, link.locale, "bad_request.html", 400, problem="unsubscribe")
+        link = await run_in_threadpool(unsubscribe_link, ctx, token, now)
+    except NotFound:
+        return not_found(request)
+    return fixed_page(request, link.locale, "unsubscribed.html")
 
 
 @router.get("/join/{token:path}")

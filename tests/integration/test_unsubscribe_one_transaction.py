@@ -1,0 +1,160 @@
+"""The one-click unsubscribe reads its invitation and stops everything in one transaction,
+on both engines, with exactly the changes and ledger entries of `move_invitations` followed
+by a cancel of the recipient's other emails.
+
+What is checked: the ledger entries and their order (the blocked invitation, its email,
+then the other emails still waiting), the counts `unsubscribe` answers, sender activity,
+addresses; a token naming no invitation, and a repeat, write nothing; clicks racing on one
+recipient record the opt-out once, because the "already unsubscribed?" question is asked
+under the recipient's lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from pages_site import SENT_AT, invite_and_deliver, ledger_size
+from sqlalchemy import func, select
+from support import all_stored_text, by_email, ledger_events, rows, send_invites
+
+from conftest import SECRET
+from courtois.domain.errors import NotFound
+from courtois.services.context import Context
+from courtois.services.members import register_member
+from courtois.services.recipient_actions import unsubscribe_link
+from courtois.services.recipients import unsubscribe
+from courtois.services.unsubscribe_links import unsubscribe_by_token
+from courtois.store.tables import invitations, messages, sender_activity, webhook_events
+from courtois.tokens import Scope, make_token
+
+BO = "bo@example.com"
+REASON = "the recipient unsubscribed"
+
+
+def _members(ctx: Context) -> None:
+    for member in ("ana", "bruno", "cy"):
+        register_member(ctx, member, f"{member}@example.org", member.title(), "en", SENT_AT)
+
+
+def _token(invitation_id: str) -> str:
+    return make_token(SECRET.encode(), Scope.UNSUBSCRIBE, invitation_id)
+
+
+def test_one_click_writes_what_move_and_cancel_wrote(ctx: Context) -> None:
+    _members(ctx)
+    # Ana's invitation is sent, with a reminder waiting; Bruno's waits for the inbox quota.
+    (mail,) = invite_and_deliver(ctx, "ana", [BO], reminders=1)
+    sent = mail.ids[0]
+    bruno = by_email(send_invites(ctx, "bruno", [BO], SENT_AT + timedelta(hours=1)))[BO]["id"]
+    (bruno_email,) = rows(ctx, messages, messages.c.invitation_id == bruno)
+    (reminder,) = [
+        m for m in rows(ctx, messages, messages.c.invitation_id == sent) if m.state == "scheduled"
+    ]
+    before = len(ledger_events(ctx))
+
+    link = unsubscribe_link(ctx, mail.tokens.unsubscribe, SENT_AT + timedelta(hours=2))
+
+    assert (link.invitation_id, link.digest) == (sent, ctx.digest_email(BO))
+    assert ledger_events(ctx)[before:] == [
+        (
+            "invitation.state",
+            {"invitation": bruno, "from": "scheduled", "to": "blocked", "reason": REASON},
+        ),
+        (
+            "message.state",
+            {"message": bruno_email.id, "from": "scheduled", "to": "cancelled", "reason": REASON},
+        ),
+        (
+            "message.state",
+            {"message": reminder.id, "from": "scheduled", "to": "cancelled", "reason": REASON},
+        ),
+        ("recipient.unsubscribed", {"recipient": ctx.digest_email(BO), "from": "everyone"}),
+    ]
+    states = {r.id: r.state for r in rows(ctx, invitations)}
+    assert (states[sent], states[bruno]) == ("sent", "blocked")
+    assert {r.address for r in rows(ctx, invitations)} == {None}
+    assert {m.state for m in rows(ctx, messages) if m.recipient_digest == link.digest} == {
+        "sent",
+        "cancelled",
+    }
+    activity = {r.invitation_id: r for r in rows(ctx, sender_activity)}
+    assert activity[bruno].state == "blocked"
+    assert activity[bruno].message_id is None
+    with ctx.engine.connect() as connection:
+        events = connection.execute(
+            select(func.count())
+            .select_from(webhook_events)
+            .where(webhook_events.c.type == "recipient.unsubscribed")
+        ).scalar_one()
+    assert events == 1
+
+
+def test_unsubscribe_counts_are_unchanged(ctx: Context) -> None:
+    """`cancelled` counts the emails of invitations that were not blocked with them."""
+    _members(ctx)
+    invite_and_deliver(ctx, "ana", [BO], reminders=1)
+    send_invites(ctx, "bruno", [BO], SENT_AT + timedelta(hours=1))
+    counts = unsubscribe(ctx, ctx.digest_email(BO), SENT_AT + timedelta(hours=2))
+    assert counts == {"blocked": 1, "cancelled": 1}
+
+
+def test_unsubscribe_from_one_member_leaves_the_others(ctx: Context) -> None:
+    _members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO], reminders=1)
+    bruno = by_email(send_invites(ctx, "bruno", [BO], SENT_AT + timedelta(hours=1)))[BO]["id"]
+    counts = unsubscribe(ctx, ctx.digest_email(BO), SENT_AT + timedelta(hours=2), "ana")
+    assert counts == {"blocked": 0, "cancelled": 1}
+    by_id = {r.id: r for r in rows(ctx, invitations)}
+    assert (by_id[mail.ids[0]].address, by_id[bruno].address) == (None, BO)
+    assert by_id[bruno].state == "scheduled"
+    assert [m.state for m in rows(ctx, messages, messages.c.invitation_id == bruno)] == [
+        "scheduled"
+    ]
+
+
+@pytest.mark.parametrize("use", [unsubscribe_link, unsubscribe_by_token])
+def test_a_token_naming_nothing_writes_nothing(ctx: Context, use: object) -> None:
+    _members(ctx)
+    invite_and_deliver(ctx, "ana", [BO])
+    stored, events = all_stored_text(ctx), ledger_size(ctx)
+    assert callable(use)
+    with pytest.raises(NotFound):
+        use(ctx, _token("no-such-invitation"), SENT_AT)
+    with pytest.raises(NotFound):
+        use(ctx, "forged." + _token("x"), SENT_AT)
+    assert (all_stored_text(ctx), ledger_size(ctx)) == (stored, events)
+
+
+def test_a_repeat_writes_nothing(ctx: Context) -> None:
+    _members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    unsubscribe_link(ctx, mail.tokens.unsubscribe, SENT_AT)
+    stored, events = all_stored_text(ctx), ledger_size(ctx)
+    again = unsubscribe_link(ctx, mail.tokens.unsubscribe, SENT_AT + timedelta(days=1))
+    assert again.invitation_id == mail.ids[0]
+    assert (all_stored_text(ctx), ledger_size(ctx)) == (stored, events)
+
+
+def test_racing_clicks_record_the_opt_out_once(ctx: Context) -> None:
+    _members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    start = threading.Barrier(6)
+    failures: list[BaseException] = []
+
+    def click() -> None:
+        start.wait()
+        try:
+            unsubscribe_link(ctx, mail.tokens.unsubscribe, SENT_AT)
+        except BaseException as error:  # reported below, not lost in the thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=click) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert failures == []
+    opt_outs = [e for e, _ in ledger_events(ctx) if e == "recipient.unsubscribed"]
+    assert opt_outs == ["recipient.unsubscribed"]
