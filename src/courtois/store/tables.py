@@ -78,6 +78,8 @@ contacts = Table(
     PrimaryKeyConstraint("member_id", "id"),
     Index("uq_contacts_member_digest", "member_id", "recipient_digest", unique=True),
     Index("ix_contacts_selected_imported", "selected", "imported_at"),
+    # Opting out and "forget me" delete one recipient from every member's address book.
+    Index("ix_contacts_recipient_digest", "recipient_digest"),
 )
 
 consents = Table(
