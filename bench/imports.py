@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from figures import figure, write
+from figures import cpu_model, figure, write
 
 CSV_TARGET_RATIO = 3.0  # courtois + normalisation within 3x of bare csv parsing
 MEMORY_TARGET_MB = 200
@@ -218,16 +218,6 @@ def report(label: str, figures: dict[str, float], peak_mb: float, unit: str) -> 
         f"{rate:>11,.0f} {unit}/s  "
         f"peak RSS {peak_mb:6.1f} MB"
     )
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

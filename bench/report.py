@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from figures import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 PYTHON = (
@@ -90,16 +92,6 @@ class Outcome:
     code: int | None = None
     problem: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run(bench: Bench, quick: bool, folder: Path) -> Outcome:

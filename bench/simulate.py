@@ -40,7 +40,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
-from figures import Row, figure, write
+from figures import Row, cpu_model, figure, write
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -494,13 +494,8 @@ def report_run(engine: str, since_days: int | None, rows: int, result: dict[str,
 
 
 def print_machine() -> None:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-        if line.lower().startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
     print(
-        f"machine: cpu {cpu}; cores {os.cpu_count()}; python {platform.python_version()}; "
+        f"machine: cpu {cpu_model()}; cores {os.cpu_count()}; python {platform.python_version()}; "
         f"sqlite {sqlite3.sqlite_version}"
     )
 
