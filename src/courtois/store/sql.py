@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import ReturningInsert
 
 
 def _skipping(
@@ -26,12 +28,20 @@ def insert_ignore(
         connection.execute(_skipping(connection, table, list(rows), keys))
 
 
-def insert_new(connection: Connection, table: Table, row: dict[str, Any], key: str) -> bool:
-    """Insert `row` unless one with the same `key` exists; True when it went in. Atomic: of
+def insert_new(connection: Connection, table: Table, row: dict[str, Any], *keys: str) -> bool:
+    """Insert `row` unless one with the same `keys` exists; True when it went in. Atomic: of
     two racing inserts, one wins. (RETURNING, because a driver's row count is not reliable
     for INSERT ... ON CONFLICT.)"""
-    statement = _skipping(connection, table, row, [key]).returning(table.c[key])
-    return connection.execute(statement).first() is not None
+    statement = _new_row(table, keys, connection.dialect.name)
+    return connection.execute(statement, row).first() is not None
+
+
+@lru_cache(maxsize=32)
+def _new_row(table: Table, keys: tuple[str, ...], dialect: str) -> ReturningInsert[Any]:
+    """`insert_new`'s statement, built once per table, keys and dialect (it runs on every
+    keyed API request): building and cache-keying it cost about as much CPU as running it."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(index_elements=keys).returning(table.c[keys[0]])
 
 
 def comparable_text(value: str) -> bool:

@@ -28,10 +28,10 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection, bindparam, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from courtois.domain.errors import DomainError
 from courtois.services.context import Context
+from courtois.store.sql import insert_new
 from courtois.store.tables import idempotency_keys
 from courtois.web.problems import MEDIA_TYPE, Problem, body_of
 
@@ -42,12 +42,6 @@ _PENDING = {"status": 0}
 # a statement again for each request cost about as much CPU as running it.
 _KEYS = idempotency_keys.c
 _THIS_KEY = (_KEYS.scope == bindparam("b_scope")) & (_KEYS.key == bindparam("b_key"))
-# INSERT ... ON CONFLICT DO NOTHING; RETURNING tells whether the row went in (psycopg's
-# rowcount is not reliable here).
-_RESERVE = {
-    "postgresql": postgresql.insert(idempotency_keys).on_conflict_do_nothing().returning(_KEYS.key),
-    "sqlite": sqlite.insert(idempotency_keys).on_conflict_do_nothing().returning(_KEYS.key),
-}
 _FIND = (
     select(_KEYS.request_hash, _KEYS.response, _KEYS.created_at).where(_THIS_KEY).with_for_update()
 )
@@ -135,7 +129,7 @@ def _reserve(
             "response": _PENDING,
             "created_at": now,
         }
-        if uow.conn.execute(_RESERVE[uow.conn.dialect.name], row).first() is not None:
+        if insert_new(uow.conn, idempotency_keys, row, "scope", "key"):
             uow.commit()
             return None
         found = uow.conn.execute(_FIND, this_key).one()
