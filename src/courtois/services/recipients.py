@@ -28,6 +28,7 @@ from courtois.store.tables import (
     recipient_blocks,
     recipients,
 )
+from courtois.store.wal import truncate_wal
 
 UNSUBSCRIBED = "the recipient unsubscribed"
 
@@ -224,13 +225,6 @@ def scrub_answers(connection: Connection, digest: str) -> None:
 
 
 def checkpoint(ctx: Context) -> None:
-    """On SQLite, copy the WAL into the database file and truncate it to zero bytes."""
-    if ctx.engine.dialect.name != "sqlite":
-        return
-    # A raw connection: the driver is in autocommit mode there, and a checkpoint cannot
-    # truncate the log from inside a transaction.
-    raw = ctx.engine.raw_connection()
-    try:
-        raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        raw.close()
+    """On SQLite, copy the WAL into the database file and truncate it to zero bytes (see
+    `store/wal.py`: concurrent callers share one checkpoint begun after their commits)."""
+    truncate_wal(ctx.engine)
