@@ -182,6 +182,7 @@ def test_the_checkpoint_waits_for_the_writer_of_this_process(engine: Engine) -> 
     thread = threading.Thread(target=writer)
     thread.start()
     assert inside.wait(WAIT)
+
     def checkpoint() -> None:
         wal.truncate_wal(engine)
         order.append("checkpoint done")

@@ -66,7 +66,14 @@ def canonical(seq: int, at: datetime, event: str, payload: Mapping[str, Any]) ->
 def _canonical_text(seq: int, at: datetime, event: str, payload_json: str) -> str:
     # Byte for byte what json.dumps(sort_keys=True) gives for the whole entry, assembled
     # around the payload's own canonical text so the payload is serialised only once.
-    return f'{_head(at, event)},"payload":{payload_json},"seq":{seq}}}'
+    return f"{canonical_prefix(at, event, payload_json)}{seq}}}"
+
+
+def canonical_prefix(at: datetime, event: str, payload_json: str) -> str:
+    """The canonical text up to the sequence number, which an entry gets only when it is
+    chained: `hash_canonical` is SHA-256 over prev_hash + prefix + seq + "}", exactly what
+    PostgreSQL's chaining trigger computes at COMMIT (migration 0009)."""
+    return f'{_head(at, event)},"payload":{payload_json},"seq":'
 
 
 @lru_cache(maxsize=256)

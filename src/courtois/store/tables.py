@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -289,6 +290,18 @@ ledger = Table(
     Column("payload", CanonicalJSON, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+# PostgreSQL only: a transaction's entries, one row a transaction, waiting for its COMMIT,
+# where a deferred trigger (migration 0009) chains them onto the head and deletes the row.
+# The head's lock is then held inside COMMIT only, not across the client's round trips.
+ledger_pending = Table(
+    "ledger_pending",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    # A JSON array of [event, canonical prefix, canonical payload], in the order recorded.
+    Column("entries", Text, nullable=False),
 )
 
 # One row: the chain's head, locked by each appending transaction so entries never fork.
