@@ -412,9 +412,17 @@ def serve(
     from courtois.bootstrap import bootstrap
 
     try:
-        bootstrap().engine.dispose()  # refuse bad configuration before binding the port
+        engine = bootstrap().engine  # refuse bad configuration before binding the port
+        engine.dispose()
     except DomainError as error:
         fail(error.message)
+    if processes > 1 and engine.dialect.name == "sqlite":
+        # Measured (bench/api.py): two processes served fewer one-click unsubscribes than
+        # one; their connections lose each other's page cache and meet at SQLite's lock.
+        sys.stderr.write(
+            f"courtois: warning: on SQLite one process serves more than {processes} "
+            "(docs/operations.md); starting them as asked.\n"
+        )
     uvicorn.run(
         "courtois.web.asgi:app_factory",
         factory=True,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import uuid
@@ -316,3 +317,38 @@ def test_a_flow_on_postgresql(postgres_database: str) -> None:
         assert sorted(rows) == [("scheduled", "fr"), ("scheduled", "fr")]
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_serve_warns_that_several_processes_are_slower_on_sqlite(
+    tmp_path: Path, processes: str
+) -> None:
+    """Starts the real server and reads its first lines: with more than one process on
+    SQLite it says so (and serves anyway); with one it says nothing of the kind."""
+    env = environment(f"sqlite:///{tmp_path / 'serve.db'}")
+    ok(env, "migrate")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [EXECUTABLE, "serve", "--port", str(port), "--processes", processes],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        lines: list[str] = []
+        # uvicorn logs "Started ..." once it serves; the warning comes before it.
+        while not any("Started" in line for line in lines):
+            line = server.stderr.readline()
+            assert line, f"the server stopped: {lines}"
+            lines.append(line)
+        warned = [line for line in lines if "one process serves more" in line]
+        assert len(warned) == (1 if processes == "2" else 0), lines
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        if server.stderr is not None:
+            server.stderr.close()
