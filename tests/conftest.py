@@ -87,6 +87,25 @@ def ctx(engine: Engine, settings: Settings) -> Context:
     return Context(engine=engine, settings=settings)
 
 
+# The domain the test platform sends from and signs as.
+DKIM_DOMAIN = "agora.test"
+
+
+def signing_settings(key_file: Path, selector: str, **more: str) -> Settings:
+    """The test platform (as the `settings` fixture) signing as `selector` of DKIM_DOMAIN
+    with this key."""
+    return Settings(
+        secret_key=SECRET,
+        platform_name="Agora",
+        base_url="https://agora.test",
+        mail_from=f"invitations@{DKIM_DOMAIN}",
+        dkim_domain=DKIM_DOMAIN,
+        dkim_selector=selector,
+        dkim_private_key_file=str(key_file),
+        **more,
+    )
+
+
 def make_dkim_key(directory: Path) -> tuple[Path, bytes]:
     """A 2048-bit RSA key made by openssl (independent of the signer's library), and the
     DNS TXT record publishing its public half."""

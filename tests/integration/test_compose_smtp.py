@@ -17,8 +17,7 @@ import dkim
 import pytest
 from aiosmtpd.controller import Controller
 
-from conftest import make_dkim_key
-from courtois.config import Settings
+from conftest import make_dkim_key, signing_settings
 from courtois.delivery.compose import (
     Carried,
     ComposeInput,
@@ -66,16 +65,7 @@ def test_signed_message_survives_a_real_smtp_hop(
 ) -> None:
     handler, port = smtp_server
     key, record = make_dkim_key(tmp_path)
-    settings = Settings(
-        secret_key="test-secret-key-0123456789",
-        platform_name="Agora",
-        base_url="https://agora.test",
-        mail_from="invitations@agora.test",
-        platform_postal_address="1 rue de la Paix, 75002 Paris",
-        dkim_domain="agora.test",
-        dkim_selector="s1",
-        dkim_private_key_file=str(key),
-    )
+    settings = signing_settings(key, "s1", platform_postal_address="1 rue de la Paix, 75002 Paris")
     # A note with a line holding only a dot: SMTP must dot-stuff it and the server unstuff it.
     note = "Come and see!\n.\nÀ bientôt"
     outgoing = ComposeInput(

@@ -12,7 +12,7 @@ from pathlib import Path
 import dkim
 import pytest
 
-from conftest import SECRET, T0, make_dkim_key
+from conftest import DKIM_DOMAIN, T0, make_dkim_key, signing_settings
 from courtois.config import Settings
 from courtois.delivery.transport import MemoryTransport
 from courtois.services.context import Context
@@ -21,7 +21,7 @@ from courtois.services.members import register_member
 from courtois.services.previews import preview_invitations
 from courtois.services.worker import run_pass
 
-SELECTOR, DOMAIN = "worker2026", "agora.test"
+SELECTOR, DOMAIN = "worker2026", DKIM_DOMAIN
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +33,7 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
 @pytest.fixture
 def settings(key: tuple[Path, bytes]) -> Settings:
     """The test platform, signing with the module's key (overrides the shared fixture)."""
-    return Settings(
-        secret_key=SECRET,
-        platform_name="Agora",
-        base_url="https://agora.test",
-        mail_from=f"invitations@{DOMAIN}",
-        dkim_domain=DOMAIN,
-        dkim_selector=SELECTOR,
-        dkim_private_key_file=str(key[0]),
-    )
+    return signing_settings(key[0], SELECTOR)
 
 
 def invite_all(ctx: Context, member: str, name: str, emails: tuple[str, ...]) -> None:

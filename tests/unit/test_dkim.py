@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
 
-from conftest import make_dkim_key
+from conftest import DKIM_DOMAIN, make_dkim_key, signing_settings
 from courtois.config import Settings
 from courtois.delivery.compose import Carried, ComposeInput, compose, to_bytes
 from courtois.delivery.dkim import SIGNED_HEADERS, sign
@@ -22,7 +22,7 @@ from courtois.delivery.skeleton import compose_wire
 from courtois.domain.errors import InvalidInput
 from courtois.domain.messages import MessageKind
 
-SELECTOR, DOMAIN = "courtois2026", "agora.test"
+SELECTOR, DOMAIN = "courtois2026", DKIM_DOMAIN
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +32,7 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
 
 @pytest.fixture
 def settings(key: tuple[Path, bytes]) -> Settings:
-    return Settings(
-        secret_key="test-secret-key-0123456789",
-        platform_name="Agora",
-        base_url="https://agora.test",
-        mail_from=f"invitations@{DOMAIN}",
-        dkim_domain=DOMAIN,
-        dkim_selector=SELECTOR,
-        dkim_private_key_file=str(key[0]),
-    )
+    return signing_settings(key[0], SELECTOR)
 
 
 def raw_message(
