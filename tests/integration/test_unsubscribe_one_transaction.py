@@ -23,9 +23,8 @@ from conftest import SECRET
 from courtois.domain.errors import NotFound
 from courtois.services.context import Context
 from courtois.services.members import register_member
-from courtois.services.recipient_actions import unsubscribe_link
+from courtois.services.recipient_actions import unsubscribe_by_token, unsubscribe_link
 from courtois.services.recipients import unsubscribe
-from courtois.services.unsubscribe_links import unsubscribe_by_token
 from courtois.store.tables import invitations, messages, sender_activity, webhook_events
 from courtois.tokens import Scope, make_token
 

@@ -22,7 +22,7 @@ from courtois.delivery.bounces import BounceReport, classify
 from courtois.domain.errors import NotFound
 from courtois.services.bounces import apply_bounce
 from courtois.services.context import Context
-from courtois.services.unsubscribe_links import unsubscribe_by_token
+from courtois.services.recipient_actions import unsubscribe_by_token
 
 
 class BounceHandler:

@@ -182,6 +182,22 @@ def unsubscribe_link(ctx: Context, token: str, now: datetime) -> Link:
     return link
 
 
+def unsubscribe_by_token(ctx: Context, token: str, now: datetime) -> dict[str, int]:
+    """The mailto of List-Unsubscribe, whose subject carries the unsubscribe token: stop
+    all mail from the platform to that recipient, the invitation read in the transaction
+    that makes the change, and a bad token NotFound having written nothing. Unlike
+    `unsubscribe_link` it does not look first whether the recipient had already opted out:
+    a repeat changes no state but is recorded again, as `unsubscribe` records it."""
+    invitation_id = read_token(ctx.settings.token_secrets, Scope.UNSUBSCRIBE, token)
+    with ctx.unit_of_work(now) as uow:
+        digest = _linked(uow.conn, invitation_id).digest
+        lock_recipients(uow.conn, [digest])
+        counts = stop_mail(uow, digest)
+        uow.commit()
+    checkpoint(ctx)
+    return counts
+
+
 def _stop_everyone(uow: UnitOfWork, digest: str) -> bool:
     """Stop everything and commit, unless the recipient, read under its lock, had already
     opted out: then nothing is written, not even a ledger entry (the unit of work rolls
