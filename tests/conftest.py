@@ -87,6 +87,12 @@ def ctx(engine: Engine, settings: Settings) -> Context:
     return Context(engine=engine, settings=settings)
 
 
+@pytest.fixture(scope="session")
+def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """One 2048-bit RSA key for the session (`make_dkim_key`), and its TXT record."""
+    return make_dkim_key(tmp_path_factory.mktemp("dkim"))
+
+
 # The domain the test platform sends from and signs as.
 DKIM_DOMAIN = "agora.test"
 

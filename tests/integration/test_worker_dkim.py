@@ -12,7 +12,7 @@ from pathlib import Path
 import dkim
 import pytest
 
-from conftest import DKIM_DOMAIN, T0, make_dkim_key, signing_settings
+from conftest import DKIM_DOMAIN, T0, signing_settings
 from courtois.config import Settings
 from courtois.delivery.transport import MemoryTransport
 from courtois.services.context import Context
@@ -24,16 +24,10 @@ from courtois.services.worker import run_pass
 SELECTOR, DOMAIN = "worker2026", DKIM_DOMAIN
 
 
-@pytest.fixture(scope="module")
-def key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
-    """A 2048-bit RSA key made by openssl, and the TXT record publishing its public half."""
-    return make_dkim_key(tmp_path_factory.mktemp("dkim"))
-
-
 @pytest.fixture
-def settings(key: tuple[Path, bytes]) -> Settings:
+def settings(dkim_key: tuple[Path, bytes]) -> Settings:
     """The test platform, signing with the module's key (overrides the shared fixture)."""
-    return signing_settings(key[0], SELECTOR)
+    return signing_settings(dkim_key[0], SELECTOR)
 
 
 def invite_all(ctx: Context, member: str, name: str, emails: tuple[str, ...]) -> None:
@@ -54,7 +48,7 @@ def verifies(raw: bytes, record: bytes) -> bool:
 
 
 def test_every_email_of_a_batch_leaves_with_its_own_valid_signature(
-    ctx: Context, key: tuple[Path, bytes]
+    ctx: Context, dkim_key: tuple[Path, bytes]
 ) -> None:
     ana = tuple(f"ana-{i}@example.org" for i in range(4))
     cy = tuple(f"cy-{i}@example.net" for i in range(3))
@@ -73,7 +67,7 @@ def test_every_email_of_a_batch_leaves_with_its_own_valid_signature(
     assert sorted(sent.to for sent in transport.sent) == sorted(ana + cy)
     for sent in transport.sent:
         assert sent.raw.startswith(b"DKIM-Signature: ")
-        assert verifies(sent.raw, key[1])
+        assert verifies(sent.raw, dkim_key[1])
         email = message_from_bytes(sent.raw, policy=SMTP)
         assert str(email["To"]) == sent.to
         assert str(email["Message-ID"]) == f"<{sent.message_id}@{DOMAIN}>"

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
 
-from conftest import DKIM_DOMAIN, make_dkim_key, signing_settings
+from conftest import DKIM_DOMAIN, signing_settings
 from courtois.config import Settings
 from courtois.delivery.compose import Carried, ComposeInput, compose, to_bytes
 from courtois.delivery.dkim import SIGNED_HEADERS, sign
@@ -25,14 +25,9 @@ from courtois.domain.messages import MessageKind
 SELECTOR, DOMAIN = "courtois2026", DKIM_DOMAIN
 
 
-@pytest.fixture(scope="module")
-def key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
-    return make_dkim_key(tmp_path_factory.mktemp("dkim"))
-
-
 @pytest.fixture
-def settings(key: tuple[Path, bytes]) -> Settings:
-    return signing_settings(key[0], SELECTOR)
+def settings(dkim_key: tuple[Path, bytes]) -> Settings:
+    return signing_settings(dkim_key[0], SELECTOR)
 
 
 def raw_message(
@@ -62,11 +57,11 @@ def verify(raw: bytes, record: bytes) -> bool:
 
 
 def test_signed_message_verifies_against_the_public_key(
-    settings: Settings, key: tuple[Path, bytes]
+    settings: Settings, dkim_key: tuple[Path, bytes]
 ) -> None:
     signed = sign(raw_message(settings, 'Ána "Lima", <x@y>'), settings)
     assert signed.startswith(b"DKIM-Signature: ")
-    assert verify(signed, key[1])
+    assert verify(signed, dkim_key[1])
     header = signed.split(b"\r\n\r\n", 1)[0].decode()
     tags = dict(re.findall(r"(\w+)=([^;]*)", re.sub(r"\s+", "", header.split(":", 1)[1])))
     assert (tags["a"], tags["c"], tags["d"], tags["s"]) == (
@@ -93,27 +88,29 @@ def test_signed_message_verifies_against_the_public_key(
     ids=["subject", "one-click", "date", "body"],
 )
 def test_tampering_breaks_the_signature(
-    settings: Settings, key: tuple[Path, bytes], old: bytes, new: bytes
+    settings: Settings, dkim_key: tuple[Path, bytes], old: bytes, new: bytes
 ) -> None:
     signed = sign(raw_message(settings), settings)
     assert old in signed
-    assert not verify(signed.replace(old, new, 1), key[1])
+    assert not verify(signed.replace(old, new, 1), dkim_key[1])
 
 
 def test_adding_a_signed_header_breaks_the_signature(
-    settings: Settings, key: tuple[Path, bytes]
+    settings: Settings, dkim_key: tuple[Path, bytes]
 ) -> None:
     """Over-signing: a second Reply-To or List-Unsubscribe cannot be slipped in, above or
     below the real one, nor a header that was absent (Reply-To without opt-in)."""
     signed = sign(raw_message(settings), settings)
     for extra in (b"Reply-To: thief@evil.test", b"List-Unsubscribe: <https://evil.test/>"):
-        assert not verify(signed.replace(b"\r\nTo: ", b"\r\n" + extra + b"\r\nTo: ", 1), key[1])
+        assert not verify(
+            signed.replace(b"\r\nTo: ", b"\r\n" + extra + b"\r\nTo: ", 1), dkim_key[1]
+        )
         head, body = signed.split(b"\r\n\r\n", 1)
-        assert not verify(head + b"\r\n" + extra + b"\r\n\r\n" + body, key[1])
+        assert not verify(head + b"\r\n" + extra + b"\r\n\r\n" + body, dkim_key[1])
     bare = sign(raw_message(settings, reply_to=None), settings)
-    assert verify(bare, key[1])
+    assert verify(bare, dkim_key[1])
     head, body = bare.split(b"\r\n\r\n", 1)
-    assert not verify(head + b"\r\nReply-To: thief@evil.test\r\n\r\n" + body, key[1])
+    assert not verify(head + b"\r\nReply-To: thief@evil.test\r\n\r\n" + body, dkim_key[1])
 
 
 def test_without_dkim_settings_the_message_is_unchanged(settings: Settings) -> None:
@@ -142,7 +139,7 @@ def test_an_unreadable_or_bad_key_is_a_clear_error(settings: Settings, tmp_path:
 
 
 def test_relaxed_canonicalisation_survives_folding_tabs_and_trailing_lines(
-    settings: Settings, key: tuple[Path, bytes]
+    settings: Settings, dkim_key: tuple[Path, bytes]
 ) -> None:
     """Folded and repeated headers, runs of tabs and spaces, trailing whitespace and empty
     lines at the end: dkimpy's verifier agrees with the signer on all of them."""
@@ -161,8 +158,8 @@ def test_relaxed_canonicalisation_survives_folding_tabs_and_trailing_lines(
         b"\r\n"
     )
     signed = sign(raw, settings)
-    assert verify(signed, key[1])
-    assert not verify(signed.replace(b"there", b"where"), key[1])
+    assert verify(signed, dkim_key[1])
+    assert not verify(signed.replace(b"there", b"where"), dkim_key[1])
 
 
 def test_the_key_file_is_parsed_once_per_version(settings: Settings) -> None:
@@ -200,7 +197,7 @@ def test_the_body_is_canonicalised_as_the_rfc_says(body: bytes) -> None:
 
 
 def test_an_email_filled_from_a_skeleton_verifies(
-    settings: Settings, key: tuple[Path, bytes]
+    settings: Settings, dkim_key: tuple[Path, bytes]
 ) -> None:
     for recipient in range(3):
         message = ComposeInput(
@@ -211,4 +208,4 @@ def test_an_email_filled_from_a_skeleton_verifies(
             invitations=(Carried(f"inv-{recipient}", "Ána", "Viens  voir !\t\n.\n", 1),),
             sent_at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
         )
-        assert verify(sign(compose_wire(settings, message).raw, settings), key[1])
+        assert verify(sign(compose_wire(settings, message).raw, settings), dkim_key[1])
