@@ -164,7 +164,8 @@ def test_a_database_crash_is_reported_waited_out_and_loses_nothing(
                 lambda: {message_states(engine).get(i) for i in after} == {"sent"},
                 "the worker to send what was invited after the restart",
             )
-            assert "worker resumed" in stderr.read_text()
+            # Said once the pass that recorded them returns, a moment after they are "sent".
+            wait_for(lambda: "worker resumed" in stderr.read_text(), "the worker to say so")
             assert worker.poll() is None
         finally:
             worker.send_signal(signal.SIGTERM)
