@@ -1,6 +1,8 @@
 """The bounce address's SMTP listener applies what it receives: a DSN for a dead address,
 sent over real SMTP, suppresses that recipient; a later invitation is refused. And the
-mailto of List-Unsubscribe, answered from a mail client, stops everything."""
+mailto of List-Unsubscribe, answered from a mail client, stops everything, and once: a
+repeat (a client that sends it twice) writes nothing, not even a ledger entry or a webhook
+event (`all_stored_text` reads every table)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from datetime import datetime, timedelta
 from urllib.parse import unquote
 
 from aiosmtpd.controller import Controller
+from pages_site import ledger_size
 from smtp_server import free_port
 from sqlalchemy import select
+from support import all_stored_text
 
 from conftest import T0
 from courtois.delivery.bounce_listener import BounceHandler
@@ -102,8 +106,13 @@ def test_the_mailto_of_list_unsubscribe_stops_everything(ctx: Context) -> None:
             digest = ctx.digest_email("bo@example.org")
             assert unsubscribed_at(ctx, digest) is None
             client.sendmail("bo@example.org", [to], f"Subject: {subject}\r\n\r\n".encode())
+            assert unsubscribed_at(ctx, digest) == T0 + timedelta(hours=1)
+            stored, events = all_stored_text(ctx), ledger_size(ctx)
+            handler.clock = lambda: T0 + timedelta(hours=2)
+            client.sendmail("bo@example.org", [to], f"Subject: {subject}\r\n\r\n".encode())
     finally:
         controller.stop()
+    assert (all_stored_text(ctx), ledger_size(ctx)) == (stored, events)
     assert unsubscribed_at(ctx, digest) == T0 + timedelta(hours=1)
     assert ask(ctx, "bo@example.org", T0 + timedelta(days=1)) == "blocked"
 

@@ -22,7 +22,7 @@ from courtois.delivery.bounces import BounceReport, classify
 from courtois.domain.errors import NotFound
 from courtois.services.bounces import apply_bounce
 from courtois.services.context import Context
-from courtois.services.recipient_actions import unsubscribe_by_token
+from courtois.services.recipient_actions import unsubscribe_link
 
 
 class BounceHandler:
@@ -54,7 +54,7 @@ class BounceHandler:
         """The mailto of List-Unsubscribe: the message's subject carries the token."""
         try:
             await asyncio.get_running_loop().run_in_executor(
-                None, unsubscribe_by_token, self.ctx, token, self.clock()
+                None, unsubscribe_link, self.ctx, token, self.clock()
             )
         except NotFound:
             return "250 2.0.0 Thank you"  # a bad token learns nothing, and changes nothing

@@ -169,10 +169,11 @@ def stop_everyone(ctx: Context, link: Link, now: datetime) -> None:
 
 
 def unsubscribe_link(ctx: Context, token: str, now: datetime) -> Link:
-    """RFC 8058's one click: `resolve_link` and `stop_everyone` in one transaction, the
+    """RFC 8058's one click, and the mailto of List-Unsubscribe (the bounce listener reads
+    the token from the subject): `resolve_link` and `stop_everyone` in one transaction, the
     invitation read under the same BEGIN as the change (one connection, one commit, on
     the path every mailbox provider posts to). A bad token is NotFound and changes
-    nothing; so does a repeat."""
+    nothing; so does a repeat, whichever of the two ways it came."""
     invitation_id = read_token(ctx.settings.token_secrets, Scope.UNSUBSCRIBE, token)
     with ctx.unit_of_work(now) as uow:
         link = _linked(uow.conn, invitation_id)
@@ -180,22 +181,6 @@ def unsubscribe_link(ctx: Context, token: str, now: datetime) -> Link:
     if stopped:
         checkpoint(ctx)
     return link
-
-
-def unsubscribe_by_token(ctx: Context, token: str, now: datetime) -> dict[str, int]:
-    """The mailto of List-Unsubscribe, whose subject carries the unsubscribe token: stop
-    all mail from the platform to that recipient, the invitation read in the transaction
-    that makes the change, and a bad token NotFound having written nothing. Unlike
-    `unsubscribe_link` it does not look first whether the recipient had already opted out:
-    a repeat changes no state but is recorded again, as `unsubscribe` records it."""
-    invitation_id = read_token(ctx.settings.token_secrets, Scope.UNSUBSCRIBE, token)
-    with ctx.unit_of_work(now) as uow:
-        digest = _linked(uow.conn, invitation_id).digest
-        lock_recipients(uow.conn, [digest])
-        counts = stop_mail(uow, digest)
-        uow.commit()
-    checkpoint(ctx)
-    return counts
 
 
 def _stop_everyone(uow: UnitOfWork, digest: str) -> bool:
