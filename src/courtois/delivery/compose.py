@@ -29,7 +29,7 @@ from courtois.delivery.render import (
     render,
 )
 from courtois.delivery.text import clean_name
-from courtois.delivery.wire import policy_for, to_bytes
+from courtois.delivery.wire import WirePolicy, policy_for, to_bytes
 from courtois.domain.errors import InvalidInput, NotFound
 from courtois.domain.messages import MessageKind
 from courtois.tokens import Scope, make_token, read_token
@@ -37,10 +37,14 @@ from courtois.tokens import Scope, make_token, read_token
 __all__ = [
     "Carried",
     "ComposeInput",
+    "EmailParts",
     "as_previewed",
+    "boundary",
+    "build_email",
     "compose",
     "compose_rendered",
     "consent_hashes",
+    "email_parts",
     "make_tokens",
     "render_context",
     "to_bytes",
@@ -140,10 +144,47 @@ def compose(
     return compose_rendered(settings, message, tokens)[0]
 
 
+@dataclass(frozen=True, slots=True)
+class EmailParts:
+    """What an email is made of before any MIME library sees it: the policy its addresses
+    need, the headers above the body in their order, the rendered words and the language.
+    `compose_rendered` builds an `EmailMessage` from it; `mime_writer` writes the same bytes
+    directly."""
+
+    policy: WirePolicy
+    headers: tuple[tuple[str, str | Address], ...]
+    rendered: Rendered
+    language: str
+
+
 def compose_rendered(
     settings: Settings, message: ComposeInput, tokens: Tokens | None = None
 ) -> tuple[EmailMessage, Rendered]:
     """`compose`, with the rendered subject, text and HTML it was made from."""
+    parts = email_parts(settings, message, tokens)
+    return build_email(parts), parts.rendered
+
+
+def build_email(parts: EmailParts) -> EmailMessage:
+    """The multipart (text, then HTML) email made of these parts, its boundary drawn."""
+    email = EmailMessage(policy=parts.policy)
+    for name, value in parts.headers:
+        email[name] = value
+    email.set_content(parts.rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    email.add_alternative(
+        parts.rendered.html, subtype="html", charset="utf-8", cte="quoted-printable"
+    )
+    email.set_boundary(boundary())
+    # After the parts: setting the content would move Content-* headers into them.
+    email["Content-Language"] = parts.language
+    return email
+
+
+def email_parts(
+    settings: Settings, message: ComposeInput, tokens: Tokens | None = None
+) -> EmailParts:
+    """The email's words rendered and its headers chosen; an id or address that cannot be
+    printed is InvalidInput."""
     if not _MESSAGE_ID.fullmatch(message.message_id):
         raise InvalidInput("A message id is letters, digits, '.', '_' or '-'.")
     tokens = tokens or make_tokens(settings, message.invitation_ids)
@@ -154,29 +195,28 @@ def compose_rendered(
     # Replies reach the member only if they opted in, and only from a one-member email.
     reply_to = message.invitations[0].reply_to if single else None
     replies = _address(reply_to, "reply_to") if reply_to else None
-    email = EmailMessage(policy=policy_for(sender, recipient, *filter(None, [replies])))
     platform = clean_name(settings.platform_name)
     member = clean_name(message.member_names[0])
     display = f"{member} via {platform}" if single else platform
-    email["From"] = Address(display, sender.username, sender.domain)
-    email["To"] = recipient
+    headers: list[tuple[str, str | Address]] = [
+        ("From", Address(display, sender.username, sender.domain)),
+        ("To", recipient),
+    ]
     if replies is not None:
-        email["Reply-To"] = Address(member, replies.username, replies.domain)
-    email["Subject"] = rendered.subject
-    email["Date"] = format_datetime(message.sent_at or datetime.now(UTC))
-    email["Message-ID"] = f"<{message.message_id}@{sender.domain}>"
-    email["Auto-Submitted"] = "auto-generated"
-    email["Feedback-ID"] = f"{message.kind.value}:{_feedback_part(platform)}:courtois"
+        headers.append(("Reply-To", Address(member, replies.username, replies.domain)))
     unsubscribe_url = f"{settings.base_url.rstrip('/')}/u/{tokens.unsubscribe}"
     mailto = f"mailto:{sender.addr_spec}?subject={quote('unsubscribe ' + tokens.unsubscribe)}"
-    email["List-Unsubscribe"] = f"<{unsubscribe_url}>, <{mailto}>"
-    email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    email.set_content(rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
-    email.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
-    email.set_boundary(_boundary())
-    # After the parts: setting the content would move Content-* headers into them.
-    email["Content-Language"] = message.locale
-    return email, rendered
+    headers += [
+        ("Subject", rendered.subject),
+        ("Date", format_datetime(message.sent_at or datetime.now(UTC))),
+        ("Message-ID", f"<{message.message_id}@{sender.domain}>"),
+        ("Auto-Submitted", "auto-generated"),
+        ("Feedback-ID", f"{message.kind.value}:{_feedback_part(platform)}:courtois"),
+        ("List-Unsubscribe", f"<{unsubscribe_url}>, <{mailto}>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ]
+    policy = policy_for(sender, recipient, *filter(None, [replies]))
+    return EmailParts(policy, tuple(headers), rendered, message.locale)
 
 
 def as_previewed(email: EmailMessage, tokens: Tokens) -> Rendered:
@@ -240,7 +280,7 @@ def _address(value: str, field: str) -> Address:
     return address
 
 
-def _boundary() -> str:
+def boundary() -> str:
     """A multipart boundary of the stdlib's own shape. Chosen here rather than by the
     generator, which compiles a regular expression per message to look for it in the parts:
     quoted-printable parts cannot hold a run of '=' like this one."""

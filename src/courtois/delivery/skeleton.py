@@ -1,10 +1,11 @@
 """An email composed once for a set of words, then filled in for each recipient.
 
-Composing through `email.message` costs milliseconds (header parsing and folding,
-quoted-printable, the generator), and every recipient of a member's invitation gets the
-same words: only the address, the date, the Message-ID and the signed tokens differ. A
-skeleton is the reference composition (`compose`) made with random stand-ins for those
-values, cut at each stand-in; filling it puts one recipient's values in their places.
+Composing costs most of a millisecond even when written directly (`mime_writer`: rendering,
+the headers a member's words reach, quoted-printable), and every recipient of a member's
+invitation gets the same words: only the address, the date, the Message-ID and the signed
+tokens differ. A skeleton is the composition (the bytes `compose` makes) made with random
+stand-ins for those values, cut at each stand-in; filling it puts one recipient's values in
+their places.
 
 A stand-in has its value's length and only characters that every encoder on the way leaves
 as they are (quoted-printable, header folding of a line that fits, URL quoting, HTML
@@ -27,19 +28,13 @@ from functools import lru_cache
 from itertools import pairwise
 
 from courtois.config import Settings
-from courtois.delivery.compose import (
-    Carried,
-    ComposeInput,
-    compose,
-    compose_rendered,
-    make_tokens,
-    to_bytes,
-)
+from courtois.delivery.compose import Carried, ComposeInput, make_tokens
+from courtois.delivery.mime_writer import Written, wire_form
 from courtois.delivery.render import Tokens
-from courtois.delivery.wire import MAX_HEADER_LINE
+from courtois.delivery.wire import MAX_HEADER_LINE, PLAIN_ADDRESS
 from courtois.domain.messages import MessageKind
 
-__all__ = ["Filled", "compose_wire"]
+__all__ = ["compose_wire"]
 
 # A soft line break of quoted-printable: where a long body line is cut.
 SOFT_BREAK = b"=\r\n"
@@ -48,23 +43,11 @@ SOFT_BREAK = b"=\r\n"
 _FIRST = "Z"
 _REST = "abcdefghijklmnopqrstuvwxy0123456789"
 _TOKEN = re.compile(r"[A-Za-z0-9_.-]+")
-# A dot-atom: what header parsing prints back exactly as written.
-_DOT_ATOM = r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*"
-_PLAIN_ADDRESS = re.compile(rf"{_DOT_ATOM}@[A-Za-z0-9-]{{1,63}}(?:\.[A-Za-z0-9-]{{1,63}})+")
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
 # Shorter stand-ins would be too easy to meet by chance in the words around them.
 _SHORTEST_TOKEN = 20
 # Slots, in the order of the values: address, date, Message-ID, unsubscribe, why, joins.
 _TO, _DATE, _MESSAGE_ID, _UNSUBSCRIBE, _WHY, _JOINS = 0, 1, 2, 3, 4, 5
-
-
-@dataclass(frozen=True, slots=True)
-class Filled:
-    """One recipient's email in wire form, with its subject and plain text for the record."""
-
-    raw: bytes
-    subject: str
-    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +78,7 @@ class _Skeleton:
     text_template: str
     text_slots: tuple[int, ...]
 
-    def fill(self, values: Sequence[str]) -> Filled:
+    def fill(self, values: Sequence[str]) -> Written:
         """The email for these values (in slot order)."""
         encoded = [value.encode("ascii") for value in values]
         placed = []
@@ -106,10 +89,12 @@ class _Skeleton:
                 value = SOFT_BREAK.join([value[a:b] for a, b in pairwise(cuts)])
             placed.append(value)
         text = self.text_template % tuple(values[index] for index in self.text_slots)
-        return Filled(self.template % tuple(placed), self.subject, text)
+        return Written(self.template % tuple(placed), self.subject, text)
 
 
-def compose_wire(settings: Settings, message: ComposeInput, tokens: Tokens | None = None) -> Filled:
+def compose_wire(
+    settings: Settings, message: ComposeInput, tokens: Tokens | None = None
+) -> Written:
     """The email `compose` makes, in wire form, from a skeleton when one fits."""
     tokens = tokens or make_tokens(settings, message.invitation_ids)
     sent_at = message.sent_at or datetime.now(UTC)
@@ -136,10 +121,7 @@ def compose_wire(settings: Settings, message: ComposeInput, tokens: Tokens | Non
             len(value) <= room for value, room in zip(values, skeleton.room, strict=False)
         ):
             return skeleton.fill(values)
-    email = compose(settings, replace(message, sent_at=sent_at), tokens)
-    plain = email.get_body(("plain",))
-    text = str(plain.get_content()) if plain is not None else ""
-    return Filled(to_bytes(email), str(email["Subject"]), text)
+    return wire_form(settings, replace(message, sent_at=sent_at), tokens)[0]
 
 
 @lru_cache(maxsize=16)
@@ -155,7 +137,7 @@ def _fits(message: ComposeInput, tokens: Tokens, sent_at: datetime) -> bool:
         sent_at.year >= 1900
         and (offset is None or offset % timedelta(minutes=1) == timedelta(0))
         and len(tokens.join) == len(message.invitations)
-        and _PLAIN_ADDRESS.fullmatch(message.to) is not None
+        and PLAIN_ADDRESS.fullmatch(message.to) is not None
         and _PLAIN_ID.fullmatch(message.message_id) is not None
         and all(
             len(token) >= _SHORTEST_TOKEN and _TOKEN.fullmatch(token) is not None
@@ -205,10 +187,8 @@ def _skeleton(shape: _Shape) -> _Skeleton | None:
         sent_at=date_at,
         asked_by_recipient=shape.asked_by_recipient,
     )
-    email, rendered = compose_rendered(settings, message, tokens)
-    raw = to_bytes(email)
-    plain = email.get_body(("plain",))
-    text = str(plain.get_content()) if plain is not None else ""
+    written, rendered = wire_form(settings, message, tokens)
+    raw, text = written.raw, written.text
     if any(standin in rendered.subject for standin in standins):
         return None
     expected = [1, 1, 1] + [
@@ -227,7 +207,7 @@ def _skeleton(shape: _Shape) -> _Skeleton | None:
         b"%s".join(piece.replace(b"%", b"%%") for piece in pieces),
         tuple(slots),
         room,
-        str(email["Subject"]),
+        written.subject,
         "%s".join(piece.replace("%", "%%") for piece in text_pieces),
         text_slots,
     )

@@ -25,6 +25,9 @@ MAX_HEADER_LINE = 78
 # meets an encoded word: "Ana <boss@victim.example>, Bcc: x" would become two addresses.
 _PHRASE_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]|=\?')
 _PRINTABLE_ASCII = re.compile(r"[ -~]+")
+# A dot-atom at a plain domain: what header parsing prints back exactly as written.
+_DOT_ATOM = r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*"
+PLAIN_ADDRESS = re.compile(rf"{_DOT_ATOM}@[A-Za-z0-9-]{{1,63}}(?:\.[A-Za-z0-9-]{{1,63}})+")
 
 
 class WirePolicy(_Policy):

@@ -1,0 +1,197 @@
+"""The email written directly is the email `compose` makes through `email.message`: the
+same bytes (given the same boundary), the same subject and plain text, whatever a member
+typed, however the platform is named, and for every kind and language. What the header
+registry refuses, the writer refuses too; what needs SMTPUTF8 is left to `compose`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from email.headerregistry import Address
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from courtois.config import Settings
+from courtois.delivery.compose import (
+    Carried,
+    ComposeInput,
+    build_email,
+    compose,
+    email_parts,
+    make_tokens,
+    to_bytes,
+)
+from courtois.delivery.mime_writer import wire_form, write
+from courtois.domain.errors import InvalidInput
+from courtois.domain.messages import MessageKind
+
+SETTINGS = Settings(
+    secret_key="test-secret-key-0123456789",
+    platform_name="Agora",
+    base_url="https://agora.test",
+    mail_from="invitations@agora.test",
+    platform_postal_address="1 rue de la Paix, 75002 Paris",
+)
+SENT_AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def message(*carried: Carried, **changes: Any) -> ComposeInput:
+    values: dict[str, Any] = {
+        "message_id": "m-1",
+        "to": "bo@example.com",
+        "kind": MessageKind.INVITATION,
+        "locale": "en",
+        "invitations": carried or (Carried("inv-1", "Ana Lima", "Come and see!"),),
+        "sent_at": SENT_AT,
+    }
+    return ComposeInput(**{**values, **changes})
+
+
+def boundless(raw: bytes) -> bytes:
+    found = re.search(rb'boundary="([^"]+)"', raw)
+    assert found is not None
+    return raw.replace(found.group(1), b"BOUNDARY")
+
+
+def assert_written_as_composed(platform: Settings, outgoing: ComposeInput) -> None:
+    tokens = make_tokens(platform, outgoing.invitation_ids)
+    reference = compose(platform, outgoing, tokens)
+    raw = to_bytes(reference)
+    found = re.search(rb'boundary="([^"]+)"', raw)
+    assert found is not None
+    written = write(email_parts(platform, outgoing, tokens), found.group(1).decode("ascii"))
+    assert written is not None
+    assert written.raw == raw
+    assert written.subject == str(reference["Subject"])
+    plain = reference.get_body(("plain",))
+    assert plain is not None
+    assert written.text == plain.get_content()
+
+
+@pytest.mark.parametrize("locale", ["en", "fr"])
+@pytest.mark.parametrize("kind", list(MessageKind))
+@pytest.mark.parametrize("reply_to", [None, "ana@member.test"])
+def test_every_kind_and_language_is_written_as_composed(
+    locale: str, kind: MessageKind, reply_to: str | None
+) -> None:
+    count = 3 if kind is MessageKind.DIGEST else 1
+    carried = tuple(
+        Carried(f"inv-{i}", f"Ána Lima {i}", "Viens voir !\n.\nÀ bientôt", i % 2, reply_to)
+        for i in range(count)
+    )
+    outgoing = message(*carried, kind=kind, locale=locale)
+    assert_written_as_composed(SETTINGS, outgoing)
+
+
+_TEXT = st.text(max_size=120) | st.text(
+    alphabet=st.sampled_from(list(' xyé李🎉=?.,;:"\\()<>@%\r\n\t\x0b\x0c\x85\u2028-_Z')),
+    max_size=120,
+)
+_LOCAL = st.from_regex(r"[A-Za-z0-9_+-]{1,12}(\.[A-Za-z0-9_+-]{1,8}){0,2}", fullmatch=True)
+_DOMAIN = st.from_regex(r"[a-z0-9-]{1,12}(\.[a-z]{2,6}){1,2}", fullmatch=True)
+_ADDRESS = st.builds(lambda local, domain: f"{local}@{domain}", _LOCAL, _DOMAIN) | st.sampled_from(
+    ["bo@exämple.org", '"b o"@example.org', "a" * 80 + "@example.org", "B.O+x@EXAMPLE.org"]
+)
+_WHEN = st.builds(
+    lambda seconds, minutes: (
+        datetime(1990, 1, 1, tzinfo=timezone(timedelta(minutes=minutes)))
+        + timedelta(seconds=seconds)
+    ),
+    st.integers(0, 2 * 10**9),
+    st.sampled_from([0, 60, 330, -300, -719]),
+) | st.just(datetime(2026, 3, 2, 9, 0))  # naive: written "-0000"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    names=st.lists(_TEXT.filter(lambda t: t.strip()), min_size=1, max_size=3),
+    note=_TEXT,
+    reminders=st.integers(0, 1),
+    reply=st.sampled_from([None, "ana@member.test", "a.b+c@sub.member.test"]),
+    platform=_TEXT.filter(lambda t: t.strip()),
+    locale=st.sampled_from(["en", "fr"]),
+    to=_ADDRESS,
+    message_id=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}", fullmatch=True),
+    sent_at=_WHEN,
+    asked=st.booleans(),
+)
+def test_any_input_is_written_as_composed(
+    names: list[str],
+    note: str,
+    reminders: int,
+    reply: str | None,
+    platform: str,
+    locale: str,
+    to: str,
+    message_id: str,
+    sent_at: datetime,
+    asked: bool,
+) -> None:
+    carried = tuple(
+        Carried(f"inv-{i}", name, note, reminders, reply) for i, name in enumerate(names)
+    )
+    kind = MessageKind.DIGEST if len(carried) > 1 else MessageKind.INVITATION
+    outgoing = message(
+        *carried,
+        kind=MessageKind.REMINDER if asked and kind is MessageKind.INVITATION else kind,
+        locale=locale,
+        to=to,
+        message_id=message_id,
+        sent_at=sent_at,
+        asked_by_recipient=asked,
+    )
+    named = replace(SETTINGS, platform_name=platform)
+    try:
+        compose(named, outgoing)
+    except InvalidInput:
+        with pytest.raises(InvalidInput):
+            wire_form(named, outgoing)
+        return
+    assert_written_as_composed(named, outgoing)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("Feedback-ID", "invitation:x\r\nBcc: victim@example.org"),
+        ("Content-Language", "en\nBcc: victim@example.org"),
+        ("List-Unsubscribe", "<https://a.test/u/x>\r\nBcc: victim@example.org"),
+        ("Subject", "Hello\rBcc: victim@example.org"),
+    ],
+)
+def test_a_line_break_in_any_header_is_refused_as_composing_refuses_it(
+    name: str, value: str
+) -> None:
+    parts = email_parts(SETTINGS, message())
+    forged = replace(
+        parts,
+        headers=tuple((n, value if n == name else v) for n, v in parts.headers)
+        + ((("Content-Language", value),) if name == "Content-Language" else ()),
+        language=value if name == "Content-Language" else parts.language,
+    )
+    with pytest.raises(ValueError, match="linefeed or carriage return"):
+        build_email(forged)
+    with pytest.raises(ValueError, match="linefeed or carriage return"):
+        write(forged, "=" * 15 + "1" * 19 + "==")
+
+
+def test_an_address_that_needs_smtputf8_is_left_to_compose() -> None:
+    outgoing = message(to="bö@example.org")
+    assert write(email_parts(SETTINGS, outgoing), "b") is None
+    tokens = make_tokens(SETTINGS, outgoing.invitation_ids)
+    written, _ = wire_form(SETTINGS, outgoing, tokens)
+    assert b"To: b\xc3\xb6@example.org\r\n" in written.raw
+    assert boundless(written.raw) == boundless(to_bytes(compose(SETTINGS, outgoing, tokens)))
+    assert written.subject == "Ana Lima invites you to join Agora"
+
+
+def test_a_plain_recipient_is_written_as_the_registry_prints_it() -> None:
+    parts = email_parts(SETTINGS, message(to="B.O+x@Example.ORG"))
+    assert ("To", Address(addr_spec="B.O+x@Example.ORG")) in parts.headers
+    written = write(parts, "b")
+    assert written is not None
+    assert b"\r\nTo: B.O+x@Example.ORG\r\n" in written.raw
