@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+import pytest
 from fuzz_support import (
     SPECIAL,
     UNITS,
@@ -285,12 +286,24 @@ multistatus = st.builds(
             "",
             '<?xml version="1.0" encoding="utf-8"?>',
             '<?xml version="1.0" encoding="utf-16"?>',
+            '<?xml version="1.0" encoding="euc-jp"?>',
+            '<?xml version="1.0" encoding="ttf-8"?>',
             '<!DOCTYPE m [<!ENTITY a "aaaaaaaaaa">]>',
             '<!DOCTYPE m SYSTEM "http://192.0.2.1/x.dtd">',
         ]
     ),
     st.lists(responses, max_size=5),
 )
+
+
+@pytest.mark.parametrize("encoding", ["ttf-8", "rot13", "euc-jp", "shift_jis"])
+def test_an_answer_in_an_encoding_no_parser_reads_is_refused(encoding: str) -> None:
+    # Found by the fuzzer below: a declaration naming no codec (a mutated "utf-8") raised
+    # LookupError, and a multi-byte one expat cannot read raises ValueError.
+    body = f'<?xml version="1.0" encoding="{encoding}"?><d:multistatus xmlns:d="DAV:"/>'
+    stream = BudgetedStream([body.encode("ascii")], ByteBudget(10**6))
+    with pytest.raises(InvalidInput, match="not WebDAV XML"):
+        list(read_multistatus(stream, "server"))
 
 
 @budget(150)

@@ -109,7 +109,9 @@ def read_multistatus(stream: BudgetedStream, source: str) -> Iterator[DavRespons
             elif event == "end" and element.tag == f"{DAV}response":
                 yield _to_response(element)
                 root.clear()  # the responses read so far, so memory stays flat
-    except (DefusedElementTree.ParseError, DefusedXmlException) as exc:
+    except (DefusedElementTree.ParseError, DefusedXmlException, LookupError, ValueError) as exc:
+        # An XML declaration may name an encoding Python does not know (LookupError) or one
+        # expat cannot read (ValueError: multi-byte ones such as EUC-JP): not WebDAV either.
         raise InvalidInput(
             f"{source} does not look like a CardDAV server: its answer is not WebDAV XML."
         ) from exc
