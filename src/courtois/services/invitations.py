@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,6 +11,7 @@ from courtois.delivery.render import Inviter, RenderContext, render
 from courtois.domain.addresses import Address, parse_address
 from courtois.domain.consent import Consent
 from courtois.domain.errors import Conflict, InvalidInput
+from courtois.domain.ids import new_id
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageKind
@@ -161,7 +161,7 @@ def invite(
                 return answer
         locked = lock_recipients(conn, by_digest)
         consent = Consent(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             member_id=member.id,
             recipients=frozenset(by_digest),
             kind=MessageKind.INVITATION,
@@ -211,7 +211,7 @@ def invite(
         expires_at = now + policy.long_window + timedelta(days=policy.invitation_expiry_days)
         inviter = Inviter(member.name, check_note(request.note), request.reminders)
         for digest, address in by_digest.items():
-            invitation_id, message_id = str(uuid.uuid4()), str(uuid.uuid4())
+            invitation_id, message_id = new_id(), new_id()
             candidate = Candidate(
                 member.id, digest, MessageKind.INVITATION, Stage.QUEUE, invitation_id
             )

@@ -9,7 +9,6 @@ it leaves. It replaces a reminder the member ticked, so the recipient gets one, 
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -18,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, select, update
 
 from courtois.domain.errors import InvalidInput
+from courtois.domain.ids import new_id
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageKind, MessageState
@@ -177,7 +177,7 @@ def request_reminder(ctx: Context, link: Link, day: date, now: datetime) -> Remi
             refusing = tuple(v.rule for v in decision.verdicts if v.outcome is Outcome.DENY)
             return ReminderAnswer(ReminderOutcome.REFUSED, rules=refusing)
         due = max(at, decision.retry_at or at)
-        message_id = str(uuid.uuid4())
+        message_id = new_id()
         cancel_messages(
             uow,
             messages.c.id.in_([m.id for m in pending]),

@@ -8,7 +8,6 @@ for good; a broken transaction after the body left is `unknown`, for a person to
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -16,6 +15,7 @@ from sqlalchemy import select, update
 
 from courtois.delivery.bounce_classify import effective_status, is_hard
 from courtois.delivery.transport import Delivery, SendResult
+from courtois.domain.ids import new_id
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageKind, MessageState
@@ -239,7 +239,7 @@ def schedule_reminders(
             messages.insert(),
             [
                 scheduled_message(
-                    str(uuid.uuid4()),
+                    new_id(),
                     r.id,
                     r.member_id,
                     r.recipient_digest,

@@ -7,13 +7,13 @@ and the recipient's digest only, never an address (invariant 10).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from courtois.domain.ids import new_id
 from courtois.domain.invitations import InvitationState
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.store.bulk import insert_rows
@@ -33,7 +33,7 @@ EVENT_TYPES = (*EVENT_OF_STATE.values(), UNSUBSCRIBED)
 
 def event_row(event: str, data: dict[str, Any], now: datetime) -> dict[str, Any]:
     """One outbox row; its payload is the exact body the receiver will get."""
-    event_id = str(uuid.uuid4())
+    event_id = new_id()
     return {
         "id": event_id,
         "type": event,
