@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import email
 import re
-from datetime import UTC, datetime
 from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
+from compose_support import SETTINGS, message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from courtois.config import Settings
 from courtois.delivery.compose import (
     Carried,
-    ComposeInput,
     as_previewed,
     compose,
     consent_hashes,
@@ -31,14 +30,6 @@ from courtois.domain.messages import MessageKind
 from courtois.domain.preview import check_note
 from courtois.tokens import Scope, read_token
 
-SETTINGS = Settings(
-    secret_key="test-secret-key-0123456789",
-    platform_name="Agora",
-    base_url="https://agora.test",
-    mail_from="invitations@agora.test",
-    platform_postal_address="1 rue de la Paix, 75002 Paris",
-)
-SENT_AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 HEADERS = {
     "From",
     "To",
@@ -53,18 +44,6 @@ HEADERS = {
     "MIME-Version",
     "Content-Type",
 }
-
-
-def message(*carried: Carried, **changes: Any) -> ComposeInput:
-    values: dict[str, Any] = {
-        "message_id": "3f1c2a9e-0000-4000-8000-000000000001",
-        "to": "bo@example.com",
-        "kind": MessageKind.INVITATION,
-        "locale": "en",
-        "invitations": carried or (Carried("inv-1", "Ana Lima", "Come and see!"),),
-        "sent_at": SENT_AT,
-    }
-    return ComposeInput(**{**values, **changes})
 
 
 def wire(composed: EmailMessage) -> EmailMessage:

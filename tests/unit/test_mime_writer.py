@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from email.headerregistry import Address
-from typing import Any
 
 import pytest
+from compose_support import SETTINGS, boundless, message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,33 +28,6 @@ from courtois.delivery.compose import (
 from courtois.delivery.mime_writer import wire_form, write
 from courtois.domain.errors import InvalidInput
 from courtois.domain.messages import MessageKind
-
-SETTINGS = Settings(
-    secret_key="test-secret-key-0123456789",
-    platform_name="Agora",
-    base_url="https://agora.test",
-    mail_from="invitations@agora.test",
-    platform_postal_address="1 rue de la Paix, 75002 Paris",
-)
-SENT_AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def message(*carried: Carried, **changes: Any) -> ComposeInput:
-    values: dict[str, Any] = {
-        "message_id": "m-1",
-        "to": "bo@example.com",
-        "kind": MessageKind.INVITATION,
-        "locale": "en",
-        "invitations": carried or (Carried("inv-1", "Ana Lima", "Come and see!"),),
-        "sent_at": SENT_AT,
-    }
-    return ComposeInput(**{**values, **changes})
-
-
-def boundless(raw: bytes) -> bytes:
-    found = re.search(rb'boundary="([^"]+)"', raw)
-    assert found is not None
-    return raw.replace(found.group(1), b"BOUNDARY")
 
 
 def assert_written_as_composed(platform: Settings, outgoing: ComposeInput) -> None:

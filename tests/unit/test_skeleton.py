@@ -4,50 +4,21 @@ member typed and whatever the recipient's address, id, date and tokens."""
 
 from __future__ import annotations
 
-import re
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from compose_support import SETTINGS, boundless, message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from courtois.config import Settings
 from courtois.delivery.compose import Carried, ComposeInput, compose, make_tokens, to_bytes
 from courtois.delivery.render import Tokens
 from courtois.delivery.skeleton import compose_wire
 from courtois.domain.errors import InvalidInput
 from courtois.domain.messages import MessageKind
 
-SETTINGS = Settings(
-    secret_key="test-secret-key-0123456789",
-    platform_name="Agora",
-    base_url="https://agora.test",
-    mail_from="invitations@agora.test",
-    platform_postal_address="1 rue de la Paix, 75002 Paris",
-)
-SENT_AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ID = "3f1c2a9e-0000-4000-8000-{:012d}"
-
-
-def message(*carried: Carried, **changes: Any) -> ComposeInput:
-    values: dict[str, Any] = {
-        "message_id": ID.format(99),
-        "to": "bo@example.com",
-        "kind": MessageKind.INVITATION,
-        "locale": "en",
-        "invitations": carried or (Carried(ID.format(1), "Ana Lima", "Come and see!"),),
-        "sent_at": SENT_AT,
-    }
-    return ComposeInput(**{**values, **changes})
-
-
-def boundless(raw: bytes) -> bytes:
-    """The wire form with its multipart boundary named the same in every email."""
-    found = re.search(rb'boundary="([^"]+)"', raw)
-    assert found is not None
-    return raw.replace(found.group(1), b"BOUNDARY")
 
 
 def assert_as_composed(outgoing: ComposeInput, tokens: Tokens) -> None:
