@@ -9,8 +9,9 @@ member's input reaches (From, To, Reply-To, Subject) still go through the policy
 `header_store_parse` and `fold_binary`, exactly as the generator sends them (so the header
 registry still refuses what it refuses); the headers whose values courtois makes itself are
 written as they are when they are printable ASCII on a line that fits, the one shape the
-generator prints unchanged, and folded by the policy otherwise. The bodies are encoded by
-the stdlib's own quoted-printable encoder, from the lines `set_content` would give it.
+generator prints unchanged (List-Unsubscribe is folded between its URIs, by the policy's
+own rule), and go through the registry otherwise. The bodies are encoded by the stdlib's
+own quoted-printable encoder, from the lines `set_content` would give it.
 
 Only the ASCII policy is written here; an email that needs SMTPUTF8 is left to `compose`.
 """
