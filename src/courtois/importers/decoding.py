@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from typing import BinaryIO
 
 CHUNK_BYTES = 64 * 1024
@@ -95,17 +96,33 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    if charset:
+    codec = _text_codec(charset) if charset else None
+    if codec is not None:
         try:
-            # The name comes from the file: unknown and non-text codecs ("zlib") raise, and
-            # escape codecs ("unicode_escape") may make lone surrogates, which nothing stores.
-            text = data.decode(charset, "replace")
+            # A codec may still refuse these bytes (idna) or make lone surrogates (utf-7),
+            # which nothing stores.
+            text = data.decode(codec, "replace")
             text.encode("utf-8")
-        except (LookupError, ValueError):
+        except ValueError:
             pass
         else:
             return text
     return data.decode("cp1252", "replace")
+
+
+@lru_cache(maxsize=64)
+def _text_codec(charset: str) -> str | None:
+    """The codec a file's declared charset names, if it is one to read text with. The name
+    comes from the file: unknown names, codecs that are not about text ("zlib", "hex") and
+    escape codecs ("unicode_escape", which reads a backslash as the start of an escape and
+    warns about the file's bytes) are none."""
+    try:
+        info = codecs.lookup(charset)
+    except (LookupError, ValueError):
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name.endswith("escape"):
+        return None
+    return info.name
 
 
 def stream_chunks(stream: BinaryIO, head: bytes = b"") -> Iterator[bytes]:
