@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from email.headerregistry import Address
 
 import pytest
@@ -76,7 +76,13 @@ _WHEN = st.builds(
     ),
     st.integers(0, 2 * 10**9),
     st.sampled_from([0, 60, 330, -300, -719]),
-) | st.just(datetime(2026, 3, 2, 9, 0))  # naive: written "-0000"
+) | st.sampled_from(
+    [
+        datetime(2026, 3, 2, 9, 0),  # naive: written "-0000"
+        datetime(1, 3, 2, 9, 0, tzinfo=UTC),  # years below 100 are rewritten by the registry
+        datetime(99, 12, 31, 23, 59, tzinfo=UTC),
+    ]
+)
 
 
 @settings(max_examples=200, deadline=None)

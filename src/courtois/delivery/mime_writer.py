@@ -38,9 +38,9 @@ from courtois.delivery.wire import MAX_HEADER_LINE, PLAIN_ADDRESS, SMTP
 __all__ = ["Written", "wire_form", "write"]
 
 # Headers whose value courtois makes itself: written as is when it has the plain shape.
+# Not Date: the registry reads a year below 100 as 19xx or 20xx and prints that instead.
 _OURS = frozenset(
     (
-        "date",
         "message-id",
         "auto-submitted",
         "feedback-id",
