@@ -1,11 +1,14 @@
-"""The platform and the email the composition tests share, and a wire form whose multipart
-boundary (drawn at random per email) is named the same in every email."""
+"""The platform and the email the composition tests share, a wire form whose multipart
+boundary (drawn at random per email) is named the same in every email, and the inputs their
+properties draw: whatever a member may type, any recipient address, any send time."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+
+from hypothesis import strategies as st
 
 from courtois.config import Settings
 from courtois.delivery.compose import Carried, ComposeInput
@@ -39,3 +42,36 @@ def boundless(raw: bytes) -> bytes:
     found = re.search(rb'boundary="([^"]+)"', raw)
     assert found is not None
     return raw.replace(found.group(1), b"BOUNDARY")
+
+
+# Names and notes: anything, or text dense in what headers, encoders and HTML treat specially.
+MEMBER_TEXT = st.text(max_size=150) | st.text(
+    alphabet=st.sampled_from(list(' xyé李🎉=?.,;:"\\()<>@%\r\n\t\x0b\x0c\x85\u2028-_{}Z')),
+    max_size=150,
+)
+_LOCAL = st.from_regex(r"[A-Za-z0-9_+-]{1,12}(\.[A-Za-z0-9_+-]{1,8}){0,2}", fullmatch=True)
+_DOMAIN = st.from_regex(r"[a-z0-9-]{1,12}(\.[a-z]{2,6}){1,2}", fullmatch=True)
+# Plain addresses, and the shapes that need SMTPUTF8, IDNA, quoting or a folded line.
+ADDRESS = st.builds(lambda local, domain: f"{local}@{domain}", _LOCAL, _DOMAIN) | st.sampled_from(
+    [
+        "bö@example.org",
+        "bo@exämple.org",
+        '"b o"@example.org',
+        "a" * 80 + "@example.org",
+        "B.O+x@EXAMPLE.org",
+    ]
+)
+SEND_TIME = st.builds(
+    lambda seconds, minutes: (
+        datetime(1990, 1, 1, tzinfo=timezone(timedelta(minutes=minutes)))
+        + timedelta(seconds=seconds)
+    ),
+    st.integers(0, 2 * 10**9),
+    st.sampled_from([0, 60, 330, -300, -719]),
+) | st.sampled_from(
+    [
+        datetime(2026, 3, 2, 9, 0),  # naive: written "-0000"
+        datetime(1, 3, 2, 9, 0, tzinfo=UTC),  # years below 100 are rewritten by the registry
+        datetime(99, 12, 31, 23, 59, tzinfo=UTC),
+    ]
+)

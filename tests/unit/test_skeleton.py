@@ -5,10 +5,10 @@ member typed and whatever the recipient's address, id, date and tokens."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 import pytest
-from compose_support import SETTINGS, boundless, message
+from compose_support import ADDRESS, MEMBER_TEXT, SEND_TIME, SETTINGS, boundless, message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -75,36 +75,17 @@ def test_recipients_of_one_member_share_one_skeleton() -> None:
     assert after.currsize > before.currsize
 
 
-_TEXT = st.text(max_size=150) | st.text(
-    alphabet=st.sampled_from(list(' xyé李🎉=?.,;:"\\()<>@%\r\n\t-_{}Z')), max_size=150
-)
-_LOCAL = st.from_regex(r"[A-Za-z0-9_+-]{1,12}(\.[A-Za-z0-9_+-]{1,8}){0,2}", fullmatch=True)
-_DOMAIN = st.from_regex(r"[a-z0-9-]{1,12}(\.[a-z]{2,6}){1,2}", fullmatch=True)
-_ODD_ADDRESS = st.sampled_from(
-    ["bö@example.org", "bo@exämple.org", '"b o"@example.org', "a" * 80 + "@example.org"]
-)
-_ADDRESS = st.builds(lambda local, domain: f"{local}@{domain}", _LOCAL, _DOMAIN) | _ODD_ADDRESS
-_ID = st.uuids().map(str) | st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,60}", fullmatch=True)
-_WHEN = st.builds(
-    lambda seconds, minutes: (
-        datetime(2020, 1, 1, tzinfo=timezone(timedelta(minutes=minutes)))
-        + timedelta(seconds=seconds)
-    ),
-    st.integers(0, 10**9),
-    st.sampled_from([0, 0, 60, 330, -300]),
-)
-
-
 @settings(max_examples=150, deadline=None)
 @given(
-    names=st.lists(_TEXT.filter(lambda t: t.strip()), min_size=1, max_size=3),
-    note=_TEXT,
+    names=st.lists(MEMBER_TEXT.filter(lambda t: t.strip()), min_size=1, max_size=3),
+    note=MEMBER_TEXT,
     reminders=st.integers(0, 1),
     reply=st.booleans(),
     locale=st.sampled_from(["en", "fr"]),
-    to=_ADDRESS,
-    message_id=_ID,
-    sent_at=_WHEN,
+    to=ADDRESS,
+    message_id=st.uuids().map(str)
+    | st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,60}", fullmatch=True),
+    sent_at=SEND_TIME,
     ids=st.lists(st.uuids().map(str) | st.just("inv-1"), min_size=3, max_size=3),
 )
 def test_any_member_input_and_any_recipient_give_the_composed_email(
