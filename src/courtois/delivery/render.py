@@ -17,7 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from courtois.config import Settings
-from courtois.delivery.i18n import translations
+from courtois.delivery.i18n import install_translations, translations
 from courtois.delivery.text import clean_name, clean_note, one_line, quote, wrap
 from courtois.domain.messages import MessageKind
 
@@ -249,8 +249,7 @@ def _environment(locale: str) -> Environment:
         # Packaged templates do not change under a running process: no file check per use.
         auto_reload=False,
     )
-    # Added by the i18n extension at run time, hence unknown to the type checker.
-    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    install_translations(env, translations(locale))
     env.filters["wrap"] = wrap
     env.filters["quote"] = quote
     return env

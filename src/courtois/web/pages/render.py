@@ -22,6 +22,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from courtois.config import Settings
+from courtois.delivery.i18n import install_translations
 from courtois.delivery.text import clean_name, one_line
 from courtois.web.pages.i18n import choose_locale, translations
 
@@ -71,8 +72,7 @@ def environment(locale: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    # Added by the i18n extension at run time, hence unknown to the type checker.
-    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    install_translations(env, translations(locale))
     env.filters["when"] = lambda value: when(value, locale)
     env.filters["day"] = lambda value: day(value, locale)
     env.filters["name"] = clean_name
