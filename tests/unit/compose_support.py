@@ -1,17 +1,20 @@
 """The platform and the email the composition tests share, a wire form whose multipart
-boundary (drawn at random per email) is named the same in every email, and the inputs their
-properties draw: whatever a member may type, any recipient address, any send time."""
+boundary (drawn at random per email) is named the same in every email, the check that an
+email in wire form says what the composed one says, and the inputs their properties draw:
+whatever a member may type, any recipient address, any send time."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from email.message import EmailMessage
 from typing import Any
 
 from hypothesis import strategies as st
 
 from courtois.config import Settings
 from courtois.delivery.compose import Carried, ComposeInput
+from courtois.delivery.mime_writer import Written
 from courtois.domain.messages import MessageKind
 
 SETTINGS = Settings(
@@ -75,3 +78,12 @@ SEND_TIME = st.builds(
         datetime(99, 12, 31, 23, 59, tzinfo=UTC),
     ]
 )
+
+
+def assert_words_as_composed(written: Written, reference: EmailMessage) -> None:
+    """The subject and plain text recorded with an email in wire form are the composed
+    email's, as the header registry and `get_content` read them."""
+    assert written.subject == str(reference["Subject"])
+    plain = reference.get_body(("plain",))
+    assert plain is not None
+    assert written.text == plain.get_content()
