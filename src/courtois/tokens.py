@@ -25,6 +25,9 @@ from courtois.domain.errors import NotFound
 # CASL asks that an unsubscribe link work for at least 60 days after the message; the
 # tokens live well past that, and a reminder carries fresh ones.
 MAX_AGE_SECONDS = 400 * 24 * 3600
+# How far ahead of the reader's clock the signer's may run (hosts synchronised by NTP are
+# within a second; this leaves room for one that drifted) before a token counts as forged.
+CLOCK_SKEW_SECONDS = 5 * 60
 
 
 class Scope(StrEnum):
@@ -33,6 +36,10 @@ class Scope(StrEnum):
     UNSUBSCRIBE = "u"
     WHY = "why"
     JOIN = "join"
+    # The /why and /u links in a text a member sends from their own mailbox (strict-eu): the
+    # member holds them too, so they open that one invitation only, never the recipient's
+    # whole record (see `recipient_actions.Link.shared`).
+    SHARED = "shared"
     # A member's sign-in link to the member pages, handed out by the host API.
     MEMBER = "member"
 
@@ -112,11 +119,16 @@ def _b64(data: bytes) -> bytes:
 
 
 def read_token(secret: Keys, scope: Scope, token: str, max_age: int = MAX_AGE_SECONDS) -> str:
-    """The invitation id a valid token names; NotFound for any invalid token."""
+    """The invitation id a valid token names; NotFound for any invalid token.
+
+    The age is checked here rather than by itsdangerous, which refuses a token stamped even
+    a second in its future: the worker that signs and the server that reads may run on two
+    hosts, and a clock a little ahead on the first must not break the links it just sent."""
     try:
-        value = _serializer(secret, scope).loads(token, max_age=max_age)
+        value, signed_at = _serializer(secret, scope).loads(token, return_timestamp=True)
     except BadSignature:
         raise NotFound("This link is not valid.") from None
-    if not isinstance(value, str):
+    age = time.time() - signed_at.timestamp()
+    if not isinstance(value, str) or not -CLOCK_SKEW_SECONDS <= age <= max_age:
         raise NotFound("This link is not valid.")
     return value

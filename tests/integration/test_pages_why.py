@@ -186,6 +186,21 @@ def test_forget_me_leaves_only_the_digest(ctx: Context) -> None:
     assert "You asked us to forget your address on March 2, 2026." in page
 
 
+def test_not_interested_after_stopping_everything_gives_no_advice(ctx: Context) -> None:
+    """A stale tab or a second click after "forget me": the invitation is declined, and the
+    answer does not suggest stopping everything, which is done."""
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    advice = "A member could still invite you later"
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        assert advice in _act(site, mail.tokens.why, "decline")
+        _act(site, mail.tokens.why, "forget")
+        again = _act(site, mail.tokens.why, "decline")
+    assert "Invitation declined" in again
+    assert advice not in again
+
+
 def test_names_are_escaped(ctx: Context) -> None:
     register_member(ctx, "zoe", "zoe@example.com", '<b onclick="x">Zoé</b> & co', "en", T0)
     (mail,) = invite_and_deliver(ctx, "zoe", [BO])

@@ -11,7 +11,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from courtois.config import Settings
 from courtois.domain.errors import InvalidInput, NotFound
-from courtois.tokens import Scope, make_token, read_token
+from courtois.tokens import CLOCK_SKEW_SECONDS, Scope, make_token, read_token
 
 SECRET = b"test-secret-key-0123456789"
 
@@ -21,7 +21,7 @@ def test_a_token_reads_back_in_its_scope() -> None:
     assert read_token(SECRET, Scope.UNSUBSCRIBE, token) == "inv-1"
 
 
-@pytest.mark.parametrize("other", [Scope.WHY, Scope.JOIN])
+@pytest.mark.parametrize("other", [Scope.WHY, Scope.JOIN, Scope.SHARED])
 def test_a_token_is_refused_in_another_scope(other: Scope) -> None:
     token = make_token(SECRET, Scope.UNSUBSCRIBE, "inv-1")
     with pytest.raises(NotFound):
@@ -44,6 +44,36 @@ def test_an_expired_token_is_refused() -> None:
     token = make_token(SECRET, Scope.WHY, "inv-1")
     with pytest.raises(NotFound):
         read_token(SECRET, Scope.WHY, token, max_age=-1)
+
+
+def _stamped(seconds_from_now: int, scope: Scope = Scope.UNSUBSCRIBE) -> str:
+    """A token signed by a host whose clock is this far from ours."""
+
+    class Elsewhere(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) + seconds_from_now
+
+    signer = URLSafeTimedSerializer(SECRET, salt=f"courtois.{scope.value}", signer=Elsewhere)
+    return signer.dumps("inv-1")
+
+
+@pytest.mark.parametrize("ahead", [1, 60, CLOCK_SKEW_SECONDS - 5])
+def test_a_token_from_a_clock_a_little_ahead_is_read(ahead: int) -> None:
+    """The worker signs, the web server reads: a worker host a few minutes fast must not
+    break the unsubscribe link of the email it just sent."""
+    assert read_token(SECRET, Scope.UNSUBSCRIBE, _stamped(ahead)) == "inv-1"
+
+
+@pytest.mark.parametrize("ahead", [CLOCK_SKEW_SECONDS + 5, 30 * 24 * 3600])
+def test_a_token_from_further_in_the_future_is_refused(ahead: int) -> None:
+    with pytest.raises(NotFound, match=r"This link is not valid\."):
+        read_token(SECRET, Scope.UNSUBSCRIBE, _stamped(ahead))
+
+
+def test_a_token_is_read_until_its_age_runs_out() -> None:
+    assert read_token(SECRET, Scope.WHY, _stamped(-3600, Scope.WHY), max_age=3700) == "inv-1"
+    with pytest.raises(NotFound):
+        read_token(SECRET, Scope.WHY, _stamped(-3600, Scope.WHY), max_age=3500)
 
 
 def test_a_new_link_key_keeps_old_links_working() -> None:

@@ -6,8 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from courtois.delivery.compose import make_tokens
-from courtois.delivery.render import Inviter, RenderContext, render
+from courtois.delivery.render import Inviter, RenderContext, Tokens, render
 from courtois.domain.addresses import Address, parse_address
 from courtois.domain.consent import Consent
 from courtois.domain.errors import Conflict, InvalidInput
@@ -33,6 +32,7 @@ from courtois.services.transitions import scheduled_message
 from courtois.services.webhooks import record_invitation_events
 from courtois.store.bulk import insert_rows
 from courtois.store.tables import consent_recipients, consents, decisions, invitations, messages
+from courtois.tokens import Scope, make_token
 
 MAX_RECIPIENTS = 10_000
 # Built once: building and cache-keying a statement per request costs more than running it.
@@ -93,8 +93,12 @@ def shared_by_member(decision: Decision) -> bool:
 
 def share_for(ctx: Context, invitation_id: str, inviter: Inviter, locale: str) -> dict[str, str]:
     """The personal link and the ready-to-send text for a member who sends the invitation
-    from their own mailbox: the same words they previewed, with this invitation's links."""
-    tokens = make_tokens(ctx.settings, (invitation_id,))
+    from their own mailbox: the same words they previewed, with this invitation's links.
+    The member reads those links too, so the text's "why" and "stop" links are shared ones,
+    which open this invitation only (`Scope.SHARED`), not the recipient's own."""
+    secret = ctx.settings.token_secrets
+    shared = make_token(secret, Scope.SHARED, invitation_id)
+    tokens = Tokens(shared, shared, (make_token(secret, Scope.JOIN, invitation_id),))
     context = RenderContext.from_settings(ctx.settings, (inviter,))
     text = render(MessageKind.INVITATION, locale, context, tokens).text
     base = ctx.settings.base_url.rstrip("/")

@@ -35,6 +35,10 @@ class Link:
     digest: str
     state: InvitationState
     locale: str
+    # Opened from a text the member sent from their own mailbox (strict-eu): the member holds
+    # the link too, so it shows and acts on this one invitation only, never on the
+    # recipient's other invitations nor on what they chose before (invariant 11).
+    shared: bool = False
 
 
 # Every recipient link reads its invitation: the statement is built once, its id bound.
@@ -46,20 +50,36 @@ _LINKED = select(
 ).where(invitations.c.id == bindparam("b_id", type_=invitations.c.id.type))
 
 
-def resolve_link(ctx: Context, scope: Scope, token: str) -> Link:
-    """The invitation a valid token of this scope names. Forged, tampered, expired,
-    wrong-scope tokens and tokens naming no stored invitation are all the same NotFound."""
-    invitation_id = read_token(ctx.settings.token_secrets, scope, token)
+def resolve_link(ctx: Context, scope: Scope, token: str, *, shared_too: bool = False) -> Link:
+    """The invitation a valid token of this scope names (or, with `shared_too`, a token of a
+    text the member sent by hand). Forged, tampered, expired, wrong-scope tokens and tokens
+    naming no stored invitation are all the same NotFound."""
+    invitation_id, shared = _read(ctx, scope, token, shared_too)
     with ctx.engine.connect() as connection:
-        return _linked(connection, invitation_id)
+        return _linked(connection, invitation_id, shared)
 
 
-def _linked(connection: Connection, invitation_id: str) -> Link:
+def _read(ctx: Context, scope: Scope, token: str, shared_too: bool) -> tuple[str, bool]:
+    """The invitation id a token names, and whether it came from a hand-sent text."""
+    try:
+        return read_token(ctx.settings.token_secrets, scope, token), False
+    except NotFound:
+        if not shared_too:
+            raise
+    return read_token(ctx.settings.token_secrets, Scope.SHARED, token), True
+
+
+def _linked(connection: Connection, invitation_id: str, shared: bool = False) -> Link:
     row = connection.execute(_LINKED, {"b_id": invitation_id}).first()
     if row is None:
         raise NotFound(INVALID_LINK)
     return Link(
-        invitation_id, row.member_id, row.recipient_digest, InvitationState(row.state), row.locale
+        invitation_id,
+        row.member_id,
+        row.recipient_digest,
+        InvitationState(row.state),
+        row.locale,
+        shared,
     )
 
 
@@ -97,16 +117,20 @@ def accept(ctx: Context, link: Link, now: datetime) -> InvitationState:
 def decline(ctx: Context, link: Link, now: datetime) -> InvitationState:
     """Not interested: every open invitation to this recipient is declined, the one the
     email carried and any other still waiting, so none of them sends anything more (a
-    member may still invite them later; stopping that is `stop_everyone`). Returns the
-    linked invitation's state afterwards."""
+    member may still invite them later; stopping that is `stop_everyone`). From a shared
+    link, only the linked invitation: its holder may be the member. Returns the linked
+    invitation's state afterwards."""
+    open_states = (InvitationState.SCHEDULED.value, InvitationState.SENT.value)
+    scope = (
+        invitations.c.id == link.invitation_id
+        if link.shared
+        else invitations.c.recipient_digest == link.digest
+    )
     with ctx.unit_of_work(now) as uow:
         lock_recipients(uow.conn, [link.digest])
         move_invitations(
             uow,
-            (invitations.c.recipient_digest == link.digest)
-            & invitations.c.state.in_(
-                (InvitationState.SCHEDULED.value, InvitationState.SENT.value)
-            ),
+            scope & invitations.c.state.in_(open_states),
             InvitationState.DECLINED,
             "the recipient is not interested",
             extra={"answered_at": now},
@@ -116,10 +140,23 @@ def decline(ctx: Context, link: Link, now: datetime) -> InvitationState:
     return state
 
 
+def has_opted_out(ctx: Context, link: Link) -> bool:
+    """Whether the recipient stopped all mail (or asked to be forgotten)."""
+    with ctx.engine.connect() as connection:
+        return connection.execute(
+            select(
+                exists().where(
+                    recipients.c.digest == link.digest, recipients.c.unsubscribed_at.is_not(None)
+                )
+            )
+        ).scalar_one()
+
+
 def inviting_member(ctx: Context, link: Link, chosen: str | None) -> tuple[str, str]:
     """The member behind the linked invitation, or behind another invitation to this same
-    recipient they picked (a digest names several), as (id, name)."""
-    wanted = chosen or link.invitation_id
+    recipient they picked (a digest names several; a shared link names only its own), as
+    (id, name)."""
+    wanted = link.invitation_id if link.shared else chosen or link.invitation_id
     # Two lookups by key, not a join: the invitation lives with its recipient, the member
     # on its own shard (docs/scaling.md).
     with ctx.engine.connect() as connection:
@@ -174,9 +211,9 @@ def unsubscribe_link(ctx: Context, token: str, now: datetime) -> Link:
     invitation read under the same BEGIN as the change (one connection, one commit, on
     the path every mailbox provider posts to). A bad token is NotFound and changes
     nothing; so does a repeat, whichever of the two ways it came."""
-    invitation_id = read_token(ctx.settings.token_secrets, Scope.UNSUBSCRIBE, token)
+    invitation_id, shared = _read(ctx, Scope.UNSUBSCRIBE, token, shared_too=True)
     with ctx.unit_of_work(now) as uow:
-        link = _linked(uow.conn, invitation_id)
+        link = _linked(uow.conn, invitation_id, shared)
         stopped = _stop_everyone(uow, link.digest)
     if stopped:
         checkpoint(ctx)

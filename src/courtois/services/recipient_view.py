@@ -80,6 +80,8 @@ class Held:
     address_books: int
     emails_sent: int
     reminder: ReminderView
+    # Opened from a hand-sent text: only the linked invitation, nothing of the record.
+    shared: bool = False
 
 
 def _reminder(ctx: Context, connection: Connection, link: Link, now: datetime) -> ReminderView:
@@ -124,6 +126,8 @@ def _inviters(
 
 def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
     """Read-only: nothing here writes, so a link scanner opening the page changes nothing."""
+    if link.shared:
+        return _shared_view(ctx, link, now)
     digest = link.digest
     with ctx.engine.connect() as connection:
         blocked = set(
@@ -194,4 +198,47 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
         address_books=int(books),
         emails_sent=int(emails),
         reminder=reminder,
+    )
+
+
+def _shared_view(ctx: Context, link: Link, now: datetime) -> Held:
+    """What a link from a text the member sent by hand shows: their invitation as they see
+    it themselves, and nothing they do not already know (no other member, no opt-out, no
+    count). The member holds this link as well as the recipient (invariant 11)."""
+    with ctx.engine.connect() as connection:
+        row = connection.execute(
+            select(
+                invitations.c.member_id,
+                invitations.c.consent_id,
+                invitations.c.state,
+                invitations.c.sent_at,
+                invitations.c.address,
+            ).where(invitations.c.id == link.invitation_id)
+        ).one()
+        name_of, given_at = _inviters(connection, [row])
+    first, last = date_bounds(ctx, now)
+    state = InvitationState(row.state)
+    linked = Invited(
+        link.invitation_id,
+        name_of[row.member_id],
+        given_at[row.consent_id],
+        row.sent_at,
+        state,
+        member_stopped=False,
+        is_linked=True,
+    )
+    return Held(
+        linked=linked,
+        invitations=(linked,),
+        more=0,
+        address=row.address if state in OPEN_INVITATION_STATES else None,
+        digest=link.digest,
+        unsubscribed_at=None,
+        forgotten_at=None,
+        joined_at=None,
+        suppressed=False,
+        address_books=0,
+        emails_sent=0,
+        reminder=ReminderView(False, None, False, False, first, last),
+        shared=True,
     )

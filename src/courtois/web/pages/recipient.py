@@ -40,7 +40,7 @@ def signup_url(settings: Settings, invitation_id: str) -> str:
 def unsubscribe_page(request: Request, token: str, ctx: Ctx) -> Response:
     """One button, which posts exactly what a mailbox provider's one click posts."""
     try:
-        link = resolve_link(ctx, Scope.UNSUBSCRIBE, token)
+        link = resolve_link(ctx, Scope.UNSUBSCRIBE, token, shared_too=True)
     except NotFound:
         return not_found(request)
     return page(request, link.locale, "unsubscribe.html")
@@ -58,7 +58,9 @@ async def unsubscribe_now(request: Request, token: str, ctx: Ctx, now: Now) -> R
         fields = {}
     try:
         if not asks_one_click(fields):
-            link = await run_in_threadpool(resolve_link, ctx, Scope.UNSUBSCRIBE, token)
+            link = await run_in_threadpool(
+                resolve_link, ctx, Scope.UNSUBSCRIBE, token, shared_too=True
+            )
             return page(request, link.locale, "bad_request.html", 400, problem="unsubscribe")
         link = await run_in_threadpool(unsubscribe_link, ctx, token, now)
     except NotFound:

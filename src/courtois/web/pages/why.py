@@ -23,6 +23,7 @@ from courtois.services.recipient_actions import (
     current_state,
     decline,
     forget_me,
+    has_opted_out,
     inviting_member,
     resolve_link,
     stop_everyone,
@@ -49,7 +50,7 @@ DEFAULT_DELAY = timedelta(days=7)
 def why_page(request: Request, token: str, ctx: Ctx, now: Now) -> Response:
     """Everything the recipient may know and do about the invitation(s) that reached them."""
     try:
-        link = resolve_link(ctx, Scope.WHY, token)
+        link = resolve_link(ctx, Scope.WHY, token, shared_too=True)
     except NotFound:
         return not_found(request)
     held = what_is_held(ctx, link, now)
@@ -63,14 +64,24 @@ def _act(ctx: Context, link: Link, fields: dict[str, str], now: datetime) -> dic
     action = fields.get("action", "")
     if action == "decline":
         state = decline(ctx, link, now)
-        if state is InvitationState.DECLINED:
-            return {"what": "declined", "member": inviting_member(ctx, link, None)[1]}
-        return {"what": "closed", "state": state.value}
+        if state is not InvitationState.DECLINED:
+            return {"what": "closed", "state": state.value}
+        return {
+            "what": "declined",
+            "member": inviting_member(ctx, link, None)[1],
+            "one": link.shared,
+            # Who stopped everything needs no advice to; a shared link tells nobody whether
+            # they did (its holder may be the member).
+            "advise": not link.shared and not has_opted_out(ctx, link),
+        }
     if action == "stop-member":
         return {
             "what": "stopped-member",
             "member": stop_member(ctx, link, now, fields.get("invitation")),
         }
+    if link.shared and action == "remind":
+        # A reminder is an email, and the platform emails no one invited by hand.
+        raise InvalidInput("Unknown action.", {"action": "unknown"})
     if action == "stop-everyone":
         stop_everyone(ctx, link, now)
         return {"what": "stopped-everyone"}
@@ -102,7 +113,7 @@ def _day(value: str) -> date:
 async def why_action(request: Request, token: str, ctx: Ctx, now: Now) -> Response:
     """One of the page's choices, then its confirmation page."""
     try:
-        link = await run_in_threadpool(resolve_link, ctx, Scope.WHY, token)
+        link = await run_in_threadpool(resolve_link, ctx, Scope.WHY, token, shared_too=True)
     except NotFound:
         return not_found(request)
     try:

@@ -1,0 +1,143 @@
+"""strict-eu's hand-sent text: the member reads every link in it, so its "why" and "stop"
+links are shared ones, which show and act on that one invitation only. Whatever the
+recipient did elsewhere (stopped another member, unsubscribed, got other emails), the page
+a shared link opens says nothing of it, and no choice posted through it reaches another
+member's invitation (invariant 11: a member sees "unavailable", never why). Over real HTTP,
+on both engines."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import timedelta
+
+from pages_site import SENT_AT, Site, invite_and_deliver, serve
+from sqlalchemy import select
+from support import add_members, by_email, invitation, send_invites
+
+from courtois.services.context import Context
+from courtois.store.tables import recipient_blocks, recipients
+from courtois.tokens import Scope, read_token
+
+BO = "bo@example.com"
+LATER = SENT_AT + timedelta(hours=3)
+
+
+def _strict(ctx: Context) -> Context:
+    policy = replace(ctx.settings.policy, profile="strict-eu")
+    return Context(ctx.engine, replace(ctx.settings, policy=policy))
+
+
+def _shared_text(ctx: Context, member_id: str) -> tuple[str, str, str]:
+    """The member invites BO by hand: their invitation id, and the why and stop tokens of the
+    text they are given to send."""
+    item = by_email(send_invites(_strict(ctx), member_id, [BO], SENT_AT + timedelta(hours=1)))[BO]
+    text = item["share_text"]
+    (why,) = set(re.findall(r"/why/([A-Za-z0-9_.-]+)", text))
+    (stop,) = set(re.findall(r"/u/([A-Za-z0-9_.-]+)", text))
+    return item["id"], why, stop
+
+
+def _blocked_members(ctx: Context) -> set[str]:
+    with ctx.engine.connect() as connection:
+        return set(
+            connection.execute(
+                select(recipient_blocks.c.member_id).where(
+                    recipient_blocks.c.recipient_digest == ctx.digest_email(BO)
+                )
+            ).scalars()
+        )
+
+
+def _post(site: Site, token: str, action: str, **fields: str) -> str:
+    response = site.post(f"/why/{token}", data={"action": action, **fields})
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def test_the_texts_links_are_shared_ones_naming_its_invitation(ctx: Context) -> None:
+    add_members(ctx)
+    bruno, why, stop = _shared_text(ctx, "bruno")
+    secrets = ctx.settings.token_secrets
+    assert read_token(secrets, Scope.SHARED, why) == bruno
+    assert read_token(secrets, Scope.SHARED, stop) == bruno
+    with serve(ctx) as site:
+        # A shared token is no recipient token: it neither accepts nor opens the mailto path.
+        assert site.get(f"/join/{why}").status_code == 404
+        assert invitation(ctx, bruno).state == "sent"
+
+
+def test_a_shared_link_shows_nothing_the_member_does_not_know(ctx: Context) -> None:
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    (ana,) = mail.ids
+    bruno, why, _stop = _shared_text(ctx, "bruno")
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        before = site.get(f"/why/{why}")
+        assert before.status_code == 200
+        # What the recipient does through their own links changes their page...
+        own_before = site.get(f"/why/{mail.tokens.why}").text
+        assert "Ana" in own_before
+        assert "Bruno" in own_before
+        _post(site, mail.tokens.why, "stop-member", invitation=ana)
+        assert "stopped" in site.get(f"/why/{mail.tokens.why}").text
+        # ...and nothing of the shared one: no other member, no opt-out, no count.
+        after = site.get(f"/why/{why}")
+    assert after.text == before.text
+    page = after.text
+    assert "Bruno, a member of Agora" in page
+    assert "Ana" not in page
+    assert ana not in page
+    assert "stopped" not in page
+    assert "sent to you" not in page
+    assert 'value="remind"' not in page
+    for action in ("decline", "stop-member", "stop-everyone", "forget"):
+        assert f'name="action" value="{action}"' in page
+    assert bruno not in page  # no hidden invitation field: the link names its own
+
+
+def test_choices_through_a_shared_link_reach_its_invitation_only(ctx: Context) -> None:
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    (ana,) = mail.ids
+    bruno, why, _stop = _shared_text(ctx, "bruno")
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        # Naming Ana's invitation stops the member behind the link, not Ana.
+        stopped = _post(site, why, "stop-member", invitation=ana)
+        assert "You will get no more emails from Bruno through Agora." in stopped
+        assert _blocked_members(ctx) == {"bruno"}
+        declined = _post(site, why, "decline")
+        assert "This invitation is closed. Bruno will see that you declined." in declined
+        assert "A member could still invite you" not in declined
+        assert (invitation(ctx, bruno).state, invitation(ctx, ana).state) == ("declined", "sent")
+        # A reminder is an email: nobody invited by hand gets one, whoever asks.
+        remind = site.post(f"/why/{why}", data={"action": "remind", "date": "2026-03-20"})
+        assert remind.status_code == 400
+        # Through the recipient's own link, "not interested" still closes everything.
+        _post(site, mail.tokens.why, "decline")
+    assert invitation(ctx, ana).state == "declined"
+
+
+def test_a_shared_stop_link_stops_everything_and_says_no_more(ctx: Context) -> None:
+    add_members(ctx)
+    _bruno, why, stop = _shared_text(ctx, "bruno")
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        page = site.get(f"/u/{stop}")
+        assert page.status_code == 200
+        assert 'name="List-Unsubscribe" value="One-Click"' in page.text
+        done = site.post(f"/u/{stop}", data={"List-Unsubscribe": "One-Click"})
+        assert done.status_code == 200
+        assert site.post(f"/u/{stop}", data={"List-Unsubscribe": "One-Click"}).text == done.text
+        shared_page = site.get(f"/why/{why}").text
+    with ctx.engine.connect() as connection:
+        stopped_at = connection.execute(
+            select(recipients.c.unsubscribed_at).where(recipients.c.digest == ctx.digest_email(BO))
+        ).scalar_one()
+    assert stopped_at == LATER
+    assert "You stopped all emails" not in shared_page
+    # The recipient invited anew by another member under either profile: refused, as ever.
+    answer = by_email(send_invites(ctx, "ana", [BO], LATER + timedelta(days=1)))[BO]
+    assert answer["decision"]["allowed"] is False
