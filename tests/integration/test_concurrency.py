@@ -96,6 +96,24 @@ def test_sender_daily_cap_holds_under_a_burst(ctx: Context) -> None:
         assert outcomes["sender-quota"] == "deny"
 
 
+def test_sender_daily_cap_holds_when_the_later_clock_commits_first(ctx: Context) -> None:
+    """Two requests read the clock, then queue for the member's lock: the one that read it
+    later may commit first. Played in that order here, deterministically: the cap holds."""
+    tight = replace(ctx.settings, policy=replace(ctx.settings.policy, sender_daily_cap=5))
+    capped = Context(ctx.engine, tight)
+    register_member(capped, "ana", "ana@example.org", "Ana", "en", T0)
+    later = [
+        invite_call(capped, "ana", f"r{i}@example.org", now=T0 + timedelta(seconds=1))
+        for i in range(5)
+    ]
+    earlier = invite_call(capped, "ana", "late@example.org", now=T0)
+    assert [call()["invitations"][0]["status"] for call in later] == ["scheduled"] * 5
+    (item,) = earlier()["invitations"]
+    assert item["status"] == "blocked"
+    assert {v["rule"]: v["outcome"] for v in item["decision"]["verdicts"]}["sender-quota"] == "deny"
+    assert scheduled_count(capped, member_id="ana") == 5
+
+
 def test_many_senders_one_inbox_get_one_email_then_a_digest(ctx: Context) -> None:
     members = [f"m{i}" for i in range(8)]
     for member in members:

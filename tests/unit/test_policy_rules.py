@@ -539,8 +539,11 @@ def test_day_boundary_is_exclusive_of_exactly_24h_ago() -> None:
     assert_deny(sender_quota.check(cand(), sender(just_inside), NOW), SQ)
 
 
-def test_future_messages_do_not_count() -> None:
-    assert_allow(sender_quota.check(cand(), sender([NOW + SEC] * 100), NOW), SQ)
+def test_messages_stamped_after_now_count() -> None:
+    """A request that read the clock a moment before another, and took the member's lock
+    after it, finds the other's messages stamped after its `now`: they fill the cap too."""
+    assert_deny(sender_quota.check(cand(), sender([NOW + SEC] * 100), NOW), SQ)
+    assert_allow(sender_quota.check(cand(), sender([NOW + SEC] * 99), NOW), SQ)
 
 
 def weekly_full() -> list[datetime]:

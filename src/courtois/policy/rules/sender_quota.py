@@ -71,8 +71,11 @@ def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     if daily < 1 or weekly < 1:
         return deny(CODE, "the policy allows no invitations", "invitations are closed")
     # recent_messages is sorted (a SenderFacts contract): count each window by bisection.
+    # Everything recorded since a window opened counts, even a message stamped after `now`:
+    # two requests racing read the clock before taking the member's lock, and the one that
+    # read it later may commit first; leaving its messages out would let both fill the cap.
     recent = sender.recent_messages
-    end = bisect_right(recent, now)
+    end = len(recent)
     day_start = bisect_right(recent, now - DAY, 0, end)
     week_start = bisect_right(recent, now - WEEK, 0, end)
     in_day, in_week = end - day_start, end - week_start
