@@ -198,6 +198,31 @@ def test_forgetting_an_address_removes_the_stored_answers_that_quote_it(api: Api
     assert all("bo@example.org" not in str(row.response) for row in stored)
 
 
+@pytest.mark.parametrize("stop", ["forget", "unsubscribe"])
+def test_a_repeat_after_the_recipient_stopped_replays_without_their_address(
+    api: Api, stop: str
+) -> None:
+    """Erasing the address from a stored answer keeps the answer: the repeat gets it back
+    (minus that address), and nothing is invited a second time (invariant 8)."""
+    body = invite_body(api, ["bo@example.org", "cy@example.org"])
+    first = api.post("/v1/members/ana/invitations", body, key="with-bo")
+    assert first.status_code == 201
+    api.ok(api.post(f"/v1/recipients/{stop}", {"email": "bo@example.org"}))
+    written = counts(api.ctx, EVERY_TABLE)
+    api.clock.advance(minutes=2)  # past the reservation's lease: no takeover runs it again
+    again = api.post("/v1/members/ana/invitations", body, key="with-bo")
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert counts(api.ctx, EVERY_TABLE) == written
+    expected = first.json()
+    for item in expected["invitations"]:
+        if item["email"] == "bo@example.org":
+            item["email"] = None
+    assert again.json() == expected
+    assert "bo@example.org" not in again.text
+    assert "cy@example.org" in again.text
+
+
 def test_answers_are_kept_a_day(api: Api) -> None:
     from courtois.services.housekeeping import purge_expired_data
 

@@ -6,10 +6,13 @@ it; and each keeps only the digest (invariant 10).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
 
+from courtois.domain.errors import InvalidInput
 from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageState
@@ -85,14 +88,20 @@ def unsubscribe(
         if from_member is not None:
             lock_member(uow.conn, from_member)
         lock_recipients(uow.conn, [digest])
-        counts = stop_mail(uow, digest, from_member)
+        counts = stop_mail(uow, digest, from_member, digest_of=ctx.digest_email)
         uow.commit()
     if from_member is None:
         checkpoint(ctx)
     return counts
 
 
-def stop_mail(uow: UnitOfWork, digest: str, from_member: str | None = None) -> dict[str, int]:
+def stop_mail(
+    uow: UnitOfWork,
+    digest: str,
+    from_member: str | None = None,
+    *,
+    digest_of: Callable[[str], str],
+) -> dict[str, int]:
     """`unsubscribe`'s changes, in a unit of work that holds the recipient's lock (and the
     member's, for a stop from one member). The caller commits, then, for a stop from
     everyone, runs `checkpoint`. Counts the invitations blocked and the other emails
@@ -134,7 +143,7 @@ def stop_mail(uow: UnitOfWork, digest: str, from_member: str | None = None) -> d
     uow.record(EventType.UNSUBSCRIBED, {"recipient": digest, "from": from_member or "everyone"})
     record_unsubscribed(uow, digest, from_member)
     if from_member is None:
-        scrub_answers(connection, digest)
+        scrub_answers(connection, digest, digest_of)
     return {"blocked": len(blocked), "cancelled": len(others)}
 
 
@@ -193,7 +202,7 @@ def forget_recipient(ctx: Context, digest: str, now: datetime) -> dict[str, int]
         removed = uow.conn.execute(delete(contacts).where(contacts.c.recipient_digest == digest))
         uow.record(EventType.FORGOTTEN, {"recipient": digest})
         record_unsubscribed(uow, digest, None, reason="forgotten")
-        scrub_answers(uow.conn, digest)
+        scrub_answers(uow.conn, digest, ctx.digest_email)
         uow.commit()
     checkpoint(ctx)
     return {"blocked": len(blocked), "declined": len(declined), "contacts": removed.rowcount}
@@ -204,24 +213,57 @@ _SUBJECTS = idempotency_subjects.c
 _ANSWERS_ABOUT = select(_SUBJECTS.scope, _SUBJECTS.key).where(
     _SUBJECTS.recipient_digest == bindparam("b_digest")
 )
-_DROP_ANSWER = delete(idempotency_keys).where(
-    idempotency_keys.c.scope == bindparam("b_scope"), idempotency_keys.c.key == bindparam("b_key")
+_THIS_ANSWER = (idempotency_keys.c.scope == bindparam("b_scope")) & (
+    idempotency_keys.c.key == bindparam("b_key")
 )
-_DROP_SUBJECTS = delete(idempotency_subjects).where(
-    _SUBJECTS.scope == bindparam("b_scope"), _SUBJECTS.key == bindparam("b_key")
+_ANSWER = select(idempotency_keys.c.response).where(_THIS_ANSWER)
+_REWRITE_ANSWER = (
+    update(idempotency_keys)
+    .where(_THIS_ANSWER)
+    .values(response=bindparam("b_response", type_=idempotency_keys.c.response.type))
+)
+_DROP_SUBJECT = delete(idempotency_subjects).where(
+    _SUBJECTS.scope == bindparam("b_scope"),
+    _SUBJECTS.key == bindparam("b_key"),
+    _SUBJECTS.recipient_digest == bindparam("b_digest"),
 )
 
 
-def scrub_answers(connection: Connection, digest: str) -> None:
-    """Stored API answers may quote the address: drop the ones about this recipient, in the
-    transaction that removes the address elsewhere (one commit, and no moment where the
-    address is gone from the invitations but still quoted in an answer). The caller then
-    runs `checkpoint`, so that no old page with the address survives in SQLite's log."""
+def scrub_answers(connection: Connection, digest: str, digest_of: Callable[[str], str]) -> None:
+    """Stored API answers may quote the address: in the ones about this recipient, it becomes
+    null, in the transaction that removes it elsewhere (one commit, and no moment where the
+    address is gone from the invitations but still quoted in an answer). The answers stay:
+    a repeat of their request still gets its first answer and creates nothing twice
+    (invariant 8), only without the address. The caller then runs `checkpoint`, so that no
+    old page with the address survives in SQLite's log."""
     keys = connection.execute(_ANSWERS_ABOUT, {"b_digest": digest}).all()
     for scope, key in keys:
         names = {"b_scope": scope, "b_key": key}
-        connection.execute(_DROP_ANSWER, names)
-        connection.execute(_DROP_SUBJECTS, names)
+        answer = connection.execute(_ANSWER, names).scalar_one_or_none()
+        if answer is not None:
+            scrubbed = _without_address(answer, digest, digest_of)
+            connection.execute(_REWRITE_ANSWER, {**names, "b_response": scrubbed})
+        connection.execute(_DROP_SUBJECT, {**names, "b_digest": digest})
+
+
+def _without_address(
+    answer: dict[str, Any], digest: str, digest_of: Callable[[str], str]
+) -> dict[str, Any]:
+    """The answer with every invitation to this recipient quoting no address."""
+
+    def theirs(email: object) -> bool:
+        if not isinstance(email, str):
+            return False
+        try:
+            return digest_of(email) == digest
+        except InvalidInput:
+            return False
+
+    items = [
+        {**item, "email": None} if theirs(item.get("email")) else item
+        for item in answer.get("invitations", [])
+    ]
+    return {**answer, "invitations": items} if "invitations" in answer else answer
 
 
 def checkpoint(ctx: Context) -> None:

@@ -12,7 +12,8 @@ the key.
 
 Only a keyed HMAC of the body is kept, so a stored key does not reveal an address. The
 only answers that quote recipients' addresses are `invite`'s, which that use case keeps
-indexed by recipient, so "forget me" removes them; this layer stores none of them.
+indexed by recipient, so "forget me" (and stopping everything) erases the address from
+them, keeping the answer itself for repeats; this layer stores none of them.
 """
 
 from __future__ import annotations

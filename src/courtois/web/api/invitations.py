@@ -121,7 +121,10 @@ class InvitationOut(BaseModel):
     """One invitation of a consent, as decided when it was queued."""
 
     id: str
-    email: str
+    email: str | None = Field(
+        description="null in a replay once the recipient stopped everything or asked to be "
+        "forgotten: a stored answer no longer quotes their address."
+    )
     status: Status
     scheduled_at: datetime | None = None
     decision: DecisionOut
