@@ -15,6 +15,7 @@ from conftest import T0
 from courtois.domain.addresses import parse_address
 from courtois.policy.chain import CHAIN
 from courtois.services.context import Context
+from courtois.services.decisions import expand_verdicts
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.members import register_member
 from courtois.services.previews import preview_invitations
@@ -35,6 +36,13 @@ from courtois.store.tables import (
 __all__ = ["T0"]
 
 RULE_CODES = [rule.code for rule in CHAIN]
+# What a member is shown: the two rules that would say why a recipient cannot be reached
+# (opted out, bounced) as one verdict where the first of them stands (invariant 11).
+MEMBER_RULE_CODES = [
+    "recipient-available" if code == "not-unsubscribed" else code
+    for code in RULE_CODES
+    if code != "not-suppressed"
+]
 WRITTEN_BY_INVITE = (
     consents,
     consent_recipients,
@@ -134,6 +142,12 @@ def rows(ctx: Context, table: Table, where: ColumnElement[bool] | None = None) -
         query = query.where(where)
     with ctx.engine.connect() as connection:
         return list(connection.execute(query).all())
+
+
+def verdicts_of(ctx: Context, invitation_id: str) -> list[list[dict[str, object]]]:
+    """The stored verdict lists of every decision about one invitation, oldest first."""
+    found = rows(ctx, decisions, decisions.c.invitation_id == invitation_id)
+    return [expand_verdicts(r.verdicts) for r in sorted(found, key=lambda r: r.id)]
 
 
 def invitation(ctx: Context, invitation_id: str) -> Row[Any]:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from api_support import Api, add_member, preview_and_invite, problem, running_api
-from support import RULE_CODES, WRITTEN_BY_INVITE, counts
+from support import MEMBER_RULE_CODES, WRITTEN_BY_INVITE, counts
 
 from courtois.services.context import Context
 
@@ -48,7 +48,7 @@ def test_invite_answers_each_decision_with_every_rule(api: Api) -> None:
     for item in answer["invitations"]:
         assert item["status"] == "scheduled"
         assert item["decision"]["allowed"] is True
-        assert [v["rule"] for v in item["decision"]["verdicts"]] == RULE_CODES
+        assert [v["rule"] for v in item["decision"]["verdicts"]] == MEMBER_RULE_CODES
         assert item["share_link"] is None
     one = answer["invitations"][0]
     detail = api.ok(api.get(f"/v1/invitations/{one['id']}"))

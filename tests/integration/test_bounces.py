@@ -30,6 +30,7 @@ from support import (
     messages_of,
     rows,
     send_invites,
+    verdicts_of,
 )
 from typer.testing import CliRunner
 
@@ -94,10 +95,19 @@ def test_a_hard_bounce_suppresses_and_later_invitations_are_refused(ctx: Context
     bounced = invitation(ctx, sent)
     assert (bounced.state, bounced.address) == ("bounced", None)
 
-    later = by_email(send_invites(ctx, "bruno", [BO], T0 + timedelta(days=30)))[BO]
+    # Another address opted out: to the member, a bounce and an opt-out look the same
+    # (invariant 11); the stored decisions say which it was.
+    opted_out = "cy@example.org"
+    unsubscribe(ctx, ctx.digest_email(opted_out), now)
+    answers = by_email(send_invites(ctx, "bruno", [BO, opted_out], T0 + timedelta(days=30)))
+    later = answers[BO]
     assert later["status"] == "blocked"
-    verdicts = {v["rule"]: v["outcome"] for v in later["decision"]["verdicts"]}
-    assert verdicts["not-suppressed"] == "deny"
+    assert later["decision"] == answers[opted_out]["decision"]
+    verdicts = {v["rule"]: (v["outcome"], v["reason"]) for v in later["decision"]["verdicts"]}
+    assert verdicts["recipient-available"] == ("deny", "unavailable")
+    assert "not-suppressed" not in verdicts
+    stored = {v["rule"]: v["outcome"] for v in verdicts_of(ctx, later["id"])[0]}
+    assert (stored["not-suppressed"], stored["not-unsubscribed"]) == ("deny", "allow")
 
     events = [e for e, p in ledger_events(ctx) if e == "recipient.suppressed"]
     assert events == ["recipient.suppressed"]

@@ -23,7 +23,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
-from support import RULE_CODES, T0
+from support import MEMBER_RULE_CODES, RULE_CODES, T0
 
 from conftest import POSTGRES_URL, SECRET
 from courtois.domain.addresses import digest_of
@@ -162,7 +162,7 @@ def test_a_whole_flow_from_the_command_line(cli_db: tuple[dict[str, str], Engine
         assert item["status"] == "scheduled"
         assert item["scheduled_at"] == at(minutes=10)
         assert item["decision"]["allowed"] is True
-        assert [v["rule"] for v in item["decision"]["verdicts"]] == RULE_CODES
+        assert [v["rule"] for v in item["decision"]["verdicts"]] == MEMBER_RULE_CODES
     with engine.connect() as connection:
         consent = connection.execute(select(consents).where(consents.c.id == consent_id)).one()
     assert consent.reminders == 1

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, select, text
 from support import (
+    MEMBER_RULE_CODES,
     RULE_CODES,
     T0,
     WRITTEN_BY_INVITE,
@@ -30,6 +31,7 @@ from support import (
     request_for,
     rows,
     send_invites,
+    verdicts_of,
 )
 
 from courtois.delivery.transport import MemoryTransport
@@ -37,7 +39,6 @@ from courtois.domain.contacts import ContactInput
 from courtois.domain.errors import Conflict, InvalidInput, NotFound
 from courtois.services.contacts import import_contacts, list_contacts
 from courtois.services.context import Context
-from courtois.services.decisions import expand_verdicts
 from courtois.services.invitations import ConsentInput, invite
 from courtois.services.lifecycle import revoke_consent, withdraw
 from courtois.services.members import get_member, register_member
@@ -60,12 +61,6 @@ from courtois.store.tables import (
 
 UNDO = timedelta(minutes=10)
 BO, CY, DEE = "bo@example.com", "cy@example.com", "dee@example.org"
-
-
-def verdicts_of(ctx: Context, invitation_id: str) -> list[list[dict[str, object]]]:
-    """The stored verdict lists of every decision about one invitation, oldest first."""
-    found = rows(ctx, decisions, decisions.c.invitation_id == invitation_id)
-    return [expand_verdicts(r.verdicts) for r in sorted(found, key=lambda r: r.id)]
 
 
 def outcome_of(verdicts: list[dict[str, object]], rule: str) -> object:
@@ -163,7 +158,7 @@ def test_invite_records_the_consent_and_schedules_after_the_undo_window(ctx: Con
         assert item["status"] == "scheduled"
         assert item["scheduled_at"] == (T0 + UNDO).isoformat()
         assert item["decision"]["allowed"] is True
-        assert [v["rule"] for v in item["decision"]["verdicts"]] == RULE_CODES
+        assert [v["rule"] for v in item["decision"]["verdicts"]] == MEMBER_RULE_CODES
         row = invitation(ctx, item["id"])
         assert (row.state, row.address, row.consent_id) == ("scheduled", item["email"], consent.id)
         (message,) = messages_of(ctx, item["id"])
@@ -330,7 +325,7 @@ def test_every_decision_is_stored_with_all_ten_verdicts_in_chain_order(ctx: Cont
         for verdict in stored:
             assert verdict["outcome"] == expected[email].get(str(verdict["rule"]), "allow")
             assert verdict["reason"]
-        assert [v["rule"] for v in item["decision"]["verdicts"]] == RULE_CODES
+        assert [v["rule"] for v in item["decision"]["verdicts"]] == MEMBER_RULE_CODES
     (row,) = rows(ctx, decisions, decisions.c.invitation_id == answer[DEE]["id"])
     assert (row.outcome, row.stage, row.kind, row.message_id) == (
         "deny",
@@ -341,7 +336,8 @@ def test_every_decision_is_stored_with_all_ten_verdicts_in_chain_order(ctx: Cont
     assert row.recipient_digest == ctx.digest_email(DEE)
     # The member sees "unavailable" for an opt-out, never why (invariant 11).
     public = {v["rule"]: v["reason"] for v in answer[DEE]["decision"]["verdicts"]}
-    assert public["not-unsubscribed"] == "unavailable"
+    assert public["recipient-available"] == "unavailable"
+    assert "not-unsubscribed" not in public
     assert "unsubscribed from" not in repr(answer[DEE])
     # A refused invitation keeps no address and has no message.
     assert invitation(ctx, answer[DEE]["id"]).address is None
@@ -580,8 +576,8 @@ def test_forget_keeps_only_the_digest_and_stays_opted_out(ctx: Context, tmp_path
     )
     assert count(ctx, contacts, contacts.c.recipient_digest == digest) == 0
     assert [c["email"] for c in list_contacts(ctx, "bruno")] == [DEE]
-    # The stored API answer quoted the address; it is gone too.
-    assert count(ctx, idempotency_keys) == 0
+    # The stored API answer quoted the address; it no longer does, and is kept for repeats.
+    assert count(ctx, idempotency_keys) == 1
     assert BO not in all_stored_text(ctx)
     (recipient,) = rows(ctx, recipients, recipients.c.digest == digest)
     assert recipient.forgotten_at == recipient.unsubscribed_at == T0 + timedelta(hours=1)

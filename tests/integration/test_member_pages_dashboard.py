@@ -15,7 +15,10 @@ from member_pages_support import MemberBrowser, add_member, import_some, signed_
 from pages_site import deliver
 from support import T0, rows, send_invites
 
+from courtois.delivery.bounces import BouncedRecipient, BounceReport
+from courtois.services.bounces import apply_bounce
 from courtois.services.context import Context
+from courtois.services.recipients import unsubscribe
 from courtois.store.tables import consents, invitations, messages
 
 UNDO = timedelta(minutes=10)
@@ -163,3 +166,20 @@ def test_signed_out_pages_follow_the_browser(ctx: Context) -> None:
         french = http.get("/member/", headers={"Accept-Language": "fr-FR,fr;q=0.9"}).text
     assert "Please sign in" in english
     assert "Veuillez vous connecter" in french
+
+
+def test_an_opt_out_and_a_bounce_both_read_unavailable(ctx: Context) -> None:
+    """The member learns that they cannot reach someone, never why (invariant 11)."""
+    add_member(ctx)
+    unsubscribe(ctx, ctx.digest_email("bo@example.com"), T0)
+    bounced = BounceReport(
+        "test", "hard_bounce", (BouncedRecipient("cy@example.com", "5.1.1", True),)
+    )
+    apply_bounce(ctx, bounced, T0)
+    with signed_in(ctx) as ana:
+        answer = send_invites(ana.ctx, "ana", ["bo@example.com", "cy@example.com"], T0)
+        page = ana.get("/member/").text
+    assert [item["status"] for item in answer["invitations"]] == ["blocked", "blocked"]
+    assert page.count("not sent: unavailable") == 2
+    assert "not-unsubscribed" not in page
+    assert "not-suppressed" not in page

@@ -4,11 +4,13 @@ and the member's view of them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from courtois.policy.facts import Candidate
+from courtois.policy.rules import not_suppressed, not_unsubscribed
 from courtois.policy.verdict import Decision, Outcome, Verdict
 
 VERDICT_FIELDS = ("rule", "outcome", "reason", "public_reason", "retry_at")
@@ -91,8 +93,33 @@ def public_decision(decision: Decision) -> dict[str, Any]:
     return {
         "allowed": decision.outcome is not Outcome.DENY,
         "outcome": decision.outcome.value,
-        "verdicts": [
-            {"rule": rule, "outcome": outcome, "reason": public or "ok"}
-            for rule, outcome, _, public, _ in decision.verdicts
-        ],
+        "verdicts": member_verdicts(
+            (v.rule, v.outcome, v.public_reason) for v in decision.verdicts
+        ),
     }
+
+
+# Rules whose own verdict would tell a member why a recipient cannot be reached: that they
+# opted out, or that their address bounced. A member sees the two as one verdict, refused
+# as "unavailable" whichever of them refused (invariant 11); admins and the ledger keep both.
+PRIVATE_RULES = frozenset({not_unsubscribed.CODE, not_suppressed.CODE})
+AVAILABLE = "recipient-available"
+_SEVERITY = {Outcome.ALLOW: 0, Outcome.DEFER: 1, Outcome.DENY: 2}
+
+
+def member_verdicts(verdicts: Iterable[tuple[str, str, str]]) -> list[dict[str, str]]:
+    """(rule, outcome, member-facing reason) in chain order, as a member may see them: the
+    private rules merged into one verdict where the first of them stands."""
+    shown: list[dict[str, str]] = []
+    merged: dict[str, str] | None = None
+    for rule, outcome, public in verdicts:
+        if rule not in PRIVATE_RULES:
+            shown.append({"rule": rule, "outcome": str(outcome), "reason": public or "ok"})
+            continue
+        if merged is None:
+            merged = {"rule": AVAILABLE, "outcome": Outcome.ALLOW.value, "reason": "ok"}
+            shown.append(merged)
+        if _SEVERITY[Outcome(outcome)] > _SEVERITY[Outcome(merged["outcome"])]:
+            merged["outcome"] = Outcome(outcome).value
+            merged["reason"] = not_unsubscribed.UNAVAILABLE
+    return shown

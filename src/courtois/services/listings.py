@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from courtois.domain.errors import NotFound
 from courtois.services.context import Context
-from courtois.services.decisions import expand_verdicts
+from courtois.services.decisions import expand_verdicts, member_verdicts
 from courtois.store.sql import comparable_text
 from courtois.store.tables import (
     consent_recipients,
@@ -110,10 +110,9 @@ def invitations_page(
 
 def public_verdicts(stored: list[list[str]]) -> list[dict[str, str]]:
     """Stored verdicts as a member may see them: what `invite` answered."""
-    return [
-        {"rule": v["rule"], "outcome": v["outcome"], "reason": v.get("public_reason") or "ok"}
-        for v in expand_verdicts(stored)
-    ]
+    return member_verdicts(
+        (v["rule"], v["outcome"], v.get("public_reason", "")) for v in expand_verdicts(stored)
+    )
 
 
 def invitation_detail(ctx: Context, invitation_id: str) -> dict[str, Any]:

@@ -18,8 +18,7 @@ from courtois.domain.invitations import OPEN_INVITATION_STATES, InvitationState
 from courtois.domain.messages import MessageState
 from courtois.policy.verdict import Outcome
 from courtois.services.context import Context
-from courtois.services.decisions import expand_verdicts
-from courtois.services.listings import check_member
+from courtois.services.listings import check_member, public_verdicts
 from courtois.store.tables import consent_recipients, consents, decisions, invitations, messages
 
 Position = tuple[datetime, str]
@@ -117,8 +116,9 @@ def invitations_overview(
             .where(decisions.c.invitation_id.in_(ids), decisions.c.outcome == Outcome.DENY.value)
             .order_by(decisions.c.id)
         ):
+            # As the member may see them: an opt-out and a bounce are one "unavailable".
             denying = [
-                v["rule"] for v in expand_verdicts(decided.verdicts) if v["outcome"] == "deny"
+                v["rule"] for v in public_verdicts(decided.verdicts) if v["outcome"] == "deny"
             ]
             if denying:
                 refused[decided.invitation_id] = denying[0]
