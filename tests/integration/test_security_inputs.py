@@ -117,6 +117,9 @@ def _api_list_filters_and_cursors(site: Site, world: World) -> None:
         ["' OR 1=1 --", "x"],
         ["2026-03-03T09:00:00", "x"],  # no time zone
         ["9999-12-31T23:59:59+14:00", "%"],
+        # Instants that exist in their offset but not in UTC, where they are stored.
+        ["9999-12-31T23:59:59-14:00", "z"],
+        ["0001-01-01T00:00:00+14:00", "z"],
         [ISO, "x" * 400],
         [ISO, 1],
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import Path, Query, Request
@@ -308,13 +308,14 @@ def list_invitations(
     before = None
     if position is not None:
         try:
-            before = (datetime.fromisoformat(position[0]), str(position[1]))
-        except ValueError:
-            raise Problem(
-                422, "invalid-cursor", "The cursor is not one this API gave out."
-            ) from None
-        if before[0].tzinfo is None:
-            raise bad_cursor()
+            # In UTC, as stored: a time that is no instant (naive) or none in UTC (the year
+            # 9999 west of Greenwich) was never given out.
+            at = datetime.fromisoformat(position[0])
+            if at.tzinfo is None:
+                raise ValueError(position[0])
+            before = (at.astimezone(UTC), str(position[1]))
+        except (ValueError, OverflowError):
+            raise bad_cursor() from None
     with not_found_as("member"):
         page = invitations_page(ctx, member_id, before, limit, status or ())
     items = [InvitationSummary.model_validate(item) for item in page.items]
