@@ -5,7 +5,7 @@ member typed and whatever the recipient's address, id, date and tokens."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from compose_support import (
@@ -54,6 +54,16 @@ def test_a_filled_email_is_the_composed_one(
             asked_by_recipient=recipient % 2 == 1,
         )
         assert_as_composed(outgoing, make_tokens(SETTINGS, outgoing.invitation_ids))
+
+
+def test_one_instant_at_two_offsets_is_dated_as_each_says() -> None:
+    """Equal instants at different offsets compare equal: the Date of one must not be
+    reused for the other (a pass run with `--now ...+01:00` after one in UTC)."""
+    at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    for index, sent_at in enumerate((at, at.astimezone(timezone(timedelta(hours=1))))):
+        outgoing = message(sent_at=sent_at, message_id=ID.format(200 + index))
+        assert_as_composed(outgoing, make_tokens(SETTINGS, outgoing.invitation_ids))
+    assert b"Date: Mon, 02 Mar 2026 10:00:00 +0100\r\n" in compose_wire(SETTINGS, outgoing).raw
 
 
 @pytest.mark.parametrize("count", [2, 3, 5])

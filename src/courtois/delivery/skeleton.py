@@ -100,7 +100,7 @@ def compose_wire(
     sent_at = message.sent_at or datetime.now(UTC)
     values = (
         message.to,
-        _date(sent_at),
+        _date(sent_at, sent_at.utcoffset()),
         message.message_id,
         tokens.unsubscribe,
         tokens.why,
@@ -125,8 +125,9 @@ def compose_wire(
 
 
 @lru_cache(maxsize=16)
-def _date(sent_at: datetime) -> str:
-    """The Date header's value; a batch is sent as of one instant, so formatted once."""
+def _date(sent_at: datetime, offset: timedelta | None) -> str:
+    """The Date header's value; a batch is sent as of one instant, so formatted once. Keyed
+    by the offset too: one instant at two offsets compares equal, yet is written twice."""
     return format_datetime(sent_at)
 
 
