@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from courtois.domain.errors import InvalidInput
 from courtois.policy.config import PolicyConfig, load_policy, settable_fields
@@ -148,4 +149,29 @@ def load_settings(
                 raise InvalidInput(f"{key} must be a whole number, not {raw!r}.") from None
         else:
             values[key] = str(raw)
-    return Settings(**values, policy=load_policy(policy_values))
+    settings = Settings(**values, policy=load_policy(policy_values))
+    _check_wire_values(settings)
+    return settings
+
+
+def _check_wire_values(settings: Settings) -> None:
+    """The values every email carries in its headers (List-Unsubscribe, From) must be
+    printable there: refused at start, with how to write them, rather than by the worker
+    after it has claimed a batch (which would leave the batch in doubt)."""
+    for key in ("base_url", "signup_url"):
+        url = getattr(settings, key)
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if not url.isascii() or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidInput(
+                f"{key} must be an http(s) URL in ASCII, not {url!r}: write an international "
+                "host name in its xn-- form and percent-encode the path.",
+                {key: "invalid"},
+            )
+    local, at, domain = settings.mail_from.rpartition("@")
+    if not at or not local or not domain or not local.isascii() or not local.isprintable():
+        raise InvalidInput(
+            f"mail_from must be an address with an ASCII local part, not {settings.mail_from!r}.",
+            {"mail_from": "invalid"},
+        )
