@@ -59,6 +59,38 @@ def test_a_name_that_would_inject_a_header_is_refused_and_nothing_is_stored(
     assert count(api.ctx, members) == 0
 
 
+@pytest.mark.parametrize(
+    ("name", "problem_key"),
+    [
+        ("Ana\x85Lima", "control characters"),  # C1 next line
+        ("\u202eamiL anA", "control characters"),  # right-to-left override
+        ("Ana \u2066Lima\u2069", "control characters"),  # isolate
+        ("\u200b", "empty"),  # zero-width space: nothing to show in From or Subject
+        ("\u2060\ufeff \u00a0", "empty"),
+        ("Re: your invoice", "reply prefix"),
+        ("FWD:Ana", "reply prefix"),
+        ("aw : Ana", "reply prefix"),
+        ("Re[2]: Ana", "reply prefix"),
+    ],
+)
+def test_a_name_that_would_disguise_the_email_is_refused(
+    api: Api, name: str, problem_key: str
+) -> None:
+    body = problem(
+        api.post("/v1/members", {"id": "ana", "email": "ana@members.example", "name": name}),
+        422,
+        "invalid-input",
+    )
+    assert body["errors"] == {"name": problem_key}
+    assert count(api.ctx, members) == 0
+
+
+@pytest.mark.parametrize("name", ["Réa Lima", "Renée", "Tr\u00e2n", "عائشة\u200f", "Ana (Re)"])
+def test_names_near_those_refusals_are_kept(api: Api, name: str) -> None:
+    body = {"id": "ana", "email": "ana@members.example", "name": name}
+    assert api.ok(api.post("/v1/members", body))["name"] == name
+
+
 def test_bad_fields_are_refused_one_by_one(api: Api) -> None:
     refused = problem(
         api.post(

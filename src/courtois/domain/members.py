@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from courtois.domain.errors import InvalidInput
@@ -10,7 +11,12 @@ from courtois.domain.errors import InvalidInput
 SUPPORTED_LOCALES = ("en", "fr")
 MAX_NAME_LENGTH = 120
 _MEMBER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+# C0 and C1 controls, DEL, line and paragraph separators, and the bidirectional embeddings,
+# overrides and isolates that could make "Ana via Agora" read as something else.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# The subject starts with the member's name: one that reads like a reply or a forward
+# ("Re: your invoice") would make the subject lie about what the email is.
+_REPLY_PREFIX = re.compile(r"(?:re|fwd?|aw|wg|tr|sv|vs|rv|ref|antw)\s*(?:\[\d+\])?\s*:", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,16 +42,26 @@ def check_member_id(value: str) -> str:
 
 
 def check_display_name(value: str, field: str = "name") -> str:
-    """Names end up in email headers: refuse control characters instead of stripping them,
-    so nobody can smuggle a header through a name (CR/LF) and nothing is silently changed."""
+    """Names end up in email headers and open the subject: refuse control characters
+    instead of stripping them, so nobody can smuggle a header through a name (CR/LF) and
+    nothing is silently changed; refuse a name with nothing visible in it, which would
+    leave the email naming nobody, and one that reads like "Re:" or "Fwd:"."""
     if _CONTROL.search(value):
         raise InvalidInput(
-            f"The {field} contains control characters (line breaks, tabs...).",
+            f"The {field} contains control characters (line breaks, tabs, direction overrides...).",
             {field: "control characters"},
         )
     name = value.strip()
     if not name:
         raise InvalidInput(f"The {field} is empty.", {field: "empty"})
+    if not any(unicodedata.category(char)[0] not in "CZ" for char in name):
+        raise InvalidInput(f"The {field} has no visible character.", {field: "empty"})
+    if _REPLY_PREFIX.match(name):
+        raise InvalidInput(
+            f"The {field} must not start like a reply or a forward (Re:, Fwd:...): every "
+            "invitation's subject begins with it.",
+            {field: "reply prefix"},
+        )
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidInput(
             f"The {field} is longer than {MAX_NAME_LENGTH} characters.", {field: "too long"}
