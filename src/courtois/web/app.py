@@ -32,4 +32,5 @@ def create_app(ctx: Context, clock: Clock = system_clock) -> FastAPI:
     app.add_middleware(JsonBodyLimit)
     for router in (*api_routers, *page_routers):
         app.include_router(router)
+    problems.complete_openapi(app)
     return app

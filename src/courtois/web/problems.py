@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from courtois.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from courtois.store.faults import DatabaseFault, database_fault
+from courtois.web.problem_types import PROBLEM_TYPES, PROBLEM_URIS
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -61,7 +62,11 @@ RETRY_AFTER_SECONDS = "5"
 class ProblemDetails(BaseModel):
     """The body of every error answer of the API (RFC 9457)."""
 
-    type: str = Field(description="Stable identifier of the kind of error: /problems/<code>.")
+    type: str = Field(
+        description="Stable identifier of the kind of error, one of:\n"
+        + "\n".join(f"- `/problems/{code}`: {meaning}" for code, meaning in PROBLEM_TYPES.items()),
+        json_schema_extra={"enum": list(PROBLEM_URIS)},
+    )
     title: str = Field(description="Short summary of the kind of error.")
     status: int = Field(description="The HTTP status code.")
     detail: str = Field(description="What went wrong, for people.")
@@ -263,6 +268,50 @@ def _innermost_frame(error: BaseException) -> str:
         trace = trace.tb_next
     code = trace.tb_frame.f_code
     return f"{code.co_filename}:{trace.tb_lineno} ({code.co_name})"
+
+
+def complete_openapi(app: FastAPI) -> None:
+    """The document also lists what any operation may answer besides its own refusals: 500,
+    503 and 507 (database out of reach or full, with Retry-After), and 413 for every JSON
+    body (`JsonBodyLimit`); error answers are given in the problem media type only."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema: dict[str, Any] = build()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                _complete(operation)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _complete(operation: dict[str, Any]) -> None:
+    answers: dict[str, Any] = operation.setdefault("responses", {})
+    for code, answer in answers.items():
+        content = answer.get("content", {})
+        if code.isdigit() and int(code) >= 400 and MEDIA_TYPE in content:
+            content.pop("application/json", None)
+    if "application/json" in operation.get("requestBody", {}).get("content", {}):
+        answers.setdefault("413", _problem_answer(413))
+    answers.setdefault("500", _problem_answer(500))
+    for status in FAULT_STATUS.values():
+        answers.setdefault(str(status), _problem_answer(status, retry=True))
+
+
+def _problem_answer(status: int, *, retry: bool = False) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "description": TITLES.get(status, "Error"),
+        "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}},
+    }
+    if retry:
+        answer["headers"] = {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {"type": "string"},
+            }
+        }
+    return answer
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
