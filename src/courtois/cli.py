@@ -53,6 +53,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+NOW_RANGE = (1970, 9000)
+
+
 def parse_now(value: str | None) -> datetime:
     """An aware instant; a bare date-time is taken as UTC."""
     if value is None:
@@ -61,7 +64,12 @@ def parse_now(value: str | None) -> datetime:
         instant = datetime.fromisoformat(value)
     except ValueError:
         fail(f"--now {value!r} is not an ISO-8601 date-time", 2)
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+    instant = instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+    # Every pass reaches years back (purges) and ahead (expiries): far from the calendar's
+    # ends, or the arithmetic overflows halfway through a pass.
+    if not NOW_RANGE[0] <= instant.astimezone(UTC).year <= NOW_RANGE[1]:
+        fail(f"--now {value!r} is outside the years {NOW_RANGE[0]} to {NOW_RANGE[1]}", 2)
+    return instant
 
 
 def run(action: Callable[[Context], T]) -> T:

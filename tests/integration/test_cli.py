@@ -248,8 +248,11 @@ def test_refusals_exit_non_zero_with_one_line(
         ({**fresh_env, "COURTOIS_CONFIG": str(loose)}, ["migrate"]),
         ({**fresh_env, "COURTOIS_POLICY_UNDO_WINDOW_MINUTES": "1"}, ["migrate"]),
         (no_secret, ["migrate"]),
+        # Instants a pass cannot reach back or ahead from without leaving the calendar.
+        (env, [*invite, "--email", BO, "--now", "9999-12-01T00:00:00"]),
+        (env, ["worker", "--once", "--now", "0001-01-01T00:00:00+01:00"]),
     ]
-    bad_email, unknown_invitation, bad_now, loose_file, loose_env, missing = in_parallel(runs)
+    bad_email, unknown_invitation, bad_now, loose_file, loose_env, missing, *far = in_parallel(runs)
 
     assert_refused(bad_email, "not-an-email")
     assert_refused(unknown_invitation, "No invitation")
@@ -257,6 +260,8 @@ def test_refusals_exit_non_zero_with_one_line(
     assert_refused(loose_file, "reminder_cap")
     assert_refused(loose_env, "undo_window_minutes")
     assert_refused(missing, "COURTOIS_SECRET_KEY")
+    for done in far:
+        assert_refused(done, "outside the years")
     # Nothing was written anywhere: not one row, and no database where startup was refused.
     assert table_counts(engine) == before
     assert not fresh.exists()

@@ -141,3 +141,17 @@ def test_a_shared_stop_link_stops_everything_and_says_no_more(ctx: Context) -> N
     # The recipient invited anew by another member under either profile: refused, as ever.
     answer = by_email(send_invites(ctx, "ana", [BO], LATER + timedelta(days=1)))[BO]
     assert answer["decision"]["allowed"] is False
+
+
+def test_a_shared_invitation_expires_and_reads_as_its_text_says(ctx: Context) -> None:
+    """Out the moment it is shared: it expires the policy's days after that, and the text
+    promises no reminder, since the platform sends none under strict-eu."""
+    add_members(ctx)
+    at = SENT_AT + timedelta(hours=1)
+    answer = send_invites(_strict(ctx), "bruno", [BO], at, reminders=1)
+    item = by_email(answer)[BO]
+    days = ctx.settings.policy.invitation_expiry_days
+    row = invitation(ctx, item["id"])
+    assert (row.sent_at, row.expires_at) == (at, at + timedelta(days=days))
+    assert f"until the invitation expires after {days} days" in " ".join(item["share_text"].split())
+    assert "reminder" not in item["share_text"]

@@ -212,8 +212,10 @@ def invite(
         sender = gather.sender_facts(conn, member.id, now)
         previous = gather.previous_invitations(conn, member.id, by_digest)
         invitation_rows, message_rows, decision_rows, results = [], [], [], []
-        expires_at = now + policy.long_window + timedelta(days=policy.invitation_expiry_days)
-        inviter = Inviter(member.name, check_note(request.note), request.reminders)
+        expiry = timedelta(days=policy.invitation_expiry_days)
+        expires_at = now + policy.long_window + expiry
+        # The text a member sends by hand (strict-eu) promises no reminder: none is sent.
+        inviter = Inviter(member.name, check_note(request.note), 0)
         for digest, address in by_digest.items():
             invitation_id, message_id = new_id(), new_id()
             candidate = Candidate(
@@ -245,7 +247,8 @@ def invite(
                     "state": state.value,
                     "created_at": now,
                     "updated_at": now,
-                    "expires_at": expires_at,
+                    # Shared by the member, it is out now: its expiry counts from today.
+                    "expires_at": now + expiry if shared else expires_at,
                     "sent_at": now if shared else None,
                     "answered_at": None,
                     "remind_at": None,
