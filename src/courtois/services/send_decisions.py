@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, literal, select, update
 
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
@@ -164,15 +164,13 @@ def _claim(uow: UnitOfWork, claims: list[Claim], now: datetime) -> None:
         "claimed by the worker",
         lease_until=now + LEASE,
         attempts=messages.c.attempts + 1,
+        first_attempt_at=func.coalesce(
+            messages.c.first_attempt_at, literal(now, messages.c.first_attempt_at.type)
+        ),
     )
+    # The carriers keep their own kind until the outcome is known (`send_outcomes`): one
+    # retried after a temporary refusal may go alone next time, as what it is.
     digests = [claim for claim in claims if len(claim.messages) > 1]
-    if not digests:
-        return
-    uow.conn.execute(
-        update(messages)
-        .where(messages.c.id.in_([claim.carrier.id for claim in digests]))
-        .values(kind=MessageKind.DIGEST.value)
-    )
     for claim in digests:
         carrier = claim.carrier
         set_messages(

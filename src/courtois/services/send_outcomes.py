@@ -87,7 +87,9 @@ def record_outcomes(
     """Move every claimed message of a batch to what its delivery says, in one transaction;
     the accepted ones (nearly all, most of the time) together, in a few statements."""
     accepted = [claim for claim, delivery in outcomes if delivery.result is SendResult.ACCEPTED]
+    settled = [claim for claim, delivery in outcomes if delivery.result is not SendResult.TEMPORARY]
     with ctx.unit_of_work(now) as uow:
+        _mark_digests(uow, settled)
         _sent(uow, ctx, accepted, now)
         report.sent += len(accepted)
         report.digests += sum(1 for claim in accepted if len(claim.messages) > 1)
@@ -95,6 +97,18 @@ def record_outcomes(
             if delivery.result is not SendResult.ACCEPTED:
                 _record(uow, claim, delivery, now, report, rng)
         uow.commit()
+
+
+def _mark_digests(uow: UnitOfWork, claims: Sequence[Claim]) -> None:
+    """Carriers that left (or may have) as a digest are recorded as one. Not before: a
+    carrier refused for now is retried on its own kind, and may go alone next time."""
+    carriers = [claim.carrier.id for claim in claims if len(claim.messages) > 1]
+    if carriers:
+        uow.conn.execute(
+            update(messages)
+            .where(messages.c.id.in_(carriers))
+            .values(kind=MessageKind.DIGEST.value)
+        )
 
 
 def hold_claims(ctx: Context, claims: Sequence[Claim], now: datetime, reason: str) -> None:
@@ -118,7 +132,10 @@ def _record(
     """One refused or unsettled claim's outcome, inside the batch's transaction."""
     report.note(problem_of(delivery))
     if delivery.result is SendResult.TEMPORARY:
-        if now - claim.carrier.created_at > RETRY_DEADLINE:
+        # Counted from the first attempt (this one, when the carrier had none), not from
+        # creation: a reminder or a deferred invitation is first tried days after it is made.
+        first_attempt = claim.carrier.first_attempt_at or now
+        if now - first_attempt > RETRY_DEADLINE:
             _failed(uow, claim, delivery, "gave up after temporary refusals", dead=False)
             report.failed += 1
         else:
@@ -197,13 +214,15 @@ def _failed(uow: UnitOfWork, claim: Claim, delivery: Delivery, why: str, dead: b
 def _fail_claim(
     uow: UnitOfWork, claim: Claim, reason: str, closed: InvitationState, why: str
 ) -> None:
-    """The claim's messages failed; the invitations they carried are closed as `closed`."""
+    """The claim's messages failed; the invitations whose first email they were are closed
+    as `closed`. A failed reminder leaves its invitation as it was: the first email reached
+    the recipient, and its join link still works."""
     set_messages(
         uow, claim.ids, MessageState.SENDING, MessageState.FAILED, reason, lease_until=None
     )
-    move_invitations(
-        uow, invitations.c.id.in_([m.invitation_id for m in claim.messages]), closed, why
-    )
+    first = [m.invitation_id for m in claim.messages if m.kind is not MessageKind.REMINDER]
+    if first:
+        move_invitations(uow, invitations.c.id.in_(first), closed, why)
 
 
 def schedule_reminders(

@@ -89,6 +89,8 @@ class Due:
     # The language the invitation was previewed in (None on rows older than that column's
     # use: the member's, read when composing).
     locale: str | None = None
+    # When it was first claimed; None until then.
+    first_attempt_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ def due_messages(
             messages.c.kind,
             messages.c.created_at,
             messages.c.attempts,
+            messages.c.first_attempt_at,
             invitations.c.consent_id,
             invitations.c.address,
             invitations.c.remind_at,
@@ -154,6 +157,7 @@ def due_messages(
             created_at=r.created_at,
             attempts=r.attempts,
             locale=r.locale,
+            first_attempt_at=r.first_attempt_at,
         )
         for r in rows
         if r.id not in exclude

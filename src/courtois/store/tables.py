@@ -160,6 +160,8 @@ messages = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime, nullable=True),
     Column("lease_until", UTCDateTime, nullable=True),
+    # When it was first claimed: temporary refusals are retried until a deadline from then.
+    Column("first_attempt_at", UTCDateTime, nullable=True),
     # The digest message that carried this one, when several invitations left as one email.
     Column("carried_by", ID, nullable=True),
     Column("last_reason", String(200), nullable=True),

@@ -1,0 +1,34 @@
+"""messages remember their first attempt: temporary refusals are retried until a deadline
+counted from it
+
+Revision ID: 0010
+Revises: 0009
+
+The retry deadline was counted from the message's creation, so a message first tried long
+after it was made (a reminder, due 14 days on; an invitation deferred by the inbox's
+quota) was given up at its first temporary refusal. Rows already in the table have no
+first attempt: their next claim records one.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from courtois.store.types import UTCDateTime
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    """Apply this revision."""
+    op.add_column("messages", sa.Column("first_attempt_at", UTCDateTime(), nullable=True))
+
+
+def downgrade() -> None:
+    """Revert this revision."""
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_column("first_attempt_at")
