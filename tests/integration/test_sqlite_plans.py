@@ -23,6 +23,7 @@ from support import T0, add_members, by_email, send_invites
 
 from conftest import SECRET
 from courtois.config import Settings
+from courtois.services import worker_due
 from courtois.services.context import Context
 from courtois.services.recipient_actions import unsubscribe_link
 from courtois.services.recipients import unsubscribe
@@ -106,3 +107,16 @@ def test_every_statement_of_an_unsubscribe_goes_by_key(sqlite_ctx: tuple[Context
     assert any(statement.startswith("UPDATE invitations") for statement in seen)
     assert any(statement.startswith("DELETE FROM contacts") for statement in seen)
     assert wide_reads(path, seen) == {}
+
+
+def test_completing_a_full_batch_reads_its_recipients_by_key(
+    sqlite_ctx: tuple[Context, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full batch takes in every other message due to its recipients: by the primary key,
+    not through the state index the batch itself is read by (every message due)."""
+    ctx, path = sqlite_ctx
+    monkeypatch.setattr(worker_due, "BATCH", 5)
+    due_at = T0 + timedelta(minutes=10)
+    seen = statements_of(ctx, lambda: worker_due.due_messages(ctx, due_at, set()))
+    (completion,) = [s for s in seen if "recipient_digest IN" in s and "FROM messages" in s]
+    assert wide_reads(path, {completion: seen[completion]}) == {}

@@ -11,6 +11,7 @@ import email.policy
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
+import pytest
 from sqlalchemy import update
 from support import (
     T0,
@@ -28,6 +29,7 @@ from courtois.delivery.compose import as_previewed, tokens_in
 from courtois.delivery.render import preview_hash
 from courtois.delivery.transport import MemoryTransport
 from courtois.domain.contacts import ContactInput
+from courtois.services import worker_due
 from courtois.services.contacts import import_contacts, list_contacts, select_contacts
 from courtois.services.context import Context
 from courtois.services.decisions import expand_verdicts
@@ -143,6 +145,25 @@ def test_two_members_inviting_one_address_are_spaced_by_the_quota(ctx: Context) 
     second = invitation(ctx, bruno[CY]["id"]).sent_at
     assert second - first >= timedelta(days=14)
     assert when[1] - when[0] >= timedelta(days=14)
+
+
+def test_a_recipients_messages_due_together_never_straddle_two_batches(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ana's three invitations fill a batch (of three here); Bruno's to the same recipient
+    comes after them in the worker's order. The batch takes it in too: one digest, rather
+    than Ana's alone and Bruno's held two weeks by the inbox's quota."""
+    monkeypatch.setattr(worker_due, "BATCH", 3)
+    add_members(ctx)
+    ana = by_email(send_invites(ctx, "ana", [CY, "x1@example.org", "x2@example.org"], T0))
+    bruno = by_email(send_invites(ctx, "bruno", [CY], T0))
+    transport = MemoryTransport()
+    report = run_pass(ctx, T0 + UNDO, transport)
+    to_cy = [o for o in transport.sent if o.to.lower() == CY]
+    assert [(o.kind, set(o.invitation_ids)) for o in to_cy] == [
+        ("digest", {ana[CY]["id"], bruno[CY]["id"]})
+    ]
+    assert (report.sent, report.deferred) == (3, 0)
 
 
 def test_invitations_due_together_leave_as_one_digest(ctx: Context) -> None:

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Row, func, select
 
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.services.context import Context
+from courtois.store.bulk import unindexed
 from courtois.store.tables import invitations, messages
 
 BATCH = 200
@@ -107,35 +108,56 @@ class Claim:
         return [m.id for m in self.messages]
 
 
+# What deciding and sending a due message needs, from its row and its invitation's.
+_COLUMNS = (
+    select(
+        messages.c.id,
+        messages.c.invitation_id,
+        messages.c.member_id,
+        messages.c.recipient_digest,
+        messages.c.kind,
+        messages.c.created_at,
+        messages.c.attempts,
+        messages.c.first_attempt_at,
+        invitations.c.consent_id,
+        invitations.c.address,
+        invitations.c.remind_at,
+        invitations.c.sent_at,
+        invitations.c.locale,
+    )
+    # Through the digest too: both tables are distributed by it, so the join stays within
+    # each shard, and it runs on the invitations' primary key.
+    .join(
+        invitations,
+        (invitations.c.recipient_digest == messages.c.recipient_digest)
+        & (invitations.c.id == messages.c.invitation_id),
+    )
+)
+_SCHEDULED = MessageState.SCHEDULED.value
+_DUE = _COLUMNS.where(messages.c.state == _SCHEDULED)
+# The messages of a few recipients, by the primary key (digest first). Without statistics
+# SQLite would read them through ix_messages_state_scheduled, every message due on the
+# platform: kept off the state there (`unindexed`).
+_OF_RECIPIENTS = {
+    "postgresql": _DUE,
+    "sqlite": _COLUMNS.where(unindexed(messages.c.state) == _SCHEDULED),
+}
+# Recipients per statement when completing a batch: well under every engine's limit.
+_CHUNK = 500
+
+
 def due_messages(
     ctx: Context, now: datetime, exclude: set[str], shard: Shard | None = None
 ) -> list[Due]:
     """The next batch of scheduled messages due at `now`, oldest first; those due at the
-    same instant grouped by member, whose sending facts are then read once for the batch."""
+    same instant grouped by member, whose sending facts are then read once for the batch.
+
+    A full batch is completed with every other message due to the recipients it holds
+    (a few more than BATCH): the worker decides a recipient's due messages together, and
+    merges them into one digest, so none may be left for the next batch, where the inbox's
+    quota would find the first already sent and hold it back for weeks."""
     due = (
-        select(
-            messages.c.id,
-            messages.c.invitation_id,
-            messages.c.member_id,
-            messages.c.recipient_digest,
-            messages.c.kind,
-            messages.c.created_at,
-            messages.c.attempts,
-            messages.c.first_attempt_at,
-            invitations.c.consent_id,
-            invitations.c.address,
-            invitations.c.remind_at,
-            invitations.c.sent_at,
-            invitations.c.locale,
-        )
-        # Through the digest too: both tables are distributed by it, so the join stays
-        # within each shard, and it runs on the invitations' primary key.
-        .join(
-            invitations,
-            (invitations.c.recipient_digest == messages.c.recipient_digest)
-            & (invitations.c.id == messages.c.invitation_id),
-        )
-        .where(messages.c.state == MessageState.SCHEDULED.value, messages.c.scheduled_at <= now)
+        _DUE.where(messages.c.scheduled_at <= now)
         .order_by(messages.c.scheduled_at, messages.c.member_id, messages.c.id)
         .limit(BATCH + len(exclude))
     )
@@ -143,6 +165,9 @@ def due_messages(
         due = due.where(func.substr(messages.c.recipient_digest, 1, 2).in_(shard.prefixes))
     with ctx.engine.connect() as connection:
         rows = connection.execute(due).all()
+        batch = [r for r in rows if r.id not in exclude][:BATCH]
+        if len(rows) == BATCH + len(exclude):
+            batch += _rest_for(connection, batch, now, exclude)
     return [
         Due(
             id=r.id,
@@ -159,6 +184,23 @@ def due_messages(
             locale=r.locale,
             first_attempt_at=r.first_attempt_at,
         )
-        for r in rows
-        if r.id not in exclude
-    ][:BATCH]
+        for r in batch
+    ]
+
+
+def _rest_for(
+    connection: Connection, batch: list[Row[Any]], now: datetime, exclude: set[str]
+) -> list[Row[Any]]:
+    """The messages due to the batch's recipients that the batch does not hold."""
+    held = exclude | {r.id for r in batch}
+    digests = sorted({r.recipient_digest for r in batch})
+    rest = []
+    for start in range(0, len(digests), _CHUNK):
+        chunk = digests[start : start + _CHUNK]
+        found = connection.execute(
+            _OF_RECIPIENTS[connection.dialect.name]
+            .where(messages.c.recipient_digest.in_(chunk), messages.c.scheduled_at <= now)
+            .order_by(messages.c.scheduled_at, messages.c.member_id, messages.c.id)
+        )
+        rest += [r for r in found if r.id not in held]
+    return rest
