@@ -31,9 +31,9 @@ from conftest import POSTGRES_URL, SECRET
 from courtois.config import load_settings
 from courtois.services.context import Context
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
+from courtois.services.leases import LEASE
 from courtois.services.members import register_member
 from courtois.services.previews import preview_invitations
-from courtois.services.send_decisions import LEASE
 from courtois.store.engine import make_engine
 from courtois.store.migrate import migrate
 from courtois.store.tables import invitations, messages

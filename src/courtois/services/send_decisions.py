@@ -15,6 +15,7 @@ from courtois.policy.chain import evaluate
 from courtois.policy.facts import Candidate, Facts, InvitationFacts, SenderFacts, Stage
 from courtois.policy.verdict import Decision, Outcome
 from courtois.services import facts as gather
+from courtois.services import leases
 from courtois.services.context import Context
 from courtois.services.decisions import decision_entry, decision_row
 from courtois.services.locks import lock_free_recipients
@@ -23,8 +24,6 @@ from courtois.services.unit_of_work import UnitOfWork
 from courtois.services.worker_due import Claim, Due, PassReport
 from courtois.store.bulk import insert_rows
 from courtois.store.tables import decisions, invitations, messages
-
-LEASE = timedelta(minutes=5)
 
 
 def decide_and_claim(
@@ -162,7 +161,7 @@ def _claim(uow: UnitOfWork, claims: list[Claim], now: datetime) -> None:
         MessageState.SCHEDULED,
         MessageState.SENDING,
         "claimed by the worker",
-        lease_until=now + LEASE,
+        lease_until=now + leases.LEASE,
         attempts=messages.c.attempts + 1,
         first_attempt_at=func.coalesce(
             messages.c.first_attempt_at, literal(now, messages.c.first_attempt_at.type)
@@ -180,5 +179,5 @@ def _claim(uow: UnitOfWork, claims: list[Claim], now: datetime) -> None:
             MessageState.SENDING,
             f"carried by digest {carrier.id}",
             carried_by=carrier.id,
-            lease_until=now + LEASE,
+            lease_until=now + leases.LEASE,
         )

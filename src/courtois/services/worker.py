@@ -12,6 +12,7 @@ from collections import defaultdict
 from datetime import datetime
 
 from courtois.delivery.transport import Pooled, Transport
+from courtois.services import leases
 from courtois.services.context import Context
 from courtois.services.housekeeping import expire_invitations, expire_leases, purge_expired_data
 from courtois.services.outgoing import PreviewMismatch, outgoing_batch
@@ -91,5 +92,8 @@ def _send_due(
         hold_claims(ctx, held, now, "held: differs from the preview the member consented to")
         report.failed += len(held)
         report.note("held: differs from the preview", len(held))
-        deliveries = transport.send_batch(batch)
+        # A slow server may keep the batch out longer than a lease: renewed meanwhile, so
+        # no other worker takes a live worker's messages for abandoned.
+        with leases.renewed(ctx, [i for claim in ready for i in claim.ids], now):
+            deliveries = transport.send_batch(batch)
         record_outcomes(ctx, list(zip(ready, deliveries, strict=True)), now, report, chance)
