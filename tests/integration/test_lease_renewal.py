@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import timedelta
 
@@ -47,3 +48,41 @@ def test_a_slow_batch_keeps_its_leases(ctx: Context, monkeypatch: pytest.MonkeyP
     assert (report.sent, report.unknown) == (4, 0)
     assert [m.state for i in ids for m in messages_of(ctx, i)] == ["sent"] * 4
     assert len(handler.received) == 4
+
+
+def test_outcomes_known_after_a_lost_lease_settle_the_unknown(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stalled worker (a paused process renews nothing) loses its leases; another pass
+    makes its messages `unknown`. When it wakes with the server's answers, it settles them:
+    accepted is sent, refused for good is failed, refused for now stays unknown (never
+    sent again automatically)."""
+    monkeypatch.setattr(leases, "LEASE", timedelta(seconds=2))
+    monkeypatch.setattr(leases, "renewed", lambda *_: nullcontext())
+    add_members(ctx)
+    answer = by_email(send_invites(ctx, "ana", RECIPIENTS, T0))
+    claimed_at = T0 + UNDO
+    reports: list[PassReport] = []
+    handler = FaultyHandler(
+        data_delay=2.0,
+        rcpt_replies={
+            RECIPIENTS[2]: "550 5.7.1 Rejected by policy",
+            RECIPIENTS[3]: "451 4.3.0 Later",
+        },
+    )
+    with smtp_server(handler) as url:
+        one_at_a_time = SmtpTransport(replace(parse_smtp_url(url), connections=1))
+        worker = threading.Thread(
+            target=lambda: reports.append(run_pass(ctx, claimed_at, one_at_a_time))
+        )
+        worker.start()
+        time.sleep(3)
+        assert worker.is_alive()
+        taken = expire_leases(ctx, claimed_at + timedelta(seconds=3))
+        worker.join(timeout=60)
+    assert taken == 4
+    (report,) = reports
+    assert (report.sent, report.failed, report.unknown) == (2, 1, 1)
+    states = [messages_of(ctx, answer[r]["id"])[0].state for r in RECIPIENTS]
+    assert states == ["sent", "sent", "failed", "unknown"]
+    assert len(handler.received) == 2

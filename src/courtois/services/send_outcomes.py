@@ -11,7 +11,7 @@ import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from courtois.delivery.bounce_classify import effective_status, is_hard
 from courtois.delivery.transport import Delivery, SendResult
@@ -28,6 +28,12 @@ from courtois.store.tables import consents, invitations, messages, recipients
 RETRY_FIRST = timedelta(minutes=5)
 RETRY_LONGEST = timedelta(hours=6)
 RETRY_DEADLINE = timedelta(days=3)
+# Ids per statement: well under every engine's limit on bound parameters.
+_CHUNK = 500
+_NOT_SENDING = select(messages.c.id, messages.c.state).where(
+    messages.c.id.in_(bindparam("b_ids", expanding=True)),
+    messages.c.state != MessageState.SENDING.value,
+)
 
 
 def retry_delay(attempts: int, rng: random.Random) -> timedelta:
@@ -86,17 +92,58 @@ def record_outcomes(
 ) -> None:
     """Move every claimed message of a batch to what its delivery says, in one transaction;
     the accepted ones (nearly all, most of the time) together, in a few statements."""
-    accepted = [claim for claim, delivery in outcomes if delivery.result is SendResult.ACCEPTED]
-    settled = [claim for claim, delivery in outcomes if delivery.result is not SendResult.TEMPORARY]
     with ctx.unit_of_work(now) as uow:
+        moved = _moved_meanwhile(uow, [claim.carrier.id for claim, _ in outcomes])
+        live = [(claim, delivery) for claim, delivery in outcomes if claim.carrier.id not in moved]
+        accepted = [claim for claim, delivery in live if delivery.result is SendResult.ACCEPTED]
+        settled = [claim for claim, delivery in live if delivery.result is not SendResult.TEMPORARY]
         _mark_digests(uow, settled)
         _sent(uow, ctx, accepted, now)
         report.sent += len(accepted)
         report.digests += sum(1 for claim in accepted if len(claim.messages) > 1)
-        for claim, delivery in outcomes:
+        for claim, delivery in live:
             if delivery.result is not SendResult.ACCEPTED:
                 _record(uow, claim, delivery, now, report, rng)
+        lost = [(c, d) for c, d in outcomes if moved.get(c.carrier.id) == MessageState.UNKNOWN]
+        _settle_lost(uow, ctx, lost, now, report)
         uow.commit()
+
+
+def _moved_meanwhile(uow: UnitOfWork, carriers: list[str]) -> dict[str, MessageState]:
+    """Carriers no longer `sending`: their lease ran out while this worker was stalled (a
+    paused process, a machine asleep) and another pass made them `unknown`, or a person has
+    settled them since. Nearly always none."""
+    moved: dict[str, MessageState] = {}
+    for start in range(0, len(carriers), _CHUNK):
+        chunk = carriers[start : start + _CHUNK]
+        for message_id, state in uow.conn.execute(_NOT_SENDING, {"b_ids": chunk}):
+            moved[message_id] = MessageState(state)
+    return moved
+
+
+def _settle_lost(
+    uow: UnitOfWork,
+    ctx: Context,
+    lost: Sequence[tuple[Claim, Delivery]],
+    now: datetime,
+    report: PassReport,
+) -> None:
+    """Claims made `unknown` behind this worker's back, settled by what it knows: accepted
+    is sent, refused for good is failed. Refused for now, or no answer, stays `unknown`
+    (never sent again automatically: a person decides)."""
+    accepted = [claim for claim, delivery in lost if delivery.result is SendResult.ACCEPTED]
+    _mark_digests(uow, accepted)
+    _sent(uow, ctx, accepted, now, current=MessageState.UNKNOWN)
+    report.sent += len(accepted)
+    for claim, delivery in lost:
+        if delivery.result is SendResult.PERMANENT:
+            report.note(problem_of(delivery))
+            dead = is_dead_address(delivery)
+            _failed(uow, claim, delivery, "permanent refusal", dead, MessageState.UNKNOWN)
+            report.failed += 1
+        elif delivery.result is not SendResult.ACCEPTED:
+            report.note(problem_of(delivery))
+            report.unknown += 1
 
 
 def _mark_digests(uow: UnitOfWork, claims: Sequence[Claim]) -> None:
@@ -165,7 +212,13 @@ def _record(
         report.unknown += 1
 
 
-def _sent(uow: UnitOfWork, ctx: Context, claims: Sequence[Claim], now: datetime) -> None:
+def _sent(
+    uow: UnitOfWork,
+    ctx: Context,
+    claims: Sequence[Claim],
+    now: datetime,
+    current: MessageState = MessageState.SENDING,
+) -> None:
     """Accepted claims: their messages sent, their first invitations sent (and the one
     reminder each member ticked scheduled)."""
     if not claims:
@@ -174,7 +227,7 @@ def _sent(uow: UnitOfWork, ctx: Context, claims: Sequence[Claim], now: datetime)
     set_messages(
         uow,
         [message_id for claim in claims for message_id in claim.ids],
-        MessageState.SENDING,
+        current,
         MessageState.SENT,
         "accepted by the server",
         sent_at=now,
@@ -198,9 +251,16 @@ def _sent(uow: UnitOfWork, ctx: Context, claims: Sequence[Claim], now: datetime)
     schedule_reminders(uow, moved, now + policy.reminder_interval, now)
 
 
-def _failed(uow: UnitOfWork, claim: Claim, delivery: Delivery, why: str, dead: bool) -> None:
+def _failed(
+    uow: UnitOfWork,
+    claim: Claim,
+    delivery: Delivery,
+    why: str,
+    dead: bool,
+    current: MessageState = MessageState.SENDING,
+) -> None:
     reason = f"{why}: {delivery.code} {delivery.reply}"
-    _fail_claim(uow, claim, reason, InvitationState.BOUNCED, why)
+    _fail_claim(uow, claim, reason, InvitationState.BOUNCED, why, current)
     if dead:
         digest = claim.carrier.digest
         uow.conn.execute(
@@ -212,14 +272,17 @@ def _failed(uow: UnitOfWork, claim: Claim, delivery: Delivery, why: str, dead: b
 
 
 def _fail_claim(
-    uow: UnitOfWork, claim: Claim, reason: str, closed: InvitationState, why: str
+    uow: UnitOfWork,
+    claim: Claim,
+    reason: str,
+    closed: InvitationState,
+    why: str,
+    current: MessageState = MessageState.SENDING,
 ) -> None:
     """The claim's messages failed; the invitations whose first email they were are closed
     as `closed`. A failed reminder leaves its invitation as it was: the first email reached
     the recipient, and its join link still works."""
-    set_messages(
-        uow, claim.ids, MessageState.SENDING, MessageState.FAILED, reason, lease_until=None
-    )
+    set_messages(uow, claim.ids, current, MessageState.FAILED, reason, lease_until=None)
     first = [m.invitation_id for m in claim.messages if m.kind is not MessageKind.REMINDER]
     if first:
         move_invitations(uow, invitations.c.id.in_(first), closed, why)
