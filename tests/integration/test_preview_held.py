@@ -45,3 +45,55 @@ def test_a_message_that_differs_from_its_preview_is_held(ctx: Context) -> None:
         ).all()
     assert {(r.state, r.inv) for r in rows} == {("failed", "blocked")}
     assert all("preview" in (r.last_reason or "") for r in rows)
+
+
+def test_in_a_digest_only_the_changed_invitation_is_held(ctx: Context) -> None:
+    """Ana and Bruno invite Bo; Ana renames herself before the digest leaves. Her section is
+    held; Bruno's invitation still leaves, alone, as the email he previewed."""
+    register_member(ctx, "ana", "ana@members.example", "Ana", "en", T0)
+    register_member(ctx, "bruno", "bruno@members.example", "Bruno", "en", T0)
+    made = {}
+    for member in ("ana", "bruno"):
+        preview = preview_invitations(ctx, member, 1, "", None, 0)
+        request = InviteRequest(
+            member,
+            ("bo@example.org",),
+            "",
+            None,
+            0,
+            preview.preview_hash,
+            ConsentInput(preview.consent_text),
+        )
+        made[member] = invite(ctx, request, T0)["invitations"][0]["id"]
+    register_member(ctx, "ana", "ana@members.example", "Ana Lima", "en", T0 + timedelta(minutes=5))
+
+    transport = MemoryTransport()
+    report = run_pass(ctx, T0 + timedelta(minutes=11), transport)
+    (email,) = transport.sent
+    assert (email.kind, email.invitation_ids, email.member_names) == (
+        "invitation",
+        (made["bruno"],),
+        ("Bruno",),
+    )
+    assert (report.sent, report.failed) == (1, 1)
+    with ctx.engine.connect() as connection:
+        found = connection.execute(
+            select(
+                messages.c.id,
+                messages.c.invitation_id,
+                messages.c.state,
+                messages.c.carried_by,
+                messages.c.kind,
+                invitations.c.state.label("inv"),
+            ).join(invitations, invitations.c.id == messages.c.invitation_id)
+        ).all()
+    by_invitation = {r.invitation_id: r for r in found}
+    ana, bruno = by_invitation[made["ana"]], by_invitation[made["bruno"]]
+    assert (ana.state, ana.inv) == ("failed", "blocked")
+    assert (bruno.state, bruno.inv, bruno.carried_by, bruno.kind) == (
+        "sent",
+        "sent",
+        None,
+        "invitation",
+    )
+    assert email.message_id == bruno.id

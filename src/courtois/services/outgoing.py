@@ -28,7 +28,12 @@ _CHUNK = 500
 
 
 class PreviewMismatch(Exception):
-    """The email that would leave is not the one the member consented to."""
+    """The email that would leave is not the one the member consented to: `differing`
+    names the messages whose invitation's words changed (in a digest, perhaps not all)."""
+
+    def __init__(self, reason: str, differing: tuple[str, ...] = ()) -> None:
+        super().__init__(reason)
+        self.differing = differing
 
 
 def outgoing_for(ctx: Context, claim: Claim, now: datetime) -> Outgoing:
@@ -149,8 +154,16 @@ def _compose(
         # replaces any reminder the member ticked: this reminder is theirs.
         asked_by_recipient=kind is MessageKind.REMINDER and carrier.remind_at is not None,
     )
-    if list(consent_hashes(ctx.settings, message)) != [rows[i].preview_hash for i in ids]:
-        return PreviewMismatch(f"message {carrier.id} differs from its consented preview")
+    hashes = consent_hashes(ctx.settings, message)
+    differing = tuple(
+        m.id
+        for m, rendered in zip(claim.messages, hashes, strict=True)
+        if rendered != rows[m.invitation_id].preview_hash
+    )
+    if differing:
+        return PreviewMismatch(
+            f"message {carrier.id} differs from its consented preview", differing
+        )
     email = compose_wire(ctx.settings, message)
     return Outgoing(
         message_id=carrier.id,

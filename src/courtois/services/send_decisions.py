@@ -181,3 +181,31 @@ def _claim(uow: UnitOfWork, claims: list[Claim], now: datetime) -> None:
             carried_by=carrier.id,
             lease_until=now + leases.LEASE,
         )
+
+
+def recarry(ctx: Context, claims: list[Claim], now: datetime) -> None:
+    """Claims left after some of their messages were held: the first message left carries
+    the others. A new carrier counts the attempt its old carrier counted."""
+    if not claims:
+        return
+    with ctx.unit_of_work(now) as uow:
+        for claim in claims:
+            carrier = claim.carrier.id
+            uow.conn.execute(
+                update(messages)
+                .where(messages.c.id == carrier, messages.c.carried_by.is_not(None))
+                .values(
+                    carried_by=None,
+                    attempts=messages.c.attempts + 1,
+                    first_attempt_at=func.coalesce(
+                        messages.c.first_attempt_at, literal(now, messages.c.first_attempt_at.type)
+                    ),
+                )
+            )
+            if len(claim.messages) > 1:
+                uow.conn.execute(
+                    update(messages)
+                    .where(messages.c.id.in_(claim.ids[1:]))
+                    .values(carried_by=carrier)
+                )
+        uow.commit()

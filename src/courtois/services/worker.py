@@ -16,10 +16,10 @@ from courtois.services import leases
 from courtois.services.context import Context
 from courtois.services.housekeeping import expire_invitations, expire_leases, purge_expired_data
 from courtois.services.outgoing import PreviewMismatch, outgoing_batch
-from courtois.services.send_decisions import decide_and_claim
+from courtois.services.send_decisions import decide_and_claim, recarry
 from courtois.services.send_outcomes import hold_claims, record_outcomes
 from courtois.services.webhook_delivery import deliver_due_webhooks
-from courtois.services.worker_due import Due, PassReport, Shard, due_messages
+from courtois.services.worker_due import Claim, Due, PassReport, Shard, due_messages
 
 __all__ = ["PassReport", "Shard", "run_pass"]
 
@@ -83,12 +83,23 @@ def _send_due(
         # Every claim is committed: a crash from here on leaves its messages `sending`,
         # then `unknown` when the lease runs out, never sent twice.
         ready, held, batch = [], [], []
-        for claim, composed in zip(claims, outgoing_batch(ctx, claims, now), strict=True):
-            if isinstance(composed, PreviewMismatch):
-                held.append(claim)
-            else:
-                batch.append(composed)
-                ready.append(claim)
+        composing = claims
+        while composing:
+            regrouped = []
+            for claim, composed in zip(composing, outgoing_batch(ctx, composing, now), strict=True):
+                if isinstance(composed, PreviewMismatch):
+                    # Only the invitations whose words changed are held: in a digest, the
+                    # other members' sections still leave, as one email without them.
+                    keep = tuple(m for m in claim.messages if m.id not in composed.differing)
+                    lost = tuple(m for m in claim.messages if m.id in composed.differing)
+                    held.append(Claim(lost[0], lost))
+                    if keep:
+                        regrouped.append(Claim(keep[0], keep))
+                else:
+                    batch.append(composed)
+                    ready.append(claim)
+            recarry(ctx, regrouped, now)
+            composing = regrouped
         hold_claims(ctx, held, now, "held: differs from the preview the member consented to")
         report.failed += len(held)
         report.note("held: differs from the preview", len(held))
