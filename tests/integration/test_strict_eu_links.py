@@ -113,8 +113,9 @@ def test_choices_through_a_shared_link_reach_its_invitation_only(ctx: Context) -
         assert "A member could still invite you" not in declined
         assert (invitation(ctx, bruno).state, invitation(ctx, ana).state) == ("declined", "sent")
         # A reminder is an email: nobody invited by hand gets one, whoever asks.
-        remind = site.post(f"/why/{why}", data={"action": "remind", "date": "2026-03-20"})
-        assert remind.status_code == 400
+        remind = _post(site, why, "remind", date="2026-03-20")
+        assert "We cannot send you a reminder:" in remind
+        assert "sends no email about it" in remind
         # Through the recipient's own link, "not interested" still closes everything.
         _post(site, mail.tokens.why, "decline")
     assert invitation(ctx, ana).state == "declined"

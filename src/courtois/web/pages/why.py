@@ -80,8 +80,9 @@ def _act(ctx: Context, link: Link, fields: dict[str, str], now: datetime) -> dic
             "member": stop_member(ctx, link, now, fields.get("invitation")),
         }
     if link.shared and action == "remind":
-        # A reminder is an email, and the platform emails no one invited by hand.
-        raise InvalidInput("Unknown action.", {"action": "unknown"})
+        # A reminder is an email, and the platform sends none about a hand-sent invitation;
+        # nor may whoever holds a shared link (the member too) ask one in the recipient's name.
+        return {"what": "reminder-refused", "rule": "shared"}
     if action == "stop-everyone":
         stop_everyone(ctx, link, now)
         return {"what": "stopped-everyone"}
