@@ -26,7 +26,14 @@ from courtois.config import Settings
 from courtois.services.context import Context
 from courtois.web.pages.admin_session import COOKIE
 
-ADMIN_URLS = ("/admin", "/admin/sign-in", "/admin/lookup", "/admin/unknown", "/admin/ledger")
+ADMIN_URLS = (
+    "/admin",
+    "/admin/sign-in",
+    "/admin/lookup",
+    "/admin/unknown",
+    "/admin/ledger",
+    "/admin/webhooks",
+)
 
 
 @pytest.fixture

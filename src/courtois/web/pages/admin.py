@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from courtois.web.pages import admin_activity, admin_in_doubt, admin_records
+from courtois.web.pages import admin_activity, admin_in_doubt, admin_records, admin_webhooks
 from courtois.web.pages.admin_access import (
     SIGN_IN,
     disabled,
@@ -75,3 +75,4 @@ async def sign_out(request: Request) -> Response:
 router.include_router(admin_activity.router)
 router.include_router(admin_records.router)
 router.include_router(admin_in_doubt.router)
+router.include_router(admin_webhooks.router)
