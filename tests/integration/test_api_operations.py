@@ -17,6 +17,7 @@ from support import RULE_CODES
 from conftest import T0
 from courtois.config import Settings
 from courtois.services.context import Context
+from courtois.services.recipients import unsubscribe
 from courtois.store.engine import make_engine
 from courtois.store.tables import decisions
 from courtois.web.app import create_app
@@ -93,6 +94,17 @@ def test_metrics_count_every_rule_and_every_process_agrees(ctx: Context) -> None
         later = api.get("/metrics").text
     assert 'courtois_queue_depth{queue="due"} 3.0' in later
     assert 'courtois_messages{kind="invitation",state="scheduled"} 3.0' in later
+    # Webhooks are off here: events wait for them, but there is no queue to watch.
+    assert 'queue="webhooks"' not in later
+
+
+def test_the_webhook_queue_is_measured_when_webhooks_are_on(ctx: Context) -> None:
+    with running_api(
+        ctx, webhook_url="http://127.0.0.1:9/hooks", webhook_secret="whsec-0123456789abcdef"
+    ) as api:
+        unsubscribe(api.ctx, api.ctx.digest_email("bo@example.org"), api.clock.now)
+        text = api.get("/metrics").text
+    assert 'courtois_queue_depth{queue="webhooks"} 1.0' in text
 
 
 def test_the_tally_counts_rows_that_commit_after_a_later_id(ctx: Context) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, func, select
 
 from courtois.domain.messages import MessageState
 from courtois.services.context import Context
+from courtois.services.webhook_delivery import webhook_target
 from courtois.services.webhooks import PENDING
 from courtois.store.tables import decisions, messages, webhook_events
 from courtois.web.deps import Clock
@@ -128,14 +129,18 @@ class StoreCollector:
                     messages.c.scheduled_at <= now,
                 )
             ).scalar_one()
-            webhooks_waiting = connection.execute(
-                select(func.count())
-                .select_from(webhook_events)
-                .where(webhook_events.c.state == PENDING)
-            ).scalar_one()
+            # With webhooks off, events still wait (a week) for them to be turned on: no
+            # queue to alert on, so no series at all.
+            webhooks_waiting = None
+            if webhook_target(self.ctx.settings) is not None:
+                webhooks_waiting = connection.execute(
+                    select(func.count())
+                    .select_from(webhook_events)
+                    .where(webhook_events.c.state == PENDING)
+                ).scalar_one()
             latencies = self._latencies(connection, now)
         yield from self._decisions()
-        yield from self._messages(by_state, int(due), int(webhooks_waiting))
+        yield from self._messages(by_state, int(due), webhooks_waiting)
         yield from self._latency(latencies)
 
     def _decisions(self) -> Iterable[Metric]:
@@ -155,7 +160,7 @@ class StoreCollector:
             outcomes.add_metric([stage, outcome], count)
         return (verdicts, outcomes)
 
-    def _messages(self, by_state: Sequence[Any], due: int, waiting: int) -> Iterable[Metric]:
+    def _messages(self, by_state: Sequence[Any], due: int, waiting: int | None) -> Iterable[Metric]:
         family = GaugeMetricFamily(
             "courtois_messages", "Emails by state and kind.", labels=["state", "kind"]
         )
@@ -169,7 +174,8 @@ class StoreCollector:
         queue.add_metric(["due"], due)
         queue.add_metric(["scheduled"], totals[MessageState.SCHEDULED.value])
         queue.add_metric(["sending"], totals[MessageState.SENDING.value])
-        queue.add_metric(["webhooks"], waiting)
+        if waiting is not None:
+            queue.add_metric(["webhooks"], int(waiting))
         return (family, queue)
 
     def _latencies(self, connection: Connection, now: datetime) -> list[float]:
