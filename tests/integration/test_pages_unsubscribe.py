@@ -24,7 +24,7 @@ from support import T0, add_members, all_stored_text, by_email, invitation, rows
 
 from courtois.services.context import Context
 from courtois.services.members import register_member
-from courtois.store.tables import messages, recipients
+from courtois.store.tables import messages, recipient_blocks, recipients
 
 BO = "bo@example.com"
 ONE_CLICK = b"List-Unsubscribe=One-Click"
@@ -105,6 +105,34 @@ def test_the_page_button_posts_the_same_thing(ctx: Context) -> None:
         assert '<input type="hidden" name="List-Unsubscribe" value="One-Click">' in page.text
         assert "<script" not in page.text.lower()
         assert _unsubscribed_at(ctx, BO) is None
+
+
+def test_the_page_also_stops_only_the_emails_own_member(ctx: Context) -> None:
+    """The email offers to stop its member's invitations or the platform's altogether: the
+    page does both. Stopping Ana leaves Bruno free to invite, and the address opted in."""
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    with serve(ctx) as site:
+        path = f"/u/{mail.tokens.unsubscribe}"
+        page = site.get(path).text
+        assert '<input type="hidden" name="action" value="stop-member">' in page
+        assert "Stop emails from Ana" in page
+        done = site.post(path, data={"action": "stop-member"})
+        assert done.status_code == 200
+        assert "You will get no more emails from Ana through Agora." in done.text
+        events = ledger_size(ctx)
+        assert site.post(path, data={"action": "stop-member"}).text == done.text
+        assert ledger_size(ctx) == events
+    assert _unsubscribed_at(ctx, BO) is None
+    with ctx.engine.connect() as connection:
+        blocked = connection.execute(
+            select(recipient_blocks.c.member_id).where(
+                recipient_blocks.c.recipient_digest == ctx.digest_email(BO)
+            )
+        ).scalars()
+        assert list(blocked) == ["ana"]
+    later = by_email(send_invites(ctx, "bruno", [BO], SENT_AT + timedelta(days=30)))[BO]
+    assert later["status"] == "scheduled"
 
 
 def test_a_get_changes_nothing(ctx: Context) -> None:

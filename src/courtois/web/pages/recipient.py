@@ -16,7 +16,13 @@ from starlette.concurrency import run_in_threadpool
 
 from courtois.config import Settings
 from courtois.domain.errors import NotFound
-from courtois.services.recipient_actions import accept, resolve_link, unsubscribe_link
+from courtois.services.recipient_actions import (
+    accept,
+    inviting_member,
+    resolve_link,
+    stop_member,
+    unsubscribe_link,
+)
 from courtois.tokens import Scope
 from courtois.web.deps import Ctx, Now
 from courtois.web.pages.forms import BadForm, asks_one_click, read_form
@@ -43,7 +49,8 @@ def unsubscribe_page(request: Request, token: str, ctx: Ctx) -> Response:
         link = resolve_link(ctx, Scope.UNSUBSCRIBE, token, shared_too=True)
     except NotFound:
         return not_found(request)
-    return page(request, link.locale, "unsubscribe.html")
+    member = inviting_member(ctx, link, None)[1]
+    return page(request, link.locale, "unsubscribe.html", member=member)
 
 
 @router.post("/u/{token:path}")
@@ -61,6 +68,10 @@ async def unsubscribe_now(request: Request, token: str, ctx: Ctx, now: Now) -> R
             link = await run_in_threadpool(
                 resolve_link, ctx, Scope.UNSUBSCRIBE, token, shared_too=True
             )
+            if fields.get("action") == "stop-member":
+                # The page's second button: the email's own member only, as the email offers.
+                member = await run_in_threadpool(stop_member, ctx, link, now)
+                return page(request, link.locale, "done.html", what="stopped-member", member=member)
             return page(request, link.locale, "bad_request.html", 400, problem="unsubscribe")
         link = await run_in_threadpool(unsubscribe_link, ctx, token, now)
     except NotFound:
