@@ -446,9 +446,19 @@ def _oversized_json_bodies(site: Site) -> None:
         "/v1/members", content=under, headers={"Content-Type": "application/json"}
     )
     assert assert_problem(answer, 422)["errors"].keys() == {"name"}
+    # A body that is not JSON is named as such, whatever it holds.
+    member = b'{"id": "zed", "email": "zed@members.example", "name": "Zed"}'
+    for media in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
+        wrong = site.api.post("/v1/members", content=member, headers={"Content-Type": media})
+        assert assert_problem(wrong, 415)["type"] == "/problems/unsupported-media-type"
     assert snapshot(site.ctx) == before
     with site.ctx.engine.connect() as connection:
         assert connection.execute(members.select().where(members.c.id == "zed")).first() is None
+    # JSON by another name is JSON.
+    fine = site.api.post(
+        "/v1/members", content=member, headers={"Content-Type": "application/merge-patch+json"}
+    )
+    assert fine.status_code in (200, 201), fine.text
 
 
 def _oversized_member_forms(site: Site) -> None:

@@ -1,4 +1,5 @@
-"""A ceiling on the host API's JSON bodies, held before the body is buffered.
+"""A ceiling on the host API's JSON bodies, held before the body is buffered, and their
+media type checked.
 
 FastAPI reads a whole request body before validating it, so without a ceiling a client
 could make the server hold any number of bytes only to be told a field is too long. The
@@ -28,6 +29,38 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
+def _media_type(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            media: str = value.decode("latin-1").split(";", 1)[0].strip().lower()
+            return media
+    return None
+
+
+def _is_json(media: str) -> bool:
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _has_body(scope: Scope, declared: int | None) -> bool:
+    if declared is not None:
+        return declared > 0
+    return any(name == b"transfer-encoding" for name, _ in scope.get("headers", ()))
+
+
+async def _refuse_media(media: str, scope: Scope, receive: Receive, send: Send) -> None:
+    """Every `/v1` body but an import's is JSON: another media type is named as such (415)
+    rather than met by a validation error about a dictionary."""
+    response = problem_response(
+        415,
+        "unsupported-media-type",
+        "The request body must be JSON (Content-Type: application/json).",
+        {"Content-Type": media[:80] or "empty"},
+    )
+    await response(scope, receive, send)
+
+
 class JsonBodyLimit:
     """Answer 413 (a problem) to any `/v1` body past `limit` bytes; the route never runs
     with a partial body, so nothing changes."""
@@ -43,6 +76,10 @@ class JsonBodyLimit:
         declared = _declared_length(scope)
         if declared is not None and declared > self.limit:
             await self._refuse(scope, receive, send)
+            return
+        media = _media_type(scope)
+        if media is not None and not _is_json(media) and _has_body(scope, declared):
+            await _refuse_media(media, scope, receive, send)
             return
         received = 0
         refused = False

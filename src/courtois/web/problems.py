@@ -294,6 +294,7 @@ def _complete(operation: dict[str, Any]) -> None:
             content.pop("application/json", None)
     if "application/json" in operation.get("requestBody", {}).get("content", {}):
         answers.setdefault("413", _problem_answer(413))
+        answers.setdefault("415", _problem_answer(415))
     answers.setdefault("500", _problem_answer(500))
     for status in FAULT_STATUS.values():
         answers.setdefault(str(status), _problem_answer(status, retry=True))
