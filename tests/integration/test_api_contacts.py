@@ -62,7 +62,9 @@ def test_a_limit_out_of_bounds_is_refused(api: Api, limit: object) -> None:
     assert "query.limit" in body["errors"]
 
 
-@pytest.mark.parametrize("cursor", ["bm90LWpzb24", "WyJ4Il0", "WzEsMl0", "e30", "xyz"])
+@pytest.mark.parametrize(
+    "cursor", ["bm90LWpzb24", "WyJ4Il0", "WzEsMl0", "e30", "xyz", "", "a b", "W1s=", "x" * 401]
+)
 def test_a_cursor_this_api_did_not_give_out_is_refused(api: Api, cursor: str) -> None:
     problem(api.get("/v1/members/ana/contacts", params={"cursor": cursor}), 422, "invalid-cursor")
 
