@@ -22,6 +22,12 @@ def make_transport(settings: Settings) -> Transport | None:
     """The SMTP transport when COURTOIS_SMTP_URL is set, else none (mail waits)."""
     if not settings.smtp_url:
         return None
+    if not settings.platform_postal_address.strip():
+        raise InvalidInput(
+            "COURTOIS_PLATFORM_POSTAL_ADDRESS must be set to send email: every email gives "
+            "the platform's postal address, and its GDPR notice names the controller with it.",
+            {"platform_postal_address": "missing"},
+        )
     try:
         smtp = parse_smtp_url(
             settings.smtp_url,

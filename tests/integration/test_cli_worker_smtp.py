@@ -34,6 +34,7 @@ def test_worker_once_sends_over_smtp(tmp_path: Path) -> None:
             "COURTOIS_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}",
             "COURTOIS_SECRET_KEY": SECRET,
             "COURTOIS_SMTP_URL": url,
+            "COURTOIS_PLATFORM_POSTAL_ADDRESS": "Agora, 1 Example Street, 99999 Exampleton",
         }
         for args in (
             ["migrate"],
@@ -53,6 +54,7 @@ def test_a_bad_smtp_url_is_refused_in_one_line(tmp_path: Path) -> None:
         "COURTOIS_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}",
         "COURTOIS_SECRET_KEY": SECRET,
         "COURTOIS_SMTP_URL": "http://example.org",
+        "COURTOIS_PLATFORM_POSTAL_ADDRESS": "Agora, 1 Example Street, 99999 Exampleton",
     }
     assert run(env, "migrate").returncode == 0
     failed = run(env, "worker", "--once")
@@ -70,6 +72,7 @@ def invited_env(
         "COURTOIS_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}",
         "COURTOIS_SECRET_KEY": SECRET,
         "COURTOIS_SMTP_URL": url,
+        "COURTOIS_PLATFORM_POSTAL_ADDRESS": "Agora, 1 Example Street, 99999 Exampleton",
     }
     assert run(env, "migrate").returncode == 0
     for m in range(members):
@@ -135,3 +138,21 @@ def test_a_bad_process_count_is_refused(tmp_path: Path) -> None:
     failed = run(env, "worker", "--once", "--processes", "0")
     assert failed.returncode != 0
     assert "processes" in failed.stderr
+
+
+def test_sending_without_a_postal_address_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Every email gives the platform's postal address: a worker wired to SMTP without one
+    refuses to start, before it claims anything."""
+    env = {
+        **os.environ,
+        "COURTOIS_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}",
+        "COURTOIS_SECRET_KEY": SECRET,
+        "COURTOIS_SMTP_URL": "smtp://127.0.0.1:9",
+        "COURTOIS_PLATFORM_POSTAL_ADDRESS": "  ",
+    }
+    assert run(env, "migrate").returncode == 0
+    for args in (["worker", "--once"], ["worker", "--once", "--now", "2026-03-02T10:00"]):
+        failed = run(env, *args)
+        assert failed.returncode != 0
+        assert failed.stderr.count("\n") == 1
+        assert "COURTOIS_PLATFORM_POSTAL_ADDRESS" in failed.stderr

@@ -40,7 +40,11 @@ from courtois.web.app import create_app
 COURTOIS = str(Path(sys.executable).parent / "courtois")
 BEFORE = [f"before{i}@example{i % 3}.org" for i in range(8)]
 AFTER = [f"after{i}@example{i % 3}.org" for i in range(3)]
-PLATFORM = {"platform_name": "Agora", "base_url": "https://agora.test"}
+PLATFORM = {
+    "platform_name": "Agora",
+    "base_url": "https://agora.test",
+    "platform_postal_address": "Agora, 1 Example Street, 99999 Exampleton",
+}
 # A lease is 5 minutes: a pass this much later settles what the worker held at the crash.
 AFTER_THE_LEASES = timedelta(minutes=6)
 
@@ -113,6 +117,7 @@ def test_a_database_crash_is_reported_waited_out_and_loses_nothing(
             "COURTOIS_PLATFORM_NAME": PLATFORM["platform_name"],
             "COURTOIS_BASE_URL": PLATFORM["base_url"],
             "COURTOIS_SMTP_URL": smtp_url,
+            "COURTOIS_PLATFORM_POSTAL_ADDRESS": PLATFORM["platform_postal_address"],
             "COURTOIS_SMTP_CONNECTIONS": "1",
         }
         worker = subprocess.Popen(

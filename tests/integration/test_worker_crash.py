@@ -29,6 +29,7 @@ from courtois.store.engine import make_engine
 from courtois.store.migrate import migrate
 from courtois.store.tables import messages
 
+POSTAL = "Agora, 1 Example Street, 99999 Exampleton"
 RECIPIENTS = 30
 COURTOIS = str(Path(sys.executable).parent / "courtois")
 
@@ -37,7 +38,9 @@ def test_sigkill_mid_batch_sends_nothing_twice_and_loses_nothing(tmp_path: Path)
     url = f"sqlite:///{tmp_path / 'courtois.db'}"
     engine = make_engine(url)
     migrate(engine)
-    ctx = Context(engine, Settings(secret_key=SECRET, platform_name="Agora"))
+    ctx = Context(
+        engine, Settings(secret_key=SECRET, platform_name="Agora", platform_postal_address=POSTAL)
+    )
     # Consent given a while ago: the undo window is over and everything is due now.
     given = datetime.now(UTC) - timedelta(minutes=15)
     register_member(ctx, "ana", "ana@members.example", "Ana", "en", given)
@@ -58,6 +61,7 @@ def test_sigkill_mid_batch_sends_nothing_twice_and_loses_nothing(tmp_path: Path)
             # message whose words differ from the consented preview.
             "COURTOIS_PLATFORM_NAME": "Agora",
             "COURTOIS_SMTP_URL": smtp_url,
+            "COURTOIS_PLATFORM_POSTAL_ADDRESS": POSTAL,
             "COURTOIS_SMTP_CONNECTIONS": "1",
         }
         worker = subprocess.Popen(

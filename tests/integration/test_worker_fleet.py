@@ -54,6 +54,7 @@ DEADLINE = 240.0
 # The sample is not a hard cap, so an operator may raise it; the caps themselves stay.
 CONFIG = """\
 platform_name = "Agora"
+platform_postal_address = "Agora, 1 Example Street, 99999 Exampleton"
 mail_from = "invitations@agora.example"
 smtp_connections = 4
 

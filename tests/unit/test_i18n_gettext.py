@@ -111,7 +111,9 @@ def test_pages_render_as_with_jinjas_own_gettext(
     locale: str, template: str, platform: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = Settings(secret_key="unit-secret-0123456789", platform_name=platform)
-    fast = page_render.render_page(config, locale, template)
+    # The member a page names, as hostile as the platform's name.
+    member = f"{platform} Lima"
+    fast = page_render.render_page(config, locale, template, member=member)
     stock = built_with_stock_gettext(page_render, BUILD_PAGES, locale)
     monkeypatch.setattr(page_render, "environment", lambda _locale: stock)
-    assert page_render.render_page(config, locale, template) == fast
+    assert page_render.render_page(config, locale, template, member=member) == fast

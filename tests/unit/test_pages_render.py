@@ -20,8 +20,9 @@ SETTINGS = Settings(
 
 
 def test_platform_and_address_are_escaped_and_no_script_runs() -> None:
-    html = render_page(SETTINGS, "en", "unsubscribe.html")
+    html = render_page(SETTINGS, "en", "unsubscribe.html", member='Ana <script>alert("y")</script>')
     assert "<script>" not in html
+    assert "Ana &lt;script&gt;" in html
     assert "Agora &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     assert "1 rue de la Paix, 75002 Paris" in html
 
