@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
-from api_support import Api, problem, running_api
+from api_support import Api, preview_and_invite, problem, running_api
 from itsdangerous import URLSafeTimedSerializer
 from support import count
 
+from courtois.delivery.bounces import BouncedRecipient, BounceReport
 from courtois.domain.errors import NotFound
+from courtois.services.bounces import apply_bounce
 from courtois.services.context import Context
+from courtois.services.recipients import unsubscribe
 from courtois.store.tables import members
 from courtois.tokens import (
     MEMBER_LINK_MAX_AGE_SECONDS,
@@ -153,3 +157,26 @@ def test_a_sign_in_link_names_the_member_for_a_short_while(api: Api) -> None:
     with pytest.raises(NotFound):
         read_token(secret, Scope.MEMBER, expired, max_age=-1)
     assert make_token(secret, Scope.MEMBER, "ana") != make_token(secret, Scope.WHY, "ana")
+
+
+def test_the_export_never_tells_why_a_recipient_is_unavailable(api: Api) -> None:
+    """The member's ledger entries come as the member may read them (invariant 11): a
+    decision without the admins' reasons, an opt-out and a bounce as one verdict; a
+    suppression (who complained, who bounced) is not theirs to read."""
+    api.ok(api.post("/v1/members", {"id": "ana", "email": "ana@members.example", "name": "Ana"}))
+    unsubscribe(api.ctx, api.ctx.digest_email("gone@example.org"), api.clock.now)
+    bounce = BounceReport(
+        "t", "hard_bounce", (BouncedRecipient("dead@example.org", "5.1.1", True),)
+    )
+    apply_bounce(api.ctx, bounce, api.clock.now)
+    preview_and_invite(api, ["gone@example.org", "dead@example.org", "fine@example.org"])
+    exported = api.ok(api.get("/v1/members/ana/export"))
+    text = json.dumps(exported)
+    for private in ("not-unsubscribed", "not-suppressed", "reasons", "unsubscribed from"):
+        assert private not in text, private
+    decided = [e for e in exported["ledger"] if e["event"] == "decision"]
+    assert len(decided) == 3
+    assert all(e["redacted"] is True for e in decided)
+    outcomes = sorted(e["payload"]["rules"]["recipient-available"] for e in decided)
+    assert outcomes == ["allow", "deny", "deny"]
+    assert {e["event"] for e in exported["ledger"]} >= {"member.registered", "consent.given"}

@@ -15,7 +15,9 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from courtois.domain.errors import NotFound
+from courtois.domain.ledger import EventType
 from courtois.services.context import Context
+from courtois.services.decisions import member_verdicts
 from courtois.services.listings import consent_row, public_verdicts
 from courtois.store.bulk import among, chunked
 from courtois.store.tables import (
@@ -171,10 +173,35 @@ def _ledger_entries(connection: Connection, member_id: str) -> list[dict[str, An
     needle = '"member":"' + member_id + '"'
     pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     rows = connection.execute(
-        select(ledger).where(ledger.c.payload.like(pattern, escape="\\")).order_by(ledger.c.seq)
+        select(ledger)
+        .where(ledger.c.seq > 0, ledger.c.payload.like(pattern, escape="\\"))
+        .order_by(ledger.c.seq)
     ).all()
-    return [
-        {"seq": r.seq, "at": r.at, "event": r.event, "payload": r.payload, "hash": r.hash}
-        for r in rows
-        if isinstance(r.payload, dict) and r.payload.get("member") == member_id
-    ]
+    entries = []
+    for r in rows:
+        if not isinstance(r.payload, dict) or r.payload.get("member") != member_id:
+            continue
+        payload = _as_the_member_sees(r.event, r.payload)
+        if payload is None:
+            continue
+        entry = {"seq": r.seq, "at": r.at, "event": r.event, "payload": payload, "hash": r.hash}
+        if payload != r.payload:
+            # The hash is the full entry's, which the platform's audit keeps and verifies.
+            entry["redacted"] = True
+        entries.append(entry)
+    return entries
+
+
+def _as_the_member_sees(event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """A ledger payload as its member may read it (invariant 11): a decision without the
+    reasons kept for admins, its rules as the member sees verdicts (an opt-out and a bounce
+    one "recipient-available"); a suppression is none of theirs (who complained about them
+    is not told, only how many, in `complaints`)."""
+    if event == EventType.SUPPRESSED.value:
+        return None
+    if event != EventType.DECISION.value:
+        return payload
+    rules = payload.get("rules", {})
+    shown = member_verdicts((rule, outcome, "") for rule, outcome in rules.items())
+    kept = {key: value for key, value in payload.items() if key not in ("rules", "reasons")}
+    return {**kept, "rules": {v["rule"]: v["outcome"] for v in shown}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from courtois.services.member_export import export_member
 from courtois.web.api.common import MemberId, not_found_as, v1_router
@@ -38,13 +38,19 @@ class ExportedInvitation(InvitationSummary):
 
 
 class LedgerEntry(BaseModel):
-    """An audit ledger entry that names the member, as hashed in the chain."""
+    """An audit ledger entry that names the member, as the member may read it."""
 
     seq: int
     at: datetime
     event: str
     payload: dict[str, Any]
-    hash: str
+    hash: str = Field(description="The hash of the full entry in the chain.")
+    redacted: bool = Field(
+        False,
+        description="True when the payload leaves out what only admins may read (why a "
+        "recipient was refused): the hash is then that of the full entry, which the "
+        "platform's audit verifies.",
+    )
 
 
 class MemberExport(BaseModel):
