@@ -6,11 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from smtp_server import FaultyHandler, smtp_server
+
 from conftest import SECRET, T0
 from courtois.config import Settings
+from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
 from courtois.delivery.transport import MemoryTransport
 from courtois.domain.contacts import ContactInput
-from courtois.services.contacts import import_contacts
+from courtois.services.contacts import import_contacts, list_contacts, select_contacts
 from courtois.services.context import Context
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.members import register_member
@@ -76,3 +79,61 @@ def test_forget_and_opt_out_leave_no_bytes_behind(tmp_path: Path) -> None:
     # The check can see addresses: the one nobody asked to remove is still there.
     assert traces(after, KEPT)
     engine.dispose()
+
+
+def _store(tmp_path: Path) -> tuple[Context, Path]:
+    folder = tmp_path / "db"
+    engine = make_engine(f"sqlite:///{folder / 'courtois.db'}")
+    migrate(engine)
+    ctx = Context(engine, Settings(secret_key=SECRET, platform_name="Agora"))
+    register_member(ctx, "ana", "ana@members.example", "Ana", "en", T0)
+    return ctx, folder
+
+
+def _invite(ctx: Context, emails: tuple[str, ...]) -> None:
+    preview = preview_invitations(ctx, "ana", len(emails), "", None, 0)
+    request = InviteRequest(
+        "ana", emails, "", None, 0, preview.preview_hash, ConsentInput(preview.consent_text)
+    )
+    invite(ctx, request, T0)
+
+
+def test_a_mail_servers_words_about_the_address_are_not_kept(tmp_path: Path) -> None:
+    """Servers quote the address in their refusals; what is kept of them (the email's last
+    reason, the ledger, which "forget me" cannot rewrite) holds no address."""
+    ctx, folder = _store(tmp_path)
+    _invite(ctx, (FORGOTTEN, OPTED_OUT, KEPT))
+    handler = FaultyHandler(
+        rcpt_replies={
+            FORGOTTEN.lower(): f"550 5.1.1 <{FORGOTTEN}>: Recipient address rejected: unknown",
+            OPTED_OUT: f"450 4.2.0 <{OPTED_OUT}>... Mailbox busy, try {OPTED_OUT} later",
+        }
+    )
+    with smtp_server(handler) as url:
+        run_pass(ctx, T0 + timedelta(minutes=11), SmtpTransport(parse_smtp_url(url)))
+    forget_recipient(ctx, ctx.digest_email(FORGOTTEN), T0 + timedelta(hours=1))
+    unsubscribe(ctx, ctx.digest_email(OPTED_OUT), T0 + timedelta(hours=2))
+    after = raw_bytes(folder)
+    assert traces(after, FORGOTTEN) == []
+    assert traces(after, OPTED_OUT) == []
+    assert traces(after, KEPT)
+    ctx.engine.dispose()
+
+
+def test_expiry_and_the_purge_leave_no_bytes_in_a_running_process(tmp_path: Path) -> None:
+    """A worker or server runs for days on one engine: the log is truncated after an
+    invitation expires (its address and the member's contact entry reduced to the digest)
+    and after unselected contacts are purged, not only when the process exits."""
+    ctx, folder = _store(tmp_path)
+    picked, unpicked = "picked.person@example.org", "never.picked@example.org"
+    import_contacts(ctx, "ana", [ContactInput(picked), ContactInput(unpicked)], "test", T0)
+    select_contacts(ctx, "ana", [picked], T0)
+    _invite(ctx, (picked,))
+    run_pass(ctx, T0 + timedelta(minutes=11), MemoryTransport())
+    assert traces(raw_bytes(folder), picked)
+    run_pass(ctx, T0 + timedelta(days=60), MemoryTransport())
+    after = raw_bytes(folder)
+    assert traces(after, picked) == []
+    assert traces(after, unpicked) == []
+    assert list_contacts(ctx, "ana") == []
+    ctx.engine.dispose()

@@ -4,6 +4,7 @@ address is gone from the files" holds for every caller, however many arrive toge
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.store import wal
@@ -43,7 +44,7 @@ class Recorded:
     """The real checkpoint, with the order in which each began and ended, and a gate that
     can hold the first one inside until the test lets it go."""
 
-    def __init__(self, real: Callable[[Engine], None]) -> None:
+    def __init__(self, real: Callable[[Engine], bool]) -> None:
         self.real = real
         self.events: list[str] = []
         self.lock = threading.Lock()
@@ -56,7 +57,7 @@ class Recorded:
         with self.lock:
             self.events.append(event)
 
-    def __call__(self, engine: Engine) -> None:
+    def __call__(self, engine: Engine) -> bool:
         with self.lock:
             self.calls += 1
             number = self.calls
@@ -67,8 +68,9 @@ class Recorded:
             if self.fail_first:
                 self.note(f"failed {number}")
                 raise OSError("disk went away")
-        self.real(engine)
+        truncated = self.real(engine)
         self.note(f"end {number}")
+        return truncated
 
 
 @pytest.fixture
@@ -195,4 +197,29 @@ def test_the_checkpoint_waits_for_the_writer_of_this_process(engine: Engine) -> 
     thread.join(WAIT)
     checkpointer.join(WAIT)
     assert order == ["writer commits", "checkpoint done"]
+    assert wal_size(engine) == 0
+
+
+def test_a_log_held_by_a_reader_is_said_and_truncated_later(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reader's open snapshot pins the log past the busy timeout (a short one here): the
+    checkpoint says so and is not counted as done, and the next one truncates."""
+
+    @event.listens_for(engine, "connect")
+    def short_wait(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.execute("PRAGMA busy_timeout=200")
+
+    engine.dispose()
+    write(engine, "kept")
+    with engine.connect() as reader:
+        reader.begin()
+        assert reader.execute(text("SELECT count(*) FROM notes")).scalar_one() == 1
+        write(engine, "an address")
+        with caplog.at_level(logging.WARNING, logger="courtois.store"):
+            wal.truncate_wal(engine)
+        assert wal_size(engine) > 0
+        assert "not truncated: a reader holds it" in caplog.text
+        assert wal._STATES[engine].finished == 0
+    wal.truncate_wal(engine)
     assert wal_size(engine) == 0

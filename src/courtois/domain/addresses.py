@@ -119,3 +119,15 @@ def recipient_digest(key: str, secret: bytes) -> str:
 def digest_of(raw: str, secret: bytes) -> str:
     """Digest of a raw address, parsing it first."""
     return recipient_digest(parse_address(raw).key, secret)
+
+
+# Anything shaped like an address, replaced wherever text from outside (a mail server's
+# reply, a problem quoting input) is kept or shown.
+_ADDRESS_SHAPED = re.compile(r"[^\s@<>\"',;:()\[\]]+@[^\s@<>\"',;:()\[\]]+")
+HIDDEN_ADDRESS = "(address)"
+
+
+def without_addresses(text: str) -> str:
+    """`text` with every address-shaped word replaced: problems, logs, stored reasons and
+    the ledger never hold one (invariant 10)."""
+    return _ADDRESS_SHAPED.sub(HIDDEN_ADDRESS, text) if "@" in text else text

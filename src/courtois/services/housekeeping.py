@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
@@ -18,12 +18,17 @@ from courtois.store.tables import (
     invitations,
     messages,
 )
+from courtois.store.wal import truncate_wal
 
 ANSWER_RETENTION = timedelta(hours=24)
+# Ids per statement: well under every engine's limit on bound parameters.
+_CHUNK = 500
 
 
 def expire_invitations(ctx: Context, now: datetime) -> int:
-    """Invitations nobody answered in time expire; their address is reduced to the digest."""
+    """Invitations nobody answered in time expire; their address is reduced to the digest,
+    in the invitation and in the inviting member's contacts (the entry they picked it
+    from), and SQLite's log is truncated so no copy of a page that held it stays."""
     with ctx.unit_of_work(now) as uow:
         moved = move_invitations(
             uow,
@@ -31,7 +36,21 @@ def expire_invitations(ctx: Context, now: datetime) -> int:
             InvitationState.EXPIRED,
             "no answer before the expiry date",
         )
+        for start in range(0, len(moved), _CHUNK):
+            expired = uow.conn.execute(
+                select(invitations.c.member_id, invitations.c.recipient_digest).where(
+                    invitations.c.id.in_(moved[start : start + _CHUNK])
+                )
+            ).all()
+            for member_id, digest in expired:
+                uow.conn.execute(
+                    delete(contacts).where(
+                        contacts.c.member_id == member_id, contacts.c.recipient_digest == digest
+                    )
+                )
         uow.commit()
+    if moved:
+        truncate_wal(ctx.engine)
     return len(moved)
 
 
@@ -71,4 +90,6 @@ def purge_expired_data(ctx: Context, now: datetime) -> dict[str, int]:
         if removed or answers:
             uow.record(EventType.PURGED, counts)
         uow.commit()
+    if removed or answers:
+        truncate_wal(ctx.engine)
     return counts

@@ -90,8 +90,8 @@ def unsubscribe(
         lock_recipients(uow.conn, [digest])
         counts = stop_mail(uow, digest, from_member, digest_of=ctx.digest_email)
         uow.commit()
-    if from_member is None:
-        checkpoint(ctx)
+    # Either stop drops addresses (from one member: that member's contact and invitations).
+    checkpoint(ctx)
     return counts
 
 
@@ -103,8 +103,8 @@ def stop_mail(
     digest_of: Callable[[str], str],
 ) -> dict[str, int]:
     """`unsubscribe`'s changes, in a unit of work that holds the recipient's lock (and the
-    member's, for a stop from one member). The caller commits, then, for a stop from
-    everyone, runs `checkpoint`. Counts the invitations blocked and the other emails
+    member's, for a stop from one member). The caller commits, then runs `checkpoint`
+    (either stop drops addresses). Counts the invitations blocked and the other emails
     cancelled (those of a blocked invitation go with it, uncounted)."""
     connection = uow.conn
     member = from_member is not None

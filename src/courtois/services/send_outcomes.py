@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, select, update
 
 from courtois.delivery.bounce_classify import effective_status, is_hard
 from courtois.delivery.transport import Delivery, SendResult
+from courtois.domain.addresses import without_addresses
 from courtois.domain.ids import new_id
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
@@ -81,6 +82,13 @@ def problem_of(delivery: Delivery) -> str:
         if any(word in lowered for word in words):
             return f"{stage}: {name}"
     return f"{stage}: transport error"
+
+
+def _reply(delivery: Delivery) -> str:
+    """The server's words as kept (the message's last reason, the ledger): servers quote the
+    recipient's address in them ("<bo@example.org>: Recipient address rejected"), which
+    no stored reason may hold, since "forget me" cannot reach into the ledger."""
+    return without_addresses(delivery.reply)
 
 
 def record_outcomes(
@@ -191,7 +199,7 @@ def _record(
                 claim.ids,
                 MessageState.SENDING,
                 MessageState.SCHEDULED,
-                f"temporary refusal: {delivery.code} {delivery.reply}",
+                f"temporary refusal: {delivery.code} {_reply(delivery)}",
                 scheduled_at=now + retry_delay(claim.carrier.attempts + 1, rng),
                 lease_until=None,
                 carried_by=None,
@@ -206,7 +214,7 @@ def _record(
             claim.ids,
             MessageState.SENDING,
             MessageState.UNKNOWN,
-            f"outcome unknown: {delivery.reply}",
+            f"outcome unknown: {_reply(delivery)}",
             lease_until=None,
         )
         report.unknown += 1
@@ -259,7 +267,7 @@ def _failed(
     dead: bool,
     current: MessageState = MessageState.SENDING,
 ) -> None:
-    reason = f"{why}: {delivery.code} {delivery.reply}"
+    reason = f"{why}: {delivery.code} {_reply(delivery)}"
     _fail_claim(uow, claim, reason, InvitationState.BOUNCED, why, current)
     if dead:
         digest = claim.carrier.digest

@@ -20,6 +20,7 @@ from courtois.services.send_decisions import decide_and_claim, recarry
 from courtois.services.send_outcomes import hold_claims, record_outcomes
 from courtois.services.webhook_delivery import deliver_due_webhooks
 from courtois.services.worker_due import Claim, Due, PassReport, Shard, due_messages
+from courtois.store.wal import truncate_wal
 
 __all__ = ["PassReport", "Shard", "run_pass"]
 
@@ -48,6 +49,9 @@ def run_pass(
             transport.release()
     if leads:
         deliver_due_webhooks(ctx, now)
+        # Whatever a checkpoint after an erasure could not truncate (a reader held the log)
+        # goes now: no page that held an address outlives the next pass (SQLite only).
+        truncate_wal(ctx.engine)
     return report
 
 

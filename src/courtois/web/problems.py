@@ -8,7 +8,6 @@ human sentence; `errors` names each bad item, never echoing an email address bac
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,15 +17,13 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from courtois.domain.addresses import without_addresses
 from courtois.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from courtois.store.faults import DatabaseFault, database_fault
 from courtois.web.problem_types import PROBLEM_TYPES, PROBLEM_URIS
 
 MEDIA_TYPE = "application/problem+json"
 
-# Anything shaped like an address, replaced wherever a problem might quote input back.
-_ADDRESS = re.compile(r"[^\s@<>\"',;:()\[\]]+@[^\s@<>\"',;:()\[\]]+")
-HIDDEN_ADDRESS = "(address)"
 # What FastAPI says when a body cannot be decoded at all.
 BODY_NOT_PARSED = "There was an error parsing the body"
 
@@ -92,11 +89,6 @@ class Problem(Exception):
         self.detail = detail
         self.errors = errors or {}
         self.headers = headers or {}
-
-
-def without_addresses(text: str) -> str:
-    """`text` with every address-shaped word replaced: problems and logs never echo one."""
-    return _ADDRESS.sub(HIDDEN_ADDRESS, text) if "@" in text else text
 
 
 def problem_body(
