@@ -9,19 +9,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import text as sql
 from support import T0, add_members, by_email, count, send_invites
 
 from courtois.delivery.transport import MemoryTransport
 from courtois.domain.contacts import ContactInput
 from courtois.domain.ledger import GENESIS_HASH, entry_hash
-from courtois.services.audit import export_ledger, verify_ledger
+from courtois.services import audit
+from courtois.services.audit import export_ledger, iter_entries, verify_ledger
 from courtois.services.contacts import delete_contacts, import_contacts, select_contacts
 from courtois.services.context import Context
 from courtois.services.lifecycle import revoke_consent, withdraw
 from courtois.services.recipients import forget_recipient, mark_joined, unsubscribe
 from courtois.services.worker import run_pass
-from courtois.store.tables import ledger
+from courtois.store.tables import ledger, ledger_head
 
 ADDRESSES = (
     "ana@example.com",
@@ -149,6 +151,96 @@ def test_a_removed_entry_is_caught(ctx: Context, where: str) -> None:
     report = verify_ledger(ctx.engine)
     assert not report.ok
     assert report.first_broken_seq == seq + (1 if where == "middle" else 0)
+
+
+def _last_seq(ctx: Context) -> int:
+    with ctx.engine.connect() as connection:
+        return int(connection.execute(select(func.max(ledger.c.seq))).scalar_one())
+
+
+def _raw_insert(ctx: Context, **values: Any) -> None:
+    """A row written past the application, as someone with the database file would."""
+    with ctx.engine.begin() as connection:
+        connection.execute(insert(ledger).values(**values))
+
+
+@pytest.mark.parametrize("seq", [0, -1])
+def test_an_entry_before_the_first_is_caught(ctx: Context, seq: int) -> None:
+    run_flow(ctx)
+    _raw_insert(
+        ctx,
+        seq=seq,
+        at=T0,
+        event="consent.given",
+        payload={"consent": "forged"},
+        prev_hash=GENESIS_HASH,
+        hash="0" * 64,
+    )
+    report = verify_ledger(ctx.engine)
+    assert (report.ok, report.first_broken_seq) == (False, seq)
+
+
+def test_an_entry_appended_past_the_head_is_caught(ctx: Context) -> None:
+    run_flow(ctx)
+    last = _last_seq(ctx)
+    _raw_insert(
+        ctx,
+        seq=last + 1,
+        at=T0,
+        event="consent.given",
+        payload={"consent": "forged"},
+        prev_hash="0" * 64,
+        hash="1" * 64,
+    )
+    report = verify_ledger(ctx.engine)
+    assert (report.ok, report.first_broken_seq) == (False, last + 1)
+    assert "past the head" in str(report.problem)
+
+
+def test_a_payload_that_is_not_json_is_named_not_raised(ctx: Context) -> None:
+    run_flow(ctx)
+    seq = _last_seq(ctx) // 2
+    with ctx.engine.begin() as connection:
+        connection.execute(
+            sql("UPDATE ledger SET payload = :junk WHERE seq = :seq"),
+            {"junk": "{not json", "seq": seq},
+        )
+    report = verify_ledger(ctx.engine)
+    assert (report.ok, report.first_broken_seq, report.entries) == (False, seq, seq - 1)
+    assert report.problem == "its payload is not JSON"
+
+
+def test_a_missing_head_is_named_not_raised(ctx: Context) -> None:
+    run_flow(ctx)
+    with ctx.engine.begin() as connection:
+        connection.execute(delete(ledger_head))
+    report = verify_ledger(ctx.engine)
+    assert (report.ok, report.problem) == (False, "the head row is missing")
+
+
+def test_entries_committed_during_a_check_are_for_the_next_one(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live system writes while the chain is read: the check covers the chain up to the
+    head it read first, and does not call later commits a break."""
+    run_flow(ctx)
+    seen: list[int] = []
+
+    def writing_meanwhile(engine: Any, upto: int | None = None) -> Any:
+        for number, entry in enumerate(iter_entries(engine, upto)):
+            if number == 0:
+                unsubscribe(ctx, ctx.digest_email("late@example.org"), T0 + timedelta(days=9))
+            seen.append(entry.seq)
+            yield entry
+
+    before = _last_seq(ctx)
+    monkeypatch.setattr(audit, "iter_entries", writing_meanwhile)
+    report = verify_ledger(ctx.engine)
+    monkeypatch.undo()
+    assert report.ok, report
+    assert (report.entries, max(seen)) == (before, before)
+    assert _last_seq(ctx) > before
+    assert verify_ledger(ctx.engine).entries == _last_seq(ctx)
 
 
 def test_no_ledger_payload_holds_an_email_address(ctx: Context) -> None:

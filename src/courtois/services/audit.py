@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import TextIO
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Text, func, select, type_coerce
 
 from courtois.domain.ledger import ChainReport, LedgerEntry, verify_chain
 from courtois.store.tables import ledger, ledger_head
@@ -15,18 +15,46 @@ from courtois.store.tables import ledger, ledger_head
 PAGE = 5000
 
 
-def iter_entries(engine: Engine) -> Iterator[LedgerEntry]:
-    """Every entry in order, read page by page so memory stays flat on long ledgers."""
-    last = 0
+class _Unreadable(Exception):
+    """An entry whose payload is not even JSON: tampered with outside the application."""
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(seq)
+        self.seq = seq
+
+
+# The payload as stored text, decoded here: a row whose text is not JSON is a broken entry
+# to report, not an error inside the driver's row processing.
+_ROWS = select(
+    ledger.c.seq,
+    ledger.c.at,
+    ledger.c.event,
+    type_coerce(ledger.c.payload, Text).label("payload"),
+    ledger.c.prev_hash,
+    ledger.c.hash,
+).order_by(ledger.c.seq)
+
+
+def iter_entries(engine: Engine, upto: int | None = None) -> Iterator[LedgerEntry]:
+    """Every entry in order, from the lowest sequence number (so one below 1 is seen and
+    refused), up to `upto` when given; read page by page so memory stays flat."""
+    last: int | None = None
     with engine.connect() as connection:
         while True:
-            rows = connection.execute(
-                select(ledger).where(ledger.c.seq > last).order_by(ledger.c.seq).limit(PAGE)
-            ).all()
+            query = _ROWS.limit(PAGE)
+            if last is not None:
+                query = query.where(ledger.c.seq > last)
+            if upto is not None:
+                query = query.where(ledger.c.seq <= upto)
+            rows = connection.execute(query).all()
             if not rows:
                 return
             for r in rows:
-                yield LedgerEntry(r.seq, r.at, r.event, r.payload, r.prev_hash, r.hash)
+                try:
+                    payload = json.loads(r.payload)
+                except (TypeError, ValueError):
+                    raise _Unreadable(r.seq) from None
+                yield LedgerEntry(r.seq, r.at, r.event, payload, r.prev_hash, r.hash)
             last = rows[-1].seq
 
 
@@ -34,19 +62,41 @@ def verify_ledger(engine: Engine) -> ChainReport:
     """Recompute the chain from the first entry; name the first one that does not hold.
 
     The head row records the last sequence number and hash written, so entries cut from
-    the end of the chain, which leave a shorter but consistent chain, are caught too.
+    the end of the chain, which leave a shorter but consistent chain, are caught too. The
+    head is read first and the chain up to it: entries committed meanwhile (a live system)
+    come after it and are for the next check, not a mismatch.
     """
-    report = verify_chain(iter_entries(engine))
+    with engine.connect() as connection:
+        head = connection.execute(select(ledger_head.c.seq, ledger_head.c.hash)).first()
+    if head is None:
+        return ChainReport(False, 0, 1, "the head row is missing")
+    try:
+        report = verify_chain(iter_entries(engine, upto=head.seq))
+    except _Unreadable as unreadable:
+        return ChainReport(
+            False, max(unreadable.seq - 1, 0), unreadable.seq, "its payload is not JSON"
+        )
     if not report.ok:
         return report
-    with engine.connect() as connection:
-        head = connection.execute(select(ledger_head.c.seq, ledger_head.c.hash)).one()
     if head.seq != report.entries or head.hash != report.last_hash:
         return replace(
             report,
             ok=False,
             first_broken_seq=report.entries + 1,
             problem=f"the head records {head.seq} entries; the chain stops at {report.entries}",
+        )
+    # Every commit moves the head with its entries: an entry past the head, read together
+    # with it, was put there some other way.
+    with engine.connect() as connection:
+        now_head, highest = connection.execute(
+            select(ledger_head.c.seq, select(func.max(ledger.c.seq)).scalar_subquery())
+        ).one()
+    if highest is not None and highest > now_head:
+        return replace(
+            report,
+            ok=False,
+            first_broken_seq=now_head + 1,
+            problem=f"entries past the head, which records {now_head}",
         )
     return report
 
