@@ -223,6 +223,20 @@ def test_a_repeat_after_the_recipient_stopped_replays_without_their_address(
     assert "cy@example.org" in again.text
 
 
+def test_an_answer_about_someone_already_forgotten_is_kept_without_them(api: Api) -> None:
+    """Forgotten first, invited after: the answer names the address the member typed, and
+    the copy kept for repeats does not (it would be the only one left)."""
+    api.ok(api.post("/v1/recipients/forget", {"email": "bo@example.org"}))
+    body = invite_body(api, ["bo@example.org", "cy@example.org"])
+    first = api.post("/v1/members/ana/invitations", body, key="after-forget")
+    assert first.status_code == 201
+    assert "bo@example.org" in first.text
+    assert "bo@example.org" not in all_stored_text(api.ctx)
+    again = api.post("/v1/members/ana/invitations", body, key="after-forget")
+    emails = sorted(str(item["email"]) for item in again.json()["invitations"])
+    assert emails == ["None", "cy@example.org"]
+
+
 def test_answers_are_kept_a_day(api: Api) -> None:
     from courtois.services.housekeeping import purge_expired_data
 

@@ -303,6 +303,16 @@ def invite(
         answer = {"consent_id": consent.id, "invitations": results}
         if idempotency_key is not None:
             subjects = [str(row["recipient_digest"]) for row in invitation_rows]
-            store_answer(conn, scope, idempotency_key, payload_hash, answer, now, subjects)
+            # Kept a day for repeats: without the address of anyone who stopped everything
+            # or asked to be forgotten, as `scrub_answers` leaves the answers kept before.
+            stopped = {d for d, row in locked.items() if row.unsubscribed_at is not None}
+            kept = {
+                **answer,
+                "invitations": [
+                    {**item, "email": None} if digest in stopped else item
+                    for digest, item in zip(by_digest, results, strict=True)
+                ],
+            }
+            store_answer(conn, scope, idempotency_key, payload_hash, kept, now, subjects)
         uow.commit()
     return answer
