@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from member_pages_support import MemberBrowser, add_member, contact_ids, signed_in
 from support import rows
 
+from courtois.services import contacts as contacts_service
 from courtois.services.context import Context
 from courtois.store.tables import contacts
 
@@ -84,6 +86,20 @@ def test_a_file_that_is_no_address_book_is_refused_and_nothing_is_stored(ctx: Co
     assert contact_ids(ctx, "ana") == []
 
 
+def test_a_file_with_too_many_records_says_so(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A readable address book past the records one import may hold is named as such, not
+    as unreadable (the limit lowered here: the real one is a hundred thousand)."""
+    monkeypatch.setattr(contacts_service, "MAX_CONTACTS_PER_IMPORT", 2)
+    add_member(ctx)
+    with signed_in(ctx) as ana:
+        answer = _upload(ana, VCARDS)
+    assert answer.startswith("413 ")
+    assert "more addresses than one import may hold" in answer
+    assert contact_ids(ctx, "ana") == []
+
+
 def test_pasted_addresses_one_per_line_or_comma_separated(ctx: Context) -> None:
     add_member(ctx)
     pasted = (
@@ -107,3 +123,21 @@ def test_pasted_addresses_one_per_line_or_comma_separated(ctx: Context) -> None:
     assert not any(r.selected for r in stored.values())
     assert empty.status_code == 422
     assert "paste at least one address" in empty.text
+
+
+def test_pasted_names_may_hold_commas_as_mail_clients_copy_them(ctx: Context) -> None:
+    add_member(ctx)
+    pasted = (
+        '"Doe, John" <john.doe@example.com>; "Smith, Ann" <ann.smith@example.com>, '
+        '"O\\"Brien; Pat" <pat@example.com>'
+    )
+    with signed_in(ctx) as ana:
+        response = ana.post("/member/import/paste", {"addresses": pasted})
+    assert response.status_code == 200
+    assert "3 contacts imported." in response.text
+    names = {r.address: r.display_name for r in rows(ctx, contacts)}
+    assert names == {
+        "john.doe@example.com": "Doe, John",
+        "ann.smith@example.com": "Smith, Ann",
+        "pat@example.com": 'O"Brien; Pat',
+    }

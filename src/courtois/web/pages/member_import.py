@@ -8,7 +8,6 @@ not imported, where it was and why. Everything arrives unselected (invariant 1).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from email.utils import parseaddr
 from typing import Any
@@ -40,7 +39,29 @@ from courtois.web.uploads import FRAMING, TooBig, bounded, declared_too_big
 
 router = APIRouter(include_in_schema=False)
 
-_SEPARATORS = re.compile(r"[,;]")
+
+def _split_outside_quotes(line: str) -> list[str]:
+    """The line cut at each comma or semicolon that is not inside a quoted name (with its
+    backslash escapes) or inside the angle brackets of an address."""
+    items: list[str] = []
+    current: list[str] = []
+    quoted = angled = escaped = False
+    for char in line:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"' and not angled:
+            quoted = not quoted
+        elif not quoted and char in "<>":
+            angled = char == "<"
+        elif not quoted and not angled and char in ",;":
+            items.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    items.append("".join(current))
+    return items
 
 
 def size_words(size: int, locale: str) -> str:
@@ -125,10 +146,13 @@ async def import_upload(request: Request, ctx: Ctx, now: Now) -> Response:
         try:
             report = await run_in_threadpool(run)
         except InvalidInput as error:
-            problem = "too-big" if error.details.get("file") == "too big" else "unreadable"
-            return _import_page(
-                request, signed, 413 if problem == "too-big" else 422, problem=problem
-            )
+            problem = "unreadable"
+            if error.details.get("file") == "too big":
+                problem = "too-big"
+            elif error.details.get("records") == "too many":
+                problem = "too-many"
+            status = 422 if problem == "unreadable" else 413
+            return _import_page(request, signed, status, problem=problem)
     finally:
         await form.close()
     return _import_page(request, signed, report=report)
@@ -136,9 +160,10 @@ async def import_upload(request: Request, ctx: Ctx, now: Now) -> Response:
 
 def pasted_contacts(text: str) -> Iterator[ContactInput]:
     """Addresses one per line or separated by commas or semicolons, each possibly written
-    `Name <address>`; each named by its line (and place in the line) for the report."""
+    `Name <address>` (a quoted name may hold commas: `"Doe, John" <john@example.org>`, as
+    mail clients copy it); each named by its line (and place in the line) for the report."""
     for number, line in enumerate(text.splitlines(), start=1):
-        items = [item.strip() for item in _SEPARATORS.split(line)]
+        items = [item.strip() for item in _split_outside_quotes(line)]
         items = [item for item in items if item]
         for place, item in enumerate(items, start=1):
             name, address = parseaddr(item)
