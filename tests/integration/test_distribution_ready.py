@@ -319,6 +319,8 @@ def test_migration_0005_keeps_every_row(kind: str, engine_at: EngineAt) -> None:
     # the use cases had kept it in step (sent, reminded, revoked, unsubscribed).
     rebuilt = Snapshot.of(engine, ["sender_activity"]).rows["sender_activity"]
     assert rebuilt == written.rows["sender_activity"]
+    # 0011 gives each contact the search key the code writes for new ones.
+    assert Snapshot.of(engine, ["contacts"]).rows["contacts"] == written.rows["contacts"]
     assert any(row[4] for row in rebuilt)
     foreign_keys_hold(engine)
     schema = inspect(engine)

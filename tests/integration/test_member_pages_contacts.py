@@ -6,6 +6,7 @@ deleting every imported contact. Over real HTTP, on both engines."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from member_pages_support import (
     MemberBrowser,
@@ -78,6 +79,37 @@ def test_search_by_name_or_address_on_the_server(ctx: Context) -> None:
             "No contact matches this search."
             in ana.http.get("/member/contacts", params={"q": "zzz"}).text
         )
+
+
+def test_search_sets_case_and_accents_aside_in_any_script(ctx: Context) -> None:
+    add_member(ctx)
+    records = [
+        ContactInput(email="elodie@example.fr", name="Élodie Dupré", where="1"),
+        ContactInput(email="zoe@example.se", name="ZOË ÅNGSTRÖM", where="2"),
+        # Decomposed, as some address books store it: "e" then a combining accent.
+        ContactInput(
+            email="rene@example.ca", name=unicodedata.normalize("NFD", "René Lévêque"), where="3"
+        ),
+        ContactInput(email="jurgen@example.de", name="Jürgen Straße", where="4"),
+        ContactInput(email="olga@example.ru", name="Ольга Петрова", where="5"),
+    ]
+    import_contacts(ctx, "ana", records, "test", T0)
+    with signed_in(ctx) as ana:
+
+        def found(query: str) -> set[str]:
+            page = ana.http.get("/member/contacts", params={"q": query}).text
+            return set(re.findall(r"<td>([^<@]+@[^<]+)</td>", page))
+
+        for query in ("Élodie", "élodie", "ELODIE", "elodie", "dupre", "DUPRÉ"):
+            assert found(query) == {"elodie@example.fr"}, query
+        for query in ("ZOË", "zoë", "angstrom", "Ångström"):
+            assert found(query) == {"zoe@example.se"}, query
+        for query in ("René", "levêque", unicodedata.normalize("NFD", "Lévêque")):
+            assert found(query) == {"rene@example.ca"}, query
+        assert found("strasse") == {"jurgen@example.de"}
+        assert found("ольга") == {"olga@example.ru"}
+        assert found("ПЕТРОВА") == {"olga@example.ru"}
+        assert found("fr elodie") == set()  # never across the address and the name
 
 
 def test_select_all_on_a_page_chooses_that_page_only(ctx: Context) -> None:

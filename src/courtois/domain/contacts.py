@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -45,3 +46,19 @@ class Contact:
     source: str
     selected: bool
     imported_at: datetime
+
+
+def folded(text: str) -> str:
+    """Text as a search compares it: case and accents aside ("élodie", "ELODIE" and
+    "Élodie" are one), and written forms alike (a decomposed "é" is the composed one). The
+    database's own lower() folds ASCII only (SQLite), or as its locale says (PostgreSQL)."""
+    if text.isascii():
+        return text.lower()
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def search_key(address: str, name: str) -> str:
+    """What a member's contact search looks in: the address and the name, folded, on two
+    lines (no query holds a line break, so none matches across the two)."""
+    return f"{folded(address)}\n{folded(name)}"

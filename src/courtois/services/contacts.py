@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, select, update
 
 from courtois.domain.addresses import parse_address
-from courtois.domain.contacts import ContactInput, RecordProblem
+from courtois.domain.contacts import ContactInput, RecordProblem, search_key
 from courtois.domain.errors import InvalidInput, NotFound
 from courtois.domain.ledger import EventType
 from courtois.domain.members import MAX_NAME_LENGTH
@@ -151,7 +151,9 @@ def import_contacts(
             elif digest in member_digests:
                 report.flagged.append(_note(where, 0, "already a member"))
             else:
-                fresh.append(row)
+                fresh.append(
+                    {**row, "search_key": search_key(str(row["address"]), str(row["display_name"]))}
+                )
         if fresh:
             uow.conn.execute(contacts.insert(), fresh)
         report.imported = len(fresh)

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, func, select, update
 
+from courtois.domain.contacts import folded
 from courtois.domain.errors import NotFound
 from courtois.services.context import Context
 from courtois.services.listings import check_member
@@ -53,19 +54,16 @@ def _row(row: Row[Any]) -> ContactRow:
 
 
 def _matches(member_id: str, query: str) -> ColumnElement[bool]:
-    """The member's contacts whose address or name holds `query`, ignoring case; LIKE's
-    wildcards typed by the member are taken literally."""
+    """The member's contacts whose address or name holds `query`, case and accents aside
+    (both folded alike, `domain.contacts.folded`); LIKE's wildcards typed by the member are
+    taken literally."""
     mine = contacts.c.member_id == member_id
     # A NUL matches nothing stored, and PostgreSQL refuses one in a parameter.
-    words = query.replace("\x00", "").strip()[:MAX_QUERY].lower()
+    words = folded(" ".join(query.replace("\x00", "").split())[:MAX_QUERY])
     if not words:
         return mine
     escaped = words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    pattern = f"%{escaped}%"
-    return mine & or_(
-        func.lower(contacts.c.address).like(pattern, escape="\\"),
-        func.lower(contacts.c.display_name).like(pattern, escape="\\"),
-    )
+    return mine & contacts.c.search_key.like(f"%{escaped}%", escape="\\")
 
 
 def search_contacts(

@@ -76,6 +76,8 @@ contacts = Table(
     Column("source", String(40), nullable=False),
     Column("selected", Boolean, nullable=False, default=False),
     Column("imported_at", UTCDateTime, nullable=False),
+    # The address and name as the member's search compares them (`domain.contacts.folded`).
+    Column("search_key", Text, nullable=True),
     PrimaryKeyConstraint("member_id", "id"),
     Index("uq_contacts_member_digest", "member_id", "recipient_digest", unique=True),
     Index("ix_contacts_selected_imported", "selected", "imported_at"),
