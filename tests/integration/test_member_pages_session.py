@@ -234,3 +234,25 @@ def test_signing_out_drops_the_cookie(ctx: Context) -> None:
         assert morsel["max-age"] == "0"
         assert morsel["path"] == "/member"
         assert ana.get("/member/").status_code == 401
+
+
+def test_signing_out_ends_every_copy_of_the_session(ctx: Context) -> None:
+    """The cookie copied elsewhere (another device, a shared computer's profile) stops too:
+    neither a page nor a form with its token works after the member signed out; a new link
+    opens a new session."""
+    add_member(ctx)
+    import_some(ctx, "ana", 3)
+    with live_site(ctx, T0) as site:
+        with member_session(site) as ana:
+            copy = httpx.Client(base_url=site.base_url, follow_redirects=False, timeout=30)
+            copy.cookies.set(COOKIE, ana.http.cookies[COOKIE], path="/member")
+            token = ana.csrf()
+            assert copy.get("/member/").status_code == 200
+            assert ana.post("/member/sign-out").status_code == 200
+            assert copy.get("/member/").status_code == 401
+            deleting = copy.post("/member/contacts/delete", data={"csrf": token})
+            assert deleting.status_code == 401
+            copy.close()
+        assert len(contact_ids(ctx, "ana")) == 3
+        with member_session(site) as again:
+            assert again.get("/member/").status_code == 200

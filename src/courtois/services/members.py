@@ -78,3 +78,22 @@ def _found(row: Row[Any] | None, member_id: str) -> Member:
     return Member(
         id=row.id, email=row.email, name=row.name, locale=row.locale, reply_to=row.reply_to
     )
+
+
+def end_sessions(ctx: Context, member_id: str, now: datetime) -> None:
+    """Every member-page session of this member opened up to `now` is over: signing out
+    ends the copies of the cookie on other devices too, not only the browser's own."""
+    with ctx.unit_of_work(now) as uow:
+        uow.conn.execute(
+            update(members).where(members.c.id == member_id).values(sessions_ended_at=now)
+        )
+        uow.commit()
+
+
+def sessions_ended_at(ctx: Context, member_id: str) -> datetime | None:
+    """When the member last ended their sessions, if ever."""
+    with ctx.engine.connect() as connection:
+        ended: datetime | None = connection.execute(
+            select(members.c.sessions_ended_at).where(members.c.id == member_id)
+        ).scalar_one_or_none()
+    return ended

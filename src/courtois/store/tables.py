@@ -62,6 +62,8 @@ members = Table(
     Column("reply_to", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Member-page sessions opened up to this instant are over (the member signed out).
+    Column("sessions_ended_at", UTCDateTime, nullable=True),
 )
 
 contacts = Table(

@@ -18,7 +18,7 @@ from courtois.config import Settings
 from courtois.domain.errors import NotFound
 from courtois.domain.members import Member
 from courtois.services.context import Context
-from courtois.services.members import get_member
+from courtois.services.members import get_member, sessions_ended_at
 from courtois.web.pages.i18n import choose_locale
 from courtois.web.pages.member_session import (
     CSRF_FIELD,
@@ -51,6 +51,9 @@ def signed_in(request: Request, ctx: Context) -> Signed | None:
     try:
         member = get_member(ctx, session.member_id)
     except NotFound:
+        return None
+    ended = sessions_ended_at(ctx, member.id)
+    if ended is not None and session.opened_at <= ended:
         return None
     return Signed(session, member)
 

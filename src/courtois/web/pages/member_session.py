@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from fastapi import Request
@@ -31,10 +32,12 @@ SALT = "courtois.member-session"
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """A signed-in member, and the token their forms must carry."""
+    """A signed-in member, the token their forms must carry, and when it was opened (the
+    member's signing out ends every session opened up to then)."""
 
     member_id: str
     csrf: str
+    opened_at: datetime
 
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:
@@ -48,7 +51,12 @@ def _csrf_for(settings: Settings, nonce: str) -> str:
 
 def open_session(settings: Settings, member_id: str) -> str:
     """A new cookie value for this member (a fresh nonce, hence a fresh CSRF token)."""
-    return _serializer(settings).dumps({"m": member_id, "n": secrets.token_urlsafe(18)})
+    # The opening instant to the microsecond ("t"): the signer's own stamp is in whole
+    # seconds, too coarse to tell a session opened just after a sign-out from one before.
+    opened = datetime.now(UTC).isoformat()
+    return _serializer(settings).dumps(
+        {"m": member_id, "n": secrets.token_urlsafe(18), "t": opened}
+    )
 
 
 def read_session(request: Request) -> Session | None:
@@ -58,7 +66,9 @@ def read_session(request: Request) -> Session | None:
     if not value or len(value) > 1024:
         return None
     try:
-        data = _serializer(settings).loads(value, max_age=MAX_AGE_SECONDS)
+        data, opened_at = _serializer(settings).loads(
+            value, max_age=MAX_AGE_SECONDS, return_timestamp=True
+        )
     except BadSignature:
         return None
     if not isinstance(data, dict):
@@ -66,7 +76,20 @@ def read_session(request: Request) -> Session | None:
     member_id, nonce = data.get("m"), data.get("n")
     if not isinstance(member_id, str) or not isinstance(nonce, str):
         return None
-    return Session(member_id, _csrf_for(settings, nonce))
+    return Session(member_id, _csrf_for(settings, nonce), _opened(data.get("t"), opened_at))
+
+
+def _opened(precise: object, stamped: datetime) -> datetime:
+    """When the session was opened: to the microsecond when the cookie says (signed, like
+    the rest), else the signer's stamp (cookies made before it said)."""
+    if isinstance(precise, str):
+        try:
+            at = datetime.fromisoformat(precise)
+        except ValueError:
+            return stamped
+        if at.tzinfo is not None:
+            return at
+    return stamped
 
 
 def is_secure(settings: Settings) -> bool:

@@ -8,12 +8,14 @@ tampered, expired or other-scope link gets one plain page that tells none of the
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from courtois.domain.errors import NotFound
-from courtois.services.members import get_member
+from courtois.services.members import end_sessions, get_member
 from courtois.services.sign_in_links import use_sign_in_link
 from courtois.tokens import read_sign_in_token
 from courtois.web.deps import Ctx, Now
@@ -55,11 +57,14 @@ def without_slash() -> Response:
 
 @router.post("/member/sign-out")
 async def sign_out(request: Request, ctx: Ctx) -> Response:
-    """Drop the session cookie; the next page needs a new link from the platform."""
+    """End the member's sessions (this cookie and any copy of it elsewhere) and drop the
+    cookie; the next page needs a new link from the platform."""
     checked = await posted(request, ctx)
     if isinstance(checked, Response):
         return checked
     signed, _form = checked
+    # The cookie's clock is the wall clock: so is the instant its sessions end.
+    await run_in_threadpool(end_sessions, ctx, signed.member.id, datetime.now(UTC))
     response = await run_in_threadpool(
         member_page, request, signed, "member_signed_out.html", why="signed-out"
     )
