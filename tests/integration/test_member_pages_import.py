@@ -125,6 +125,20 @@ def test_pasted_addresses_one_per_line_or_comma_separated(ctx: Context) -> None:
     assert "paste at least one address" in empty.text
 
 
+def test_the_report_speaks_the_members_language(ctx: Context) -> None:
+    add_member(ctx, locale="fr")
+    pasted = (
+        "bo@example.com, Cy <cy@example.com>\r\nnot an address\r\ndee@example.com; BO@example.com"
+    )
+    with signed_in(ctx) as ana:
+        response = ana.post("/member/import/paste", {"addresses": pasted})
+    assert response.status_code == 200
+    cells = _cells(response.text)
+    assert ("ligne 2", "adresse non valide") in cells
+    assert ("ligne 3, élément 2", "doublon de ligne 1, élément 1") in cells
+    assert not any("line" in where or "duplicate" in why for where, why in cells)
+
+
 def test_pasted_names_may_hold_commas_as_mail_clients_copy_them(ctx: Context) -> None:
     add_member(ctx)
     pasted = (

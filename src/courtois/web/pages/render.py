@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from datetime import UTC, date, datetime
 from functools import cache, lru_cache
 from importlib.resources import files
@@ -76,7 +77,21 @@ def environment(locale: str) -> Environment:
     env.filters["when"] = lambda value: when(value, locale)
     env.filters["day"] = lambda value: day(value, locale)
     env.filters["name"] = clean_name
+    env.filters["place"] = place
     return env
+
+
+_PLACE = re.compile(r"(line|card|entry|record) (\d+)(?:, item (\d+))?")
+
+
+def place(where: str) -> tuple[str, str, str] | None:
+    """An importer's place in its source ("line 4, item 2", "card 3") as its parts, for the
+    page to word in its language; None for anything else, shown as it is."""
+    found = _PLACE.fullmatch(where)
+    if found is None:
+        return None
+    kind, number, item = found.groups()
+    return kind, number, item or ""
 
 
 def render_page(settings: Settings, locale: str, template: str, **values: Any) -> str:
