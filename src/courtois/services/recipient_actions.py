@@ -227,7 +227,7 @@ def _stop_everyone(ctx: Context, uow: UnitOfWork, digest: str) -> bool:
     locked = lock_recipients(uow.conn, [digest])
     if locked[digest].unsubscribed_at is not None:
         return False
-    stop_mail(uow, digest, digest_of=ctx.digest_email)
+    stop_mail(uow, digest, digest_of=ctx.digest_normalized)
     uow.commit()
     return True
 

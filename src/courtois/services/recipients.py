@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, update
 
-from courtois.domain.errors import InvalidInput
 from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageState
@@ -88,7 +87,7 @@ def unsubscribe(
         if from_member is not None:
             lock_member(uow.conn, from_member)
         lock_recipients(uow.conn, [digest])
-        counts = stop_mail(uow, digest, from_member, digest_of=ctx.digest_email)
+        counts = stop_mail(uow, digest, from_member, digest_of=ctx.digest_normalized)
         uow.commit()
     # Either stop drops addresses (from one member: that member's contact and invitations).
     checkpoint(ctx)
@@ -202,7 +201,7 @@ def forget_recipient(ctx: Context, digest: str, now: datetime) -> dict[str, int]
         removed = uow.conn.execute(delete(contacts).where(contacts.c.recipient_digest == digest))
         uow.record(EventType.FORGOTTEN, {"recipient": digest})
         record_unsubscribed(uow, digest, None, reason="forgotten")
-        scrub_answers(uow.conn, digest, ctx.digest_email)
+        scrub_answers(uow.conn, digest, ctx.digest_normalized)
         uow.commit()
     checkpoint(ctx)
     return {"blocked": len(blocked), "declined": len(declined), "contacts": removed.rowcount}
@@ -252,12 +251,7 @@ def _without_address(
     """The answer with every invitation to this recipient quoting no address."""
 
     def theirs(email: object) -> bool:
-        if not isinstance(email, str):
-            return False
-        try:
-            return digest_of(email) == digest
-        except InvalidInput:
-            return False
+        return isinstance(email, str) and digest_of(email) == digest
 
     items = [
         {**item, "email": None} if theirs(item.get("email")) else item
