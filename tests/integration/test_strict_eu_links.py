@@ -11,7 +11,7 @@ import re
 from dataclasses import replace
 from datetime import timedelta
 
-from pages_site import SENT_AT, Site, invite_and_deliver, serve
+from pages_site import SENT_AT, Delivered, Site, invite_and_deliver, serve
 from sqlalchemy import select
 from support import add_members, by_email, invitation, send_invites
 
@@ -67,11 +67,18 @@ def test_the_texts_links_are_shared_ones_naming_its_invitation(ctx: Context) -> 
         assert invitation(ctx, bruno).state == "sent"
 
 
-def test_a_shared_link_shows_nothing_the_member_does_not_know(ctx: Context) -> None:
+def _both_invited(ctx: Context) -> tuple[Delivered, str, str, str]:
+    """Ana's email reached BO; Bruno then invites BO by hand. Ana's email, her invitation,
+    Bruno's invitation and the why token of his text."""
     add_members(ctx)
     (mail,) = invite_and_deliver(ctx, "ana", [BO])
     (ana,) = mail.ids
     bruno, why, _stop = _shared_text(ctx, "bruno")
+    return mail, ana, bruno, why
+
+
+def test_a_shared_link_shows_nothing_the_member_does_not_know(ctx: Context) -> None:
+    mail, ana, bruno, why = _both_invited(ctx)
     with serve(ctx) as site:
         site.clock.now = LATER
         before = site.get(f"/why/{why}")
@@ -98,10 +105,7 @@ def test_a_shared_link_shows_nothing_the_member_does_not_know(ctx: Context) -> N
 
 
 def test_choices_through_a_shared_link_reach_its_invitation_only(ctx: Context) -> None:
-    add_members(ctx)
-    (mail,) = invite_and_deliver(ctx, "ana", [BO])
-    (ana,) = mail.ids
-    bruno, why, _stop = _shared_text(ctx, "bruno")
+    mail, ana, bruno, why = _both_invited(ctx)
     with serve(ctx) as site:
         site.clock.now = LATER
         # Naming Ana's invitation stops the member behind the link, not Ana.
