@@ -54,7 +54,9 @@ def folded(text: str) -> str:
     database's own lower() folds ASCII only (SQLite), or as its locale says (PostgreSQL)."""
     if text.isascii():
         return text.lower()
-    decomposed = unicodedata.normalize("NFKD", text)
+    # Canonical decomposition: accents come apart from their letters, while compatibility
+    # forms ("²", "ﬁ") stay what they are.
+    decomposed = unicodedata.normalize("NFD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
