@@ -19,6 +19,9 @@ class Rule:
     code: str
     description: str
     check: Check
+    # A verdict a member may not read as such (it would say why a recipient cannot be
+    # reached): members see the private rules as one "unavailable" (invariant 11).
+    private: bool = False
 
 
 def allow(rule: str, reason: str) -> Verdict:

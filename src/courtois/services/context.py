@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from courtois.config import Settings
-from courtois.domain.addresses import Address, matching_key, parse_address, recipient_digest
+from courtois.domain.addresses import Address, parse_address, recipient_digest
 from courtois.services.unit_of_work import UnitOfWork
 
 
@@ -31,8 +31,3 @@ class Context:
     def digest_email(self, raw: str) -> str:
         """Parse and digest a raw address (raises InvalidAddress)."""
         return self.digest(parse_address(raw))
-
-    def digest_normalized(self, normalized: str) -> str:
-        """Digest an address this service normalised itself (one it stored or answered),
-        without parsing it again: the checker costs tens of microseconds an address."""
-        return recipient_digest(matching_key(normalized), self.settings.secret)

@@ -9,8 +9,9 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from courtois.policy.chain import CHAIN
 from courtois.policy.facts import Candidate
-from courtois.policy.rules import not_suppressed, not_unsubscribed
+from courtois.policy.rules import not_unsubscribed
 from courtois.policy.verdict import Decision, Outcome, Verdict
 
 VERDICT_FIELDS = ("rule", "outcome", "reason", "public_reason", "retry_at")
@@ -99,10 +100,10 @@ def public_decision(decision: Decision) -> dict[str, Any]:
     }
 
 
-# Rules whose own verdict would tell a member why a recipient cannot be reached: that they
-# opted out, or that their address bounced. A member sees the two as one verdict, refused
-# as "unavailable" whichever of them refused (invariant 11); admins and the ledger keep both.
-PRIVATE_RULES = frozenset({not_unsubscribed.CODE, not_suppressed.CODE})
+# The rules the policy marks private (an opt-out, a bounce): a member sees them as one
+# verdict, refused as "unavailable" whichever refused (invariant 11); admins and the ledger
+# keep each.
+PRIVATE_RULES = frozenset(rule.code for rule in CHAIN if rule.private)
 AVAILABLE = "recipient-available"
 _SEVERITY = {Outcome.ALLOW: 0, Outcome.DEFER: 1, Outcome.DENY: 2}
 

@@ -200,7 +200,7 @@ def stop_everyone(ctx: Context, link: Link, now: datetime) -> None:
     recipient already opted out is read under their lock, so two racing clicks record it
     once."""
     with ctx.unit_of_work(now) as uow:
-        stopped = _stop_everyone(ctx, uow, link.digest)
+        stopped = _stop_everyone(uow, link.digest)
     if stopped:
         checkpoint(ctx)
 
@@ -214,20 +214,20 @@ def unsubscribe_link(ctx: Context, token: str, now: datetime) -> Link:
     invitation_id, shared = _read(ctx, Scope.UNSUBSCRIBE, token, shared_too=True)
     with ctx.unit_of_work(now) as uow:
         link = _linked(uow.conn, invitation_id, shared)
-        stopped = _stop_everyone(ctx, uow, link.digest)
+        stopped = _stop_everyone(uow, link.digest)
     if stopped:
         checkpoint(ctx)
     return link
 
 
-def _stop_everyone(ctx: Context, uow: UnitOfWork, digest: str) -> bool:
+def _stop_everyone(uow: UnitOfWork, digest: str) -> bool:
     """Stop everything and commit, unless the recipient, read under its lock, had already
     opted out: then nothing is written, not even a ledger entry (the unit of work rolls
     back). Whether it committed."""
     locked = lock_recipients(uow.conn, [digest])
     if locked[digest].unsubscribed_at is not None:
         return False
-    stop_mail(uow, digest, digest_of=ctx.digest_normalized)
+    stop_mail(uow, digest)
     uow.commit()
     return True
 

@@ -6,7 +6,6 @@ it; and each keeps only the digest (invariant 10).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -87,20 +86,14 @@ def unsubscribe(
         if from_member is not None:
             lock_member(uow.conn, from_member)
         lock_recipients(uow.conn, [digest])
-        counts = stop_mail(uow, digest, from_member, digest_of=ctx.digest_normalized)
+        counts = stop_mail(uow, digest, from_member)
         uow.commit()
     # Either stop drops addresses (from one member: that member's contact and invitations).
     checkpoint(ctx)
     return counts
 
 
-def stop_mail(
-    uow: UnitOfWork,
-    digest: str,
-    from_member: str | None = None,
-    *,
-    digest_of: Callable[[str], str],
-) -> dict[str, int]:
+def stop_mail(uow: UnitOfWork, digest: str, from_member: str | None = None) -> dict[str, int]:
     """`unsubscribe`'s changes, in a unit of work that holds the recipient's lock (and the
     member's, for a stop from one member). The caller commits, then runs `checkpoint`
     (either stop drops addresses). Counts the invitations blocked and the other emails
@@ -142,7 +135,7 @@ def stop_mail(
     uow.record(EventType.UNSUBSCRIBED, {"recipient": digest, "from": from_member or "everyone"})
     record_unsubscribed(uow, digest, from_member)
     if from_member is None:
-        scrub_answers(connection, digest, digest_of)
+        scrub_answers(connection, digest)
     return {"blocked": len(blocked), "cancelled": len(others)}
 
 
@@ -201,7 +194,7 @@ def forget_recipient(ctx: Context, digest: str, now: datetime) -> dict[str, int]
         removed = uow.conn.execute(delete(contacts).where(contacts.c.recipient_digest == digest))
         uow.record(EventType.FORGOTTEN, {"recipient": digest})
         record_unsubscribed(uow, digest, None, reason="forgotten")
-        scrub_answers(uow.conn, digest, ctx.digest_normalized)
+        scrub_answers(uow.conn, digest)
         uow.commit()
     checkpoint(ctx)
     return {"blocked": len(blocked), "declined": len(declined), "contacts": removed.rowcount}
@@ -216,6 +209,7 @@ _THIS_ANSWER = (idempotency_keys.c.scope == bindparam("b_scope")) & (
     idempotency_keys.c.key == bindparam("b_key")
 )
 _ANSWER = select(idempotency_keys.c.response).where(_THIS_ANSWER)
+_INVITATIONS_OF = select(_I.id).where(_I.recipient_digest == bindparam("b_digest"))
 _REWRITE_ANSWER = (
     update(idempotency_keys)
     .where(_THIS_ANSWER)
@@ -228,7 +222,7 @@ _DROP_SUBJECT = delete(idempotency_subjects).where(
 )
 
 
-def scrub_answers(connection: Connection, digest: str, digest_of: Callable[[str], str]) -> None:
+def scrub_answers(connection: Connection, digest: str) -> None:
     """Stored API answers may quote the address: in the ones about this recipient, it becomes
     null, in the transaction that removes it elsewhere (one commit, and no moment where the
     address is gone from the invitations but still quoted in an answer). The answers stay:
@@ -236,28 +230,28 @@ def scrub_answers(connection: Connection, digest: str, digest_of: Callable[[str]
     (invariant 8), only without the address. The caller then runs `checkpoint`, so that no
     old page with the address survives in SQLite's log."""
     keys = connection.execute(_ANSWERS_ABOUT, {"b_digest": digest}).all()
+    if not keys:
+        return
+    # An answer names each invitation by id: this recipient's are found by their digest.
+    theirs = set(connection.execute(_INVITATIONS_OF, {"b_digest": digest}).scalars())
     for scope, key in keys:
         names = {"b_scope": scope, "b_key": key}
         answer = connection.execute(_ANSWER, names).scalar_one_or_none()
         if answer is not None:
-            scrubbed = _without_address(answer, digest, digest_of)
+            scrubbed = _without_address(answer, theirs)
             connection.execute(_REWRITE_ANSWER, {**names, "b_response": scrubbed})
         connection.execute(_DROP_SUBJECT, {**names, "b_digest": digest})
 
 
-def _without_address(
-    answer: dict[str, Any], digest: str, digest_of: Callable[[str], str]
-) -> dict[str, Any]:
-    """The answer with every invitation to this recipient quoting no address."""
-
-    def theirs(email: object) -> bool:
-        return isinstance(email, str) and digest_of(email) == digest
-
+def _without_address(answer: dict[str, Any], theirs: set[str]) -> dict[str, Any]:
+    """The answer with every invitation of `theirs` quoting no address."""
+    if "invitations" not in answer:
+        return answer
     items = [
-        {**item, "email": None} if theirs(item.get("email")) else item
-        for item in answer.get("invitations", [])
+        {**item, "email": None} if item.get("id") in theirs else item
+        for item in answer["invitations"]
     ]
-    return {**answer, "invitations": items} if "invitations" in answer else answer
+    return {**answer, "invitations": items}
 
 
 def checkpoint(ctx: Context) -> None:

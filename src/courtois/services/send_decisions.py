@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import ColumnElement, func, literal, select, update
 
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
@@ -150,6 +150,13 @@ def _apply(uow: UnitOfWork, message: Due, decision: Decision, now: datetime) -> 
         )
 
 
+def _first_attempt(now: datetime) -> ColumnElement[datetime]:
+    """A claimed message's first attempt: kept when it has one, else this one."""
+    return func.coalesce(
+        messages.c.first_attempt_at, literal(now, messages.c.first_attempt_at.type)
+    )
+
+
 def _claim(uow: UnitOfWork, claims: list[Claim], now: datetime) -> None:
     """Mark the claimed messages `sending` with a lease, every carrier in one statement;
     in a digest the first message carries the others."""
@@ -163,9 +170,7 @@ def _claim(uow: UnitOfWork, claims: list[Claim], now: datetime) -> None:
         "claimed by the worker",
         lease_until=now + leases.LEASE,
         attempts=messages.c.attempts + 1,
-        first_attempt_at=func.coalesce(
-            messages.c.first_attempt_at, literal(now, messages.c.first_attempt_at.type)
-        ),
+        first_attempt_at=_first_attempt(now),
     )
     # The carriers keep their own kind until the outcome is known (`send_outcomes`): one
     # retried after a temporary refusal may go alone next time, as what it is.
@@ -197,9 +202,7 @@ def recarry(ctx: Context, claims: list[Claim], now: datetime) -> None:
                 .values(
                     carried_by=None,
                     attempts=messages.c.attempts + 1,
-                    first_attempt_at=func.coalesce(
-                        messages.c.first_attempt_at, literal(now, messages.c.first_attempt_at.type)
-                    ),
+                    first_attempt_at=_first_attempt(now),
                 )
             )
             if len(claim.messages) > 1:

@@ -22,4 +22,6 @@ def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     return _CLEAN
 
 
-RULE = Rule(CODE, "The address never bounced hard and its owner never reported spam.", check)
+RULE = Rule(
+    CODE, "The address never bounced hard and its owner never reported spam.", check, private=True
+)

@@ -24,4 +24,9 @@ def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     return _SUBSCRIBED
 
 
-RULE = Rule(CODE, "The recipient has not opted out, from everyone or from this member.", check)
+RULE = Rule(
+    CODE,
+    "The recipient has not opted out, from everyone or from this member.",
+    check,
+    private=True,
+)
