@@ -128,7 +128,8 @@ def read_token(secret: Keys, scope: Scope, token: str, max_age: int = MAX_AGE_SE
         value, signed_at = _serializer(secret, scope).loads(token, return_timestamp=True)
     except BadSignature:
         raise NotFound("This link is not valid.") from None
-    age = time.time() - signed_at.timestamp()
+    # In whole seconds, as itsdangerous stamps and checks them.
+    age = int(time.time()) - int(signed_at.timestamp())
     if not isinstance(value, str) or not -CLOCK_SKEW_SECONDS <= age <= max_age:
         raise NotFound("This link is not valid.")
     return value
