@@ -359,16 +359,34 @@ def _serve_worker(ctx: Context, interval: float, as_json: bool, shard: Shard | N
 
 
 @audit_app.command("verify")
-def audit_verify(as_json: JsonOpt = False) -> None:
-    """Recompute the ledger's hash chain; name the first broken entry."""
-    from courtois.services.audit import verify_ledger
+def audit_verify(
+    export_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            help="Check an `audit export` file instead of the database (no configuration needed).",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recompute the ledger's hash chain; name the first broken entry and print the last
+    hash, which a third party compares with the last hash of an export."""
+    from courtois.services.audit import verify_export, verify_ledger
 
-    report = run(lambda ctx: verify_ledger(ctx.engine))
+    if export_file is None:
+        report = run(lambda ctx: verify_ledger(ctx.engine))
+    else:
+        try:
+            with export_file.open(encoding="utf-8") as handle:
+                report = verify_export(handle)
+        except (OSError, UnicodeDecodeError) as error:
+            fail(f"cannot read {export_file}: {type(error).__name__}")
     data = {
         "ok": report.ok,
         "entries": report.entries,
         "first_broken_seq": report.first_broken_seq,
         "problem": report.problem,
+        "last_hash": report.last_hash if report.ok else None,
     }
     emit(as_json, data, lambda: out.print(data))
     if not report.ok:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 
 import httpx
@@ -73,3 +74,55 @@ def test_the_right_key_is_let_in(api: Api) -> None:
     response = api.get("/v1/members/nobody")
     assert response.status_code == 404
     assert response.json()["type"] == "/problems/member-not-found"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", b"{not json"),
+        ("application/json", b"\xff\xfe"),
+        ("text/plain", b"hello"),
+        ("application/json", b"x" * (5 * 1024 * 1024)),
+    ],
+)
+def test_a_stranger_is_asked_for_the_key_before_the_body_is_judged(
+    api: Api, content_type: str, body: bytes
+) -> None:
+    """Malformed, mistyped or oversized: without the key the answer is the same 401."""
+    with httpx.Client(base_url=api.base_url) as stranger:
+        response = stranger.post(
+            "/v1/members/ana/invitations", content=body, headers={"Content-Type": content_type}
+        )
+    assert response.status_code == 401, response.text
+    assert response.json()["type"] == "/problems/unauthorized"
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_stranger_is_answered_before_the_server_waits_for_the_body(api: Api) -> None:
+    """A body announced but never sent: the refusal comes at once, so the server neither
+    waits for nor parses what a stranger sends."""
+    host, port = api.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(
+            b"POST /v1/members/ana/invitations HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{"
+        )
+        head = conn.recv(4096)
+    assert head.startswith(b"HTTP/1.1 401 "), head[:80]
+
+
+def test_the_key_holder_still_hears_about_a_malformed_body(api: Api) -> None:
+    response = api.http.post(
+        "/v1/members/ana/invitations",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["type"] == "/problems/invalid-request"
+
+
+def test_a_wrong_method_names_every_method_the_path_answers(api: Api) -> None:
+    response = api.http.put("/v1/members/ana/contacts")
+    assert response.status_code == 405
+    assert response.json()["type"] == "/problems/method-not-allowed"
+    assert response.headers["allow"] == "DELETE, GET"

@@ -151,7 +151,9 @@ def test_executable_is_the_project_script() -> None:
     assert Path(EXECUTABLE).parent == Path(sys.executable).parent
 
 
-def test_a_whole_flow_from_the_command_line(cli_db: tuple[dict[str, str], Engine]) -> None:
+def test_a_whole_flow_from_the_command_line(
+    cli_db: tuple[dict[str, str], Engine], tmp_path: Path
+) -> None:
     env, engine = cli_db
     args = ["invite", "--member", "ana", "--email", BO, "--email", CY, "--email", DEE]
     answer = ok(env, *args, "--reminders", "1", "--now", NOW, "--json")
@@ -219,7 +221,14 @@ def test_a_whole_flow_from_the_command_line(cli_db: tuple[dict[str, str], Engine
 
     verified = ok(env, "audit", "verify", "--json")
     entries = scalar(engine, select(func.count()).select_from(ledger))
-    assert verified == {"ok": True, "entries": entries, "first_broken_seq": None, "problem": None}
+    last_hash = scalar(engine, select(ledger.c.hash).where(ledger.c.seq == entries))
+    assert verified == {
+        "ok": True,
+        "entries": entries,
+        "first_broken_seq": None,
+        "problem": None,
+        "last_hash": last_hash,
+    }
 
     exported = ok(env, "audit", "export")
     lines = exported.splitlines()
@@ -228,6 +237,18 @@ def test_a_whole_flow_from_the_command_line(cli_db: tuple[dict[str, str], Engine
     assert [e["seq"] for e in parsed] == list(range(1, entries + 1))
     assert {"seq", "at", "event", "payload", "prev_hash", "hash"} == set(parsed[0])
     assert "@" not in exported
+
+    # A third party holding only the file, and no configuration, checks it.
+    handed = tmp_path / "ledger.jsonl"
+    handed.write_text(exported, encoding="utf-8")
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("COURTOIS_")}
+    assert ok(bare, "audit", "verify", "--file", str(handed), "--json") == verified
+    handed.write_text("\n".join(lines[:3] + lines[4:]) + "\n", encoding="utf-8")
+    cut = courtois(bare, "audit", "verify", "--file", str(handed))
+    assert (cut.returncode, cut.stderr) == (
+        1,
+        "courtois: ledger broken at entry 5: expected entry 4 here\n",
+    )
 
 
 def test_refusals_exit_non_zero_with_one_line(

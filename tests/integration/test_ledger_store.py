@@ -257,3 +257,39 @@ def test_no_ledger_payload_holds_an_email_address(ctx: Context) -> None:
         for address in ADDRESSES:
             assert address.lower() not in text.lower()
             assert address.split("@")[0].lower() + "@" not in text.lower()
+
+
+def test_an_export_verifies_on_its_own_and_names_what_was_changed(ctx: Context) -> None:
+    run_flow(ctx)
+    buffer = io.StringIO()
+    export_ledger(ctx.engine, buffer)
+    lines = buffer.getvalue().splitlines()
+    live = verify_ledger(ctx.engine)
+    handed = audit.verify_export(lines)
+    assert handed.ok
+    assert (handed.entries, handed.last_hash) == (live.entries, live.last_hash)
+
+    entry = json.loads(lines[5])
+    entry["payload"]["reason"] = "edited"
+    edited = audit.verify_export([*lines[:5], json.dumps(entry), *lines[6:]])
+    assert (edited.ok, edited.entries, edited.first_broken_seq) == (False, 5, 6)
+    assert edited.problem == "its content does not match its hash"
+
+    for bad in ("not json", "[]", json.dumps({**json.loads(lines[2]), "seq": "3"}), "{}"):
+        broken = audit.verify_export([*lines[:2], bad, *lines[3:]])
+        assert (broken.ok, broken.entries, broken.first_broken_seq) == (False, 2, 3), bad
+        assert broken.problem == "line 3 is not a ledger entry"
+
+    # Cutting the end leaves a chain that holds: only the live last hash shows the cut.
+    shorter = audit.verify_export(lines[:-1])
+    assert shorter.ok
+    assert shorter.last_hash != live.last_hash
+
+
+def test_an_export_stops_at_the_head_read_when_it_began(ctx: Context) -> None:
+    """Entries whose head was not yet moved (a commit in flight) are for the next export."""
+    run_flow(ctx)
+    with ctx.engine.begin() as connection:
+        head = connection.execute(select(ledger_head.c.seq)).scalar_one()
+        connection.execute(update(ledger_head).values(seq=head - 2))
+    assert [e["seq"] for e in exported(ctx)] == list(range(1, head - 1))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from datetime import datetime
 from typing import TextIO
 
 from sqlalchemy import Engine, Text, func, select, type_coerce
@@ -102,9 +103,13 @@ def verify_ledger(engine: Engine) -> ChainReport:
 
 
 def export_ledger(engine: Engine, out: TextIO) -> int:
-    """Write the ledger as JSON Lines, one entry per line, exactly as hashed."""
+    """Write the ledger as JSON Lines, one entry per line, exactly as hashed, up to the
+    head as it stood when the export began (as `verify_ledger` reads it), so the export of
+    a live system is one consistent chain whose last hash `audit verify` also reports."""
+    with engine.connect() as connection:
+        upto = connection.execute(select(ledger_head.c.seq)).scalar()
     count = 0
-    for entry in iter_entries(engine):
+    for entry in iter_entries(engine, upto=upto):
         line = {
             "seq": entry.seq,
             "at": entry.at.isoformat(),
@@ -116,3 +121,53 @@ def export_ledger(engine: Engine, out: TextIO) -> int:
         out.write(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n")
         count += 1
     return count
+
+
+EXPORT_FIELDS = frozenset({"seq", "at", "event", "payload", "prev_hash", "hash"})
+
+
+def _exported_entry(line: str) -> LedgerEntry | None:
+    """One line of an export as an entry, or None when it is not one."""
+    try:
+        item = json.loads(line)
+        if not isinstance(item, dict) or set(item) != EXPORT_FIELDS:
+            return None
+        seq, at, event = item["seq"], datetime.fromisoformat(item["at"]), item["event"]
+        payload, prev_hash, digest = item["payload"], item["prev_hash"], item["hash"]
+    except (TypeError, ValueError):
+        return None
+    if (
+        type(seq) is not int
+        or not isinstance(event, str)
+        or not isinstance(payload, dict)
+        or not isinstance(prev_hash, str)
+        or not isinstance(digest, str)
+    ):
+        return None
+    return LedgerEntry(seq, at, event, payload, prev_hash, digest)
+
+
+def verify_export(lines: Iterable[str]) -> ChainReport:
+    """Recompute the chain of an `audit export` file, with no database: what a third party
+    holding only the file can check. The chain shows that nothing inside it was changed,
+    removed or reordered; that nothing was cut from its end shows only against a last hash
+    taken from the live system (`audit verify` prints it), so publish or timestamp that."""
+
+    read = 0
+
+    def entries() -> Iterator[LedgerEntry]:
+        nonlocal read
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            entry = _exported_entry(line)
+            if entry is None:
+                raise _Unreadable(number)
+            read += 1
+            yield entry
+
+    try:
+        return verify_chain(entries())
+    except _Unreadable as unreadable:
+        # verify_chain stops at the first bad entry, so every entry read before held.
+        return ChainReport(False, read, read + 1, f"line {unreadable.seq} is not a ledger entry")

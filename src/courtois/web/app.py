@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from courtois.services.context import Context
 from courtois.web import problems
+from courtois.web.api_gate import ApiKeyGate
 from courtois.web.body_limit import JsonBodyLimit
 from courtois.web.deps import Clock, system_clock
 
@@ -30,6 +31,7 @@ def create_app(ctx: Context, clock: Clock = system_clock) -> FastAPI:
     app.state.clock = clock
     problems.install(app)
     app.add_middleware(JsonBodyLimit)
+    app.add_middleware(ApiKeyGate)  # outermost: no body is read before the key is shown
     for router in (*api_routers, *page_routers):
         app.include_router(router)
     problems.complete_openapi(app)

@@ -17,6 +17,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from courtois.services.context import Context
 from courtois.web.problems import Problem
@@ -49,17 +50,31 @@ async def get_now(request: Request) -> datetime:
 _bearer = HTTPBearer(auto_error=False, description="COURTOIS_API_KEY")
 
 
+def key_refusal(expected: str, authorization: str | None) -> Problem | None:
+    """Why a request with this Authorization header may not use the API, or None: the
+    platform's key, compared in constant time; no key configured means no API."""
+    if not expected:
+        return Problem(401, "api-disabled", "No API key is configured on this server.")
+    scheme, given = get_authorization_scheme_param(authorization)
+    if scheme.lower() != "bearer":
+        given = ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        return Problem(401, "unauthorized", "A valid bearer API key is required.")
+    return None
+
+
 async def require_api_key(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """The platform's key, compared in constant time; no key configured means no API."""
-    expected = context_of(request).settings.api_key
-    if not expected:
-        raise Problem(401, "api-disabled", "No API key is configured on this server.")
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Problem(401, "unauthorized", "A valid bearer API key is required.")
+    """The platform's key (see `key_refusal`); `credentials` is taken only so that the
+    OpenAPI document declares the bearer scheme on every route that depends on this."""
+    del credentials
+    refusal = key_refusal(
+        context_of(request).settings.api_key, request.headers.get("authorization")
+    )
+    if refusal is not None:
+        raise refusal
 
 
 Ctx = Annotated[Context, Depends(get_context)]

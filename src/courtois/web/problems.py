@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from courtois.domain.addresses import without_addresses
@@ -23,6 +24,7 @@ from courtois.store.faults import DatabaseFault, database_fault
 from courtois.web.problem_types import PROBLEM_TYPES, PROBLEM_URIS
 
 MEDIA_TYPE = "application/problem+json"
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 # What FastAPI says when a body cannot be decoded at all.
 BODY_NOT_PARSED = "There was an error parsing the body"
@@ -170,7 +172,7 @@ def install(app: FastAPI) -> None:
             422, "invalid-request", "The request is not valid.", _validation_errors(error)
         )
 
-    async def on_http(_request: Request, error: Exception) -> JSONResponse:
+    async def on_http(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
         if error.status_code == 400 and error.detail == BODY_NOT_PARSED:
             # A body that is not even text: the same answer as a body that is bad JSON.
@@ -181,14 +183,31 @@ def install(app: FastAPI) -> None:
         detail = (
             error.detail if isinstance(error.detail, str) else TITLES.get(error.status_code, "")
         )
-        headers = dict(error.headers) if error.headers else None
-        return problem_response(error.status_code, code, detail, headers=headers)
+        headers = dict(error.headers) if error.headers else {}
+        if error.status_code == 405 and (allowed := allowed_methods(request)):
+            headers["Allow"] = ", ".join(allowed)
+        return problem_response(error.status_code, code, detail, headers=headers or None)
 
     app.add_exception_handler(DomainError, on_domain)
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_middleware(UnexpectedErrors)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at this path: Starlette's 405 names only the first
+    route that matched the path, so `/v1/members/{id}/contacts` (GET and DELETE) was said
+    to allow GET alone. Each method is tried through the routes' own `matches`, which sees
+    into included routers."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
 
 
 class UnexpectedErrors:
