@@ -47,12 +47,17 @@ def test_json_contacts_are_imported_unselected_with_every_record_accounted_for(
             {"email": "not an address", "name": "?"},
             {"email": "ana@members.example", "name": "me"},
             {"email": "cy@example.com", "name": "Cy\r\nBcc: victim@evil.example"},
+            {"email": "no-reply@shop.example", "name": "Shop"},
         ]
     }
     report = api.ok(api.post("/v1/members/ana/imports", body))
-    assert (report["records"], report["imported"]) == (5, 2)
-    assert (report["duplicates"], report["flagged"], report["rejected"]) == (1, 1, 1)
+    assert (report["records"], report["imported"]) == (6, 2)
+    assert (report["duplicates"], report["flagged"], report["rejected"]) == (1, 1, 2)
     assert report["rejected_records"][0]["where"] == "contacts[2]"
+    assert report["rejected_records"][1] == {
+        "where": "contacts[5]",
+        "reason": "a role or no-reply mailbox, not a person",
+    }
     assert report["flagged_records"] == [{"where": "contacts[3]", "reason": "your own address"}]
     assert report["duplicate_records"][0]["reason"] == "duplicate of contacts[0]"
     stored = {r.address: r for r in rows(api.ctx, contacts)}

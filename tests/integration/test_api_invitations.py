@@ -91,6 +91,22 @@ def test_bad_addresses_are_named_by_position_never_echoed(api: Api) -> None:
         assert "secret-person" not in str(refused)
 
 
+def test_role_and_no_reply_mailboxes_are_not_invited(api: Api) -> None:
+    emails = ["bo@example.org", "postmaster@example.org", "noreply+42@example.org"]
+    consented = {"emails": emails, "preview_hash": "x", "consent": {"text_shown": "x"}}
+    before = counts(api.ctx, WRITTEN_BY_INVITE)
+    for path, body in (
+        ("/v1/members/ana/invitations/preview", {"emails": emails}),
+        ("/v1/members/ana/invitations", consented),
+    ):
+        refused = problem(api.post(path, body), 422, "invalid-address")
+        assert refused["errors"] == {
+            "emails[1]": "a role or no-reply mailbox, not a person",
+            "emails[2]": "a role or no-reply mailbox, not a person",
+        }
+    assert counts(api.ctx, WRITTEN_BY_INVITE) == before
+
+
 def test_pages_of_invitations_newest_first_and_by_status(api: Api) -> None:
     first = preview_and_invite(api, ["a@example.org", "b@example.org"])
     api.clock.advance(minutes=1)

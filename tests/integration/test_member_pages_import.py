@@ -129,6 +129,7 @@ def test_the_report_speaks_the_members_language(ctx: Context) -> None:
     add_member(ctx, locale="fr")
     pasted = (
         "bo@example.com, Cy <cy@example.com>\r\nnot an address\r\ndee@example.com; BO@example.com"
+        "\r\nnoreply@shop.example"
     )
     with signed_in(ctx) as ana:
         response = ana.post("/member/import/paste", {"addresses": pasted})
@@ -136,6 +137,7 @@ def test_the_report_speaks_the_members_language(ctx: Context) -> None:
     cells = _cells(response.text)
     assert ("ligne 2", "adresse non valide") in cells
     assert ("ligne 3, élément 2", "doublon de ligne 1, élément 1") in cells
+    assert ("ligne 4", "une boîte de service ou « no-reply », pas une personne") in cells
     assert not any("line" in where or "duplicate" in why for where, why in cells)
 
 

@@ -12,6 +12,7 @@ from courtois.domain.addresses import (
     MAX_ADDRESS_LENGTH,
     Address,
     digest_of,
+    is_role_mailbox,
     matching_key,
     parse_address,
     recipient_digest,
@@ -221,3 +222,39 @@ def test_case_and_padding_never_change_the_identity(
     variant = pad + variant + pad
     assert parse_address(variant).key == parse_address(address).key == address.lower()
     assert digest_of(variant, SECRET) == digest_of(address, SECRET)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "postmaster@example.org",
+        "Abuse@Example.org",
+        "MAILER-DAEMON@mx.example.net",
+        "bounces+list-42@lists.example.org",
+        "noreply@github.example",
+        "no-reply@accounts.example",
+        "no_reply.billing@shop.example",
+        "donotreply@bank.example",
+        "Do-Not-Reply@bank.example",
+        "noreply-8f2c@notifications.example",
+    ],
+)
+def test_role_and_no_reply_mailboxes_are_recognised(raw: str) -> None:
+    assert is_role_mailbox(parse_address(raw))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "ana@example.org",
+        "noah@example.org",  # starts like "no"
+        "norelyn@example.org",
+        "replyall@example.org",
+        "postmaster.ana@example.org",  # a person may well be called so
+        "abusey@example.org",
+        "info@small-business.example",  # often a person's only address
+        "support@example.org",
+    ],
+)
+def test_people_are_not_taken_for_role_mailboxes(raw: str) -> None:
+    assert not is_role_mailbox(parse_address(raw))

@@ -104,6 +104,33 @@ def parse_address(raw: str) -> Address:
     return Address(valid.normalized, matching_key(valid.normalized))
 
 
+# Mailboxes of a function rather than of a person: RFC 2142's, the mail system's own and
+# the senders of notifications. An address book pulled from a Sent folder is full of
+# them, an invitation there reaches no one who could answer it, and mail to them is what
+# abuse desks and spam traps watch. Only invitations and imports refuse them: an opt-out,
+# a join or a bounce for such an address is taken as for any other.
+ROLE_LOCAL_PARTS = frozenset(
+    {
+        "abuse",
+        "bounce",
+        "bounces",
+        "hostmaster",
+        "mailer-daemon",
+        "nobody",
+        "postmaster",
+    }
+)
+ROLE_MAILBOX = "a role or no-reply mailbox, not a person"
+_NO_REPLY = re.compile(r"(?:no|do[-_.]?not)[-_.]?reply(?:[-_.+].*)?", re.IGNORECASE)
+
+
+def is_role_mailbox(address: Address) -> bool:
+    """Whether the address is a role or no-reply mailbox (`postmaster@`, `noreply-42@`,
+    `bounces+tag@`), which no person reads as theirs."""
+    local = address.key.rpartition("@")[0]
+    return local.split("+", 1)[0] in ROLE_LOCAL_PARTS or _NO_REPLY.fullmatch(local) is not None
+
+
 def matching_key(normalized: str) -> str:
     """Fold case on both sides: mail systems treat local parts case-insensitively in practice,
     and one person must not escape an opt-out by writing Ana@ instead of ana@."""

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, select, update
 
-from courtois.domain.addresses import parse_address
+from courtois.domain.addresses import ROLE_MAILBOX, is_role_mailbox, parse_address
 from courtois.domain.contacts import ContactInput, RecordProblem, search_key
 from courtois.domain.errors import InvalidInput, NotFound
 from courtois.domain.ledger import EventType
@@ -103,6 +103,9 @@ def import_contacts(
                 address = parse_address(record.email)
             except InvalidInput as error:
                 report.rejected.append(_note(where, number, f"invalid address: {error.message}"))
+                continue
+            if is_role_mailbox(address):
+                report.rejected.append(_note(where, number, ROLE_MAILBOX))
                 continue
             digest = ctx.digest(address)
             if digest == own:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from courtois.delivery.render import Inviter, RenderContext, Tokens, render
-from courtois.domain.addresses import Address, parse_address
+from courtois.domain.addresses import ROLE_MAILBOX, Address, is_role_mailbox, parse_address
 from courtois.domain.consent import Consent
 from courtois.domain.errors import Conflict, InvalidInput
 from courtois.domain.ids import new_id
@@ -76,6 +76,9 @@ def _parse_all(emails: tuple[str, ...]) -> list[Address]:
             address = parse_address(raw)
         except InvalidInput as error:
             problems[raw[:254]] = error.message
+            continue
+        if is_role_mailbox(address):
+            problems[raw[:254]] = ROLE_MAILBOX
             continue
         seen.setdefault(address.key, address)
     if problems:

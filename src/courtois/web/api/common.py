@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Header, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from courtois.domain.addresses import Address, parse_address
+from courtois.domain.addresses import ROLE_MAILBOX, Address, is_role_mailbox, parse_address
 from courtois.domain.errors import InvalidInput, NotFound
 from courtois.web.deps import require_api_key
 from courtois.web.problems import Problem, responses
@@ -161,6 +161,22 @@ def check_emails(emails: list[str], field: str = "emails") -> list[Address]:
             bad[f"{field}[{index}]"] = error.message
     if bad:
         raise Problem(422, "invalid-address", f"{len(bad)} address(es) are not valid.", bad)
+    return parsed
+
+
+def check_invitees(emails: list[str]) -> list[Address]:
+    """Addresses to invite: valid, and each a person's rather than a role or no-reply
+    mailbox (`postmaster@`, `noreply@`), named by position like any bad address."""
+    parsed = check_emails(emails)
+    roles = {
+        f"emails[{index}]": ROLE_MAILBOX
+        for index, address in enumerate(parsed)
+        if is_role_mailbox(address)
+    }
+    if roles:
+        raise Problem(
+            422, "invalid-address", f"{len(roles)} address(es) are not a person's.", roles
+        )
     return parsed
 
 

@@ -26,7 +26,7 @@ from courtois.web.api.common import (
     Page,
     Strict,
     bad_cursor,
-    check_emails,
+    check_invitees,
     decode_cursor,
     encode_cursor,
     not_found_as,
@@ -212,7 +212,7 @@ def preview(
 ) -> JSONResponse:
     """Nothing is written: show the member this, then send `preview_hash` and
     `consent_text` back with the invitation."""
-    count = len({address.key for address in check_emails(body.emails)})
+    count = len({address.key for address in check_invitees(body.emails)})
 
     def action() -> Answer:
         with not_found_as("member"):
@@ -242,7 +242,7 @@ def create_invitations(
     """Record the consent to the previewed message and decide for each recipient. A
     `preview_hash` or `consent.text_shown` that does not match what this request would
     send is refused (409): preview again."""
-    check_emails(body.emails)
+    check_invitees(body.emails)
     invite_request = InviteRequest(
         member_id=member_id,
         emails=tuple(body.emails),
