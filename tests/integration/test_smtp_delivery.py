@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from smtp_server import FaultyHandler, free_port, smtp_server
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from conftest import T0
 from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
@@ -170,3 +170,32 @@ def test_no_such_user_is_dead_at_rcpt_and_not_after_data(ctx: Context, pipelinin
     assert suppressed[ctx.digest_email("gone@example.org")] == "hard-bounce"
     assert suppressed[ctx.digest_email("filtered@example.org")] is None
     assert state_of(ctx, ids["filtered@example.org"]) == ("failed", "bounced")
+
+
+def test_an_email_that_cannot_be_written_fails_alone(
+    ctx: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An address stored before intake refused it (an encoded word, which no header can
+    carry): that one email fails and its invitation is blocked; the rest of the batch,
+    claimed with it, still leaves instead of being left `sending`, then `unknown`."""
+    emails = [f"r{i}@example.org" for i in range(3)]
+    ids = invite_all(ctx, emails)
+    with ctx.engine.begin() as connection:
+        connection.execute(
+            update(invitations)
+            .where(invitations.c.id == ids["r1@example.org"])
+            .values(address="=?utf-8?q?p2?=@example.org")
+        )
+    handler = FaultyHandler()
+    with smtp_server(handler) as url:
+        report = run_pass(ctx, DUE, transport(url))
+    assert (report.sent, report.failed, report.unknown) == (2, 1, 0)
+    assert sorted(r for rcpts, _ in handler.received for r in rcpts) == [
+        "r0@example.org",
+        "r2@example.org",
+    ]
+    assert state_of(ctx, ids["r1@example.org"]) == ("failed", "blocked")
+    assert {state_of(ctx, ids[e]) for e in ("r0@example.org", "r2@example.org")} == {
+        ("sent", "sent")
+    }
+    assert all("p2" not in record.getMessage() for record in caplog.records)

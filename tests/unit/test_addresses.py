@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from courtois.delivery.compose import _address as composable_address
 from courtois.domain.addresses import (
     MAX_ADDRESS_LENGTH,
     Address,
@@ -115,6 +116,8 @@ def test_length_limit_boundary() -> None:
         "a@b.org\rBcc: x@y.org",
         "a\r\n@b.org",
         "a@b.org\x00",
+        "=?utf-8?q?p2?=@example.org",  # an encoded word: no header could carry it
+        "x=?b?YQ==?=@example.org",
         "Ana <a@b.org>",  # display-name forms
         '"Ana" <a@b.org>',
         "<a@b.org>",
@@ -258,3 +261,32 @@ def test_role_and_no_reply_mailboxes_are_recognised(raw: str) -> None:
 )
 def test_people_are_not_taken_for_role_mailboxes(raw: str) -> None:
     assert not is_role_mailbox(parse_address(raw))
+
+
+# Local parts near what mail headers give a meaning to: encoded words above all.
+_PIECES = st.lists(
+    st.sampled_from(["=?", "?=", "?", "=", "a", "_", "'", ".", "-", "é"]), max_size=3
+)
+_ENCODED = st.builds(
+    "=?{}?{}?{}?=".format,
+    st.sampled_from(["", "utf-8", "a"]),
+    st.sampled_from(["q", "b", "Q", "x"]),
+    st.sampled_from(["", "a", "YQ==", "_"]),
+)
+_LOCAL = st.builds(
+    lambda before, word, after: "".join(before) + word + "".join(after),
+    _PIECES,
+    st.just("") | _ENCODED,
+    _PIECES,
+).filter(bool)
+
+
+@given(_LOCAL, st.sampled_from(["example.org", "exämple.fr"]))
+def test_every_address_taken_in_can_be_written_in_an_email(local: str, domain: str) -> None:
+    """Intake and composition agree: an address parse_address accepts is one the composer
+    can put in a To header, so no accepted invitation fails when its email is written."""
+    try:
+        address = parse_address(f"{local}@{domain}")
+    except InvalidAddress:
+        return
+    assert str(composable_address(address.normalized, "to"))

@@ -94,6 +94,10 @@ def parse_address(raw: str) -> Address:
         raise InvalidAddress("The address is empty.")
     if len(text) > MAX_ADDRESS_LENGTH:
         raise InvalidAddress("The address is longer than 254 characters.")
+    if "=?" in text.rpartition("@")[0]:
+        # Valid characters, but an encoded word may not appear in an address (RFC 2047,
+        # section 5), and a header parser decodes it as one: the email could not be written.
+        raise InvalidAddress("Not a valid email address: it holds an encoded word (=?).")
     plain = _plain_ascii(text)
     if plain is not None:
         return plain

@@ -7,6 +7,7 @@ the templates changed) holds the message instead of sending words nobody agreed 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
@@ -23,6 +24,8 @@ from courtois.services.context import Context
 from courtois.services.worker_due import Claim
 from courtois.store.tables import consents, invitations, members
 
+log = logging.getLogger("courtois.worker")
+
 # Invitations read per query: well under every engine's limit on bound parameters.
 _CHUNK = 500
 
@@ -36,21 +39,39 @@ class PreviewMismatch(Exception):
         self.differing = differing
 
 
+class Uncomposable(Exception):
+    """The claim's email could not be written at all (an error's type, never its text,
+    which may quote the address): it fails alone, and the rest of the batch still leaves."""
+
+
 def outgoing_for(ctx: Context, claim: Claim, now: datetime) -> Outgoing:
     """Compose the claim's email; raises PreviewMismatch rather than send other words."""
     (composed,) = outgoing_batch(ctx, [claim], now)
-    if isinstance(composed, PreviewMismatch):
+    if isinstance(composed, PreviewMismatch | Uncomposable):
         raise composed
     return composed
 
 
 def outgoing_batch(
     ctx: Context, claims: Sequence[Claim], now: datetime
-) -> list[Outgoing | PreviewMismatch]:
+) -> list[Outgoing | PreviewMismatch | Uncomposable]:
     """Each claim's email, or the mismatch that holds it, with what they carry read in one
     query for the batch."""
     rows = _carried_rows(ctx, [m.invitation_id for claim in claims for m in claim.messages])
-    return [_compose(ctx, claim, rows, now) for claim in claims]
+    return [_compose_or_not(ctx, claim, rows, now) for claim in claims]
+
+
+def _compose_or_not(
+    ctx: Context, claim: Claim, rows: dict[str, _CarriedRow], now: datetime
+) -> Outgoing | PreviewMismatch | Uncomposable:
+    """The batch is claimed (`sending`) before it is composed: one email that cannot be
+    written must not take the others down with it, or they would be left `sending`, then
+    `unknown`, and never sent."""
+    try:
+        return _compose(ctx, claim, rows, now)
+    except Exception as error:
+        log.error("message %s could not be composed: %s", claim.carrier.id, type(error).__name__)
+        return Uncomposable(type(error).__name__)
 
 
 class _CarriedRow(NamedTuple):

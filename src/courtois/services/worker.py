@@ -15,7 +15,7 @@ from courtois.delivery.transport import Pooled, Transport
 from courtois.services import leases
 from courtois.services.context import Context
 from courtois.services.housekeeping import expire_invitations, expire_leases, purge_expired_data
-from courtois.services.outgoing import PreviewMismatch, outgoing_batch
+from courtois.services.outgoing import PreviewMismatch, Uncomposable, outgoing_batch
 from courtois.services.send_decisions import decide_and_claim, recarry
 from courtois.services.send_outcomes import hold_claims, record_outcomes
 from courtois.services.webhook_delivery import deliver_due_webhooks
@@ -86,12 +86,14 @@ def _send_due(
             continue
         # Every claim is committed: a crash from here on leaves its messages `sending`,
         # then `unknown` when the lease runs out, never sent twice.
-        ready, held, batch = [], [], []
+        ready, held, unwritten, batch = [], [], [], []
         composing = claims
         while composing:
             regrouped = []
             for claim, composed in zip(composing, outgoing_batch(ctx, composing, now), strict=True):
-                if isinstance(composed, PreviewMismatch):
+                if isinstance(composed, Uncomposable):
+                    unwritten.append(claim)
+                elif isinstance(composed, PreviewMismatch):
                     # Only the invitations whose words changed are held: in a digest, the
                     # other members' sections still leave, as one email without them.
                     keep = tuple(m for m in claim.messages if m.id not in composed.differing)
@@ -107,6 +109,9 @@ def _send_due(
         hold_claims(ctx, held, now, "held: differs from the preview the member consented to")
         report.failed += len(held)
         report.note("held: differs from the preview", len(held))
+        hold_claims(ctx, unwritten, now, "failed: the email could not be written")
+        report.failed += len(unwritten)
+        report.note("failed: the email could not be written", len(unwritten))
         # A slow server may keep the batch out longer than a lease: renewed meanwhile, so
         # no other worker takes a live worker's messages for abandoned.
         with leases.renewed(ctx, [i for claim in ready for i in claim.ids], now):
