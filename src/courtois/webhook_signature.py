@@ -46,4 +46,9 @@ def verify(
     if timestamp is None or not candidates or abs(now - timestamp) > tolerance:
         return False
     expected = _mac(secret, timestamp, body)
-    return any(hmac.compare_digest(expected, candidate) for candidate in candidates)
+    # As bytes: compare_digest refuses a str that is not ASCII, and a hostile header may
+    # hold one; it is then simply not the signature.
+    want = expected.encode()
+    return any(
+        hmac.compare_digest(want, candidate.encode("utf-8", "replace")) for candidate in candidates
+    )

@@ -208,6 +208,8 @@ def test_the_charts_speak_french_and_default_to_thirty_days(ctx: Context) -> Non
         ({"from": "yesterday"}, "Choose each day as a date"),
         ({"from": "2026-03-05", "to": "2026-03-01"}, "must not come after"),
         ({"from": "2024-01-01", "to": "2026-03-01"}, "at most 366 days"),
+        ({"to": "0001-01-01"}, "between the years 1970 and 9000"),
+        ({"from": "9999-12-31", "to": "9999-12-31"}, "between the years 1970 and 9000"),
     ],
 )
 def test_a_bad_range_is_refused_plainly(ctx: Context, query: dict[str, str], words: str) -> None:

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 from admin_support import admin_settings, make_history, sign_in
 from pages_site import ledger_size, serve
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from support import T0, send_invites
 
 from courtois.config import Settings
@@ -119,6 +119,21 @@ def test_the_ledger_holds_then_a_changed_row_is_named(ctx: Context) -> None:
     assert "The ledger is broken from entry 7 on." in broken.text
     assert "6 entries before it hold." in broken.text
     assert "its content does not match its hash" in broken.text
+
+
+def test_a_payload_that_is_no_longer_json_is_shown_not_raised(ctx: Context) -> None:
+    make_history(ctx)
+    with ctx.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE ledger SET payload = :junk WHERE seq = 5"), {"junk": "{not json <b>"}
+        )
+    with serve(ctx) as site:
+        sign_in(site)
+        page = site.get("/admin/ledger")
+    assert page.status_code == 200
+    assert 'data-first-broken="5"' in page.text
+    assert "its payload is not JSON" in page.text
+    assert "Recorded hash" in page.text  # the broken entry itself is shown
 
 
 def test_entries_cut_from_the_end_are_caught(ctx: Context) -> None:

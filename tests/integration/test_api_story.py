@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import re
 import logging
 import time
 
@@ -143,3 +144,42 @@ def test_send_latency_counts_from_falling_due_to_leaving(ctx: Context) -> None:
     # Out of the 15-minute window: no sample, no quantile.
     assert "courtois_send_latency_window_messages 0.0" in stale
     assert "courtois_send_latency_seconds{" not in stale
+
+
+def test_send_latency_of_a_retried_email_counts_from_when_it_first_fell_due(
+    ctx: Context,
+) -> None:
+    handler = FaultyHandler(rcpt_replies={"dee@example.org": "451 4.7.1 try again later"})
+    with smtp_server(handler) as smtp_url, running_api(ctx) as api:
+        add_member(api)
+        preview_and_invite(api, ["dee@example.org"])
+        due = api.clock.advance(minutes=10)
+        transport = SmtpTransport(parse_smtp_url(smtp_url))
+        assert run_pass(api.ctx, due, transport).retried == 1
+        handler.rcpt_replies.clear()
+        now = api.clock.advance(minutes=9)  # past any retry time (2 to 8 minutes)
+        assert run_pass(api.ctx, now, transport).sent == 1
+        metrics = api.get("/metrics").text
+    assert 'courtois_send_latency_seconds{quantile="0.5"} 540.0' in metrics
+
+
+def test_messages_by_state_count_emails_not_the_invitations_a_digest_carries(
+    ctx: Context,
+) -> None:
+    """Ana's email goes; Bruno's and Cy's invitations wait out the recipient's quota and
+    leave together in one digest: two emails, as the admin chart and the server count."""
+    handler = FaultyHandler()
+    with smtp_server(handler) as smtp_url, running_api(ctx) as api:
+        transport = SmtpTransport(parse_smtp_url(smtp_url))
+        for member in ("ana", "bruno", "cy"):
+            add_member(api, member, member.title())
+        preview_and_invite(api, ["dee@example.org"], "ana")
+        assert run_pass(api.ctx, api.clock.advance(minutes=11), transport).sent == 1
+        preview_and_invite(api, ["dee@example.org"], "bruno")
+        preview_and_invite(api, ["dee@example.org"], "cy")
+        assert run_pass(api.ctx, api.clock.advance(days=15), transport).sent == 1
+        metrics = api.get("/metrics").text
+    assert len(handler.received) == 2
+    sent = re.findall(r'courtois_messages\{kind="(\w+)",state="sent"\} ([\d.]+)', metrics)
+    assert sum(float(count) for _, count in sent) == 2.0
+    assert dict(sent) == {"digest": "1.0", "invitation": "1.0"}

@@ -181,6 +181,9 @@ def test_the_signature_is_over_the_timestamp_and_the_exact_body() -> None:
     rotated = f"{header},v1={'0' * 64}"
     assert verify(SECRET, rotated, body, 1_800_000_000)
     assert not verify(SECRET, "v1=abc", body, 1_800_000_000)
+    # A hostile header is simply not the signature: no exception for the receiver.
+    assert not verify(SECRET, "t=1800000000,v1=é", body, 1_800_000_000)
+    assert not verify(SECRET, f"t=1800000000,v1=\udcff{'0' * 63}", body, 1_800_000_000)
 
 
 def test_the_migrations_build_exactly_the_declared_tables(ctx: Context) -> None:

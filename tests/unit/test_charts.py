@@ -191,6 +191,26 @@ def test_long_ranges_draw_lines_without_markers_and_the_legend_wraps() -> None:
     assert 2 <= len(labels) <= 8  # thinned out, not 365 overlapping labels
 
 
+def test_in_a_long_range_a_point_no_line_reaches_still_gets_its_marker() -> None:
+    """A year of acceptance rates with three days of data: a lone day would be drawn by
+    neither a line (a run of one) nor a marker (too many days for markers)."""
+    days = [f"d{i}" for i in range(200)]
+    values: list[float | None] = [None] * 200
+    values[0], values[120], values[121], values[199] = 1.0, 0.5, 0.25, 0.75
+    svg = line_chart(
+        chart_id="rates",
+        title="Acceptance",
+        description="Share accepted.",
+        x_labels=days,
+        x_keys=days,
+        series=[Series("rate", "accepted", values)],
+        y_label="share",
+    )
+    marked = {day: value for (_, day), (value, _) in _points(svg).items()}
+    assert marked == {"d0": 1.0, "d199": 0.75}  # d120 and d121 are joined by a line
+    assert len(fromstring(svg).findall(f".//{SVG}polyline")) == 1
+
+
 def test_bad_shapes_are_refused() -> None:
     with pytest.raises(ValueError, match="one value per point"):
         _chart(Series("sent", "Sent", [1, 2]))

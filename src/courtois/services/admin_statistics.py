@@ -57,6 +57,9 @@ class DailyFigures:
         )
 
 
+YEARS = (1970, 9000)
+
+
 def choose_range(first: str | None, last: str | None, today: date) -> tuple[date, date]:
     """The days asked for (ISO dates, both ends included), by default the last 30 days up
     to today; InvalidInput for anything else, naming the bad field."""
@@ -71,9 +74,16 @@ def choose_range(first: str | None, last: str | None, today: date) -> tuple[date
 
 def _day(field: str, value: str) -> date:
     try:
-        return date.fromisoformat(value.strip())
+        day = date.fromisoformat(value.strip())
     except ValueError:
         raise InvalidInput("Choose a day as YYYY-MM-DD.", {field: "not a date"}) from None
+    # A range is counted out day by day on either side of its ends: the calendar's first
+    # and last years would step outside what a date can hold.
+    if not YEARS[0] <= day.year <= YEARS[1]:
+        raise InvalidInput(
+            f"Choose a day between the years {YEARS[0]} and {YEARS[1]}.", {field: "out of range"}
+        )
+    return day
 
 
 def daily_figures(ctx: Context, first: date, last: date) -> DailyFigures:

@@ -213,10 +213,16 @@ def _line(
                 f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} '
                 f'stroke-linejoin="round" points="{" ".join(run)}"/>'
             )
-    if count <= MAX_MARKERS:
-        for position, value in enumerate(item.values):
-            if value is None:
-                continue
+    values = item.values
+    for position, value in enumerate(values):
+        if value is None:
+            continue
+        # Past MAX_MARKERS days only a point no line passes through gets its marker:
+        # otherwise a lone day (one day's acceptance in a long range) would not be drawn.
+        alone = (position == 0 or values[position - 1] is None) and (
+            position == len(values) - 1 or values[position + 1] is None
+        )
+        if count <= MAX_MARKERS or alone:
             tip = f"{labels[position]}: {item.label} {y_text(value)}"
             parts.append(
                 f'<circle cx="{_f(x_at(position))}" cy="{_f(y_at(value))}" r="3" '

@@ -86,6 +86,8 @@ async def posted(
 PROBLEMS: Mapping[tuple[str, str], str] = {
     ("from", "not a date"): "not-a-date",
     ("to", "not a date"): "not-a-date",
+    ("from", "out of range"): "year-range",
+    ("to", "out of range"): "year-range",
     ("from", "after to"): "range-order",
     ("to", "range too long"): "range-length",
     ("message", "none chosen"): "none-chosen",
