@@ -7,8 +7,8 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import re
 import logging
+import re
 import time
 
 import httpx
