@@ -9,6 +9,7 @@ import random
 import time
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from sqlalchemy import select, update
 
 from conftest import T0
 from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
+from courtois.domain.errors import InvalidInput
 from courtois.services.context import Context
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.members import register_member
@@ -199,3 +201,36 @@ def test_an_email_that_cannot_be_written_fails_alone(
         ("sent", "sent")
     }
     assert all("p2" not in record.getMessage() for record in caplog.records)
+
+
+def test_a_batch_that_cannot_be_signed_is_put_back_as_it_was(ctx: Context, tmp_path: Path) -> None:
+    """A fault that is not one email's own (here a DKIM key file that is gone) stops the
+    pass, and the claimed batch is scheduled again as before its claim, so the pass after
+    the repair sends it: nothing is failed for good, nothing is left `sending`."""
+    ids = invite_all(ctx, ["r0@example.org", "r1@example.org"])
+    broken = Context(
+        engine=ctx.engine,
+        settings=replace(
+            ctx.settings,
+            dkim_domain="agora.test",
+            dkim_selector="s1",
+            dkim_private_key_file=str(tmp_path / "gone.pem"),
+        ),
+    )
+    handler = FaultyHandler()
+    with smtp_server(handler) as url:
+        with pytest.raises(InvalidInput, match="DKIM private key"):
+            run_pass(broken, DUE, transport(url))
+        with ctx.engine.connect() as connection:
+            rows = connection.execute(
+                select(
+                    messages.c.state,
+                    messages.c.attempts,
+                    messages.c.first_attempt_at,
+                    messages.c.lease_until,
+                )
+            ).all()
+        assert set(rows) == {("scheduled", 0, None, None)}
+        assert run_pass(ctx, DUE + timedelta(minutes=1), transport(url)).sent == 2
+    assert len(handler.received) == 2
+    assert {state_of(ctx, i) for i in ids.values()} == {("sent", "sent")}

@@ -18,6 +18,7 @@ from courtois.delivery.compose import Carried, ComposeInput, consent_hashes
 from courtois.delivery.dkim import sign
 from courtois.delivery.skeleton import compose_wire
 from courtois.delivery.transport import Outgoing
+from courtois.domain.errors import InvalidInput
 from courtois.domain.members import check_locale
 from courtois.domain.messages import MessageKind
 from courtois.services.context import Context
@@ -40,8 +41,12 @@ class PreviewMismatch(Exception):
 
 
 class Uncomposable(Exception):
-    """The claim's email could not be written at all (an error's type, never its text,
-    which may quote the address): it fails alone, and the rest of the batch still leaves."""
+    """The claim's email cannot be written because of its own data (the recipient's or
+    the member's address): it fails alone, and the rest of the batch still leaves."""
+
+
+# The fields of a composition refusal that belong to one email, not to the configuration.
+_OWN_FIELDS = frozenset({"to", "reply_to"})
 
 
 def outgoing_for(ctx: Context, claim: Claim, now: datetime) -> Outgoing:
@@ -66,12 +71,15 @@ def _compose_or_not(
 ) -> Outgoing | PreviewMismatch | Uncomposable:
     """The batch is claimed (`sending`) before it is composed: one email that cannot be
     written must not take the others down with it, or they would be left `sending`, then
-    `unknown`, and never sent."""
+    `unknown`, and never sent. Any other failure (a configuration that cannot sign or
+    name the sender) is every email's: it is raised, and the worker puts the batch back."""
     try:
         return _compose(ctx, claim, rows, now)
-    except Exception as error:
-        log.error("message %s could not be composed: %s", claim.carrier.id, type(error).__name__)
-        return Uncomposable(type(error).__name__)
+    except InvalidInput as error:
+        if not _OWN_FIELDS.intersection(error.details):
+            raise
+        log.error("message %s could not be composed: its %s", claim.carrier.id, *error.details)
+        return Uncomposable(", ".join(error.details))
 
 
 class _CarriedRow(NamedTuple):

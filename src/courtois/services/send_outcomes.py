@@ -176,6 +176,28 @@ def hold_claims(ctx: Context, claims: Sequence[Claim], now: datetime, reason: st
         uow.commit()
 
 
+def put_back(ctx: Context, claims: Sequence[Claim], now: datetime, reason: str) -> None:
+    """Claims whose emails were never handed to SMTP, because composing failed for a
+    reason that is not theirs (a key that cannot sign, say): scheduled again as they were
+    before the claim, attempts and first attempt included, so the next pass sends them
+    once the cause is mended, and no retry deadline runs meanwhile."""
+    with ctx.unit_of_work(now) as uow:
+        for claim in claims:
+            for message in claim.messages:
+                set_messages(
+                    uow,
+                    [message.id],
+                    MessageState.SENDING,
+                    MessageState.SCHEDULED,
+                    reason,
+                    lease_until=None,
+                    carried_by=None,
+                    attempts=message.attempts,
+                    first_attempt_at=message.first_attempt_at,
+                )
+        uow.commit()
+
+
 def _record(
     uow: UnitOfWork,
     claim: Claim,

@@ -11,13 +11,13 @@ import random
 from collections import defaultdict
 from datetime import datetime
 
-from courtois.delivery.transport import Pooled, Transport
+from courtois.delivery.transport import Outgoing, Pooled, Transport
 from courtois.services import leases
 from courtois.services.context import Context
 from courtois.services.housekeeping import expire_invitations, expire_leases, purge_expired_data
 from courtois.services.outgoing import PreviewMismatch, Uncomposable, outgoing_batch
 from courtois.services.send_decisions import decide_and_claim, recarry
-from courtois.services.send_outcomes import hold_claims, record_outcomes
+from courtois.services.send_outcomes import hold_claims, put_back, record_outcomes
 from courtois.services.webhook_delivery import deliver_due_webhooks
 from courtois.services.worker_due import Claim, Due, PassReport, Shard, due_messages
 from courtois.store.wal import truncate_wal
@@ -86,26 +86,11 @@ def _send_due(
             continue
         # Every claim is committed: a crash from here on leaves its messages `sending`,
         # then `unknown` when the lease runs out, never sent twice.
-        ready, held, unwritten, batch = [], [], [], []
-        composing = claims
-        while composing:
-            regrouped = []
-            for claim, composed in zip(composing, outgoing_batch(ctx, composing, now), strict=True):
-                if isinstance(composed, Uncomposable):
-                    unwritten.append(claim)
-                elif isinstance(composed, PreviewMismatch):
-                    # Only the invitations whose words changed are held: in a digest, the
-                    # other members' sections still leave, as one email without them.
-                    keep = tuple(m for m in claim.messages if m.id not in composed.differing)
-                    lost = tuple(m for m in claim.messages if m.id in composed.differing)
-                    held.append(Claim(lost[0], lost))
-                    if keep:
-                        regrouped.append(Claim(keep[0], keep))
-                else:
-                    batch.append(composed)
-                    ready.append(claim)
-            recarry(ctx, regrouped, now)
-            composing = regrouped
+        try:
+            ready, held, unwritten, batch = _compose_claims(ctx, claims, now)
+        except Exception as error:
+            put_back(ctx, claims, now, f"put back: not composed ({type(error).__name__})")
+            raise
         hold_claims(ctx, held, now, "held: differs from the preview the member consented to")
         report.failed += len(held)
         report.note("held: differs from the preview", len(held))
@@ -117,3 +102,35 @@ def _send_due(
         with leases.renewed(ctx, [i for claim in ready for i in claim.ids], now):
             deliveries = transport.send_batch(batch)
         record_outcomes(ctx, list(zip(ready, deliveries, strict=True)), now, report, chance)
+
+
+def _compose_claims(
+    ctx: Context, claims: list[Claim], now: datetime
+) -> tuple[list[Claim], list[Claim], list[Claim], list[Outgoing]]:
+    """Each claim's email: ready to go, held (its words differ from the preview), or
+    unwritten (its own address cannot be written). A digest whose sections differ is
+    regrouped without them and composed again."""
+    ready: list[Claim] = []
+    held: list[Claim] = []
+    unwritten: list[Claim] = []
+    batch: list[Outgoing] = []
+    composing = claims
+    while composing:
+        regrouped = []
+        for claim, composed in zip(composing, outgoing_batch(ctx, composing, now), strict=True):
+            if isinstance(composed, Uncomposable):
+                unwritten.append(claim)
+            elif isinstance(composed, PreviewMismatch):
+                # Only the invitations whose words changed are held: in a digest, the
+                # other members' sections still leave, as one email without them.
+                keep = tuple(m for m in claim.messages if m.id not in composed.differing)
+                lost = tuple(m for m in claim.messages if m.id in composed.differing)
+                held.append(Claim(lost[0], lost))
+                if keep:
+                    regrouped.append(Claim(keep[0], keep))
+            else:
+                batch.append(composed)
+                ready.append(claim)
+        recarry(ctx, regrouped, now)
+        composing = regrouped
+    return ready, held, unwritten, batch
