@@ -27,6 +27,10 @@ LOOSENED: dict[str, Any] = {
     "invitation_expiry_days": 91,
     "unselected_contact_hours": 25,
     "remind_later_max_days": 91,
+    "complaint_min_denominator": 1001,
+    "sender_min_sample": 21,
+    "sender_target_acceptance": 0.19,
+    "sender_decline_limit": 0.51,
 }
 
 TIGHTENED: dict[str, Any] = {
@@ -45,6 +49,10 @@ TIGHTENED: dict[str, Any] = {
     "invitation_expiry_days": 14,
     "unselected_contact_hours": 1,
     "remind_later_max_days": 30,
+    "complaint_min_denominator": 100,
+    "sender_min_sample": 10,
+    "sender_target_acceptance": 0.3,
+    "sender_decline_limit": 0.4,
 }
 
 
@@ -190,6 +198,24 @@ def test_integers_are_accepted_for_float_keys() -> None:
 def test_loosening_through_an_environment_string_is_refused() -> None:
     assert "reminder_cap" in refusal({"reminder_cap": "2"}).details
     assert "complaint_stop_rate" in refusal({"complaint_stop_rate": "0.01"}).details
+
+
+@pytest.mark.parametrize(
+    ("key", "loose", "tight"),
+    [
+        ("complaint_min_denominator", 1_000_000_000, 100),
+        ("sender_min_sample", 1_000_000, 5),
+        ("sender_target_acceptance", 0.0001, 0.5),
+        ("sender_decline_limit", 1.0, 0.2),
+    ],
+)
+def test_how_earned_quotas_are_measured_may_be_tightened_never_loosened(
+    key: str, loose: float, tight: float
+) -> None:
+    """Each of these, loosened, would let a sender who draws complaints or declines keep
+    sending: a billion-email floor under the complaint rate switches the stop off."""
+    assert "loosens the hard cap" in refusal({key: loose}).details[key]
+    assert getattr(load_policy({key: tight}), key) == tight
 
 
 def test_hyphenated_keys_are_accepted() -> None:

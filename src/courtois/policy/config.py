@@ -76,6 +76,13 @@ _HARD_CAPS: dict[str, tuple[str, float]] = {
     "sender_weekly_cap": ("max", 500),
     "complaint_pause_rate": ("max", 0.001),
     "complaint_stop_rate": ("max", 0.003),
+    # How earned quotas are measured: a larger floor under the complaint rate, a larger
+    # sample before acceptance counts, a lower target or a higher decline limit would each
+    # let a sender who draws complaints and declines keep sending.
+    "complaint_min_denominator": ("max", 1000),
+    "sender_min_sample": ("max", 20),
+    "sender_target_acceptance": ("min", 0.2),
+    "sender_decline_limit": ("max", 0.5),
     "invitation_expiry_days": ("max", 90),
     "unselected_contact_hours": ("max", 24),
     "remind_later_max_days": ("max", 90),
