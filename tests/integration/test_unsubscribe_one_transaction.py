@@ -24,8 +24,14 @@ from courtois.domain.errors import NotFound
 from courtois.services.context import Context
 from courtois.services.members import register_member
 from courtois.services.recipient_actions import unsubscribe_link
-from courtois.services.recipients import unsubscribe
-from courtois.store.tables import invitations, messages, sender_activity, webhook_events
+from courtois.services.recipients import forget_recipient, unsubscribe
+from courtois.store.tables import (
+    invitations,
+    messages,
+    recipients,
+    sender_activity,
+    webhook_events,
+)
 from courtois.tokens import Scope, make_token
 
 BO = "bo@example.com"
@@ -155,3 +161,33 @@ def test_racing_clicks_record_the_opt_out_once(ctx: Context) -> None:
     assert failures == []
     opt_outs = [e for e, _ in ledger_events(ctx) if e == "recipient.unsubscribed"]
     assert opt_outs == ["recipient.unsubscribed"]
+
+
+def test_a_repeated_stop_or_forget_is_told_once(ctx: Context) -> None:
+    """The same command twice, a stop from one member twice, forget twice: each closes
+    whatever is open again, but the ledger and the platform hear of each fact once, and
+    the first instants are kept."""
+    _members(ctx)
+    send_invites(ctx, "ana", [BO], SENT_AT)
+    digest = ctx.digest_email(BO)
+    later = SENT_AT + timedelta(hours=1)
+    for at in (SENT_AT, later):
+        unsubscribe(ctx, digest, at, from_member="ana")
+        unsubscribe(ctx, digest, at)
+        forget_recipient(ctx, digest, at)
+    events = ledger_events(ctx)
+    assert [e for e in events if e[0] == "recipient.unsubscribed"] == [
+        ("recipient.unsubscribed", {"recipient": digest, "from": "ana"}),
+        ("recipient.unsubscribed", {"recipient": digest, "from": "everyone"}),
+    ]
+    assert [e for e in events if e[0] == "recipient.forgotten"] == [
+        ("recipient.forgotten", {"recipient": digest})
+    ]
+    hooks = [row.payload["data"] for row in rows(ctx, webhook_events)]
+    assert [(h["scope"], h["reason"]) for h in hooks] == [
+        ("member", "unsubscribed"),
+        ("everyone", "unsubscribed"),
+        ("everyone", "forgotten"),
+    ]
+    (recipient,) = rows(ctx, recipients, recipients.c.digest == digest)
+    assert (recipient.unsubscribed_at, recipient.forgotten_at) == (SENT_AT, SENT_AT)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, func, literal, select, update
 
 from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
 from courtois.domain.ledger import EventType
@@ -19,7 +19,7 @@ from courtois.services.locks import lock_member, lock_recipients
 from courtois.services.transitions import move_found, move_invitations, set_messages
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.services.webhooks import record_invitation_events, record_unsubscribed
-from courtois.store.sql import insert_ignore
+from courtois.store.sql import insert_new
 from courtois.store.tables import (
     contacts,
     idempotency_keys,
@@ -101,14 +101,17 @@ def stop_mail(uow: UnitOfWork, digest: str, from_member: str | None = None) -> d
     connection = uow.conn
     member = from_member is not None
     names = {"b_digest": digest}
+    # Whether this stop is new: a repeat (one more click, the same command again) still
+    # closes whatever is open, but is no new fact for the ledger or the platform's webhook.
     if from_member is None:
-        connection.execute(_OPT_OUT, {"b_digest": digest, "b_now": uow.now})
+        changed = connection.execute(_OPT_OUT, {"b_digest": digest, "b_now": uow.now}).rowcount > 0
     else:
-        insert_ignore(
+        changed = insert_new(
             connection,
             recipient_blocks,
-            [{"recipient_digest": digest, "member_id": from_member, "at": uow.now}],
-            ["recipient_digest", "member_id"],
+            {"recipient_digest": digest, "member_id": from_member, "at": uow.now},
+            "recipient_digest",
+            "member_id",
         )
         names["b_member"] = from_member
     invited = connection.execute(_INVITED[member], names).all()
@@ -132,8 +135,9 @@ def stop_mail(uow: UnitOfWork, digest: str, from_member: str | None = None) -> d
     if any(row.addressed and row.id not in cleared for row in invited):
         connection.execute(_DROP_ADDRESSES[member], names)
     connection.execute(_DROP_CONTACTS[member], names)
-    uow.record(EventType.UNSUBSCRIBED, {"recipient": digest, "from": from_member or "everyone"})
-    record_unsubscribed(uow, digest, from_member)
+    if changed:
+        uow.record(EventType.UNSUBSCRIBED, {"recipient": digest, "from": from_member or "everyone"})
+        record_unsubscribed(uow, digest, from_member)
     if from_member is None:
         scrub_answers(connection, digest)
     return {"blocked": len(blocked), "cancelled": len(others)}
@@ -171,10 +175,21 @@ def forget_recipient(ctx: Context, digest: str, now: datetime) -> dict[str, int]
     later import can bring the address back (invariants 4 and 10)."""
     with ctx.unit_of_work(now) as uow:
         lock_recipients(uow.conn, [digest])
-        uow.conn.execute(
-            update(recipients)
-            .where(recipients.c.digest == digest)
-            .values(forgotten_at=now, unsubscribed_at=now)
+        # The first request is the fact: a repeat erases again whatever came back since
+        # (nothing should), but keeps the first instants and tells nobody twice.
+        newly = (
+            uow.conn.execute(
+                update(recipients)
+                .where(recipients.c.digest == digest, recipients.c.forgotten_at.is_(None))
+                .values(
+                    forgotten_at=now,
+                    unsubscribed_at=func.coalesce(
+                        recipients.c.unsubscribed_at,
+                        literal(now, recipients.c.unsubscribed_at.type),
+                    ),
+                )
+            ).rowcount
+            > 0
         )
         scope = invitations.c.recipient_digest == digest
         blocked = move_invitations(
@@ -192,8 +207,9 @@ def forget_recipient(ctx: Context, digest: str, now: datetime) -> dict[str, int]
         )
         uow.conn.execute(update(invitations).where(scope).values(address=None))
         removed = uow.conn.execute(delete(contacts).where(contacts.c.recipient_digest == digest))
-        uow.record(EventType.FORGOTTEN, {"recipient": digest})
-        record_unsubscribed(uow, digest, None, reason="forgotten")
+        if newly:
+            uow.record(EventType.FORGOTTEN, {"recipient": digest})
+            record_unsubscribed(uow, digest, None, reason="forgotten")
         scrub_answers(uow.conn, digest)
         uow.commit()
     checkpoint(ctx)
