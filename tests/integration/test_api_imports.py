@@ -9,10 +9,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from api_support import Api, add_member, problem, running_api
-from support import count, rows
+from sqlalchemy import update
+from support import T0, count, rows
 
 from courtois.services.context import Context
-from courtois.store.tables import contacts
+from courtois.services.locks import lock_recipients
+from courtois.services.recipients import mark_joined, unsubscribe
+from courtois.store.tables import contacts, recipients
 
 GOOGLE_CSV = (
     "Name,Given Name,Family Name,E-mail 1 - Type,E-mail 1 - Value\r\n"
@@ -176,3 +179,34 @@ def multipart(content: bytes) -> bytes:
         + content
         + f"\r\n--{BOUNDARY}--\r\n".encode()
     )
+
+
+def test_an_import_tells_an_opt_out_and_a_bounce_alike_and_stores_neither(api: Api) -> None:
+    """Opted out, suppressed after a bounce or a complaint: "unavailable", never why, and
+    not stored again (a bounced address stored while an opted-out one was not told the two
+    apart); a person who joined is "already a member", as an invitation would say."""
+    ctx = api.ctx
+    unsubscribe(ctx, ctx.digest_email("bo@example.com"), T0)
+    mark_joined(ctx, ctx.digest_email("dee@example.com"), T0)
+    with ctx.engine.begin() as connection:
+        lock_recipients(connection, [ctx.digest_email("cy@example.com")])
+        connection.execute(
+            update(recipients)
+            .where(recipients.c.digest == ctx.digest_email("cy@example.com"))
+            .values(suppressed_at=T0, suppressed_reason="hard-bounce")
+        )
+    body = {
+        "contacts": [
+            {"email": "bo@example.com"},
+            {"email": "cy@example.com"},
+            {"email": "dee@example.com"},
+            {"email": "eve@example.com"},
+        ]
+    }
+    report = api.ok(api.post("/v1/members/ana/imports", body))
+    assert report["flagged_records"] == [
+        {"where": "contacts[0]", "reason": "unavailable"},
+        {"where": "contacts[1]", "reason": "unavailable"},
+        {"where": "contacts[2]", "reason": "already a member"},
+    ]
+    assert [r.address for r in rows(ctx, contacts)] == ["eve@example.com"]

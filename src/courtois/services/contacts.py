@@ -126,7 +126,7 @@ def import_contacts(
             }
         existing: set[str] = set()
         member_digests: set[str] = set()
-        stopped = stopped_recipients(uow.conn, member_id, list(rows))
+        stopped, joined = unavailable_recipients(uow.conn, member_id, list(rows))
         digests = list(rows)
         for start in range(0, len(digests), 500):
             chunk = digests[start : start + 500]
@@ -148,10 +148,13 @@ def import_contacts(
             if digest in existing:
                 report.duplicates.append(_note(where, 0, "already in your contacts"))
             elif digest in stopped:
-                # An opt-out keeps only the digest: the address is not stored again, and the
-                # member learns only that this person is unavailable (invariants 4, 10, 11).
+                # An opt-out or an erasure keeps only the digest: the address is not stored
+                # again. Whether this person opted out, bounced or complained, the member
+                # learns only that they are unavailable (invariants 4, 10, 11), as the
+                # decision on an invitation would tell them: a bounced address stored again
+                # while an opted-out one was not told the two apart.
                 report.flagged.append(_note(where, 0, "unavailable"))
-            elif digest in member_digests:
+            elif digest in member_digests or digest in joined:
                 report.flagged.append(_note(where, 0, "already a member"))
             else:
                 fresh.append(
@@ -168,18 +171,31 @@ def import_contacts(
     return report
 
 
-def stopped_recipients(connection: Connection, member_id: str, digests: list[str]) -> set[str]:
-    """Digests that opted out of everyone, or of this member, or asked to be forgotten."""
+def unavailable_recipients(
+    connection: Connection, member_id: str, digests: list[str]
+) -> tuple[set[str], set[str]]:
+    """Digests no invitation may reach: those stopped (opted out of everyone or of this
+    member, forgotten, suppressed after a hard bounce or a complaint), and those that
+    joined the platform."""
     stopped: set[str] = set()
+    joined: set[str] = set()
     for start in range(0, len(digests), 500):
         chunk = digests[start : start + 500]
-        stopped.update(
-            connection.execute(
-                select(recipients.c.digest).where(
-                    recipients.c.digest.in_(chunk), recipients.c.unsubscribed_at.is_not(None)
-                )
-            ).scalars()
-        )
+        for row in connection.execute(
+            select(
+                recipients.c.digest,
+                (
+                    recipients.c.unsubscribed_at.is_not(None)
+                    | recipients.c.suppressed_at.is_not(None)
+                ).label("stopped"),
+            ).where(
+                recipients.c.digest.in_(chunk),
+                recipients.c.unsubscribed_at.is_not(None)
+                | recipients.c.suppressed_at.is_not(None)
+                | recipients.c.joined_at.is_not(None),
+            )
+        ):
+            (stopped if row.stopped else joined).add(row.digest)
         stopped.update(
             connection.execute(
                 select(recipient_blocks.c.recipient_digest).where(
@@ -188,7 +204,7 @@ def stopped_recipients(connection: Connection, member_id: str, digests: list[str
                 )
             ).scalars()
         )
-    return stopped
+    return stopped, joined - stopped
 
 
 def select_contacts(
