@@ -183,3 +183,22 @@ def test_an_opt_out_and_a_bounce_both_read_unavailable(ctx: Context) -> None:
     assert page.count("not sent: unavailable") == 2
     assert "not-unsubscribed" not in page
     assert "not-suppressed" not in page
+
+
+def test_an_invitation_held_back_by_the_recipients_quota_shows_no_day(ctx: Context) -> None:
+    """Bruno invites Bo a day after Ana's invitation reached Bo: his waits for Bo's quota.
+    The day it would leave would tell Bruno when someone else's invitation reached Bo, so
+    the page says only that it leaves later."""
+    add_member(ctx, "ana")
+    add_member(ctx, "bruno")
+    send_invites(ctx, "ana", ["bo@example.com"], T0)
+    assert len(deliver(ctx, T0 + timedelta(minutes=11))) == 1
+    later = T0 + timedelta(days=1)
+    answer = send_invites(ctx, "bruno", ["bo@example.com", "cy@example.com"], later)
+    assert [i["status"] for i in answer["invitations"]] == ["scheduled", "scheduled"]
+    with signed_in(ctx, "bruno", later) as bruno:
+        page = bruno.get("/member/").text
+    assert page.count("leaves later, when the limits on emails allow") == 1
+    # Cy's leaves at the end of the undo window, which Bruno knows anyway; Bo's day is
+    # nowhere: 14 days after Ana's email reached Bo.
+    assert "March 16" not in page

@@ -38,11 +38,34 @@ class InvitationLine:
     leaves_at: datetime | None
     undo_ends: datetime | None
     refused_by: str | None
+    # Held back past the undo window: it leaves when the limits on emails allow.
+    spaced: bool = False
 
     @property
     def can_withdraw(self) -> bool:
         """Still open: withdrawing stops its email or its reminder."""
         return InvitationState(self.state) in OPEN_INVITATION_STATES
+
+
+def _line(
+    row: Any, leaves_at: datetime | None, undo_ends: datetime, refused_by: str | None
+) -> InvitationLine:
+    """One dashboard line. An email held back past the undo window (by the recipient's
+    quota, or the sender's own caps) shows no day: the day the recipient's quota frees
+    would tell the member when someone else's invitation reached that person."""
+    spaced = leaves_at is not None and leaves_at > undo_ends
+    return InvitationLine(
+        id=row.id,
+        consent_id=row.consent_id,
+        email=row.address,
+        state=row.state,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+        leaves_at=None if spaced else leaves_at,
+        undo_ends=undo_ends,
+        refused_by=refused_by,
+        spaced=spaced,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,17 +147,7 @@ def invitations_overview(
                 refused[decided.invitation_id] = denying[0]
     window = ctx.settings.policy.undo_window
     items = [
-        InvitationLine(
-            id=row.id,
-            consent_id=row.consent_id,
-            email=row.address,
-            state=row.state,
-            created_at=row.created_at,
-            sent_at=row.sent_at,
-            leaves_at=leaving.get(row.id),
-            undo_ends=given_at[row.consent_id] + window,
-            refused_by=refused.get(row.id),
-        )
+        _line(row, leaving.get(row.id), given_at[row.consent_id] + window, refused.get(row.id))
         for row in page
     ]
     after = (page[-1].created_at, page[-1].id) if len(found) > limit and page else None

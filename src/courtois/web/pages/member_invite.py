@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from courtois.domain.errors import Conflict, InvalidInput
 from courtois.domain.members import SUPPORTED_LOCALES
+from courtois.policy.rules import recipient_quota
 from courtois.services.context import Context
 from courtois.services.invitations import MAX_RECIPIENTS, ConsentInput
 from courtois.services.member_contacts import ContactRow, choice_fingerprint, chosen_contacts
@@ -210,16 +211,27 @@ def _sent_page(request: Request, signed: Signed, answer: dict[str, Any]) -> Resp
     for item in answer["invitations"]:
         scheduled = item.get("scheduled_at")
         denying = [v["rule"] for v in item["decision"]["verdicts"] if v["outcome"] == "deny"]
+        # Held back past the undo window by the recipient's quota: the day it leaves would
+        # tell the member when someone else's invitation reached that person.
+        spaced = any(
+            v["rule"] == recipient_quota.CODE and v["outcome"] == "defer"
+            for v in item["decision"]["verdicts"]
+        )
         items.append(
             {
                 **item,
-                "leaves_at": datetime.fromisoformat(scheduled) if scheduled else None,
+                "spaced": spaced,
+                "leaves_at": datetime.fromisoformat(scheduled)
+                if scheduled and not spaced
+                else None,
                 "refused_by": denying[0] if denying else None,
                 "share_link": item.get("share_link"),
                 "share_text": item.get("share_text"),
             }
         )
     leaving = [i["leaves_at"] for i in items if i["status"] == "scheduled" and i["leaves_at"]]
+    if any(i["spaced"] for i in items):
+        leaving = []  # the earliest is no promise for those held back
     return member_page(
         request,
         signed,
