@@ -37,6 +37,7 @@ from courtois.delivery.bounce_reports import (
     ses_notification,
 )
 from courtois.delivery.bounce_text import (
+    TextLines,
     context,
     is_auto_reply,
     is_report,
@@ -132,7 +133,7 @@ def _classify(msg: Message, source: str, depth: int = 0) -> BounceReport:
             return report
     text = notification_text(msg)
     known = {f.address.lower() for f in reported}
-    whole = full_text(msg)
+    whole = TextLines.of(full_text(msg))
     for address in _flufl(msg):
         if address.lower() not in known | reporter and not only_as_sender(address, whole):
             failures.append(Failure(address))
@@ -152,20 +153,21 @@ def _bounce(source: str, msg: Message, failures: list[Failure], text: str) -> Bo
     failures = [f for f in failures if f.address and f.address.lower() not in reporter]
     if not failures:
         return BounceReport(source, "not_a_bounce")
-    others = [f.address for f in failures]
+    others = frozenset(f.address.lower() for f in failures)
+    lines = TextLines.of(text)
     recipients = []
     for failure in failures:
         # The remote server's own words (the DSN's Diagnostic-Code) come first: the
         # reporting MTA's summary may turn any refusal into "5.1.1 user unknown".
         diagnostic = failure.diagnostic
         if not has_words(diagnostic):
-            diagnostic = f"{diagnostic} {context(failure.address, text, others)}"
+            diagnostic = f"{diagnostic} {context(failure.address, lines, others)}"
             # A sole recipient: the whole notice is about it, and its words may be on a
             # line that does not name it ("mail.local: unknown user: kijitora").
             if len(failures) == 1 and not (find_status(diagnostic) and has_words(diagnostic)):
                 diagnostic = f"{diagnostic} {text}"
         status = effective_status(failure.status, diagnostic)
-        around = text if len(failures) == 1 else context(failure.address, text, others)
+        around = text if len(failures) == 1 else context(failure.address, lines, others)
         hard = is_hard(
             status,
             diagnostic,
