@@ -85,10 +85,13 @@ def ingest(paths: PathsArg, now: cli.NowOpt = None, as_json: cli.JsonOpt = False
 
 def show(report: BounceReport) -> None:
     """One message, human-readable: its kind, then each recipient it names."""
-    cli.out.print(f"{escape(report.source)}: [bold]{report.kind}[/bold]")
+    feedback = f" ({escape(report.feedback)} report)" if report.feedback else ""
+    cli.out.print(f"{escape(report.source)}: [bold]{report.kind}[/bold]{feedback}")
     for recipient in report.recipients:
         if report.kind == "complaint":
             verdict = "reported spam: suppressed"
+        elif report.feedback:
+            verdict = "no complaint: nothing changes"
         else:
             verdict = "dead address: suppressed" if recipient.hard else "kept"
         status = recipient.status or "no status"

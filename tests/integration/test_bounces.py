@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bounce_support import arf
 from sqlalchemy import Row, select
 from support import (
     EVERY_TABLE,
@@ -199,6 +200,24 @@ def test_a_complaint_counts_against_the_member_who_sent_last(ctx: Context) -> No
     assert apply_bounce(ctx, report, now + timedelta(hours=1))["complaints"] == 0
     assert len(rows(ctx, complaints)) == 1
     no_address_in_ledger(ctx)
+
+
+@pytest.mark.parametrize("feedback_type", ["auth-failure", "not-spam"])
+def test_a_dmarc_failure_or_not_spam_report_changes_nothing(
+    ctx: Context, feedback_type: str
+) -> None:
+    add_members(ctx)
+    sent = sent_invitation(ctx, "ana", BO)
+    (message,) = messages_of(ctx, sent)
+    before = counts(ctx, EVERY_TABLE)
+    raw = arf(feedback_type, BO, BO, f"{message.id}@localhost")
+    report = classify(raw, "report")
+    assert report.kind == "not_a_bounce"
+    result = apply_bounce(ctx, report, T0 + timedelta(hours=1))
+    assert not any(v for k, v in result.items() if k != "kind")
+    assert counts(ctx, EVERY_TABLE) == before
+    assert recipient_row(ctx, BO).suppressed_reason is None
+    assert invitation(ctx, sent).state == "sent"
 
 
 def test_a_suppression_never_lifts_an_unsubscribe(ctx: Context) -> None:

@@ -32,7 +32,7 @@ from courtois.delivery.bounce_mime import (
 from courtois.delivery.bounce_readers import iter_messages
 from courtois.delivery.bounce_reports import (
     dsn_failures,
-    feedback_recipients,
+    feedback_report,
     ses_failures,
     ses_notification,
 )
@@ -74,11 +74,15 @@ class BouncedRecipient:
 
 @dataclass(frozen=True, slots=True)
 class BounceReport:
-    """What one message is, and whom it is about."""
+    """What one message is, and whom it is about. `feedback` is the Feedback-Type of a
+    feedback report that is no complaint ("auth-failure", "not-spam"...): such a report
+    is `not_a_bounce`, told but applied to nobody. It stays out of `as_dict`, whose shape
+    is the command line's contract."""
 
     source: str
     kind: BounceKind
     recipients: tuple[BouncedRecipient, ...] = ()
+    feedback: str = ""
 
     @property
     def hard_recipients(self) -> tuple[BouncedRecipient, ...]:
@@ -114,9 +118,13 @@ def _classify(msg: Message, source: str, depth: int = 0) -> BounceReport:
         if kind == "Complaint":
             return _complaint(source, [f.address for f in failures])
         return _bounce(source, msg, failures, "")
-    complained = feedback_recipients(msg)
-    if complained is not None:
-        return _complaint(source, complained)
+    feedback = feedback_report(msg)
+    if feedback is not None:
+        if feedback.is_complaint:
+            return _complaint(source, list(feedback.recipients))
+        # A DMARC failure report, a "not spam" report: told, and nothing changes.
+        named = tuple(BouncedRecipient(a, "", False) for a in feedback.recipients)
+        return BounceReport(source, "not_a_bounce", named, feedback=feedback.type)
     reporter = header_addresses(msg, "From")
     reported = dsn_failures(msg)
     failures = [f for f in reported if f.action not in _NOT_FAILED and f.status[:1] != "2"]
