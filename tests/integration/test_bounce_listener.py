@@ -63,6 +63,8 @@ def ask(ctx: Context, email: str, now: datetime) -> str:
 
 def test_a_dsn_received_over_smtp_suppresses_the_dead_address(ctx: Context) -> None:
     register_member(ctx, "ana", "ana@members.example", "Ana", "en", T0)
+    assert ask(ctx, "gone@example.org", T0) == "scheduled"
+    run_pass(ctx, T0 + timedelta(minutes=11), MemoryTransport())
     handler = BounceHandler(ctx, clock=lambda: T0 + timedelta(hours=1))
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)

@@ -11,7 +11,7 @@ addresses; any input, however mangled, gives a report and never an exception.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import message_from_bytes
 from email.message import Message
 from typing import Literal
@@ -29,6 +29,7 @@ from courtois.delivery.bounce_mime import (
     notification_text,
     unique,
 )
+from courtois.delivery.bounce_origin import original_ids, original_senders, ses_original
 from courtois.delivery.bounce_readers import iter_messages
 from courtois.delivery.bounce_reports import (
     dsn_failures,
@@ -83,6 +84,10 @@ class BounceReport:
     kind: BounceKind
     recipients: tuple[BouncedRecipient, ...] = ()
     feedback: str = ""
+    # The Message-IDs ("local@domain") and senders of the message reported or returned,
+    # when the report shows them: what ties it to an email we sent (`bounce_origin`).
+    original_ids: tuple[str, ...] = ()
+    original_senders: tuple[str, ...] = ()
 
     @property
     def hard_recipients(self) -> tuple[BouncedRecipient, ...]:
@@ -115,13 +120,16 @@ def _classify(msg: Message, source: str, depth: int = 0) -> BounceReport:
     ses = ses_notification(msg)
     if ses is not None:
         kind, failures = ses_failures(ses)
+        ids, senders = ses_original(ses)
         if kind == "Complaint":
-            return _complaint(source, [f.address for f in failures])
-        return _bounce(source, msg, failures, "")
+            found = _complaint(source, [f.address for f in failures])
+        else:
+            found = _bounce(source, msg, failures, "")
+        return replace(found, original_ids=ids, original_senders=senders)
     feedback = feedback_report(msg)
     if feedback is not None:
         if feedback.is_complaint:
-            return _complaint(source, list(feedback.recipients))
+            return _about(_complaint(source, list(feedback.recipients)), msg)
         # A DMARC failure report, a "not spam" report: told, and nothing changes.
         named = tuple(BouncedRecipient(a, "", False) for a in feedback.recipients)
         return BounceReport(source, "not_a_bounce", named, feedback=feedback.type)
@@ -148,7 +156,14 @@ def _classify(msg: Message, source: str, depth: int = 0) -> BounceReport:
             known.add(address.lower())
     if not reported and not failures and looks_like_bounce(msg):
         failures = [Failure(a) for a in text_recipients(msg, text)]
-    return _bounce(source, msg, failures, text)
+    return _about(_bounce(source, msg, failures, text), msg)
+
+
+def _about(report: BounceReport, msg: Message) -> BounceReport:
+    """The report with what it says of the original message (none for a non-bounce)."""
+    if report.kind not in ("hard_bounce", "soft_bounce", "complaint"):
+        return report
+    return replace(report, original_ids=original_ids(msg), original_senders=original_senders(msg))
 
 
 def _complaint(source: str, addresses: list[str]) -> BounceReport:
