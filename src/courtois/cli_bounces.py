@@ -107,15 +107,13 @@ def listen(
     import signal
     import time
 
-    from aiosmtpd.controller import Controller
-
-    from courtois.delivery.bounce_listener import BounceHandler
+    from courtois.delivery.bounce_listener import bounce_listener
 
     def action(ctx: Context) -> None:
         stopping: list[int] = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda number, _frame: stopping.append(number))
-        controller = Controller(BounceHandler(ctx), hostname=host, port=port)
+        controller = bounce_listener(ctx, host, port)
         controller.start()
         sys.stderr.write(f"courtois: receiving bounces on {host}:{port}\n")
         try:
