@@ -340,6 +340,21 @@ def test_a_hard_bounce_of_our_message_suppresses_its_recipient(ctx: Context) -> 
     )
 
 
+@pytest.mark.parametrize("kind", ["hard_bounce", "complaint"])
+def test_a_suppression_leaves_the_address_in_no_stored_answer(ctx: Context, kind: str) -> None:
+    add_members(ctx)
+    answer = send_invites(ctx, "ana", [BO, CY], T0, key="k-1")
+    run_pass(ctx, T0 + UNDO, MemoryTransport())
+    assert BO in all_stored_text(ctx)
+    report = BounceReport("t", kind, (BouncedRecipient(BO, "5.1.1", kind == "hard_bounce"),))  # type: ignore[arg-type]
+    assert apply_bounce(ctx, report, T0 + timedelta(hours=1))["suppressed"] == 1
+    assert BO not in all_stored_text(ctx)
+    # The answer stays, for a repeat of its request, without the address.
+    repeat = send_invites(ctx, "ana", [BO, CY], T0 + timedelta(hours=2), key="k-1")
+    assert [i["id"] for i in repeat["invitations"]] == [i["id"] for i in answer["invitations"]]
+    assert sorted(str(i["email"]) for i in repeat["invitations"]) == ["None", CY]
+
+
 @pytest.mark.parametrize("feedback_type", ["auth-failure", "not-spam"])
 def test_a_dmarc_failure_or_not_spam_report_changes_nothing(
     ctx: Context, feedback_type: str

@@ -39,6 +39,7 @@ from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageState
 from courtois.services.context import Context
 from courtois.services.locks import lock_recipients
+from courtois.services.recipients import checkpoint, scrub_answers
 from courtois.services.transitions import cancel_messages, move_invitations
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.store.tables import complaints, invitations, messages, recipients
@@ -96,6 +97,7 @@ def apply_bounce(ctx: Context, report: BounceReport, now: datetime) -> dict[str,
             fresh = locked[digest].suppressed_at is None
             _suppress(uow, digest, fresh, reason, charged, result)
         uow.commit()
+    checkpoint(ctx)  # no page quoting a scrubbed address stays in SQLite's log
     return result
 
 
@@ -212,6 +214,9 @@ def _suppress(
     # leaves open, digests carrying several invitations.
     cancel_messages(uow, pending, why)
     uow.conn.execute(update(invitations).where(scope).values(address=None))
+    # The stored API answers about this recipient quote the address too: a suppression
+    # keeps only the digest, as an opt-out or a "forget me" does.
+    scrub_answers(uow.conn, digest)
     payload: dict[str, Any] = {"recipient": digest, "reason": reason, "source": "report"}
     charged = [m for m in members if not _complained(uow, m, digest)]
     for member in charged:
