@@ -85,10 +85,13 @@ def ingest(paths: PathsArg, now: cli.NowOpt = None, as_json: cli.JsonOpt = False
 
 def show(report: BounceReport) -> None:
     """One message, human-readable: its kind, then each recipient it names."""
-    cli.out.print(f"{escape(report.source)}: [bold]{report.kind}[/bold]")
+    feedback = f" ({escape(report.feedback)} report)" if report.feedback else ""
+    cli.out.print(f"{escape(report.source)}: [bold]{report.kind}[/bold]{feedback}")
     for recipient in report.recipients:
         if report.kind == "complaint":
             verdict = "reported spam: suppressed"
+        elif report.feedback:
+            verdict = "no complaint: nothing changes"
         else:
             verdict = "dead address: suppressed" if recipient.hard else "kept"
         status = recipient.status or "no status"
@@ -104,15 +107,13 @@ def listen(
     import signal
     import time
 
-    from aiosmtpd.controller import Controller
-
-    from courtois.delivery.bounce_listener import BounceHandler
+    from courtois.delivery.bounce_listener import bounce_listener
 
     def action(ctx: Context) -> None:
         stopping: list[int] = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda number, _frame: stopping.append(number))
-        controller = Controller(BounceHandler(ctx), hostname=host, port=port)
+        controller = bounce_listener(ctx, host, port)
         controller.start()
         sys.stderr.write(f"courtois: receiving bounces on {host}:{port}\n")
         try:

@@ -6,12 +6,13 @@ can see what was really written, not what a use case says it wrote.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Table, func, select
 
 from conftest import T0
+from courtois.delivery.transport import MemoryTransport
 from courtois.domain.addresses import parse_address
 from courtois.policy.chain import CHAIN
 from courtois.services.context import Context
@@ -19,6 +20,7 @@ from courtois.services.decisions import expand_verdicts
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.members import register_member
 from courtois.services.previews import preview_invitations
+from courtois.services.worker import run_pass
 from courtois.store.tables import (
     consent_recipients,
     consents,
@@ -114,6 +116,15 @@ def send_invites(
     """Preview, consent and invite in one go; returns the use case's answer."""
     request = request_for(ctx, member_id, emails, reminders=reminders, note=note)
     return invite(ctx, request, now, idempotency_key=key)
+
+
+def mailed_before(ctx: Context, email: str, now: datetime, member: str = "zed") -> None:
+    """Another member's invitation to `email`, sent a month before `now`: a bounce or a
+    complaint about that address is then applied (one about mail we never sent is not)."""
+    then = now - timedelta(days=31)
+    register_member(ctx, member, f"{member}@members.example", "Zed", "en", then)
+    invite(ctx, request_for(ctx, member, [email]), then)
+    run_pass(ctx, then + timedelta(minutes=11), MemoryTransport())
 
 
 def by_email(answer: dict[str, Any]) -> dict[str, dict[str, Any]]:

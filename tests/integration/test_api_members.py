@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from api_support import Api, preview_and_invite, problem, running_api
 from itsdangerous import URLSafeTimedSerializer
-from support import count
+from support import count, mailed_before
 
 from courtois.delivery.bounces import BouncedRecipient, BounceReport
 from courtois.domain.errors import NotFound
@@ -165,6 +165,7 @@ def test_the_export_never_tells_why_a_recipient_is_unavailable(api: Api) -> None
     suppression (who complained, who bounced) is not theirs to read."""
     api.ok(api.post("/v1/members", {"id": "ana", "email": "ana@members.example", "name": "Ana"}))
     unsubscribe(api.ctx, api.ctx.digest_email("gone@example.org"), api.clock.now)
+    mailed_before(api.ctx, "dead@example.org", api.clock.now)
     bounce = BounceReport(
         "t", "hard_bounce", (BouncedRecipient("dead@example.org", "5.1.1", True),)
     )

@@ -10,9 +10,13 @@ import email
 import email.policy
 import re
 import smtplib
+import threading
+import time
+from collections import Counter
 from datetime import datetime, timedelta
 from urllib.parse import unquote
 
+import pytest
 from aiosmtpd.controller import Controller
 from pages_site import ledger_size
 from smtp_server import free_port
@@ -20,7 +24,7 @@ from sqlalchemy import select
 from support import all_stored_text
 
 from conftest import T0
-from courtois.delivery.bounce_listener import BounceHandler
+from courtois.delivery.bounce_listener import MAX_MESSAGE, BounceHandler, bounce_listener
 from courtois.delivery.transport import MemoryTransport
 from courtois.services.context import Context
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
@@ -63,6 +67,8 @@ def ask(ctx: Context, email: str, now: datetime) -> str:
 
 def test_a_dsn_received_over_smtp_suppresses_the_dead_address(ctx: Context) -> None:
     register_member(ctx, "ana", "ana@members.example", "Ana", "en", T0)
+    assert ask(ctx, "gone@example.org", T0) == "scheduled"
+    run_pass(ctx, T0 + timedelta(minutes=11), MemoryTransport())
     handler = BounceHandler(ctx, clock=lambda: T0 + timedelta(hours=1))
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
@@ -72,8 +78,7 @@ def test_a_dsn_received_over_smtp_suppresses_the_dead_address(ctx: Context) -> N
             client.sendmail("MAILER-DAEMON@mx.example.net", ["bounces@agora.example"], DSN)
     finally:
         controller.stop()
-    (report,) = handler.applied
-    assert report.kind == "hard_bounce"
+    assert handler.received == Counter({"hard_bounce": 1})
     with ctx.engine.connect() as connection:
         reason = connection.execute(
             select(recipients.c.suppressed_reason).where(
@@ -82,6 +87,63 @@ def test_a_dsn_received_over_smtp_suppresses_the_dead_address(ctx: Context) -> N
         ).scalar_one()
     assert reason == "hard-bounce"
     assert ask(ctx, "gone@example.org", T0 + timedelta(days=1)) == "blocked"
+
+
+def many_recipients(count: int) -> bytes:
+    """A plain-text bounce naming `count` unknown users."""
+    lines = b"\r\n".join(
+        b"<u%d@dest.example>: host said: 550 5.1.1 User unknown (in reply to RCPT TO command)" % i
+        for i in range(count)
+    )
+    head = b"From: MAILER-DAEMON@x.example\r\nSubject: Undelivered Mail Returned to Sender\r\n\r\n"
+    return head + lines + b"\r\n"
+
+
+def test_a_message_over_the_size_limit_is_refused(ctx: Context) -> None:
+    port = free_port()
+    controller = bounce_listener(ctx, "127.0.0.1", port)
+    controller.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.ehlo()
+            assert int(client.esmtp_features["size"]) == MAX_MESSAGE
+            big = many_recipients(30_000)
+            assert len(big) > MAX_MESSAGE
+            with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+                client.sendmail("MAILER-DAEMON@x.example", ["bounces@agora.example"], big)
+            assert refused.value.smtp_code == 552
+    finally:
+        controller.stop()
+    assert controller.handler.received == Counter()
+
+
+def test_a_long_report_does_not_keep_other_clients_waiting(ctx: Context) -> None:
+    # Reading 10,000 recipients takes seconds; meanwhile the listener greets others.
+    port = free_port()
+    controller = bounce_listener(ctx, "127.0.0.1", port)
+    controller.start()
+    answers: list[object] = []
+
+    def send_long() -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
+            answers.append(
+                client.sendmail("m@x.example", ["b@agora.example"], many_recipients(10_000))
+            )
+
+    sender = threading.Thread(target=send_long)
+    try:
+        sender.start()
+        time.sleep(0.5)  # the long message is in, being read
+        started = time.perf_counter()
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as other:
+            assert other.noop()[0] == 250
+        waited = time.perf_counter() - started
+        sender.join(120)
+    finally:
+        controller.stop()
+    assert answers == [{}]
+    assert waited < 1.0
+    assert controller.handler.received == Counter({"hard_bounce": 1})
 
 
 def test_the_mailto_of_list_unsubscribe_stops_everything(ctx: Context) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bounce_support import arf
 from sqlalchemy import Row, select
 from support import (
     EVERY_TABLE,
@@ -24,6 +25,7 @@ from support import (
     add_members,
     all_stored_text,
     by_email,
+    count,
     counts,
     invitation,
     ledger_events,
@@ -121,17 +123,21 @@ def test_a_hard_bounce_suppresses_and_later_invitations_are_refused(ctx: Context
 
 def test_a_hard_bounce_stops_what_is_still_scheduled(ctx: Context) -> None:
     add_members(ctx)
-    waiting = by_email(send_invites(ctx, "ana", [CY], T0))[CY]
+    sent = sent_invitation(ctx, "ana", CY)
+    later = T0 + UNDO + timedelta(minutes=1)
+    waiting = by_email(send_invites(ctx, "bruno", [CY], later))[CY]
+    assert waiting["status"] == "scheduled"
     report = bounce_for("lhost-postfix-16.eml", "kijitora@example.go.jp", CY)
     assert report.kind == "hard_bounce"
 
-    result = apply_bounce(ctx, report, T0 + timedelta(minutes=1))
-    assert (result["blocked"], result["cancelled"]) == (1, 1)
+    result = apply_bounce(ctx, report, later + timedelta(minutes=1))
+    assert (result["bounced"], result["blocked"], result["cancelled"]) == (1, 1, 1)
+    assert (invitation(ctx, sent).state, invitation(ctx, sent).address) == ("bounced", None)
     row = invitation(ctx, waiting["id"])
     assert (row.state, row.address) == ("blocked", None)
     assert [m.state for m in messages_of(ctx, waiting["id"])] == ["cancelled"]
     transport = MemoryTransport()
-    run_pass(ctx, T0 + UNDO, transport)
+    run_pass(ctx, later + timedelta(days=30), transport)
     assert transport.sent == []
     assert CY not in all_stored_text(ctx)
     no_address_in_ledger(ctx)
@@ -173,12 +179,21 @@ def test_a_user_unknown_not_said_at_rcpt_to_suppresses_nothing(ctx: Context) -> 
     assert recipient_row(ctx, CY).suppressed_reason == "hard-bounce"
 
 
-def test_a_complaint_counts_against_the_member_who_sent_last(ctx: Context) -> None:
+def test_a_complaint_without_our_message_id_counts_against_the_member_who_sent_last(
+    ctx: Context,
+) -> None:
     add_members(ctx)
     sent_invitation(ctx, "ana", CY)
     # The per-recipient quota spaces the second member's invitation by two weeks.
     sent_invitation(ctx, "bruno", CY, T0 + timedelta(days=20))
-    report = bounce_for("arf-22.eml", "kijitora@example.com", CY)
+    # Sent from our address, under a Message-ID a relay rewrote: found by the address.
+    report = classify(
+        (DATA / "arf-22.eml")
+        .read_bytes()
+        .replace(b"kijitora@example.com", CY.encode())
+        .replace(b"sironeko@example.com", b"invitations@localhost"),
+        "arf-22.eml",
+    )
     assert (report.kind, [r.address for r in report.recipients]) == ("complaint", [CY])
 
     now = T0 + timedelta(days=21)
@@ -199,6 +214,163 @@ def test_a_complaint_counts_against_the_member_who_sent_last(ctx: Context) -> No
     assert apply_bounce(ctx, report, now + timedelta(hours=1))["complaints"] == 0
     assert len(rows(ctx, complaints)) == 1
     no_address_in_ledger(ctx)
+
+
+def our_id(ctx: Context, invitation_id: str) -> str:
+    """The Message-ID of the email that carried this invitation (no brackets)."""
+    (message,) = messages_of(ctx, invitation_id)
+    return f"{message.carried_by or message.id}@localhost"
+
+
+def charged(ctx: Context) -> list[tuple[str, str]]:
+    """Who was charged a complaint, about whom (member, digest), in order."""
+    return sorted((c.member_id, c.recipient_digest) for c in rows(ctx, complaints))
+
+
+def test_a_complaint_is_charged_to_the_member_whose_email_was_reported(ctx: Context) -> None:
+    add_members(ctx)
+    anas = sent_invitation(ctx, "ana", CY)
+    sent_invitation(ctx, "bruno", CY, T0 + timedelta(days=20))
+    # Ana's email is reported, after Bruno's left.
+    report = classify(arf("abuse", CY, CY, our_id(ctx, anas)), "arf")
+    result = apply_bounce(ctx, report, T0 + timedelta(days=21))
+    assert (result["suppressed"], result["complaints"]) == (1, 1)
+    assert charged(ctx) == [("ana", ctx.digest_email(CY))]
+    no_address_in_ledger(ctx)
+
+
+def test_a_redacted_complaint_is_known_by_our_message_id(ctx: Context) -> None:
+    add_members(ctx)
+    anas = sent_invitation(ctx, "ana", CY)
+    sent_invitation(ctx, "bruno", BO)
+    redacted = "redacted@dest.example"
+    report = classify(arf("abuse", None, redacted, our_id(ctx, anas)), "arf")
+    assert [r.address for r in report.recipients] == [redacted]
+    result = apply_bounce(ctx, report, T0 + timedelta(hours=1))
+    assert (result["suppressed"], result["complaints"]) == (1, 1)
+    assert recipient_row(ctx, CY).suppressed_reason == "complaint"
+    assert recipient_row(ctx, BO).suppressed_reason is None
+    assert rows(ctx, recipients, recipients.c.digest == ctx.digest_email(redacted)) == []
+    assert charged(ctx) == [("ana", ctx.digest_email(CY))]
+
+
+def test_a_complaint_about_someone_elses_message_changes_nothing(ctx: Context) -> None:
+    add_members(ctx)
+    sent_invitation(ctx, "ana", CY)
+    before = counts(ctx, EVERY_TABLE)
+    raw = arf("abuse", CY, CY, "promo-1@shop.example", "news@shop.example")
+    result = apply_bounce(ctx, classify(raw, "arf"), T0 + timedelta(hours=1))
+    assert (result["not_ours"], result["suppressed"], result["complaints"]) == (1, 0, 0)
+    assert counts(ctx, EVERY_TABLE) == before
+    assert charged(ctx) == []
+
+
+def test_a_complaint_about_a_digest_charges_every_member_it_carried(ctx: Context) -> None:
+    add_members(ctx)
+    first = by_email(send_invites(ctx, "ana", [CY], T0))[CY]["id"]
+    second = by_email(send_invites(ctx, "bruno", [CY], T0 + timedelta(minutes=1)))[CY]["id"]
+    run_pass(ctx, T0 + UNDO + timedelta(minutes=2), MemoryTransport())
+    assert {invitation(ctx, i).state for i in (first, second)} == {"sent"}
+    assert our_id(ctx, first) == our_id(ctx, second)  # one email carried both
+    report = classify(arf("abuse", None, "x@dest.example", our_id(ctx, second)), "arf")
+    result = apply_bounce(ctx, report, T0 + timedelta(hours=1))
+    assert (result["suppressed"], result["complaints"]) == (1, 2)
+    digest = ctx.digest_email(CY)
+    assert charged(ctx) == [("ana", digest), ("bruno", digest)]
+    events = [p for e, p in ledger_events(ctx) if e == "recipient.suppressed"]
+    assert sorted(p["member"] for p in events) == ["ana", "bruno"]
+
+
+def test_by_address_a_digest_charges_every_member_of_the_last_email(ctx: Context) -> None:
+    add_members(ctx)
+    send_invites(ctx, "ana", [CY], T0)
+    send_invites(ctx, "bruno", [CY], T0 + timedelta(minutes=1))
+    run_pass(ctx, T0 + UNDO + timedelta(minutes=2), MemoryTransport())
+    report = BounceReport("arf", "complaint", (BouncedRecipient(CY, "", False),))
+    assert apply_bounce(ctx, report, T0 + timedelta(hours=1))["complaints"] == 2
+    assert [m for m, _ in charged(ctx)] == ["ana", "bruno"]
+
+
+def test_a_forged_bounce_suppresses_only_the_recipients_we_mailed(ctx: Context) -> None:
+    add_members(ctx)
+    sent_invitation(ctx, "ana", BO)
+    waiting = by_email(send_invites(ctx, "ana", [CY], T0 + timedelta(hours=1)))[CY]
+    named = [BO, CY, *(f"u{i}@dest.example" for i in range(50))]
+    report = BounceReport(
+        "forged", "hard_bounce", tuple(BouncedRecipient(a, "5.1.1", True) for a in named)
+    )
+    result = apply_bounce(ctx, report, T0 + timedelta(hours=1, minutes=1))
+    assert (result["suppressed"], result["not_mailed"]) == (1, 51)
+    assert recipient_row(ctx, BO).suppressed_reason == "hard-bounce"
+    # Invited but not yet mailed: a bounce cannot be about it.
+    assert recipient_row(ctx, CY).suppressed_reason is None
+    assert invitation(ctx, waiting["id"]).state == "scheduled"
+    assert count(ctx, recipients) == 2
+
+
+def test_forged_complaints_charge_no_member_who_never_mailed_them(ctx: Context) -> None:
+    add_members(ctx)
+    sent_invitation(ctx, "ana", BO)
+    strangers = [f"s{i}@dest.example" for i in range(4)]
+    for stranger in strangers:
+        raw = arf("abuse", stranger, stranger, "forged-1@localhost")
+        result = apply_bounce(ctx, classify(raw, "forged"), T0 + timedelta(hours=1))
+        assert (result["not_mailed"], result["complaints"]) == (1, 0)
+    assert charged(ctx) == []
+    with ctx.engine.connect() as connection:
+        assert sender_facts(connection, "ana", T0 + timedelta(hours=1)).complaints_90d == 0
+
+
+def test_a_hard_bounce_of_our_message_suppresses_its_recipient(ctx: Context) -> None:
+    # The returned message names the recipient: the report's own address is a forwarder's.
+    add_members(ctx)
+    sent = sent_invitation(ctx, "ana", CY)
+    raw = (DATA / "lhost-postfix-16.eml").read_bytes()
+    raw = raw.replace(b"kijitora@example.go.jp", b"elsewhere@dest.example")
+    raw = raw.replace(b"0000000000000.FFFFFF000000@mx0.example.jp", our_id(ctx, sent).encode())
+    report = classify(raw, "dsn")
+    assert report.kind == "hard_bounce"
+    assert f"{our_id(ctx, sent)}" in report.original_ids
+    result = apply_bounce(ctx, report, T0 + timedelta(hours=1))
+    assert (result["suppressed"], result["bounced"]) == (1, 1)
+    assert recipient_row(ctx, CY).suppressed_reason == "hard-bounce"
+    assert (
+        rows(ctx, recipients, recipients.c.digest == ctx.digest_email("elsewhere@dest.example"))
+        == []
+    )
+
+
+@pytest.mark.parametrize("kind", ["hard_bounce", "complaint"])
+def test_a_suppression_leaves_the_address_in_no_stored_answer(ctx: Context, kind: str) -> None:
+    add_members(ctx)
+    answer = send_invites(ctx, "ana", [BO, CY], T0, key="k-1")
+    run_pass(ctx, T0 + UNDO, MemoryTransport())
+    assert BO in all_stored_text(ctx)
+    report = BounceReport("t", kind, (BouncedRecipient(BO, "5.1.1", kind == "hard_bounce"),))  # type: ignore[arg-type]
+    assert apply_bounce(ctx, report, T0 + timedelta(hours=1))["suppressed"] == 1
+    assert BO not in all_stored_text(ctx)
+    # The answer stays, for a repeat of its request, without the address.
+    repeat = send_invites(ctx, "ana", [BO, CY], T0 + timedelta(hours=2), key="k-1")
+    assert [i["id"] for i in repeat["invitations"]] == [i["id"] for i in answer["invitations"]]
+    assert sorted(str(i["email"]) for i in repeat["invitations"]) == ["None", CY]
+
+
+@pytest.mark.parametrize("feedback_type", ["auth-failure", "not-spam"])
+def test_a_dmarc_failure_or_not_spam_report_changes_nothing(
+    ctx: Context, feedback_type: str
+) -> None:
+    add_members(ctx)
+    sent = sent_invitation(ctx, "ana", BO)
+    (message,) = messages_of(ctx, sent)
+    before = counts(ctx, EVERY_TABLE)
+    raw = arf(feedback_type, BO, BO, f"{message.id}@localhost")
+    report = classify(raw, "report")
+    assert report.kind == "not_a_bounce"
+    result = apply_bounce(ctx, report, T0 + timedelta(hours=1))
+    assert not any(v for k, v in result.items() if k != "kind")
+    assert counts(ctx, EVERY_TABLE) == before
+    assert recipient_row(ctx, BO).suppressed_reason is None
+    assert invitation(ctx, sent).state == "sent"
 
 
 def test_a_suppression_never_lifts_an_unsubscribe(ctx: Context) -> None:
@@ -269,7 +441,8 @@ def test_ingest_reports_one_json_line_per_message(cli_env: dict[str, str], tmp_p
             )
     finally:
         engine.dispose()
-    assert stored == {"hard-bounce": T0, "complaint": T0}
+    # Nobody here was ever mailed: every message is reported, and nothing is suppressed.
+    assert stored == {}
 
 
 def test_ingest_refuses_a_missing_path_with_one_line(

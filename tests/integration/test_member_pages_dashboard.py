@@ -13,7 +13,7 @@ import httpx
 from live_app import live_site
 from member_pages_support import MemberBrowser, add_member, import_some, signed_in
 from pages_site import deliver
-from support import T0, rows, send_invites
+from support import T0, mailed_before, rows, send_invites
 
 from courtois.delivery.bounces import BouncedRecipient, BounceReport
 from courtois.services.bounces import apply_bounce
@@ -172,6 +172,7 @@ def test_an_opt_out_and_a_bounce_both_read_unavailable(ctx: Context) -> None:
     """The member learns that they cannot reach someone, never why (invariant 11)."""
     add_member(ctx)
     unsubscribe(ctx, ctx.digest_email("bo@example.com"), T0)
+    mailed_before(ctx, "cy@example.com", T0)
     bounced = BounceReport(
         "test", "hard_bounce", (BouncedRecipient("cy@example.com", "5.1.1", True),)
     )

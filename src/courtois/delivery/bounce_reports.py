@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 
@@ -152,9 +153,34 @@ def ses_failures(data: dict[str, Any]) -> tuple[str, list[Failure]]:
     return kind, failures
 
 
-def feedback_recipients(msg: Message) -> list[str] | None:
-    """The complained-about recipients of an ARF report (RFC 5965), or None when the
-    message is no feedback report."""
+# Feedback types (RFC 5965, RFC 6650, RFC 6591) that are a recipient objecting to the
+# mail: "abuse" (reported as spam); "fraud" (reported as phishing or forgery: a person
+# saw it and wanted none of it, for our mail as much as a spam report); and "opt-out",
+# the pre-RFC drafts' removal request, which asks for no more mail. The others change
+# nothing: "not-spam" is the opposite of a complaint; "auth-failure" is the receiving
+# system's DMARC/DKIM/SPF verdict on how the mail was signed, not a person's word about
+# it; "virus" is a scanner's verdict on content (invitations carry no attachment, and
+# a false positive must not stop a member); "other" and unknown types say nothing usable.
+_COMPLAINTS = frozenset({"abuse", "fraud", "opt-out"})
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """An ARF report (RFC 5965): its Feedback-Type, lower-cased ("abuse" when the report
+    names none, as the older formats do), and the recipients it is about."""
+
+    type: str
+    recipients: tuple[str, ...]
+
+    @property
+    def is_complaint(self) -> bool:
+        """Whether a recipient objected to the mail (see `_COMPLAINTS`)."""
+        return self.type in _COMPLAINTS
+
+
+def feedback_report(msg: Message) -> Feedback | None:
+    """The feedback report the message is (RFC 5965, or Hotmail's older format), or None
+    when it is none."""
     reports = [p for p in walk_own(msg) if p.get_content_type() == "message/feedback-report"]
     is_arf = bool(reports) or msg.get_param("report-type", header="content-type") == (
         "feedback-report"
@@ -164,6 +190,7 @@ def feedback_recipients(msg: Message) -> list[str] | None:
     if not (is_arf or hotmail):
         return None
     found: list[str] = []
+    types: list[str] = []
     for report in reports:
         payload = report.get_payload()
         if isinstance(payload, list):
@@ -172,11 +199,14 @@ def feedback_recipients(msg: Message) -> list[str] | None:
             lines = decoded(report).splitlines()
         for line in lines:
             name, _, value = line.partition(":")
-            if name.strip().lower() in ("original-rcpt-to", "removal-recipient"):
+            field = name.strip().lower()
+            if field in ("original-rcpt-to", "removal-recipient"):
                 found.append(clean_address(value))
+            elif field == "feedback-type" and value.split():
+                types.append(value.split()[0].lower())
     if not found and original is not None:
         for name in ("X-HmXmrOriginalRecipient", "To"):
             found.extend(sorted(header_addresses(original, name)))
             if found:
                 break
-    return unique([a for a in found if a])
+    return Feedback(types[0] if types else "abuse", tuple(unique([a for a in found if a])))

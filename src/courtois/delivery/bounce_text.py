@@ -4,6 +4,8 @@ bounce or an auto-reply, whom is it about, and what does it say about each addre
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from email.message import Message
 
 from courtois.delivery.bounce_classify import has_evidence
@@ -75,12 +77,12 @@ _RCPT_LINE = re.compile(r"^\s*rcpt to:", re.IGNORECASE)
 _ID_LINE = re.compile(r"^\W*(message-id|in-reply-to|references|content-id)\b", re.IGNORECASE)
 
 
-def only_as_sender(address: str, text: str) -> bool:
+def only_as_sender(address: str, text: str | TextLines) -> bool:
     """Whether the text names the address only as a sender or inside a message id (the
     heuristic detectors of flufl.bounce sometimes pick those)."""
-    needle = address.lower()
-    lines = [line for line in text.splitlines() if needle in line.lower()]
-    return bool(lines) and all(_SENDER_LINE.match(x) or _ID_LINE.match(x) for x in lines)
+    lines = TextLines.of(text)
+    found = [lines.lines[i] for i in lines.naming(address)]
+    return bool(found) and all(_SENDER_LINE.match(x) or _ID_LINE.match(x) for x in found)
 
 
 def text_recipients(msg: Message, text: str) -> list[str]:
@@ -108,35 +110,65 @@ def text_recipients(msg: Message, text: str) -> list[str]:
     found = [a for a in named if not is_robot(a)] or named
     # Prefer the addresses the failure is said about over those merely mentioned
     # ("for assistance, contact <help@...>").
-    failed = [a for a in found if has_evidence(context(a, text, found))]
+    indexed = TextLines.of(text)
+    rivals = frozenset(a.lower() for a in found)
+    failed = [a for a in found if has_evidence(context(a, indexed, rivals))]
     found = failed or found
     if not found and original is not None:
         found = sorted(header_addresses(original, "To") - own)
     return found
 
 
-def context(address: str, text: str, others: list[str]) -> str:
+def context(address: str, text: str | TextLines, others: Collection[str]) -> str:
     """The lines about one address: each line naming it, the SMTP dialogue just before
-    it, and the lines that follow up to a blank line or a line naming another recipient."""
-    if not text:
-        return ""
-    lines = text.splitlines()
-    lowered = [line.lower() for line in lines]
+    it, and the lines that follow up to a blank line or a line naming another recipient.
+
+    Addresses are matched whole: "ann@x" is not named on a line about "joann@x" (whose
+    refusal would otherwise become ann's). Pass the text as `TextLines`, and `others` as a
+    set, when asking about many addresses of one text: each call then costs the lines
+    about that address, not the whole text, so a report naming thousands of recipients
+    is read in linear time (a quadratic reading froze the bounce listener)."""
+    lines = TextLines.of(text)
     needle = address.lower()
-    rivals = [o.lower() for o in others if o.lower() != needle]
+    rivals = others if isinstance(others, (set, frozenset)) else {o.lower() for o in others}
     picked: list[str] = []
-    for index, line in enumerate(lowered):
-        if needle not in line:
-            continue
+    for index in lines.naming(address):
         for before in (index - 2, index - 1):
-            if before >= 0 and lines[before].startswith((">>> ", "<<< ")):
-                picked.append(lines[before])
-        picked.append(lines[index])
-        for follower in range(index + 1, min(index + 8, len(lines))):
-            following = lowered[follower]
+            if before >= 0 and lines.lines[before].startswith((">>> ", "<<< ")):
+                picked.append(lines.lines[before])
+        picked.append(lines.lines[index])
+        for follower in range(index + 1, min(index + 8, len(lines.lines))):
+            following = lines.lines[follower]
             if not following.strip() or following.startswith(">>> "):
                 break
-            if any(r in following for r in rivals):
+            if any(a != needle and a in rivals for a in lines.named[follower]):
                 break
-            picked.append(lines[follower])
+            picked.append(following)
     return " ".join(picked)
+
+
+@dataclass(frozen=True, slots=True)
+class TextLines:
+    """A text split into lines once, with the whole addresses each line names (lower-cased)
+    and, per address, the lines naming it: what `context` and `only_as_sender` look up."""
+
+    lines: tuple[str, ...]
+    named: tuple[frozenset[str], ...]
+    where: Mapping[str, tuple[int, ...]]
+
+    @classmethod
+    def of(cls, text: str | TextLines) -> TextLines:
+        """The text indexed (an index is returned as it is)."""
+        if isinstance(text, TextLines):
+            return text
+        lines = tuple(text.splitlines())
+        named = tuple(frozenset(m.group(1).lower() for m in ADDRESS.finditer(x)) for x in lines)
+        where: dict[str, list[int]] = {}
+        for index, addresses in enumerate(named):
+            for address in addresses:
+                where.setdefault(address, []).append(index)
+        return cls(lines, named, {a: tuple(found) for a, found in where.items()})
+
+    def naming(self, address: str) -> tuple[int, ...]:
+        """The numbers of the lines that name this address as a whole address."""
+        return self.where.get(address.lower(), ())

@@ -11,7 +11,7 @@ addresses; any input, however mangled, gives a report and never an exception.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import message_from_bytes
 from email.message import Message
 from typing import Literal
@@ -29,14 +29,16 @@ from courtois.delivery.bounce_mime import (
     notification_text,
     unique,
 )
+from courtois.delivery.bounce_origin import original_ids, original_senders, ses_original
 from courtois.delivery.bounce_readers import iter_messages
 from courtois.delivery.bounce_reports import (
     dsn_failures,
-    feedback_recipients,
+    feedback_report,
     ses_failures,
     ses_notification,
 )
 from courtois.delivery.bounce_text import (
+    TextLines,
     context,
     is_auto_reply,
     is_report,
@@ -73,11 +75,19 @@ class BouncedRecipient:
 
 @dataclass(frozen=True, slots=True)
 class BounceReport:
-    """What one message is, and whom it is about."""
+    """What one message is, and whom it is about. `feedback` is the Feedback-Type of a
+    feedback report that is no complaint ("auth-failure", "not-spam"...): such a report
+    is `not_a_bounce`, told but applied to nobody. It stays out of `as_dict`, whose shape
+    is the command line's contract."""
 
     source: str
     kind: BounceKind
     recipients: tuple[BouncedRecipient, ...] = ()
+    feedback: str = ""
+    # The Message-IDs ("local@domain") and senders of the message reported or returned,
+    # when the report shows them: what ties it to an email we sent (`bounce_origin`).
+    original_ids: tuple[str, ...] = ()
+    original_senders: tuple[str, ...] = ()
 
     @property
     def hard_recipients(self) -> tuple[BouncedRecipient, ...]:
@@ -110,12 +120,19 @@ def _classify(msg: Message, source: str, depth: int = 0) -> BounceReport:
     ses = ses_notification(msg)
     if ses is not None:
         kind, failures = ses_failures(ses)
+        ids, senders = ses_original(ses)
         if kind == "Complaint":
-            return _complaint(source, [f.address for f in failures])
-        return _bounce(source, msg, failures, "")
-    complained = feedback_recipients(msg)
-    if complained is not None:
-        return _complaint(source, complained)
+            found = _complaint(source, [f.address for f in failures])
+        else:
+            found = _bounce(source, msg, failures, "")
+        return replace(found, original_ids=ids, original_senders=senders)
+    feedback = feedback_report(msg)
+    if feedback is not None:
+        if feedback.is_complaint:
+            return _about(_complaint(source, list(feedback.recipients)), msg)
+        # A DMARC failure report, a "not spam" report: told, and nothing changes.
+        named = tuple(BouncedRecipient(a, "", False) for a in feedback.recipients)
+        return BounceReport(source, "not_a_bounce", named, feedback=feedback.type)
     reporter = header_addresses(msg, "From")
     reported = dsn_failures(msg)
     failures = [f for f in reported if f.action not in _NOT_FAILED and f.status[:1] != "2"]
@@ -132,14 +149,21 @@ def _classify(msg: Message, source: str, depth: int = 0) -> BounceReport:
             return report
     text = notification_text(msg)
     known = {f.address.lower() for f in reported}
-    whole = full_text(msg)
+    whole = TextLines.of(full_text(msg))
     for address in _flufl(msg):
         if address.lower() not in known | reporter and not only_as_sender(address, whole):
             failures.append(Failure(address))
             known.add(address.lower())
     if not reported and not failures and looks_like_bounce(msg):
         failures = [Failure(a) for a in text_recipients(msg, text)]
-    return _bounce(source, msg, failures, text)
+    return _about(_bounce(source, msg, failures, text), msg)
+
+
+def _about(report: BounceReport, msg: Message) -> BounceReport:
+    """The report with what it says of the original message (none for a non-bounce)."""
+    if report.kind not in ("hard_bounce", "soft_bounce", "complaint"):
+        return report
+    return replace(report, original_ids=original_ids(msg), original_senders=original_senders(msg))
 
 
 def _complaint(source: str, addresses: list[str]) -> BounceReport:
@@ -152,20 +176,21 @@ def _bounce(source: str, msg: Message, failures: list[Failure], text: str) -> Bo
     failures = [f for f in failures if f.address and f.address.lower() not in reporter]
     if not failures:
         return BounceReport(source, "not_a_bounce")
-    others = [f.address for f in failures]
+    others = frozenset(f.address.lower() for f in failures)
+    lines = TextLines.of(text)
     recipients = []
     for failure in failures:
         # The remote server's own words (the DSN's Diagnostic-Code) come first: the
         # reporting MTA's summary may turn any refusal into "5.1.1 user unknown".
         diagnostic = failure.diagnostic
         if not has_words(diagnostic):
-            diagnostic = f"{diagnostic} {context(failure.address, text, others)}"
+            diagnostic = f"{diagnostic} {context(failure.address, lines, others)}"
             # A sole recipient: the whole notice is about it, and its words may be on a
             # line that does not name it ("mail.local: unknown user: kijitora").
             if len(failures) == 1 and not (find_status(diagnostic) and has_words(diagnostic)):
                 diagnostic = f"{diagnostic} {text}"
         status = effective_status(failure.status, diagnostic)
-        around = text if len(failures) == 1 else context(failure.address, text, others)
+        around = text if len(failures) == 1 else context(failure.address, lines, others)
         hard = is_hard(
             status,
             diagnostic,

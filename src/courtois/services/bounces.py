@@ -2,9 +2,22 @@
 
 A hard bounce (the address is dead) suppresses the recipient for good: scheduled
 invitations to it are blocked, sent ones marked bounced, pending mail cancelled. A spam
-complaint suppresses too, and counts against the member whose invitation was reported
+complaint suppresses too, and counts against the member(s) whose email was reported
 (sender reputation, invariant 12). Soft bounces and auto-replies change nothing.
 
+A report is applied only to the mail it can be tied to, since anyone can send one (a
+forged "bounce" listing 3,000 addresses must not suppress them all, nor four forged
+complaints stop a member):
+
+- when it quotes one of our Message-IDs (`<{messages.id}@{our domain}>`), that email
+  names the recipient to suppress and the member(s) to charge (every invitation a digest
+  carried), whatever address the report gives, or redacts;
+- otherwise, by the addresses it names, each only if we did mail it (a message to its
+  digest sent, or unknown); a complaint charges the member(s) of the last email to it;
+- a complaint about a message that is visibly not ours (neither our Message-ID nor our
+  sending domain in the original it shows) is applied to nobody.
+
+The rest is reported (the command line still prints every recipient) and changes nothing.
 Each recipient is known by its digest only (invariant 10): the address in the report is
 digested and dropped, and the ledger records the digest. Nothing here touches an opt-out
 (invariant 4): a suppression only ever adds a reason not to send.
@@ -12,11 +25,13 @@ digested and dropped, and the ledger records the digest. Nothing here touches an
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 
+from courtois.delivery.bounce_origin import ours, sent_by_us
 from courtois.delivery.bounces import BounceReport
 from courtois.domain.errors import InvalidAddress
 from courtois.domain.invitations import InvitationState
@@ -24,6 +39,7 @@ from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageState
 from courtois.services.context import Context
 from courtois.services.locks import lock_recipients
+from courtois.services.recipients import checkpoint, scrub_answers
 from courtois.services.transitions import cancel_messages, move_invitations
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.store.tables import complaints, invitations, messages, recipients
@@ -32,8 +48,16 @@ HARD_BOUNCE = "hard-bounce"
 COMPLAINT = "complaint"
 
 
+# The states of an email that may have reached its recipient.
+_MAILED = (MessageState.SENT.value, MessageState.UNKNOWN.value)
+# Digests looked up per query: well under every engine's limit on bound parameters.
+_CHUNK = 500
+
+
 def apply_bounce(ctx: Context, report: BounceReport, now: datetime) -> dict[str, Any]:
-    """Apply one classified message; returns what changed (counts only, no address)."""
+    """Apply one classified message; returns what changed (counts only, no address):
+    `not_mailed` counts the recipients named that we never mailed, `not_ours` those of a
+    complaint about someone else's message, both left alone."""
     result: dict[str, Any] = {
         "kind": report.kind,
         "suppressed": 0,
@@ -43,37 +67,115 @@ def apply_bounce(ctx: Context, report: BounceReport, now: datetime) -> dict[str,
         "cancelled": 0,
         "complaints": 0,
         "invalid": 0,
+        "not_mailed": 0,
+        "not_ours": 0,
     }
     if report.kind == "hard_bounce":
-        targets = [r.address for r in report.recipients if r.hard]
+        addresses = [r.address for r in report.recipients if r.hard]
         reason = HARD_BOUNCE
     elif report.kind == "complaint":
-        targets = [r.address for r in report.recipients]
+        addresses = [r.address for r in report.recipients]
         reason = COMPLAINT
     else:
         return result  # soft bounces and auto-replies: reported, nothing changes
-    digests = []
-    for address in targets:
-        try:
-            digests.append(ctx.digest_email(address))
-        except InvalidAddress:
-            result["invalid"] += 1
-    digests = sorted(set(digests))
-    if not digests:
+    domain = ctx.settings.mail_from.rpartition("@")[2]
+    with ctx.engine.connect() as connection:
+        targets = _by_message_id(connection, ours(report.original_ids, domain))
+        if targets is None:
+            digests = _digests(ctx, addresses, result)
+            shown = bool(report.original_ids or report.original_senders)
+            if reason == COMPLAINT and shown and not sent_by_us(report.original_senders, domain):
+                result["not_ours"] += len(digests)
+                return result
+            targets = _by_address(connection, digests, result)
+    if not targets:
         return result
     with ctx.unit_of_work(now) as uow:
-        locked = lock_recipients(uow.conn, digests)
-        for digest in digests:
-            _suppress(uow, digest, locked[digest].suppressed_at is None, reason, result)
+        locked = lock_recipients(uow.conn, sorted(targets))
+        for digest in sorted(targets):
+            charged = targets[digest] if reason == COMPLAINT else ()
+            fresh = locked[digest].suppressed_at is None
+            _suppress(uow, digest, fresh, reason, charged, result)
         uow.commit()
+    checkpoint(ctx)  # no page quoting a scrubbed address stays in SQLite's log
     return result
 
 
+def _digests(ctx: Context, addresses: Iterable[str], result: dict[str, Any]) -> list[str]:
+    """The digests of the addresses a report names (an unreadable one is counted)."""
+    digests = set()
+    for address in addresses:
+        try:
+            digests.add(ctx.digest_email(address))
+        except InvalidAddress:
+            result["invalid"] += 1
+    return sorted(digests)
+
+
+def _by_message_id(
+    connection: Connection, ids: tuple[str, ...]
+) -> dict[str, tuple[str, ...]] | None:
+    """The recipient and the members of the emails with these ids of ours (a digest email
+    and every message it carried), or None when none is known (no id of ours, or one
+    purged since)."""
+    if not ids:
+        return None
+    rows = connection.execute(
+        select(messages.c.recipient_digest, messages.c.member_id).where(
+            or_(messages.c.id.in_(ids), messages.c.carried_by.in_(ids))
+        )
+    ).all()
+    found: dict[str, set[str]] = {}
+    for row in rows:
+        found.setdefault(str(row.recipient_digest), set()).add(str(row.member_id))
+    return {d: tuple(sorted(m)) for d, m in found.items()} or None
+
+
+def _by_address(
+    connection: Connection, digests: list[str], result: dict[str, Any]
+) -> dict[str, tuple[str, ...]]:
+    """The digests we did mail, each with the members of the last email that reached it
+    (all those a digest email carried); the others are counted in `not_mailed`."""
+    emails: dict[str, dict[str, tuple[Any, set[str]]]] = {}
+    for start in range(0, len(digests), _CHUNK):
+        rows = connection.execute(
+            select(
+                messages.c.recipient_digest,
+                messages.c.id,
+                messages.c.carried_by,
+                messages.c.member_id,
+                messages.c.sent_at,
+                messages.c.updated_at,
+            ).where(
+                messages.c.recipient_digest.in_(digests[start : start + _CHUNK]),
+                messages.c.state.in_(_MAILED),
+            )
+        ).all()
+        for row in rows:
+            email = str(row.carried_by or row.id)
+            of_digest = emails.setdefault(str(row.recipient_digest), {})
+            when, members = of_digest.get(email, (None, set()))
+            at = row.sent_at or row.updated_at
+            members.add(str(row.member_id))
+            of_digest[email] = (max(at, when) if when is not None else at, members)
+    result["not_mailed"] += len(set(digests) - set(emails))
+    targets = {}
+    for digest, sent in emails.items():
+        _, last = max(sent.items(), key=lambda item: (item[1][0], item[0]))
+        targets[digest] = tuple(sorted(last[1]))
+    return targets
+
+
 def _suppress(
-    uow: UnitOfWork, digest: str, fresh: bool, reason: str, result: dict[str, Any]
+    uow: UnitOfWork,
+    digest: str,
+    fresh: bool,
+    reason: str,
+    members: tuple[str, ...],
+    result: dict[str, Any],
 ) -> None:
     """Suppress one locked recipient (keeping the first reason and instant), stop what
-    was going to it and, for a complaint, charge the member who invited it."""
+    was going to it and, for a complaint, charge the members whose email was reported."""
     if fresh:
         uow.conn.execute(
             update(recipients)
@@ -85,7 +187,6 @@ def _suppress(
         result["already_suppressed"] += 1
     why = "the address bounced for good" if reason == HARD_BOUNCE else "the recipient reported spam"
     scope = invitations.c.recipient_digest == digest
-    member = _last_sender(uow, digest) if reason == COMPLAINT else None
     pending = messages.c.recipient_digest == digest
     result["cancelled"] += len(
         uow.conn.execute(
@@ -113,15 +214,22 @@ def _suppress(
     # leaves open, digests carrying several invitations.
     cancel_messages(uow, pending, why)
     uow.conn.execute(update(invitations).where(scope).values(address=None))
+    # The stored API answers about this recipient quote the address too: a suppression
+    # keeps only the digest, as an opt-out or a "forget me" does.
+    scrub_answers(uow.conn, digest)
     payload: dict[str, Any] = {"recipient": digest, "reason": reason, "source": "report"}
-    charged = member is not None and not _complained(uow, member, digest)
-    if charged:
+    charged = [m for m in members if not _complained(uow, m, digest)]
+    for member in charged:
         uow.conn.execute(
             insert(complaints).values(member_id=member, recipient_digest=digest, at=uow.now)
         )
         result["complaints"] += 1
-        payload["member"] = member
-    if fresh or charged:  # a report repeated, changing nothing, adds nothing to the ledger
+    # One entry per member charged, each naming them; a report repeated, changing
+    # nothing, adds nothing to the ledger.
+    if charged:
+        for member in charged:
+            uow.record(EventType.SUPPRESSED, {**payload, "member": member})
+    elif fresh:
         uow.record(EventType.SUPPRESSED, payload)
 
 
@@ -133,14 +241,3 @@ def _complained(uow: UnitOfWork, member: str, digest: str) -> bool:
         )
     ).first()
     return found is not None
-
-
-def _last_sender(uow: UnitOfWork, digest: str) -> str | None:
-    """The member whose invitation to this recipient left last: the one reported."""
-    row = uow.conn.execute(
-        select(invitations.c.member_id)
-        .where(invitations.c.recipient_digest == digest, invitations.c.sent_at.is_not(None))
-        .order_by(invitations.c.sent_at.desc(), invitations.c.id.desc())
-        .limit(1)
-    ).first()
-    return None if row is None else str(row.member_id)
