@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 import pytest
 from admin_support import (
     API_KEY,
@@ -22,9 +23,11 @@ from admin_support import (
 from pages_site import Clock, serve
 from sqlalchemy import Engine
 
+from conftest import T0
 from courtois.config import Settings
+from courtois.services.admin_sessions import KEPT, admin_session_ended, end_admin_session
 from courtois.services.context import Context
-from courtois.web.pages.admin_session import COOKIE
+from courtois.web.pages.admin_session import COOKIE, MAX_AGE_SECONDS
 
 ADMIN_URLS = (
     "/admin",
@@ -101,6 +104,50 @@ def test_an_admin_signs_in_with_the_key_and_out_again(ctx: Context) -> None:
         assert out.headers["location"] == "/admin/sign-in"
         assert COOKIE not in site.client.cookies
         assert site.get("/admin").status_code == 303
+
+
+def test_signing_out_ends_the_session_for_every_copy_of_its_cookie(ctx: Context) -> None:
+    """A copy of the cookie taken before signing out (another profile, a proxy's log, a
+    stolen cookie) opens no page and passes no form afterwards, with its CSRF token or
+    not; another admin session goes on, and signing in again works."""
+    with serve(ctx) as site, serve(ctx) as colleague:
+        csrf = sign_in(site)
+        sign_in(colleague)
+        copy = site.client.cookies[COOKIE]
+        out = site.post("/admin/sign-out", data={"csrf": csrf})
+        assert out.status_code == 303
+        with httpx.Client(
+            base_url=site.base, headers={"Cookie": f"{COOKIE}={copy}"}, timeout=10
+        ) as thief:
+            for url in ("/admin", "/admin/lookup", "/admin/unknown", "/admin/ledger"):
+                answer = thief.get(url)
+                assert answer.status_code == 303, url
+                assert answer.headers["location"] == "/admin/sign-in"
+            looked = thief.post("/admin/lookup", data={"csrf": csrf, "address": "a@example.org"})
+            assert looked.status_code == 403
+            assert "a@example.org" not in looked.text
+            # The sign-in form treats the ended cookie as none: a fresh session.
+            form = thief.get("/admin/sign-in")
+            assert form.status_code == 200
+            assert copy not in form.headers["set-cookie"]
+        sign_in(site)
+        assert site.get("/admin").status_code == 200
+        assert colleague.get("/admin").status_code == 200
+
+
+def test_ended_admin_sessions_are_forgotten_once_their_cookies_expire(ctx: Context) -> None:
+    """Only ids of sessions whose cookie could still be valid are kept: each sign-out
+    purges the older ones."""
+    first = T0
+    end_admin_session(ctx, "a" * 32, first)
+    end_admin_session(ctx, "b" * 32, first + KEPT - timedelta(minutes=1))
+    assert admin_session_ended(ctx, "a" * 32)
+    end_admin_session(ctx, "c" * 32, first + KEPT + timedelta(minutes=1))
+    assert not admin_session_ended(ctx, "a" * 32)
+    assert admin_session_ended(ctx, "b" * 32)
+    assert admin_session_ended(ctx, "c" * 32)
+    end_admin_session(ctx, "c" * 32, first + KEPT + timedelta(minutes=2))  # twice is once
+    assert timedelta(seconds=MAX_AGE_SECONDS) < KEPT
 
 
 def test_the_cookie_is_secure_where_the_public_url_is_https(engine: Engine) -> None:

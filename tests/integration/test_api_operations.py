@@ -4,23 +4,31 @@ so every process agrees), and errors that never leak an address to a client or a
 from __future__ import annotations
 
 import re
+import threading
+import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from api_support import add_member, free_port, preview_and_invite, running_api, served
+from frozen_proxy import frozen_proxy
 from smtp_server import FaultyHandler, smtp_server
-from sqlalchemy import insert
+from sqlalchemy import Engine, insert, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from support import RULE_CODES
 
-from conftest import T0
+from conftest import POSTGRES_URL, T0
 from courtois.config import Settings
 from courtois.services.context import Context
 from courtois.services.recipients import unsubscribe
-from courtois.store.engine import make_engine
+from courtois.store.engine import CONNECT_TIMEOUT_SECONDS, make_engine
+from courtois.store.migrate import migrate
 from courtois.store.tables import decisions
 from courtois.web.app import create_app
+from courtois.web.health import DATABASE_TIMEOUT_SECONDS
 from courtois.web.metrics import DecisionTally
 
 
@@ -58,6 +66,90 @@ def test_unavailable_when_the_database_is_behind_or_gone(tmp_path: Path) -> None
         assert response.status_code == 503
         assert expected in response.json()["checks"]["database"]["detail"]
         ctx.engine.dispose()
+
+
+def test_unavailable_within_seconds_when_the_database_stops_answering(
+    postgres_admin: Engine,
+) -> None:
+    """PostgreSQL behind a proxy that freezes (sockets open, nothing passes): /healthz
+    answers 503 within its bound instead of never, and so does every probe while the
+    database stays frozen, each waiting for the one check under way; once bytes pass again
+    it is healthy again."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with postgres_admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    upstream = make_url(POSTGRES_URL)
+    try:
+        with frozen_proxy(upstream.host or "127.0.0.1", upstream.port or 5432) as proxy:
+            url = upstream.set(
+                host="127.0.0.1", port=proxy.port, query={"options": f"-csearch_path={schema}"}
+            )
+            engine = make_engine(url.render_as_string(hide_password=False))
+            migrate(engine)
+            settings = Settings(secret_key="test-secret-key-0123456789", api_key="k" * 20)
+            try:
+                with served(create_app(Context(engine, settings))) as base_url:
+                    assert httpx.get(f"{base_url}/healthz", timeout=30).status_code == 200
+                    proxy.freeze()
+                    for _probe in range(3):
+                        started = time.monotonic()
+                        response = httpx.get(f"{base_url}/healthz", timeout=30)
+                        took = time.monotonic() - started
+                        assert response.status_code == 503
+                        assert took < DATABASE_TIMEOUT_SECONDS + 2, took
+                        database = response.json()["checks"]["database"]
+                        assert database == {
+                            "ok": False,
+                            "detail": f"no answer within {DATABASE_TIMEOUT_SECONDS:g} s",
+                            "took_ms": database["took_ms"],
+                        }
+                    proxy.thaw()
+                    assert _eventually_healthy(base_url)
+            finally:
+                engine.dispose()
+    finally:
+        with postgres_admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def _eventually_healthy(base_url: str, within: float = 20.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if httpx.get(f"{base_url}/healthz", timeout=30).status_code == 200:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_new_postgresql_connection_gives_up_when_the_server_says_nothing(
+    postgres_admin: Engine,
+) -> None:
+    """A server that accepts the connection and answers nothing: opening a connection fails
+    after the engine's connect timeout instead of waiting forever."""
+    upstream = make_url(POSTGRES_URL)
+    with frozen_proxy(upstream.host or "127.0.0.1", upstream.port or 5432) as proxy:
+        proxy.freeze()
+        url = upstream.set(host="127.0.0.1", port=proxy.port)
+        engine = make_engine(url.render_as_string(hide_password=False))
+        outcome: list[BaseException | None] = []
+
+        def connect() -> None:
+            try:
+                engine.connect().close()
+                outcome.append(None)
+            except Exception as error:
+                outcome.append(error)
+
+        # On a thread, so that a connection that never gives up fails the test, not hangs it.
+        trying = threading.Thread(target=connect, daemon=True)
+        started = time.monotonic()
+        trying.start()
+        trying.join(CONNECT_TIMEOUT_SECONDS + 5)
+        took = time.monotonic() - started
+        assert outcome, "still connecting"
+        assert isinstance(outcome[0], OperationalError)
+        engine.dispose()
+    assert CONNECT_TIMEOUT_SECONDS - 1 <= took < CONNECT_TIMEOUT_SECONDS + 3, took
 
 
 def decision_lines(text: str) -> dict[str, float]:

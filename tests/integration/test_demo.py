@@ -20,12 +20,14 @@ import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from pathlib import Path
 from typing import Any
 
 import dkim
 import httpx
 from cryptography.hazmat.primitives import serialization
+from member_pages_support import follow_sign_in_link
 from smtp_server import free_port
 
 COURTOIS = str(Path(sys.executable).parent / "courtois")
@@ -144,6 +146,12 @@ def check_invitation_reaches_outbox(demo: Demo) -> None:
     assert "Bo Svensson" in home.text  # the sample address book went in through the import
     assert 'href="/docs"' in home.text
     assert 'href="/outbox"' in home.text
+    # The member pages' link asks which account first; its button, pressed, signs in.
+    link = re.search(r'<a href="([^"]+/member/sign-in/[^"]+)">Sign in as', home.text)
+    assert link is not None
+    with httpx.Client() as browser:
+        assert follow_sign_in_link(browser, unescape(link.group(1))).status_code == 303
+        assert "Ana Lima" in browser.get(f"{demo.base}/member/").text
     empty = httpx.get(f"{demo.base}/outbox")
     assert "No email captured yet" in empty.text
     assert "default-src 'none'" in empty.headers["content-security-policy"]

@@ -15,6 +15,7 @@ from live_app import live_site
 from member_pages_support import (
     add_member,
     contact_ids,
+    follow_sign_in_link,
     import_some,
     member_session,
     sign_in_link,
@@ -24,6 +25,7 @@ from sqlalchemy import func, select
 
 from conftest import T0
 from courtois.services.context import Context
+from courtois.services.members import register_member
 from courtois.services.sign_in_links import KEPT
 from courtois.store.tables import sign_in_links_used
 from courtois.tokens import (
@@ -34,6 +36,9 @@ from courtois.tokens import (
     read_sign_in_token,
 )
 from courtois.web.pages.member_session import COOKIE, MAX_AGE_SECONDS, SALT
+
+# What a browser sends with a form posted from one of this site's own pages.
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 
 EVERY_PAGE = {
     "cache-control": "no-store",
@@ -61,7 +66,7 @@ def _cookie(response: httpx.Response) -> SimpleCookie:
 def test_a_sign_in_link_opens_a_session_with_protective_flags(ctx: Context) -> None:
     add_member(ctx)
     with live_site(ctx) as site, httpx.Client(base_url=site.base_url) as http:
-        response = http.get(sign_in_link(site, "ana"))
+        response = follow_sign_in_link(http, sign_in_link(site, "ana"))
         assert response.status_code == 303
         assert response.headers["location"] == "/member/"
         for name, value in EVERY_PAGE.items():
@@ -88,7 +93,7 @@ def test_a_sign_in_link_opens_a_session_with_protective_flags(ctx: Context) -> N
 def test_the_cookie_is_secure_when_the_public_url_is_https(ctx: Context) -> None:
     add_member(ctx)
     with live_site(ctx, base_url="https://agora.test") as site, httpx.Client() as http:
-        response = http.get(site.url(sign_in_link(site, "ana")))
+        response = follow_sign_in_link(http, site.url(sign_in_link(site, "ana")))
         assert response.status_code == 303
         assert _cookie(response)[COOKIE]["secure"] is True
 
@@ -110,17 +115,21 @@ def test_every_bad_link_gets_the_same_plain_page(ctx: Context) -> None:
         "garbage": "not-a-token",
     }
     with live_site(ctx) as site, httpx.Client(base_url=site.base_url) as http:
-        assert http.get(f"/member/sign-in/{used}").status_code == 303
+        assert follow_sign_in_link(http, f"/member/sign-in/{used}").status_code == 303
         http.cookies.clear()
         answers = {name: http.get(f"/member/sign-in/{token}") for name, token in bad.items()}
+        posted = {
+            name: http.post(f"/member/sign-in/{token}", headers=SAME_ORIGIN)
+            for name, token in bad.items()
+        }
         # The same link signed just now works: only its age was wrong.
-        fresh = http.get(f"/member/sign-in/{good}")
+        fresh = follow_sign_in_link(http, f"/member/sign-in/{good}")
     assert fresh.status_code == 303
-    bodies = {answer.text for answer in answers.values()}
+    bodies = {answer.text for answer in [*answers.values(), *posted.values()]}
     assert len(bodies) == 1, "the causes must not be told apart"
-    for name, answer in answers.items():
+    for name, answer in [*answers.items(), *posted.items()]:
         assert answer.status_code == 401, name
-        assert COOKIE + '=""' in answer.headers.get("set-cookie", ""), name  # dropped
+        assert "set-cookie" not in answer.headers, name  # a link says nothing of the session
         for header, value in EVERY_PAGE.items():
             assert answer.headers[header] == value
     assert "Please sign in" in bodies.pop()
@@ -133,25 +142,26 @@ def test_a_sign_in_link_opens_one_session_once(ctx: Context) -> None:
     with live_site(ctx) as site:
         path = sign_in_link(site, "ana")
         with httpx.Client(base_url=site.base_url) as member:
-            assert member.get(path).status_code == 303
+            assert follow_sign_in_link(member, path).status_code == 303
             assert member.get("/member/").status_code == 200
         with httpx.Client(base_url=site.base_url) as stranger:
+            assert stranger.post(path, headers=SAME_ORIGIN).status_code == 401
             again = stranger.get(path)
             assert again.status_code == 401
             assert COOKIE not in stranger.cookies
             assert stranger.get("/member/").status_code == 401
         # A new link from the platform still works.
         with httpx.Client(base_url=site.base_url) as member:
-            assert member.get(sign_in_link(site, "ana")).status_code == 303
+            assert follow_sign_in_link(member, sign_in_link(site, "ana")).status_code == 303
         assert _used_links(ctx) == 2
         # Each use forgets the links too old to be used anyway.
         site.clock.now = T0 + KEPT - timedelta(minutes=1)
         with httpx.Client(base_url=site.base_url) as member:
-            assert member.get(sign_in_link(site, "ana")).status_code == 303
+            assert follow_sign_in_link(member, sign_in_link(site, "ana")).status_code == 303
         assert _used_links(ctx) == 3
         site.clock.now = T0 + KEPT + timedelta(minutes=1)
         with httpx.Client(base_url=site.base_url) as member:
-            assert member.get(sign_in_link(site, "ana")).status_code == 303
+            assert follow_sign_in_link(member, sign_in_link(site, "ana")).status_code == 303
         assert _used_links(ctx) == 2
 
 
@@ -256,3 +266,115 @@ def test_signing_out_ends_every_copy_of_the_session(ctx: Context) -> None:
         assert len(contact_ids(ctx, "ana")) == 3
         with member_session(site) as again:
             assert again.get("/member/").status_code == 200
+
+
+def _add_bruno(ctx: Context) -> None:
+    register_member(ctx, "bruno", "bruno@members.example", "Bruno Braz", "en", T0)
+
+
+def test_opening_a_sign_in_link_only_asks_which_account_to_continue_as(ctx: Context) -> None:
+    """The GET names the account plainly and changes nothing (no cookie, the link not used
+    up); the page's button posts back with this origin and opens the session."""
+    add_member(ctx)
+    with live_site(ctx) as site, httpx.Client(base_url=site.base_url) as http:
+        path = sign_in_link(site, "ana")
+        shown = http.get(path)
+        assert shown.status_code == 200
+        assert "set-cookie" not in shown.headers
+        assert "Continue as Ana Lima" in shown.text
+        assert "ana@members.example" in shown.text
+        assert f'<form method="post" action="{path}">' in shown.text
+        # Its button must send a real Origin (with no referrer, browsers send `null`).
+        assert shown.headers["referrer-policy"] == "same-origin"
+        assert shown.headers["cache-control"] == "no-store"
+        assert _used_links(ctx) == 0
+        assert http.get("/member/").status_code == 401
+        # Shown again, still nothing used: only the POST uses the link up.
+        assert http.get(path).status_code == 200
+        done = http.post(path, headers={"Origin": site.base_url, **SAME_ORIGIN})
+        assert done.status_code == 303
+        assert done.headers["location"] == "/member/"
+        assert _used_links(ctx) == 1
+        assert "Ana Lima" in http.get("/member/").text
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Sec-Fetch-Site": "none"},
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+    ],
+)
+def test_another_sites_sign_in_link_cannot_replace_the_session(
+    ctx: Context, headers: dict[str, str]
+) -> None:
+    """Login CSRF: another site sends Ana's browser to Bruno's own link. The page it lands on
+    says which account the link is for and that Ana is signed in now; the sign-in posted
+    from elsewhere is refused, the link stays unused and Ana stays herself."""
+    add_member(ctx)
+    _add_bruno(ctx)
+    with signed_in(ctx) as ana:
+        path = sign_in_link(ana.site, "bruno")
+        before = ana.http.cookies[COOKIE]
+        shown = ana.get(path, headers={"Sec-Fetch-Site": "cross-site"})
+        assert shown.status_code == 200
+        assert "Continue as Bruno Braz" in shown.text
+        assert "signed in as Ana Lima now" in shown.text
+        assert "set-cookie" not in shown.headers
+        refused = ana.http.post(path, headers=headers)
+        assert refused.status_code == 403
+        assert "Nothing was changed" in refused.text
+        assert "set-cookie" not in refused.headers
+        assert ana.http.cookies[COOKIE] == before
+        assert "Ana Lima" in ana.get("/member/").text
+        assert _used_links(ctx) == 1  # Ana's own, Bruno's still unused
+        # Pressed on the page itself, the button does switch accounts.
+        switched = ana.http.post(path, headers={"Origin": ana.site.base_url, **SAME_ORIGIN})
+        assert switched.status_code == 303
+        assert "Bruno Braz" in ana.get("/member/").text
+
+
+def test_a_sign_in_posted_by_a_script_without_browser_headers_passes(ctx: Context) -> None:
+    """No Origin and no Sec-Fetch-Site: no browser steered by another site sends that."""
+    add_member(ctx)
+    with live_site(ctx) as site, httpx.Client(base_url=site.base_url) as http:
+        assert http.post(sign_in_link(site, "ana")).status_code == 303
+        assert http.get("/member/").status_code == 200
+
+
+def test_a_bad_sign_in_link_leaves_the_session_alone(ctx: Context) -> None:
+    """Logout CSRF: another site sends the browser to a bad, used or garbled link, or
+    posts a member form the browser sends without its cookie; the session goes on."""
+    add_member(ctx)
+    with signed_in(ctx) as ana:
+        used = sign_in_link(ana.site, "ana")
+        with httpx.Client(base_url=ana.site.base_url) as other_device:
+            assert follow_sign_in_link(other_device, used).status_code == 303
+        cross = {"Sec-Fetch-Site": "cross-site"}
+        answers = [
+            ana.get("/member/sign-in/garbage", headers=cross),
+            ana.get(used, headers=cross),
+            ana.http.post("/member/sign-in/garbage", headers=SAME_ORIGIN),
+            ana.http.post(used, headers=SAME_ORIGIN),
+        ]
+        for answer in answers:
+            assert answer.status_code == 401
+            assert "set-cookie" not in answer.headers
+        assert ana.get("/member/").status_code == 200
+        # A cross-site POST to a member form arrives without the SameSite=Lax cookie: it is
+        # refused, and must not delete the cookie it never saw.
+        with httpx.Client(base_url=ana.site.base_url) as elsewhere:
+            answer = elsewhere.post("/member/sign-out", headers=cross)
+            assert answer.status_code == 401
+            assert "set-cookie" not in answer.headers
+            # A cookie that did come, and is no good, is still dropped.
+            stale = elsewhere.post(
+                "/member/sign-out", headers={"Cookie": f"{COOKIE}=forged"}, data={"csrf": "x"}
+            )
+        assert stale.status_code == 401
+        assert COOKIE + '=""' in stale.headers["set-cookie"]
+        assert ana.get("/member/").status_code == 200

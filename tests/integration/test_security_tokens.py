@@ -30,7 +30,7 @@ import time
 import httpx
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from live_app import sqlite_only
-from member_pages_support import member_session
+from member_pages_support import follow_sign_in_link, member_session
 from pages_site import invite_and_deliver
 from security_support import make_world, served, snapshot
 from support import add_members
@@ -101,13 +101,14 @@ def test_truncated_and_cross_scope_tokens_open_nothing(ctx: Context) -> None:
             member_token.rsplit(".", 1)[0],
         ]
         refused = [outsider.get(f"/member/sign-in/{token}") for token in sign_in_tries]
+        refused += [outsider.post(f"/member/sign-in/{token}") for token in sign_in_tries]
         assert {answer.status_code for answer in refused} == {401}
         assert len({answer.content for answer in refused}) == 1
         assert not outsider.cookies  # no session was opened
         assert snapshot(site.ctx) == before
         # The untouched tokens work, so the refusals were the tampering's doing.
         assert outsider.get(f"/why/{good[Scope.WHY]}").status_code == 200
-        assert outsider.get(f"/member/sign-in/{member_token}").status_code == 303
+        assert follow_sign_in_link(outsider, f"/member/sign-in/{member_token}").status_code == 303
 
 
 def test_session_cookies_do_not_cross_between_pages_or_members(ctx: Context) -> None:
@@ -163,11 +164,11 @@ def test_a_sign_in_link_used_again_after_its_expiry_is_refused(ctx: Context) -> 
     link = _stamped(secret, Scope.MEMBER, "ana " + "L" * 24, made_at)
     with served(ctx) as site:
         with site.client() as first:
-            assert first.get(f"/member/sign-in/{link}").status_code == 303
+            assert follow_sign_in_link(first, f"/member/sign-in/{link}").status_code == 303
         before = snapshot(site.ctx)  # its use is recorded: a link opens one session
         time.sleep(2.2)
         with site.client() as again:
-            answer = again.get(f"/member/sign-in/{link}")
+            answer = follow_sign_in_link(again, f"/member/sign-in/{link}")
             assert answer.status_code == 401
             assert "courtois_member" not in again.cookies
             assert again.get("/member/").status_code == 401

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from courtois.services.context import Context
 from courtois.store.sql import insert_new
@@ -34,3 +34,11 @@ def use_sign_in_link(ctx: Context, link_id: str, now: datetime) -> bool:
         )
         uow.commit()
     return taken
+
+
+def sign_in_link_used(ctx: Context, link_id: str) -> bool:
+    """Whether this link was used already: read only, so that showing the "continue as"
+    page for a link spends nothing (only the confirmed POST uses it up)."""
+    query = select(sign_in_links_used.c.link_id).where(sign_in_links_used.c.link_id == link_id)
+    with ctx.engine.connect() as connection:
+        return connection.execute(query).first() is not None

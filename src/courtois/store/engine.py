@@ -21,6 +21,10 @@ WRITE_OPTION = "courtois_write"
 DURABLE_OPTION = "courtois_durable"
 # A pooled PostgreSQL connection left unused this long is pinged before it is handed out.
 IDLE_BEFORE_PING = 1.0  # seconds
+# How long a new PostgreSQL connection may take to open, unless the URL says otherwise
+# (libpq's `connect_timeout`). Without it, a server that accepts the TCP connection and
+# then answers nothing (hung, or a partition behind a proxy) holds the caller forever.
+CONNECT_TIMEOUT_SECONDS = 5
 # SQLite's page cache per connection, in KiB (the default is 2 MiB).
 SQLITE_CACHE_KIB = 16 * 1024
 
@@ -32,7 +36,17 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
         return _sqlite_engine(url, parsed.database)
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_use_lifo=True)
+    # psycopg reads the URL's own connect_timeout; connect_args would override it.
+    bounded = (
+        {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    )
+    engine = create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_use_lifo=True,
+        connect_args=bounded,
+    )
     _ping_when_idle(engine)
     return engine
 

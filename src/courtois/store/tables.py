@@ -287,6 +287,16 @@ sign_in_links_used = Table(
     Column("used_at", UTCDateTime, nullable=False, index=True),
 )
 
+# Admin sessions ended by signing out: the session is a signed cookie, so a copy of it
+# would otherwise stay valid for its 8 hours. Kept while such a cookie could still be
+# valid, then purged.
+admin_sessions_ended = Table(
+    "admin_sessions_ended",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("ended_at", UTCDateTime, nullable=False, index=True),
+)
+
 ledger = Table(
     "ledger",
     metadata,

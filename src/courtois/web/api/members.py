@@ -111,7 +111,10 @@ def sign_in_link(
     member_id: MemberId, request: Request, ctx: Ctx, now: Now, key: IdempotencyKey = None
 ) -> JSONResponse:
     """A signed URL for this member, valid for 15 minutes and for one use, for the platform
-    to hand to its signed-in member (never to send by email)."""
+    to hand to its signed-in member (never to send by email). Opening it changes nothing:
+    the page names the account, and its "Continue as ..." button, posted from that page,
+    uses the link up and opens the session, so another site cannot sign a browser in to
+    an account of its choosing."""
 
     def action() -> Answer:
         with not_found_as("member"):

@@ -5,12 +5,17 @@ No API key configured means no admin pages: every admin URL says so and nothing 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
+from courtois.services.admin_sessions import end_admin_session
 from courtois.web.pages import admin_activity, admin_in_doubt, admin_records, admin_webhooks
 from courtois.web.pages.admin_access import (
     SIGN_IN,
+    current_session,
     disabled,
     posted,
     see_other,
@@ -22,7 +27,6 @@ from courtois.web.pages.admin_session import (
     end_session,
     key_matches,
     new_session,
-    read_session,
     set_session,
 )
 
@@ -36,7 +40,7 @@ def sign_in_form(request: Request) -> Response:
     settings = settings_of(request)
     if not enabled(settings):
         return disabled(request)
-    session = read_session(request, settings)
+    session = current_session(request)
     if session is not None and session.signed_in:
         return see_other("/admin")
     session = session or new_session(signed_in=False)
@@ -63,10 +67,14 @@ async def sign_in(request: Request) -> Response:
 
 @router.post("/admin/sign-out")
 async def sign_out(request: Request) -> Response:
-    """Drop the session's cookie."""
+    """End the session on the server, so that a copy of its cookie opens nothing more,
+    and drop the cookie."""
     checked = await posted(request, signed_in_only=False)
     if isinstance(checked, Response):
         return checked
+    session, _fields = checked
+    # The cookie's age is checked against the wall clock: so is the purge of ended ids.
+    await run_in_threadpool(end_admin_session, request.app.state.ctx, session.id, datetime.now(UTC))
     response = see_other(SIGN_IN)
     end_session(response, request, settings_of(request))
     return response

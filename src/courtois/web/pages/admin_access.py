@@ -8,9 +8,11 @@ from collections.abc import Mapping
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from courtois.config import Settings
 from courtois.domain.errors import InvalidInput
+from courtois.services.admin_sessions import admin_session_ended
 from courtois.web.pages.admin_render import (
     ADMIN_HEADERS,
     BadAdminForm,
@@ -51,12 +53,21 @@ def bad_request(
     return admin_page(request, "admin_bad_request.html", 400, session, here=here, problem=problem)
 
 
+def current_session(request: Request) -> Session | None:
+    """The request's session: its cookie valid, and not one the admin signed out of (a
+    copy of a signed-out cookie is refused like a forged one)."""
+    session = read_session(request, settings_of(request))
+    if session is None or admin_session_ended(request.app.state.ctx, session.id):
+        return None
+    return session
+
+
 def signed_in(request: Request) -> Session | Response:
     """The signed-in session of a reading request, or where to go instead."""
     settings = settings_of(request)
     if not enabled(settings):
         return disabled(request)
-    session = read_session(request, settings)
+    session = current_session(request)
     if session is None or not session.signed_in:
         return see_other(SIGN_IN)
     return session
@@ -70,7 +81,7 @@ async def posted(
     settings = settings_of(request)
     if not enabled(settings):
         return disabled(request)
-    session = read_session(request, settings)
+    session = await run_in_threadpool(current_session, request)
     try:
         fields = await read_admin_form(request)
     except BadAdminForm:

@@ -7,6 +7,9 @@ is HttpOnly (no script reads it), SameSite=Strict (no other site's page sends it
 scoped to `/admin`; Secure whenever the service's public URL is HTTPS or the request came
 over HTTPS (behind a proxy that terminates TLS, the public URL says so).
 
+Signing out records the session's id on the server (`services/admin_sessions.py`), and a
+cookie naming an ended session is refused, so a copy of it opens nothing more.
+
 Every form carries a token derived from the session id: a POST whose token does not match
 the cookie's session is refused before anything is read or changed. The sign-in form has
 its token too, from a session opened when the form was shown, and signing in starts a new
@@ -24,10 +27,11 @@ from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from courtois.config import Settings
+from courtois.services.admin_sessions import SESSION_MAX_AGE
 
 COOKIE = "courtois_admin"
 PATH = "/admin"
-MAX_AGE_SECONDS = 8 * 3600
+MAX_AGE_SECONDS = int(SESSION_MAX_AGE.total_seconds())  # 8 hours
 
 
 @dataclass(frozen=True)

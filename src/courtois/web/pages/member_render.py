@@ -21,6 +21,7 @@ from courtois.services.context import Context
 from courtois.services.members import get_member, sessions_ended_at
 from courtois.web.pages.i18n import choose_locale
 from courtois.web.pages.member_session import (
+    COOKIE,
     CSRF_FIELD,
     Session,
     clear_session_cookie,
@@ -88,9 +89,14 @@ def member_page(
     return HTMLResponse(html, status_code=status, headers={**MEMBER_HEADERS, **(headers or {})})
 
 
-def not_signed_in(request: Request) -> HTMLResponse:
+def not_signed_in(request: Request, *, session_checked: bool = True) -> HTMLResponse:
     """The one answer to a missing, forged or expired session or sign-in link (401): how to
-    sign in, nothing about why. Any stale cookie is dropped."""
+    sign in, nothing about why.
+
+    A cookie the request carried and that was found stale is dropped. Nothing else touches
+    the cookie: a bad sign-in link (`session_checked=False`) says nothing about the
+    session, and a request that came without the cookie (another site's POST, which a
+    `SameSite=Lax` cookie does not ride) must not be able to sign the member out."""
     response = member_page(
         request,
         None,
@@ -99,7 +105,8 @@ def not_signed_in(request: Request) -> HTMLResponse:
         headers={"Referrer-Policy": "no-referrer"},  # a bad sign-in link is still a secret
         why="sign-in",
     )
-    clear_session_cookie(response, request.app.state.ctx.settings)
+    if session_checked and COOKIE in request.cookies:
+        clear_session_cookie(response, request.app.state.ctx.settings)
     return response
 
 
