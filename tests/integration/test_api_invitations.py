@@ -151,7 +151,12 @@ def test_revoking_a_consent_stops_what_is_unsent_once(api: Api) -> None:
     answer = preview_and_invite(api, ["bo@example.org", "cy@example.org"], reminders=1)
     consent_id = answer["consent_id"]
     revoked = api.ok(api.post(f"/v1/consents/{consent_id}/revoke"))
-    assert revoked == {"id": consent_id, "withdrawn": 2, "reminders_cancelled": 0}
+    assert revoked == {
+        "id": consent_id,
+        "withdrawn": 2,
+        "reminders_cancelled": 0,
+        "already_leaving": 0,
+    }
     statuses = {
         api.ok(api.get(f"/v1/invitations/{i['id']}"))["status"] for i in answer["invitations"]
     }

@@ -200,7 +200,12 @@ def test_a_whole_flow_from_the_command_line(
     assert scalar(engine, select(func.count()).where(messages.c.state == "sent")) == 0
 
     revoked = ok(env, "revoke", consent_id, "--now", at(minutes=12), "--json")
-    assert revoked == {"id": consent_id, "withdrawn": 1, "reminders_cancelled": 0}
+    assert revoked == {
+        "id": consent_id,
+        "withdrawn": 1,
+        "reminders_cancelled": 0,
+        "already_leaving": 0,
+    }
 
     joined = ok(env, "joined", "--email", DEE, "--now", at(minutes=13), "--json")
     assert joined == {"accepted": 0, "blocked": 0}

@@ -433,7 +433,7 @@ def test_revoking_a_consent_cancels_unsent_messages_and_reminders(ctx: Context) 
 
     revoked_at = hour + timedelta(hours=1)
     result = revoke_consent(ctx, answer["consent_id"], revoked_at, member_id="ana")
-    assert result == {"withdrawn": 1, "reminders_cancelled": 1}
+    assert result == {"withdrawn": 1, "reminders_cancelled": 1, "already_leaving": 0}
     (consent,) = rows(ctx, consents, consents.c.id == answer["consent_id"])
     assert consent.revoked_at == revoked_at
     under = select(invitations.c.id).where(invitations.c.consent_id == answer["consent_id"])

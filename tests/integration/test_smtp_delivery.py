@@ -6,6 +6,7 @@ that is down, and a slow server served over several connections."""
 from __future__ import annotations
 
 import random
+import threading
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -18,9 +19,10 @@ from sqlalchemy import select, update
 
 from conftest import T0
 from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
-from courtois.domain.errors import InvalidInput
+from courtois.domain.errors import Conflict, InvalidInput
 from courtois.services.context import Context
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
+from courtois.services.lifecycle import revoke_consent, withdraw
 from courtois.services.members import register_member
 from courtois.services.previews import preview_invitations
 from courtois.services.worker import run_pass
@@ -234,3 +236,45 @@ def test_a_batch_that_cannot_be_signed_is_put_back_as_it_was(ctx: Context, tmp_p
         assert run_pass(ctx, DUE + timedelta(minutes=1), transport(url)).sent == 2
     assert len(handler.received) == 2
     assert {state_of(ctx, i) for i in ids.values()} == {("sent", "sent")}
+
+
+def test_an_email_being_handed_to_smtp_cannot_be_withdrawn_or_said_withdrawn(
+    ctx: Context,
+) -> None:
+    """While the worker holds an email (`sending`, the server slow to answer), withdrawing
+    its invitation is refused and revoking the consent counts it as already leaving: the
+    member is never told an email was stopped that then arrives."""
+    register_member(ctx, "ana", "ana@members.example", "Ana Lima", "en", T0)
+    preview = preview_invitations(ctx, "ana", 2, "", None, 1)
+    request = InviteRequest(
+        "ana",
+        ("r0@example.org", "r1@example.org"),
+        "",
+        None,
+        1,
+        preview.preview_hash,
+        ConsentInput(preview.consent_text),
+    )
+    answer = invite(ctx, request, T0)
+    ids = [item["id"] for item in answer["invitations"]]
+    handler = FaultyHandler(data_delay=1.5)
+    with smtp_server(handler) as url:
+        passing = threading.Thread(target=run_pass, args=(ctx, DUE, transport(url)))
+        passing.start()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and {state_of(ctx, i)[0] for i in ids} != {"sending"}:
+            time.sleep(0.02)
+        assert {state_of(ctx, i)[0] for i in ids} == {"sending"}
+        with pytest.raises(Conflict) as refused:
+            withdraw(ctx, ids[0], DUE)
+        revoked = revoke_consent(ctx, answer["consent_id"], DUE)
+        passing.join(10)
+    assert refused.value.details == {"state": "sending"}
+    assert revoked == {"withdrawn": 0, "reminders_cancelled": 0, "already_leaving": 2}
+    assert len(handler.received) == 2
+    with ctx.engine.connect() as connection:
+        invitation_states = connection.execute(select(invitations.c.state)).scalars().all()
+        emails = connection.execute(select(messages.c.kind, messages.c.state)).all()
+    assert invitation_states == ["sent", "sent"]
+    # The consent is revoked: no reminder waits for what left.
+    assert sorted(emails) == [("invitation", "sent"), ("invitation", "sent")]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from courtois.domain.errors import Conflict, NotFound
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
-from courtois.domain.messages import MessageKind
+from courtois.domain.messages import MessageKind, MessageState
 from courtois.services.context import Context
 from courtois.services.locks import lock_member, lock_recipients
 from courtois.services.transitions import cancel_messages, move_invitations
@@ -32,6 +32,12 @@ def withdraw(ctx: Context, invitation_id: str, now: datetime, member_id: str | N
             raise NotFound(f"No invitation {invitation_id!r}.", {"invitation": invitation_id[:40]})
         lock_member(uow.conn, row.member_id)
         lock_recipients(uow.conn, [row.recipient_digest])
+        if _leaving(uow.conn, [invitation_id]):
+            raise Conflict(
+                "Its email is being sent right now and can no longer be stopped; once it has "
+                "left, withdrawing the invitation stops any reminder.",
+                {"state": SENDING},
+            )
         moved = move_invitations(
             uow,
             invitations.c.id == invitation_id,
@@ -71,13 +77,16 @@ def revoke_consent(
         lock_recipients(uow.conn, [r.recipient_digest for r in under])
         uow.conn.execute(update(consents).where(consents.c.id == consent_id).values(revoked_at=now))
         uow.record(EventType.CONSENT_REVOKED, {"consent": consent_id, "member": row.member_id})
-        withdrawn = move_invitations(
-            uow,
-            (invitations.c.consent_id == consent_id)
-            & (invitations.c.state == InvitationState.SCHEDULED.value),
-            InvitationState.WITHDRAWN,
-            "consent revoked",
+        # An invitation whose email the worker is handing to SMTP right now cannot be
+        # stopped: it is left to become sent (its reminder is then refused, the consent
+        # being revoked) and counted, rather than said withdrawn while its email arrives.
+        leaving = _leaving(uow.conn, [r.id for r in under])
+        unsent = (invitations.c.consent_id == consent_id) & (
+            invitations.c.state == InvitationState.SCHEDULED.value
         )
+        if leaving:
+            unsent &= invitations.c.id.not_in(sorted(leaving))
+        withdrawn = move_invitations(uow, unsent, InvitationState.WITHDRAWN, "consent revoked")
         # The invitations' reminders, found by each message's own key (digest, invitation),
         # not through a subquery: on a distributed database each statement stays on the
         # shards of the recipients named.
@@ -94,4 +103,27 @@ def revoke_consent(
                 "consent revoked",
             )
         uow.commit()
-    return {"withdrawn": len(withdrawn), "reminders_cancelled": len(cancelled)}
+    return {
+        "withdrawn": len(withdrawn),
+        "reminders_cancelled": len(cancelled),
+        "already_leaving": len(leaving),
+    }
+
+
+SENDING = MessageState.SENDING.value
+
+
+def _leaving(connection: Connection, invitation_ids: list[str]) -> set[str]:
+    """Those of these invitations with an email being handed to SMTP now (claimed, its
+    outcome not yet recorded); read under the recipients' locks, which a claim takes too."""
+    found: set[str] = set()
+    for chunk in chunked(connection, invitation_ids):
+        found.update(
+            connection.execute(
+                select(messages.c.invitation_id).where(
+                    among(connection, messages.c.invitation_id, chunk),
+                    messages.c.state == SENDING,
+                )
+            ).scalars()
+        )
+    return found

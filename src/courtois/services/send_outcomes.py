@@ -323,7 +323,8 @@ def schedule_reminders(
 ) -> None:
     """The one reminder a member ticked, for `at`, scheduled once the first email left so
     that it shows; the policy decides again when it is due. Only invitations whose consent
-    ticked the reminder get one."""
+    ticked the reminder, and is not revoked, get one: a consent revoked while its email was
+    being handed to SMTP leaves nothing queued under it (invariant 5)."""
     if not invitation_ids:
         return
     # Two lookups, not a join: invitations live with their recipient, consents with their
@@ -342,6 +343,7 @@ def schedule_reminders(
                 consents.c.member_id.in_(sorted({r.member_id for r in sent})),
                 consents.c.id.in_(sorted({r.consent_id for r in sent})),
                 consents.c.reminders >= 1,
+                consents.c.revoked_at.is_(None),
             )
         ).scalars()
     )

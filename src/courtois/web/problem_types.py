@@ -22,6 +22,7 @@ PROBLEM_TYPES: dict[str, str] = {
     "consent-revoked": "The consent was revoked; nothing more is sent under it.",
     "stale-preview": "The preview hash is not the one of the message as it renders now.",
     "invitation-closed": "The invitation is closed and cannot be withdrawn.",
+    "invitation-sending": "Its email is being sent right now and can no longer be stopped.",
     "idempotency-key-in-use": "A request with this key is still running; retry after Retry-After.",
     "idempotency-key-reused": "This key was already used for a different request.",
     "content-too-large": "The body is over the limit; nothing was read past it.",

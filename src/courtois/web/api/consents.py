@@ -47,6 +47,10 @@ class Revoked(BaseModel):
     id: str
     withdrawn: int = Field(description="Invitations not yet sent, now withdrawn.")
     reminders_cancelled: int = Field(description="Reminders of sent invitations cancelled.")
+    already_leaving: int = Field(
+        description="Invitations whose email was being handed to SMTP at that moment: they "
+        "could not be stopped and become sent (with no reminder)."
+    )
 
 
 @router.get(

@@ -354,6 +354,8 @@ def withdraw_invitation(
             try:
                 state = withdraw(ctx, invitation_id, now)
             except Conflict as error:
+                if error.details.get("state") == "sending":
+                    raise Problem(409, "invitation-sending", error.message) from None
                 raise Problem(409, "invitation-closed", error.message, error.details) from None
         shown = Withdrawn.model_validate({"id": invitation_id, "status": state})
         return Answer(200, shown.model_dump(mode="json"))
