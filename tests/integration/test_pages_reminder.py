@@ -183,3 +183,22 @@ def test_strict_eu_refuses_a_reminder(ctx: Context) -> None:
     assert messages_of(eu, item["id"]) == []
     assert invitation(eu, item["id"]).remind_at is None
     assert rows(eu, decisions, decisions.c.kind == "reminder") == []
+
+
+def test_reminders_that_meet_in_one_inbox_never_go_as_a_digest_of_invitations(
+    ctx: Context,
+) -> None:
+    """Ana and Bruno both tick the reminder and invite Bo: one digest on day 0. On day 14
+    both reminders fall due together. A digest is written as first invitations ("Ana and
+    Bruno invited you", a reminder promised), so it would have been the first email again
+    under another consent's words: one reminder goes alone, as a reminder; the other waits
+    for Bo's quota."""
+    add_members(ctx)
+    send_invites(ctx, "ana", [BO], T0, reminders=1)
+    send_invites(ctx, "bruno", [BO], T0, reminders=1)
+    (first,) = deliver(ctx, SENT_AT)
+    assert first.outgoing.kind == "digest"
+    later = deliver(ctx, SENT_AT + timedelta(days=14, minutes=1))
+    assert [d.outgoing.kind for d in later] == ["reminder"]
+    assert later[0].outgoing.subject.startswith("Reminder: ")
+    assert "invited you" not in later[0].outgoing.subject

@@ -44,10 +44,10 @@ def decide_and_claim(
             report.deferred += deferred
             report.cancelled += size - len(allowed) - deferred
             if allowed and claiming:
-                # One email, one language: each section of a digest must be the words its
-                # member previewed, so only invitations previewed in the carrier's language
-                # go together. The others stay scheduled; the inbox's quota decides them.
-                together = tuple(m for m in allowed if m.locale == allowed[0].locale)
+                # One email, one language, one kind (`_together`): each section of a digest
+                # must be the words its member previewed. The others stay scheduled; the
+                # inbox's quota decides them.
+                together = _together(allowed)
                 claims.append(Claim(together[0], together))
                 report.waiting += len(allowed) - len(together)
             else:
@@ -148,6 +148,20 @@ def _apply(uow: UnitOfWork, message: Due, decision: Decision, now: datetime) -> 
                 last_reason=reason,
             )
         )
+
+
+def _together(allowed: list[Due]) -> tuple[Due, ...]:
+    """What leaves as one email of a recipient's allowed messages. A digest is written as
+    first invitations ("Ana and Bo invited you", each with its reminder promised), so a
+    reminder never joins one: it goes alone, and only when no first invitation is due,
+    which goes first (a reminder held back meanwhile waits for the inbox's quota, and may
+    never go: silence means stop). Invitations of the carrier's language go together."""
+    first = next((m for m in allowed if m.kind is not MessageKind.REMINDER), None)
+    if first is None:
+        return (allowed[0],)
+    return tuple(
+        m for m in allowed if m.kind is not MessageKind.REMINDER and m.locale == first.locale
+    )
 
 
 def _first_attempt(now: datetime) -> ColumnElement[datetime]:
