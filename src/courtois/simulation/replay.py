@@ -250,6 +250,10 @@ class Replay(Acts):
             if invitation.state != CLOSED and invitation.expires_at == when:
                 self._close(invitation, UNANSWERED)
         groups: dict[Recipient, list[Message]] = {}
+        left, self._left_behind = self._left_behind, []
+        for message in left:
+            if message.alive:
+                groups.setdefault(message.invitation.recipient, []).append(message)
         due = self._due
         while due and due[0][0] <= now:
             when, _, message = heappop(due)
@@ -297,7 +301,16 @@ class Replay(Acts):
             else:
                 self._reschedule(message, decision.retry_at or now + RETRY_LATER)
         if allowed:
-            self._deliver(recipient, allowed, now)
+            # As the worker claims (`send_decisions._together`): a reminder never joins a
+            # digest; the allowed left out wait, due as they were, for the next pass.
+            first = next((m for m in allowed if m.kind is not _REMINDER), None)
+            taken = (
+                [allowed[0]] if first is None else [m for m in allowed if m.kind is not _REMINDER]
+            )
+            self._deliver(recipient, taken, now)
+            # The worker decides them again at its next pass, not before: no timer of their
+            # own, or a replay would run a pass the history never had.
+            self._left_behind.extend(m for m in allowed if m not in taken)
 
     def _deliver(self, recipient: Recipient, allowed: list[Message], now: datetime) -> None:
         recipient.add_email(now)

@@ -43,6 +43,9 @@ class State:
         self._consents: dict[str, Consent] = {}
         self._open: dict[str, Invitation] = {}
         self._due: list[tuple[datetime, int, Message]] = []
+        # Allowed at a pass but not carried (a reminder beside a digest): decided again at
+        # the next pass.
+        self._left_behind: list[Message] = []
         self._expiries: list[tuple[datetime, int, Invitation]] = []
         self._order = itertools.count()
         # During a pass, what changes the senders' facts waits for the pass's end: the
