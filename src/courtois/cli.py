@@ -72,18 +72,23 @@ def parse_now(value: str | None) -> datetime:
     return instant
 
 
-def run(action: Callable[[Context], T]) -> T:
-    """Build the context, run, and turn domain errors and a database out of reach or out
-    of room into a one-line failure (never the driver's message: it quotes parameters)."""
-    from sqlalchemy.exc import DBAPIError
+def run(action: Callable[[Context], T], schema: bool = True) -> T:
+    """Build the context, check the schema is this code's (unless `schema` is False, for
+    `migrate`), run, and turn domain errors and database errors into a one-line failure:
+    a database out of reach or out of room exits FAULT_EXIT; any other names what is
+    wrong or the error's type, never the driver's message (it quotes parameters)."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-    from courtois.store.faults import database_fault
+    from courtois.store.faults import database_fault, database_problem
+    from courtois.store.migrate import check_schema
 
     try:
         ctx = bootstrap()
     except DomainError as error:
         fail(error.message)
     try:
+        if schema:
+            check_schema(ctx.engine)
         return action(ctx)
     except DomainError as error:
         details = "; ".join(f"{k}: {v}" for k, v in error.details.items())
@@ -91,8 +96,10 @@ def run(action: Callable[[Context], T]) -> T:
     except DBAPIError as error:
         fault = database_fault(error)
         if fault is None:
-            raise
+            fail(database_problem(error))
         fail(f"{fault.value}: {fault.sentence}", FAULT_EXIT)
+    except SQLAlchemyError as error:
+        fail(f"database error ({type(error).__name__})")
     finally:
         ctx.engine.dispose()
 
@@ -125,7 +132,7 @@ def migrate(as_json: JsonOpt = False) -> None:
         do_migrate(ctx.engine)
         return current_revision(ctx.engine)
 
-    revision = run(action)
+    revision = run(action, schema=False)
     emit(as_json, {"revision": revision}, lambda: out.print(f"database at revision {revision}"))
 
 
@@ -435,14 +442,9 @@ def serve(
     """The host API and the pages over HTTP (uvicorn), until stopped."""
     import uvicorn
 
-    from courtois.bootstrap import bootstrap
-
-    try:
-        engine = bootstrap().engine  # refuse bad configuration before binding the port
-        engine.dispose()
-    except DomainError as error:
-        fail(error.message)
-    if processes > 1 and engine.dialect.name == "sqlite":
+    # Refuse a bad configuration or database before binding the port.
+    dialect = run(lambda ctx: ctx.engine.dialect.name)
+    if processes > 1 and dialect == "sqlite":
         # Measured (bench/api.py): two processes served fewer one-click unsubscribes than
         # one; their connections lose each other's page cache and meet at SQLite's lock.
         sys.stderr.write(

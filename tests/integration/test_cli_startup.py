@@ -4,14 +4,29 @@ worker claims a batch it can then only fail."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, select
-from test_cli import NOW, assert_refused, at, environment, in_parallel, ok, table_counts
+from sqlalchemy import Engine, create_engine, select, text
+from test_cli import (
+    NOW,
+    assert_refused,
+    at,
+    courtois,
+    environment,
+    in_parallel,
+    ok,
+    postgres_database,
+    table_counts,
+)
 
 from courtois.store.tables import messages
+
+__all__ = ["postgres_database"]  # the fixture, shared with test_cli
+NOT_MIGRATED = "the database is not migrated: run `courtois migrate`"
+NEWER_SCHEMA = "the database is at a newer schema than this courtois"
 
 POSTAL = "Agora, 1 Example Street, 99999 Exampleton"
 
@@ -61,3 +76,87 @@ def test_a_mail_setting_the_worker_cannot_use_is_refused_before_any_claim(
     # Nothing claimed, nothing failed: the email waits for a configuration that works.
     assert _statuses(engine) == before
     assert table_counts(engine) == counts
+
+
+# Every command that reads or writes the database, as a first-time operator might run it.
+EVERY_COMMAND: list[list[str]] = [
+    ["member", "add", "ana", "--email", "secret.member@example.com", "--name", "Ana"],
+    ["invite", "--member", "ana", "--email", "secret.guest@example.com", "--now", NOW],
+    ["unsubscribe", "--email", "secret.guest@example.com"],
+    ["forget", "--email", "secret.guest@example.com"],
+    ["policy", "explain", "--member", "ana", "--email", "secret.guest@example.com"],
+    ["audit", "verify"],
+    ["audit", "export"],
+    ["worker", "--once", "--now", NOW],
+    ["worker", "--once", "--processes", "2", "--now", NOW],
+]
+
+
+def _refused_without_addresses(runs: list[tuple[dict[str, str], list[str]]], *words: str) -> None:
+    for done in in_parallel(runs):
+        assert_refused(done, *words)
+        assert "@" not in done.stderr, done.stderr
+
+
+def test_an_unmigrated_database_is_named_by_every_command(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path / 'never.db'}")
+    _refused_without_addresses([(env, args) for args in EVERY_COMMAND], NOT_MIGRATED)
+    # migrate is the one command for it.
+    assert "revision" in ok(env, "migrate")
+
+
+def test_a_database_from_newer_code_is_refused_even_by_migrate(tmp_path: Path) -> None:
+    database = tmp_path / "newer.db"
+    env = environment(f"sqlite:///{database}")
+    ok(env, "migrate")
+    with sqlite3.connect(database) as connection:
+        connection.execute("update alembic_version set version_num = 'ffff99'")
+    runs = [(env, args) for args in [*EVERY_COMMAND, ["migrate"]]]
+    _refused_without_addresses(runs, NEWER_SCHEMA)
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("select count(*) from members").fetchone() == (0,)
+
+
+def test_a_read_only_database_is_one_line_without_its_parameters(tmp_path: Path) -> None:
+    database = tmp_path / "x.db"
+    writable = environment(f"sqlite:///{database}")
+    ok(writable, "migrate")
+    ok(writable, "member", "add", "ana", "--email", "ana@example.com", "--name", "Ana")
+    card = tmp_path / "c.vcf"
+    card.write_text(
+        "BEGIN:VCARD\nVERSION:3.0\nFN:Zed One\nEMAIL:secret.zed@example.org\nEND:VCARD\n",
+        encoding="utf-8",
+    )
+    env = environment(f"sqlite:///file:{database}?mode=ro&uri=true")
+    runs = [
+        (env, ["import", str(card), "--member", "ana", "--now", NOW]),
+        (env, ["member", "add", "bo", "--email", "secret.member@example.com", "--name", "Bo"]),
+        (env, ["invite", "--member", "ana", "--email", "secret.guest@example.com", "--now", NOW]),
+    ]
+    _refused_without_addresses(runs, "read-only")
+
+
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
+    database = tmp_path / "junk.db"
+    database.write_bytes(bytes(range(256)) * 64)
+    env = environment(f"sqlite:///{database}")
+    runs = [(env, args) for args in [*EVERY_COMMAND[:2], ["migrate"]]]
+    _refused_without_addresses(runs, "not a SQLite database")
+
+
+def test_postgresql_unmigrated_then_read_only(postgres_database: str) -> None:
+    env = environment(postgres_database)
+    _refused_without_addresses([(env, args) for args in EVERY_COMMAND[:3]], NOT_MIGRATED)
+    ok(env, "migrate")
+    engine = create_engine(postgres_database, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            name = connection.execute(text("select current_database()")).scalar_one()
+            connection.execute(
+                text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+            )
+    finally:
+        engine.dispose()
+    done = courtois(env, *EVERY_COMMAND[0])
+    assert_refused(done, "read-only")
+    assert "secret" not in done.stderr

@@ -8,7 +8,6 @@ host, user or address, only what is wrong.
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from typing import Literal
 
 import aiosmtplib
@@ -21,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from courtois.config import Settings
 from courtois.delivery.smtp import parse_smtp_url
 from courtois.services.context import Context
-from courtois.store.migrate import alembic_config, current_revision
+from courtois.store.migrate import current_revision, newest_revision
 from courtois.web.deps import Ctx
 
 router = APIRouter(tags=["operations"])
@@ -42,14 +41,6 @@ class Health(BaseModel):
 
     status: Literal["ok", "unavailable"]
     checks: dict[str, Check]
-
-
-@lru_cache(maxsize=1)
-def newest_revision() -> str | None:
-    """The schema revision this code expects (the migrations' head)."""
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def check_database(ctx: Context) -> Check:
