@@ -160,3 +160,26 @@ def test_postgresql_unmigrated_then_read_only(postgres_database: str) -> None:
     done = courtois(env, *EVERY_COMMAND[0])
     assert_refused(done, "read-only")
     assert "secret" not in done.stderr
+
+
+def test_configuration_mistakes_are_one_line_in_every_entry_point(tmp_path: Path) -> None:
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00bin")
+    strict = tmp_path / "strict.toml"
+    strict.write_text('policy = "strict"\n', encoding="utf-8")
+    env = environment(f"sqlite:///{tmp_path / 'c.db'}")
+    runs = [
+        ({**env, "COURTOIS_CONFIG": str(tmp_path)}, ["audit", "verify"]),
+        ({**env, "COURTOIS_CONFIG": str(strict)}, ["migrate"]),
+        (env, ["simulate", "--config", str(tmp_path)]),
+        (env, ["simulate", "--config", str(binary)]),
+        ({**env, "COURTOIS_DATABASE_URL": "not a url"}, ["serve", "--port", "1"]),
+        ({**env, "COURTOIS_DATABASE_URL": "mysql://x@localhost/db"}, ["migrate"]),
+        ({**env, "COURTOIS_DATABASE_URL": "sqlite:////proc/1/nope/x.db"}, ["migrate"]),
+        ({**env, "COURTOIS_POLICY_PROFILES": "strict-eu"}, ["migrate"]),
+    ]
+    words = ["cannot be read", "[policy]", "cannot be read", "UTF-8"]
+    words += ["database_url", "database_url", "database_url", "profiles"]
+    for done, word in zip(in_parallel(runs), words, strict=True):
+        assert_refused(done, word)
+    assert not (tmp_path / "c.db").exists()
