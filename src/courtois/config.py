@@ -211,7 +211,32 @@ def load_settings(
     settings = Settings(**values, policy=load_policy(policy_values))
     _check_database_url(settings.database_url)
     _check_wire_values(settings)
+    webhook_target(settings)
     return settings
+
+
+# The webhook signing secret's shortest length.
+MIN_WEBHOOK_SECRET_LENGTH = 16
+
+
+def webhook_target(settings: Settings) -> tuple[str, str] | None:
+    """The receiver's URL and secret, None when webhooks are off. Half a configuration is
+    refused rather than sending unsigned events or signing for nobody; `load_settings`
+    asks first, so it stops the start instead of /metrics, the admin page and the worker."""
+    url, secret = settings.webhook_url.strip(), settings.webhook_secret
+    if not url and not secret:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise InvalidInput(
+            "COURTOIS_WEBHOOK_URL must be an http:// or https:// URL when webhooks are on.",
+            {"webhook_url": "missing or not http(s)"},
+        )
+    if len(secret) < MIN_WEBHOOK_SECRET_LENGTH:
+        raise InvalidInput(
+            f"COURTOIS_WEBHOOK_SECRET must be at least {MIN_WEBHOOK_SECRET_LENGTH} characters.",
+            {"webhook_secret": "missing or too short"},
+        )
+    return url, secret
 
 
 DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")

@@ -183,3 +183,10 @@ def test_configuration_mistakes_are_one_line_in_every_entry_point(tmp_path: Path
     for done, word in zip(in_parallel(runs), words, strict=True):
         assert_refused(done, word)
     assert not (tmp_path / "c.db").exists()
+
+
+def test_half_a_webhook_configuration_is_refused_by_serve_and_worker(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path / 'c.db'}", COURTOIS_WEBHOOK_SECRET="short")
+    runs = [(env, ["serve", "--port", "1"]), (env, ["worker", "--once", "--now", NOW])]
+    for done in in_parallel(runs):
+        assert_refused(done, "COURTOIS_WEBHOOK_URL")

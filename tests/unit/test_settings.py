@@ -121,3 +121,36 @@ def test_a_wrong_environment_variable_is_refused_like_the_file() -> None:
             "COURTOIS_BOUNCE_CORPUS": "/nowhere",
         }
     )
+
+
+@pytest.mark.parametrize(
+    ("environ", "key"),
+    [
+        ({"COURTOIS_WEBHOOK_SECRET": "short"}, "webhook_url"),
+        ({"COURTOIS_WEBHOOK_SECRET": "whsec-0123456789abcdef"}, "webhook_url"),
+        ({"COURTOIS_WEBHOOK_URL": "https://hooks.example/in"}, "webhook_secret"),
+        (
+            {"COURTOIS_WEBHOOK_URL": "https://hooks.example/in", "COURTOIS_WEBHOOK_SECRET": "x"},
+            "webhook_secret",
+        ),
+        (
+            {
+                "COURTOIS_WEBHOOK_URL": "ftp://hooks.example/in",
+                "COURTOIS_WEBHOOK_SECRET": "whsec-0123456789abcdef",
+            },
+            "webhook_url",
+        ),
+    ],
+)
+def test_half_a_webhook_configuration_stops_the_start(environ: dict[str, str], key: str) -> None:
+    assert key in _refused(**environ).details
+
+
+def test_a_whole_webhook_configuration_loads() -> None:
+    settings = load_settings(
+        environ={
+            "COURTOIS_WEBHOOK_URL": "https://hooks.example/in",
+            "COURTOIS_WEBHOOK_SECRET": "whsec-0123456789abcdef",
+        }
+    )
+    assert settings.webhook_url == "https://hooks.example/in"
