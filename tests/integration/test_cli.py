@@ -28,7 +28,14 @@ from support import MEMBER_RULE_CODES, RULE_CODES, T0
 from conftest import POSTGRES_URL, SECRET
 from courtois.domain.addresses import digest_of
 from courtois.store.migrate import alembic_config
-from courtois.store.tables import consents, invitations, ledger, messages, recipients
+from courtois.store.tables import (
+    consents,
+    invitations,
+    ledger,
+    messages,
+    recipient_blocks,
+    recipients,
+)
 
 EXECUTABLE = shutil.which("courtois", path=str(Path(sys.executable).parent)) or str(
     Path(sys.executable).parent / "courtois"
@@ -286,6 +293,20 @@ def test_refusals_exit_non_zero_with_one_line(
     # Nothing was written anywhere: not one row, and no database where startup was refused.
     assert table_counts(engine) == before
     assert not fresh.exists()
+
+
+def test_unsubscribing_from_a_member_nobody_is_refused_with_nothing_written(
+    cli_db: tuple[dict[str, str], Engine],
+) -> None:
+    env, engine = cli_db
+    before = (
+        table_counts(engine),
+        scalar(engine, select(func.count()).select_from(recipient_blocks)),
+    )
+    done = courtois(env, "unsubscribe", "--email", BO, "--from-member", "no-such-member", "--json")
+    assert_refused(done, "No member 'no-such-member'")
+    after = table_counts(engine), scalar(engine, select(func.count()).select_from(recipient_blocks))
+    assert after == before
 
 
 def test_two_spellings_of_one_address_are_one_recipient(
