@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from courtois.bootstrap import bootstrap
-from courtois.domain.errors import DomainError
+from courtois.domain.errors import DomainError, InvalidInput
 from courtois.policy.verdict import Decision
 from courtois.services.context import Context
 from courtois.services.worker_due import Shard
@@ -178,7 +178,11 @@ def invite(
     instant = parse_now(now)
 
     def action(ctx: Context) -> dict[str, Any]:
-        count = recipient_count(tuple(email))
+        try:
+            count = recipient_count(tuple(email))
+        except InvalidInput as error:
+            # As the command line names them: --email #1 is the first given.
+            raise InvalidInput(error.message, _by_option(error.details)) from None
         preview = preview_invitations(ctx, member, count, note, locale, reminders)
         request = InviteRequest(
             member_id=member,
@@ -199,6 +203,18 @@ def invite(
             show_decision(f"{item['id']}: {item['status']}", item["decision"])
 
     emit(as_json, answer, human)
+
+
+_POSITION = re.compile(r"emails\[(\d+)\]")
+
+
+def _by_option(details: dict[str, str]) -> dict[str, str]:
+    """`emails[0]` (the service's and API's name for a bad address) as `--email #1`."""
+    named = {}
+    for key, reason in details.items():
+        found = _POSITION.fullmatch(key)
+        named[f"--email #{int(found.group(1)) + 1}" if found else key] = reason
+    return named
 
 
 @app.command()
