@@ -1,0 +1,75 @@
+"""`audit verify`, `audit export` and `simulate` on a ledger tampered with outside the
+application: each names the broken entry in one line, and `audit export --output` leaves
+no partial file behind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from test_cli import NOW, assert_refused, environment, in_parallel, ok
+
+TAMPERINGS = [
+    ("update ledger set at = 'garbage' where seq = 3", "its time is not a date"),
+    ("update ledger set at = '2026-13-45 99:00:00' where seq = 3", "its time is not a date"),
+    ("update ledger set payload = 'not json' where seq = 3", "its payload is not JSON"),
+    ("update ledger set hash = X'00ff' where seq = 3", "its hash is not text"),
+]
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database whose ledger holds a few entries."""
+    database = tmp_path_factory.mktemp("audit") / "c.db"
+    env = environment(f"sqlite:///{database}")
+    ok(env, "migrate")
+    ok(env, "member", "add", "ana", "--email", "ana@example.com", "--name", "Ana")
+    args = ["invite", "--member", "ana", "--now", NOW, "--email", "bo@example.com"]
+    ok(env, *args, "--email", "cy@example.com", "--email", "dee@example.com")
+    ok(env, "unsubscribe", "--email", "cy@example.com", "--now", NOW)
+    return database
+
+
+def tampered(history: Path, folder: Path, statement: str) -> dict[str, str]:
+    """A copy of the history with one statement applied, and the environment to reach it."""
+    copy = folder / "tampered.db"
+    shutil.copy(history, copy)
+    with sqlite3.connect(copy) as connection:
+        assert connection.execute("select count(*) from ledger").fetchone()[0] >= 4
+        connection.execute(statement)
+    return environment(f"sqlite:///{copy}")
+
+
+@pytest.mark.parametrize(("statement", "problem"), TAMPERINGS)
+def test_a_tampered_entry_is_named_by_every_command(
+    history: Path, tmp_path: Path, statement: str, problem: str
+) -> None:
+    env = tampered(history, tmp_path, statement)
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[policy]\nsender_daily_cap = 5\n", encoding="utf-8")
+    output = tmp_path / "export.jsonl"
+    verify, export, to_file, simulate = in_parallel(
+        [
+            (env, ["audit", "verify", "--json"]),
+            (env, ["audit", "export"]),
+            (env, ["audit", "export", "--output", str(output)]),
+            (env, ["simulate", "--config", str(policy), "--json"]),
+        ]
+    )
+    assert verify.returncode == 1
+    assert json.loads(verify.stdout) == {
+        "ok": False,
+        "entries": 2,
+        "first_broken_seq": 3,
+        "problem": problem,
+        "last_hash": None,
+    }
+    assert verify.stderr == f"courtois: ledger broken at entry 3: {problem}\n"
+    assert export.returncode == 1
+    assert export.stderr == f"courtois: ledger broken at entry 3: {problem}\n"
+    assert_refused(to_file, "entry 3", problem)
+    if "payload" in statement or "at =" in statement:
+        assert_refused(simulate, "entry 3", problem)
