@@ -460,6 +460,7 @@ def serve(
 
     # Refuse a bad configuration or database before binding the port.
     dialect = run(lambda ctx: ctx.engine.dialect.name)
+    _check_port_free(host, port)
     if processes > 1 and dialect == "sqlite":
         # Measured (bench/api.py): two processes served fewer one-click unsubscribes than
         # one; their connections lose each other's page cache and meet at SQLite's lock.
@@ -479,6 +480,20 @@ def serve(
         access_log=False,
         log_level="info",
     )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind and release the address as uvicorn will bind it (SO_REUSEADDR): one line when
+    it is taken or not this machine's, instead of uvicorn's log lines and exit 3."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        fail(f"cannot listen on {host}:{port}: {error.strerror or type(error).__name__}")
 
 
 @app.command()
@@ -518,4 +533,36 @@ def main() -> None:
     app.add_typer(bounces_app, name="bounces")
     app.command("import")(import_command)
     app.command("simulate")(simulate_command)
-    app()
+    sys.exit(_invoke())
+
+
+def _invoke() -> int:
+    """Run the command line; a usage mistake (a missing or bad option, an unknown command)
+    is one line on stderr with exit 2, as every other refusal is one line, instead of the
+    boxed Usage/Try/Error block scripts would have to parse. Help asked for, or shown for a
+    bare group, stays the full text."""
+    try:
+        # Typer carries its own copy of Click; the installed click's classes are not its.
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    except ImportError:  # an older Typer, on Click itself
+        from click.exceptions import (  # type: ignore[assignment]
+            ClickException,
+            NoArgsIsHelpError,
+        )
+
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as error:
+        sys.stderr.write(error.format_message() + "\n")
+        return error.exit_code
+    except ClickException as error:
+        context = getattr(error, "ctx", None)
+        hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+        message = " ".join(error.format_message().split())
+        line = _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", message + hint)
+        sys.stderr.write(f"courtois: {line}\n")
+        return error.exit_code
+    except typer.Abort:
+        sys.stderr.write("courtois: aborted\n")
+        return 1
+    return code if isinstance(code, int) else 0

@@ -4,6 +4,7 @@ worker claims a batch it can then only fail."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -190,3 +191,32 @@ def test_half_a_webhook_configuration_is_refused_by_serve_and_worker(tmp_path: P
     runs = [(env, ["serve", "--port", "1"]), (env, ["worker", "--once", "--now", NOW])]
     for done in in_parallel(runs):
         assert_refused(done, "COURTOIS_WEBHOOK_URL")
+
+
+def test_a_usage_mistake_is_one_line_with_exit_2(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path / 'c.db'}")
+    runs: list[tuple[dict[str, str], list[str]]] = [
+        (env, ["invite", "--member", "ana"]),
+        (env, ["invite", "--member", "ana", "--email", "a@example.org", "--reminders", "2"]),
+        (env, ["worker", "--once", "--processes", "0"]),
+        (env, ["frobnicate"]),
+        (env, ["bounces", "ingest", "--json"]),
+        (env, ["invite", "--bogus"]),
+    ]
+    words = ["--email", "--reminders", "--processes", "frobnicate", "PATH", "--bogus"]
+    for done, word in zip(in_parallel(runs), words, strict=True):
+        assert_refused(done, word, "--help")
+        assert done.returncode == 2
+    # Help asked for is still the whole text, on stdout.
+    assert "Usage" in ok(env, "invite", "--help")
+
+
+def test_serve_on_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path / 'c.db'}")
+    ok(env, "migrate")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = courtois(env, "serve", "--port", port)
+    assert_refused(done, f"127.0.0.1:{port}", "in use")
