@@ -428,9 +428,50 @@ def audit_export(
     if output is None:
         run(lambda ctx: export_ledger(ctx.engine, sys.stdout))
         return
-    with output.open("w", encoding="utf-8") as handle:
-        count = run(lambda ctx: export_ledger(ctx.engine, handle))
-    sys.stderr.write(f"{count} entries written to {output}\n")
+    count = _export_to_file(
+        output, lambda handle: run(lambda ctx: export_ledger(ctx.engine, handle))
+    )
+    if as_json:
+        emit(True, {"entries": count, "output": str(output)}, lambda: None)
+    else:
+        sys.stderr.write(f"{count} entries written to {output}\n")
+
+
+def _export_to_file(output: Path, write: Callable[[Any], int]) -> int:
+    """Write beside `output` under a temporary name, then rename it into place: a failed
+    export (a broken entry, a database out of reach, a full disk) leaves no partial or
+    empty file that could pass for the ledger, and an existing export stays as it was."""
+    import os
+    import tempfile
+
+    if output.is_dir():
+        fail(f"--output {output} is a folder; name a file")
+    try:
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, renamed after
+            "w",
+            encoding="utf-8",
+            dir=output.parent,
+            prefix=f".{output.name}.",
+            suffix=".part",
+            delete=False,
+        )
+    except OSError as error:
+        fail(f"cannot write {output}: {error.strerror or type(error).__name__}")
+    partial = Path(handle.name)
+    try:
+        with handle:
+            count = write(handle)
+        umask = os.umask(0)
+        os.umask(umask)
+        partial.chmod(0o666 & ~umask)  # as an ordinary new file, not the temporary's 0600
+        partial.replace(output)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        fail(f"cannot write {output}: {error.strerror or type(error).__name__}")
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return count
 
 
 @policy_app.command("explain")

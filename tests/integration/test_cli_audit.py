@@ -10,7 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from test_cli import NOW, assert_refused, environment, in_parallel, ok
+from test_cli import NOW, assert_refused, courtois, environment, in_parallel, ok
 
 TAMPERINGS = [
     ("update ledger set at = 'garbage' where seq = 3", "its time is not a date"),
@@ -71,5 +71,33 @@ def test_a_tampered_entry_is_named_by_every_command(
     assert export.returncode == 1
     assert export.stderr == f"courtois: ledger broken at entry 3: {problem}\n"
     assert_refused(to_file, "entry 3", problem)
+    assert not output.exists()
+    assert not list(tmp_path.glob(".export.jsonl*"))
     if "payload" in statement or "at =" in statement:
         assert_refused(simulate, "entry 3", problem)
+
+
+def test_export_to_a_file_is_whole_or_absent(history: Path, tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{history}")
+    never = environment(f"sqlite:///{tmp_path / 'never.db'}")
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text("an earlier export\n", encoding="utf-8")
+    folder, missing = in_parallel(
+        [
+            (env, ["audit", "export", "--output", str(tmp_path)]),
+            (env, ["audit", "export", "--output", str(tmp_path / "no" / "such" / "x.jsonl")]),
+        ]
+    )
+    assert_refused(folder, "is a folder")
+    assert_refused(missing, "cannot write")
+    # A database that fails leaves neither an empty file nor a changed one.
+    for target in (tmp_path / "new.jsonl", kept):
+        assert_refused(courtois(never, "audit", "export", "-o", str(target)), "not migrated")
+    assert not (tmp_path / "new.jsonl").exists()
+    assert kept.read_text(encoding="utf-8") == "an earlier export\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.jsonl", "never.db"]
+    # A whole export, and its count as JSON on stdout when asked for.
+    written = ok(env, "audit", "export", "-o", str(tmp_path / "whole.jsonl"), "--json")
+    lines = (tmp_path / "whole.jsonl").read_text(encoding="utf-8").splitlines()
+    assert written == {"entries": len(lines), "output": str(tmp_path / "whole.jsonl")}
+    assert ok(env, "audit", "verify", "--file", str(tmp_path / "whole.jsonl"), "--json")["ok"]
