@@ -316,8 +316,13 @@ def worker(
             report = run(lambda ctx: run_pass(ctx, moment, make_transport(ctx.settings)))
             counts = report.as_dict()
         else:
-            run(lambda ctx: make_transport(ctx.settings))  # bad settings fail here, in one line
-            counts = one_pass_in_processes(processes, moment)
+
+            def in_processes(ctx: Context) -> dict[str, Any]:
+                make_transport(ctx.settings)  # bad settings fail here, in one line
+                # A child's database error comes back here, to be told in one line too.
+                return one_pass_in_processes(processes, moment)
+
+            counts = run(in_processes)
         emit(as_json, counts, lambda: out.print(counts))
         return
     if now is not None:

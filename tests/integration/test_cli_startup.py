@@ -133,6 +133,8 @@ def test_a_read_only_database_is_one_line_without_its_parameters(tmp_path: Path)
         (env, ["import", str(card), "--member", "ana", "--now", NOW]),
         (env, ["member", "add", "bo", "--email", "secret.member@example.com", "--name", "Bo"]),
         (env, ["invite", "--member", "ana", "--email", "secret.guest@example.com", "--now", NOW]),
+        (env, ["worker", "--once", "--now", NOW]),
+        (env, ["worker", "--once", "--processes", "2", "--now", NOW]),
     ]
     _refused_without_addresses(runs, "read-only")
 
