@@ -13,9 +13,35 @@ from courtois.store.engine import make_engine
 def bootstrap(settings: Settings | None = None) -> Context:
     """Load settings (file and environment) and build the context; fails fast on bad config."""
     chosen = settings or load_settings()
-    chosen.secret  # noqa: B018 - refuse to start without a usable secret key
+    check_mail_settings(chosen)
     engine = make_engine(chosen.database_url, pool_size=chosen.database_pool_size)
     return Context(engine=engine, settings=chosen)
+
+
+def check_mail_settings(settings: Settings) -> None:
+    """Write and sign one sample email with these settings, so that a mistake in what every
+    email needs (secret key, link keys, mail_from, the DKIM domain, selector and key file)
+    stops the start with one line naming the key. Found later, it would surface in the
+    worker only after a batch was claimed, where it fails every email of the batch."""
+    from courtois.delivery.compose import Carried, ComposeInput, compose, to_bytes
+    from courtois.delivery.dkim import sign
+    from courtois.domain.messages import MessageKind
+
+    settings.secret  # noqa: B018 - refuse to start without a usable secret key
+    sample = ComposeInput(
+        "startup-check",
+        "someone@example.org",
+        MessageKind.INVITATION,
+        "en",
+        (Carried("startup-check", "Someone"),),
+    )
+    try:
+        sign(to_bytes(compose(settings, sample)), settings)
+    except ValueError as error:  # a value the email cannot carry, named by its type only
+        raise InvalidInput(
+            f"The settings cannot write an email ({type(error).__name__}); check mail_from, "
+            "platform_name, base_url and the dkim_* keys."
+        ) from None
 
 
 def make_transport(settings: Settings) -> Transport | None:

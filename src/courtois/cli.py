@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from courtois.bootstrap import bootstrap
-from courtois.domain.errors import DomainError
+from courtois.domain.errors import DomainError, InvalidInput
 from courtois.policy.verdict import Decision
 from courtois.services.context import Context
 from courtois.services.worker_due import Shard
@@ -72,18 +72,23 @@ def parse_now(value: str | None) -> datetime:
     return instant
 
 
-def run(action: Callable[[Context], T]) -> T:
-    """Build the context, run, and turn domain errors and a database out of reach or out
-    of room into a one-line failure (never the driver's message: it quotes parameters)."""
-    from sqlalchemy.exc import DBAPIError
+def run(action: Callable[[Context], T], schema: bool = True) -> T:
+    """Build the context, check the schema is this code's (unless `schema` is False, for
+    `migrate`), run, and turn domain errors and database errors into a one-line failure:
+    a database out of reach or out of room exits FAULT_EXIT; any other names what is
+    wrong or the error's type, never the driver's message (it quotes parameters)."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-    from courtois.store.faults import database_fault
+    from courtois.store.faults import database_fault, database_problem
+    from courtois.store.migrate import check_schema
 
     try:
         ctx = bootstrap()
     except DomainError as error:
         fail(error.message)
     try:
+        if schema:
+            check_schema(ctx.engine)
         return action(ctx)
     except DomainError as error:
         details = "; ".join(f"{k}: {v}" for k, v in error.details.items())
@@ -91,8 +96,10 @@ def run(action: Callable[[Context], T]) -> T:
     except DBAPIError as error:
         fault = database_fault(error)
         if fault is None:
-            raise
+            fail(database_problem(error))
         fail(f"{fault.value}: {fault.sentence}", FAULT_EXIT)
+    except SQLAlchemyError as error:
+        fail(f"database error ({type(error).__name__})")
     finally:
         ctx.engine.dispose()
 
@@ -125,7 +132,7 @@ def migrate(as_json: JsonOpt = False) -> None:
         do_migrate(ctx.engine)
         return current_revision(ctx.engine)
 
-    revision = run(action)
+    revision = run(action, schema=False)
     emit(as_json, {"revision": revision}, lambda: out.print(f"database at revision {revision}"))
 
 
@@ -171,7 +178,11 @@ def invite(
     instant = parse_now(now)
 
     def action(ctx: Context) -> dict[str, Any]:
-        count = recipient_count(tuple(email))
+        try:
+            count = recipient_count(tuple(email))
+        except InvalidInput as error:
+            # As the command line names them: --email #1 is the first given.
+            raise InvalidInput(error.message, _by_option(error.details)) from None
         preview = preview_invitations(ctx, member, count, note, locale, reminders)
         request = InviteRequest(
             member_id=member,
@@ -192,6 +203,18 @@ def invite(
             show_decision(f"{item['id']}: {item['status']}", item["decision"])
 
     emit(as_json, answer, human)
+
+
+_POSITION = re.compile(r"emails\[(\d+)\]")
+
+
+def _by_option(details: dict[str, str]) -> dict[str, str]:
+    """`emails[0]` (the service's and API's name for a bad address) as `--email #1`."""
+    named = {}
+    for key, reason in details.items():
+        found = _POSITION.fullmatch(key)
+        named[f"--email #{int(found.group(1)) + 1}" if found else key] = reason
+    return named
 
 
 @app.command()
@@ -293,8 +316,13 @@ def worker(
             report = run(lambda ctx: run_pass(ctx, moment, make_transport(ctx.settings)))
             counts = report.as_dict()
         else:
-            run(lambda ctx: make_transport(ctx.settings))  # bad settings fail here, in one line
-            counts = one_pass_in_processes(processes, moment)
+
+            def in_processes(ctx: Context) -> dict[str, Any]:
+                make_transport(ctx.settings)  # bad settings fail here, in one line
+                # A child's database error comes back here, to be told in one line too.
+                return one_pass_in_processes(processes, moment)
+
+            counts = run(in_processes)
         emit(as_json, counts, lambda: out.print(counts))
         return
     if now is not None:
@@ -405,9 +433,50 @@ def audit_export(
     if output is None:
         run(lambda ctx: export_ledger(ctx.engine, sys.stdout))
         return
-    with output.open("w", encoding="utf-8") as handle:
-        count = run(lambda ctx: export_ledger(ctx.engine, handle))
-    sys.stderr.write(f"{count} entries written to {output}\n")
+    count = _export_to_file(
+        output, lambda handle: run(lambda ctx: export_ledger(ctx.engine, handle))
+    )
+    if as_json:
+        emit(True, {"entries": count, "output": str(output)}, lambda: None)
+    else:
+        sys.stderr.write(f"{count} entries written to {output}\n")
+
+
+def _export_to_file(output: Path, write: Callable[[Any], int]) -> int:
+    """Write beside `output` under a temporary name, then rename it into place: a failed
+    export (a broken entry, a database out of reach, a full disk) leaves no partial or
+    empty file that could pass for the ledger, and an existing export stays as it was."""
+    import os
+    import tempfile
+
+    if output.is_dir():
+        fail(f"--output {output} is a folder; name a file")
+    try:
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, renamed after
+            "w",
+            encoding="utf-8",
+            dir=output.parent,
+            prefix=f".{output.name}.",
+            suffix=".part",
+            delete=False,
+        )
+    except OSError as error:
+        fail(f"cannot write {output}: {error.strerror or type(error).__name__}")
+    partial = Path(handle.name)
+    try:
+        with handle:
+            count = write(handle)
+        umask = os.umask(0)
+        os.umask(umask)
+        partial.chmod(0o666 & ~umask)  # as an ordinary new file, not the temporary's 0600
+        partial.replace(output)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        fail(f"cannot write {output}: {error.strerror or type(error).__name__}")
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return count
 
 
 @policy_app.command("explain")
@@ -435,14 +504,10 @@ def serve(
     """The host API and the pages over HTTP (uvicorn), until stopped."""
     import uvicorn
 
-    from courtois.bootstrap import bootstrap
-
-    try:
-        engine = bootstrap().engine  # refuse bad configuration before binding the port
-        engine.dispose()
-    except DomainError as error:
-        fail(error.message)
-    if processes > 1 and engine.dialect.name == "sqlite":
+    # Refuse a bad configuration or database before binding the port.
+    dialect = run(lambda ctx: ctx.engine.dialect.name)
+    _check_port_free(host, port)
+    if processes > 1 and dialect == "sqlite":
         # Measured (bench/api.py): two processes served fewer one-click unsubscribes than
         # one; their connections lose each other's page cache and meet at SQLite's lock.
         sys.stderr.write(
@@ -461,6 +526,20 @@ def serve(
         access_log=False,
         log_level="info",
     )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind and release the address as uvicorn will bind it (SO_REUSEADDR): one line when
+    it is taken or not this machine's, instead of uvicorn's log lines and exit 3."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        fail(f"cannot listen on {host}:{port}: {error.strerror or type(error).__name__}")
 
 
 @app.command()
@@ -500,4 +579,36 @@ def main() -> None:
     app.add_typer(bounces_app, name="bounces")
     app.command("import")(import_command)
     app.command("simulate")(simulate_command)
-    app()
+    sys.exit(_invoke())
+
+
+def _invoke() -> int:
+    """Run the command line; a usage mistake (a missing or bad option, an unknown command)
+    is one line on stderr with exit 2, as every other refusal is one line, instead of the
+    boxed Usage/Try/Error block scripts would have to parse. Help asked for, or shown for a
+    bare group, stays the full text."""
+    try:
+        # Typer carries its own copy of Click; the installed click's classes are not its.
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    except ImportError:  # an older Typer, on Click itself
+        from click.exceptions import (  # type: ignore[assignment]
+            ClickException,
+            NoArgsIsHelpError,
+        )
+
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as error:
+        sys.stderr.write(error.format_message() + "\n")
+        return error.exit_code
+    except ClickException as error:
+        context = getattr(error, "ctx", None)
+        hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+        message = " ".join(error.format_message().split())
+        line = _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", message + hint)
+        sys.stderr.write(f"courtois: {line}\n")
+        return error.exit_code
+    except typer.Abort:
+        sys.stderr.write("courtois: aborted\n")
+        return 1
+    return code if isinstance(code, int) else 0

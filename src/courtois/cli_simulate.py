@@ -36,6 +36,10 @@ def parse_since(value: str | None) -> datetime | None:
         instant = datetime.fromisoformat(value)
     except ValueError:
         cli.fail(f"--since {value!r} is not an ISO-8601 date or date-time", 2)
+    # The replay starts a warm-up before it: far from the calendar's ends, as --now is.
+    low, high = cli.NOW_RANGE
+    if not low <= instant.year <= high:
+        cli.fail(f"--since {value!r} is outside the years {low} to {high}", 2)
     return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from courtois.domain.errors import InvalidInput
-from courtois.policy.config import PolicyConfig, load_policy, settable_fields
+from courtois.policy.config import PolicyConfig, load_policy
 
 DEFAULT_DATABASE_URL = "sqlite:///./courtois-data/courtois.db"
 
@@ -86,33 +86,94 @@ class Settings:
         return [key.encode("utf-8") for key in keys]
 
 
+# COURTOIS_* variables that are not settings: the file's path, the import password (read
+# by `courtois import`), and the test suite's, fuzzers' and benchmarks' own knobs.
+NOT_SETTINGS = frozenset({"COURTOIS_CONFIG", "COURTOIS_IMPORT_PASSWORD", "COURTOIS_BOUNCE_CORPUS"})
+NOT_SETTINGS_PREFIXES = ("COURTOIS_TEST_", "COURTOIS_FUZZ_", "COURTOIS_CHAOS_")
+
+
 def _from_environment(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """Split COURTOIS_* variables into top-level and [policy] overrides."""
+    """Split COURTOIS_* variables into top-level and [policy] overrides; a variable that
+    names no setting is refused, as the same typo in the file is, rather than silently
+    leaving the default in force (COURTOIS_POLICY_PROFILES would keep the balanced policy)."""
     top: dict[str, str] = {}
     policy: dict[str, str] = {}
     top_keys = {f.name for f in fields(Settings)} - {"policy"}
-    policy_keys = set(settable_fields())
+    unknown: list[str] = []
     for name, value in environ.items():
-        if not name.startswith("COURTOIS_") or name == "COURTOIS_CONFIG":
+        if not name.startswith("COURTOIS_") or name in NOT_SETTINGS:
+            continue
+        if name.startswith(NOT_SETTINGS_PREFIXES):
             continue
         key = name.removeprefix("COURTOIS_").lower()
-        if key.startswith("policy_") and key.removeprefix("policy_") in policy_keys:
+        if key.startswith("policy_"):
+            # Unknown policy keys are named by load_policy, with the file's.
             policy[key.removeprefix("policy_")] = value
         elif key in top_keys:
             top[key] = value
+        else:
+            unknown.append(name)
+    if unknown:
+        raise InvalidInput(
+            f"Unknown configuration variables: {', '.join(sorted(unknown))}.",
+            dict.fromkeys(unknown, "unknown"),
+        )
     return top, policy
+
+
+def _shown(raw: Any) -> str:
+    """A wrong value as an error quotes it: a scalar as written, anything else by its type
+    only (a table or list may hold a secret)."""
+    if isinstance(raw, str | int | float | bool):
+        return repr(raw)
+    return f"a TOML {type(raw).__name__}"
 
 
 def _boolean(key: str, raw: Any) -> bool:
     """true/false from TOML, or the usual words from an environment variable."""
     if isinstance(raw, bool):
         return raw
-    word = str(raw).strip().lower()
+    word = str(raw).strip().lower() if isinstance(raw, str) else None
     if word in ("1", "true", "yes", "on"):
         return True
     if word in ("0", "false", "no", "off", ""):
         return False
-    raise InvalidInput(f"{key} must be true or false, not {raw!r}.")
+    raise InvalidInput(f"{key} must be true or false, not {_shown(raw)}.", {key: "not a boolean"})
+
+
+def _whole_number(key: str, raw: Any) -> int:
+    """A TOML integer, or an environment variable's digits; never a boolean, a fraction or
+    a list quietly converted (`true` would have become 1), never negative."""
+    number: int | None = None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        number = raw
+    elif isinstance(raw, str):
+        try:
+            number = int(raw)
+        except ValueError:
+            number = None
+    if number is None:
+        raise InvalidInput(
+            f"{key} must be a whole number, not {_shown(raw)}.", {key: "not a number"}
+        )
+    if number < 0:
+        raise InvalidInput(f"{key} must not be negative, not {number}.", {key: "negative"})
+    return number
+
+
+def _read_file(config_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The TOML file's tables; any reason it cannot be read is one sentence naming it."""
+    try:
+        return tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInput(f"Configuration file {config_path} does not exist.") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"Configuration file {config_path} is not UTF-8 text.") from None
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise InvalidInput(f"Configuration file {config_path} cannot be read: {reason}.") from None
+    except tomllib.TOMLDecodeError as error:
+        raise InvalidInput(f"Configuration file {config_path} is not TOML: {error}") from None
 
 
 def load_settings(
@@ -121,15 +182,13 @@ def load_settings(
     """Read the file (if any), apply environment overrides, validate."""
     env = os.environ if environ is None else environ
     config_path = path or env.get("COURTOIS_CONFIG")
-    data: dict[str, Any] = {}
-    if config_path:
-        try:
-            data = tomllib.loads(Path(config_path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InvalidInput(f"Configuration file {config_path} does not exist.") from None
-        except tomllib.TOMLDecodeError as error:
-            raise InvalidInput(f"Configuration file {config_path} is not TOML: {error}") from None
-    policy_values = dict(data.pop("policy", {}) or {})
+    data: dict[str, Any] = _read_file(config_path) if config_path else {}
+    policy_table = data.pop("policy", {})
+    if not isinstance(policy_table, dict):
+        raise InvalidInput(
+            f"[policy] must be a table of keys, not {policy_table!r}.", {"policy": "not a table"}
+        )
+    policy_values = dict(policy_table)
     top_env, policy_env = _from_environment(env)
     policy_values.update(policy_env)
     top_values: dict[str, Any] = {**data, **top_env}
@@ -143,15 +202,65 @@ def load_settings(
         if isinstance(default, bool):
             values[key] = _boolean(key, raw)
         elif isinstance(default, int):
-            try:
-                values[key] = int(raw)
-            except (TypeError, ValueError):
-                raise InvalidInput(f"{key} must be a whole number, not {raw!r}.") from None
+            values[key] = _whole_number(key, raw)
+        elif isinstance(raw, str):
+            values[key] = raw
         else:
-            values[key] = str(raw)
+            kind = "a number" if isinstance(raw, int | float) else _shown(raw)
+            raise InvalidInput(f"{key} must be a string, not {kind}.", {key: "not a string"})
     settings = Settings(**values, policy=load_policy(policy_values))
+    _check_database_url(settings.database_url)
     _check_wire_values(settings)
+    webhook_target(settings)
     return settings
+
+
+# The webhook signing secret's shortest length.
+MIN_WEBHOOK_SECRET_LENGTH = 16
+
+
+def webhook_target(settings: Settings) -> tuple[str, str] | None:
+    """The receiver's URL and secret, None when webhooks are off. Half a configuration is
+    refused rather than sending unsigned events or signing for nobody; `load_settings`
+    asks first, so it stops the start instead of /metrics, the admin page and the worker."""
+    url, secret = settings.webhook_url.strip(), settings.webhook_secret
+    if not url and not secret:
+        return None
+    if not url.startswith(("http://", "https://")):
+        raise InvalidInput(
+            "COURTOIS_WEBHOOK_URL must be an http:// or https:// URL when webhooks are on.",
+            {"webhook_url": "missing or not http(s)"},
+        )
+    if len(secret) < MIN_WEBHOOK_SECRET_LENGTH:
+        raise InvalidInput(
+            f"COURTOIS_WEBHOOK_SECRET must be at least {MIN_WEBHOOK_SECRET_LENGTH} characters.",
+            {"webhook_secret": "missing or too short"},
+        )
+    return url, secret
+
+
+DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
+
+
+def _check_database_url(url: str) -> None:
+    """A URL of a database courtois can use (SQLite, or PostgreSQL through psycopg 3);
+    anything else would fail later with the driver's traceback."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        drivername = make_url(url).drivername
+    except (ArgumentError, ValueError):
+        raise InvalidInput(
+            "database_url is not a database URL (sqlite:///path or postgresql://...).",
+            {"database_url": "invalid"},
+        ) from None
+    if drivername not in DATABASE_DRIVERS:
+        raise InvalidInput(
+            f"database_url names the driver {drivername!r}; courtois runs on "
+            "sqlite:///path or postgresql://...",
+            {"database_url": "unsupported"},
+        )
 
 
 def _check_wire_values(settings: Settings) -> None:

@@ -28,7 +28,14 @@ from support import MEMBER_RULE_CODES, RULE_CODES, T0
 from conftest import POSTGRES_URL, SECRET
 from courtois.domain.addresses import digest_of
 from courtois.store.migrate import alembic_config
-from courtois.store.tables import consents, invitations, ledger, messages, recipients
+from courtois.store.tables import (
+    consents,
+    invitations,
+    ledger,
+    messages,
+    recipient_blocks,
+    recipients,
+)
 
 EXECUTABLE = shutil.which("courtois", path=str(Path(sys.executable).parent)) or str(
     Path(sys.executable).parent / "courtois"
@@ -280,7 +287,8 @@ def test_refusals_exit_non_zero_with_one_line(
     ]
     bad_email, unknown_invitation, bad_now, loose_file, loose_env, missing, *far = in_parallel(runs)
 
-    assert_refused(bad_email, "not-an-email")
+    # Named by position, never by the address: stderr goes to logs.
+    assert "not-an-email" not in assert_refused(bad_email, "--email #2")
     assert_refused(unknown_invitation, "No invitation")
     assert_refused(bad_now, "--now")
     assert_refused(loose_file, "reminder_cap")
@@ -291,6 +299,20 @@ def test_refusals_exit_non_zero_with_one_line(
     # Nothing was written anywhere: not one row, and no database where startup was refused.
     assert table_counts(engine) == before
     assert not fresh.exists()
+
+
+def test_unsubscribing_from_a_member_nobody_is_refused_with_nothing_written(
+    cli_db: tuple[dict[str, str], Engine],
+) -> None:
+    env, engine = cli_db
+    before = (
+        table_counts(engine),
+        scalar(engine, select(func.count()).select_from(recipient_blocks)),
+    )
+    done = courtois(env, "unsubscribe", "--email", BO, "--from-member", "no-such-member", "--json")
+    assert_refused(done, "No member 'no-such-member'")
+    after = table_counts(engine), scalar(engine, select(func.count()).select_from(recipient_blocks))
+    assert after == before
 
 
 def test_two_spellings_of_one_address_are_one_recipient(
@@ -309,7 +331,18 @@ def test_an_address_with_a_line_feed_is_refused_in_one_line(
     before = table_counts(engine)
     done = courtois(env, "invite", "--member", "ana", "--now", NOW, "--email", "x\ny@example.com")
     assert table_counts(engine) == before
-    assert_refused(done)
+    assert "example.com" not in assert_refused(done, "--email #1")
+
+
+def test_a_role_mailbox_is_refused_by_position_not_by_address(
+    cli_db: tuple[dict[str, str], Engine],
+) -> None:
+    env, engine = cli_db
+    before = table_counts(engine)
+    args = ["invite", "--member", "ana", "--now", NOW, "--email", "real.person@bigcorp.example"]
+    done = courtois(env, *args, "--email", "noreply@bigcorp.example")
+    assert "bigcorp" not in assert_refused(done, "--email #2", "no-reply")
+    assert table_counts(engine) == before
 
 
 @pytest.fixture

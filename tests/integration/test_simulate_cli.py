@@ -94,6 +94,9 @@ def test_the_table_shows_every_rule_and_how_far_to_trust_it(
         (["--config", "{folder}/loose.toml"], ["sender_daily_cap", "loosens the hard cap"], 1),
         (["--config", "{folder}/missing.toml"], ["does not exist"], 1),
         (["--config", "{folder}/other.toml", "--since", "last week"], ["--since"], 2),
+        (["--config", "{folder}/other.toml", "--since", "0001-01-01"], ["outside the years"], 2),
+        (["--config", "{folder}/other.toml", "--since", "9999-12-31"], ["outside the years"], 2),
+        (["--config", "{folder}"], ["cannot be read"], 1),
     ],
 )
 def test_bad_input_is_refused_in_one_line(

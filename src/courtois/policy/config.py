@@ -89,6 +89,26 @@ _HARD_CAPS: dict[str, tuple[str, float]] = {
 }
 
 
+# The largest value any key may take, by the unit its name ends in: a century of days (a
+# pass reaches that far back and ahead of an instant in 1970-9000 without leaving the
+# calendar), and a billion for a count; larger ones overflow the date arithmetic.
+_CENTURY_DAYS = 36_500
+_LARGEST_BY_UNIT: dict[str, int] = {
+    "_days": _CENTURY_DAYS,
+    "_hours": _CENTURY_DAYS * 24,
+    "_minutes": _CENTURY_DAYS * 24 * 60,
+}
+_LARGEST_COUNT = 10**9
+
+
+def _largest(name: str) -> int:
+    """The largest value the key `name` may hold."""
+    for unit, largest in _LARGEST_BY_UNIT.items():
+        if name.endswith(unit):
+            return largest
+    return _LARGEST_COUNT
+
+
 def _coerce(name: str, value: Any, default: Any) -> Any:
     """Read a value as the type of its default; TOML and environment strings both arrive."""
     kind = type(default)
@@ -119,9 +139,14 @@ def load_policy(values: Mapping[str, Any]) -> PolicyConfig:
             problems[name] = "unknown policy key"
             continue
         try:
-            changes[key] = _coerce(key, raw, known[key])
+            value = _coerce(key, raw, known[key])
         except InvalidInput as error:
             problems[name] = error.message
+            continue
+        if isinstance(value, int | float) and value > _largest(key):
+            problems[name] = f"{value} is out of range; at most {_largest(key)}"
+            continue
+        changes[key] = value
     config = replace(PolicyConfig(), **changes)
     problems.update(check_hard_caps(config))
     if problems:

@@ -13,8 +13,8 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from courtois.config import webhook_target
 from courtois.services.context import Context
-from courtois.services.webhook_delivery import webhook_target
 from courtois.store.tables import webhook_deliveries, webhook_events
 
 LISTED = 100

@@ -5,30 +5,34 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from datetime import datetime
-from typing import TextIO
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 from sqlalchemy import Engine, Text, func, select, type_coerce
 
+from courtois.domain.errors import DomainError
 from courtois.domain.ledger import ChainReport, LedgerEntry, verify_chain
 from courtois.store.tables import ledger, ledger_head
 
 PAGE = 5000
 
 
-class _Unreadable(Exception):
-    """An entry whose payload is not even JSON: tampered with outside the application."""
+class UnreadableEntry(DomainError):
+    """An entry that cannot even be read as one (a payload that is not JSON, a time that is
+    not a date, a hash that is not text): tampered with outside the application. Named by
+    its sequence number, so `audit verify`, `audit export` and `simulate` all point at it."""
 
-    def __init__(self, seq: int) -> None:
-        super().__init__(seq)
+    def __init__(self, seq: int, problem: str) -> None:
+        super().__init__(f"ledger broken at entry {seq}: {problem}")
         self.seq = seq
+        self.problem = problem
 
 
-# The payload as stored text, decoded here: a row whose text is not JSON is a broken entry
-# to report, not an error inside the driver's row processing.
+# Every column as stored, decoded here: a row whose text is not what the application
+# writes is a broken entry to report, not an error inside the driver's row processing.
 _ROWS = select(
     ledger.c.seq,
-    ledger.c.at,
+    type_coerce(ledger.c.at, Text).label("at"),
     ledger.c.event,
     type_coerce(ledger.c.payload, Text).label("payload"),
     ledger.c.prev_hash,
@@ -36,9 +40,37 @@ _ROWS = select(
 ).order_by(ledger.c.seq)
 
 
+def read_at(seq: int, stored: object) -> datetime:
+    """An entry's time as the application wrote it (naive UTC: a PostgreSQL timestamp, or
+    SQLite's text), aware; anything else names the entry."""
+    at: datetime | None = None
+    if isinstance(stored, datetime):
+        at = stored
+    else:
+        try:
+            at = datetime.fromisoformat(stored) if isinstance(stored, str) else None
+        except ValueError:
+            at = None
+    if at is None:
+        raise UnreadableEntry(seq, "its time is not a date")
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def read_payload(seq: int, stored: object) -> Any:
+    """An entry's payload decoded from its stored text; text that is not JSON names the
+    entry."""
+    try:
+        if isinstance(stored, str):
+            return json.loads(stored)
+    except ValueError:
+        pass
+    raise UnreadableEntry(seq, "its payload is not JSON")
+
+
 def iter_entries(engine: Engine, upto: int | None = None) -> Iterator[LedgerEntry]:
     """Every entry in order, from the lowest sequence number (so one below 1 is seen and
-    refused), up to `upto` when given; read page by page so memory stays flat."""
+    refused), up to `upto` when given; read page by page so memory stays flat. An entry
+    that cannot be read raises UnreadableEntry naming it."""
     last: int | None = None
     with engine.connect() as connection:
         while True:
@@ -51,11 +83,10 @@ def iter_entries(engine: Engine, upto: int | None = None) -> Iterator[LedgerEntr
             if not rows:
                 return
             for r in rows:
-                try:
-                    payload = json.loads(r.payload)
-                except (TypeError, ValueError):
-                    raise _Unreadable(r.seq) from None
-                yield LedgerEntry(r.seq, r.at, r.event, payload, r.prev_hash, r.hash)
+                at, payload = read_at(r.seq, r.at), read_payload(r.seq, r.payload)
+                if not isinstance(r.hash, str) or not isinstance(r.prev_hash, str):
+                    raise UnreadableEntry(r.seq, "its hash is not text")
+                yield LedgerEntry(r.seq, at, r.event, payload, r.prev_hash, r.hash)
             last = rows[-1].seq
 
 
@@ -73,10 +104,8 @@ def verify_ledger(engine: Engine) -> ChainReport:
         return ChainReport(False, 0, 1, "the head row is missing")
     try:
         report = verify_chain(iter_entries(engine, upto=head.seq))
-    except _Unreadable as unreadable:
-        return ChainReport(
-            False, max(unreadable.seq - 1, 0), unreadable.seq, "its payload is not JSON"
-        )
+    except UnreadableEntry as unreadable:
+        return ChainReport(False, max(unreadable.seq - 1, 0), unreadable.seq, unreadable.problem)
     if not report.ok:
         return report
     if head.seq != report.entries or head.hash != report.last_hash:
@@ -162,12 +191,12 @@ def verify_export(lines: Iterable[str]) -> ChainReport:
                 continue
             entry = _exported_entry(line)
             if entry is None:
-                raise _Unreadable(number)
+                raise UnreadableEntry(number, "not a ledger entry")
             read += 1
             yield entry
 
     try:
         return verify_chain(entries())
-    except _Unreadable as unreadable:
+    except UnreadableEntry as unreadable:
         # verify_chain stops at the first bad entry, so every entry read before held.
         return ChainReport(False, read, read + 1, f"line {unreadable.seq} is not a ledger entry")

@@ -69,16 +69,18 @@ def _parse_all(emails: tuple[str, ...]) -> list[Address]:
         raise InvalidInput(
             f"At most {MAX_RECIPIENTS} recipients per consent.", {"emails": "too many"}
         )
+    # Each bad address is named by its position, as the API names it, never by itself:
+    # the refusal reaches stderr and logs, where no address may be written.
     problems: dict[str, str] = {}
     seen: dict[str, Address] = {}
-    for raw in emails:
+    for index, raw in enumerate(emails):
         try:
             address = parse_address(raw)
         except InvalidInput as error:
-            problems[raw[:254]] = error.message
+            problems[f"emails[{index}]"] = error.message
             continue
         if is_role_mailbox(address):
-            problems[raw[:254]] = ROLE_MAILBOX
+            problems[f"emails[{index}]"] = ROLE_MAILBOX
             continue
         seen.setdefault(address.key, address)
     if problems:

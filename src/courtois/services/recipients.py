@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, literal, select, update
 
+from courtois.domain.errors import NotFound
 from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageState
@@ -81,10 +82,12 @@ _DROP_CONTACTS = {
 def unsubscribe(
     ctx: Context, digest: str, now: datetime, from_member: str | None = None
 ) -> dict[str, int]:
-    """Stop all mail to this recipient, or all mail from one member; idempotent."""
+    """Stop all mail to this recipient, or all mail from one member; idempotent. A member
+    id that names nobody is refused with nothing written: a mistyped id would otherwise
+    report success while the member meant stays free to mail the recipient."""
     with ctx.unit_of_work(now) as uow:
-        if from_member is not None:
-            lock_member(uow.conn, from_member)
+        if from_member is not None and not lock_member(uow.conn, from_member):
+            raise NotFound(f"No member {from_member!r}.", {"member": from_member[:140]})
         lock_recipients(uow.conn, [digest])
         counts = stop_mail(uow, digest, from_member)
         uow.commit()

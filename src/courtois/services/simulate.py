@@ -14,7 +14,6 @@ whom (as the history has it: the simulated world starts as the real one was).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Generator, Iterator
 from contextlib import closing
@@ -28,6 +27,7 @@ from sqlalchemy import Connection, Text, func, select, type_coerce
 from courtois.config import load_settings
 from courtois.domain.ledger import EventType
 from courtois.policy.config import PolicyConfig
+from courtois.services.audit import read_at, read_payload
 from courtois.services.context import Context
 from courtois.simulation import events as ev
 from courtois.simulation.compare import compare, warmup
@@ -162,14 +162,20 @@ def _ledger(connection: Connection, reader: LedgerReader, where: Any) -> Iterato
     """Ledger entries in sequence order, as replay events. The payload is read as text and
     decoded here, once per entry."""
     query = (
-        select(ledger.c.at, ledger.c.event, type_coerce(ledger.c.payload, Text))
+        select(
+            ledger.c.seq,
+            type_coerce(ledger.c.at, Text),
+            ledger.c.event,
+            type_coerce(ledger.c.payload, Text),
+        )
         .where(where)
         .order_by(ledger.c.seq)
     )
-    read, loads = reader.read, json.loads
+    read = reader.read
+    # An entry tampered into something unreadable is named (UnreadableEntry), not a crash.
     with _stream(connection).execute(query) as rows:
-        for at, event, payload in rows:
-            yield from read(at, event, loads(payload))
+        for seq, at, event, payload in rows:
+            yield from read(read_at(seq, at), event, read_payload(seq, payload))
 
 
 def _invited_before(connection: Connection, start: datetime) -> Iterator[ev.Event]:

@@ -19,8 +19,7 @@ from typing import Any
 import httpx
 from sqlalchemy import and_, delete, or_, select, update
 
-from courtois.config import Settings
-from courtois.domain.errors import InvalidInput
+from courtois.config import webhook_target
 from courtois.services.context import Context
 from courtois.services.webhooks import PENDING
 from courtois.store.tables import webhook_deliveries, webhook_events
@@ -37,7 +36,6 @@ RETRY_LONGEST = timedelta(hours=6)
 MAX_ATTEMPTS = 12
 RETENTION = timedelta(days=7)
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-MIN_SECRET_LENGTH = 16
 
 
 @dataclass
@@ -67,25 +65,6 @@ class _Attempt:
     @property
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
-
-
-def webhook_target(settings: Settings) -> tuple[str, str] | None:
-    """The receiver's URL and secret, None when webhooks are off; half a configuration
-    is refused rather than sending unsigned events or signing for nobody."""
-    url, secret = settings.webhook_url.strip(), settings.webhook_secret
-    if not url and not secret:
-        return None
-    if not url.startswith(("http://", "https://")):
-        raise InvalidInput(
-            "COURTOIS_WEBHOOK_URL must be an http:// or https:// URL when webhooks are on.",
-            {"webhook_url": "missing or not http(s)"},
-        )
-    if len(secret) < MIN_SECRET_LENGTH:
-        raise InvalidInput(
-            f"COURTOIS_WEBHOOK_SECRET must be at least {MIN_SECRET_LENGTH} characters.",
-            {"webhook_secret": "missing or too short"},
-        )
-    return url, secret
 
 
 def retry_delay(attempts: int, rng: random.Random) -> timedelta:

@@ -15,6 +15,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.pool import QueuePool
 
+from courtois.domain.errors import InvalidInput
+
 WRITE_OPTION = "courtois_write"
 # A transaction whose commit must survive a power cut, not only a crash of the process: the
 # worker's claim (`sending` is committed before the SMTP transaction, invariant 8).
@@ -84,7 +86,14 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     queue for the lock at the start instead of failing to upgrade it halfway through.
     A connection opened with the `courtois_write` execution option is a writer."""
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise InvalidInput(
+                f"database_url: the SQLite file's folder cannot be made "
+                f"({error.strerror or type(error).__name__}).",
+                {"database_url": "unusable folder"},
+            ) from None
     parsed = make_url(url)
     dialect: Any = parsed.get_dialect()  # the pool class it picks is not in the type stubs
     queued = issubclass(dialect.get_pool_class(parsed), QueuePool)

@@ -16,10 +16,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 # SQLite's primary result codes (sqlite3.SQLITE_*; the low byte of an extended code).
 _SQLITE_FULL = 13
 _SQLITE_UNREACHABLE = frozenset({5, 6, 10, 14})  # BUSY, LOCKED, IOERR, CANTOPEN
+_SQLITE_READONLY = 8
+_SQLITE_NOTADB = 26
 # PostgreSQL's SQLSTATE: disk full, and the classes meaning "not now" (connection
 # exception, insufficient resources, operator intervention such as a shutdown).
 _PG_DISK_FULL = "53100"
 _PG_UNREACHABLE_CLASSES = ("08", "53", "57P")
+_PG_READ_ONLY = "25006"
 
 
 class DatabaseFault(StrEnum):
@@ -56,3 +59,17 @@ def database_fault(error: BaseException) -> DatabaseFault | None:
         return DatabaseFault.UNAVAILABLE if sqlstate.startswith(_PG_UNREACHABLE_CLASSES) else None
     # A driver error without a SQLSTATE never reached the server (refused, reset).
     return DatabaseFault.UNAVAILABLE if isinstance(error, OperationalError) else None
+
+
+def database_problem(error: DBAPIError) -> str:
+    """One line for a database error that is not a fault: what is wrong when the driver's
+    code says it (read-only, not a database), else the error's type. Never the driver's
+    message, which quotes the statement and its parameters (addresses)."""
+    original = error.orig
+    sqlite_code = getattr(original, "sqlite_errorcode", None)
+    primary = sqlite_code & 0xFF if isinstance(sqlite_code, int) else None
+    if primary == _SQLITE_READONLY or getattr(original, "sqlstate", None) == _PG_READ_ONLY:
+        return "the database is read-only; nothing was changed"
+    if primary == _SQLITE_NOTADB:
+        return "the database file is not a SQLite database"
+    return f"the database refused the command ({type(original).__name__})"

@@ -12,7 +12,6 @@ import threading
 import time
 import weakref
 from concurrent.futures import Future
-from functools import lru_cache
 from typing import Literal
 
 import aiosmtplib
@@ -24,7 +23,7 @@ from sqlalchemy import Engine, text
 from courtois.config import Settings
 from courtois.delivery.smtp import parse_smtp_url
 from courtois.services.context import Context
-from courtois.store.migrate import alembic_config, current_revision
+from courtois.store.migrate import current_revision, newest_revision
 from courtois.web.deps import Ctx
 
 router = APIRouter(tags=["operations"])
@@ -55,14 +54,6 @@ class Health(BaseModel):
 
     status: Literal["ok", "unavailable"]
     checks: dict[str, Check]
-
-
-@lru_cache(maxsize=1)
-def newest_revision() -> str | None:
-    """The schema revision this code expects (the migrations' head)."""
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def check_database(ctx: Context) -> Check:

@@ -26,9 +26,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from sqlalchemy import Connection, func, select
 
+from courtois.config import webhook_target
 from courtois.domain.messages import MessageState
 from courtois.services.context import Context
-from courtois.services.webhook_delivery import webhook_target
 from courtois.services.webhooks import PENDING
 from courtois.store.tables import decisions, messages, webhook_events
 from courtois.web.deps import Clock

@@ -1,0 +1,103 @@
+"""`audit verify`, `audit export` and `simulate` on a ledger tampered with outside the
+application: each names the broken entry in one line, and `audit export --output` leaves
+no partial file behind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from test_cli import NOW, assert_refused, courtois, environment, in_parallel, ok
+
+TAMPERINGS = [
+    ("update ledger set at = 'garbage' where seq = 3", "its time is not a date"),
+    ("update ledger set at = '2026-13-45 99:00:00' where seq = 3", "its time is not a date"),
+    ("update ledger set payload = 'not json' where seq = 3", "its payload is not JSON"),
+    ("update ledger set hash = X'00ff' where seq = 3", "its hash is not text"),
+]
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database whose ledger holds a few entries."""
+    database = tmp_path_factory.mktemp("audit") / "c.db"
+    env = environment(f"sqlite:///{database}")
+    ok(env, "migrate")
+    ok(env, "member", "add", "ana", "--email", "ana@example.com", "--name", "Ana")
+    args = ["invite", "--member", "ana", "--now", NOW, "--email", "bo@example.com"]
+    ok(env, *args, "--email", "cy@example.com", "--email", "dee@example.com")
+    ok(env, "unsubscribe", "--email", "cy@example.com", "--now", NOW)
+    return database
+
+
+def tampered(history: Path, folder: Path, statement: str) -> dict[str, str]:
+    """A copy of the history with one statement applied, and the environment to reach it."""
+    copy = folder / "tampered.db"
+    shutil.copy(history, copy)
+    with sqlite3.connect(copy) as connection:
+        assert connection.execute("select count(*) from ledger").fetchone()[0] >= 4
+        connection.execute(statement)
+    return environment(f"sqlite:///{copy}")
+
+
+@pytest.mark.parametrize(("statement", "problem"), TAMPERINGS)
+def test_a_tampered_entry_is_named_by_every_command(
+    history: Path, tmp_path: Path, statement: str, problem: str
+) -> None:
+    env = tampered(history, tmp_path, statement)
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[policy]\nsender_daily_cap = 5\n", encoding="utf-8")
+    output = tmp_path / "export.jsonl"
+    verify, export, to_file, simulate = in_parallel(
+        [
+            (env, ["audit", "verify", "--json"]),
+            (env, ["audit", "export"]),
+            (env, ["audit", "export", "--output", str(output)]),
+            (env, ["simulate", "--config", str(policy), "--json"]),
+        ]
+    )
+    assert verify.returncode == 1
+    assert json.loads(verify.stdout) == {
+        "ok": False,
+        "entries": 2,
+        "first_broken_seq": 3,
+        "problem": problem,
+        "last_hash": None,
+    }
+    assert verify.stderr == f"courtois: ledger broken at entry 3: {problem}\n"
+    assert export.returncode == 1
+    assert export.stderr == f"courtois: ledger broken at entry 3: {problem}\n"
+    assert_refused(to_file, "entry 3", problem)
+    assert not output.exists()
+    assert not list(tmp_path.glob(".export.jsonl*"))
+    if "payload" in statement or "at =" in statement:
+        assert_refused(simulate, "entry 3", problem)
+
+
+def test_export_to_a_file_is_whole_or_absent(history: Path, tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{history}")
+    never = environment(f"sqlite:///{tmp_path / 'never.db'}")
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text("an earlier export\n", encoding="utf-8")
+    folder, missing = in_parallel(
+        [
+            (env, ["audit", "export", "--output", str(tmp_path)]),
+            (env, ["audit", "export", "--output", str(tmp_path / "no" / "such" / "x.jsonl")]),
+        ]
+    )
+    assert_refused(folder, "is a folder")
+    assert_refused(missing, "cannot write")
+    # A database that fails leaves neither an empty file nor a changed one.
+    for target in (tmp_path / "new.jsonl", kept):
+        assert_refused(courtois(never, "audit", "export", "-o", str(target)), "not migrated")
+    assert not (tmp_path / "new.jsonl").exists()
+    assert kept.read_text(encoding="utf-8") == "an earlier export\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.jsonl", "never.db"]
+    # A whole export, and its count as JSON on stdout when asked for.
+    written = ok(env, "audit", "export", "-o", str(tmp_path / "whole.jsonl"), "--json")
+    lines = (tmp_path / "whole.jsonl").read_text(encoding="utf-8").splitlines()
+    assert written == {"entries": len(lines), "output": str(tmp_path / "whole.jsonl")}
+    assert ok(env, "audit", "verify", "--file", str(tmp_path / "whole.jsonl"), "--json")["ok"]
