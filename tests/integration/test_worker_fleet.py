@@ -42,24 +42,19 @@ pytestmark = pytest.mark.postgres
 
 COURTOIS = str(Path(sys.executable).parent / "courtois")
 WORKERS = 4
-# The hard daily cap is 100 invitations per member: 200 members of 100 recipients each.
-MEMBERS = 200
-PER_MEMBER = 100
+# Members who accept nothing see their caps shrink past `sender_min_sample` (20) sent
+# invitations, which is a hard cap: a thousand members of twenty recipients each.
+MEMBERS = 1000
+PER_MEMBER = 20
 TOTAL = MEMBERS * PER_MEMBER
 KILL_AT = TOTAL // 2
 DEADLINE = 240.0
 
-# The members of this fleet accept nothing; past `sender_min_sample` sent invitations their
-# caps would (rightly) shrink to a tenth and most of each member's hundred would be deferred.
-# The sample is not a hard cap, so an operator may raise it; the caps themselves stay.
 CONFIG = """\
 platform_name = "Agora"
 platform_postal_address = "Agora, 1 Example Street, 99999 Exampleton"
 mail_from = "invitations@agora.example"
 smtp_connections = 4
-
-[policy]
-sender_min_sample = 1000
 """
 
 
