@@ -71,6 +71,15 @@ def decoded(part: Message) -> str:
         return payload.decode("latin-1")
 
 
+def field_lines(part: Message) -> list[str]:
+    """The `Name: value` lines of a report part (`message/feedback-report`,
+    `message/delivery-status`): parsed into header blocks by the stdlib or left as text."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        return [f"{k}: {v}" for b in payload if isinstance(b, Message) for k, v in b.items()]
+    return decoded(part).splitlines()
+
+
 def walk_own(msg: Message) -> Iterator[Message]:
     """Every part of the report itself, not descending into attached messages."""
     yield msg

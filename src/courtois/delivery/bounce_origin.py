@@ -16,8 +16,8 @@ from typing import Any
 
 from courtois.delivery.bounce_mime import (
     clean_address,
-    decoded,
     embedded,
+    field_lines,
     full_text,
     header_addresses,
     walk_own,
@@ -54,12 +54,7 @@ def original_senders(msg: Message) -> tuple[str, ...]:
     for part in walk_own(msg):
         if part.get_content_type() != "message/feedback-report":
             continue
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            lines = [f"{k}: {v}" for b in payload if isinstance(b, Message) for k, v in b.items()]
-        else:
-            lines = decoded(part).splitlines()
-        for line in lines:
+        for line in field_lines(part):
             name, _, value = line.partition(":")
             if name.strip().lower() == "original-mail-from" and clean_address(value):
                 found.add(clean_address(value).lower())

@@ -14,6 +14,7 @@ from courtois.delivery.bounce_mime import (
     clean_address,
     decoded,
     embedded,
+    field_lines,
     full_text,
     header_addresses,
     unique,
@@ -192,12 +193,7 @@ def feedback_report(msg: Message) -> Feedback | None:
     found: list[str] = []
     types: list[str] = []
     for report in reports:
-        payload = report.get_payload()
-        if isinstance(payload, list):
-            lines = [f"{k}: {v}" for b in payload if isinstance(b, Message) for k, v in b.items()]
-        else:
-            lines = decoded(report).splitlines()
-        for line in lines:
+        for line in field_lines(report):
             name, _, value = line.partition(":")
             field = name.strip().lower()
             if field in ("original-rcpt-to", "removal-recipient"):
