@@ -125,14 +125,18 @@ ROLE_LOCAL_PARTS = frozenset(
     }
 )
 ROLE_MAILBOX = "a role or no-reply mailbox, not a person"
+_NO_REPLY_STARTS = frozenset({"no", "do"})  # an import checks every address: regex only then
 _NO_REPLY = re.compile(r"(?:no|do[-_.]?not)[-_.]?reply(?:[-_.+].*)?", re.IGNORECASE)
 
 
 def is_role_mailbox(address: Address) -> bool:
     """Whether the address is a role or no-reply mailbox (`postmaster@`, `noreply-42@`,
     `bounces+tag@`), which no person reads as theirs."""
-    local = address.key.rpartition("@")[0]
-    return local.split("+", 1)[0] in ROLE_LOCAL_PARTS or _NO_REPLY.fullmatch(local) is not None
+    key = address.key
+    local = key[: key.rindex("@")]
+    if local[:2] in _NO_REPLY_STARTS and _NO_REPLY.fullmatch(local) is not None:
+        return True
+    return local.partition("+")[0] in ROLE_LOCAL_PARTS
 
 
 def matching_key(normalized: str) -> str:
