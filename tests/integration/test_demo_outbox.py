@@ -18,7 +18,9 @@ import aiosmtplib
 import httpx
 import pytest
 import uvicorn
+from browser_support import browser, playwright_driver  # noqa: F401 - fixtures used here
 from fastapi import FastAPI, Response
+from playwright.sync_api import Browser
 from smtp_server import free_port
 
 from courtois.demo.capture import CaptureServer, CaptureStore
@@ -119,7 +121,7 @@ def test_nothing_of_a_message_is_markup_on_the_outbox_pages() -> None:
         assert "<img" not in answer.text
         assert "&lt;script&gt;alert(&#34;subject&#34;)&lt;/script&gt;" in answer.text
         assert "script-src" not in answer.headers["content-security-policy"]
-        assert answer.headers["referrer-policy"] == "no-referrer"
+        assert answer.headers["referrer-policy"] == "same-origin"
     assert "Hi &lt;b&gt;there&lt;/b&gt;" in page.text
     assert 'href="javascript:' not in page.text
     assert f'href="{here}/why/tok-2"' in page.text
@@ -165,3 +167,21 @@ def test_the_send_now_button_refuses_other_origins() -> None:
         pressed = client.post("/outbox/send-now", headers={"Origin": f"http://127.0.0.1:{port}"})
         assert pressed.status_code == 303
         assert "sent 0" in client.get("/outbox").text
+
+
+def test_the_send_now_button_works_in_a_real_browser(
+    browser: Browser,  # noqa: F811 - the fixture imported above, as pytest hands it over
+) -> None:
+    """Chromium posts the page's own Origin (a no-referrer page would post `Origin: null`,
+    which the origin check refuses): the button does what it says."""
+    port = free_port()
+    with outbox(CaptureStore(), port, serves_unsubscribe=False):
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(f"http://127.0.0.1:{port}/outbox")
+            page.locator("form[action='/outbox/send-now'] button").click()
+            page.wait_for_load_state()
+            assert "sent 0" in page.content()
+        finally:
+            context.close()

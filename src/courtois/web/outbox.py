@@ -28,9 +28,11 @@ TEMPLATES = Environment(
     loader=FileSystemLoader(Path(demo_package.__file__).parent / "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
 )
-# Links in these pages carry recipients' signed tokens: no Referer may take them elsewhere.
+# Links in these pages carry recipients' signed tokens, but the pages' own URLs do not:
+# "same-origin" sends no Referer to another site. Not "no-referrer": with it a browser
+# posts `Origin: null`, which the send-now button's origin check refuses.
 _COMMON = {
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
 }
