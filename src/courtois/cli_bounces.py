@@ -10,9 +10,10 @@ and reports one line per message; with `--json`, one JSON object per line:
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -68,9 +69,9 @@ def ingest(paths: PathsArg, now: cli.NowOpt = None, as_json: cli.JsonOpt = False
         for path in paths:
             for source, raw in iter_messages(path):
                 report = classify(raw, source)
-                apply_bounce(ctx, report, instant)
+                applied = apply_bounce(ctx, report, instant)
                 totals[report.kind] = totals.get(report.kind, 0) + 1
-                cli.emit(as_json, report.as_dict(), partial(show, report))
+                cli.emit(as_json, report.as_dict(), partial(show, report, applied))
         return totals
 
     try:
@@ -83,19 +84,39 @@ def ingest(paths: PathsArg, now: cli.NowOpt = None, as_json: cli.JsonOpt = False
     sys.stdout.flush()
 
 
-def show(report: BounceReport) -> None:
-    """One message, human-readable: its kind, then each recipient it names."""
+def show(report: BounceReport, applied: Mapping[str, Any]) -> None:
+    """One message, human-readable: its kind, each recipient it names with what the report
+    says of them, then what was done: a report about mail we never sent, or about someone
+    else's, changes nothing, and is not said to have suppressed anyone."""
     feedback = f" ({escape(report.feedback)} report)" if report.feedback else ""
     cli.out.print(f"{escape(report.source)}: [bold]{report.kind}[/bold]{feedback}")
     for recipient in report.recipients:
         if report.kind == "complaint":
-            verdict = "reported spam: suppressed"
+            verdict = "reported spam"
         elif report.feedback:
-            verdict = "no complaint: nothing changes"
+            verdict = "no complaint"
         else:
-            verdict = "dead address: suppressed" if recipient.hard else "kept"
+            verdict = "dead address" if recipient.hard else "kept"
         status = recipient.status or "no status"
         cli.out.print(f"  {escape(recipient.address)}  {status}  {verdict}")
+    if report.kind in ("hard_bounce", "complaint"):
+        cli.out.print(f"  -> {outcome(applied)}")
+
+
+def outcome(applied: Mapping[str, Any]) -> str:
+    """What applying one report changed, in words, from its counts."""
+    parts = [
+        f"{applied.get(key, 0)} {words}"
+        for key, words in (
+            ("suppressed", "suppressed"),
+            ("already_suppressed", "already suppressed"),
+            ("not_mailed", "never mailed by us: nothing changed"),
+            ("not_ours", "about someone else's mail: nothing changed"),
+            ("invalid", "not an address"),
+        )
+        if applied.get(key, 0)
+    ]
+    return "; ".join(parts) or "nothing changed"
 
 
 @bounces_app.command("listen")

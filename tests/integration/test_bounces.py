@@ -407,6 +407,18 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def test_ingest_says_what_changed_not_what_the_report_asked(cli_env: dict[str, str]) -> None:
+    """A dead address we never mailed is reported as dead, and said to change nothing:
+    not "suppressed", which it is not."""
+    runner = CliRunner()
+    args = ["ingest", str(DATA / "lhost-gmail-01.eml"), "--now", T0.isoformat()]
+    done = runner.invoke(bounces_app, args, env=cli_env)
+    assert done.exit_code == 0, done.output
+    assert "userunknown@example.jp  5.1.1  dead address" in done.stdout
+    assert "-> 1 never mailed by us: nothing changed" in done.stdout
+    assert "suppressed" not in done.stdout
+
+
 def test_ingest_reports_one_json_line_per_message(cli_env: dict[str, str], tmp_path: Path) -> None:
     box = mailbox.mbox(tmp_path / "in.mbox")
     for name in ("lhost-gmail-01.eml", "lhost-yahoo-02.eml"):
