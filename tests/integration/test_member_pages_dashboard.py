@@ -203,3 +203,23 @@ def test_an_invitation_held_back_by_the_recipients_quota_shows_no_day(ctx: Conte
     # Cy's leaves at the end of the undo window, which Bruno knows anyway; Bo's day is
     # nowhere: 14 days after Ana's email reached Bo.
     assert "March 16" not in page
+
+
+def test_the_members_export_leaves_out_the_day_a_held_back_invitation_leaves(
+    ctx: Context,
+) -> None:
+    add_member(ctx, "ana")
+    add_member(ctx, "bruno")
+    send_invites(ctx, "ana", ["bo@example.com"], T0)
+    assert len(deliver(ctx, T0 + timedelta(minutes=11))) == 1
+    later = T0 + timedelta(days=1)
+    send_invites(ctx, "bruno", ["bo@example.com", "cy@example.com"], later)
+    with signed_in(ctx, "bruno", later) as bruno:
+        exported = bruno.get("/member/export.json").json()
+    leaving = {
+        item["email"]: [m["scheduled_at"] for m in item["messages"]]
+        for item in exported["invitations"]
+    }
+    assert leaving["bo@example.com"] == [None]  # held back until Bo's quota frees
+    assert leaving["cy@example.com"] == ["2026-03-03T09:10:00Z"]  # the undo window's end
+    assert "2026-03-16" not in json.dumps(exported)

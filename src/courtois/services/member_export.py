@@ -9,13 +9,15 @@ invitation is open, by digest afterwards.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from courtois.domain.errors import NotFound
 from courtois.domain.ledger import EventType
+from courtois.domain.messages import MessageKind, MessageState
+from courtois.policy.config import PolicyConfig
 from courtois.services.context import Context
 from courtois.services.decisions import member_verdicts
 from courtois.services.listings import consent_row, public_verdicts
@@ -41,10 +43,29 @@ def export_member(ctx: Context, member_id: str, now: datetime) -> dict[str, Any]
         if opened.dialect.name == "postgresql":
             connection = opened.execution_options(isolation_level="REPEATABLE READ")
         with connection.begin():
-            return _export(connection, member_id, now)
+            return _export(connection, member_id, now, ctx.settings.policy)
 
 
-def _export(connection: Connection, member_id: str, now: datetime) -> dict[str, Any]:
+def _planned(message: Any, policy: PolicyConfig) -> datetime | None:
+    """When a message leaves, as the member may read it: a waiting email held back past
+    its own time (the undo window's end, or its reminder's day) waits for the recipient's
+    quota, or for the day the recipient picked; that day would tell the member when
+    someone else's email reached that person, or the recipient's own choice."""
+    at: datetime = message.scheduled_at
+    if message.state != MessageState.SCHEDULED.value:
+        return at
+    own = policy.reminder_interval if message.kind == MessageKind.REMINDER.value else None
+    due: datetime = message.created_at + (own or policy.undo_window)
+    return at if at <= due + _SLACK else None
+
+
+# A decision stamps its message a moment after the message was made.
+_SLACK = timedelta(minutes=1)
+
+
+def _export(
+    connection: Connection, member_id: str, now: datetime, policy: PolicyConfig
+) -> dict[str, Any]:
     member = connection.execute(select(members).where(members.c.id == member_id)).first()
     if member is None:
         raise NotFound("No such member.")
@@ -83,7 +104,7 @@ def _export(connection: Connection, member_id: str, now: datetime) -> dict[str, 
                 "id": message.id,
                 "kind": message.kind,
                 "status": message.state,
-                "scheduled_at": message.scheduled_at,
+                "scheduled_at": _planned(message, policy),
                 "sent_at": message.sent_at,
                 "attempts": message.attempts,
             }

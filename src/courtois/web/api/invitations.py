@@ -167,7 +167,11 @@ class MessageOut(BaseModel):
     id: str
     kind: Literal["invitation", "reminder", "digest"]
     status: Literal["scheduled", "sending", "sent", "unknown", "cancelled", "failed"]
-    scheduled_at: datetime
+    scheduled_at: datetime | None = Field(
+        description="When it leaves or left. In a member's export, null for an email still "
+        "held back past its own time (by the recipient's quota, or for the day the "
+        "recipient picked): that day would tell the member about someone else."
+    )
     sent_at: datetime | None
     attempts: int
 
