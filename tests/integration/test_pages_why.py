@@ -233,3 +233,21 @@ def test_french_from_the_invitation_then_the_browser(ctx: Context) -> None:
         assert "Ce lien n'est pas valide" in french_404.text
         assert '<html lang="en">' in site.get("/why/nope", headers={"Accept-Language": "de"}).text
         assert '<html lang="en">' in site.get("/why/nope").text
+
+
+def test_after_declining_the_page_does_not_deny_the_address_an_address_book_holds(
+    ctx: Context,
+) -> None:
+    """Bruno imported Bo and keeps the contact: once Ana's invitation is declined no
+    invitation holds Bo's address, but Bruno's address book still does; the page must not
+    say that only a fingerprint is kept."""
+    add_members(ctx)
+    import_contacts(ctx, "bruno", [ContactInput(BO, "Bo")], "test", T0)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        _act(site, mail.tokens.why, "decline")
+        page = site.get(f"/why/{mail.tokens.why}").text
+    assert "Not your email address" not in page
+    assert "only in the address books members imported" in page
+    assert "in the contacts of 1 member" in page
