@@ -202,3 +202,15 @@ def test_reminders_that_meet_in_one_inbox_never_go_as_a_digest_of_invitations(
     assert [d.outgoing.kind for d in later] == ["reminder"]
     assert later[0].outgoing.subject.startswith("Reminder: ")
     assert "invited you" not in later[0].outgoing.subject
+
+
+def test_a_reminder_stopped_before_it_left_is_not_said_received(ctx: Context) -> None:
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    with serve(ctx) as site:
+        site.clock.now = ASKED_AT
+        assert _remind(site, mail.tokens.why, TODAY + timedelta(days=20))[0] == 200
+        site.post(f"/why/{mail.tokens.why}", data={"action": "stop-everyone"})
+        page = site.get(f"/why/{mail.tokens.why}").text
+    assert "You already had the one reminder you asked for." not in page
+    assert "The reminder you asked for was stopped before it was sent." in page

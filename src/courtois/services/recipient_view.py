@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, select
 
 from courtois.domain.invitations import OPEN_INVITATION_STATES, InvitationState
-from courtois.domain.messages import MessageState
+from courtois.domain.messages import MessageKind, MessageState
 from courtois.policy.verdict import Outcome
 from courtois.services.context import Context
 from courtois.services.recipient_actions import Link
@@ -62,6 +62,8 @@ class ReminderView:
     used: bool
     first_day: date
     last_day: date
+    # The one reminder asked for left; `used` without it: it was stopped before it could.
+    delivered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,24 @@ def _reminder(ctx: Context, connection: Connection, link: Link, now: datetime) -
         _candidate, decision = decide_reminder(ctx, connection, row, at, now)
         possible = decision.outcome is not Outcome.DENY
     due = pending[0].scheduled_at if pending else None
-    return ReminderView(possible, due, requested, used, first, last)
+    delivered = used and _reminder_sent(connection, link.invitation_id)
+    return ReminderView(possible, due, requested, used, first, last, delivered)
+
+
+def _reminder_sent(connection: Connection, invitation_id: str) -> bool:
+    """Whether a reminder of this invitation reached the recipient (or may have)."""
+    return (
+        connection.execute(
+            select(messages.c.id)
+            .where(
+                messages.c.invitation_id == invitation_id,
+                messages.c.kind == MessageKind.REMINDER.value,
+                messages.c.state.in_((MessageState.SENT.value, MessageState.UNKNOWN.value)),
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 def _inviters(
