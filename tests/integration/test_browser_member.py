@@ -5,6 +5,8 @@ the invitation within the undo window. A screenshot at each step."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from browser_support import (  # noqa: F401 - the fixtures this module uses
     LiveSite,
     Shots,
@@ -17,9 +19,11 @@ from browser_support import (  # noqa: F401 - the fixtures this module uses
     sqlite_only,
 )
 from member_pages_support import add_member, sign_in_link
-from playwright.sync_api import ConsoleMessage, Page, expect
-from support import rows
+from pages_site import SENT_AT, invite_and_deliver
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
+from support import T0, rows, send_invites
 
+from courtois.services.members import register_member
 from courtois.store.tables import consents, contacts, invitations
 
 pytestmark = sqlite_only
@@ -117,3 +121,30 @@ def _note(problems: list[str], message: ConsoleMessage) -> None:
     """Any error the browser reports (a blocked style or frame would show here)."""
     if message.type in ("error", "warning"):
         problems.append(message.text)
+
+
+def test_the_pages_fit_a_phone_screen(
+    live: LiveSite,  # noqa: F811 - the fixture imported above, as pytest hands it over
+    browser: Browser,  # noqa: F811 - same
+) -> None:
+    """At 360 CSS pixels wide nothing scrolls sideways: long addresses wrap in their cells,
+    the paste box and the email's text keep to the page."""
+    ctx = live.ctx
+    add_member(ctx)
+    register_member(ctx, "bruno", "bruno@members.example", "Bruno", "en", T0)
+    long_one = "a.very.long.address.of.someone@subdomain.of.a-long-example-domain.org"
+    (mail,) = invite_and_deliver(ctx, "bruno", [long_one])
+    send_invites(ctx, "ana", [long_one, "bo@example.com"], SENT_AT + timedelta(hours=1))
+    live.clock.now = SENT_AT + timedelta(hours=1, minutes=2)
+    context = browser.new_context(viewport={"width": 360, "height": 740})
+    try:
+        page = context.new_page()
+        page.goto(live.url(sign_in_link(live, "ana")))
+        page.get_by_role("button", name="Continue as Ana Lima").click()
+        widths = {}
+        for path in ("/member/", "/member/import", f"/why/{mail.tokens.why}"):
+            page.goto(live.url(path))
+            widths[path] = page.evaluate("document.documentElement.scrollWidth")
+    finally:
+        context.close()
+    assert all(width <= 360 for width in widths.values()), widths
