@@ -48,6 +48,11 @@ def test_dates_read_as_people_write_them() -> None:
     assert day(date(2026, 3, 2), "en") == "March 2, 2026"
     assert when(moment, "fr") == "2 mars 2026, 09:05 UTC"
     assert when(None, "en") == ""
+    # French writes the first of the month as an ordinal, and only that day.
+    assert day(date(2026, 12, 1), "fr") == "1er décembre 2026"
+    assert when(datetime(2026, 12, 1, 9, 5, tzinfo=UTC), "fr") == "1er décembre 2026, 09:05 UTC"
+    assert day(date(2026, 12, 11), "fr") == "11 décembre 2026"
+    assert day(date(2026, 12, 1), "en") == "December 1, 2026"
 
 
 def test_the_sign_up_url_carries_the_invitation() -> None:

@@ -50,7 +50,7 @@ def when(value: datetime | None, locale: str) -> str:
         return ""
     moment = value.astimezone(UTC)
     clock = format_time(moment, "short", tzinfo=UTC, locale=locale)
-    return f"{format_date(moment.date(), 'long', locale=locale)}, {clock} UTC"
+    return f"{_long_date(moment.date(), locale)}, {clock} UTC"
 
 
 def day(value: date | datetime | None, locale: str) -> str:
@@ -59,7 +59,16 @@ def day(value: date | datetime | None, locale: str) -> str:
         return ""
     if isinstance(value, datetime):
         value = value.astimezone(UTC).date()
-    return format_date(value, "long", locale=locale)
+    return _long_date(value, locale)
+
+
+def _long_date(value: date, locale: str) -> str:
+    """CLDR's long date, but French writes the first of the month "1er" ("le 1er décembre"),
+    which CLDR's pattern does not."""
+    text = format_date(value, "long", locale=locale)
+    if value.day == 1 and locale.startswith("fr") and text.startswith("1 "):
+        return "1er" + text[1:]
+    return text
 
 
 @cache
