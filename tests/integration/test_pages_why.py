@@ -251,3 +251,16 @@ def test_after_declining_the_page_does_not_deny_the_address_an_address_book_hold
     assert "Not your email address" not in page
     assert "only in the address books members imported" in page
     assert "in the contacts of 1 member" in page
+
+
+def test_once_its_member_is_stopped_the_page_offers_no_stop_for_them(ctx: Context) -> None:
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        before = site.get(f"/why/{mail.tokens.why}").text
+        _act(site, mail.tokens.why, "stop-member")
+        after = site.get(f"/why/{mail.tokens.why}").text
+    assert 'value="stop-member"' in before
+    assert 'value="stop-member"' not in after
+    assert 'value="stop-everyone"' in after  # everyone else may still be stopped
