@@ -293,4 +293,8 @@ def test_every_admin_page_speaks_french(ctx: Context) -> None:
     assert "Exclu des envois" in found.text
     assert "oui, depuis le" in found.text
     assert "Membre mis en cause" in found.text  # a2 reported Ana's email as spam
+    # Stored codes read in French, the code beside for matching with the ledger.
+    assert 'autorisé <span class="mono">allow</span>' in found.text
+    assert 'envoyé <span class="mono">sent</span>' in found.text
+    assert "avant l'envoi" in found.text or "avant l&#39;envoi" in found.text
     assert "Rien n'a été modifié." in refused.text

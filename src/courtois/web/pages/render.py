@@ -71,6 +71,16 @@ def _long_date(value: date, locale: str) -> str:
     return text
 
 
+def _instant(value: str | datetime) -> datetime | None:
+    """An instant kept as ISO text (a verdict's retry time, in the ledger's JSON)."""
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+
+
 @cache
 def environment(locale: str) -> Environment:
     """One template environment per language, autoescaping everything it renders."""
@@ -85,6 +95,7 @@ def environment(locale: str) -> Environment:
     install_translations(env, translations(locale))
     env.filters["when"] = lambda value: when(value, locale)
     env.filters["day"] = lambda value: day(value, locale)
+    env.filters["instant"] = lambda value: when(_instant(value), locale)
     env.filters["name"] = clean_name
     env.filters["place"] = place
     return env
