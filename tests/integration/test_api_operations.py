@@ -291,3 +291,16 @@ def test_metrics_answer_anyone_when_no_token_is_set(ctx: Context) -> None:
         response = httpx.get(f"{api.base_url}/metrics")
     assert response.status_code == 200
     assert "courtois_queue_depth" in response.text
+
+
+def test_a_browser_lost_on_the_site_gets_a_page_in_its_language(ctx: Context) -> None:
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "Accept-Language": "fr"}
+    with running_api(ctx) as api:
+        page = httpx.get(f"{api.base_url}/no/such/page", headers=browser)
+        machine = httpx.get(f"{api.base_url}/no/such/page")
+        api_path = api.http.get("/v1/no/such/route", headers=browser)
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert '<html lang="fr">' in page.text
+    assert (machine.status_code, machine.json()["type"]) == (404, "/problems/not-found")
+    assert (api_path.status_code, api_path.json()["type"]) == (404, "/problems/not-found")

@@ -13,6 +13,7 @@ from courtois.web import problems
 from courtois.web.api_gate import ApiKeyGate
 from courtois.web.body_limit import JsonBodyLimit
 from courtois.web.deps import Clock, system_clock
+from courtois.web.pages import browser_pages
 
 
 def create_app(ctx: Context, clock: Clock = system_clock) -> FastAPI:
@@ -30,6 +31,7 @@ def create_app(ctx: Context, clock: Clock = system_clock) -> FastAPI:
     app.state.ctx = ctx
     app.state.clock = clock
     problems.install(app)
+    browser_pages.install_not_found(app)
     app.add_middleware(JsonBodyLimit)
     app.add_middleware(ApiKeyGate)  # outermost: no body is read before the key is shown
     for router in (*api_routers, *page_routers):
