@@ -64,7 +64,7 @@ def test_search_by_name_or_address_on_the_server(ctx: Context) -> None:
 
         def found(query: str) -> set[str]:
             page = ana.http.get("/member/contacts", params={"q": query}).text
-            return set(re.findall(r"<td>([^<@]+@[^<]+)</td>", page))
+            return set(re.findall(r"<td[^>]*>([^<@]+@[^<]+)</td>", page))
 
         assert found("BON") == {"cy@example.org", "dee@bonbon.example"}
         assert found("berg") == {"bo.berg@example.com"}
@@ -98,7 +98,7 @@ def test_search_sets_case_and_accents_aside_in_any_script(ctx: Context) -> None:
 
         def found(query: str) -> set[str]:
             page = ana.http.get("/member/contacts", params={"q": query}).text
-            return set(re.findall(r"<td>([^<@]+@[^<]+)</td>", page))
+            return set(re.findall(r"<td[^>]*>([^<@]+@[^<]+)</td>", page))
 
         for query in ("Élodie", "élodie", "ELODIE", "elodie", "dupre", "DUPRÉ"):
             assert found(query) == {"elodie@example.fr"}, query
@@ -159,3 +159,22 @@ def test_deleting_every_imported_contact(ctx: Context) -> None:
         assert "You have no imported contacts." in ana.get("/member/contacts").text
     assert contact_ids(ctx, "ana") == []
     assert len(contact_ids(ctx, "bruno")) == 2
+
+
+def test_two_contacts_of_one_name_are_told_apart_by_their_address(ctx: Context) -> None:
+    """A screen reader names each box by name and address, not by the name alone."""
+    add_member(ctx)
+    people = [
+        ContactInput("dee@one.example", "Dee Okafor"),
+        ContactInput("dee@two.example", "Dee Okafor"),
+    ]
+    import_contacts(ctx, "ana", people, "test", T0)
+    with signed_in(ctx) as ana:
+        page = ana.get("/member/contacts").text
+    boxes = re.findall(r'<input type="checkbox" id="c(\d+)"', page)
+    assert len(boxes) == 2
+    for box_id in boxes:
+        named_by = re.search(rf'id="c{box_id}"[^>]*aria-labelledby="([^"]+)"', page)
+        assert named_by is not None
+        assert named_by.group(1) == f"n{box_id} a{box_id}"
+        assert re.search(rf'<td id="a{box_id}">dee@(one|two)\.example</td>', page)
