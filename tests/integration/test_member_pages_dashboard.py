@@ -223,3 +223,14 @@ def test_the_members_export_leaves_out_the_day_a_held_back_invitation_leaves(
     assert leaving["bo@example.com"] == [None]  # held back until Bo's quota frees
     assert leaving["cy@example.com"] == ["2026-03-03T09:10:00Z"]  # the undo window's end
     assert "2026-03-16" not in json.dumps(exported)
+
+
+def test_each_take_back_button_names_what_it_takes_back(ctx: Context) -> None:
+    """Every row's button reads "Withdraw" on screen; a screen reader hears which one."""
+    add_member(ctx)
+    send_invites(ctx, "ana", ["bo@example.com", "cy@example.com"], T0)
+    with signed_in(ctx) as ana:
+        page = ana.get("/member/").text
+    for address in ("bo@example.com", "cy@example.com"):
+        assert f'aria-label="Withdraw the invitation to {address}"' in page
+    assert 'aria-label="Revoke the consent given March 2, 2026, 9:00\u202fAM UTC"' in page
