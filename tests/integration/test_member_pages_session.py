@@ -378,3 +378,14 @@ def test_a_bad_sign_in_link_leaves_the_session_alone(ctx: Context) -> None:
         assert stale.status_code == 401
         assert COOKIE + '=""' in stale.headers["set-cookie"]
         assert ana.get("/member/").status_code == 200
+
+
+def test_the_sign_in_question_speaks_the_accounts_language(ctx: Context) -> None:
+    """Every page after signing in is in the member's language; the question before it
+    too, whatever the browser prefers."""
+    add_member(ctx, locale="fr")
+    with live_site(ctx) as site, httpx.Client(base_url=site.base_url) as http:
+        shown = http.get(sign_in_link(site, "ana"), headers={"Accept-Language": "en-US"})
+    assert shown.status_code == 200
+    assert '<html lang="fr">' in shown.text
+    assert "Continuer en tant que Ana Lima" in shown.text

@@ -72,14 +72,15 @@ def member_page(
     status: int = 200,
     *,
     headers: dict[str, str] | None = None,
+    locale: str | None = None,
     **values: Any,
 ) -> HTMLResponse:
-    """A member page in the member's language, with the page headers (and `headers` on
-    top); forms get the session's CSRF token as `csrf`."""
+    """A member page in the member's language (or `locale`), with the page headers (and
+    `headers` on top); forms get the session's CSRF token as `csrf`."""
     settings: Settings = request.app.state.ctx.settings
     html = render_page(
         settings,
-        locale_of(request, signed),
+        locale or locale_of(request, signed),
         template,
         member=signed.member if signed else None,
         csrf=signed.session.csrf if signed else "",

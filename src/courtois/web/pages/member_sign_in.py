@@ -28,6 +28,7 @@ from courtois.services.members import end_sessions, get_member
 from courtois.services.sign_in_links import sign_in_link_used, use_sign_in_link
 from courtois.tokens import read_sign_in_token
 from courtois.web.deps import Ctx, Now
+from courtois.web.pages.i18n import choose_locale
 from courtois.web.pages.member_forms import posted
 from courtois.web.pages.member_render import (
     HOME,
@@ -75,6 +76,8 @@ def confirm_sign_in(request: Request, token: str, ctx: Ctx) -> Response:
         request,
         None,
         "member_sign_in.html",
+        # The account's language, as every page after it will be.
+        locale=choose_locale(member.locale, request.headers.get("accept-language")),
         link_member=member,
         token=token,
         current=current.member if current else None,
