@@ -16,7 +16,7 @@ from smtp_server import FaultyHandler, smtp_server
 from support import T0, add_members, by_email, messages_of, send_invites
 
 from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
-from courtois.services import leases
+from courtois.services import leases, worker_due
 from courtois.services.context import Context
 from courtois.services.housekeeping import expire_leases
 from courtois.services.worker import PassReport, run_pass
@@ -86,3 +86,39 @@ def test_outcomes_known_after_a_lost_lease_settle_the_unknown(
     states = [messages_of(ctx, answer[r]["id"])[0].state for r in RECIPIENTS]
     assert states == ["sent", "sent", "failed", "unknown"]
     assert len(handler.received) == 2
+
+
+def test_a_pass_longer_than_a_lease_leases_its_later_batches_from_its_elapsed_time(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One batch at a time (a backlog behind a slow relay), each taking longer than a
+    lease: the second batch, claimed when the pass has run past a lease, is leased from
+    then, not from the pass's start, or another worker's pass takes it for abandoned."""
+    monkeypatch.setattr(leases, "LEASE", timedelta(seconds=2))
+    monkeypatch.setattr(worker_due, "BATCH", 1)
+    add_members(ctx)
+    ids = [item["id"] for item in by_email(send_invites(ctx, "ana", RECIPIENTS[:2], T0)).values()]
+    claimed_at = T0 + UNDO
+    reports: list[PassReport] = []
+    with smtp_server(FaultyHandler(data_delay=3.0)) as url:
+        worker = threading.Thread(
+            target=lambda: reports.append(run_pass(ctx, claimed_at, transport(url)))
+        )
+        started = time.monotonic()
+        worker.start()
+        deadline = started + 20
+        while time.monotonic() < deadline and [
+            m.state for i in ids for m in messages_of(ctx, i)
+        ] != ["sent", "sending"]:
+            time.sleep(0.02)
+        time.sleep(1.0)  # the second batch at the server, the pass well past a lease
+        assert worker.is_alive()
+        taken = expire_leases(ctx, claimed_at + timedelta(seconds=time.monotonic() - started))
+        worker.join(timeout=60)
+    assert taken == 0
+    (report,) = reports
+    assert (report.sent, report.unknown) == (2, 0)
+
+
+def transport(url: str) -> SmtpTransport:
+    return SmtpTransport(replace(parse_smtp_url(url), connections=1))

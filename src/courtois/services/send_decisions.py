@@ -27,7 +27,12 @@ from courtois.store.tables import decisions, invitations, messages
 
 
 def decide_and_claim(
-    ctx: Context, groups: list[list[Due]], now: datetime, claiming: bool, report: PassReport
+    ctx: Context,
+    groups: list[list[Due]],
+    now: datetime,
+    claiming: bool,
+    report: PassReport,
+    lease_from: datetime | None = None,
 ) -> tuple[list[Claim], list[Due]]:
     """Under the recipients' locks, in one transaction for the batch: decide each message,
     and claim the allowed ones of each recipient as one email (a digest when there are
@@ -52,7 +57,7 @@ def decide_and_claim(
                 report.waiting += len(allowed) - len(together)
             else:
                 report.waiting += len(allowed)
-        _claim(uow, claims, now)
+        _claim(uow, claims, now, lease_from or now)
         uow.commit()
     return claims, [m for group in groups for m in group]
 
@@ -171,9 +176,10 @@ def _first_attempt(now: datetime) -> ColumnElement[datetime]:
     )
 
 
-def _claim(uow: UnitOfWork, claims: list[Claim], now: datetime) -> None:
-    """Mark the claimed messages `sending` with a lease, every carrier in one statement;
-    in a digest the first message carries the others."""
+def _claim(uow: UnitOfWork, claims: list[Claim], now: datetime, lease_from: datetime) -> None:
+    """Mark the claimed messages `sending` with a lease from `lease_from` (the pass's clock
+    moved on by the time the pass has run), every carrier in one statement; in a digest
+    the first message carries the others."""
     if not claims:
         return
     set_messages(
@@ -182,7 +188,7 @@ def _claim(uow: UnitOfWork, claims: list[Claim], now: datetime) -> None:
         MessageState.SCHEDULED,
         MessageState.SENDING,
         "claimed by the worker",
-        lease_until=now + leases.LEASE,
+        lease_until=lease_from + leases.LEASE,
         attempts=messages.c.attempts + 1,
         first_attempt_at=_first_attempt(now),
     )
@@ -198,7 +204,7 @@ def _claim(uow: UnitOfWork, claims: list[Claim], now: datetime) -> None:
             MessageState.SENDING,
             f"carried by digest {carrier.id}",
             carried_by=carrier.id,
-            lease_until=now + leases.LEASE,
+            lease_until=lease_from + leases.LEASE,
         )
 
 

@@ -8,8 +8,9 @@ batch to the transport, then records each outcome.
 from __future__ import annotations
 
 import random
+import time
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from courtois.delivery.transport import Outgoing, Pooled, Transport
 from courtois.services import leases
@@ -63,8 +64,12 @@ def _send_due(
     chance: random.Random,
     shard: Shard | None,
 ) -> None:
-    """Batch after batch: decide and claim, compose, send, record."""
+    """Batch after batch: decide and claim, compose, send, record. Every batch is decided
+    as of the pass's `now`, but leased from `now` moved on by the time the pass has run:
+    a pass that outlasts a lease (a backlog behind a slow relay) would otherwise claim its
+    later batches with leases already run out, which another worker takes for abandoned."""
     done: set[str] = set()
+    started = time.monotonic()
     while True:
         due = due_messages(ctx, now, exclude=done, shard=shard)
         if not due:
@@ -75,8 +80,9 @@ def _send_due(
             # Seen once per pass: what another worker holds now is theirs to send, and
             # anything held by a request is taken by the next pass.
             done.add(message.id)
+        leased_at = now + timedelta(seconds=time.monotonic() - started)
         claims, _ = decide_and_claim(
-            ctx, list(by_recipient.values()), now, transport is not None, report
+            ctx, list(by_recipient.values()), now, transport is not None, report, leased_at
         )
         # A claimed message is `sending` from now on (or, after a refusal, scheduled for
         # later than `now`): the query no longer finds it, so it need not be excluded, and
@@ -99,7 +105,7 @@ def _send_due(
         report.note("failed: the email could not be written", len(unwritten))
         # A slow server may keep the batch out longer than a lease: renewed meanwhile, so
         # no other worker takes a live worker's messages for abandoned.
-        with leases.renewed(ctx, [i for claim in ready for i in claim.ids], now):
+        with leases.renewed(ctx, [i for claim in ready for i in claim.ids], leased_at):
             deliveries = transport.send_batch(batch)
         record_outcomes(ctx, list(zip(ready, deliveries, strict=True)), now, report, chance)
 
