@@ -511,8 +511,8 @@ def serve(
         # Measured (bench/api.py): two processes served fewer one-click unsubscribes than
         # one; their connections lose each other's page cache and meet at SQLite's lock.
         sys.stderr.write(
-            f"courtois: warning: on SQLite one process serves more than {processes} "
-            "(docs/operations.md); starting them as asked.\n"
+            f"courtois: warning: on SQLite one process serves more requests than {processes} "
+            "do (docs/operations.md); starting them as asked.\n"
         )
     uvicorn.run(
         "courtois.web.asgi:app_factory",

@@ -409,7 +409,7 @@ def test_serve_warns_that_several_processes_are_slower_on_sqlite(
             line = server.stderr.readline()
             assert line, f"the server stopped: {lines}"
             lines.append(line)
-        warned = [line for line in lines if "one process serves more" in line]
+        warned = [line for line in lines if "one process serves more requests than 2 do" in line]
         assert len(warned) == (1 if processes == "2" else 0), lines
     finally:
         server.terminate()
