@@ -6,6 +6,7 @@ message whose worker vanished becomes `unknown`, never scheduled again by itself
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -19,6 +20,17 @@ class MessageKind(StrEnum):
     INVITATION = "invitation"
     REMINDER = "reminder"
     DIGEST = "digest"
+
+
+def leaving_together(kinds: Sequence[MessageKind]) -> list[int]:
+    """Which of a recipient's allowed messages (by position, in due order) leave as one
+    email. A digest is written as first invitations ("Ana and Bo invited you", each with
+    its reminder promised), so a reminder never joins one: it goes alone, and only when no
+    first invitation is due, which goes first (a reminder held back waits for the inbox's
+    quota, and may never go: silence means stop). The worker and the simulator both claim
+    by this."""
+    firsts = [i for i, kind in enumerate(kinds) if kind is not MessageKind.REMINDER]
+    return firsts or [0]
 
 
 class MessageState(StrEnum):

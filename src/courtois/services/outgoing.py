@@ -49,14 +49,6 @@ class Uncomposable(Exception):
 _OWN_FIELDS = frozenset({"to", "reply_to"})
 
 
-def outgoing_for(ctx: Context, claim: Claim, now: datetime) -> Outgoing:
-    """Compose the claim's email; raises PreviewMismatch rather than send other words."""
-    (composed,) = outgoing_batch(ctx, [claim], now)
-    if isinstance(composed, PreviewMismatch | Uncomposable):
-        raise composed
-    return composed
-
-
 def outgoing_batch(
     ctx: Context, claims: Sequence[Claim], now: datetime
 ) -> list[Outgoing | PreviewMismatch | Uncomposable]:

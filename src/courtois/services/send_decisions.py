@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, func, literal, select, update
 
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
-from courtois.domain.messages import MessageKind, MessageState
+from courtois.domain.messages import MessageKind, MessageState, leaving_together
 from courtois.policy.chain import evaluate
 from courtois.policy.facts import Candidate, Facts, InvitationFacts, SenderFacts, Stage
 from courtois.policy.verdict import Decision, Outcome
@@ -156,17 +156,10 @@ def _apply(uow: UnitOfWork, message: Due, decision: Decision, now: datetime) -> 
 
 
 def _together(allowed: list[Due]) -> tuple[Due, ...]:
-    """What leaves as one email of a recipient's allowed messages. A digest is written as
-    first invitations ("Ana and Bo invited you", each with its reminder promised), so a
-    reminder never joins one: it goes alone, and only when no first invitation is due,
-    which goes first (a reminder held back meanwhile waits for the inbox's quota, and may
-    never go: silence means stop). Invitations of the carrier's language go together."""
-    first = next((m for m in allowed if m.kind is not MessageKind.REMINDER), None)
-    if first is None:
-        return (allowed[0],)
-    return tuple(
-        m for m in allowed if m.kind is not MessageKind.REMINDER and m.locale == first.locale
-    )
+    """What leaves as one email of a recipient's allowed messages (`leaving_together`),
+    and of those only the ones previewed in the carrier's language."""
+    chosen = [allowed[i] for i in leaving_together([m.kind for m in allowed])]
+    return tuple(m for m in chosen if m.locale == chosen[0].locale)
 
 
 def _first_attempt(now: datetime) -> ColumnElement[datetime]:

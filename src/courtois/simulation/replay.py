@@ -37,7 +37,7 @@ from heapq import heappop
 from typing import Any
 
 from courtois.domain.consent import Consent as ConsentRecord
-from courtois.domain.messages import MessageKind
+from courtois.domain.messages import MessageKind, leaving_together
 from courtois.policy.chain import evaluate
 from courtois.policy.config import PolicyConfig
 from courtois.policy.facts import (
@@ -301,12 +301,9 @@ class Replay(Acts):
             else:
                 self._reschedule(message, decision.retry_at or now + RETRY_LATER)
         if allowed:
-            # As the worker claims (`send_decisions._together`): a reminder never joins a
-            # digest; the allowed left out wait, due as they were, for the next pass.
-            first = next((m for m in allowed if m.kind is not _REMINDER), None)
-            taken = (
-                [allowed[0]] if first is None else [m for m in allowed if m.kind is not _REMINDER]
-            )
+            # As the worker claims: a reminder never joins a digest; the allowed left out
+            # wait, due as they were, for the next pass.
+            taken = [allowed[i] for i in leaving_together([m.kind for m in allowed])]
             self._deliver(recipient, taken, now)
             # The worker decides them again at its next pass, not before: no timer of their
             # own, or a replay would run a pass the history never had.

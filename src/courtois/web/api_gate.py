@@ -10,18 +10,11 @@ learns only that a key is needed.
 
 from __future__ import annotations
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from courtois.web.deps import key_refusal
 from courtois.web.problems import problem_response
-
-
-def _authorization(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"authorization":
-            header: str = value.decode("latin-1")
-            return header
-    return None
 
 
 class ApiKeyGate:
@@ -34,7 +27,7 @@ class ApiKeyGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and str(scope.get("path", "")).startswith("/v1/"):
             expected: str = scope["app"].state.ctx.settings.api_key
-            refusal = key_refusal(expected, _authorization(scope))
+            refusal = key_refusal(expected, Headers(scope=scope).get("authorization"))
             if refusal is not None:
                 response = problem_response(
                     refusal.status,
