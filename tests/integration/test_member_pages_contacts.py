@@ -44,7 +44,8 @@ def test_nobody_is_ticked_and_pages_hold_fifty(ctx: Context) -> None:
     assert 'href="/member/contacts?page=2"' in first
     for page in (first, third):
         assert " checked" not in page
-        assert page.count('type="checkbox"') == len(shown_ids(page))
+        # One box per contact shown, and the one that confirms deleting them all.
+        assert page.count('type="checkbox"') == len(shown_ids(page)) + 1
         # "Select all" is a button the member presses, never a box ticked for them.
         assert '<button type="submit" name="action" value="select-page"' in page
     assert "120 imported contacts, 0 chosen" in first
@@ -152,13 +153,30 @@ def test_deleting_every_imported_contact(ctx: Context) -> None:
     import_some(ctx, "ana", 7)
     import_some(ctx, "bruno", 2)
     with signed_in(ctx) as ana:
-        response = ana.post("/member/contacts/delete")
+        page = ana.get("/member/contacts").text
+        assert 'name="confirm" value="yes" required' in page
+        assert "Yes, delete all my 7 imported contacts, chosen or not" in page
+        response = ana.post("/member/contacts/delete", {"confirm": "yes"})
         assert response.status_code == 303
         dashboard = ana.get(response.headers["location"]).text
         assert "7 imported contacts deleted." in dashboard
         assert "You have no imported contacts." in ana.get("/member/contacts").text
     assert contact_ids(ctx, "ana") == []
     assert len(contact_ids(ctx, "bruno")) == 2
+
+
+def test_deleting_the_address_book_needs_the_box_ticked(ctx: Context) -> None:
+    """One click on the red button (a browser that ignores `required`, a form replayed
+    without the box) deletes nothing and says why."""
+    add_member(ctx)
+    import_some(ctx, "ana", 4)
+    with signed_in(ctx) as ana:
+        for fields in ({}, {"confirm": ""}, {"confirm": "no"}, {"confirm": "on"}):
+            response = ana.post("/member/contacts/delete", fields)
+            assert response.status_code == 303
+            dashboard = ana.get(response.headers["location"]).text
+            assert "Nothing was deleted: tick the box" in dashboard
+            assert len(contact_ids(ctx, "ana")) == 4
 
 
 def test_two_contacts_of_one_name_are_told_apart_by_their_address(ctx: Context) -> None:

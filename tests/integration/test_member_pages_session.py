@@ -222,13 +222,15 @@ def test_a_post_without_this_sessions_token_or_from_elsewhere_changes_nothing(
             headers = {"Origin": "null"}
         else:
             headers = {"Sec-Fetch-Site": "cross-site"}
-        refused = ana.http.post("/member/contacts/delete", data=data, headers=headers)
+        refused = ana.http.post(
+            "/member/contacts/delete", data={**data, "confirm": "yes"}, headers=headers
+        )
         assert refused.status_code == 403
         assert "Nothing was changed" in refused.text
         assert len(contact_ids(ctx, "ana")) == 3
         # The same form, as the page itself posts it, goes through.
         same_site = {"Origin": ana.site.base_url, "Sec-Fetch-Site": "same-origin"}
-        done = ana.post("/member/contacts/delete", headers=same_site)
+        done = ana.post("/member/contacts/delete", {"confirm": "yes"}, headers=same_site)
         assert done.status_code == 303
         assert contact_ids(ctx, "ana") == []
 
@@ -260,7 +262,7 @@ def test_signing_out_ends_every_copy_of_the_session(ctx: Context) -> None:
             assert copy.get("/member/").status_code == 200
             assert ana.post("/member/sign-out").status_code == 200
             assert copy.get("/member/").status_code == 401
-            deleting = copy.post("/member/contacts/delete", data={"csrf": token})
+            deleting = copy.post("/member/contacts/delete", data={"csrf": token, "confirm": "yes"})
             assert deleting.status_code == 401
             copy.close()
         assert len(contact_ids(ctx, "ana")) == 3

@@ -44,8 +44,20 @@ router = APIRouter(include_in_schema=False)
 INVITATIONS_PER_PAGE = 25
 CONSENTS_PER_PAGE = 10
 NOTICES = frozenset(
-    {"withdrawn", "closed", "revoked", "already-revoked", "deleted", "missing", "invited"}
+    {
+        "withdrawn",
+        "closed",
+        "revoked",
+        "already-revoked",
+        "deleted",
+        "not-deleted",
+        "missing",
+        "invited",
+    }
 )
+# The box that confirms deleting the whole address book: one click on a red button must
+# not empty it (the box is `required` in the form; a request without it deletes nothing).
+CONFIRM_FIELD = "confirm"
 
 
 def cursor(position: Position | None) -> str:
@@ -144,12 +156,14 @@ async def _take_back(
 
 @router.post("/member/contacts/delete")
 async def delete_all(request: Request, ctx: Ctx, now: Now) -> Response:
-    """Delete every imported contact at once (invitations already made stay: withdraw or
-    revoke those)."""
+    """Delete every imported contact at once, once the member has ticked the box that says
+    so (invitations already made stay: withdraw or revoke those)."""
     checked = await posted(request, ctx)
     if isinstance(checked, Response):
         return checked
-    signed, _form = checked
+    signed, form = checked
+    if form.one(CONFIRM_FIELD) != "yes":
+        return go(f"{HOME}?done=not-deleted")
     deleted = await run_in_threadpool(delete_contacts, ctx, signed.member.id, now)
     return go(f"{HOME}?done=deleted&count={deleted}")
 
