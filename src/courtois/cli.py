@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from courtois.bootstrap import bootstrap
@@ -112,9 +113,33 @@ def emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:
         human()
 
 
+def show_facts(title: str | None, data: dict[str, Any]) -> None:
+    """A report as one `name: value` line each, for people (scripts take `--json`): a
+    Python dict's quotes, `True` and `None` and a hash wrapped onto its own line are not
+    something to read."""
+    if title:
+        out.print(escape(title), soft_wrap=True)
+    for key, value in data.items():
+        out.print(f"  {escape(key.replace('_', ' '))}: {escape(_plain(value))}", soft_wrap=True)
+
+
+def _plain(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list | tuple):
+        return ", ".join(_plain(v) for v in value) or "none"
+    return str(value)
+
+
 def show_decision(title: str, decision: dict[str, Any]) -> None:
-    """A table of every verdict."""
-    table = Table(title=title)
+    """The title on a line of its own (a table's title is wrapped to the table's width,
+    which cut an address and an id apart), then a table of every verdict."""
+    out.print(title, soft_wrap=True)
+    table = Table()
     for column in ("rule", "outcome", "reason"):
         table.add_column(column)
     for verdict in decision["verdicts"]:
@@ -200,7 +225,9 @@ def invite(
     def human() -> None:
         out.print(f"consent {answer['consent_id']}")
         for item in answer["invitations"]:
-            show_decision(f"{item['id']}: {item['status']}", item["decision"])
+            show_decision(
+                escape(f"{item['email']} ({item['id']}): {item['status']}"), item["decision"]
+            )
 
     emit(as_json, answer, human)
 
@@ -247,7 +274,7 @@ def revoke(
     emit(
         as_json,
         {"id": consent_id, **counts},
-        lambda: out.print(f"consent {consent_id} revoked: {counts}"),
+        lambda: show_facts(f"consent {consent_id} revoked", counts),
     )
 
 
@@ -264,7 +291,7 @@ def unsubscribe(
     counts = run(
         lambda ctx: do_unsubscribe(ctx, ctx.digest_email(email), parse_now(now), from_member)
     )
-    emit(as_json, counts, lambda: out.print(f"unsubscribed: {counts}"))
+    emit(as_json, counts, lambda: show_facts("unsubscribed", counts))
 
 
 @app.command()
@@ -275,7 +302,7 @@ def joined(
     from courtois.services.recipients import mark_joined
 
     counts = run(lambda ctx: mark_joined(ctx, ctx.digest_email(email), parse_now(now)))
-    emit(as_json, counts, lambda: out.print(f"joined: {counts}"))
+    emit(as_json, counts, lambda: show_facts("joined", counts))
 
 
 @app.command()
@@ -286,7 +313,7 @@ def forget(
     from courtois.services.recipients import forget_recipient
 
     counts = run(lambda ctx: forget_recipient(ctx, ctx.digest_email(email), parse_now(now)))
-    emit(as_json, counts, lambda: out.print(f"forgotten: {counts}"))
+    emit(as_json, counts, lambda: show_facts("forgotten", counts))
 
 
 @app.command()
@@ -323,7 +350,7 @@ def worker(
                 return one_pass_in_processes(processes, moment)
 
             counts = run(in_processes)
-        emit(as_json, counts, lambda: out.print(counts))
+        emit(as_json, counts, lambda: show_facts(f"pass as of {moment.isoformat()}", counts))
         return
     if now is not None:
         fail("--now only makes sense with --once", 2)
@@ -380,7 +407,7 @@ def _serve_worker(ctx: Context, interval: float, as_json: bool, shard: Shard | N
             faults, pause = 0, interval
             if report.sent or report.failed or report.unknown or report.retried:
                 counts = report.as_dict()
-                emit(as_json, counts, lambda: out.print(counts))  # noqa: B023 - used at once
+                emit(as_json, counts, lambda: show_facts("pass", counts))  # noqa: B023 - used at once
         deadline = time.monotonic() + pause
         while not stopping and time.monotonic() < deadline:
             time.sleep(min(0.05, pause))
@@ -416,7 +443,7 @@ def audit_verify(
         "problem": report.problem,
         "last_hash": report.last_hash if report.ok else None,
     }
-    emit(as_json, data, lambda: out.print(data))
+    emit(as_json, data, lambda: show_facts("ledger intact" if report.ok else "ledger BROKEN", data))
     if not report.ok:
         fail(f"ledger broken at entry {report.first_broken_seq}: {report.problem}")
 

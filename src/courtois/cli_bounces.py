@@ -58,7 +58,10 @@ def check_paths(paths: list[Path]) -> None:
 
 @bounces_app.command("ingest")
 def ingest(paths: PathsArg, now: cli.NowOpt = None, as_json: cli.JsonOpt = False) -> None:
-    """Classify and apply every message found at PATH (files, mbox files, Maildirs)."""
+    """Classify and apply every message found at PATH (files, mbox files, Maildirs).
+
+    With --json, one JSON object per message, one per line (JSON Lines), as each is
+    applied: a Maildir of a million reports is never held in memory to print one array."""
     from courtois.services.bounces import apply_bounce
 
     instant = cli.parse_now(now)

@@ -1,10 +1,12 @@
-"""`courtois simulate --config other.toml [--since DATE]`: what another policy would have done.
+"""`courtois simulate [--config other.toml] [--since DATE]`: what another policy would have done.
 
 Replays the recorded invitations and recipient events under the current policy and under
 the `[policy]` of `other.toml`, and prints rule by rule how many verdicts allowed, denied
 and deferred: in history, in the current-policy replay, under the new policy, and the new
 policy's difference from the current replay. How far the current replay is from history
-says how much to trust that difference. `--json` prints one object.
+says how much to trust that difference. Without `--config` the policy tried is the current
+one: the run then says only how faithfully the replay reproduces history. `--json` prints
+one object.
 """
 
 from __future__ import annotations
@@ -45,14 +47,15 @@ def parse_since(value: str | None) -> datetime | None:
 
 def simulate_command(
     config: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--config",
             help="A courtois.toml whose \\[policy] is the policy to try (keys it leaves out "
-            "take their defaults; COURTOIS_POLICY_* variables are not applied to it).",
+            "take their defaults; COURTOIS_POLICY_* variables are not applied to it). "
+            "Without it, the current policy is replayed against history.",
             show_default=False,
         ),
-    ],
+    ] = None,
     since: Annotated[
         str | None,
         typer.Option("--since", help="Count from this date or ISO-8601 instant (UTC)."),
@@ -64,12 +67,12 @@ def simulate_command(
 
     start = parse_since(since)
     try:
-        new = policy_from_file(config)
+        new = None if config is None else policy_from_file(config)
     except DomainError as error:
         cli.fail(error.message)
 
     def action(ctx: Context) -> dict[str, Any]:
-        done = simulate(ctx, new, start)
+        done = simulate(ctx, ctx.settings.policy if new is None else new, start)
         return {**done.report, "seconds": round(done.seconds, 3)}
 
     report = cli.run(action)

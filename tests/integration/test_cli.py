@@ -263,6 +263,41 @@ def test_a_whole_flow_from_the_command_line(
     )
 
 
+def test_reports_for_people_name_each_recipient_and_read_as_lines(
+    cli_db: tuple[dict[str, str], Engine],
+) -> None:
+    """Without --json: each decision table is headed by the address it is about, and the
+    reports are `name: value` lines, not a Python dict with quotes, True and None."""
+    env, engine = cli_db
+    one, two = "eve@example.com", "fay@example.com"
+    shown = ok(env, "invite", "--member", "ana", "--email", one, "--email", two, "--now", NOW)
+    consent_id = shown.splitlines()[0].removeprefix("consent ")
+    with engine.connect() as connection:
+        made = dict(
+            connection.execute(
+                select(invitations.c.address, invitations.c.id).where(
+                    invitations.c.consent_id == consent_id
+                )
+            ).all()
+        )
+    assert f"\n{one} ({made[one]}): scheduled\n" in shown
+    assert f"\n{two} ({made[two]}): scheduled\n" in shown
+    reports = [
+        ok(env, "worker", "--once", "--now", at(minutes=11)),
+        ok(env, "unsubscribe", "--email", two, "--now", at(minutes=12)),
+        ok(env, "audit", "verify"),
+    ]
+    for report in reports:
+        for python_only in ("{", "'", "True", "None"):
+            assert python_only not in report, report
+    assert "  sent: 0\n" in reports[0]
+    assert "  failed: 0\n" in reports[0]
+    assert reports[1].startswith("unsubscribed\n  blocked: 1\n")
+    last_hash = scalar(engine, select(ledger.c.hash).order_by(ledger.c.seq.desc()).limit(1))
+    assert reports[2].startswith("ledger intact\n  ok: yes\n")
+    assert f"\n  last hash: {last_hash}\n" in reports[2]
+
+
 def test_refusals_exit_non_zero_with_one_line(
     cli_db: tuple[dict[str, str], Engine], tmp_path: Path
 ) -> None:

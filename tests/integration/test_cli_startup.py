@@ -188,6 +188,25 @@ def test_configuration_mistakes_are_one_line_in_every_entry_point(tmp_path: Path
     assert not (tmp_path / "c.db").exists()
 
 
+def test_a_refusal_never_shows_the_smtp_password_and_reads_as_a_sentence(
+    queued: tuple[dict[str, str], Engine],
+) -> None:
+    env, _ = queued
+    runs = [
+        ({**env, "COURTOIS_SMTP_URL": "smtpx://relay:s3cr%40t@mail.example:25"}, ["worker"]),
+        ({**env, "COURTOIS_SMTP_URL": "smtpz://relay:p@ss:w@rd@mail.example"}, ["worker"]),
+        ({**env, "COURTOIS_POLICY_REMINDER_CAP": "x"}, ["audit", "verify"]),
+        ({**env, "COURTOIS_POLICY_UNDO_WINDOW_MINUTES": "1.5"}, ["audit", "verify"]),
+    ]
+    first, second, cap, undo = (assert_refused(done) for done in in_parallel(runs))
+    for line in (first, second):
+        assert "relay:***@mail.example" in line
+        for secret in ("s3cr", "ss:w", "rd@"):
+            assert secret not in line
+    assert cap.endswith("reminder_cap: must be a whole number, not 'x'.")
+    assert undo.endswith("undo_window_minutes: must be a whole number, not '1.5'.")
+
+
 def test_half_a_webhook_configuration_is_refused_by_serve_and_worker(tmp_path: Path) -> None:
     env = environment(f"sqlite:///{tmp_path / 'c.db'}", COURTOIS_WEBHOOK_SECRET="short")
     runs = [(env, ["serve", "--port", "1"]), (env, ["worker", "--once", "--now", NOW])]

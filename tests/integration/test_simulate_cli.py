@@ -88,6 +88,26 @@ def test_the_table_shows_every_rule_and_how_far_to_trust_it(
     assert "@" not in done.stdout  # digests and ids only, never an address
 
 
+def test_without_a_config_the_current_policy_is_replayed_against_history(
+    story: tuple[dict[str, str], Path],
+) -> None:
+    """`courtois simulate` as the interface lists it, with nothing else: how faithfully the
+    replay of the policy in force reproduces what was recorded."""
+    env, _ = story
+    done = courtois(env, "simulate", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["policy_changes"] == {}
+    assert report["replay_gap"] == 0.0
+    totals = {r["measure"]: r for r in report["totals"]}
+    assert totals["emails"]["history"] == totals["emails"]["new"] == SENT["emails"]
+    assert all(r["delta"] == 0 for r in report["rules"])
+    table = courtois(env, "simulate")
+    assert table.returncode == 0, table.stderr
+    assert "policy changes: none (the new policy is the current one)" in table.stdout
+    assert "matches history verdict for verdict" in table.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "words", "code"),
     [

@@ -15,6 +15,7 @@ calls it at the end of each pass); the transport opens new ones when used again.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -68,7 +69,7 @@ def parse_smtp_url(
     unless `starttls=off` says so (a relay on the same machine)."""
     parts = urlsplit(url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise ValueError(f"not an smtp:// or smtps:// URL: {url!r}")
+        raise ValueError(f"not an smtp:// or smtps:// URL: {_without_password(url)!r}")
     use_tls = parts.scheme == "smtps"
     options = dict(parse_qsl(parts.query, keep_blank_values=True))
     unknown = sorted(set(options) - {"starttls"})
@@ -90,6 +91,14 @@ def parse_smtp_url(
         ca_file=ca_file or None,
         starttls=None if use_tls else _STARTTLS[chosen],
     )
+
+
+def _without_password(url: str) -> str:
+    """The URL as an error may show it: a password never reaches a terminal or a log."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+_PASSWORD = re.compile(r"(//[^/@:]*:)[^/]*@")
 
 
 @dataclass

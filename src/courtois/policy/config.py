@@ -123,9 +123,13 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
             return value
     except ValueError:
         pass
-    raise InvalidInput(
-        f"policy.{name} must be a {kind.__name__}, not {value!r}.", {name: "wrong type"}
-    )
+    # Without a full stop: the loader lists every problem in one sentence of its own.
+    shown = _KINDS.get(kind, kind.__name__)
+    raise InvalidInput(f"must be {shown}, not {value!r}", {name: "wrong type"})
+
+
+# What each type of value is called in a refusal.
+_KINDS: dict[type, str] = {int: "a whole number", float: "a number", str: "a string"}
 
 
 def load_policy(values: Mapping[str, Any]) -> PolicyConfig:
