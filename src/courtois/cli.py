@@ -229,7 +229,7 @@ def invite(
                 escape(f"{item['email']} ({item['id']}): {item['status']}"), item["decision"]
             )
 
-    emit(as_json, answer, human)
+    emit(as_json, answer, shares_after(human, answer["invitations"]))
 
 
 _POSITION = re.compile(r"emails\[(\d+)\]")
@@ -242,6 +242,25 @@ def _by_option(details: dict[str, str]) -> dict[str, str]:
         found = _POSITION.fullmatch(key)
         named[f"--email #{int(found.group(1)) + 1}" if found else key] = reason
     return named
+
+
+def shares_after(show: Callable[[], None], invitations: list[dict[str, Any]]) -> Callable[[], None]:
+    """`show`, then each invitation the member sends from their own mailbox (strict-eu): to
+    whom, its personal link and the text to send, which the member cannot do without."""
+
+    def say(text: str) -> None:
+        # As given (a member's note may hold brackets or colons): no markup, no wrapping.
+        out.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+    def both() -> None:
+        show()
+        for item in invitations:
+            if item.get("share_link"):
+                say(f"\nsend it yourself, from your own mailbox, to {item['email']}:")
+                say(f"personal link: {item['share_link']}")
+                say(f"text to send:\n{item['share_text']}")
+
+    return both
 
 
 @app.command()

@@ -199,3 +199,31 @@ def test_strict_eu_answers_a_link_and_a_text_for_the_member_to_send(ctx: Context
     assert item["status"] == "sent"
     assert item["share_link"].startswith("https://agora.test/join/")
     assert "Ana Lima" in item["share_text"]
+
+
+KIND = "strict-eu-no-reminders"
+
+
+def test_strict_eu_refuses_a_reminder_on_preview_and_on_invite(ctx: Context) -> None:
+    """No email exists under strict-eu, so no reminder can follow one: asking for it is a
+    422 with its own type, not a preview promising one and a 201 that drops it."""
+    policy = dataclasses.replace(ctx.settings.policy, profile="strict-eu")
+    with running_api(ctx, policy=policy) as api:
+        add_member(api)
+        before = counts(api.ctx)
+        body = {"emails": ["k1@example.net"], "reminders": 1}
+        refused = problem(api.post("/v1/members/ana/invitations/preview", body), 422, KIND)
+        assert refused["errors"] == {"reminders": "none under strict-eu"}
+        shown = api.ok(api.post("/v1/members/ana/invitations/preview", {**body, "reminders": 0}))
+        assert shown["follow_ups"] == []
+        assert "reminder" not in shown["consent_text"]
+        consent = {"text_shown": shown["consent_text"]}
+        invite = {**body, "preview_hash": shown["preview_hash"], "consent": consent}
+        problem(api.post("/v1/members/ana/invitations", invite), 422, KIND)
+        assert counts(api.ctx) == before
+        # Without one, the same words are consented to and the text is the one previewed.
+        answer = api.ok(api.post("/v1/members/ana/invitations", {**invite, "reminders": 0}), 201)
+    (item,) = answer["invitations"]
+    assert item["status"] == "sent"
+    assert "asked Agora to send" not in " ".join(item["share_text"].split())
+    assert "This is the only email" not in item["share_text"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -26,6 +27,7 @@ from sqlalchemy.engine import make_url
 from support import MEMBER_RULE_CODES, RULE_CODES, T0
 
 from conftest import POSTGRES_URL, SECRET
+from courtois.config import Settings
 from courtois.domain.addresses import digest_of
 from courtois.store.migrate import alembic_config
 from courtois.store.tables import (
@@ -36,6 +38,7 @@ from courtois.store.tables import (
     recipient_blocks,
     recipients,
 )
+from courtois.tokens import Scope, read_token
 
 EXECUTABLE = shutil.which("courtois", path=str(Path(sys.executable).parent)) or str(
     Path(sys.executable).parent / "courtois"
@@ -414,6 +417,50 @@ def test_a_flow_on_postgresql(postgres_database: str) -> None:
         assert consent.id == answer["consent_id"]
         assert "personnes" in consent.text_shown  # the member's language, French
         assert sorted(rows) == [("scheduled", "fr"), ("scheduled", "fr")]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on each engine."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'c.db'}"
+    return str(request.getfixturevalue("postgres_database"))
+
+
+def test_strict_eu_prints_the_link_and_the_text_to_send_and_refuses_a_reminder(
+    any_database: str,
+) -> None:
+    """Under strict-eu the member sends each invitation: the plain output gives them what
+    `--json` gives (the personal link and the text), printed as is; a reminder, which could
+    never be sent, is refused in one line with nothing written."""
+    env = environment(
+        any_database, COURTOIS_POLICY_PROFILE="strict-eu", COURTOIS_BASE_URL="https://agora.test"
+    )
+    ok(env, "migrate")
+    ok(env, "member", "add", "ana", "--email", "ana@example.com", "--name", "Ana")
+    invite = ["invite", "--member", "ana", "--now", NOW]
+    engine = create_engine(any_database)
+    try:
+        note = "[bold]Come[/bold] :smile: https://example.org/a-very-long-path/" + "x" * 80
+        shown = ok(env, *invite, "--email", "k1@example.net", "--note", note)
+        (token,) = re.findall(r"^personal link: https://agora\.test/join/(\S+)$", shown, re.M)
+        text = shown.split("text to send:\n", 1)[1]
+        assert text.startswith("Hello,\n")
+        assert f"https://agora.test/join/{token}\n" in text
+        assert note in text  # no markup, emoji or wrapping of what the member wrote
+        assert "from their own mailbox" in " ".join(text.split())
+        assert "k1@example.net" in shown.split("personal link:")[0].splitlines()[-1]
+        with engine.connect() as connection:
+            row = connection.execute(select(invitations.c.id, invitations.c.state)).one()
+        secrets = Settings(secret_key=SECRET).token_secrets
+        assert tuple(row) == (read_token(secrets, Scope.JOIN, token), "sent")
+
+        before = table_counts(engine)
+        refused = courtois(env, *invite, "--email", "k2@example.net", "--reminders", "1")
+        assert_refused(refused, "strict-eu", "reminder")
+        assert table_counts(engine) == before
     finally:
         engine.dispose()
 

@@ -210,3 +210,48 @@ def test_under_strict_eu_the_member_gets_the_link_and_text_to_send(ctx: Context)
     assert unescape(link.group(1)) in unescape(share.group(1))
     assert "to send yourself, with your personal link" in response.text
     assert [r.state for r in rows(ctx, invitations)] == ["sent"]
+
+
+def test_under_strict_eu_the_pages_show_the_text_the_member_sends_and_no_reminder(
+    ctx: Context,
+) -> None:
+    """The member is shown, and consents to, the text they will send from their own
+    mailbox; no reminder is offered, since none could be sent, and a posted one is refused
+    with nothing written."""
+    add_member(ctx)
+    import_some(ctx, "ana", 2)
+    policy = replace(ctx.settings.policy, profile="strict-eu")
+    with signed_in(ctx, policy=policy) as ana:
+        _choose_first(ana, 2)
+        form = ana.get("/member/invite").text
+        assert 'name="reminders"' not in form
+        refused = ana.post("/member/invite/preview", {"note": "", "locale": "en", "reminders": "1"})
+        assert refused.status_code == 422
+        assert "Agora sends no reminder: the people you invite hear only from you." in (
+            refused.text
+        )
+        expected = preview_invitations(ana.ctx, "ana", 2, "", "en", 0)
+        page = _preview(ana)
+        sent = ana.post("/member/invite/send", consent_form(page)).text
+    assert count(ctx, consents) == 1
+    assert "The text you will send yourself, exactly" in page
+    assert "The email, exactly as it will be sent" not in page
+    assert _pre(page) == [expected.text]
+    assert _frames(page) == []  # the member sends no HTML
+    assert "Agree and get the links" in page
+    assert "Agree and send" not in page
+    assert "nothing leaves for" not in page
+    assert "Nothing from Agora: it sends no email to the people you invite" in page
+    assert consent_form(page)["consent_text"] == expected.consent_text
+    assert "record my invitation to the 2 people I chose" in expected.consent_text
+    shares = [
+        unescape(text)
+        for text in re.findall(r'<textarea id="share-[^"]+"[^>]*>(.*?)</textarea>', sent, re.S)
+    ]
+    assert len(shares) == 2
+    for text in shares:
+        assert re.sub(r"/(join|why|u)/[A-Za-z0-9_.-]+", r"/\1/TOKEN", text) == re.sub(
+            r"\{token:[a-z]+\}", "TOKEN", expected.text
+        )
+        assert "Stop these emails" not in text
+        assert "from their own mailbox" in " ".join(text.split())

@@ -3,13 +3,18 @@ ready-to-send text, and the invitation is still tracked (acceptance, expiry, opt
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
+from support import counts
 
 from conftest import T0
+from courtois.delivery.render import JOIN_SLOT, UNSUBSCRIBE_SLOT, WHY_SLOT
 from courtois.delivery.transport import MemoryTransport
+from courtois.domain.errors import NoReminderUnderStrictEu
 from courtois.services.context import Context
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.members import register_member
@@ -58,3 +63,83 @@ def test_no_email_a_personal_link_and_tracking(ctx: Context) -> None:
         "accepted": 1,
         "blocked": 0,
     }
+
+
+# What a platform-sent email says, and is untrue of a text the member sends themselves.
+PLATFORM_SENT = {
+    "en": (
+        "asked Agora to send",
+        "sends invitations only when a member asks",
+        "This is the only email you will get",
+        "Stop these emails",
+        "what we hold about you",
+        "delivering this invitation",
+        "our legitimate interest",
+    ),
+    "fr": (
+        "vous écrit à sa demande",
+        "il n'envoie d'invitation qu'à la demande",
+        "C'est le seul e-mail",
+        "Ne plus recevoir ces e-mails",
+        "ce que nous savons de vous",
+        "remettre cette invitation",
+        "notre intérêt légitime",
+    ),
+}
+OWN_MAILBOX = {"en": "from their own mailbox", "fr": "de sa propre messagerie"}
+NO_EMAIL = {"en": "it sends you no email", "fr": "ne vous envoie aucun e-mail"}
+
+
+def as_previewed(text: str) -> str:
+    """A hand-sent text with its links' tokens back to the preview's placeholders."""
+    text = re.sub(r"/join/[A-Za-z0-9_.-]+", "/join/" + JOIN_SLOT, text)
+    text = re.sub(r"/why/[A-Za-z0-9_.-]+", "/why/" + WHY_SLOT, text)
+    return re.sub(r"/u/[A-Za-z0-9_.-]+", "/u/" + UNSUBSCRIBE_SLOT, text)
+
+
+@pytest.mark.parametrize("locale", ["en", "fr"])
+def test_the_member_previews_and_consents_to_the_text_they_send(ctx: Context, locale: str) -> None:
+    """Invariant 2 under strict-eu: what the member sends is the text they previewed, and it
+    is true coming from their mailbox; the sentence they tick says what they agree to."""
+    eu = strict(ctx)
+    register_member(eu, "ana", "ana@members.example", "Ana", locale, T0)
+    agreed = {
+        "en": ("personal link", "myself, from my own mailbox", "sends them no email", "retention"),
+        "fr": ("lien personnel", "moi-même, depuis ma propre messagerie", "aucun e-mail", "règles"),
+    }
+    for emails in (("bo@example.org",), ("cy@example.org", "di@example.org")):
+        preview = preview_invitations(eu, "ana", len(emails), "Hi!", None, 0)
+        consent = preview.consent_text
+        assert "send this invitation" not in consent
+        assert "d'envoyer cette invitation" not in consent
+        assert all(word in consent for word in agreed[locale]), consent
+        assert preview.follow_ups == ()
+        request = InviteRequest(
+            "ana", emails, "Hi!", None, 0, preview.preview_hash, ConsentInput(consent)
+        )
+        items = invite(eu, request, T0)["invitations"]
+        assert [item["status"] for item in items] == ["sent"] * len(emails)
+        for item in items:
+            assert as_previewed(item["share_text"]) == preview.text
+            text = " ".join(item["share_text"].split())  # as read, not as wrapped
+            assert OWN_MAILBOX[locale] in text
+            assert NO_EMAIL[locale] in text
+            assert [said for said in PLATFORM_SENT[locale] if said in text] == []
+
+
+def test_a_reminder_is_refused_not_promised(ctx: Context) -> None:
+    """No email exists under strict-eu, so neither does a reminder: asking for one is
+    refused on preview and on invite, with nothing written, rather than shown and dropped."""
+    eu = strict(ctx)
+    register_member(eu, "ana", "ana@members.example", "Ana", "en", T0)
+    with pytest.raises(NoReminderUnderStrictEu) as refused:
+        preview_invitations(eu, "ana", 1, "", None, 1)
+    assert refused.value.code == "strict-eu-no-reminders"
+    assert refused.value.details == {"reminders": "none under strict-eu"}
+    shown = preview_invitations(ctx, "ana", 1, "", None, 1)  # as balanced would have it
+    consent = ConsentInput(shown.consent_text)
+    request = InviteRequest("ana", ("bo@example.org",), "", None, 1, shown.preview_hash, consent)
+    before = counts(eu)
+    with pytest.raises(NoReminderUnderStrictEu):
+        invite(eu, request, T0)
+    assert counts(eu) == before

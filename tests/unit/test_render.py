@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from courtois.delivery.i18n import catalogue_source
 from courtois.delivery.render import (
+    JOIN_SLOT,
     UNSUBSCRIBE_SLOT,
     WHY_SLOT,
     Inviter,
@@ -232,6 +233,39 @@ def test_first_contact_carries_the_article_14_notice(locale: str, title: str) ->
         assert "75002 Paris" in part
         assert f"/why/{WHY_SLOT}" in part
         assert f"/u/{UNSUBSCRIBE_SLOT}" in part
+
+
+@pytest.mark.parametrize(
+    ("locale", "said", "untrue"),
+    [
+        (
+            "en",
+            ("sent you this themselves, from their own mailbox", "it sends you no email"),
+            ("asked Agora to send", "only when a member asks", "only email you will get",
+             "Stop these emails", "what we hold", "our legitimate interest"),
+        ),
+        (
+            "fr",
+            ("de sa propre messagerie", "ne vous envoie aucun e-mail"),
+            ("vous écrit à sa demande", "qu'à la demande d'un membre", "seul e-mail",
+             "ces e-mails", "ce que nous savons", "notre intérêt légitime"),
+        ),
+    ],
+)  # fmt: skip
+def test_a_text_the_member_sends_does_not_speak_for_the_platform(
+    locale: str, said: tuple[str, ...], untrue: tuple[str, ...]
+) -> None:
+    """strict-eu: the member sends the invitation from their own mailbox, so it may not say
+    the platform sent it, will send more, or speaks as "we"; its links stay."""
+    by_member = replace(context(Inviter("Ana Lima", "Hi")), by_member=True)
+    shown = render(MessageKind.INVITATION, locale, by_member)
+    for part in (flat(shown.text), flat(shown.html.replace("&#39;", "'"))):
+        assert all(words in part for words in said), part
+        assert [words for words in untrue if words in part] == []
+        for slot in (f"/join/{JOIN_SLOT}", f"/why/{WHY_SLOT}", f"/u/{UNSUBSCRIBE_SLOT}"):
+            assert slot in part
+    sent_by_platform = render(MessageKind.INVITATION, locale, context(Inviter("Ana Lima", "Hi")))
+    assert all(words in flat(sent_by_platform.text) for words in untrue[:3])
 
 
 def test_tokens_replace_every_placeholder() -> None:

@@ -58,6 +58,9 @@ class RenderContext:
     # A reminder the recipient asked for from /why ("remind me later"), not the member: its
     # words say so. Never set in a preview, which shows only what the member's consent covers.
     asked_by_recipient: bool = False
+    # The text a member sends from their own mailbox (strict-eu): it must not say the platform
+    # sent it or will send anything more, nor speak as the platform ("we").
+    by_member: bool = False
 
     @classmethod
     def from_settings(
@@ -67,6 +70,7 @@ class RenderContext:
         *,
         first_contact: bool = True,
         asked_by_recipient: bool = False,
+        by_member: bool = False,
     ) -> RenderContext:
         """The context for this platform's configuration."""
         return cls(
@@ -78,6 +82,7 @@ class RenderContext:
             retention_days=settings.policy.invitation_expiry_days,
             first_contact=first_contact,
             asked_by_recipient=asked_by_recipient,
+            by_member=by_member,
         )
 
 
@@ -212,6 +217,7 @@ def _shared_values(locale: str, context: RenderContext, tokens: Tokens) -> dict[
         "controller": f"{platform}, {postal}" if postal else platform,
         "first_contact": context.first_contact,
         "asked": context.asked_by_recipient,
+        "by_member": context.by_member,
         "retention_days": context.retention_days,
         "days": context.reminder_days,
         "why_url": why_url,

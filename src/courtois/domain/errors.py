@@ -45,3 +45,10 @@ class IllegalTransition(Conflict):
     """A state machine was asked to take an edge it does not have."""
 
     code = "illegal-transition"
+
+
+class NoReminderUnderStrictEu(InvalidInput):
+    """A reminder asked for under strict-eu, where the member sends the invitation from
+    their own mailbox: no email follows it, so a reminder could only be a broken promise."""
+
+    code = "strict-eu-no-reminders"

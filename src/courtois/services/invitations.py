@@ -98,13 +98,14 @@ def shared_by_member(decision: Decision) -> bool:
 
 def share_for(ctx: Context, invitation_id: str, inviter: Inviter, locale: str) -> dict[str, str]:
     """The personal link and the ready-to-send text for a member who sends the invitation
-    from their own mailbox: the same words they previewed, with this invitation's links.
+    from their own mailbox: the words they previewed (written to be sent by them, see
+    `RenderContext.by_member`), with this invitation's links.
     The member reads those links too, so the text's "why" and "stop" links are shared ones,
     which open this invitation only (`Scope.SHARED`), not the recipient's own."""
     secret = ctx.settings.token_secrets
     shared = make_token(secret, Scope.SHARED, invitation_id)
     tokens = Tokens(shared, shared, (make_token(secret, Scope.JOIN, invitation_id),))
-    context = RenderContext.from_settings(ctx.settings, (inviter,))
+    context = RenderContext.from_settings(ctx.settings, (inviter,), by_member=True)
     text = render(MessageKind.INVITATION, locale, context, tokens).text
     base = ctx.settings.base_url.rstrip("/")
     return {"share_link": f"{base}/join/{tokens.join[0]}", "share_text": text}
@@ -219,7 +220,8 @@ def invite(
         invitation_rows, message_rows, decision_rows, results = [], [], [], []
         expiry = timedelta(days=policy.invitation_expiry_days)
         expires_at = now + policy.long_window + expiry
-        # The text a member sends by hand (strict-eu) promises no reminder: none is sent.
+        # The text a member sends by hand (strict-eu) is the one previewed, with no reminder:
+        # `check_reminders` refuses one there, as none would ever be sent.
         inviter = Inviter(member.name, check_note(request.note), 0)
         for digest, address in by_digest.items():
             invitation_id, message_id = new_id(), new_id()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from courtois.delivery.render import Inviter, Previewed, RenderContext, Rendered, preview
-from courtois.domain.errors import InvalidInput
+from courtois.domain.errors import InvalidInput, NoReminderUnderStrictEu
 from courtois.domain.members import Member, check_locale
 from courtois.domain.preview import check_note
+from courtois.policy.rules.strict_eu import members_send_themselves
 from courtois.services.context import Context
 from courtois.services.members import get_member
 
@@ -60,6 +61,34 @@ _CONSENT_ONE = {
         "j'ai choisie.{reminder}"
     ),
 }
+# Under strict-eu the platform sends nothing: the member agrees to have the invitations
+# recorded and their links made, and sends the text themselves.
+_CONSENT_BY_HAND = {
+    "en": (
+        "I ask {platform} to record my invitation to the {count} people I chose and to make a "
+        "personal link for each; I send them the text myself, from my own mailbox. {platform} "
+        "sends them no email, and keeps their addresses only as its retention rules say."
+    ),
+    "fr": (
+        "Je demande à {platform} d'enregistrer mon invitation aux {count} personnes que j'ai "
+        "choisies et de créer un lien personnel pour chacune ; je leur envoie le texte "
+        "moi-même, depuis ma propre messagerie. {platform} ne leur envoie aucun e-mail et ne "
+        "garde leurs adresses que selon ses règles de conservation."
+    ),
+}
+_CONSENT_BY_HAND_ONE = {
+    "en": (
+        "I ask {platform} to record my invitation to the person I chose and to make a "
+        "personal link for them; I send them the text myself, from my own mailbox. {platform} "
+        "sends them no email, and keeps their address only as its retention rules say."
+    ),
+    "fr": (
+        "Je demande à {platform} d'enregistrer mon invitation à la personne que j'ai choisie "
+        "et de créer un lien personnel pour elle ; je lui envoie le texte moi-même, depuis ma "
+        "propre messagerie. {platform} ne lui envoie aucun e-mail et ne garde son adresse que "
+        "selon ses règles de conservation."
+    ),
+}
 _REMINDER = {
     "en": " If someone does not answer, one reminder, at least {days} days later.",
     "fr": " Sans réponse, un seul rappel, au moins {days} jours plus tard.",
@@ -67,11 +96,19 @@ _REMINDER = {
 
 
 def check_reminders(ctx: Context, reminders: int) -> int:
-    """0 or 1, and never above the policy's cap."""
+    """0 or 1, never above the policy's cap, and none where the member sends the invitation
+    themselves (strict-eu): refused rather than dropped, so what the member is shown and
+    agrees to is what happens (invariant 2)."""
     if reminders not in (0, 1) or reminders > ctx.settings.policy.reminder_cap:
         raise InvalidInput(
             f"reminders must be 0 or at most {ctx.settings.policy.reminder_cap}.",
             {"reminders": str(reminders)},
+        )
+    if reminders and members_send_themselves(ctx.settings.policy):
+        raise NoReminderUnderStrictEu(
+            "No reminder under the strict-eu profile: the member sends each invitation from "
+            "their own mailbox and no email follows it; ask for reminders 0.",
+            {"reminders": "none under strict-eu"},
         )
     return reminders
 
@@ -80,10 +117,13 @@ def render_for(
     ctx: Context, member: Member, note: str, locale: str | None, reminders: int
 ) -> tuple[Previewed, str]:
     """Render the invitation (and its reminder, if ticked) for this member, in the
-    recipient's language when known, else the member's; returns it and the locale used."""
+    recipient's language when known, else the member's; returns it and the locale used.
+    Under strict-eu it is the text the member sends from their own mailbox."""
     language = check_locale(locale or member.locale)
     inviter = Inviter(member.name, check_note(note), check_reminders(ctx, reminders))
-    return preview(language, RenderContext.from_settings(ctx.settings, (inviter,))), language
+    by_member = members_send_themselves(ctx.settings.policy)
+    context = RenderContext.from_settings(ctx.settings, (inviter,), by_member=by_member)
+    return preview(language, context), language
 
 
 def consent_text(ctx: Context, locale: str, count: int, reminders: int) -> str:
@@ -91,7 +131,10 @@ def consent_text(ctx: Context, locale: str, count: int, reminders: int) -> str:
     reminder = (
         _REMINDER[locale].format(days=ctx.settings.policy.reminder_min_days) if reminders else ""
     )
-    sentence = _CONSENT_ONE[locale] if count == 1 else _CONSENT[locale]
+    if members_send_themselves(ctx.settings.policy):
+        sentence = _CONSENT_BY_HAND_ONE[locale] if count == 1 else _CONSENT_BY_HAND[locale]
+    else:
+        sentence = _CONSENT_ONE[locale] if count == 1 else _CONSENT[locale]
     return sentence.format(platform=ctx.settings.platform_name, count=count, reminder=reminder)
 
 

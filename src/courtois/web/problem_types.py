@@ -30,6 +30,10 @@ PROBLEM_TYPES: dict[str, str] = {
     "invalid-request": "The request does not match the document (fields, types, JSON).",
     "invalid-input": "A value that can never be accepted as given; `errors` names each.",
     "invalid-address": "An email address that does not parse.",
+    "strict-eu-no-reminders": (
+        "A reminder asked for under the strict-eu profile, where members send their own "
+        "invitations and no email follows them; ask for `reminders: 0`."
+    ),
     "invalid-cursor": "A cursor this API did not give out.",
     "invalid-upload": "The upload is not a file this route reads.",
     "unreadable-file": "The file cannot be read as an address book.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from courtois.policy.config import PolicyConfig
 from courtois.policy.facts import Candidate, Facts
 from courtois.policy.rule import Rule, allow, deny
 from courtois.policy.verdict import Verdict
@@ -13,10 +14,16 @@ CODE = "strict-eu-no-email"
 _BALANCED = allow(CODE, "the balanced profile lets the platform send invitations")
 
 
+def members_send_themselves(policy: PolicyConfig) -> bool:
+    """Whether each member sends their invitation from their own mailbox: then what they
+    preview and consent to is that text, and nothing follows it (no reminder exists)."""
+    return policy.profile == "strict-eu"
+
+
 def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     """German courts held platform-sent invitations to be advertising (BGH, 2016): under
     this profile the member shares a personal link from their own mailbox instead."""
-    if facts.policy.profile != "strict-eu":
+    if not members_send_themselves(facts.policy):
         return _BALANCED
     return deny(
         CODE,

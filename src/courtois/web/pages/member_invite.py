@@ -5,6 +5,9 @@ follow-up, the reminder only if ticked: it is unticked by default), then the exa
 sentence. Consenting posts back the preview's hash and the sentence shown; if anything
 changed since (the member's name, the platform's words, whom they chose), the page shows
 the new preview instead of sending (invariant 2).
+
+Under strict-eu the preview is the text the member sends from their own mailbox, and no
+reminder is offered: nothing follows a text the platform does not send.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from courtois.domain.errors import Conflict, InvalidInput
 from courtois.domain.members import SUPPORTED_LOCALES
 from courtois.policy.rules import recipient_quota
+from courtois.policy.rules.strict_eu import members_send_themselves
 from courtois.services.context import Context
 from courtois.services.invitations import MAX_RECIPIENTS, ConsentInput
 from courtois.services.member_contacts import ContactRow, choice_fingerprint, chosen_contacts
@@ -53,6 +57,7 @@ def _policy_numbers(request: Request) -> dict[str, Any]:
         "reminder_days": policy.reminder_min_days,
         "undo_minutes": policy.undo_window_minutes,
         "most": MAX_RECIPIENTS,
+        "by_hand": members_send_themselves(policy),
     }
 
 
