@@ -188,3 +188,54 @@ def test_unsubscribe_takes_effect_before_the_next_send_decision(ctx: Context) ->
         )
     assert deliver(ctx, T0 + timedelta(days=21)) == []
     assert invitation(ctx, later).state == "blocked"
+
+
+def test_a_digests_page_stops_the_members_it_carried(ctx: Context) -> None:
+    """A digest's footer offers to stop "these members": its page offers each member it
+    carried and all of them at once, not only the first, nor a member of another email."""
+    add_members(ctx)
+    register_member(ctx, "cy", "cy@example.org", "Cy", "en", T0)
+    register_member(ctx, "dee", "dee@example.org", "Dee", "en", T0)
+    (alone,) = invite_and_deliver(ctx, "dee", [BO])
+    later = T0 + timedelta(days=15)
+    for member in ("ana", "bruno", "cy"):
+        send_invites(ctx, member, [BO], later)
+    (mail,) = deliver(ctx, later + timedelta(minutes=10))
+    assert mail.outgoing.member_names == ("Ana", "Bruno", "Cy")
+    ana, bruno, cy = mail.ids
+    with serve(ctx) as site:
+        site.clock.now = later + timedelta(hours=1)
+        path = f"/u/{mail.tokens.unsubscribe}"
+        page = site.get(path).text
+        assert '<input type="hidden" name="action" value="stop-members">' in page
+        assert "Stop emails from Ana, Bruno and Cy" in page
+        for member, invited in (("Ana", ana), ("Bruno", bruno), ("Cy", cy)):
+            assert f'name="invitation" value="{invited}"' in page
+            assert f"Stop emails from {member}</button>" in page
+        assert "Dee" not in page
+        before = ledger_size(ctx), all_stored_text(ctx)
+        stranger = site.post(path, data={"action": "stop-member", "invitation": alone.ids[0]})
+        assert stranger.status_code == 400
+        assert "Choose one of the members listed on the page." in stranger.text
+        assert (ledger_size(ctx), all_stored_text(ctx)) == before
+
+        one = site.post(path, data={"action": "stop-member", "invitation": bruno})
+        assert "You will get no more emails from Bruno through Agora." in one.text
+        done = site.post(path, data={"action": "stop-members"})
+        assert done.status_code == 200
+        assert "You will get no more emails from Ana, Bruno and Cy through Agora." in done.text
+        events = ledger_size(ctx)
+        assert site.post(path, data={"action": "stop-members"}).text == done.text
+        assert ledger_size(ctx) == events
+        # The single email's page still offers its one member, as its footer does.
+        single = site.get(f"/u/{alone.tokens.unsubscribe}").text
+        assert "Or only stop the invitations of Dee: other members" in single
+        assert 'value="stop-members"' not in single
+    assert _unsubscribed_at(ctx, BO) is None
+    with ctx.engine.connect() as connection:
+        blocked = connection.execute(
+            select(recipient_blocks.c.member_id).where(
+                recipient_blocks.c.recipient_digest == ctx.digest_email(BO)
+            )
+        ).scalars()
+        assert sorted(blocked) == ["ana", "bruno", "cy"]

@@ -264,3 +264,22 @@ def test_once_its_member_is_stopped_the_page_offers_no_stop_for_them(ctx: Contex
     assert 'value="stop-member"' in before
     assert 'value="stop-member"' not in after
     assert 'value="stop-everyone"' in after  # everyone else may still be stopped
+
+
+def test_a_digests_page_opens_with_every_member_it_carried(ctx: Context) -> None:
+    """Why a digest came: each of its members chose the address, not only the first one."""
+    add_members(ctx)
+    register_member(ctx, "cy", "cy@example.org", "Cy", "en", T0)
+    for member in ("ana", "bruno", "cy"):
+        send_invites(ctx, member, [BO], T0)
+    (mail,) = deliver(ctx)
+    assert mail.outgoing.kind == "digest"
+    with serve(ctx) as site:
+        page = site.get(f"/why/{mail.tokens.why}").text
+    assert (
+        "Ana, Bruno and Cy, members of Agora, each chose your address from their own "
+        "contacts and asked us to invite you." in page
+    )
+    assert "a member of Agora" not in page
+    assert "Each of them consented to their own invitation" in page
+    assert "They consented to this invitation" not in page

@@ -191,7 +191,7 @@ def test_french_text_lists_the_follow_ups() -> None:
     assert "14 jours plus tard" in flat(with_one.text)
     assert "seul e-mail" not in flat(with_one.text)
     (reminder,) = with_one.follow_ups
-    assert reminder.subject == "Rappel : Ana Lima vous invite à rejoindre Agora"
+    assert reminder.subject == "Rappel\u00a0: Ana Lima vous invite à rejoindre Agora"
 
 
 def test_locales_render_their_own_language() -> None:

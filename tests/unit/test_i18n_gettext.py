@@ -19,6 +19,7 @@ from courtois.delivery import render as email_render
 from courtois.delivery.render import Inviter, RenderContext, Rendered, render
 from courtois.domain.members import SUPPORTED_LOCALES
 from courtois.domain.messages import MessageKind
+from courtois.services.recipient_email import Inviting
 from courtois.web.pages import render as page_render
 
 # Characters that matter to the two paths: HTML specials, `%` (a format string's), braces.
@@ -113,7 +114,10 @@ def test_pages_render_as_with_jinjas_own_gettext(
     config = Settings(secret_key="unit-secret-0123456789", platform_name=platform)
     # The member a page names, as hostile as the platform's name.
     member = f"{platform} Lima"
-    fast = page_render.render_page(config, locale, template, member=member)
+    # A digest's members, for the unsubscribe page.
+    inviters = (Inviting("i-1", "m-1", member), Inviting("i-2", "m-2", f"{platform} Bo"))
+    fast = page_render.render_page(config, locale, template, member=member, inviters=inviters)
     stock = built_with_stock_gettext(page_render, BUILD_PAGES, locale)
     monkeypatch.setattr(page_render, "environment", lambda _locale: stock)
-    assert page_render.render_page(config, locale, template, member=member) == fast
+    again = page_render.render_page(config, locale, template, member=member, inviters=inviters)
+    assert again == fast

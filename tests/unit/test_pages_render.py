@@ -7,7 +7,10 @@ import base64
 import hashlib
 from datetime import UTC, date, datetime
 
+import pytest
+
 from courtois.config import Settings
+from courtois.services.recipient_email import Inviting
 from courtois.web.pages.recipient import signup_url
 from courtois.web.pages.render import CSS, HEADERS, day, render_page, when
 
@@ -19,10 +22,14 @@ SETTINGS = Settings(
 )
 
 
-def test_platform_and_address_are_escaped_and_no_script_runs() -> None:
-    html = render_page(SETTINGS, "en", "unsubscribe.html", member='Ana <script>alert("y")</script>')
+@pytest.mark.parametrize("count", [1, 2])
+def test_platform_and_address_are_escaped_and_no_script_runs(count: int) -> None:
+    inviters = [
+        Inviting(f"i-{n}", f"m-{n}", f'Ana{n} <script>alert("y")</script>') for n in range(count)
+    ]
+    html = render_page(SETTINGS, "en", "unsubscribe.html", inviters=inviters)
     assert "<script>" not in html
-    assert "Ana &lt;script&gt;" in html
+    assert "Ana0 &lt;script&gt;" in html
     assert "Agora &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     assert "1 rue de la Paix, 75002 Paris" in html
 

@@ -117,6 +117,26 @@ def test_long_names_and_notes_are_bounded() -> None:
     assert len(rendered.text) < 10_000
 
 
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+def test_the_note_is_wrapped_in_plain_text_like_the_rest(locale: str) -> None:
+    """Each line of the note at 72 columns, as every other paragraph; a link or a word too
+    long for a line is kept whole, and short lines are kept as typed, tabs too."""
+    link = "https://example.org/" + "x" * 90
+    paragraph = " ".join(["Viens voir,"] * 40)
+    note = f"{paragraph} {link} fin.\n\n\tshort\tline\n    - an indented point " + "and more " * 12
+    text = render(MessageKind.INVITATION, locale, context(Inviter("Ana Lima", note))).text
+    quoted = text.split("\n\n", 3)[3].split("\n\n", 1)[0].split("\n")
+    for line in quoted:
+        assert len(line) <= 72 or line == f"  {link}", line
+        assert line.startswith("  ")
+    assert f"  {link}" in quoted
+    assert " ".join(" ".join(quoted).split()) == " ".join(paragraph.split()) + f" {link} fin."
+    assert "\n  \tshort\tline\n      - an indented point and more" in text
+    assert "\n      and more" in text
+    for line in text.splitlines():
+        assert len(line) <= 72 or "https://" in line
+
+
 def test_note_keeps_lines_and_tabs_but_no_other_controls() -> None:
     assert clean_note("a\r\nb\rc\td\x00e\x1b\u2028f") == "a\nb\nc\tdef"
 
@@ -125,7 +145,7 @@ def test_note_keeps_lines_and_tabs_but_no_other_controls() -> None:
     ("count", "en", "fr"),
     [
         (2, "Ana Lima and Bo Chen invited you to join Agora", "Ana Lima et Bo Chen vous invitent"),
-        (3, "Ana Lima, Bo Chen, and Cy Diaz invited you", "Ana Lima, Bo Chen et Cy Diaz vous"),
+        (3, "Ana Lima, Bo Chen and Cy Diaz invited you", "Ana Lima, Bo Chen et Cy Diaz vous"),
         (4, "Ana Lima, Bo Chen and 2 others invited you", "Bo Chen et 2 autres personnes vous"),
         (5, "Ana Lima, Bo Chen and 3 others invited you to join Agora", "et 3 autres personnes"),
     ],
@@ -136,6 +156,55 @@ def test_digest_subject_names_the_first_members_and_counts_the_rest(
     ctx = context(*(Inviter(name) for name in NAMES[:count]))
     assert en in render(MessageKind.DIGEST, "en", ctx).subject
     assert fr in render(MessageKind.DIGEST, "fr", ctx).subject
+
+
+def test_english_lists_of_members_have_one_style_everywhere() -> None:
+    """No comma before "and", in the subject of three members as in that of four and more
+    ("Ana, Bo and 2 others"), and in the body's lists."""
+    three = render(MessageKind.DIGEST, "en", context(*(Inviter(name) for name in NAMES[:3])))
+    assert three.subject == "Ana Lima, Bo Chen and Cy Diaz invited you to join Agora"
+    for part in (flat(three.text), flat(three.html)):
+        assert "Ana Lima, Bo Chen and Cy Diaz each invited you personally" in part
+        assert "Source: Ana Lima, Bo Chen and Cy Diaz, from their own contacts." in part
+        assert "Bo Chen, and" not in part
+
+
+# French puts a space before ":", ";", "!" and "?": an ordinary one lets a line break there.
+_ORPHAN = re.compile(r"(^|\n)\s*[:;!?]")
+_BREAKABLE = re.compile(r"[ \t\n][:;!?]")
+
+
+@pytest.mark.parametrize("length", range(1, 60))
+def test_french_punctuation_never_starts_a_line(length: int) -> None:
+    """The space before French double punctuation is a no-break one (U+00A0 before ":",
+    U+202F before ";", "!" and "?"): wrapping never leaves one alone at a line's start,
+    and a browser does not either."""
+    member = "M" * length
+    one = context(Inviter(member, "Salut", 1))
+    emails = [
+        render(MessageKind.INVITATION, "fr", one),
+        render(MessageKind.REMINDER, "fr", replace(one, first_contact=False)),
+        render(
+            MessageKind.REMINDER,
+            "fr",
+            replace(one, first_contact=False, asked_by_recipient=True),
+        ),
+        render(MessageKind.DIGEST, "fr", context(Inviter(member), Inviter("Bo " * (length % 7)))),
+    ]
+    for email in emails:
+        assert not _ORPHAN.search(email.text), email.text
+        assert not _BREAKABLE.search(email.text)
+        assert not _BREAKABLE.search(email.html)
+        assert not _BREAKABLE.search(email.subject)
+
+
+def test_the_french_catalogue_has_no_breakable_space_before_double_punctuation() -> None:
+    catalog = read_po(BytesIO(catalogue_source("fr")))
+    for message in catalog:
+        strings = (message.string,) if isinstance(message.string, str) else message.string
+        for string in strings if message.id else ():
+            assert not _BREAKABLE.search(string), string
+            assert not re.search(r"\w[:;!?](\s|$)", string), string
 
 
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
@@ -181,31 +250,45 @@ def test_a_reminder_lists_no_further_follow_up_and_no_notice_when_not_first_cont
         (
             "en",
             "The reminder you asked for: Ana Lima invites you to join Agora",
-            "You asked us to remind you of Ana Lima's invitation: here it is.",
-            "reminder Ana Lima asked us to send",
+            (
+                "You asked us to remind you of Ana Lima's invitation: here it is.",
+                "asked Agora to send their invitation. This reminder of it is the one you "
+                "asked for. Agora did not pick you.",
+            ),
+            ("reminder Ana Lima asked us to send", "asked Agora to send this."),
         ),
         (
             "fr",
-            "Le rappel que vous avez demandé : Ana Lima vous invite à rejoindre Agora",
-            "Vous nous avez demandé de vous rappeler l'invitation de Ana Lima : la voici.",
-            "demandé par Ana Lima",
+            "Le rappel que vous avez demandé\u00a0: Ana Lima vous invite à rejoindre Agora",
+            (
+                "Vous nous avez demandé de vous rappeler l'invitation de Ana Lima : la voici.",
+                "Agora vous a transmis son invitation à sa demande. Ce rappel, c'est vous qui "
+                "l'avez demandé.",
+            ),
+            ("demandé par Ana Lima", "Agora vous écrit à sa demande"),
         ),
     ],
 )
 def test_a_reminder_the_recipient_asked_for_says_so_not_that_the_member_did(
-    locale: str, subject: str, said: str, untrue: str
+    locale: str, subject: str, said: tuple[str, ...], untrue: tuple[str, ...]
 ) -> None:
-    """ "Remind me later" is the recipient's request: the email must not claim the member
-    asked for a reminder they never ticked."""
+    """ "Remind me later" is the recipient's request: the email, its footer included, must
+    not claim the member asked for a reminder they never ticked."""
     asked = replace(context(Inviter("Ana Lima"), first_contact=False), asked_by_recipient=True)
     reminder = render(MessageKind.REMINDER, locale, asked)
     assert reminder.subject == subject
     for part in (flat(reminder.text), flat(reminder.html.replace("&#39;", "'"))):
-        assert said in part
-        assert untrue not in part
+        for sentence in said:
+            assert sentence in part
+        for sentence in untrue:
+            assert sentence not in part
     # The member's own reminder keeps its words; a preview never carries the recipient's.
     ticked = render(MessageKind.REMINDER, locale, context(Inviter("Ana Lima", "", 1)))
-    assert untrue in flat(ticked.text)
+    for part in (flat(ticked.text), flat(ticked.html.replace("&#39;", "'"))):
+        for sentence in untrue:
+            assert sentence in part
+        for sentence in said:
+            assert sentence not in part
     assert (
         not preview(locale, context(Inviter("Ana Lima", "", 1)))
         .follow_ups[0]

@@ -200,6 +200,15 @@ def sections(locale: str, context: RenderContext, *, follow_ups: bool = True) ->
     ]
 
 
+def member_list(names: list[str], locale: str) -> str:
+    """The members as one phrase, "Ana, Bo and Cy": no comma before the last, as the
+    subjects of larger digests write them ("Ana, Bo and 3 others"). Babel's English lists
+    put one there ("Ana, Bo, and Cy"); French has none either way."""
+    if len(names) <= 2:
+        return format_list(names, locale=locale)
+    return format_list([", ".join(names[:-1]), names[-1]], locale=locale)
+
+
 def _shared_values(locale: str, context: RenderContext, tokens: Tokens) -> dict[str, object]:
     base = context.base_url.rstrip("/")
     platform = clean_name(context.platform)
@@ -211,7 +220,7 @@ def _shared_values(locale: str, context: RenderContext, tokens: Tokens) -> dict[
         "platform": platform,
         "base": base,
         "names": names,
-        "members": format_list(names, locale=locale),
+        "members": member_list(names, locale),
         "count": len(names),
         "postal_address": postal,
         "controller": f"{platform}, {postal}" if postal else platform,

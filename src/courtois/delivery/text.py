@@ -17,6 +17,8 @@ from courtois.domain.preview import MAX_NOTE_LENGTH
 
 ELLIPSIS = "…"
 WRAP_WIDTH = 72
+# Before each line of a member's note in plain text.
+QUOTE_INDENT = "  "
 # C0 and C1 controls, DEL, Unicode line and paragraph separators, and in names also the
 # bidirectional overrides and isolates that could make "Ana via Agora" read as something else.
 _NAME_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -60,5 +62,26 @@ def wrap(value: str) -> str:
 
 
 def quote(value: str) -> str:
-    """A member's note, indented and otherwise verbatim."""
-    return "\n".join(f"  {line}" if line else "" for line in value.split("\n"))
+    """A member's note, indented; each of its lines wrapped at 72 columns like the rest of
+    the text (a line that fits is kept verbatim, tabs and all), and a long line's own
+    indentation kept on each line it becomes. Words and links are never split."""
+    return "\n".join(_quoted(line) for line in value.split("\n"))
+
+
+def _quoted(line: str) -> str:
+    if not line:
+        return ""
+    if len(line) + len(QUOTE_INDENT) <= WRAP_WIDTH:
+        return QUOTE_INDENT + line
+    words = line.lstrip(" \t")
+    own = line[: len(line) - len(words)]
+    # An indentation that leaves no room for words is not kept: the words come first.
+    indent = QUOTE_INDENT + (own if len(own) <= WRAP_WIDTH // 4 else "")
+    return textwrap.fill(
+        words,
+        WRAP_WIDTH,
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )

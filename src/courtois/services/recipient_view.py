@@ -19,6 +19,7 @@ from courtois.domain.messages import MessageKind, MessageState
 from courtois.policy.verdict import Outcome
 from courtois.services.context import Context
 from courtois.services.recipient_actions import Link
+from courtois.services.recipient_email import carried_invitations
 from courtois.services.recipient_reminders import (
     date_bounds,
     decide_reminder,
@@ -84,6 +85,9 @@ class Held:
     reminder: ReminderView
     # Opened from a hand-sent text: only the linked invitation, nothing of the record.
     shared: bool = False
+    # The invitations the linked email carried (a digest's several), the linked one alone
+    # when empty.
+    carried: tuple[Invited, ...] = ()
 
 
 def _reminder(ctx: Context, connection: Connection, link: Link, now: datetime) -> ReminderView:
@@ -185,6 +189,7 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
             )
         ).scalar_one()
         reminder = _reminder(ctx, connection, link, now)
+        carried_ids = carried_invitations(connection, link)
     open_states = {s.value for s in OPEN_INVITATION_STATES}
     address = next((r.address for r in found if r.address and r.state in open_states), None)
     seen = [
@@ -203,6 +208,8 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
         if r.sent_at is not None or r.id == link.invitation_id
     ]
     (linked,) = [i for i in seen if i.is_linked]
+    by_id = {i.invitation_id: i for i in seen}
+    carried = tuple(by_id[i] for i in carried_ids if i in by_id)
     unsubscribed = recipient.unsubscribed_at if recipient else None
     return Held(
         linked=linked,
@@ -217,6 +224,7 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
         address_books=int(books),
         emails_sent=int(emails),
         reminder=reminder,
+        carried=carried or (linked,),
     )
 
 
@@ -260,4 +268,5 @@ def _shared_view(ctx: Context, link: Link, now: datetime) -> Held:
         emails_sent=0,
         reminder=ReminderView(False, None, False, False, first, last),
         shared=True,
+        carried=(linked,),
     )

@@ -8,6 +8,8 @@ A GET of `/u` changes nothing, because link scanners follow every link in a mess
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Request
@@ -15,14 +17,16 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from courtois.config import Settings
-from courtois.domain.errors import NotFound
+from courtois.domain.errors import InvalidInput, NotFound
+from courtois.services.context import Context
 from courtois.services.recipient_actions import (
+    Link,
     accept,
-    inviting_member,
     resolve_link,
     stop_member,
     unsubscribe_link,
 )
+from courtois.services.recipient_email import email_inviters, stop_email_members
 from courtois.tokens import Scope
 from courtois.web.deps import Ctx, Now
 from courtois.web.pages.forms import BadForm, asks_one_click, read_form
@@ -49,8 +53,21 @@ def unsubscribe_page(request: Request, token: str, ctx: Ctx) -> Response:
         link = resolve_link(ctx, Scope.UNSUBSCRIBE, token, shared_too=True)
     except NotFound:
         return not_found(request)
-    member = inviting_member(ctx, link, None)[1]
-    return page(request, link.locale, "unsubscribe.html", member=member)
+    return page(request, link.locale, "unsubscribe.html", inviters=email_inviters(ctx, link))
+
+
+def _stop_members(
+    ctx: Context, link: Link, fields: dict[str, str], now: datetime
+) -> dict[str, Any]:
+    """The page's other buttons: every member the email carried, or one of them (the
+    email's own member when none is named), as its footer offers; what the confirmation
+    page shows."""
+    if fields.get("action") == "stop-members":
+        return {"what": "stopped-members", "members": stop_email_members(ctx, link, now)}
+    chosen = fields.get("invitation")
+    if chosen is not None and chosen not in {i.invitation_id for i in email_inviters(ctx, link)}:
+        raise InvalidInput("Choose one of the members listed on the page.", {"invitation": "?"})
+    return {"what": "stopped-member", "member": stop_member(ctx, link, now, chosen)}
 
 
 @router.post("/u/{token:path}")
@@ -68,14 +85,15 @@ async def unsubscribe_now(request: Request, token: str, ctx: Ctx, now: Now) -> R
             link = await run_in_threadpool(
                 resolve_link, ctx, Scope.UNSUBSCRIBE, token, shared_too=True
             )
-            if fields.get("action") == "stop-member":
-                # The page's second button: the email's own member only, as the email offers.
-                member = await run_in_threadpool(stop_member, ctx, link, now)
-                return page(request, link.locale, "done.html", what="stopped-member", member=member)
+            if fields.get("action") in ("stop-member", "stop-members"):
+                shown = await run_in_threadpool(_stop_members, ctx, link, fields, now)
+                return page(request, link.locale, "done.html", **shown)
             return page(request, link.locale, "bad_request.html", 400, problem="unsubscribe")
         link = await run_in_threadpool(unsubscribe_link, ctx, token, now)
     except NotFound:
         return not_found(request)
+    except InvalidInput:
+        return page(request, link.locale, "bad_request.html", 400, problem="member")
     return fixed_page(request, link.locale, "unsubscribed.html")
 
 

@@ -24,6 +24,7 @@ from markupsafe import Markup
 
 from courtois.config import Settings
 from courtois.delivery.i18n import install_translations
+from courtois.delivery.render import member_list
 from courtois.delivery.text import clean_name, one_line
 from courtois.web.pages.i18n import choose_locale, translations
 
@@ -97,6 +98,8 @@ def environment(locale: str) -> Environment:
     env.filters["day"] = lambda value: day(value, locale)
     env.filters["instant"] = lambda value: when(_instant(value), locale)
     env.filters["name"] = clean_name
+    # Several names as one phrase, written as the emails write them ("Ana, Bo and Cy").
+    env.filters["names"] = lambda names: member_list([clean_name(n) for n in names], locale)
     env.filters["place"] = place
     return env
 
