@@ -449,7 +449,10 @@ def test_strict_eu_prints_the_link_and_the_text_to_send_and_refuses_a_reminder(
         text = shown.split("text to send:\n", 1)[1]
         assert text.startswith("Hello,\n")
         assert f"https://agora.test/join/{token}\n" in text
-        assert note in text  # no markup, emoji or wrapping of what the member wrote
+        # No markup or emoji made of what the member wrote; the link is never cut (the
+        # note is wrapped at spaces, as in every email's text).
+        assert "  [bold]Come[/bold] :smile:\n" in text
+        assert "  https://example.org/a-very-long-path/" + "x" * 80 + "\n" in text
         assert "from their own mailbox" in " ".join(text.split())
         assert "k1@example.net" in shown.split("personal link:")[0].splitlines()[-1]
         with engine.connect() as connection:
