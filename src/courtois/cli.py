@@ -185,6 +185,21 @@ def member_add(
     emit(as_json, data, lambda: out.print(f"member {member.id} saved"))
 
 
+@member_app.command("delete")
+def member_delete(
+    member_id: Annotated[str, typer.Argument(metavar="ID")],
+    now: NowOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Erase a member: nothing of theirs is sent any more, and nothing naming them is kept
+    but their id; the id cannot be registered again. Repeating it is harmless."""
+    from courtois.services.member_erasure import erase_member
+
+    erased = run(lambda ctx: erase_member(ctx, member_id, parse_now(now)))
+    data = erased.as_dict()
+    emit(as_json, data, lambda: out.print(f"member {erased.id} erased: {data}"))
+
+
 @app.command()
 def invite(
     member: Annotated[str, typer.Option("--member")],

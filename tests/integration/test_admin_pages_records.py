@@ -18,6 +18,7 @@ from support import T0, send_invites
 from courtois.config import Settings
 from courtois.policy.chain import CHAIN
 from courtois.services.context import Context
+from courtois.services.member_erasure import erase_member
 from courtois.services.recipients import unsubscribe
 from courtois.store.tables import decisions, ledger
 
@@ -95,6 +96,20 @@ def test_the_lookup_of_an_unknown_or_bad_address(ctx: Context) -> None:
     assert "not an address" not in bad.text
     assert suppressed.status_code == 200
     assert "because: hard-bounce" in suppressed.text
+
+
+def test_the_lookup_names_an_erased_inviter_as_erased(ctx: Context) -> None:
+    """Ana is erased: her id stays in the recipient's record, naming no one."""
+    history = make_history(ctx)
+    erase_member(ctx, "ana", T0 + timedelta(days=5))
+    with serve(ctx) as site:
+        csrf = sign_in(site)
+        page = site.post("/admin/lookup", data={"csrf": csrf, "address": history.people["b1"]})
+        other = site.post("/admin/lookup", data={"csrf": csrf, "address": history.people["a1"]})
+    assert page.status_code == other.status_code == 200
+    assert "erased member" not in page.text  # b1 was invited by Bruno only
+    assert '<em>erased member</em> <span class="mono">(ana)</span>' in other.text
+    assert 'Bruno <span class="mono">(bruno)</span>' in other.text
 
 
 def test_the_ledger_holds_then_a_changed_row_is_named(ctx: Context) -> None:

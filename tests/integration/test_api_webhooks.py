@@ -63,10 +63,14 @@ def test_every_event_type_reaches_the_receiver_signed_and_without_an_address(
         api.ok(api.post("/v1/joined", {"email": "bo@example.org"}))
         api.ok(api.post("/v1/recipients/forget", {"email": "cy@example.org"}))
         api.ok(api.post("/v1/recipients/unsubscribe", {"email": "eve@example.org"}))
+        add_member(api, "zed", "Zed Quill")
+        api.ok(api.http.delete("/v1/members/zed"))
         with httpx.Client() as client:
             deliver_webhooks(api.ctx, api.clock.now, client)
     events = [json.loads(body) for _, body in hooks.received]
     assert {e["type"] for e in events} == set(EVENT_TYPES)
+    erased = next(e for e in events if e["type"] == "member.erased")
+    assert erased["data"] == {"member_id": "zed", "erased_at": api.clock.now.isoformat()}
     assert [e["type"] for e in events].count("invitation.sent") == 2
     for headers, body in hooks.received:
         assert b"@" not in body

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 
 from conftest import T0
 from courtois.services.context import Context
+from courtois.services.member_erasure import erase_member
 from courtois.services.members import register_member
 from courtois.services.sign_in_links import KEPT
 from courtois.store.tables import sign_in_links_used
@@ -268,6 +269,29 @@ def test_signing_out_ends_every_copy_of_the_session(ctx: Context) -> None:
         assert len(contact_ids(ctx, "ana")) == 3
         with member_session(site) as again:
             assert again.get("/member/").status_code == 200
+
+
+def test_erasing_the_member_ends_their_sessions_and_links(ctx: Context) -> None:
+    """An open session, a form with its token and an unused sign-in link all stop once
+    the member is erased; nothing of theirs is shown or changed."""
+    add_member(ctx)
+    import_some(ctx, "ana", 3)
+    with live_site(ctx, T0) as site:
+        unused = sign_in_link(site, "ana")
+        with member_session(site) as ana:
+            token = ana.csrf()
+            erase_member(ctx, "ana", T0 + timedelta(minutes=1))
+            assert ana.get("/member/").status_code == 401
+            pasting = ana.post(
+                "/member/import/paste",
+                {"addresses": "new.one@example.org"},
+                token=token,
+                headers=SAME_ORIGIN,
+            )
+            assert pasting.status_code == 401
+        with httpx.Client(base_url=site.base_url, follow_redirects=False) as http:
+            assert follow_sign_in_link(http, unused).status_code == 401
+    assert contact_ids(ctx, "ana") == []
 
 
 def _add_bruno(ctx: Context) -> None:

@@ -22,6 +22,7 @@ class EventType(StrEnum):
     """Everything the ledger records."""
 
     MEMBER_REGISTERED = "member.registered"
+    MEMBER_ERASED = "member.erased"
     CONTACTS_IMPORTED = "contacts.imported"
     CONTACTS_DELETED = "contacts.deleted"
     CONSENT_GIVEN = "consent.given"

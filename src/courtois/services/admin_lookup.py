@@ -95,6 +95,8 @@ class RecipientFile:
     forgotten_at: datetime | None
     is_member: bool
     member_names: dict[str, str]
+    # Members named here whose personal data was erased: their id stays, naming no one.
+    erased_members: frozenset[str]
     blocks: tuple[MemberMark, ...]
     complaints: tuple[MemberMark, ...]
     decisions: tuple[DecisionRecord, ...]
@@ -178,6 +180,7 @@ def _file(connection: Connection, digest: str) -> RecipientFile:
     )
     inviters = sorted({i.member_id for i in found_invitations})
     named = {*inviters, *(b.member_id for b in blocks), *(d.member_id for d in found_decisions)}
+    names, erased = _names(connection, sorted(named))
     is_member = (
         connection.execute(
             select(members.c.id).where(members.c.email_digest == digest).limit(1)
@@ -193,7 +196,8 @@ def _file(connection: Connection, digest: str) -> RecipientFile:
         joined_at=state.joined_at if state else None,
         forgotten_at=state.forgotten_at if state else None,
         is_member=is_member,
-        member_names=_names(connection, sorted(named)),
+        member_names=names,
+        erased_members=erased,
         blocks=blocks,
         complaints=_complaints(connection, digest, inviters),
         decisions=found_decisions,
@@ -217,11 +221,13 @@ def _complaints(connection: Connection, digest: str, inviters: list[str]) -> tup
     )
 
 
-def _names(connection: Connection, member_ids: list[str]) -> dict[str, str]:
-    """Each member's display name."""
+def _names(connection: Connection, member_ids: list[str]) -> tuple[dict[str, str], frozenset[str]]:
+    """Each member's display name, and which of them were erased."""
     if not member_ids:
-        return {}
+        return {}, frozenset()
     rows = connection.execute(
-        select(members.c.id, members.c.name).where(members.c.id.in_(member_ids))
-    )
-    return {r.id: r.name for r in rows}
+        select(members.c.id, members.c.name, members.c.erased_at).where(
+            members.c.id.in_(member_ids)
+        )
+    ).all()
+    return {r.id: r.name for r in rows}, frozenset(r.id for r in rows if r.erased_at)

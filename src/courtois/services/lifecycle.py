@@ -30,9 +30,9 @@ def withdraw(ctx: Context, invitation_id: str, now: datetime, member_id: str | N
         ).first()
         if row is None or (member_id is not None and row.member_id != member_id):
             raise NotFound(f"No invitation {invitation_id!r}.", {"invitation": invitation_id[:40]})
-        lock_member(uow.conn, row.member_id)
+        lock_member(uow.conn, row.member_id, erased_too=True)
         lock_recipients(uow.conn, [row.recipient_digest])
-        if _leaving(uow.conn, [invitation_id]):
+        if sending_now(uow.conn, [invitation_id]):
             raise Conflict(
                 "Its email is being sent right now and can no longer be stopped; once it has "
                 "left, withdrawing the invitation stops any reminder.",
@@ -68,7 +68,7 @@ def revoke_consent(
             raise NotFound(f"No consent {consent_id!r}.", {"consent": consent_id[:40]})
         if row.revoked_at is not None:
             raise Conflict("This consent is already revoked.", {"consent": consent_id})
-        lock_member(uow.conn, row.member_id)
+        lock_member(uow.conn, row.member_id, erased_too=True)
         under = uow.conn.execute(
             select(invitations.c.recipient_digest, invitations.c.id).where(
                 invitations.c.consent_id == consent_id
@@ -80,7 +80,7 @@ def revoke_consent(
         # An invitation whose email the worker is handing to SMTP right now cannot be
         # stopped: it is left to become sent (its reminder is then refused, the consent
         # being revoked) and counted, rather than said withdrawn while its email arrives.
-        leaving = _leaving(uow.conn, [r.id for r in under])
+        leaving = sending_now(uow.conn, [r.id for r in under])
         unsent = (invitations.c.consent_id == consent_id) & (
             invitations.c.state == InvitationState.SCHEDULED.value
         )
@@ -113,7 +113,7 @@ def revoke_consent(
 SENDING = MessageState.SENDING.value
 
 
-def _leaving(connection: Connection, invitation_ids: list[str]) -> set[str]:
+def sending_now(connection: Connection, invitation_ids: list[str]) -> set[str]:
     """Those of these invitations with an email being handed to SMTP now (claimed, its
     outcome not yet recorded); read under the recipients' locks, which a claim takes too."""
     found: set[str] = set()

@@ -38,8 +38,10 @@ class Slice:
 
 
 def check_member(connection: Connection, member_id: str) -> None:
-    """NotFound unless the member exists."""
-    found = connection.execute(select(members.c.id).where(members.c.id == member_id)).first()
+    """NotFound unless the member exists (an erased member does not)."""
+    found = connection.execute(
+        select(members.c.id).where(members.c.id == member_id, members.c.erased_at.is_(None))
+    ).first()
     if found is None:
         raise NotFound("No such member.")
 

@@ -18,7 +18,10 @@ from courtois.store.bulk import among, chunked, is_postgres, per_dialect, prebui
 from courtois.store.tables import members, recipients
 
 # The statements every invitation runs, built once (see `per_dialect`).
-_LOCK_MEMBER = select(members.c.id).where(members.c.id == bindparam("b_member")).with_for_update()
+_LOCK_ANY_MEMBER = (
+    select(members.c.id).where(members.c.id == bindparam("b_member")).with_for_update()
+)
+_LOCK_MEMBER = _LOCK_ANY_MEMBER.where(members.c.erased_at.is_(None))
 _ADD_RECIPIENTS_POSTGRES = text(
     "INSERT INTO recipients (digest) SELECT unnest(CAST(:digests AS varchar[])) "
     "ON CONFLICT DO NOTHING"
@@ -34,9 +37,11 @@ _LOCK_RECIPIENTS = per_dialect(
 )
 
 
-def lock_member(connection: Connection, member_id: str) -> bool:
-    """Lock the member's row; False when there is no such member."""
-    return connection.execute(_LOCK_MEMBER, {"b_member": member_id}).first() is not None
+def lock_member(connection: Connection, member_id: str, *, erased_too: bool = False) -> bool:
+    """Lock the member's row; False when there is no such member, or when they were erased
+    (nothing may be written for them again) unless `erased_too`."""
+    statement = _LOCK_ANY_MEMBER if erased_too else _LOCK_MEMBER
+    return connection.execute(statement, {"b_member": member_id}).first() is not None
 
 
 def lock_recipients(connection: Connection, digests: Iterable[str]) -> dict[str, Row[Any]]:

@@ -66,8 +66,10 @@ _SLACK = timedelta(minutes=1)
 def _export(
     connection: Connection, member_id: str, now: datetime, policy: PolicyConfig
 ) -> dict[str, Any]:
-    member = connection.execute(select(members).where(members.c.id == member_id)).first()
-    if member is None:
+    member = connection.execute(
+        select(members).where(members.c.id == member_id, members.c.erased_at.is_(None))
+    ).first()
+    if member is None:  # never was, or was erased: nothing is held about them to hand over
         raise NotFound("No such member.")
     contact_rows = connection.execute(
         select(contacts).where(contacts.c.member_id == member_id).order_by(contacts.c.id)

@@ -1,4 +1,8 @@
-"""register_member: create or update the platform's member."""
+"""register_member: create or update the platform's member.
+
+An erased member (`services.member_erasure`) is no member: every read here says NotFound
+for them, and their id is not registered again.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,16 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, select, update
 
 from courtois.domain.addresses import parse_address
-from courtois.domain.errors import NotFound
+from courtois.domain.errors import Conflict, NotFound
 from courtois.domain.ledger import EventType
 from courtois.domain.members import Member, check_display_name, check_locale, check_member_id
 from courtois.services.context import Context
 from courtois.store.tables import members
 
 # Read on every preview and invitation: built once, run with a parameters dict.
-_MEMBER = select(members).where(members.c.id == bindparam("b_member"))
+_MEMBER = select(members).where(
+    members.c.id == bindparam("b_member"), members.c.erased_at.is_(None)
+)
 _LOCK_MEMBER = _MEMBER.with_for_update()
 
 
@@ -47,8 +53,15 @@ def register_member(
     }
     with ctx.unit_of_work(now) as uow:
         exists = uow.conn.execute(
-            select(members.c.id).where(members.c.id == member.id).with_for_update()
+            select(members.c.erased_at).where(members.c.id == member.id).with_for_update()
         ).first()
+        if exists and exists.erased_at is not None:
+            # The id's history (consents, invitations, the sender's record) is the erased
+            # person's: a new person under it would inherit it and read it in an export.
+            raise Conflict(
+                "This member was erased; its id cannot be registered again: use a new id.",
+                {"id": "erased"},
+            )
         if exists:
             uow.conn.execute(update(members).where(members.c.id == member.id).values(**values))
         else:
@@ -78,6 +91,15 @@ def _found(row: Row[Any] | None, member_id: str) -> Member:
     return Member(
         id=row.id, email=row.email, name=row.name, locale=row.locale, reply_to=row.reply_to
     )
+
+
+def check_known_member(ctx: Context, member_id: str) -> None:
+    """NotFound unless this id is or was a member: a recipient may still stop mail from a
+    member who was erased since (their word is final, invariant 4)."""
+    with ctx.engine.connect() as connection:
+        found = connection.execute(select(members.c.id).where(members.c.id == member_id)).first()
+    if found is None:
+        raise NotFound(f"No member {member_id!r}.", {"member": member_id[:140]})
 
 
 def end_sessions(ctx: Context, member_id: str, now: datetime) -> None:

@@ -84,9 +84,10 @@ def unsubscribe(
 ) -> dict[str, int]:
     """Stop all mail to this recipient, or all mail from one member; idempotent. A member
     id that names nobody is refused with nothing written: a mistyped id would otherwise
-    report success while the member meant stays free to mail the recipient."""
+    report success while the member meant stays free to mail the recipient. A member
+    erased since their invitation is still someone the recipient may stop."""
     with ctx.unit_of_work(now) as uow:
-        if from_member is not None and not lock_member(uow.conn, from_member):
+        if from_member is not None and not lock_member(uow.conn, from_member, erased_too=True):
             raise NotFound(f"No member {from_member!r}.", {"member": from_member[:140]})
         lock_recipients(uow.conn, [digest])
         counts = stop_mail(uow, digest, from_member)

@@ -144,7 +144,8 @@ class MemberDigests:
             if row is None:
                 return None
             self._ahead[row.id] = row.email_digest
-        return self._ahead.pop(member_id)
+        # An erased member's digest is gone with their address: nobody to match.
+        return self._ahead.pop(member_id) or None
 
 
 def _after_last(connection: Connection) -> int:

@@ -1,4 +1,4 @@
-"""The webhook outbox: what the platform is told about invitations and recipients.
+"""The webhook outbox: what the platform is told about invitations, recipients and members.
 
 Events are written by the transaction that makes the change they report, so an event is
 never sent for a change that rolled back, nor lost for one that committed. They carry ids
@@ -28,7 +28,8 @@ EVENT_OF_STATE = {
     InvitationState.BOUNCED: "invitation.bounced",
 }
 UNSUBSCRIBED = "recipient.unsubscribed"
-EVENT_TYPES = (*EVENT_OF_STATE.values(), UNSUBSCRIBED)
+MEMBER_ERASED = "member.erased"
+EVENT_TYPES = (*EVENT_OF_STATE.values(), UNSUBSCRIBED, MEMBER_ERASED)
 
 
 def event_row(event: str, data: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -88,3 +89,10 @@ def record_unsubscribed(
         "reason": reason,
     }
     insert_rows(uow.conn, webhook_events, [event_row(UNSUBSCRIBED, data, uow.now)])
+
+
+def record_member_erased(uow: UnitOfWork, member_id: str) -> None:
+    """The member's personal data was erased: a platform that mirrors courtois's changes
+    hears of it as of any other."""
+    data = {"member_id": member_id, "erased_at": uow.now.isoformat()}
+    insert_rows(uow.conn, webhook_events, [event_row(MEMBER_ERASED, data, uow.now)])

@@ -8,7 +8,8 @@ foreign keys link only tables of the same key, through that key, so each constra
 within one shard. A surrogate `id` that is also looked up alone keeps a plain index. Where
 a per-recipient row names a member or a consent, no foreign key holds it: `invite` writes
 the consent, its recipients and the invitations in one transaction under the member's
-lock, and members and consents are never deleted.
+lock, and members and consents are never deleted: erasing a member empties its row and
+its consents of personal data (`services.member_erasure`) and keeps them under their ids.
 
 On SQLite, which has one node and generates integers only for a lone INTEGER PRIMARY KEY,
 the tables keyed by an integer `id` (ROWID_KEYED) keep `id` alone as their primary key.
@@ -64,6 +65,9 @@ members = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     # Member-page sessions opened up to this instant are over (the member signed out).
     Column("sessions_ended_at", UTCDateTime, nullable=True),
+    # When the member's personal data was erased: email, digest and name are then empty,
+    # and the id is never a member again (`services.member_erasure`).
+    Column("erased_at", UTCDateTime, nullable=True),
 )
 
 contacts = Table(

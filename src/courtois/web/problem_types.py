@@ -15,6 +15,7 @@ PROBLEM_TYPES: dict[str, str] = {
     "consent-not-found": "No such consent.",
     "invitation-not-found": "No such invitation.",
     "member-not-found": "No such member.",
+    "member-erased": "The member was erased; their id cannot be registered again.",
     "method-not-allowed": "The route does not answer this method.",
     "conflict": "The request contradicts the current state.",
     "illegal-transition": "The thing named cannot move to the state asked for.",

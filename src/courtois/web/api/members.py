@@ -1,4 +1,5 @@
-"""`/v1/members`: the platform registers its members and signs them in to the member pages."""
+"""`/v1/members`: the platform registers its members, signs them in to the member pages, and
+erases them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from courtois.domain.errors import Conflict
 from courtois.domain.members import MAX_NAME_LENGTH, SUPPORTED_LOCALES, Member
+from courtois.services.member_erasure import erase_member
 from courtois.services.members import get_member, register_member
 from courtois.tokens import MEMBER_LINK_MAX_AGE_SECONDS, make_sign_in_token
 from courtois.web.api.common import (
@@ -22,7 +25,7 @@ from courtois.web.api.common import (
 )
 from courtois.web.deps import Ctx, Now
 from courtois.web.idempotency import Answer, once
-from courtois.web.problems import responses
+from courtois.web.problems import Problem, responses
 
 router = v1_router("members")
 
@@ -61,6 +64,22 @@ class MemberOut(BaseModel):
         )
 
 
+class MemberErased(BaseModel):
+    """What erasing the member stopped and removed. A repeat answers the same id and first
+    instant, with zeros: nothing was left."""
+
+    id: str
+    erased_at: datetime = Field(description="When the member was first erased.")
+    invitations_withdrawn: int = Field(description="Open invitations, now withdrawn.")
+    emails_cancelled: int = Field(description="Emails waiting to be sent, now cancelled.")
+    consents_revoked: int = Field(description="Consents still active, now revoked.")
+    contacts_deleted: int = Field(description="Imported contacts, deleted.")
+    already_leaving: int = Field(
+        description="Invitations whose email was being handed to SMTP at that moment: they "
+        "could not be stopped and become sent (with no reminder)."
+    )
+
+
 class SignInLink(BaseModel):
     """A signed link that signs the member in to the member pages, valid briefly."""
 
@@ -78,12 +97,17 @@ def save_member(
     body: MemberIn, request: Request, ctx: Ctx, now: Now, key: IdempotencyKey = None
 ) -> JSONResponse:
     """Create the member, or update the one with this id; names with control characters
-    (header injection) are refused, not cleaned."""
+    (header injection) are refused, not cleaned. The id of an erased member is refused
+    (409 `member-erased`): its history is the erased person's, so a new person needs a
+    new id."""
 
     def action() -> Answer:
-        member = register_member(
-            ctx, body.id, body.email, body.name, body.locale, now, reply_to=body.reply_to
-        )
+        try:
+            member = register_member(
+                ctx, body.id, body.email, body.name, body.locale, now, reply_to=body.reply_to
+            )
+        except Conflict as error:
+            raise Problem(409, "member-erased", error.message, error.details) from None
         return Answer(200, MemberOut.of(member).model_dump(mode="json"))
 
     return once(request, ctx, now, key, body.model_dump(mode="json"), action)
@@ -99,6 +123,32 @@ def read_member(member_id: MemberId, ctx: Ctx) -> MemberOut:
     """The member with this id."""
     with not_found_as("member"):
         return MemberOut.of(get_member(ctx, member_id))
+
+
+@router.delete(
+    "/members/{member_id}",
+    response_model=MemberErased,
+    responses=responses(404, 409, 422),
+    summary="Erase a member",
+)
+def delete_member(
+    member_id: MemberId, request: Request, ctx: Ctx, now: Now, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Erase the member (GDPR Art. 17), in one transaction, before answering: every waiting
+    email is cancelled, every open invitation withdrawn and every consent revoked (an email
+    being handed to SMTP at that moment is counted in `already_leaving`); their imported
+    contacts, stored API answers and sessions go; their address and name, and each
+    consent's note, IP and user agent, are cleared. The id stays, naming no one, so the
+    audit ledger's history stays whole; the member is then not found anywhere, their
+    export included, and the id cannot be registered again. Recipients' opt-outs stay.
+    A repeat succeeds with zeros; with an `Idempotency-Key` it replays the first answer."""
+
+    def action() -> Answer:
+        with not_found_as("member"):
+            erased = erase_member(ctx, member_id, now)
+        return Answer(200, MemberErased.model_validate(erased.as_dict()).model_dump(mode="json"))
+
+    return once(request, ctx, now, key, {"member": member_id}, action)
 
 
 @router.post(

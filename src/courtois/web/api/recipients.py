@@ -7,7 +7,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from courtois.services.members import get_member
+from courtois.services.members import check_known_member
 from courtois.services.recipients import forget_recipient, unsubscribe
 from courtois.web.api.common import (
     MEMBER_ID_PATTERN,
@@ -65,7 +65,7 @@ def unsubscribe_recipient(
     digest = ctx.digest(check_email(body.email))
     if body.from_member is not None:
         with not_found_as("member"):
-            get_member(ctx, body.from_member)
+            check_known_member(ctx, body.from_member)
 
     def action() -> Answer:
         counts = unsubscribe(ctx, digest, now, body.from_member)
