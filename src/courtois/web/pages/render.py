@@ -17,6 +17,7 @@ from importlib.resources import files
 from typing import Any
 
 from babel.dates import format_date, format_time
+from babel.numbers import format_decimal
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -98,6 +99,7 @@ def environment(locale: str) -> Environment:
     env.filters["instant"] = lambda value: when(_instant(value), locale)
     env.filters["name"] = clean_name
     env.filters["place"] = place
+    env.filters["number"] = lambda value: format_decimal(value, locale=locale)
     return env
 
 
