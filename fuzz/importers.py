@@ -19,8 +19,8 @@ with atheris.instrument_imports():
     from courtois.domain.contacts import ContactInput, RecordProblem
     from courtois.domain.errors import InvalidInput
     from courtois.importers import read_contacts
-    from courtois.importers.imap import _addresses
     from courtois.importers.imap_folders import choose_sent, parse_list
+    from courtois.importers.imap_headers import addresses_of
     from courtois.importers.webdav import BudgetedStream, ByteBudget, read_multistatus
 
 FORMATS = (None, "vcard", "csv", "ldif")
@@ -45,7 +45,7 @@ def test_one_input(data: bytes) -> None:
                 storable(record.where, record.reason)
             else:
                 raise TypeError(f"a reader yielded {type(record).__name__}")
-    for found in _addresses(data[:HEADER_BYTES], "message 1"):
+    for found in addresses_of(data[:HEADER_BYTES], "message 1", cut=False):
         storable(found.where)
     boxes = parse_list(data.splitlines())
     choose_sent(boxes, None)

@@ -3,8 +3,9 @@
 The format (vCard, CSV of the usual exports, LDIF) is detected from the first bytes unless
 `--format` names it. Contacts arrive unselected and are purged within a day unless the
 member picks them. Large files show a progress bar on a terminal; the end is a summary
-(imported, duplicates, flagged, rejected) and, for each record not imported, where it was
-in the file and why. `--carddav URL` and `--imap HOST` read the member's accounts instead.
+(imported, duplicates, flagged, rejected), what the source held beyond what was read (a Sent
+folder's older messages) and, for each record not imported, where it was in the file and
+why. `--carddav URL` and `--imap HOST` read the member's accounts instead.
 """
 
 from __future__ import annotations
@@ -182,6 +183,8 @@ def show(data: dict[str, Any]) -> None:
     for label in ("records", "imported", "duplicates", "flagged", "rejected"):
         summary.add_row(label, str(data[label]))
     cli.out.print(summary)
+    for cut in data.get("not_read", []):
+        cli.out.print(escape(f"{cut['reason'][:1].upper()}{cut['reason'][1:]}."))
     for kind in ("rejected", "flagged", "duplicate"):
         entries = data[f"{kind}_records"]
         if not entries:

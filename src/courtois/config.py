@@ -56,6 +56,9 @@ class Settings:
     import_max_bytes: int = 64 * 1024 * 1024
     # CardDAV and IMAP imports connect where a member says; private networks only if allowed.
     import_private_hosts: bool = False
+    # How long reading one CardDAV or IMAP account may take in all, in seconds: each network
+    # wait has its own 30 s timeout, which a server sending a byte now and then never trips.
+    import_deadline_seconds: int = 120
     # Signed webhooks (invitation.sent, accepted, ...): both set, or none sent.
     webhook_url: str = ""
     webhook_secret: str = ""

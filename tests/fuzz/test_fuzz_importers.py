@@ -37,8 +37,8 @@ from courtois.importers import read_contacts
 from courtois.importers.csv_exports import read_csv
 from courtois.importers.decoding import decode_bytes, decode_head, fix_text, looks_like_text
 from courtois.importers.detect import detect_format
-from courtois.importers.imap import _addresses
 from courtois.importers.imap_folders import choose_sent, decode_mailbox_name, parse_list
+from courtois.importers.imap_headers import addresses_of
 from courtois.importers.ldif import read_ldif
 from courtois.importers.vcard import read_vcards
 from courtois.importers.webdav import BudgetedStream, ByteBudget, DavResponse, read_multistatus
@@ -221,10 +221,10 @@ def test_header_blocks_give_records(block: bytes, changes: list[Edit]) -> None:
     # '""' take seconds): blocks are kept to the size of real To and Cc fields here.
     data = mutate(block, changes)[:HEADER_SIZE]
     with time_limit(f"reading a header block of {len(data)} bytes", len(data)):
-        records = list(_addresses(data, "message 1"))
+        records = list(addresses_of(data, "message 1", cut=False))
     check_records(records)
     assert records  # an address or the reason why none came
-    assert list(_addresses(data, "message 1")) == records
+    assert list(addresses_of(data, "message 1", cut=False)) == records
 
 
 list_lines = st.one_of(

@@ -63,6 +63,7 @@ def test_json_contacts_are_imported_unselected_with_every_record_accounted_for(
     }
     assert report["flagged_records"] == [{"where": "contacts[3]", "reason": "your own address"}]
     assert report["duplicate_records"][0]["reason"] == "duplicate of contacts[0]"
+    assert report["not_read"] == []  # nothing of the source left unread
     stored = {r.address: r for r in rows(api.ctx, contacts)}
     assert set(stored) == {"bo@example.com", "cy@example.com"}
     assert not any(r.selected for r in stored.values())

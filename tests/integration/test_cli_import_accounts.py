@@ -16,6 +16,9 @@ from imap_server import ImapServer, dovecot
 from sqlalchemy import create_engine, func, select
 from test_cli import NOW, assert_refused, courtois, environment, ok
 
+from courtois.cli_imports import show
+from courtois.domain.contacts import ReadLimit
+from courtois.services.contacts import ImportReport
 from courtois.store.tables import contacts
 
 PASSWORD = "ana-secret-41"
@@ -131,3 +134,14 @@ def test_no_password_on_a_pipe_is_refused(
     assert_refused(courtois(bare, *args), "COURTOIS_IMPORT_PASSWORD")
     assert_refused(courtois(env, "import", "--member", "ana"), "exactly one source")
     assert count(database) == 0
+
+
+def test_the_summary_says_what_a_sent_folder_held_beyond_what_was_read(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    report = ImportReport(records=40, imported=40, limits=[ReadLimit("Sent", 5_000, 5_108)])
+
+    show(report.as_dict())
+
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "Only the newest 5,000 of the 5,108 messages in Sent were read." in shown

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 from carddav_server import CardDavServer, free_port, radicale
@@ -261,12 +265,12 @@ class _EndlessDav(_SloppyDav):
 BO_CARD = "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Bo\r\nEMAIL:bo@example.org\r\nEND:VCARD\r\n"
 
 
-def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def _serve(handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1") -> Iterator[str]:
+    server = ThreadingHTTPServer((host, 0), handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://{host}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -354,3 +358,107 @@ def test_a_bad_url_is_refused_before_any_connection(url: str) -> None:
 def test_timeout_and_limit_must_be_positive() -> None:
     with pytest.raises(InvalidInput, match="positive"):
         read_carddav("https://dav.example.org/", "ana", PASSWORD, max_bytes=0)
+    with pytest.raises(InvalidInput, match="positive"):
+        read_carddav("https://dav.example.org/", "ana", PASSWORD, deadline=0)
+
+
+# What a dribbling server sends at once, then byte after byte: in the headers, or in the body.
+DRIBBLES = {
+    "headers": (b"HTTP/1.1 207 Multi-Status\r\nX-Slow: ", b"a"),
+    "body": (
+        b"HTTP/1.1 207 Multi-Status\r\nContent-Type: application/xml\r\n\r\n"
+        b'<?xml version="1.0"?><d:multistatus xmlns:d="DAV:">',
+        b" ",
+    ),
+}
+
+
+@contextmanager
+def dribbling_server(where: str) -> Iterator[str]:
+    """A server answering any request with one byte every 0.1 s, each wait far inside the
+    timeout, for 8 s at most (a reader without a deadline fails instead of hanging)."""
+    head, byte = DRIBBLES[where]
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve() -> None:
+        try:
+            connection, _ = listener.accept()
+        except OSError:  # closed unused: the reader refused before connecting
+            return
+        with connection:
+            connection.recv(65_536)
+            connection.sendall(head)
+            until = time.monotonic() + 8
+            while time.monotonic() < until:
+                try:
+                    connection.sendall(byte)
+                except OSError:  # the reader gave up and closed
+                    return
+                time.sleep(0.1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        thread.join(10)
+
+
+@pytest.mark.parametrize("where", sorted(DRIBBLES))
+def test_a_server_sending_a_byte_now_and_then_is_stopped_at_the_deadline(where: str) -> None:
+    with dribbling_server(where) as url:
+        started = time.monotonic()
+        with pytest.raises(InvalidInput) as caught:
+            list(read_carddav(url + "/book/", "ana", PASSWORD, deadline=1.5))
+        took = time.monotonic() - started
+
+    assert re.fullmatch(
+        r"http://127\.0\.0\.1:\d+ did not send the address books within the 1\.5 seconds an "
+        r"import may take; nothing was imported\.",
+        caught.value.message,
+    )
+    assert 1.5 <= took < 2.5
+
+
+class _Redirect(_Website):
+    """Sends every WebDAV request on to another server."""
+
+    target = ""
+
+    def do_PROPFIND(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(307)
+        self.send_header("Location", self.target)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class _Refusing(_Website):
+    """Asks for a password, and records whether one came."""
+
+    authorizations: ClassVar[list[str | None]] = []
+
+    def do_PROPFIND(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.authorizations.append(self.headers.get("Authorization"))
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="dav"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_a_refusal_names_the_server_a_redirect_led_to() -> None:
+    refusing = type("Refusing", (_Refusing,), {"authorizations": []})
+    # Another host, so another origin: httpx sends the password to the first only.
+    for there in _serve(refusing, "127.0.0.2"):
+        for here in _serve(type("Redirect", (_Redirect,), {"target": there + "/dav/"})):
+            with pytest.raises(InvalidInput) as caught:
+                list(read_carddav(here + "/book/", "ana", PASSWORD))
+    assert refusing.authorizations == [None]
+    message = caught.value.message
+    assert message.startswith(f"{there}, where {here} redirected, asks for a user name")
+    assert f"give {there}'s address instead" in message
+    assert PASSWORD not in message

@@ -10,7 +10,10 @@ import pytest
 from sqlalchemy import select
 from support import T0, add_members, count, counts
 
+from courtois.domain.contacts import ContactInput
 from courtois.domain.errors import InvalidInput
+from courtois.services import contacts as contacts_service
+from courtois.services.contacts import import_contacts
 from courtois.services.context import Context
 from courtois.services.imports import import_file
 from courtois.store.tables import contacts, ledger
@@ -89,3 +92,37 @@ def test_reimporting_reports_duplicates_with_where_they_were(ctx: Context) -> No
     with ctx.engine.connect() as connection:
         names = connection.execute(select(contacts.c.display_name).order_by(contacts.c.id)).all()
     assert [n[0] for n in names] == ["Person 0", "Person 1", "Person 2", "Person 3"]
+
+
+def test_the_contact_cap_counts_people_not_records(ctx: Context) -> None:
+    """5,000 sent messages to the same 21 people: 105,000 records, 21 contacts, imported."""
+    add_members(ctx)
+    records = [
+        ContactInput(f"friend{n % 21}@example.org", "", f"message {n // 21 + 1}")
+        for n in range(105_000)
+    ]
+
+    report = import_contacts(ctx, "ana", records, "imap-sent", T0)
+
+    assert (report.records, report.imported, len(report.duplicates)) == (105_000, 21, 104_979)
+    assert count(ctx, contacts) == 21
+
+
+def test_different_contacts_and_records_read_are_each_bounded(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lowered here: the real bounds are 100,000 contacts and 250,000 records."""
+    monkeypatch.setattr(contacts_service, "MAX_CONTACTS_PER_IMPORT", 20)
+    monkeypatch.setattr(contacts_service, "MAX_RECORDS_PER_IMPORT", 1_000)
+    add_members(ctx)
+    before = counts(ctx, (contacts, ledger))
+
+    def people(n: int, among: int) -> list[ContactInput]:
+        return [ContactInput(f"p{i % among}@example.org") for i in range(n)]
+
+    with pytest.raises(InvalidInput, match="at most 20 different contacts"):
+        import_contacts(ctx, "ana", people(21, 21), "file", T0)
+    with pytest.raises(InvalidInput, match="reads at most 1,000 records"):
+        import_contacts(ctx, "ana", people(1_001, 20), "file", T0)
+    assert counts(ctx, (contacts, ledger)) == before
+    assert import_contacts(ctx, "ana", people(1_000, 20), "file", T0).imported == 20

@@ -7,19 +7,30 @@ counters prove what was asked for: only the To and Cc fields of the Sent folder'
 from __future__ import annotations
 
 import base64
+import itertools
 import re
 import socket
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from imap_server import ImapServer, dovecot, free_port
+from support import T0, add_members, rows
 
-from courtois.domain.contacts import ContactInput, RecordProblem
+from courtois.domain.contacts import ContactInput, ReadLimit, RecordProblem
 from courtois.domain.errors import InvalidInput
 from courtois.importers import imap as imap_reader
 from courtois.importers.imap import read_sent_recipients
+from courtois.importers.imap_headers import CUT_OFF, HEADER_BYTES, UNREADABLE
+from courtois.services import imports as import_service
+from courtois.services.contacts import ImportReport
+from courtois.services.context import Context
+from courtois.store.tables import contacts
 
 PASSWORD = "ana-secret-41"
 UNICODE_PASSWORD = "mot-de-passe-é"
@@ -88,6 +99,37 @@ NEVER = [
     "decoy@example.org",
     "draft@example.org",
 ]
+
+
+def cut_to_field() -> tuple[str, list[str]]:
+    """A To field whose first HEADER_BYTES bytes, as the server sends the fields, end inside
+    "carol@example.com" (at "carol@example.co", another valid address), and the addresses
+    that come whole before it."""
+    target = HEADER_BYTES - len("carol@example.co")
+    text, whole = "To: ", []
+    while target - len(text) >= 60:
+        whole.append(f"p{len(whole)}@example.org")
+        text += whole[-1] + ",\r\n "
+    whole.append("q" * (target - len(text) - len("@example.org,\r\n ")) + "@example.org")
+    text += whole[-1] + ",\r\n "
+    assert len(text) == target
+    rest = "carol@example.com,\r\n dave@example.net\r\nCc: erin@example.org\r\n"
+    return text + rest, whole
+
+
+CUT_FIELD, BEFORE_THE_CUT = cut_to_field()
+# Dee's Sent folder: messages whose To and Cc the stdlib alone reads wrong.
+AWKWARD_MESSAGES = [
+    f"{CUT_FIELD}From: dee@example.org\r\nSubject: everyone\r\n\r\nHello.\r\n".encode(),
+    message(
+        "To: =?UTF-8?Q?Bad=0D=0AName?= <bad-name@example.org>, Good Name <good@example.org>\n"
+        "Cc: other@example.org"
+    ),
+    message("To: <=?utf-8?q?x=2Ey?=@example.org>, plain@example.org"),
+    "To: Andr\xe9 D\xfcrr <andre.raw@example.fr>\r\nSubject: raw Latin-1\r\n\r\nHi.\r\n".encode(
+        "latin-1"
+    ),
+]
 # Written out, not imported: the test states what may be asked for.
 FETCH_ONLY = "(BODY.PEEK[HEADER.FIELDS (TO CC)]<0.65536>)"
 OLD_CAPABILITIES = "IMAP4rev1 LITERAL+ SASL-IR ID IDLE NAMESPACE CHILDREN UIDPLUS"
@@ -110,7 +152,7 @@ def seed(server: ImapServer, user: str, password: str, folders: dict[str, list[b
 @pytest.fixture(scope="module")
 def mail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImapServer]:
     config = tmp_path_factory.mktemp("dovecot")
-    users = {"ana": PASSWORD, "bo": UNICODE_PASSWORD, "cy": PASSWORD}
+    users = {"ana": PASSWORD, "bo": UNICODE_PASSWORD, "cy": PASSWORD, "dee": PASSWORD}
     with dovecot(config, users, sent_mailbox=SENT) as server:
         seed(
             server,
@@ -130,6 +172,7 @@ def mail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImapServer]:
             },
         )
         seed(server, "bo", UNICODE_PASSWORD, {SENT: [message("To: Ana <ana@example.org>")]})
+        seed(server, "dee", PASSWORD, {SENT: AWKWARD_MESSAGES})
         yield server
 
 
@@ -175,8 +218,10 @@ def test_reads_newest_messages_first_in_batches(
     assert fetches == [f"FETCH 2:4 {FETCH_ONLY}", f"FETCH 1:1 {FETCH_ONLY}"]
 
 
-def test_the_limit_keeps_the_newest_messages(mail: ImapServer) -> None:
-    assert list(read(mail, limit=2)) == EXPECTED[:3]
+def test_the_limit_keeps_the_newest_messages_and_says_so(mail: ImapServer) -> None:
+    assert list(read(mail, limit=2)) == [ReadLimit(SENT, read=2, total=4), *EXPECTED[:3]]
+    # A folder within the limit is read whole, with nothing to say.
+    assert not [item for item in read(mail, limit=4) if isinstance(item, ReadLimit)]
 
 
 def test_a_folder_the_member_names_is_read_instead(mail: ImapServer) -> None:
@@ -280,7 +325,10 @@ def test_starttls_and_implicit_tls(tls_mail: ImapServer) -> None:
 
 
 def test_a_server_wanting_tls_says_so(tls_mail: ImapServer) -> None:
-    with pytest.raises(InvalidInput, match="accepts passwords only over TLS"):
+    # "IMAP" as people write it, not "Imap" (str.capitalize).
+    with pytest.raises(
+        InvalidInput, match=r"^The IMAP server 127\.0\.0\.2:\d+ accepts passwords only over TLS"
+    ):
         list(read(tls_mail))
 
 
@@ -329,11 +377,157 @@ def test_a_silent_server_times_out() -> None:
             list(read_sent_recipients("127.0.0.1", port, "a", "b", consent=True, timeout=0.3))
 
 
+@contextmanager
+def dribbling_server() -> Iterator[int]:
+    """An IMAP server that greets at once, then answers the first command one byte every
+    0.1 s, each wait far inside any timeout, for 8 s at most (a reader without a deadline
+    fails the test instead of hanging it)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve() -> None:
+        try:
+            connection, _ = listener.accept()
+        except OSError:  # closed unused: the reader refused before connecting
+            return
+        with connection:
+            connection.sendall(b"* OK ready\r\n")
+            connection.recv(1024)
+            until = time.monotonic() + 8
+            for byte in itertools.cycle(b"* CAPABILITY IMAP4rev1 X-SLOW"):
+                if time.monotonic() > until:
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:  # the reader gave up and closed
+                    return
+                time.sleep(0.1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        thread.join(10)
+
+
+def test_a_server_sending_a_byte_now_and_then_is_stopped_at_the_deadline() -> None:
+    with dribbling_server() as port:
+        started = time.monotonic()
+        with pytest.raises(InvalidInput) as caught:
+            list(read_sent_recipients("127.0.0.1", port, "a", "b", consent=True, deadline=1.5))
+        took = time.monotonic() - started
+
+    assert re.fullmatch(
+        r"The IMAP server 127\.0\.0\.1:\d+ did not send the Sent folder's headers within the "
+        r"1\.5 seconds an import may take; nothing was imported\.",
+        caught.value.message,
+    )
+    assert 1.5 <= took < 2.5
+
+
 @pytest.mark.parametrize(
     "options",
-    [{"port": 0}, {"host": ""}, {"limit": 0}, {"use_ssl": True, "starttls": True}],
+    [{"port": 0}, {"host": ""}, {"limit": 0}, {"deadline": 0}, {"use_ssl": True, "starttls": True}],
 )
 def test_bad_settings_are_refused_at_once(options: dict[str, object]) -> None:
     arguments: dict[str, Any] = {"host": "127.0.0.1", "port": 143, **options}
     with pytest.raises(InvalidInput):
         read_sent_recipients(username="ana", password=PASSWORD, consent=True, **arguments)
+
+
+def by_message(items: list[ContactInput | RecordProblem | ReadLimit]) -> dict[str, list[object]]:
+    found: dict[str, list[object]] = {}
+    for item in items:
+        assert not isinstance(item, ReadLimit)
+        found.setdefault(item.where, []).append(
+            (item.email, item.name) if isinstance(item, ContactInput) else item.reason
+        )
+    return found
+
+
+def test_an_address_cut_at_the_header_bound_is_never_imported(mail: ImapServer) -> None:
+    """The fields are read up to HEADER_BYTES: "carol@example.com" reaches the reader as
+    "carol@example.co", a valid address of somebody else, and must be left out, said so."""
+    items = by_message(list(read(mail, "dee")))["message 1"]
+
+    assert items == [*[(address, "") for address in BEFORE_THE_CUT], CUT_OFF]
+    found = " ".join(str(item) for item in items)
+    assert "carol@" not in found
+    assert "dave@" not in found
+    assert "erin@" not in found
+
+
+def test_one_unreadable_address_costs_only_itself(mail: ImapServer) -> None:
+    items = by_message(list(read(mail, "dee")))["message 2"]
+
+    # The stdlib refuses the whole To field for the name holding CR LF.
+    assert items == [UNREADABLE, ("good@example.org", "Good Name"), ("other@example.org", "")]
+
+
+def test_an_encoded_word_inside_an_address_is_passed_on_as_written(mail: ImapServer) -> None:
+    """The stdlib decodes it ("x.y@example.org"); the import service refuses it as written,
+    as it refuses it in a file."""
+    items = by_message(list(read(mail, "dee")))["message 3"]
+
+    assert items == [("=?utf-8?q?x=2Ey?=@example.org", ""), ("plain@example.org", "")]
+
+
+def test_raw_latin1_names_are_read_as_windows_1252(mail: ImapServer) -> None:
+    items = by_message(list(read(mail, "dee")))["message 4"]
+
+    assert items == [("andre.raw@example.fr", "André Dürr")]
+
+
+def import_sent(ctx: Context, mail: ImapServer, user: str, **options: Any) -> ImportReport:
+    local = replace(ctx, settings=replace(ctx.settings, import_private_hosts=True))
+    server = import_service.ImapServer(mail.host, mail.port, "none")
+    return import_service.import_sent_folder(
+        local, "ana", server, user, PASSWORD, T0, consent=True, **options
+    )
+
+
+def test_the_report_says_which_messages_were_left_unread(ctx: Context, mail: ImapServer) -> None:
+    add_members(ctx)
+
+    report = import_sent(ctx, mail, "ana", limit=2)
+
+    assert report.records == 3  # Eve, Fay and the message to nobody: the newest two
+    assert report.as_dict()["not_read"] == [
+        {
+            "where": SENT,
+            "read": 2,
+            "total": 4,
+            "reason": f"only the newest 2 of the 4 messages in {SENT} were read",
+        }
+    ]
+
+
+def test_what_the_header_parser_alone_gets_wrong_is_stored_right_or_refused(
+    ctx: Context, mail: ImapServer
+) -> None:
+    add_members(ctx)
+
+    report = import_sent(ctx, mail, "dee")
+
+    stored = {row.address: row.display_name for row in rows(ctx, contacts)}
+    expected = dict.fromkeys(BEFORE_THE_CUT, "")
+    expected |= {
+        "good@example.org": "Good Name",
+        "other@example.org": "",
+        "plain@example.org": "",
+        "andre.raw@example.fr": "André Dürr",
+    }
+    assert stored == expected
+    rejected = {(note["where"], note["reason"]) for note in report.rejected}
+    assert rejected == {
+        ("message 1", CUT_OFF),
+        ("message 2", UNREADABLE),
+        (
+            "message 3",
+            "invalid address: Not a valid email address: it holds an encoded word (=?).",
+        ),
+    }
+    assert report.as_dict()["not_read"] == []  # four messages, all read

@@ -26,10 +26,12 @@ VCARDS = (
 LIMIT = 4096
 
 
-def _upload(member: MemberBrowser, content: bytes, name: str = "book.vcf") -> str:
+def _upload(
+    member: MemberBrowser, content: bytes, name: str = "book.vcf", file_format: str = ""
+) -> str:
     response = member.http.post(
         "/member/import/file",
-        data={"csrf": member.csrf(), "format": ""},
+        data={"csrf": member.csrf(), "format": file_format},
         files={"file": (name, content, "text/vcard")},
     )
     return f"{response.status_code} {response.text}"
@@ -89,9 +91,9 @@ def test_a_file_that_is_no_address_book_is_refused_and_nothing_is_stored(ctx: Co
 def test_a_file_with_too_many_records_says_so(
     ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A readable address book past the records one import may hold is named as such, not
+    """A readable address book past the contacts one import may hold is named as such, not
     as unreadable (the limit lowered here: the real one is a hundred thousand)."""
-    monkeypatch.setattr(contacts_service, "MAX_CONTACTS_PER_IMPORT", 2)
+    monkeypatch.setattr(contacts_service, "MAX_CONTACTS_PER_IMPORT", 1)
     add_member(ctx)
     with signed_in(ctx) as ana:
         answer = _upload(ana, VCARDS)
@@ -157,3 +159,29 @@ def test_pasted_names_may_hold_commas_as_mail_clients_copy_them(ctx: Context) ->
         "ann.smith@example.com": "Smith, Ann",
         "pat@example.com": 'O"Brien; Pat',
     }
+
+
+@pytest.mark.parametrize(
+    ("locale", "empty", "not_csv"),
+    [
+        ("en", "The file is empty.", "not a CSV file but a vCard file: choose the vCard format"),
+        (
+            "fr",
+            "Le fichier est vide.",
+            "pas un fichier CSV mais un fichier vCard : choisissez le format vCard",
+        ),
+    ],
+)
+def test_a_refused_file_is_refused_with_its_reason(
+    ctx: Context, locale: str, empty: str, not_csv: str
+) -> None:
+    """As the API says why ("The file is empty."), so does the page, in its language."""
+    add_member(ctx, locale=locale)
+    with signed_in(ctx) as ana:
+        nothing = _upload(ana, b"", "empty.csv")
+        vcard_as_csv = _upload(ana, VCARDS, "book.csv", file_format="csv")
+    assert nothing.startswith("422 ")
+    assert empty in nothing
+    assert vcard_as_csv.startswith("422 ")
+    assert not_csv in vcard_as_csv.replace("\u00a0", " ")
+    assert contact_ids(ctx, "ana") == []

@@ -1,18 +1,24 @@
-"""Rendering the recipient pages: escaping, dates in both languages, the headers every
-page carries, and the sign-up URL an accepting recipient is sent to."""
+"""Rendering the pages: escaping, dates in both languages, the headers every page carries,
+the sign-up URL an accepting recipient is sent to, and an import report's words."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 from datetime import UTC, date, datetime
 
 import pytest
 
 from courtois.config import Settings
+from courtois.domain.contacts import ReadLimit
+from courtois.domain.errors import InvalidInput
+from courtois.domain.members import Member
+from courtois.importers import read_contacts
+from courtois.services.contacts import ImportReport
 from courtois.services.recipient_email import Inviting
 from courtois.web.pages.recipient import signup_url
-from courtois.web.pages.render import CSS, HEADERS, day, render_page, when
+from courtois.web.pages.render import CSS, HEADERS, day, environment, render_page, when
 
 SETTINGS = Settings(
     secret_key="unit-secret-0123456789",
@@ -66,3 +72,58 @@ def test_the_sign_up_url_carries_the_invitation() -> None:
     assert signup_url(SETTINGS, "inv-1") == "https://agora.test/welcome?invitation=inv-1"
     configured = Settings(signup_url="https://p.example/join?src=mail#top")
     assert signup_url(configured, "a b") == "https://p.example/join?src=mail&invitation=a+b#top"
+
+
+def test_an_import_report_says_what_was_left_unread_in_the_members_language() -> None:
+    report = ImportReport(records=3, limits=[ReadLimit("Envoyés", read=5_000, total=5_108)])
+    shown = {
+        locale: render_page(
+            SETTINGS,
+            locale,
+            "member_import.html",
+            member=Member("ana", "ana@example.com", "Ana", locale),
+            csrf="",
+            csrf_field="csrf",
+            problem="",
+            reason="",
+            report=report,
+            pasted="",
+            limit="64 MB",
+        )
+        for locale in ("en", "fr")
+    }
+    assert "Only the newest 5,000 of the 5,108 messages in Envoyés were read." in shown["en"]
+    french = shown["fr"].replace("\u202f", " ").replace("\u00a0", " ")
+    assert (
+        "Seuls les 5 000 messages les plus récents sur les 5 108 de Envoyés ont été lus." in french
+    )
+
+
+# A file of each kind the readers refuse whole, read as the format named (None: detected).
+REFUSED_FILES = [
+    (b"", None),
+    (bytes(range(256)) * 4, "csv"),
+    (b"BEGIN:VCARD\r\nVERSION:3.0\r\nEMAIL:bo@example.org\r\nEND:VCARD\r\n", "csv"),
+    (b"dn: cn=Bo\nmail: bo@example.org\n", "csv"),
+    (b"Name,Phone\nBo,123\n", "csv"),
+    (b"Just some words.\n", "vcard"),
+    (b"Just some words.\n", "ldif"),
+    (b"# only a comment\n", "ldif"),
+    (b"Just some words.\n", None),
+]
+
+
+@pytest.mark.parametrize(("content", "file_format"), REFUSED_FILES)
+def test_every_reason_a_file_is_refused_is_worded_in_french(
+    content: bytes, file_format: str | None
+) -> None:
+    """The member page shows why a file was refused in its own words: each reason the
+    readers give has them (a reader's new sentence would otherwise show in English)."""
+    with pytest.raises(InvalidInput) as caught:
+        list(read_contacts(io.BytesIO(content), file_format))
+    page = environment("fr").from_string(
+        '{% import "member_macros.html" as m with context %}{{ m.file_refusal(reason) }}'
+    )
+    shown = page.render(reason=caught.value.message)
+    assert shown
+    assert shown != caught.value.message

@@ -35,6 +35,26 @@ class RecordProblem:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadLimit:
+    """A source read only in part because a reader's bound stopped it: the newest `read` of
+    the `total` messages of a mail folder. Reported, so that the member knows what the
+    counts leave out, never counted as a record."""
+
+    where: str
+    read: int
+    total: int
+
+    @property
+    def sentence(self) -> str:
+        """For people and JSON: "only the newest 5,000 of the 5,108 messages in Sent were
+        read"."""
+        return (
+            f"only the newest {self.read:,} of the {self.total:,} messages in {self.where} "
+            "were read"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Contact:
     """An imported contact. `selected` starts False: there is no pre-checked select-all."""
 

@@ -1,4 +1,5 @@
-"""Streaming readers of address books: each yields `ContactInput` or `RecordProblem`.
+"""Streaming readers of address books: each yields `ContactInput` or `RecordProblem` (and
+the IMAP reader a `ReadLimit` first, when its bound leaves older messages unread).
 
 Readers never touch the store: `services.contacts.import_contacts` validates, de-duplicates
 and stores what they yield, so the counts add up in one place.

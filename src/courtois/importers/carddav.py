@@ -17,7 +17,9 @@ import httpx
 
 from courtois.domain.contacts import ContactInput, RecordProblem
 from courtois.domain.errors import InvalidInput
+from courtois.importers.deadline import DEFAULT_DEADLINE, Deadline
 from courtois.importers.hosts import HostCheck
+from courtois.importers.http_deadline import DeadlineTransport
 from courtois.importers.vcard import read_vcards
 from courtois.importers.webdav import (
     ADDRESSBOOK_QUERY,
@@ -43,20 +45,23 @@ def read_carddav(
     password: str,
     *,
     timeout: float = 30.0,
+    deadline: float = DEFAULT_DEADLINE,
     max_bytes: int = DEFAULT_MAX_BYTES,
     host_check: HostCheck | None = None,
 ) -> Iterator[ContactInput | RecordProblem]:
     """Yield every address of every address book found from `url`, lazily.
 
     Arguments are checked at once; the network is used, and its failures raised as
-    `InvalidInput`, only while the result is iterated. `timeout` bounds each network wait
-    and `max_bytes` everything read from the server in all; `host_check` is called with the
-    host of every request, redirects included, and refuses by raising.
+    `InvalidInput`, only while the result is iterated. `timeout` bounds each network wait,
+    `deadline` the whole read from its first connection (in seconds), and `max_bytes`
+    everything read from the server in all; `host_check` is called with the host of every
+    request, redirects included, and refuses by raising.
     """
     start = _start_url(url)
-    if timeout <= 0 or max_bytes <= 0:
-        raise InvalidInput("The CardDAV timeout and size limit must be positive.")
-    return _read(start, httpx.BasicAuth(username, password), timeout, max_bytes, host_check)
+    if timeout <= 0 or deadline <= 0 or max_bytes <= 0:
+        raise InvalidInput("The CardDAV timeout, deadline and size limit must be positive.")
+    auth = httpx.BasicAuth(username, password)
+    return _read(start, auth, timeout, deadline, max_bytes, host_check)
 
 
 def _start_url(url: str) -> httpx.URL:
@@ -75,11 +80,14 @@ def _read(
     start: httpx.URL,
     auth: httpx.BasicAuth,
     timeout: float,
+    seconds: float,
     max_bytes: int,
     host_check: HostCheck | None,
 ) -> Iterator[ContactInput | RecordProblem]:
     hooks = {"request": [lambda request: host_check(request.url.host)]} if host_check else {}
+    deadline = Deadline(seconds)
     with httpx.Client(
+        transport=DeadlineTransport(deadline),
         event_hooks=hooks,
         auth=auth,
         timeout=timeout,
@@ -88,7 +96,7 @@ def _read(
         # Compressed answers could inflate past the budget inside one chunk.
         headers={"Accept-Encoding": "identity"},
     ) as client:
-        dav = _Dav(client, ByteBudget(max_bytes), start, timeout)
+        dav = _Dav(client, ByteBudget(max_bytes), start, timeout, deadline)
         for book in _address_books(dav, start):
             for response in dav.multistatus("REPORT", book, ADDRESSBOOK_QUERY, depth="1"):
                 try:
@@ -151,13 +159,19 @@ class _Dav:
     """WebDAV requests against one server, turning every failure into a sentence."""
 
     def __init__(
-        self, client: httpx.Client, budget: ByteBudget, start: httpx.URL, timeout: float
+        self,
+        client: httpx.Client,
+        budget: ByteBudget,
+        start: httpx.URL,
+        timeout: float,
+        deadline: Deadline,
     ) -> None:
         self.client = client
         self.budget = budget
         self.base = start
-        self.origin = f"{start.scheme}://{start.netloc.decode('ascii')}"
+        self.origin = _origin(start)
         self.timeout = timeout
+        self.deadline = deadline
 
     def join(self, href: str, base: httpx.URL | None = None) -> httpx.URL:
         """Where an href of the server's answers points, from `base` (else where it answered)."""
@@ -207,6 +221,12 @@ class _Dav:
                 self._check(response)
                 yield response
         except httpx.TimeoutException as exc:
+            if self.deadline.expired():
+                raise InvalidInput(
+                    f"{self.origin} did not send the address books within the "
+                    f"{self.deadline.seconds:g} seconds an import may take; nothing was "
+                    "imported."
+                ) from exc
             raise InvalidInput(
                 f"{self.origin} did not answer within {self.timeout:g} seconds."
             ) from exc
@@ -224,16 +244,30 @@ class _Dav:
             if size.isdigit() and int(size) > self.budget.remaining:
                 self.budget.spend(int(size))  # refuse before reading a byte of it
             return
+        # A redirect may have led elsewhere: the server named is the one that answered.
+        answered = _origin(response.url)
+        if status == 401 and "Authorization" not in response.request.headers:
+            # A redirect to another server: httpx sends the password to none but the one
+            # the member named.
+            raise InvalidInput(
+                f"{answered}, where {self.origin} redirected, asks for a user name and "
+                f"password, which are sent only to the server named: give {answered}'s "
+                "address instead."
+            )
         if status == 401:
-            raise InvalidInput(f"{self.origin} refused the user name or password.")
+            raise InvalidInput(f"{answered} refused the user name or password.")
         if status == 403:
-            raise InvalidInput(f"{self.origin} does not let this account read that address.")
+            raise InvalidInput(f"{answered} does not let this account read that address.")
         if status == 404:
-            raise InvalidInput(f"Nothing was found at that address on {self.origin}.")
+            raise InvalidInput(f"Nothing was found at that address on {answered}.")
         raise InvalidInput(
-            f"{self.origin} does not look like a CardDAV server "
+            f"{answered} does not look like a CardDAV server "
             f"(it answered HTTP {status} to a WebDAV request)."
         )
+
+
+def _origin(url: httpx.URL) -> str:
+    return f"{url.scheme}://{url.netloc.decode('ascii')}"
 
 
 def _reason(exc: httpx.ConnectError) -> str:

@@ -8,30 +8,27 @@ subject or another folder, and it refuses to run without the member's explicit c
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import imaplib
 import re
-import socket
 import ssl
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 
-from courtois.domain.contacts import ContactInput, RecordProblem
+from courtois.domain.contacts import ContactInput, ReadLimit, RecordProblem
 from courtois.domain.errors import InvalidInput
-from courtois.importers.decoding import fix_text
+from courtois.importers.deadline import DEFAULT_DEADLINE, Deadline
 from courtois.importers.hosts import HostCheck
+from courtois.importers.imap_connection import BoundedIMAP4
 from courtois.importers.imap_folders import Mailbox, choose_sent, parse_list, quote
+from courtois.importers.imap_headers import HEADER_BYTES, addresses_of
 
 DEFAULT_LIMIT = 5_000
 BATCH_SIZE = 100
-# Only these header fields, and at most this many bytes of them per message (an
-# IMAP partial fetch), so a batch stays small whatever the server holds.
-HEADER_BYTES = 65_536
+# Only these header fields, and at most HEADER_BYTES of them per message (an IMAP partial
+# fetch), so a batch stays small whatever the server holds.
 FETCH_ITEMS = f"(BODY.PEEK[HEADER.FIELDS (TO CC)]<0.{HEADER_BYTES}>)"
 
 _FETCHED = re.compile(rb"^(\d+) \(")
-_HEADERS = email.parser.Parser(policy=email.policy.default)
 
 
 def read_sent_recipients(
@@ -46,14 +43,17 @@ def read_sent_recipients(
     folder: str | None = None,
     limit: int = DEFAULT_LIMIT,
     timeout: float = 30.0,
+    deadline: float = DEFAULT_DEADLINE,
     ssl_context: ssl.SSLContext | None = None,
     host_check: HostCheck | None = None,
-) -> Iterator[ContactInput | RecordProblem]:
-    """Yield each To and Cc address of the newest `limit` sent messages, newest first.
+) -> Iterator[ContactInput | RecordProblem | ReadLimit]:
+    """Yield each To and Cc address of the newest `limit` sent messages, newest first,
+    after a `ReadLimit` when the folder holds more.
 
     Arguments and consent are checked at once; the server is contacted, and its failures
-    raised as `InvalidInput`, only while the result is iterated. `ssl_context` defaults to
-    the system's trusted authorities with host name checking.
+    raised as `InvalidInput`, only while the result is iterated. `timeout` bounds each
+    network wait, `deadline` the whole read (in seconds). `ssl_context` defaults to the
+    system's trusted authorities with host name checking.
     """
     if consent is not True:
         raise InvalidInput(
@@ -63,12 +63,13 @@ def read_sent_recipients(
         raise InvalidInput("The IMAP server needs a host name and a port between 1 and 65535.")
     if use_ssl and starttls:
         raise InvalidInput("Choose either TLS from the start (use_ssl) or STARTTLS, not both.")
-    if limit <= 0 or timeout <= 0:
-        raise InvalidInput("The IMAP message limit and timeout must be positive.")
+    if limit <= 0 or timeout <= 0 or deadline <= 0:
+        raise InvalidInput("The IMAP message limit, timeout and deadline must be positive.")
     if host_check is not None:
         host_check(host)
     context = ssl_context or ssl.create_default_context()
-    server = _Server(host, port, timeout, context if (use_ssl or starttls) else None, starttls)
+    tls = context if (use_ssl or starttls) else None
+    server = _Server(host, port, timeout, deadline, tls, starttls)
     return _read(server, username, password, folder, limit)
 
 
@@ -80,26 +81,28 @@ class _Server:
         host: str,
         port: int,
         timeout: float,
+        seconds: float,
         context: ssl.SSLContext | None,
         starttls: bool,
     ) -> None:
-        self.host, self.port, self.timeout = host, port, timeout
+        self.host, self.port, self.timeout, self.seconds = host, port, timeout, seconds
         self.context, self.starttls = context, starttls
         self.label = f"the IMAP server {host}:{port}"
+        # At the start of a sentence: str.capitalize would write "Imap".
+        self.title = f"The IMAP server {host}:{port}"
 
-    def connect(self) -> imaplib.IMAP4:
-        if self.context is not None and not self.starttls:
-            return imaplib.IMAP4_SSL(
-                self.host, self.port, ssl_context=self.context, timeout=self.timeout
-            )
-        imap = imaplib.IMAP4(self.host, self.port, timeout=self.timeout)
+    def connect(self, deadline: Deadline) -> imaplib.IMAP4:
+        implicit = self.context if not self.starttls else None
+        imap = BoundedIMAP4(
+            self.host, self.port, timeout=self.timeout, deadline=deadline, tls=implicit
+        )
         if not self.starttls:
             return imap
         try:
             imap.starttls(self.context)
         except imaplib.IMAP4.error as exc:
             imap.shutdown()
-            raise InvalidInput(f"{self.label.capitalize()} does not offer STARTTLS.") from exc
+            raise InvalidInput(f"{self.title} does not offer STARTTLS.") from exc
         except BaseException:
             with suppress(OSError):  # a failed handshake has closed the socket already
                 imap.shutdown()
@@ -109,9 +112,10 @@ class _Server:
 
 def _read(
     server: _Server, username: str, password: str, folder: str | None, limit: int
-) -> Iterator[ContactInput | RecordProblem]:
-    with _failures(server):
-        imap = server.connect()
+) -> Iterator[ContactInput | RecordProblem | ReadLimit]:
+    deadline = Deadline(server.seconds)
+    with _failures(server, deadline):
+        imap = server.connect(deadline)
         try:
             _log_in(imap, server, username, password)
             mailbox = _sent_folder(imap, folder)
@@ -119,6 +123,8 @@ def _read(
             if typ != "OK":
                 raise InvalidInput(f"The folder {mailbox.name!r} could not be opened.")
             count = int(data[0] or 0) if data and isinstance(data[0], bytes) else 0
+            if count > limit:
+                yield ReadLimit(where=mailbox.name, read=limit, total=count)
             oldest = max(1, count - limit + 1)
             for high in range(count, oldest - 1, -BATCH_SIZE):
                 low = max(oldest, high - BATCH_SIZE + 1)
@@ -130,8 +136,7 @@ def _read(
 def _log_in(imap: imaplib.IMAP4, server: _Server, username: str, password: str) -> None:
     if "LOGINDISABLED" in imap.capabilities:
         raise InvalidInput(
-            f"{server.label.capitalize()} accepts passwords only over TLS: "
-            "connect with TLS or STARTTLS."
+            f"{server.title} accepts passwords only over TLS: connect with TLS or STARTTLS."
         )
     try:
         if (username + password).isascii():
@@ -141,11 +146,9 @@ def _log_in(imap: imaplib.IMAP4, server: _Server, username: str, password: str) 
             secret = f"\0{username}\0{password}".encode()
             imap.authenticate("PLAIN", lambda _challenge: secret)
         else:
-            raise InvalidInput(f"{server.label.capitalize()} cannot take a non-ASCII password.")
+            raise InvalidInput(f"{server.title} cannot take a non-ASCII password.")
     except imaplib.IMAP4.error as exc:
-        raise InvalidInput(
-            f"{server.label.capitalize()} refused the user name or password."
-        ) from exc
+        raise InvalidInput(f"{server.title} refused the user name or password.") from exc
 
 
 def _sent_folder(imap: imaplib.IMAP4, folder: str | None) -> Mailbox:
@@ -186,37 +189,8 @@ def _recipients(imap: imaplib.IMAP4, low: int, high: int) -> Iterator[ContactInp
         if found is not None and b"BODY[HEADER.FIELDS" in head.upper():
             headers[int(found.group(1))] = literal
     for number in sorted(headers, reverse=True):
-        yield from _addresses(headers[number], f"message {number}")
-
-
-def _addresses(raw: bytes, where: str) -> Iterator[ContactInput | RecordProblem]:
-    try:
-        message = _HEADERS.parsestr(raw.decode("utf-8", "replace"), headersonly=True)
-        found = [
-            (_storable(address.addr_spec), _storable(address.display_name))
-            for field in ("to", "cc")
-            for header in message.get_all(field, [])
-            for address in header.addresses
-            if address.addr_spec
-        ]
-    except Exception:
-        # The stdlib header parser has raised IndexError and others on malformed input;
-        # one broken message must not stop the import of the others.
-        yield RecordProblem(where=where, reason="its To and Cc headers could not be read")
-        return
-    if not found:
-        yield RecordProblem(where=where, reason="no address in To or Cc")
-    for address, name in found:
-        yield ContactInput(email=address, name=name, where=where)
-
-
-def _storable(text: str) -> str:
-    """Header text as it can be stored: the parser keeps the bytes of an encoded word in an
-    unknown charset as lone surrogates, read here as Windows-1252 like any other 8-bit text."""
-    try:
-        return fix_text(text)
-    except UnicodeError:  # a surrogate that stands for no byte
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        raw = headers[number]
+        yield from addresses_of(raw, f"message {number}", cut=len(raw) >= HEADER_BYTES)
 
 
 def _leave(imap: imaplib.IMAP4) -> None:
@@ -228,22 +202,36 @@ def _leave(imap: imaplib.IMAP4) -> None:
 
 
 @contextmanager
-def _failures(server: _Server) -> Iterator[None]:
+def _failures(server: _Server, deadline: Deadline) -> Iterator[None]:
     """Network failures as sentences naming the server, never the account's secrets."""
-    label = server.label
     try:
         yield
-    except TimeoutError as exc:
-        raise InvalidInput(
-            f"{label.capitalize()} did not answer within {server.timeout:g} seconds."
-        ) from exc
-    except ssl.SSLError as exc:
+    except (OSError, imaplib.IMAP4.error, InvalidInput) as exc:
+        # A timeout may reach here as itself, as imaplib's IMAP4.abort, or already worded
+        # by a step ("refused the user name or password"): once the deadline has passed,
+        # that is what happened.
+        network = exc.__cause__ if isinstance(exc, InvalidInput) else exc
+        if isinstance(network, OSError | imaplib.IMAP4.error) and deadline.expired():
+            raise InvalidInput(
+                f"{server.title} did not send the Sent folder's headers within the "
+                f"{deadline.seconds:g} seconds an import may take; nothing was imported."
+            ) from network
+        if isinstance(exc, InvalidInput):
+            raise
+        raise _failure(server, exc) from exc
+
+
+def _failure(server: _Server, exc: OSError | imaplib.IMAP4.error) -> InvalidInput:
+    """What went wrong, in one sentence that names the server."""
+    label, title = server.label, server.title
+    if isinstance(exc, TimeoutError):
+        return InvalidInput(f"{title} did not answer within {server.timeout:g} seconds.")
+    if isinstance(exc, ssl.SSLError):
         reason = getattr(exc, "reason", None) or "handshake failed"
-        raise InvalidInput(f"TLS with {label} failed ({reason}).") from exc
-    except imaplib.IMAP4.abort as exc:
-        raise InvalidInput(f"{label.capitalize()} closed the connection.") from exc
-    except imaplib.IMAP4.error as exc:
-        raise InvalidInput(f"{label.capitalize()} refused a command.") from exc
-    except (socket.gaierror, OSError) as exc:
-        reason = exc.strerror or "connection failed"
-        raise InvalidInput(f"Could not connect to {label}: {reason}.") from exc
+        return InvalidInput(f"TLS with {label} failed ({reason}).")
+    if isinstance(exc, imaplib.IMAP4.abort):
+        return InvalidInput(f"{title} closed the connection.")
+    if isinstance(exc, imaplib.IMAP4.error):
+        return InvalidInput(f"{title} refused a command.")
+    reason = exc.strerror or "connection failed"
+    return InvalidInput(f"Could not connect to {label}: {reason}.")

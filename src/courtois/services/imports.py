@@ -2,7 +2,9 @@
 
 The size limit is enforced twice: before reading, when the size is known (a file on disk,
 an upload with a length), and while reading, for streams of unknown length, where passing
-the limit aborts the one transaction so that nothing of the file is kept.
+the limit stops the import before anything is written: `import_contacts` reads the whole
+source before it opens its transaction. CardDAV and IMAP reads stop, likewise, at
+`import_deadline_seconds`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from courtois.domain.errors import InvalidInput
 from courtois.importers import read_contacts
 from courtois.importers.carddav import read_carddav
 from courtois.importers.hosts import HostCheck, any_host, public_only
-from courtois.importers.imap import read_sent_recipients
+from courtois.importers.imap import DEFAULT_LIMIT, read_sent_recipients
 from courtois.services.contacts import ImportReport, import_contacts
 from courtois.services.context import Context
 
@@ -113,6 +115,7 @@ def import_carddav(
         url,
         username,
         password,
+        deadline=ctx.settings.import_deadline_seconds,
         max_bytes=ctx.settings.import_max_bytes,
         host_check=_host_check(ctx),
     )
@@ -128,18 +131,22 @@ def import_sent_folder(
     now: datetime,
     *,
     consent: bool,
+    limit: int = DEFAULT_LIMIT,
 ) -> ImportReport:
     """The To and Cc addresses of the member's sent mail, with their explicit consent for
-    this import: headers of the Sent folder only, never a body, never another folder."""
+    this import: headers of the Sent folder only, never a body, never another folder; the
+    newest `limit` messages, the report saying so when the folder holds more."""
     records = read_sent_recipients(
         server.host,
         server.port,
         username,
         password,
         consent=consent,
+        limit=limit,
         use_ssl=server.security == "tls",
         starttls=server.security == "starttls",
         folder=server.folder,
+        deadline=ctx.settings.import_deadline_seconds,
         host_check=_host_check(ctx),
     )
     return import_contacts(ctx, member_id, records, "imap-sent", now)

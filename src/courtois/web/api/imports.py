@@ -63,8 +63,18 @@ class RecordNote(BaseModel):
     reason: str
 
 
+class NotRead(BaseModel):
+    """Part of the source a reader's bound left unread (a Sent folder's older messages)."""
+
+    where: str = Field(description="The folder read in part.")
+    read: int
+    total: int
+    reason: str = Field(description='"only the newest 5,000 of the 5,108 messages in Sent..."')
+
+
 class ImportOut(BaseModel):
-    """Every record accounted for: records = imported + duplicates + flagged + rejected."""
+    """Every record accounted for: records = imported + duplicates + flagged + rejected;
+    `not_read` names what the source held beyond the records read, if anything."""
 
     records: int
     imported: int
@@ -74,6 +84,7 @@ class ImportOut(BaseModel):
     duplicate_records: list[RecordNote]
     flagged_records: list[RecordNote]
     rejected_records: list[RecordNote]
+    not_read: list[NotRead]
 
 
 UPLOAD_SCHEMA = {

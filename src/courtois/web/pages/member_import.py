@@ -3,7 +3,8 @@
 The upload is refused before it is read when the browser announces more than the import
 limit, and counted as it streams otherwise; the form's token is checked once the body is
 parsed and before anything is imported. The report gives the counts and, for each record
-not imported, where it was and why. Everything arrives unselected (invariant 1).
+not imported, where it was and why; a file refused as a whole is refused with its reason.
+Everything arrives unselected (invariant 1).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def size_words(size: int, locale: str) -> str:
 
 def _import_page(request: Request, signed: Signed, status: int = 200, **values: Any) -> Response:
     limit = request.app.state.ctx.settings.import_max_bytes
-    values = {"problem": "", "report": None, "pasted": "", **values}
+    values = {"problem": "", "reason": "", "report": None, "pasted": "", **values}
     words = size_words(limit, locale_of(request, signed))
     return member_page(request, signed, "member_import.html", status, limit=words, **values)
 
@@ -151,8 +152,10 @@ async def import_upload(request: Request, ctx: Ctx, now: Now) -> Response:
                 problem = "too-big"
             elif error.details.get("records") == "too many":
                 problem = "too-many"
-            status = 422 if problem == "unreadable" else 413
-            return _import_page(request, signed, status, problem=problem)
+            if problem != "unreadable":
+                return _import_page(request, signed, 413, problem=problem)
+            # Why, as the API says it ("The file is empty."), in the page's language.
+            return _import_page(request, signed, 422, problem=problem, reason=error.message)
     finally:
         await form.close()
     return _import_page(request, signed, report=report)

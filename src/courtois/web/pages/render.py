@@ -17,6 +17,7 @@ from importlib.resources import files
 from typing import Any
 
 from babel.dates import format_date, format_time
+from babel.numbers import format_decimal
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -101,6 +102,7 @@ def environment(locale: str) -> Environment:
     # Several names as one phrase, written as the emails write them ("Ana, Bo and Cy").
     env.filters["names"] = lambda names: member_list([clean_name(n) for n in names], locale)
     env.filters["place"] = place
+    env.filters["number"] = lambda value: format_decimal(value, locale=locale)
     return env
 
 
