@@ -78,7 +78,10 @@ def save_member(
     body: MemberIn, request: Request, ctx: Ctx, now: Now, key: IdempotencyKey = None
 ) -> JSONResponse:
     """Create the member, or update the one with this id; names with control characters
-    (header injection) are refused, not cleaned."""
+    (header injection), names that open like a reply, a forward or a reminder (the name
+    opens every invitation's subject) and names showing an email address are refused, not
+    cleaned; characters that show nothing (zero-width spaces, direction marks) are
+    dropped, and the answer gives the name as kept."""
 
     def action() -> Answer:
         member = register_member(
