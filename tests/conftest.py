@@ -112,11 +112,13 @@ def signing_settings(key_file: Path, selector: str, **more: str) -> Settings:
     )
 
 
-def make_dkim_key(directory: Path) -> tuple[Path, bytes]:
-    """A 2048-bit RSA key made by openssl (independent of the signer's library), and the
-    DNS TXT record publishing its public half."""
-    key = directory / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+def make_dkim_key(directory: Path, bits: int = 2048) -> tuple[Path, bytes]:
+    """An RSA key (2048 bits unless told) made by openssl (independent of the signer's
+    library), and the DNS TXT record publishing its public half."""
+    key = directory / f"dkim-{bits}.pem"
+    subprocess.run(
+        ["openssl", "genrsa", "-out", str(key), str(bits)], check=True, capture_output=True
+    )
     public = subprocess.run(
         ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"],
         check=True,

@@ -25,6 +25,7 @@ def check_mail_settings(settings: Settings) -> None:
     worker only after a batch was claimed, where it fails every email of the batch."""
     from courtois.delivery.compose import Carried, ComposeInput, compose, to_bytes
     from courtois.delivery.dkim import sign
+    from courtois.delivery.wire import MAX_SMTP_LINE
     from courtois.domain.messages import MessageKind
 
     settings.secret  # noqa: B018 - refuse to start without a usable secret key
@@ -36,12 +37,18 @@ def check_mail_settings(settings: Settings) -> None:
         (Carried("startup-check", "Someone"),),
     )
     try:
-        sign(to_bytes(compose(settings, sample)), settings)
+        signed = sign(to_bytes(compose(settings, sample)), settings)
     except ValueError as error:  # a value the email cannot carry, named by its type only
         raise InvalidInput(
             f"The settings cannot write an email ({type(error).__name__}); check mail_from, "
             "platform_name, base_url and the dkim_* keys."
         ) from None
+    # A line SMTP cannot carry would make every email fail at the server.
+    if max(len(line) for line in signed.split(b"\r\n")) > MAX_SMTP_LINE:
+        raise InvalidInput(
+            f"The settings write an email with a line longer than {MAX_SMTP_LINE} octets, "
+            "which SMTP servers refuse; check base_url, mail_from and the dkim_* keys."
+        )
 
 
 def make_transport(settings: Settings) -> Transport | None:

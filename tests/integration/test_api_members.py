@@ -75,6 +75,15 @@ def test_a_name_that_would_inject_a_header_is_refused_and_nothing_is_stored(
         ("FWD:Ana", "reply prefix"),
         ("aw : Ana", "reply prefix"),
         ("Re[2]: Ana", "reply prefix"),
+        # A first invitation would read as a reminder, or as a reply, however written.
+        ("Reminder: Ana Lima", "reminder prefix"),
+        ("Rappel : Ana Lima", "reminder prefix"),
+        ("R\u0435: Ana Lima", "reply prefix"),  # Cyrillic е
+        ("RE\uff1aAna", "reply prefix"),  # fullwidth colon
+        ("\uff32\uff45: Ana", "reply prefix"),  # fullwidth letters
+        # From would show an address the email does not come from.
+        ('Ana "The Boss" \\ Lima, <ceo@bank.example>', "address"),
+        ("ceo@bank.example", "address"),
     ],
 )
 def test_a_name_that_would_disguise_the_email_is_refused(
@@ -86,13 +95,37 @@ def test_a_name_that_would_disguise_the_email_is_refused(
         "invalid-input",
     )
     assert body["errors"] == {"name": problem_key}
+    assert SAID.get(problem_key, "The name") in body["detail"]
     assert count(api.ctx, members) == 0
 
 
-@pytest.mark.parametrize("name", ["Réa Lima", "Renée", "Tr\u00e2n", "عائشة\u200f", "Ana (Re)"])
-def test_names_near_those_refusals_are_kept(api: Api, name: str) -> None:
+# What the refusal says, for the refusals a member may not expect.
+SAID = {
+    "reminder prefix": "must not start like a reminder",
+    "reply prefix": "must not start like a reply",
+    "address": "must not contain an email address",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [
+        ("Réa Lima", "Réa Lima"),
+        ("Renée", "Renée"),
+        ("Tr\u00e2n", "Tr\u00e2n"),
+        ("Ana (Re)", "Ana (Re)"),
+        ("Ana @ Home", "Ana @ Home"),
+        ("RAPPEL Jean", "RAPPEL Jean"),
+        ("👩\u200d💻 Ana", "👩\u200d💻 Ana"),  # the joiner makes one emoji: kept
+        # Characters that show nothing are dropped, and the answer says what was kept.
+        ("عائشة\u200f", "عائشة"),
+        ("Ana\u200f Lima\u200b", "Ana Lima"),
+    ],
+)
+def test_names_near_those_refusals_are_kept(api: Api, name: str, kept: str) -> None:
     body = {"id": "ana", "email": "ana@members.example", "name": name}
-    assert api.ok(api.post("/v1/members", body))["name"] == name
+    assert api.ok(api.post("/v1/members", body))["name"] == kept
+    assert api.ok(api.get("/v1/members/ana"))["name"] == kept
 
 
 def test_bad_fields_are_refused_one_by_one(api: Api) -> None:

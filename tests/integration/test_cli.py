@@ -34,6 +34,7 @@ from courtois.store.tables import (
     consents,
     invitations,
     ledger,
+    members,
     messages,
     recipient_blocks,
     recipients,
@@ -381,6 +382,41 @@ def test_a_role_mailbox_is_refused_by_position_not_by_address(
     done = courtois(env, *args, "--email", "noreply@bigcorp.example")
     assert "bigcorp" not in assert_refused(done, "--email #2", "no-reply")
     assert table_counts(engine) == before
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"])
+def test_a_name_that_disguises_the_email_is_refused_in_one_line(
+    engine_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """`member add` refuses a name that makes a first invitation read as a reminder or a
+    reply, or shows an address in From, with the reason, and writes nothing; characters
+    that show nothing are dropped from the name it keeps."""
+    url = (
+        f"sqlite:///{tmp_path / 'c.db'}"
+        if engine_name == "sqlite"
+        else request.getfixturevalue("postgres_database")
+    )
+    env = environment(url)
+    ok(env, "migrate")
+    add = ["member", "add", "cy", "--email", "cy@example.com", "--name"]
+    runs = [
+        (env, [*add, "Reminder: Ana Lima"]),
+        (env, [*add, "Rappel : Ana Lima"]),
+        (env, [*add, "R\u0435: Ana Lima"]),
+        (env, [*add, "Ana <ceo@bank.example>"]),
+    ]
+    reminder, rappel, reply, address = in_parallel(runs)
+    assert_refused(reminder, "must not start like a reminder")
+    assert_refused(rappel, "must not start like a reminder")
+    assert_refused(reply, "must not start like a reply")
+    assert_refused(address, "must not contain an email address")
+    engine = create_engine(url)
+    try:
+        assert scalar(engine, select(func.count()).select_from(members)) == 0
+        assert ok(env, *add, "Ana\u200f Lima\u200b", "--json")["name"] == "Ana Lima"
+        assert scalar(engine, select(members.c.name)) == "Ana Lima"
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

@@ -310,17 +310,20 @@ def _header_block(raw: bytes) -> bytes:
 
 
 def test_injected_headers_never_reach_the_email(ctx: Context) -> None:
-    """A member name full of address syntax and encoded words (allowed: no control
-    character), contact names and a note with CR/LF and a Bcc line: the email a real SMTP
-    server receives has exactly its own headers, one recipient, and the platform's From."""
+    """A member name full of address syntax and encoded words (refused now, as it shows an
+    address, but stored before that was so), contact names and a note with CR/LF and a Bcc
+    line: the email a real SMTP server receives has exactly its own headers, one
+    recipient, and the platform's From."""
     handler = FaultyHandler()
     name = 'Ana "=?utf-8?q?Bcc=3A_x?=" <boss@victim.example>, Bcc: x@evil.example'
     with served(ctx, mail_from="invites@agora.test") as site:
-        member = {"id": "ana", "email": "ana@members.example", "name": name, "reply_to": True}
+        member = {"id": "ana", "email": "ana@members.example", "name": "Ana", "reply_to": True}
         assert site.api.post("/v1/members", json=member).status_code == 200
-        for bad_name in ("Ana\r\nBcc: x@evil.example", "Ana\x00", "Ana\u2028Bcc: x"):
+        for bad_name in (name, "Ana\r\nBcc: x@evil.example", "Ana\x00", "Ana\u2028Bcc: x"):
             refused = site.api.post("/v1/members", json={**member, "name": bad_name})
             assert_problem(refused, 422)
+        with ctx.engine.begin() as connection:
+            connection.execute(members.update().where(members.c.id == "ana").values(name=name))
         imported = site.api.post(
             "/v1/members/ana/imports",
             json={

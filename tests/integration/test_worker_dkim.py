@@ -1,6 +1,6 @@
 """A worker pass with DKIM configured: every email of a batch leaves signed, each with its
 own signature over its own headers, and an email held for differing from its preview is
-neither signed nor sent."""
+neither signed nor sent; a 4096-bit signature crosses a real SMTP server."""
 
 from __future__ import annotations
 
@@ -11,15 +11,19 @@ from pathlib import Path
 
 import dkim
 import pytest
+from smtp_server import FaultyHandler, smtp_server
+from sqlalchemy import Engine, select
 
-from conftest import DKIM_DOMAIN, T0, signing_settings
+from conftest import DKIM_DOMAIN, T0, make_dkim_key, signing_settings
 from courtois.config import Settings
+from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
 from courtois.delivery.transport import MemoryTransport
 from courtois.services.context import Context
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.members import register_member
 from courtois.services.previews import preview_invitations
 from courtois.services.worker import run_pass
+from courtois.store.tables import messages
 
 SELECTOR, DOMAIN = "worker2026", DKIM_DOMAIN
 
@@ -73,3 +77,26 @@ def test_every_email_of_a_batch_leaves_with_its_own_valid_signature(
         assert str(email["Message-ID"]) == f"<{sent.message_id}@{DOMAIN}>"
     signatures = {sent.raw.split(b"\r\n\r\n", 1)[0].split(b"b=")[-1] for sent in transport.sent}
     assert len(signatures) == len(transport.sent)
+
+
+def test_a_4096_bit_signature_crosses_a_real_smtp_server(
+    engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Unfolded, the DKIM-Signature of a 4096-bit key was one line of 1,106 octets: the
+    server (aiosmtpd, 998 at most, as SMTP allows) answered 500 and the invitations failed
+    for good. Folded, they are accepted, and verify on the bytes the server received."""
+    key, record = make_dkim_key(tmp_path_factory.mktemp("dkim"), 4096)
+    ctx = Context(engine=engine, settings=signing_settings(key, SELECTOR))
+    emails = ("ana-0@example.org", "ana-1@example.org")
+    invite_all(ctx, "ana", "Ána Lima", emails)
+    handler = FaultyHandler()
+    with smtp_server(handler) as url:
+        report = run_pass(ctx, T0 + timedelta(minutes=11), SmtpTransport(parse_smtp_url(url)))
+    assert (report.sent, report.failed) == (2, 0)
+    assert sorted(rcpt for rcpts, _ in handler.received for rcpt in rcpts) == list(emails)
+    for _, raw in handler.received:
+        assert raw.startswith(b"DKIM-Signature: ")
+        assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+        assert verifies(raw, record)
+    with engine.connect() as connection:
+        assert set(connection.execute(select(messages.c.state)).scalars()) == {"sent"}

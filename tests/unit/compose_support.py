@@ -80,6 +80,20 @@ SEND_TIME = st.builds(
 )
 
 
+# An RFC 2047 encoded word, as a receiver finds it in a header.
+ENCODED_WORD = re.compile(rb"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+
+
+def assert_encoded_words_fit(raw: bytes) -> None:
+    """Every encoded word of the header block is at most 75 characters (RFC 2047 section
+    2), on a line within 78."""
+    head = raw.partition(b"\r\n\r\n")[0]
+    for line in head.split(b"\r\n"):
+        words = ENCODED_WORD.findall(line)
+        assert all(len(word) <= 75 for word in words), line
+        assert not words or len(line) <= 78, line
+
+
 def assert_words_as_composed(written: Written, reference: EmailMessage) -> None:
     """The subject and plain text recorded with an email in wire form are the composed
     email's, as the header registry and `get_content` read them."""

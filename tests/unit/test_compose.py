@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from compose_support import SETTINGS, message
+from compose_support import SETTINGS, assert_encoded_words_fit, message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -193,6 +193,7 @@ def test_any_name_or_note_keeps_the_headers_fixed(name: str, note: str) -> None:
     assert [a.addr_spec for a in parsed["To"].addresses] == ["bo@example.com"]
     # The subject arrives exactly as rendered (and previewed), however it had to be folded.
     assert str(parsed["Subject"]) == str(composed["Subject"])
+    assert_encoded_words_fit(to_bytes(composed))
 
 
 @pytest.mark.parametrize(

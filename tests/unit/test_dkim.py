@@ -7,6 +7,7 @@ import dataclasses
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dkim
 import pytest
@@ -14,7 +15,8 @@ from hypothesis import given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
 
-from conftest import DKIM_DOMAIN, signing_settings
+from conftest import DKIM_DOMAIN, make_dkim_key, signing_settings
+from courtois.bootstrap import check_mail_settings
 from courtois.config import Settings
 from courtois.delivery.compose import Carried, ComposeInput, compose, to_bytes
 from courtois.delivery.dkim import SIGNED_HEADERS, sign
@@ -209,3 +211,80 @@ def test_an_email_filled_from_a_skeleton_verifies(
             sent_at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
         )
         assert verify(sign(compose_wire(settings, message).raw, settings), dkim_key[1])
+
+
+# --- lines SMTP can carry, whatever the key ------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=[1024, 2048, 4096])
+def sized_key(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A key of each size a platform may publish, and its TXT record."""
+    return make_dkim_key(tmp_path_factory.mktemp("dkim"), request.param)
+
+
+def dkim_lines(signed: bytes) -> list[bytes]:
+    """The lines of the DKIM-Signature header: its first and its continuation lines."""
+    lines = signed.split(b"\r\n")
+    end = next(i for i, line in enumerate(lines[1:], 1) if line[:1] not in (b" ", b"\t"))
+    return lines[:end]
+
+
+def test_every_line_fits_smtp_and_the_signature_verifies_at_every_key_size(
+    sized_key: tuple[Path, bytes],
+) -> None:
+    """Unfolded, a 4096-bit signature was a 1,106-octet line, which SMTP servers refuse
+    (998 at most), and a 2048-bit one 761: folded, each line of the header is within 78
+    octets, and dkimpy still verifies it."""
+    settings = signing_settings(sized_key[0], SELECTOR)
+    signed = sign(raw_message(settings, "Ána Lîma " * 12), settings)
+    assert max(len(line) for line in signed.split(b"\r\n")) <= 998
+    header = dkim_lines(signed)
+    assert len(header) > 2
+    assert max(len(line) for line in header) <= 78
+    assert verify(signed, sized_key[1])
+    assert not verify(signed.replace(b"Viens voir !", b"Viens payer"), sized_key[1])
+    # Only whitespace was added: unfolded, the tags read as before.
+    tags = dict(re.findall(r"(\w+)=([^;]*)", re.sub(r"\s+", "", b"".join(header).decode())))
+    assert tags["h"] == ":".join(name.lower() for name in SIGNED_HEADERS for _ in (1, 2))
+
+
+@examples(max_examples=40, deadline=None)
+@given(
+    # Up to the longest that fits a line with its tag ("d=...;" and "s=...;"); a longer
+    # one takes a line of its own, as long as it needs.
+    domain=st.from_regex(r"[a-z0-9]{1,40}(\.[a-z0-9]{1,30}){0,2}\.test", fullmatch=True).filter(
+        lambda domain: len(domain) <= 75
+    ),
+    selector=st.from_regex(r"[a-z0-9]{1,63}(\.[a-z0-9]{1,20}){0,2}", fullmatch=True).filter(
+        lambda selector: len(selector) <= 75
+    ),
+)
+def test_the_header_folds_within_78_octets_whatever_the_names(
+    dkim_key: tuple[Path, bytes], domain: str, selector: str
+) -> None:
+    """Where the folds fall depends on the domain's and selector's lengths: each layout
+    keeps its lines within 78 octets and verifies."""
+    settings = dataclasses.replace(
+        signing_settings(dkim_key[0], selector), dkim_domain=domain, mail_from=f"a@{domain}"
+    )
+    signed = sign(raw_message(settings), settings)
+    assert max(len(line) for line in dkim_lines(signed)) <= 78
+    expected = f"{selector}._domainkey.{domain}.".encode()
+
+    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
+        assert name == expected
+        return dkim_key[1]
+
+    assert dkim.verify(signed, dnsfunc=dnsfunc)
+
+
+def test_the_start_up_check_refuses_only_what_smtp_cannot_carry(
+    sized_key: tuple[Path, bytes],
+) -> None:
+    """The start-up check signs a sample email: it accepts every key size, now that the
+    header is folded, and refuses settings that would make a line SMTP servers refuse."""
+    settings = signing_settings(sized_key[0], SELECTOR)
+    check_mail_settings(settings)
+    too_long = dataclasses.replace(settings, dkim_selector="s" * 1000)
+    with pytest.raises(InvalidInput, match="longer than 998 octets"):
+        check_mail_settings(too_long)

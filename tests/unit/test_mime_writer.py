@@ -16,6 +16,7 @@ from compose_support import (
     MEMBER_TEXT,
     SEND_TIME,
     SETTINGS,
+    assert_encoded_words_fit,
     assert_words_as_composed,
     boundless,
     message,
@@ -48,6 +49,7 @@ def assert_written_as_composed(platform: Settings, outgoing: ComposeInput) -> No
     assert written is not None
     assert written.raw == raw
     assert_words_as_composed(written, reference)
+    assert_encoded_words_fit(raw)
 
 
 @pytest.mark.parametrize("locale", ["en", "fr"])

@@ -8,13 +8,16 @@ import hashlib
 import os
 import re
 import time
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from courtois.config import Settings
+from courtois.delivery.wire import MAX_HEADER_LINE
 from courtois.domain.errors import InvalidInput
 
 # The headers a receiver judges the message by. Each is listed once more than it occurs
@@ -61,6 +64,17 @@ _LISTED: tuple[bytes, ...] = tuple(
 )
 _H_TAG = b":".join(_LISTED).decode("ascii")
 
+# The header's lines are kept within the recommended 78 octets (RFC 5322 2.1.1): unfolded,
+# a 2048-bit signature made a first line of 761 octets and a 4096-bit one 1,106, over
+# SMTP's 998, which receivers refuse. Folding whitespace is allowed between tags, around
+# the h= tag's colons and anywhere in the b= value (RFC 6376 3.5), and relaxed
+# canonicalisation makes each fold one space (or, in b=, nothing), so the verifier hashes
+# what was signed.
+# The least of the signature worth starting on the b= line; else b= opens the next line.
+_ROOM_FOR_SIGNATURE = 8
+# A SHA-256 digest in base64.
+_BODY_HASH_LENGTH = 44
+
 
 def sign(raw: bytes, settings: Settings) -> bytes:
     """The message with a DKIM-Signature header in front, or unchanged without DKIM.
@@ -74,20 +88,81 @@ def sign(raw: bytes, settings: Settings) -> bytes:
     key = _private_key(settings.dkim_private_key_file)
     head, _, body = raw.partition(b"\r\n\r\n")
     body_hash = base64.b64encode(hashlib.sha256(_relaxed_body(body)).digest()).decode()
-    fields = (
-        f"{_tags(settings.dkim_domain, settings.dkim_selector)}t={int(time.time())}; "
-        f"h={_H_TAG}; bh={body_hash}; b="
-    )
-    signed = _signed_headers(head) + _relaxed_header(b"DKIM-Signature", fields.encode("ascii"))[:-2]
-    signature = key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
-    header = f"DKIM-Signature: {fields}{base64.b64encode(signature).decode()}\r\n"
+    timestamp = str(int(time.time()))
+    layout = _layout(settings.dkim_domain, settings.dkim_selector, len(timestamp))
+    # The header as the verifier hashes it: canonical, with the b= value empty (RFC 6376
+    # 3.7); the time and the body hash hold no whitespace, so they go into the canonical
+    # form of the folded tags as they are.
+    values = (timestamp.encode("ascii"), body_hash.encode("ascii"))
+    signed = _signed_headers(head) + layout.canonical % values
+    signature = base64.b64encode(key.sign(signed, padding.PKCS1v15(), hashes.SHA256())).decode()
+    folded = "\r\n ".join([signature[a:b] for a, b in _cuts(len(signature), layout.column)])
+    header = f"DKIM-Signature:{layout.template % (timestamp, body_hash)}{folded}\r\n"
     return header.encode("ascii") + raw
 
 
+def _fold(atoms: Iterable[tuple[str, str]], column: int) -> tuple[str, int]:
+    """Each atom after its separator (a space, or nothing where no space is needed), or
+    after a fold when it would pass MAX_HEADER_LINE; with the column the last line ends at."""
+    out = []
+    for separator, atom in atoms:
+        if column + len(separator) + len(atom) > MAX_HEADER_LINE and column > 1:
+            out.append("\r\n ")
+            column = 1
+        else:
+            out.append(separator)
+            column += len(separator)
+        out.append(atom)
+        column += len(atom)
+    return "".join(out), column
+
+
 @lru_cache(maxsize=8)
-def _tags(domain: str, selector: str) -> str:
-    """The tags before the timestamp, the same for every message of a configuration."""
-    return f"v=1; a=rsa-sha256; c=relaxed/relaxed; d={domain.strip()}; s={selector.strip()}; "
+def _cuts(length: int, column: int) -> tuple[tuple[int, int], ...]:
+    """Where a value of this length starting at `column` is cut into lines within MAX_HEADER_LINE
+    (a key's signatures have one length, so this is found once)."""
+    first = max(MAX_HEADER_LINE - column, 1)
+    width = MAX_HEADER_LINE - 1
+    return ((0, first), *((at, at + width) for at in range(first, length, width)))
+
+
+class _Layout(NamedTuple):
+    """The DKIM-Signature header up to its signature, folded, with %s for the time and the
+    body hash; its relaxed canonical form likewise; the column the signature starts at."""
+
+    template: str
+    canonical: bytes
+    column: int
+
+
+@lru_cache(maxsize=8)
+def _layout(domain: str, selector: str, time_digits: int) -> _Layout:
+    """The header's layout: the time and the body hash have the same lengths in every
+    message, so the folds fall in the same places and are found once."""
+    atoms = [
+        (" ", "v=1;"),
+        (" ", "a=rsa-sha256;"),
+        (" ", "c=relaxed/relaxed;"),
+        (" ", f"d={domain.strip()};"),
+        (" ", f"s={selector.strip()};"),
+    ]
+    names = [f"{name}:" for name in _H_TAG.split(":")]
+    names[0] = "h=" + names[0]
+    names[-1] = names[-1][:-1] + ";"
+    atoms += [(" " if index == 0 else "", name) for index, name in enumerate(names)]
+    fixed, column = _fold(atoms, len("DKIM-Signature:"))
+    # Stand-ins of the values' lengths; b= keeps some signature on its line.
+    tail, column = _fold(
+        (
+            (" ", "t=" + "#" * time_digits + ";"),
+            (" ", "bh=" + "#" * _BODY_HASH_LENGTH + ";"),
+            (" ", "b=" + "#" * _ROOM_FOR_SIGNATURE),
+        ),
+        column,
+    )
+    template = fixed.replace("%", "%%") + re.sub("#+", "%s", tail[:-_ROOM_FOR_SIGNATURE])
+    canonical = _relaxed_header(b"DKIM-Signature", template.encode("ascii"))[:-2]
+    return _Layout(template, canonical, column - _ROOM_FOR_SIGNATURE)
 
 
 @lru_cache(maxsize=8)

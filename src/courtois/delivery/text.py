@@ -12,6 +12,7 @@ import re
 import textwrap
 from functools import lru_cache
 
+from courtois.domain.display_names import drop_invisible
 from courtois.domain.members import MAX_NAME_LENGTH
 from courtois.domain.preview import MAX_NOTE_LENGTH
 
@@ -26,10 +27,11 @@ _NOTE_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def clean_name(value: str, limit: int = MAX_NAME_LENGTH) -> str:
-    """One line: every control becomes a space, runs of space one, at most `limit` chars,
-    and no "=?" (a name that looks like an RFC 2047 encoded word is decoded by receivers
-    into text the sender never checked, even an address in a From header)."""
-    name = " ".join(_NAME_CONTROL.sub(" ", value).split()).replace("=?", "= ?")
+    """One line: every control becomes a space, characters that show nothing (zero-width
+    spaces, direction marks) go, runs of space become one, at most `limit` chars, and no
+    "=?" (a name that looks like an RFC 2047 encoded word is decoded by receivers into
+    text the sender never checked, even an address in a From header)."""
+    name = " ".join(_NAME_CONTROL.sub(" ", drop_invisible(value)).split()).replace("=?", "= ?")
     return _bounded(name, limit)
 
 

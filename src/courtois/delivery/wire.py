@@ -1,18 +1,21 @@
-"""The email's wire form: CRLF, lines within limits, and two headers folded by hand.
+"""The email's wire form: CRLF, lines within limits, and the headers a member's words or
+a URI reach folded by hand.
 
 The standard folding turns a URI longer than a line into encoded words (which no client
-opens), and can drop or add a space in a long Subject mixing ASCII and other scripts,
-which would change what the member previewed. Everything else is the stdlib's SMTP policy.
+opens), can drop or add a space in a long Subject mixing ASCII and other scripts, which
+would change what the member previewed, and writes encoded words longer than RFC 2047
+allows. Everything else is the stdlib's SMTP policy.
 """
 
 from __future__ import annotations
 
 import re
-from email.header import Header
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 from typing import TYPE_CHECKING, Any
+
+from courtois.delivery.encoded_words import encoded_words
 
 if TYPE_CHECKING:
     _Policy = EmailPolicy[EmailMessage]
@@ -20,6 +23,8 @@ else:
     _Policy = EmailPolicy
 
 MAX_HEADER_LINE = 78
+# The longest line SMTP carries (RFC 5321 4.5.3.1.6): servers refuse the email otherwise.
+MAX_SMTP_LINE = 998
 # RFC 5322 specials, and the start of an encoded word. In a display name they are harmless
 # only inside a quoted string, and the stdlib drops the quotes when it folds a long line or
 # meets an encoded word: "Ana <boss@victim.example>, Bcc: x" would become two addresses.
@@ -38,7 +43,7 @@ class WirePolicy(_Policy):
     def fold(self, name: str, value: Any) -> str:
         """One header as text."""
         if name.lower() in ("from", "reply-to"):
-            mailbox = fold_mailbox(name, value, self.linesep)
+            mailbox = fold_mailbox(name, value, self.linesep, self.utf8)
             if mailbox is not None:
                 return mailbox
         if name.lower() == "list-unsubscribe":
@@ -54,7 +59,7 @@ class WirePolicy(_Policy):
         if name.lower() in ("list-unsubscribe", "subject"):
             return self.fold(name, value).encode("ascii")
         if name.lower() in ("from", "reply-to"):
-            mailbox = fold_mailbox(name, value, self.linesep)
+            mailbox = fold_mailbox(name, value, self.linesep, self.utf8)
             if mailbox is not None:
                 return mailbox.encode("utf-8" if self.utf8 else "ascii")
         raw: bytes = super().fold_binary(name, value)
@@ -90,40 +95,48 @@ def policy_for(*addresses: Address) -> WirePolicy:
     return SMTP
 
 
-def fold_mailbox(name: str, value: Any, linesep: str) -> str | None:
+def fold_mailbox(name: str, value: Any, linesep: str, utf8: bool = False) -> str | None:
     """One mailbox whose display name holds specials: as one quoted string when it is
     printable ASCII and the header fits on a line ("Lima, Ana via Agora", the usual case,
     which filters read as plainly as any name), else as RFC 2047 encoded words. Either way
-    a receiver shows the name as written and never reads an address out of it. None for
-    anything else, which the stdlib folds."""
+    a receiver shows the name as written and never reads an address out of it. A name
+    outside ASCII is written as encoded words too (unless the email travels as SMTPUTF8),
+    as the stdlib's own are too long. None for anything else, which the stdlib folds."""
     addresses: tuple[Address, ...] = tuple(getattr(value, "addresses", ()))
-    if len(addresses) != 1 or not _PHRASE_SPECIALS.search(addresses[0].display_name):
+    if len(addresses) != 1:
         return None
     address = addresses[0]
     display = address.display_name
+    if not _PHRASE_SPECIALS.search(display) and (utf8 or display.isascii()):
+        return None
     if _PRINTABLE_ASCII.fullmatch(display) and "=?" not in display:
         quoted = '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
         line = f"{name}: {quoted} <{address.addr_spec}>"
         if len(line) <= MAX_HEADER_LINE:
             return line + linesep
-    phrase = Header(display, "utf-8", header_name=name).encode(linesep=linesep)
-    last_line = f"{name}: {phrase}".rsplit(linesep, 1)[-1]
+    phrase = _encoded(name, display, linesep)
+    last_line = phrase.rsplit(linesep, 1)[-1]
     gap = " " if len(last_line) + len(address.addr_spec) + 3 <= MAX_HEADER_LINE else linesep + " "
-    return f"{name}: {phrase}{gap}<{address.addr_spec}>{linesep}"
+    return f"{phrase}{gap}<{address.addr_spec}>{linesep}"
 
 
 def fold_subject(name: str, text: str, linesep: str) -> str:
     """ASCII folded at spaces, anything else as RFC 2047 encoded words: either way a
     receiver unfolds and decodes it to exactly `text`."""
     if not text.isascii():
-        encoded = Header(text, "utf-8", header_name=name).encode(linesep=linesep)
-        return f"{name}: {encoded}{linesep}"
+        return _encoded(name, text, linesep) + linesep
     lines = [f"{name}:"]
     for word in text.split(" "):
         if len(lines[-1]) + 1 + len(word) > MAX_HEADER_LINE and lines[-1] != f"{name}:":
             lines.append("")
         lines[-1] += " " + word
     return linesep.join(lines) + linesep
+
+
+def _encoded(name: str, text: str, linesep: str) -> str:
+    """The header's name and `text` as encoded words, one a line."""
+    words = encoded_words(text, MAX_HEADER_LINE - len(name) - 2)
+    return f"{name}: " + f"{linesep} ".join(words)
 
 
 def to_bytes(email: EmailMessage) -> bytes:

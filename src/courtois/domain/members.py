@@ -6,6 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from courtois.domain.display_names import drop_invisible, holds_address, subject_prefix
 from courtois.domain.errors import InvalidInput
 
 SUPPORTED_LOCALES = ("en", "fr")
@@ -14,9 +15,6 @@ _MEMBER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 # C0 and C1 controls, DEL, line and paragraph separators, and the bidirectional embeddings,
 # overrides and isolates that could make "Ana via Agora" read as something else.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-# The subject starts with the member's name: one that reads like a reply or a forward
-# ("Re: your invoice") would make the subject lie about what the email is.
-_REPLY_PREFIX = re.compile(r"(?:re|fwd?|aw|wg|tr|sv|vs|rv|ref|antw)\s*(?:\[\d+\])?\s*:", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,23 +42,39 @@ def check_member_id(value: str) -> str:
 def check_display_name(value: str, field: str = "name") -> str:
     """Names end up in email headers and open the subject: refuse control characters
     instead of stripping them, so nobody can smuggle a header through a name (CR/LF) and
-    nothing is silently changed; refuse a name with nothing visible in it, which would
-    leave the email naming nobody, and one that reads like "Re:" or "Fwd:"."""
+    nothing visible is silently changed; drop the characters that show nothing (a
+    zero-width space, a direction mark); refuse a name with nothing visible in it, which
+    would leave the email naming nobody, one that makes the subject read as a reply, a
+    forward or a reminder, and one that shows an email address as the sender's name."""
     if _CONTROL.search(value):
         raise InvalidInput(
             f"The {field} contains control characters (line breaks, tabs, direction overrides...).",
             {field: "control characters"},
         )
-    name = value.strip()
+    name = drop_invisible(value).strip()
     if not name:
         raise InvalidInput(f"The {field} is empty.", {field: "empty"})
     if not any(unicodedata.category(char)[0] not in "CZ" for char in name):
         raise InvalidInput(f"The {field} has no visible character.", {field: "empty"})
-    if _REPLY_PREFIX.match(name):
+    prefix = subject_prefix(name)
+    if prefix == "reply prefix":
         raise InvalidInput(
             f"The {field} must not start like a reply or a forward (Re:, Fwd:...): every "
             "invitation's subject begins with it.",
-            {field: "reply prefix"},
+            {field: prefix},
+        )
+    if prefix == "reminder prefix":
+        raise InvalidInput(
+            f"The {field} must not start like a reminder (Reminder:, Rappel :...): every "
+            "invitation's subject begins with it, and a first invitation would read as a "
+            "reminder.",
+            {field: prefix},
+        )
+    if holds_address(name):
+        raise InvalidInput(
+            f"The {field} must not contain an email address: it is shown as the sender's "
+            "name, where an address would pass for the one the email comes from.",
+            {field: "address"},
         )
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidInput(

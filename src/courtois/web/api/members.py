@@ -97,7 +97,10 @@ def save_member(
     body: MemberIn, request: Request, ctx: Ctx, now: Now, key: IdempotencyKey = None
 ) -> JSONResponse:
     """Create the member, or update the one with this id; names with control characters
-    (header injection) are refused, not cleaned. The id of an erased member is refused
+    (header injection), names that open like a reply, a forward or a reminder (the name
+    opens every invitation's subject) and names showing an email address are refused, not
+    cleaned; characters that show nothing (zero-width spaces, direction marks) are
+    dropped, and the answer gives the name as kept. The id of an erased member is refused
     (409 `member-erased`): its history is the erased person's, so a new person needs a
     new id."""
 

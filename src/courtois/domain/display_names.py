@@ -1,0 +1,110 @@
+"""What a member's display name must not do in an email: carry invisible characters, pass
+for an address, or make the subject read as a reply, a forward or a reminder.
+
+A name opens every invitation's subject and is the sender's name in From, so "Reminder:
+Ana Lima" makes a first invitation read as the second, and "Ana <ceo@bank.example>"
+shows an address the email does not come from. Look-alikes are judged as what they look
+like: compatibility forms (fullwidth "Ｒｅ：") and the Cyrillic and Greek letters that pass
+for Latin ones ("Rе:" with a Cyrillic "е") are folded to plain Latin first.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Characters that show nothing: zero-width space, direction marks (left-to-right,
+# right-to-left, Arabic letter mark), word joiner and invisible operators, byte order
+# mark, soft hyphen, Mongolian vowel separator, Hangul fillers. Pasted names carry them
+# (right-to-left names often end in a mark), so they are dropped rather than refused.
+_INVISIBLE = "\u00ad\u061c\u180e\u200b\u200e\u200f\u2060-\u2064\ufeff\u3164\uffa0"
+# Zero-width (non-)joiners do shape text: between two visible characters they make emoji
+# sequences (👩‍💻) and spell Persian and Indic words; anywhere else they show nothing.
+_JOINERS = "\u200c\u200d"
+_VISIBLE = rf"[^\s{_INVISIBLE}{_JOINERS}]"
+_SHOWING_NOTHING = re.compile(
+    rf"[{_INVISIBLE}]+|(?<!{_VISIBLE})[{_JOINERS}]+|[{_JOINERS}]+(?!{_VISIBLE})"
+)
+
+# Letters of other scripts that pass for Latin ones in a prefix, and marks that pass for
+# a colon, angle brackets or a full stop (after NFKC, which already folds the fullwidth
+# and small forms).
+_LOOKALIKES = str.maketrans(
+    {
+        **dict(zip("АВЕЅІЈКМНОРСТУХԚԜҮ", "ABESIJKMHOPCTYXQWY", strict=True)),
+        **dict(zip("аеѕіјорсухԁԛԝһӏгԍ", "aesijopcyxdqwhlrg", strict=True)),
+        **dict(zip("ΑΒΕΖΗΙΚΜΝΟΡΤΥΧ", "ABEZHIKMNOPTYX", strict=True)),
+        **dict(zip("αιορυνκ", "aiopuvk", strict=True)),
+        **dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnoprstuvwyz", strict=True)),
+        **dict.fromkeys("ː˸։׃܃܄ःઃ᛬᠃᠉⁚∶ꓽ꞉", ":"),
+        **dict.fromkeys("‹〈⟨˂ᐸ", "<"),
+        **dict.fromkeys("›〉⟩˃ᐳ", ">"),
+        "。": ".",
+    }
+)
+_OPENING = r"[\s\"'«“‘„(\[{<*_~-]*"
+_CLOSING = r"[\s\"'»”’)\]}>*_~]*"
+# What mail clients put before a reply's or a forward's subject, in the languages they
+# speak: Re, Fw, Fwd, AW and WG (German), TR (French), SV and VS (Nordic), RV (Spanish),
+# Ref, Antw (Dutch); with a count ("Re[2]:") or not.
+_REPLY_WORDS = r"re|fwd?|aw|wg|tr|sv|vs|rv|ref|antw"
+_REPLY = re.compile(rf"{_OPENING}(?:{_REPLY_WORDS})\s*(?:\[\d+\]|\(\d+\))?{_CLOSING}:")
+# The words the platform's own reminder subjects open with, in every language it has
+# (courtois.po: "Reminder: …", "The reminder you asked for: …", "Rappel : …", "Le rappel
+# que vous avez demandé : …"); a test holds this list to the catalogues.
+REMINDER_WORDS = frozenset({"reminder", "reminders", "rappel", "rappels"})
+# A bracketed tag before the name: "[Fwd] Ana", "(Rappel) Ana".
+_TAG = re.compile(rf"{_OPENING}[\[(]\s*({_REPLY_WORDS}|{'|'.join(sorted(REMINDER_WORDS))})\s*[\])]")
+# What ends a subject's prefix: a colon, or a dash or bar between spaces.
+_SEPARATOR = re.compile(r":|\s[-–—|]\s")
+_WORD = re.compile(r"[^\W\d_]+")
+# The longest prefix read as a reminder's ("Le rappel que vous avez demandé").
+_PREFIX_WORDS = 6
+# An address: in angle brackets, whatever it holds, or bare (local@domain.tld).
+_BRACKETED = re.compile(r"<[^<>]*@[^<>]*>")
+_BARE = re.compile(r"[\w.+!#$%&'*/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def drop_invisible(value: str) -> str:
+    """The name without the characters that show nothing."""
+    # Most names are ASCII, which holds none of them.
+    return value if value.isascii() else _SHOWING_NOTHING.sub("", value)
+
+
+def subject_prefix(name: str) -> str | None:
+    """What the subject this name opens would read as: a reply or forward ("reply
+    prefix"), a reminder ("reminder prefix"), or None when it reads as a name."""
+    folded = _folded(name)
+    if _REPLY.match(folded):
+        return "reply prefix"
+    tag = _TAG.match(folded)
+    if tag:
+        return "reminder prefix" if tag.group(1) in REMINDER_WORDS else "reply prefix"
+    words = _WORD.findall(folded)
+    if words and words[0] in {"reminder", "reminders"}:
+        return "reminder prefix"  # "Reminder Ana Lima": never a name, whatever follows
+    separator = _SEPARATOR.search(folded)
+    if separator:
+        head = _WORD.findall(folded[: separator.start()])
+        if len(head) <= _PREFIX_WORDS and REMINDER_WORDS.intersection(head[:2]):
+            return "reminder prefix"
+    return None
+
+
+def holds_address(name: str) -> bool:
+    """Whether the name shows an email address, bare or in angle brackets ("Ana @ Home"
+    and "@ana" are no address)."""
+    folded = _folded(name)
+    return "@" in folded and bool(_BRACKETED.search(folded) or _BARE.search(folded))
+
+
+def _folded(name: str) -> str:
+    """The name as it reads: without invisible and format characters, in compatibility
+    form, look-alikes as the Latin letters and marks they pass for, without accents,
+    case-folded."""
+    visible = "".join(char for char in name if unicodedata.category(char) != "Cf")
+    latin = unicodedata.normalize("NFKC", visible).translate(_LOOKALIKES)
+    bare = "".join(
+        char for char in unicodedata.normalize("NFD", latin) if not unicodedata.combining(char)
+    )
+    return bare.casefold()
