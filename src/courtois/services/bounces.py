@@ -1,8 +1,9 @@
 """apply_bounce: what an incoming bounce or complaint changes.
 
 A hard bounce (the address is dead) suppresses the recipient for good: scheduled
-invitations to it are blocked, sent ones marked bounced, pending mail cancelled. A spam
-complaint suppresses too, and counts against the member(s) whose email was reported
+invitations to it are blocked, sent ones marked bounced, pending mail cancelled, and the
+address leaves every address book (`suppression.stop_suppressed`). A spam complaint
+suppresses too, and counts against the member(s) whose email was reported
 (sender reputation, invariant 12). Soft bounces and auto-replies change nothing.
 
 A report is applied only to the mail it can be tied to, since anyone can send one (a
@@ -34,19 +35,14 @@ from sqlalchemy import Connection, insert, or_, select, update
 from courtois.delivery.bounce_origin import ours, sent_by_us
 from courtois.delivery.bounces import BounceReport
 from courtois.domain.errors import InvalidAddress
-from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageState
 from courtois.services.context import Context
 from courtois.services.locks import lock_recipients
-from courtois.services.recipients import checkpoint, scrub_answers
-from courtois.services.transitions import cancel_messages, move_invitations
+from courtois.services.recipients import checkpoint
+from courtois.services.suppression import COMPLAINT, HARD_BOUNCE, stop_suppressed
 from courtois.services.unit_of_work import UnitOfWork
-from courtois.store.tables import complaints, invitations, messages, recipients
-
-HARD_BOUNCE = "hard-bounce"
-COMPLAINT = "complaint"
-
+from courtois.store.tables import complaints, messages, recipients
 
 # The states of an email that may have reached its recipient.
 _MAILED = (MessageState.SENT.value, MessageState.UNKNOWN.value)
@@ -185,38 +181,11 @@ def _suppress(
         result["suppressed"] += 1
     else:
         result["already_suppressed"] += 1
-    why = "the address bounced for good" if reason == HARD_BOUNCE else "the recipient reported spam"
-    scope = invitations.c.recipient_digest == digest
-    pending = messages.c.recipient_digest == digest
-    result["cancelled"] += len(
-        uow.conn.execute(
-            select(messages.c.id).where(pending, messages.c.state == MessageState.SCHEDULED.value)
-        ).all()
-    )
-    result["blocked"] += len(
-        move_invitations(
-            uow,
-            scope & (invitations.c.state == InvitationState.SCHEDULED.value),
-            InvitationState.BLOCKED,
-            why,
-        )
-    )
-    if reason == HARD_BOUNCE:
-        result["bounced"] += len(
-            move_invitations(
-                uow,
-                scope & (invitations.c.state == InvitationState.SENT.value),
-                InvitationState.BOUNCED,
-                why,
-            )
-        )
-    # What closing the invitations left waiting: reminders of invitations a complaint
-    # leaves open, digests carrying several invitations.
-    cancel_messages(uow, pending, why)
-    uow.conn.execute(update(invitations).where(scope).values(address=None))
-    # The stored API answers about this recipient quote the address too: a suppression
-    # keeps only the digest, as an opt-out or a "forget me" does.
-    scrub_answers(uow.conn, digest)
+    # Sent invitations count as bounced only when the address itself is dead.
+    stopped = stop_suppressed(uow, digest, reason, bounce_sent=reason == HARD_BOUNCE)
+    result["cancelled"] += stopped.cancelled
+    result["blocked"] += stopped.blocked
+    result["bounced"] += stopped.bounced
     payload: dict[str, Any] = {"recipient": digest, "reason": reason, "source": "report"}
     charged = [m for m in members if not _complained(uow, m, digest)]
     for member in charged:

@@ -122,15 +122,17 @@ def import_contacts(
         fresh = []
         for digest, row in rows.items():
             where = places[digest]
-            if digest in existing:
-                report.duplicates.append(_note(where, 0, "already in your contacts"))
-            elif digest in stopped:
+            if digest in stopped:
                 # An opt-out or an erasure keeps only the digest: the address is not stored
                 # again. Whether this person opted out, bounced or complained, the member
                 # learns only that they are unavailable (invariants 4, 10, 11), as the
                 # decision on an invitation would tell them: a bounced address stored again
-                # while an opted-out one was not told the two apart.
+                # while an opted-out one was not told the two apart. First, before "already
+                # in your contacts": a contact left over from before the stop would tell it
+                # apart too.
                 report.flagged.append(_note(where, 0, "unavailable"))
+            elif digest in existing:
+                report.duplicates.append(_note(where, 0, "already in your contacts"))
             elif digest in member_digests or digest in joined:
                 report.flagged.append(_note(where, 0, "already a member"))
             else:

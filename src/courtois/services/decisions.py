@@ -11,7 +11,7 @@ from typing import Any
 
 from courtois.policy.chain import CHAIN
 from courtois.policy.facts import Candidate
-from courtois.policy.rules import not_unsubscribed
+from courtois.policy.rules import not_unsubscribed, recipient_quota
 from courtois.policy.verdict import Decision, Outcome, Verdict
 
 VERDICT_FIELDS = ("rule", "outcome", "reason", "public_reason", "retry_at")
@@ -106,21 +106,54 @@ def public_decision(decision: Decision) -> dict[str, Any]:
 PRIVATE_RULES = frozenset(rule.code for rule in CHAIN if rule.private)
 AVAILABLE = "recipient-available"
 _SEVERITY = {Outcome.ALLOW: 0, Outcome.DEFER: 1, Outcome.DENY: 2}
+# What a member reads of a rule whatever reason a decision stored for them: decisions kept
+# before the recipient quota's words changed said other invitations were waiting.
+_MEMBER_REASONS = {(recipient_quota.CODE, Outcome.DEFER.value): recipient_quota.HELD}
 
 
 def member_verdicts(verdicts: Iterable[tuple[str, str, str]]) -> list[dict[str, str]]:
     """(rule, outcome, member-facing reason) in chain order, as a member may see them: the
-    private rules merged into one verdict where the first of them stands."""
+    private rules merged into one verdict where the first of them stands. A recipient who
+    is unavailable ends the list there: the rules after it would still tell causes apart
+    (one who opted out after receiving mail is held by the recipient quota, an address that
+    bounced on its first email is not)."""
     shown: list[dict[str, str]] = []
     merged: dict[str, str] | None = None
+    stands = 0
     for rule, outcome, public in verdicts:
         if rule not in PRIVATE_RULES:
-            shown.append({"rule": rule, "outcome": str(outcome), "reason": public or "ok"})
+            reason = _MEMBER_REASONS.get((rule, str(outcome))) or public or "ok"
+            shown.append({"rule": rule, "outcome": str(outcome), "reason": reason})
             continue
         if merged is None:
             merged = {"rule": AVAILABLE, "outcome": Outcome.ALLOW.value, "reason": "ok"}
             shown.append(merged)
+            stands = len(shown)
         if _SEVERITY[Outcome(outcome)] > _SEVERITY[Outcome(merged["outcome"])]:
             merged["outcome"] = Outcome(outcome).value
             merged["reason"] = not_unsubscribed.UNAVAILABLE
+    if merged is not None and merged["outcome"] == Outcome.DENY.value:
+        return shown[:stands]
     return shown
+
+
+def is_unavailable(decision: Decision) -> bool:
+    """Whether a private rule refused the recipient: the member reads "unavailable"."""
+    return any(v.rule in PRIVATE_RULES and v.outcome is Outcome.DENY for v in decision.verdicts)
+
+
+def member_schedule(decision: Decision, now: datetime) -> datetime | None:
+    """When an invitation decided now leaves, as its member may read it: none when refused,
+    nor when the recipient's quota holds it back, whose day would tell the member when
+    someone else's email reached that person (the member pages say "leaves later, when the
+    limits on emails allow")."""
+    if decision.outcome is Outcome.DENY or held_by_recipient_quota(decision):
+        return None
+    return decision.retry_at or now
+
+
+def held_by_recipient_quota(decision: Decision) -> bool:
+    """Whether the recipient's quota defers the message."""
+    return any(
+        v.rule == recipient_quota.CODE and v.outcome is Outcome.DEFER for v in decision.verdicts
+    )

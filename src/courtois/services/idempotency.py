@@ -26,6 +26,12 @@ _STORE = idempotency_keys.insert()
 _STORE_SUBJECTS = idempotency_subjects.insert()
 
 
+def invite_scope(member_id: str) -> str:
+    """Where `invite` keeps its answers to one member's keys, whether the member pages or
+    the host API gave the key: stopping mail from one member scrubs that scope only."""
+    return f"invite:{member_id}"
+
+
 def request_hash(payload: Any) -> str:
     """A stable hash of the request, to tell a true repeat from a reused key."""
     body = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)

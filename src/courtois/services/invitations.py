@@ -23,8 +23,14 @@ from courtois.services import facts as gather
 from courtois.services import sender_activity as activity
 from courtois.services.batching import collector_paused
 from courtois.services.context import Context
-from courtois.services.decisions import decision_entry, decision_row, public_decision
-from courtois.services.idempotency import find_answer, request_hash, store_answer
+from courtois.services.decisions import (
+    decision_entry,
+    decision_row,
+    is_unavailable,
+    member_schedule,
+    public_decision,
+)
+from courtois.services.idempotency import find_answer, invite_scope, request_hash, store_answer
 from courtois.services.locks import lock_recipients
 from courtois.services.members import lock_and_get_member
 from courtois.services.previews import consent_text, render_for
@@ -111,6 +117,11 @@ def share_for(ctx: Context, invitation_id: str, inviter: Inviter, locale: str) -
     return {"share_link": f"{base}/join/{tokens.join[0]}", "share_text": text}
 
 
+def _isoformat(at: datetime | None) -> str | None:
+    """An instant as the stored answer keeps it (JSON text), or null."""
+    return None if at is None else at.isoformat()
+
+
 def recipient_count(emails: tuple[str, ...]) -> int:
     """How many distinct people these addresses name (Ana@ and ana@ are one)."""
     return len(_parse_all(emails))
@@ -162,7 +173,7 @@ def invite(
                 "text": text_shown,
             }
         )
-        scope = f"invite:{member.id}"
+        scope = invite_scope(member.id)
         # The key is looked up under the member's lock: a retry racing the first request
         # waits for it, then finds its answer instead of inviting a second time.
         if idempotency_key is not None:
@@ -218,6 +229,7 @@ def invite(
         sender = gather.sender_facts(conn, member.id, now)
         previous = gather.previous_invitations(conn, member.id, by_digest)
         invitation_rows, message_rows, decision_rows, results = [], [], [], []
+        unavailable: set[str] = set()
         expiry = timedelta(days=policy.invitation_expiry_days)
         expires_at = now + policy.long_window + expiry
         # The text a member sends by hand (strict-eu) is the one previewed, with no reminder:
@@ -237,6 +249,8 @@ def invite(
                 ),
             )
             decision = evaluate(candidate, facts, now)
+            if is_unavailable(decision):
+                unavailable.add(digest)
             denied = decision.outcome is Outcome.DENY
             shared = denied and shared_by_member(decision)
             if shared:
@@ -286,7 +300,7 @@ def invite(
                     "id": invitation_id,
                     "email": address.normalized,
                     "status": state.value,
-                    "scheduled_at": None if denied else (decision.retry_at or now).isoformat(),
+                    "scheduled_at": _isoformat(member_schedule(decision, now)),
                     "decision": public_decision(decision),
                     **(share_for(ctx, invitation_id, inviter, locale) if shared else {}),
                 }
@@ -310,13 +324,14 @@ def invite(
         answer = {"consent_id": consent.id, "invitations": results}
         if idempotency_key is not None:
             subjects = [str(row["recipient_digest"]) for row in invitation_rows]
-            # Kept a day for repeats: without the address of anyone who stopped everything
-            # or asked to be forgotten, as `scrub_answers` leaves the answers kept before.
-            stopped = {d for d, row in locked.items() if row.unsubscribed_at is not None}
+            # Kept a day for repeats: without the address of anyone unavailable (opted out,
+            # stopped this member, forgotten, bounced, complained), as `scrub_answers` leaves
+            # the answers kept before; the same for every cause, as the member may not tell
+            # them apart (invariant 11).
             kept = {
                 **answer,
                 "invitations": [
-                    {**item, "email": None} if digest in stopped else item
+                    {**item, "email": None} if digest in unavailable else item
                     for digest, item in zip(by_digest, results, strict=True)
                 ],
             }

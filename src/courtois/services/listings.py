@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select
 
 from courtois.domain.errors import NotFound
+from courtois.domain.messages import MessageKind, MessageState
+from courtois.policy.config import PolicyConfig
 from courtois.services.context import Context
 from courtois.services.decisions import expand_verdicts, member_verdicts
 from courtois.store.sql import comparable_text
@@ -117,8 +119,26 @@ def public_verdicts(stored: list[list[str]]) -> list[dict[str, str]]:
     )
 
 
+def planned_at(message: Any, policy: PolicyConfig) -> datetime | None:
+    """When a message leaves, as the member may read it: a waiting email held back past
+    its own time (the undo window's end, or its reminder's day) waits for the recipient's
+    quota, or for the day the recipient picked; that day would tell the member when
+    someone else's email reached that person, or the recipient's own choice."""
+    at: datetime = message.scheduled_at
+    if message.state != MessageState.SCHEDULED.value:
+        return at
+    own = policy.reminder_interval if message.kind == MessageKind.REMINDER.value else None
+    due: datetime = message.created_at + (own or policy.undo_window)
+    return at if at <= due + _SLACK else None
+
+
+# A decision stamps its message a moment after the message was made.
+_SLACK = timedelta(minutes=1)
+
+
 def invitation_detail(ctx: Context, invitation_id: str) -> dict[str, Any]:
-    """One invitation, its messages and every decision taken about it, oldest first."""
+    """One invitation, its messages (when each leaves as its member may read it, as
+    `planned_at` says) and every decision taken about it, oldest first."""
     if not comparable_text(invitation_id):
         raise NotFound("No such invitation.")
     with ctx.engine.connect() as connection:
@@ -145,7 +165,7 @@ def invitation_detail(ctx: Context, invitation_id: str) -> dict[str, Any]:
                 "id": m.id,
                 "kind": m.kind,
                 "status": m.state,
-                "scheduled_at": m.scheduled_at,
+                "scheduled_at": planned_at(m, ctx.settings.policy),
                 "sent_at": m.sent_at,
                 "attempts": m.attempts,
             }

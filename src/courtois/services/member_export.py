@@ -9,18 +9,17 @@ invitation is open, by digest afterwards.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from courtois.domain.errors import NotFound
 from courtois.domain.ledger import EventType
-from courtois.domain.messages import MessageKind, MessageState
 from courtois.policy.config import PolicyConfig
 from courtois.services.context import Context
 from courtois.services.decisions import member_verdicts
-from courtois.services.listings import consent_row, public_verdicts
+from courtois.services.listings import consent_row, planned_at, public_verdicts
 from courtois.store.bulk import among, chunked
 from courtois.store.tables import (
     complaints,
@@ -44,23 +43,6 @@ def export_member(ctx: Context, member_id: str, now: datetime) -> dict[str, Any]
             connection = opened.execution_options(isolation_level="REPEATABLE READ")
         with connection.begin():
             return _export(connection, member_id, now, ctx.settings.policy)
-
-
-def _planned(message: Any, policy: PolicyConfig) -> datetime | None:
-    """When a message leaves, as the member may read it: a waiting email held back past
-    its own time (the undo window's end, or its reminder's day) waits for the recipient's
-    quota, or for the day the recipient picked; that day would tell the member when
-    someone else's email reached that person, or the recipient's own choice."""
-    at: datetime = message.scheduled_at
-    if message.state != MessageState.SCHEDULED.value:
-        return at
-    own = policy.reminder_interval if message.kind == MessageKind.REMINDER.value else None
-    due: datetime = message.created_at + (own or policy.undo_window)
-    return at if at <= due + _SLACK else None
-
-
-# A decision stamps its message a moment after the message was made.
-_SLACK = timedelta(minutes=1)
 
 
 def _export(
@@ -106,7 +88,7 @@ def _export(
                 "id": message.id,
                 "kind": message.kind,
                 "status": message.state,
-                "scheduled_at": _planned(message, policy),
+                "scheduled_at": planned_at(message, policy),
                 "sent_at": message.sent_at,
                 "attempts": message.attempts,
             }
@@ -207,9 +189,12 @@ def _ledger_entries(connection: Connection, member_id: str) -> list[dict[str, An
         payload = _as_the_member_sees(r.event, r.payload)
         if payload is None:
             continue
-        entry = {"seq": r.seq, "at": r.at, "event": r.event, "payload": payload, "hash": r.hash}
+        # No hash: a redacted entry's is that of the full entry, and the next entries'
+        # chain on it, so with two hashes and what lies between a member could try each
+        # hidden reason in turn until one matched (which admins' `courtois audit export`
+        # and `verify` keep). `seq` names the entry in the platform's audit.
+        entry = {"seq": r.seq, "at": r.at, "event": r.event, "payload": payload}
         if payload != r.payload:
-            # The hash is the full entry's, which the platform's audit keeps and verifies.
             entry["redacted"] = True
         entries.append(entry)
     return entries

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from courtois.services.context import Context
+from courtois.services.idempotency import invite_scope
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.member_contacts import ContactRow, choose_contacts
 from courtois.store.tables import idempotency_keys
@@ -28,11 +29,6 @@ class Consented:
     reminders: int
     preview_hash: str
     consent: ConsentInput
-
-
-def scope_of(member_id: str) -> str:
-    """Where `invite` keeps its answers for this member's keys."""
-    return f"invite:{member_id}"
 
 
 def invite_chosen(
@@ -68,7 +64,7 @@ def earlier_answer(ctx: Context, member_id: str, key: str) -> dict[str, Any] | N
     with ctx.engine.connect() as connection:
         row = connection.execute(
             select(idempotency_keys.c.response).where(
-                idempotency_keys.c.scope == scope_of(member_id), idempotency_keys.c.key == key
+                idempotency_keys.c.scope == invite_scope(member_id), idempotency_keys.c.key == key
             )
         ).first()
     if row is None:

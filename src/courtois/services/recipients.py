@@ -16,6 +16,7 @@ from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageState
 from courtois.services.context import Context
+from courtois.services.idempotency import invite_scope
 from courtois.services.locks import lock_member, lock_recipients
 from courtois.services.transitions import move_found, move_invitations, set_messages
 from courtois.services.unit_of_work import UnitOfWork
@@ -142,8 +143,9 @@ def stop_mail(uow: UnitOfWork, digest: str, from_member: str | None = None) -> d
     if changed:
         uow.record(EventType.UNSUBSCRIBED, {"recipient": digest, "from": from_member or "everyone"})
         record_unsubscribed(uow, digest, from_member)
-    if from_member is None:
-        scrub_answers(connection, digest)
+    # Stopped from one member, only that member's answers quote the address no more: a
+    # replay keeping it would tell them apart from a recipient who stopped everything.
+    scrub_answers(connection, digest, from_member)
     return {"blocked": len(blocked), "cancelled": len(others)}
 
 
@@ -222,9 +224,13 @@ def forget_recipient(ctx: Context, digest: str, now: datetime) -> dict[str, int]
 
 # Built once: the one-click unsubscribe runs these on every click.
 _SUBJECTS = idempotency_subjects.c
-_ANSWERS_ABOUT = select(_SUBJECTS.scope, _SUBJECTS.key).where(
-    _SUBJECTS.recipient_digest == bindparam("b_digest")
-)
+_ANSWERS_ABOUT = {
+    member: select(_SUBJECTS.scope, _SUBJECTS.key).where(
+        _SUBJECTS.recipient_digest == bindparam("b_digest"),
+        *([_SUBJECTS.scope == bindparam("b_scope")] if member else []),
+    )
+    for member in (False, True)
+}
 _THIS_ANSWER = (idempotency_keys.c.scope == bindparam("b_scope")) & (
     idempotency_keys.c.key == bindparam("b_key")
 )
@@ -242,14 +248,18 @@ _DROP_SUBJECT = delete(idempotency_subjects).where(
 )
 
 
-def scrub_answers(connection: Connection, digest: str) -> None:
-    """Stored API answers may quote the address: in the ones about this recipient, it becomes
-    null, in the transaction that removes it elsewhere (one commit, and no moment where the
-    address is gone from the invitations but still quoted in an answer). The answers stay:
-    a repeat of their request still gets its first answer and creates nothing twice
-    (invariant 8), only without the address. The caller then runs `checkpoint`, so that no
-    old page with the address survives in SQLite's log."""
-    keys = connection.execute(_ANSWERS_ABOUT, {"b_digest": digest}).all()
+def scrub_answers(connection: Connection, digest: str, member: str | None = None) -> None:
+    """Stored API answers may quote the address: in the ones about this recipient (those
+    given to `member` only, when named), it becomes null, in the transaction that removes
+    it elsewhere (one commit, and no moment where the address is gone from the invitations
+    but still quoted in an answer). The answers stay: a repeat of their request still gets
+    its first answer and creates nothing twice (invariant 8), only without the address.
+    The caller then runs `checkpoint`, so that no old page with the address survives in
+    SQLite's log."""
+    names = {"b_digest": digest}
+    if member is not None:
+        names["b_scope"] = invite_scope(member)
+    keys = connection.execute(_ANSWERS_ABOUT[member is not None], names).all()
     if not keys:
         return
     # An answer names each invitation by id: this recipient's are found by their digest.

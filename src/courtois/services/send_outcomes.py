@@ -21,6 +21,8 @@ from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.services.context import Context
+from courtois.services.locks import lock_recipients
+from courtois.services.suppression import HARD_BOUNCE, stop_suppressed
 from courtois.services.transitions import move_invitations, scheduled_message, set_messages
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.services.worker_due import Claim, PassReport
@@ -101,6 +103,10 @@ def record_outcomes(
     """Move every claimed message of a batch to what its delivery says, in one transaction;
     the accepted ones (nearly all, most of the time) together, in a few statements."""
     with ctx.unit_of_work(now) as uow:
+        # A dead address is suppressed here, which changes every invitation and contact of
+        # that recipient: their rows are locked first, in the order every use case takes
+        # them (docs/scaling.md), as an opt-out racing this batch takes them too.
+        lock_recipients(uow.conn, _dead_addresses(outcomes))
         moved = _moved_meanwhile(uow, [claim.carrier.id for claim, _ in outcomes])
         live = [(claim, delivery) for claim, delivery in outcomes if claim.carrier.id not in moved]
         accepted = [claim for claim, delivery in live if delivery.result is SendResult.ACCEPTED]
@@ -115,6 +121,17 @@ def record_outcomes(
         lost = [(c, d) for c, d in outcomes if moved.get(c.carrier.id) == MessageState.UNKNOWN]
         _settle_lost(uow, ctx, lost, now, report)
         uow.commit()
+
+
+def _dead_addresses(outcomes: Sequence[tuple[Claim, Delivery]]) -> list[str]:
+    """The recipients whose address a permanent refusal of this batch says is dead."""
+    return sorted(
+        {
+            claim.carrier.digest
+            for claim, delivery in outcomes
+            if delivery.result is SendResult.PERMANENT and is_dead_address(delivery)
+        }
+    )
 
 
 def _moved_meanwhile(uow: UnitOfWork, carriers: list[str]) -> dict[str, MessageState]:
@@ -296,9 +313,13 @@ def _failed(
         uow.conn.execute(
             update(recipients)
             .where(recipients.c.digest == digest, recipients.c.suppressed_reason.is_(None))
-            .values(suppressed_reason="hard-bounce", suppressed_at=uow.now)
+            .values(suppressed_reason=HARD_BOUNCE, suppressed_at=uow.now)
         )
-        uow.record(EventType.SUPPRESSED, {"recipient": digest, "reason": "hard-bounce"})
+        uow.record(EventType.SUPPRESSED, {"recipient": digest, "reason": HARD_BOUNCE})
+        # As a bounce report would: nothing more goes to the address, and it leaves every
+        # address book and stored answer. The invitations whose email reached it before
+        # stay as they were, as when a reminder to them fails (`_fail_claim`).
+        stop_suppressed(uow, digest, HARD_BOUNCE, bounce_sent=False)
 
 
 def _fail_claim(

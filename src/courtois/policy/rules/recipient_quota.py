@@ -14,6 +14,9 @@ from courtois.policy.rule import Rule, allow, defer, deny
 from courtois.policy.verdict import Verdict
 
 CODE = "recipient-quota"
+# What the member reads of a deferral: nothing of other senders, whose emails to this
+# person are none of theirs (invariant 11), nor of the day (`services.decisions`).
+HELD = "leaves when the limits on emails to this person allow"
 
 _FIRST_EMAIL = allow(CODE, "no other email to this recipient in the quota windows")
 
@@ -48,7 +51,7 @@ def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
         return defer(
             CODE,
             f"joins the digest already due at {joined.isoformat()}",
-            "will be grouped with other invitations",
+            HELD,
             joined,
         )
     retry = now
@@ -59,7 +62,7 @@ def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     return defer(
         CODE,
         f"the recipient's quota is used until {retry.isoformat()}; grouped into a digest",
-        "will be grouped with other invitations",
+        HELD,
         retry,
     )
 

@@ -38,18 +38,19 @@ class ExportedInvitation(InvitationSummary):
 
 
 class LedgerEntry(BaseModel):
-    """An audit ledger entry that names the member, as the member may read it."""
+    """An audit ledger entry that names the member, as the member may read it. It carries
+    no hash: every hash of the chain is derived from the entries before it, some of which
+    hold what only admins may read; the platform's audit (`courtois audit export`) has the
+    hashes, and `seq` names the entry there."""
 
     seq: int
     at: datetime
     event: str
     payload: dict[str, Any]
-    hash: str = Field(description="The hash of the full entry in the chain.")
     redacted: bool = Field(
         False,
         description="True when the payload leaves out what only admins may read (why a "
-        "recipient was refused): the hash is then that of the full entry, which the "
-        "platform's audit verifies.",
+        "recipient was refused).",
     )
 
 

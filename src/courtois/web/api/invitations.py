@@ -12,6 +12,7 @@ from sqlalchemy import Connection, select
 
 from courtois.domain.errors import Conflict
 from courtois.services.context import Context
+from courtois.services.idempotency import invite_scope
 from courtois.services.invitations import MAX_RECIPIENTS, ConsentInput, InviteRequest, invite
 from courtois.services.lifecycle import withdraw
 from courtois.services.listings import invitation_detail, invitations_page
@@ -126,7 +127,13 @@ class InvitationOut(BaseModel):
         "forgotten: a stored answer no longer quotes their address."
     )
     status: Status
-    scheduled_at: datetime | None = None
+    scheduled_at: datetime | None = Field(
+        None,
+        description="When its email leaves. null when refused, and when the recipient's "
+        "quota holds it back (the recipient-quota rule defers it): it then leaves when the "
+        "limits on emails to that person allow, on a day that would tell the member about "
+        "someone else's emails.",
+    )
     decision: DecisionOut
     share_link: str | None = Field(None, description="strict-eu: the member sends it.")
     share_text: str | None = None
@@ -168,9 +175,9 @@ class MessageOut(BaseModel):
     kind: Literal["invitation", "reminder", "digest"]
     status: Literal["scheduled", "sending", "sent", "unknown", "cancelled", "failed"]
     scheduled_at: datetime | None = Field(
-        description="When it leaves or left. In a member's export, null for an email still "
-        "held back past its own time (by the recipient's quota, or for the day the "
-        "recipient picked): that day would tell the member about someone else."
+        description="When it leaves or left. null for an email still held back past its "
+        "own time (by the limits on emails, or for the day the recipient picked): that day "
+        "would tell the member about someone else."
     )
     sent_at: datetime | None
     attempts: int
@@ -271,7 +278,7 @@ def _kept_by_invite(member_id: str, key: str | None) -> Kept:
     def find(connection: Connection) -> Answer | None:
         row = connection.execute(
             select(idempotency_keys.c.response).where(
-                idempotency_keys.c.scope == f"invite:{member_id}", idempotency_keys.c.key == key
+                idempotency_keys.c.scope == invite_scope(member_id), idempotency_keys.c.key == key
             )
         ).first()
         if row is None:
