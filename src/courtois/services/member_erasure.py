@@ -29,9 +29,9 @@ from courtois.domain.invitations import OPEN_INVITATION_STATES, InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageState
 from courtois.services.context import Context
+from courtois.services.idempotency import invite_scope
 from courtois.services.lifecycle import sending_now
 from courtois.services.locks import lock_recipients
-from courtois.services.member_invites import scope_of
 from courtois.services.transitions import cancel_messages, move_invitations
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.services.webhooks import record_member_erased
@@ -182,7 +182,7 @@ def _drop_answers(connection: Connection, member_id: str) -> None:
     their recipients, and the member's name and note in a text to share), those of the
     API's routes under the member's path, and their registrations (address and name). A
     repeat of one of those requests is then answered anew: the member is not found."""
-    invited = scope_of(member_id)
+    invited = invite_scope(member_id)
     connection.execute(delete(idempotency_subjects).where(idempotency_subjects.c.scope == invited))
     escaped = member_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     scope = idempotency_keys.c.scope
