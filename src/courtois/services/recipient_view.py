@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Row, func, select
 from courtois.domain.invitations import OPEN_INVITATION_STATES, InvitationState
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.policy.verdict import Outcome
+from courtois.services.consent_notes import shared_notes
 from courtois.services.context import Context
 from courtois.services.recipient_actions import Link
 from courtois.services.recipient_reminders import (
@@ -84,6 +85,9 @@ class Held:
     reminder: ReminderView
     # Opened from a hand-sent text: only the linked invitation, nothing of the record.
     shared: bool = False
+    # Notes kept with invitations whose consent named other people too, which "forget me"
+    # leaves: they are the members' words to those people as well (`consent_notes`).
+    shared_notes: int = 0
 
 
 def _reminder(ctx: Context, connection: Connection, link: Link, now: datetime) -> ReminderView:
@@ -185,6 +189,7 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
             )
         ).scalar_one()
         reminder = _reminder(ctx, connection, link, now)
+        notes = shared_notes(connection, digest)
     open_states = {s.value for s in OPEN_INVITATION_STATES}
     address = next((r.address for r in found if r.address and r.state in open_states), None)
     seen = [
@@ -217,6 +222,7 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
         address_books=int(books),
         emails_sent=int(emails),
         reminder=reminder,
+        shared_notes=notes,
     )
 
 
