@@ -491,7 +491,7 @@ def _compare_and_forget(
 ) -> Check:
     check = Check(
         "10", "no address kept when closed or stopped, none in the ledger or the logs; "
-        "unselected contacts purged within a day",
+        "contacts purged within a day, picked or not",
         len(invitation_rows) + ledger.entries,
     )  # fmt: skip
     gone = {d for d, (_, why) in ledger.stopped.items() if why != "joined"}
@@ -507,9 +507,9 @@ def _compare_and_forget(
     lingering = [r for r in contact_rows if r.recipient_digest in gone]
     if lingering:
         check.fail(f"{len(lingering)} contacts of stopped recipients remain")
-    stale = [r for r in contact_rows if not r.selected and r.imported_at < purge_before]
+    stale = [r for r in contact_rows if r.imported_at < purge_before]
     if stale:
-        check.fail(f"{len(stale)} unselected contacts older than a day remain")
+        check.fail(f"{len(stale)} contacts older than a day remain")
     if ledger.with_address:
         check.fail(f"{ledger.with_address} ledger entries hold an address")
     found = ADDRESS.search(logs)

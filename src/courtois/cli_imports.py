@@ -1,8 +1,8 @@
 """`courtois import FILE --member ID`: an address book into a member's contacts.
 
 The format (vCard, CSV of the usual exports, LDIF) is detected from the first bytes unless
-`--format` names it. Contacts arrive unselected and are purged within a day unless the
-member picks them. Large files show a progress bar on a terminal; the end is a summary
+`--format` names it. Contacts arrive unselected and are purged a day after the import,
+picked or not. Large files show a progress bar on a terminal; the end is a summary
 (imported, duplicates, flagged, rejected), what the source held beyond what was read (a Sent
 folder's older messages) and, for each record not imported, where it was in the file and
 why. `--carddav URL` and `--imap HOST` read the member's accounts instead.

@@ -279,8 +279,8 @@ class Snapshot:
 
 
 def fill(ctx: Context) -> None:
-    """A little of everything, written by the use cases: contacts, two consents (one
-    revoked), invitations sent and reminded, a complaint, an unsubscribe."""
+    """A little of everything, written by the use cases: contacts (picked and not), two
+    consents (one revoked), invitations sent and reminded, a complaint, an unsubscribe."""
     add_members(ctx)
     people = [f"p{i}@example.org" for i in range(8)]
     import_contacts(ctx, "ana", [ContactInput(p) for p in people], "csv", T0)
@@ -294,6 +294,10 @@ def fill(ctx: Context) -> None:
     complaint = BounceReport("arf", "complaint", (BouncedRecipient(people[0], "", False),))
     assert apply_bounce(ctx, complaint, T0 + timedelta(days=15, minutes=2))["complaints"] == 1
     unsubscribe(ctx, ctx.digest_email(people[1]), T0 + timedelta(days=16))
+    # The first address book went a day after its import, picked or not: a later one.
+    later = ["late0@example.org", "late1@example.org"]
+    import_contacts(ctx, "ana", [ContactInput(p) for p in later], "csv", T0 + timedelta(days=16))
+    select_contacts(ctx, "ana", later[:1], T0 + timedelta(days=16))
     assert sent
     assert transport.sent
 

@@ -1,9 +1,10 @@
 """Random sequences of everything people can do, with the invariants checked after each step.
 
-A hypothesis state machine drives the service layer on a real SQLite file: imports, invites
-with and without reminder consent, withdrawals, revocations, opt-outs, joins, "forget me",
-time passing and worker passes. After every step it checks invariants 1, 3, 4, 5, 6, 9,
-10, 11 and 12 against what the transport actually carried and what the database holds.
+A hypothesis state machine drives the service layer on a real SQLite file: imports, picks,
+invites with and without reminder consent, withdrawals, revocations, opt-outs, joins, "not
+interested", "forget me", time passing and worker passes. After every step it checks
+invariants 1, 3, 4, 5, 6, 9, 10, 11 and 12 against what the transport actually carried and
+what the database holds.
 """
 
 from __future__ import annotations
@@ -30,18 +31,20 @@ from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
 from courtois.domain.messages import MessageState
 from courtois.policy.facts import SenderFacts
 from courtois.services.audit import verify_ledger
-from courtois.services.contacts import import_contacts
+from courtois.services.contacts import import_contacts, select_contacts
 from courtois.services.context import Context
 from courtois.services.facts import sender_facts
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.lifecycle import revoke_consent, withdraw
 from courtois.services.members import register_member
 from courtois.services.previews import preview_invitations
+from courtois.services.recipient_actions import decline, resolve_link
 from courtois.services.recipients import forget_recipient, mark_joined, unsubscribe
 from courtois.services.worker import run_pass
 from courtois.store.engine import make_engine
 from courtois.store.migrate import migrate
 from courtois.store.tables import contacts, invitations, ledger, messages
+from courtois.tokens import Scope, make_token
 
 MEMBERS = ("ana", "bo", "cy")
 RECIPIENTS = tuple(f"r{i}@example.org" for i in range(3))
@@ -51,6 +54,7 @@ DAY = 60 * 24
 # (undo, 14 days), with a few long jumps across them (reminders, expiry, 90 days).
 PAUSES = [1, 9, 11, 11, 60, 360, DAY, DAY, 3 * DAY, 13 * DAY, 15 * DAY, 40 * DAY]
 SHORT = timedelta(days=14)
+CONTACT_RETENTION = timedelta(hours=24)
 LONG = timedelta(days=90)
 ADDRESS = re.compile(r"[\w.+-]+@[\w-]+\.\w+")
 
@@ -101,6 +105,8 @@ class World:
     stopped_member: dict[tuple[str, str], int] = field(default_factory=dict)
     joined: dict[str, int] = field(default_factory=dict)
     forgotten: set[str] = field(default_factory=set)
+    # (member, digest) of every contact a member picked.
+    picked: set[tuple[str, str]] = field(default_factory=set)
 
 
 class InvitationWorld(RuleBasedStateMachine):
@@ -118,6 +124,7 @@ class InvitationWorld(RuleBasedStateMachine):
         self.world = World()
         self.sent: list[Sent] = []
         self.step = 0
+        self.last_pass: datetime | None = None
 
     def _next_step(self) -> int:
         self.step += 1
@@ -136,6 +143,12 @@ class InvitationWorld(RuleBasedStateMachine):
     def import_address_book(self, member: str, picked: set[str]) -> None:
         records = [ContactInput(email=r, name="Someone") for r in sorted(picked)]
         import_contacts(self.ctx, member, records, "test", self.now)
+
+    @rule(member=st.sampled_from(MEMBERS), recipient=st.sampled_from(RECIPIENTS))
+    def pick(self, member: str, recipient: str) -> None:
+        """Through the API, which leaves the pick as it is once the contact is invited."""
+        if select_contacts(self.ctx, member, [recipient], self.now):
+            self.world.picked.add((member, self.ctx.digest_email(recipient)))
 
     @rule(
         member=st.sampled_from(MEMBERS),
@@ -197,6 +210,21 @@ class InvitationWorld(RuleBasedStateMachine):
         else:
             self.world.stopped_member.setdefault((digest, member), self._next_step())
 
+    @rule(recipient=st.sampled_from(RECIPIENTS))
+    def not_interested(self, recipient: str) -> None:
+        """From the link of the latest invitation to them, if any."""
+        digest = self.ctx.digest_email(recipient)
+        with self.engine.connect() as connection:
+            latest = connection.execute(
+                select(invitations.c.id)
+                .where(invitations.c.recipient_digest == digest)
+                .order_by(invitations.c.created_at.desc(), invitations.c.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+        if latest is not None:
+            token = make_token(self.ctx.settings.token_secrets, Scope.WHY, latest)
+            decline(self.ctx, resolve_link(self.ctx, Scope.WHY, token), self.now)
+
     @rule(recipient=st.sampled_from(RECIPIENTS), joins=st.booleans())
     def recipient_leaves(self, recipient: str, joins: bool) -> None:
         """The recipient joins the platform, or asks to be forgotten."""
@@ -226,6 +254,7 @@ class InvitationWorld(RuleBasedStateMachine):
     def tick(self) -> None:
         before = len(self.transport.sent)
         run_pass(self.ctx, self.now, self.transport)
+        self.last_pass = self.now
         step = self._next_step()
         for outgoing in self.transport.sent[before:]:
             to = self.ctx.digest_email(outgoing.to)
@@ -250,9 +279,12 @@ class InvitationWorld(RuleBasedStateMachine):
     def contacts_start_unselected(self) -> None:
         """1: no contact is ever selected unless the member selected it (no rule does)."""
         with self.engine.connect() as connection:
-            assert not connection.execute(
-                select(contacts.c.id).where(contacts.c.selected.is_(True))
-            ).first()
+            selected = connection.execute(
+                select(contacts.c.member_id, contacts.c.recipient_digest).where(
+                    contacts.c.selected.is_(True)
+                )
+            ).all()
+        assert {(r.member_id, r.recipient_digest) for r in selected} <= self.world.picked
 
     @invariant()
     def silence_means_stop(self) -> None:
@@ -312,18 +344,26 @@ class InvitationWorld(RuleBasedStateMachine):
     @invariant()
     def compare_and_forget(self) -> None:
         """10: no address kept for forgotten or opted-out recipients, nor for closed
-        invitations; none in the ledger."""
+        invitations; no contact, picked or not, past its day at the last pass, nor kept by
+        the member whose invitation to it was declined since its import; none in the
+        ledger."""
         gone = set(self.world.stopped_all) | self.world.forgotten
+        declined: dict[tuple[str, str], datetime] = {}
         with self.engine.connect() as connection:
-            for row in connection.execute(
-                select(invitations.c.recipient_digest, invitations.c.state, invitations.c.address)
-            ):
+            for row in connection.execute(select(invitations)):
                 if row.recipient_digest in gone or INVITATION_MACHINE.is_final(
                     InvitationState(row.state)
                 ):
                     assert row.address is None
-            for row in connection.execute(select(contacts.c.recipient_digest)):
+                if row.state == InvitationState.DECLINED.value:
+                    key = (row.member_id, row.recipient_digest)
+                    declined[key] = max(row.answered_at, declined.get(key, row.answered_at))
+            for row in connection.execute(select(contacts)):
                 assert row.recipient_digest not in gone
+                if self.last_pass is not None:
+                    assert row.imported_at > self.last_pass - CONTACT_RETENTION
+                answered = declined.get((row.member_id, row.recipient_digest))
+                assert answered is None or row.imported_at >= answered
             for row in connection.execute(select(ledger.c.payload)):
                 assert not ADDRESS.search(str(row.payload))
 

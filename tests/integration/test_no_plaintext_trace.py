@@ -1,11 +1,14 @@
-""" "Forget me" and opt-outs leave no plaintext trace of the address in the database files,
-the SQLite write-ahead log included (invariant 10). The test reads the raw bytes."""
+""" "Forget me", opt-outs, "not interested" and a member deleting their address book leave
+no plaintext trace of the address in the database files, the SQLite write-ahead log
+included, once they answer (invariant 10). The test reads the raw bytes."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
 
+from api_support import running_api
+from member_pages_support import signed_in
 from smtp_server import FaultyHandler, smtp_server
 
 from conftest import SECRET, T0
@@ -18,10 +21,12 @@ from courtois.services.context import Context
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.members import register_member
 from courtois.services.previews import preview_invitations
+from courtois.services.recipient_actions import decline, resolve_link
 from courtois.services.recipients import forget_recipient, unsubscribe
 from courtois.services.worker import run_pass
 from courtois.store.engine import make_engine
 from courtois.store.migrate import migrate
+from courtois.tokens import Scope, make_token
 
 FORGOTTEN = "Forget.Me.Please@Example.org"
 OPTED_OUT = "opt.out.now@example.org"
@@ -122,7 +127,7 @@ def test_a_mail_servers_words_about_the_address_are_not_kept(tmp_path: Path) -> 
 def test_expiry_and_the_purge_leave_no_bytes_in_a_running_process(tmp_path: Path) -> None:
     """A worker or server runs for days on one engine: the log is truncated after an
     invitation expires (its address and the member's contact entry reduced to the digest)
-    and after unselected contacts are purged, not only when the process exits."""
+    and after contacts are purged, not only when the process exits."""
     ctx, folder = _store(tmp_path)
     picked, unpicked = "picked.person@example.org", "never.picked@example.org"
     import_contacts(ctx, "ana", [ContactInput(picked), ContactInput(unpicked)], "test", T0)
@@ -135,4 +140,52 @@ def test_expiry_and_the_purge_leave_no_bytes_in_a_running_process(tmp_path: Path
     assert traces(after, picked) == []
     assert traces(after, unpicked) == []
     assert list_contacts(ctx, "ana") == []
+    ctx.engine.dispose()
+
+
+def test_not_interested_leaves_no_bytes_when_it_answers(tmp_path: Path) -> None:
+    """Declining reduces the address to the digest, in the invitation and in the inviting
+    member's contacts, and the log is truncated before the page answers."""
+    ctx, folder = _store(tmp_path)
+    import_contacts(ctx, "ana", [ContactInput(FORGOTTEN, "Nick Notinterested")], "test", T0)
+    import_contacts(ctx, "ana", [ContactInput(KEPT)], "test", T0)
+    _invite(ctx, (FORGOTTEN, KEPT))
+    transport = MemoryTransport()
+    run_pass(ctx, T0 + timedelta(minutes=11), transport)
+    (mine,) = [o.invitation_ids[0] for o in transport.sent if o.to.lower() == FORGOTTEN.lower()]
+    link = resolve_link(ctx, Scope.WHY, make_token(ctx.settings.token_secrets, Scope.WHY, mine))
+    assert traces(raw_bytes(folder), FORGOTTEN)
+
+    decline(ctx, link, T0 + timedelta(hours=1))
+    after = raw_bytes(folder)
+    assert traces(after, FORGOTTEN) == []
+    assert b"Notinterested" not in after
+    assert traces(after, KEPT)
+    ctx.engine.dispose()
+
+
+def test_deleting_the_address_book_leaves_no_bytes_when_it_answers(tmp_path: Path) -> None:
+    """`DELETE /v1/members/{id}/contacts` and the member pages' "delete all" answer once
+    the deleted addresses are gone from the files, not at the worker's next pass."""
+    ctx, folder = _store(tmp_path)
+    register_member(ctx, "bruno", "bruno@members.example", "Bruno", "en", T0)
+    import_contacts(ctx, "bruno", [ContactInput(KEPT)], "test", T0)
+    import_contacts(ctx, "ana", [ContactInput(FORGOTTEN, "Dora Apideleted")], "test", T0)
+    assert traces(raw_bytes(folder), FORGOTTEN)
+    with running_api(ctx) as api:
+        assert api.ok(api.http.delete("/v1/members/ana/contacts")) == {"deleted": 1}
+        after = raw_bytes(folder)
+    assert traces(after, FORGOTTEN) == []
+    assert b"Apideleted" not in after
+    assert traces(after, KEPT)
+
+    import_contacts(ctx, "ana", [ContactInput(OPTED_OUT, "Pia Pagedeleted")], "test", T0)
+    assert traces(raw_bytes(folder), OPTED_OUT)
+    with signed_in(ctx) as ana:
+        deleted = ana.post("/member/contacts/delete", {"confirm": "yes"})
+        assert deleted.status_code == 303
+        after = raw_bytes(folder)
+    assert traces(after, OPTED_OUT) == []
+    assert b"Pagedeleted" not in after
+    assert traces(after, KEPT)
     ctx.engine.dispose()

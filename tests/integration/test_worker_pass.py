@@ -274,21 +274,23 @@ def test_an_unanswered_invitation_expires_and_drops_its_address(ctx: Context) ->
     assert {"from": "sent", "to": "expired"}.items() <= moves[-1].items()
 
 
-def test_unselected_contacts_are_purged_after_a_day_selected_ones_kept(ctx: Context) -> None:
+def test_contacts_are_purged_a_day_after_their_import_picked_or_not(ctx: Context) -> None:
     add_members(ctx)
     records = [ContactInput(BO, "Bo"), ContactInput(CY, "Cy"), ContactInput("dee@example.org")]
     report = import_contacts(ctx, "ana", records, "csv", T0)
     assert report.imported == 3
     assert {c["selected"] for c in list_contacts(ctx, "ana")} == {False}
     assert select_contacts(ctx, "ana", [CY], T0 + timedelta(minutes=1)) == 1
+    later = import_contacts(ctx, "ana", [ContactInput("eve@example.org")], "csv", T0 + DAY)
+    assert later.imported == 1
 
     assert run_pass(ctx, T0 + timedelta(hours=23), None).purged["contacts"] == 0
-    assert count(ctx, contacts) == 3
+    assert count(ctx, contacts) == 4
+    # Cy was picked and never invited: a pick keeps nobody past the day.
     purged = run_pass(ctx, T0 + timedelta(hours=25), None).purged
-    assert purged["contacts"] == 2
-    kept = list_contacts(ctx, "ana")
-    assert [(c["email"], c["selected"]) for c in kept] == [(CY, True)]
-    assert ("data.purged", {"contacts": 2, "answers": 0}) in ledger_events(ctx)
+    assert purged["contacts"] == 3
+    assert [c["email"] for c in list_contacts(ctx, "ana")] == ["eve@example.org"]
+    assert ("data.purged", {"contacts": 3, "answers": 0}) in ledger_events(ctx)
 
 
 def test_an_expired_lease_becomes_unknown_and_is_never_sent(ctx: Context) -> None:

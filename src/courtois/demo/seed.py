@@ -2,7 +2,7 @@
 imported through the same use case as any upload, so it arrives unselected.
 
 Seeding is idempotent: an existing member is left as she is, and the sample is imported
-only into an empty address book (again after the purge of unselected contacts, a day on).
+only into an empty address book (again after the purge of the contacts, a day on).
 Nothing is invited on the member's behalf: no consent, no mail, in the demo too.
 """
 

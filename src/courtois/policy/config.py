@@ -40,6 +40,7 @@ class PolicyConfig:
     complaint_stop_rate: float = 0.003
     complaint_min_denominator: int = 1000
     invitation_expiry_days: int = 30
+    # How long an imported contact is kept, picked or not (named when picks were kept).
     unselected_contact_hours: int = 24
     remind_later_max_days: int = 90
 

@@ -1,7 +1,7 @@
 """import_contacts, select_contacts, delete_contacts: a member's address book.
 
-Imported contacts start unselected (invariant 1) and are purged within 24 hours unless
-the member selects them (invariant 10).
+Imported contacts start unselected (invariant 1) and are purged 24 hours after their
+import, selected or not (invariant 10; `services/housekeeping`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from courtois.services.context import Context
 from courtois.services.locks import lock_member
 from courtois.store.bulk import insert_rows
 from courtois.store.tables import contacts, members, recipient_blocks, recipients
+from courtois.store.wal import truncate_wal
 
 # Different contacts one import may hold.
 MAX_CONTACTS_PER_IMPORT = 100_000
@@ -257,7 +258,8 @@ def unavailable_recipients(
 def select_contacts(
     ctx: Context, member_id: str, emails: Iterable[str], now: datetime, selected: bool = True
 ) -> int:
-    """Mark the named contacts as chosen (or not); chosen ones are kept past the purge."""
+    """Mark the named contacts as chosen (or not): whom the member means to invite. Chosen
+    or not, a contact goes 24 hours after its import (`housekeeping.purge_expired_data`)."""
     digests = [ctx.digest_email(e) for e in emails]
     with ctx.unit_of_work(now) as uow:
         if not lock_member(uow.conn, member_id):
@@ -272,13 +274,17 @@ def select_contacts(
 
 
 def delete_contacts(ctx: Context, member_id: str, now: datetime) -> int:
-    """Delete everything the member imported (invariant 5)."""
+    """Delete everything the member imported (invariant 5). Like every erasure, it returns
+    once SQLite's log is truncated: "deleted" means gone from the files, not only from the
+    next read, while the old pages would otherwise wait in the log for the worker's pass."""
     with ctx.unit_of_work(now) as uow:
         if not lock_member(uow.conn, member_id):
             raise NotFound(f"No member {member_id!r}.", {"member": member_id[:140]})
         deleted = uow.conn.execute(delete(contacts).where(contacts.c.member_id == member_id))
         uow.record(EventType.CONTACTS_DELETED, {"member": member_id, "count": deleted.rowcount})
         uow.commit()
+    if deleted.rowcount:
+        truncate_wal(ctx.engine)
     return int(deleted.rowcount)
 
 

@@ -1,7 +1,16 @@
-"""purge_expired_data and expiries: what the worker does besides sending (invariant 10)."""
+"""purge_expired_data and expiries: what the worker does besides sending (invariant 10).
+
+Retention of an imported contact: it is there for the member to choose whom to invite, so
+it goes `unselected_contact_hours` (24) after its import, picked or not; sooner when the
+inviting member's invitation to it is declined or expires (`drop_invited_contacts`), or
+its recipient opts out, joins or is forgotten. An invitation keeps the address it needs
+(never the name) while it is open, and only the digest once it closes: no copy of an
+address outlives what each email's notice promises.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -11,6 +20,7 @@ from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageState
 from courtois.services.context import Context
 from courtois.services.transitions import move_invitations, set_messages
+from courtois.services.unit_of_work import UnitOfWork
 from courtois.store.tables import (
     contacts,
     idempotency_keys,
@@ -36,22 +46,35 @@ def expire_invitations(ctx: Context, now: datetime) -> int:
             InvitationState.EXPIRED,
             "no answer before the expiry date",
         )
-        for start in range(0, len(moved), _CHUNK):
-            expired = uow.conn.execute(
-                select(invitations.c.member_id, invitations.c.recipient_digest).where(
-                    invitations.c.id.in_(moved[start : start + _CHUNK])
-                )
-            ).all()
-            for member_id, digest in expired:
-                uow.conn.execute(
-                    delete(contacts).where(
-                        contacts.c.member_id == member_id, contacts.c.recipient_digest == digest
-                    )
-                )
+        drop_invited_contacts(uow, moved)
         uow.commit()
     if moved:
         truncate_wal(ctx.engine)
     return len(moved)
+
+
+def drop_invited_contacts(uow: UnitOfWork, invitation_ids: Sequence[str]) -> int:
+    """Delete the inviting member's contact of each of these invitations' recipients (the
+    entry the address was picked from), as the invitation, closing, drops its own copy.
+    Each by its key (member, digest). Returns how many went; the caller commits, then
+    truncates SQLite's log."""
+    removed = 0
+    for start in range(0, len(invitation_ids), _CHUNK):
+        closed = {
+            (row.member_id, row.recipient_digest)
+            for row in uow.conn.execute(
+                select(invitations.c.member_id, invitations.c.recipient_digest).where(
+                    invitations.c.id.in_(invitation_ids[start : start + _CHUNK])
+                )
+            )
+        }
+        for member_id, digest in sorted(closed):
+            removed += uow.conn.execute(
+                delete(contacts).where(
+                    contacts.c.member_id == member_id, contacts.c.recipient_digest == digest
+                )
+            ).rowcount
+    return removed
 
 
 def expire_leases(ctx: Context, now: datetime) -> int:
@@ -71,13 +94,25 @@ def expire_leases(ctx: Context, now: datetime) -> int:
 
 
 def purge_expired_data(ctx: Context, now: datetime) -> dict[str, int]:
-    """Delete unselected contacts past their retention and stored answers past theirs."""
+    """Delete contacts past their retention, picked or not, and stored answers past theirs.
+
+    A pick is no reason to keep an address: picking marks whom to invite, and the
+    invitation holds what it needs while it is open. Kept past the purge, a picked contact
+    outlived every invitation to it that was withdrawn, refused or not delivered, and the
+    contact never invited at all, with its name (invariant 10, and each email's notice)."""
     policy = ctx.settings.policy
     cutoff = now - timedelta(hours=policy.unselected_contact_hours)
     with ctx.unit_of_work(now) as uow:
-        removed = uow.conn.execute(
-            delete(contacts).where(contacts.c.selected.is_(False), contacts.c.imported_at <= cutoff)
-        ).rowcount
+        # One range of ix_contacts_selected_imported (selected, imported_at) each: without
+        # `selected` in the WHERE clause SQLite, lacking statistics, would read the table.
+        removed = sum(
+            uow.conn.execute(
+                delete(contacts).where(
+                    contacts.c.selected.is_(picked), contacts.c.imported_at <= cutoff
+                )
+            ).rowcount
+            for picked in (False, True)
+        )
         answers = uow.conn.execute(
             delete(idempotency_keys).where(idempotency_keys.c.created_at <= now - ANSWER_RETENTION)
         ).rowcount

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, bindparam, exists, func, select
 from courtois.domain.errors import InvalidInput, NotFound
 from courtois.domain.invitations import InvitationState
 from courtois.services.context import Context
+from courtois.services.housekeeping import drop_invited_contacts
 from courtois.services.locks import lock_recipients
 from courtois.services.recipients import checkpoint, forget_recipient, stop_mail, unsubscribe
 from courtois.services.transitions import move_invitations
@@ -118,8 +119,11 @@ def decline(ctx: Context, link: Link, now: datetime) -> InvitationState:
     """Not interested: every open invitation to this recipient is declined, the one the
     email carried and any other still waiting, so none of them sends anything more (a
     member may still invite them later; stopping that is `stop_everyone`). From a shared
-    link, only the linked invitation: its holder may be the member. Returns the linked
-    invitation's state afterwards."""
+    link, only the linked invitation: its holder may be the member. As on expiry, each
+    declined invitation's address is reduced to the digest, in the invitation and in its
+    member's contacts (invariant 10, and "until you join or decline" in every email),
+    gone from SQLite's files before the answer. Returns the linked invitation's state
+    afterwards."""
     open_states = (InvitationState.SCHEDULED.value, InvitationState.SENT.value)
     scope = (
         invitations.c.id == link.invitation_id
@@ -128,15 +132,18 @@ def decline(ctx: Context, link: Link, now: datetime) -> InvitationState:
     )
     with ctx.unit_of_work(now) as uow:
         lock_recipients(uow.conn, [link.digest])
-        move_invitations(
+        declined = move_invitations(
             uow,
             scope & invitations.c.state.in_(open_states),
             InvitationState.DECLINED,
             "the recipient is not interested",
             extra={"answered_at": now},
         )
+        drop_invited_contacts(uow, declined)
         state = _state_of(uow.conn, link.invitation_id)
         uow.commit()
+    if declined:
+        checkpoint(ctx)
     return state
 
 

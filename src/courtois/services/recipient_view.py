@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Row, func, select
 from courtois.domain.invitations import OPEN_INVITATION_STATES, InvitationState
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.policy.verdict import Outcome
+from courtois.services.consent_notes import shared_notes
 from courtois.services.context import Context
 from courtois.services.recipient_actions import Link
 from courtois.services.recipient_email import carried_invitations
@@ -88,6 +89,9 @@ class Held:
     # The invitations the linked email carried (a digest's several), the linked one alone
     # when empty.
     carried: tuple[Invited, ...] = ()
+    # Notes kept with invitations whose consent named other people too, which "forget me"
+    # leaves: they are the members' words to those people as well (`consent_notes`).
+    shared_notes: int = 0
 
 
 def _reminder(ctx: Context, connection: Connection, link: Link, now: datetime) -> ReminderView:
@@ -190,6 +194,7 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
         ).scalar_one()
         reminder = _reminder(ctx, connection, link, now)
         carried_ids = carried_invitations(connection, link)
+        notes = shared_notes(connection, digest)
     open_states = {s.value for s in OPEN_INVITATION_STATES}
     address = next((r.address for r in found if r.address and r.state in open_states), None)
     seen = [
@@ -225,6 +230,7 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
         emails_sent=int(emails),
         reminder=reminder,
         carried=carried or (linked,),
+        shared_notes=notes,
     )
 
 

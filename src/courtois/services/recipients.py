@@ -15,6 +15,7 @@ from courtois.domain.errors import NotFound
 from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageState
+from courtois.services.consent_notes import clear_notes_to_alone
 from courtois.services.context import Context
 from courtois.services.idempotency import invite_scope
 from courtois.services.locks import lock_member, lock_recipients
@@ -178,7 +179,8 @@ def mark_joined(ctx: Context, digest: str, now: datetime) -> dict[str, int]:
 
 def forget_recipient(ctx: Context, digest: str, now: datetime) -> dict[str, int]:
     """Erase the address everywhere and keep only the digest, which stays opted out so no
-    later import can bring the address back (invariants 4 and 10)."""
+    later import can bring the address back (invariants 4 and 10); with it, the member's
+    note of every consent that named this recipient alone (`consent_notes`)."""
     with ctx.unit_of_work(now) as uow:
         lock_recipients(uow.conn, [digest])
         # The first request is the fact: a repeat erases again whatever came back since
@@ -213,6 +215,8 @@ def forget_recipient(ctx: Context, digest: str, now: datetime) -> dict[str, int]
         )
         uow.conn.execute(update(invitations).where(scope).values(address=None))
         removed = uow.conn.execute(delete(contacts).where(contacts.c.recipient_digest == digest))
+        # The member's note to them alone often names them; one to several people stays.
+        clear_notes_to_alone(uow.conn, digest)
         if newly:
             uow.record(EventType.FORGOTTEN, {"recipient": digest})
             record_unsubscribed(uow, digest, None, reason="forgotten")

@@ -32,7 +32,7 @@ router = v1_router("contacts")
 
 
 class ContactOut(BaseModel):
-    """One imported contact (unselected ones are purged within a day)."""
+    """One imported contact (purged a day after its import, selected or not)."""
 
     id: int
     email: str
@@ -55,7 +55,8 @@ class Deleted(BaseModel):
 
 
 class SelectionIn(Strict):
-    """Contacts the member picked (or unpicked): picked ones are kept past the purge."""
+    """Contacts the member picked (or unpicked) to invite. Picking keeps no contact past the
+    purge, a day after its import: the invitation keeps the address it needs."""
 
     emails: list[str] = Field(min_length=1, max_length=10_000)
     selected: bool = True
@@ -93,8 +94,9 @@ def list_member_contacts(
     summary="Delete everything the member imported",
 )
 def delete_member_contacts(member_id: MemberId, ctx: Ctx, now: Now) -> Deleted:
-    """Every imported contact of the member goes, at once (invitations already made are
-    not touched: withdraw or revoke those)."""
+    """Every imported contact of the member goes, at once, and is gone from the database
+    files when this answers (invitations already made are not touched: withdraw or revoke
+    those)."""
     with not_found_as("member"):
         return Deleted(deleted=delete_contacts(ctx, member_id, now))
 

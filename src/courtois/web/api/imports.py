@@ -138,7 +138,7 @@ def _check_declared_length(request: Request, allowance: int, limit: int) -> None
 async def import_address_book(
     member_id: MemberId, request: Request, ctx: Ctx, now: Now, key: IdempotencyKey = None
 ) -> JSONResponse:
-    """Contacts arrive unselected and are purged within a day unless the member picks them.
+    """Contacts arrive unselected and are purged a day after the import, picked or not.
     A file nobody can read as an address book is refused (422, with the reason); records
     of a readable file that hold no usable address are listed in `rejected_records`."""
     limit = ctx.settings.import_max_bytes
