@@ -7,12 +7,12 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
 from carddav_server import CardDavServer, free_port, radicale
+from dribbling import dribbling_server
 
 from courtois.domain.contacts import ContactInput, RecordProblem
 from courtois.domain.errors import InvalidInput
@@ -373,43 +373,10 @@ DRIBBLES = {
 }
 
 
-@contextmanager
-def dribbling_server(where: str) -> Iterator[str]:
-    """A server answering any request with one byte every 0.1 s, each wait far inside the
-    timeout, for 8 s at most (a reader without a deadline fails instead of hanging)."""
-    head, byte = DRIBBLES[where]
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-
-    def serve() -> None:
-        try:
-            connection, _ = listener.accept()
-        except OSError:  # closed unused: the reader refused before connecting
-            return
-        with connection:
-            connection.recv(65_536)
-            connection.sendall(head)
-            until = time.monotonic() + 8
-            while time.monotonic() < until:
-                try:
-                    connection.sendall(byte)
-                except OSError:  # the reader gave up and closed
-                    return
-                time.sleep(0.1)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        listener.close()
-        thread.join(10)
-
-
 @pytest.mark.parametrize("where", sorted(DRIBBLES))
 def test_a_server_sending_a_byte_now_and_then_is_stopped_at_the_deadline(where: str) -> None:
-    with dribbling_server(where) as url:
+    with dribbling_server(*DRIBBLES[where]) as port:
+        url = f"http://127.0.0.1:{port}"
         started = time.monotonic()
         with pytest.raises(InvalidInput) as caught:
             list(read_carddav(url + "/book/", "ana", PASSWORD, deadline=1.5))

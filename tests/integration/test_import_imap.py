@@ -7,18 +7,17 @@ counters prove what was asked for: only the To and Cc fields of the Sent folder'
 from __future__ import annotations
 
 import base64
-import itertools
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dribbling import dribbling_server
 from imap_server import ImapServer, dovecot, free_port
 from support import T0, add_members, rows
 
@@ -377,44 +376,14 @@ def test_a_silent_server_times_out() -> None:
             list(read_sent_recipients("127.0.0.1", port, "a", "b", consent=True, timeout=0.3))
 
 
-@contextmanager
-def dribbling_server() -> Iterator[int]:
-    """An IMAP server that greets at once, then answers the first command one byte every
-    0.1 s, each wait far inside any timeout, for 8 s at most (a reader without a deadline
-    fails the test instead of hanging it)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-
-    def serve() -> None:
-        try:
-            connection, _ = listener.accept()
-        except OSError:  # closed unused: the reader refused before connecting
-            return
-        with connection:
-            connection.sendall(b"* OK ready\r\n")
-            connection.recv(1024)
-            until = time.monotonic() + 8
-            for byte in itertools.cycle(b"* CAPABILITY IMAP4rev1 X-SLOW"):
-                if time.monotonic() > until:
-                    return
-                try:
-                    connection.sendall(bytes([byte]))
-                except OSError:  # the reader gave up and closed
-                    return
-                time.sleep(0.1)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        listener.close()
-        thread.join(10)
+def dribbling_imap_server() -> AbstractContextManager[int]:
+    """An IMAP server that greets at once, then answers the first command one byte at a
+    time."""
+    return dribbling_server(b"", b"* CAPABILITY IMAP4rev1 X-SLOW", greeting=b"* OK ready\r\n")
 
 
 def test_a_server_sending_a_byte_now_and_then_is_stopped_at_the_deadline() -> None:
-    with dribbling_server() as port:
+    with dribbling_imap_server() as port:
         started = time.monotonic()
         with pytest.raises(InvalidInput) as caught:
             list(read_sent_recipients("127.0.0.1", port, "a", "b", consent=True, deadline=1.5))
