@@ -13,8 +13,8 @@ from api_support import API_KEY, Api, add_member, preview_and_invite, problem, r
 from support import EVERY_TABLE, all_stored_text, count, counts
 
 from courtois.services.context import Context
+from courtois.services.idempotency import api_scope
 from courtois.store.tables import consents, contacts, idempotency_keys, invitations, ledger
-from courtois.web.idempotency import scope_for
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_a_key_still_in_use_is_refused_until_its_request_is_presumed_dead(api: A
     with api.ctx.engine.begin() as connection:
         connection.execute(
             idempotency_keys.insert().values(
-                scope=scope_for("POST", path),
+                scope=api_scope("POST", path),
                 key="busy",
                 request_hash=_hash_of(api, body),
                 response={"status": 0},

@@ -32,6 +32,25 @@ def invite_scope(member_id: str) -> str:
     return f"invite:{member_id}"
 
 
+def api_scope(method: str, path: str) -> str:
+    """Where the host API keeps its answers to keys sent with `method` on `path`: keys are
+    per route and resource, so the same key on two paths names two requests."""
+    scope = f"{_API} {method} {path}"
+    if len(scope) <= 200:
+        return scope
+    return f"{_API} {method} sha256:{hashlib.sha256(path.encode()).hexdigest()}"
+
+
+def api_scopes_under(path: str) -> str:
+    """A LIKE pattern (escape character `\\`) for the scopes of every method on every path
+    under `path`: erasing a member drops the answers of the routes under theirs."""
+    escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"{_API} % {escaped}/%"
+
+
+_API = "api"
+
+
 def request_hash(payload: Any) -> str:
     """A stable hash of the request, to tell a true repeat from a reused key."""
     body = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)

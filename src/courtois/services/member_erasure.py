@@ -29,7 +29,7 @@ from courtois.domain.invitations import OPEN_INVITATION_STATES, InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageState
 from courtois.services.context import Context
-from courtois.services.idempotency import invite_scope
+from courtois.services.idempotency import api_scope, api_scopes_under, invite_scope
 from courtois.services.lifecycle import sending_now
 from courtois.services.locks import lock_recipients
 from courtois.services.transitions import cancel_messages, move_invitations
@@ -52,9 +52,9 @@ ERASED = "the member's data was erased"
 _OPEN = sorted(state.value for state in OPEN_INVITATION_STATES)
 _LOCK = select(members.c.erased_at).where(members.c.id == bindparam("b_member")).with_for_update()
 # Where the host API keeps answers to the member's keyed requests: its routes under the
-# member's path (`web.idempotency.scope_for`), and registrations, which quote the address
-# and name and are found by the id they answered with.
-_REGISTRATIONS = "api POST /v1/members"
+# member's path, and registrations, which quote the address and name and are found by the
+# id they answered with.
+_REGISTRATIONS = api_scope("POST", "/v1/members")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,14 +184,13 @@ def _drop_answers(connection: Connection, member_id: str) -> None:
     repeat of one of those requests is then answered anew: the member is not found."""
     invited = invite_scope(member_id)
     connection.execute(delete(idempotency_subjects).where(idempotency_subjects.c.scope == invited))
-    escaped = member_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     scope = idempotency_keys.c.scope
     answered_id = idempotency_keys.c.response[("body", "id")]
     connection.execute(
         delete(idempotency_keys).where(
             or_(
                 scope == invited,
-                scope.like(f"api % /v1/members/{escaped}/%", escape="\\"),
+                scope.like(api_scopes_under(f"/v1/members/{member_id}"), escape="\\"),
                 (scope == _REGISTRATIONS) & (answered_id.as_string() == member_id),
             )
         )

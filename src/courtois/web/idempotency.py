@@ -32,6 +32,7 @@ from sqlalchemy import Connection, bindparam, delete, select, update
 
 from courtois.domain.errors import DomainError
 from courtois.services.context import Context
+from courtois.services.idempotency import api_scope
 from courtois.store.sql import insert_new
 from courtois.store.tables import idempotency_keys
 from courtois.web.problems import MEDIA_TYPE, Problem, body_of
@@ -69,14 +70,6 @@ class Answer:
 
 
 Kept = Callable[[Connection], "Answer | None"]
-
-
-def scope_for(method: str, path: str) -> str:
-    """Keys are per route and resource: the same key on two paths names two requests."""
-    scope = f"api {method} {path}"
-    if len(scope) <= 200:
-        return scope
-    return f"api {method} sha256:{hashlib.sha256(path.encode()).hexdigest()}"
 
 
 def fingerprint(ctx: Context, payload: Any) -> str:
@@ -193,5 +186,5 @@ def once(
     kept: Kept | None = None,
 ) -> JSONResponse:
     """`run_once` for a route: the scope is the request's method and path."""
-    scope = scope_for(request.method, request.url.path)
+    scope = api_scope(request.method, request.url.path)
     return respond(run_once(ctx, now, scope, key, payload, action, kept))
