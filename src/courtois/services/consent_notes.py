@@ -15,8 +15,9 @@ the recipient, and a consent that named them alone has no other recipient.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, and_, func, select, update
 
 from courtois.store.bulk import among, chunked
 from courtois.store.tables import consent_recipients, consents, invitations
@@ -27,24 +28,10 @@ def clear_notes_to_alone(connection: Connection, digest: str) -> int:
     else; returns how many notes were emptied. Run under the recipient's lock."""
     consent_of = _consents_of(connection, digest)
     shared = _naming_others(connection, sorted(consent_of), digest)
-    alone: dict[str, list[str]] = defaultdict(list)
-    for consent_id, member_id in consent_of.items():
-        if consent_id not in shared:
-            alone[member_id].append(consent_id)
-    cleared = 0
-    # By each consent's key (member, id): consents live on their member's shard.
-    for member_id, ids in sorted(alone.items()):
-        for chunk in chunked(connection, sorted(ids)):
-            cleared += connection.execute(
-                update(consents)
-                .where(
-                    consents.c.member_id == member_id,
-                    among(connection, consents.c.id, chunk),
-                    consents.c.note != "",
-                )
-                .values(note="")
-            ).rowcount
-    return cleared
+    return sum(
+        connection.execute(update(consents).where(noted).values(note="")).rowcount
+        for noted in _noted(connection, consent_of, set(consent_of) - shared)
+    )
 
 
 def shared_notes(connection: Connection, digest: str) -> int:
@@ -52,22 +39,27 @@ def shared_notes(connection: Connection, digest: str) -> int:
     people too: what "forget me" leaves of the members' words (above)."""
     consent_of = _consents_of(connection, digest)
     shared = _naming_others(connection, sorted(consent_of), digest)
-    noted = 0
+    return sum(
+        connection.execute(select(func.count()).select_from(consents).where(noted)).scalar_one()
+        for noted in _noted(connection, consent_of, shared)
+    )
+
+
+def _noted(
+    connection: Connection, consent_of: dict[str, str], chosen: set[str]
+) -> Iterator[ColumnElement[bool]]:
+    """Conditions, a chunk of ids at a time, for those of the `chosen` consents that hold
+    a note, by each consent's key (member, id): consents live on their member's shard."""
     by_member: dict[str, list[str]] = defaultdict(list)
-    for consent_id in shared:
+    for consent_id in chosen:
         by_member[consent_of[consent_id]].append(consent_id)
     for member_id, ids in sorted(by_member.items()):
         for chunk in chunked(connection, sorted(ids)):
-            noted += connection.execute(
-                select(func.count())
-                .select_from(consents)
-                .where(
-                    consents.c.member_id == member_id,
-                    among(connection, consents.c.id, chunk),
-                    consents.c.note != "",
-                )
-            ).scalar_one()
-    return noted
+            yield and_(
+                consents.c.member_id == member_id,
+                among(connection, consents.c.id, chunk),
+                consents.c.note != "",
+            )
 
 
 def _consents_of(connection: Connection, digest: str) -> dict[str, str]:
