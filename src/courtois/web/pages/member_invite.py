@@ -23,7 +23,6 @@ from starlette.concurrency import run_in_threadpool
 
 from courtois.domain.errors import Conflict, InvalidInput
 from courtois.domain.members import SUPPORTED_LOCALES
-from courtois.policy.rules import recipient_quota
 from courtois.policy.rules.strict_eu import members_send_themselves
 from courtois.services.context import Context
 from courtois.services.invitations import MAX_RECIPIENTS, ConsentInput
@@ -216,19 +215,15 @@ def _sent_page(request: Request, signed: Signed, answer: dict[str, Any]) -> Resp
     for item in answer["invitations"]:
         scheduled = item.get("scheduled_at")
         denying = [v["rule"] for v in item["decision"]["verdicts"] if v["outcome"] == "deny"]
-        # Held back past the undo window by the recipient's quota: the day it leaves would
-        # tell the member when someone else's invitation reached that person.
-        spaced = any(
-            v["rule"] == recipient_quota.CODE and v["outcome"] == "defer"
-            for v in item["decision"]["verdicts"]
-        )
+        # Held back by the recipient's quota, the answer gives no day
+        # (`decisions.member_schedule`): it would tell the member when someone else's
+        # invitation reached that person.
+        spaced = item["status"] == "scheduled" and scheduled is None
         items.append(
             {
                 **item,
                 "spaced": spaced,
-                "leaves_at": datetime.fromisoformat(scheduled)
-                if scheduled and not spaced
-                else None,
+                "leaves_at": datetime.fromisoformat(scheduled) if scheduled else None,
                 "refused_by": denying[0] if denying else None,
                 "share_link": item.get("share_link"),
                 "share_text": item.get("share_text"),
