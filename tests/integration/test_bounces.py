@@ -43,11 +43,13 @@ from courtois.delivery.transport import MemoryTransport
 from courtois.services.bounces import apply_bounce
 from courtois.services.context import Context
 from courtois.services.facts import sender_facts
+from courtois.services.listings import invitation_detail
+from courtois.services.members import register_member
 from courtois.services.recipients import unsubscribe
 from courtois.services.worker import run_pass
 from courtois.store.engine import make_engine
 from courtois.store.migrate import migrate
-from courtois.store.tables import complaints, recipients
+from courtois.store.tables import complaints, recipients, webhook_events
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bounces" / "bounces"
 UNDO = timedelta(minutes=10)
@@ -338,6 +340,95 @@ def test_a_hard_bounce_of_our_message_suppresses_its_recipient(ctx: Context) -> 
         rows(ctx, recipients, recipients.c.digest == ctx.digest_email("elsewhere@dest.example"))
         == []
     )
+
+
+def dsn_of(ctx: Context, invitation_id: str) -> BounceReport:
+    """A real hard bounce of the email that carried this invitation, quoting its Message-ID
+    (the report's own address is a forwarder's)."""
+    raw = (DATA / "lhost-postfix-16.eml").read_bytes()
+    raw = raw.replace(b"kijitora@example.go.jp", b"elsewhere@dest.example")
+    raw = raw.replace(
+        b"0000000000000.FFFFFF000000@mx0.example.jp", our_id(ctx, invitation_id).encode()
+    )
+    report = classify(raw, "dsn")
+    assert report.kind == "hard_bounce"
+    return report
+
+
+def states(ctx: Context, *invitation_ids: str) -> list[str]:
+    """Each invitation's status as GET /v1/invitations/{id} gives it."""
+    return [str(invitation_detail(ctx, i)["status"]) for i in invitation_ids]
+
+
+def bounced_events(ctx: Context) -> list[str]:
+    """The invitations an `invitation.bounced` webhook event was written for."""
+    found = rows(ctx, webhook_events, webhook_events.c.type == "invitation.bounced")
+    return sorted(str(e.payload["data"]["invitation_id"]) for e in found)
+
+
+@pytest.mark.parametrize("named", ["first", "last"])
+def test_a_hard_bounce_marks_bounced_only_the_invitation_of_the_email_it_names(
+    ctx: Context, named: str
+) -> None:
+    # Ana's email reached the address; weeks later Bruno's is returned (or the other way
+    # round): Ana must not learn from Bruno's email that the address is dead (invariant
+    # 11), which her own invitation, delivered, does not show either.
+    add_members(ctx)
+    anas = sent_invitation(ctx, "ana", CY)
+    brunos = sent_invitation(ctx, "bruno", CY, T0 + timedelta(days=20))
+    bounced, kept = (anas, brunos) if named == "first" else (brunos, anas)
+    result = apply_bounce(ctx, dsn_of(ctx, bounced), T0 + timedelta(days=21))
+    assert (result["suppressed"], result["bounced"]) == (1, 1)
+    assert states(ctx, bounced, kept) == ["bounced", "sent"]
+    assert bounced_events(ctx) == [bounced]
+    # The recipient is suppressed all the same, and gone from every invitation.
+    assert recipient_row(ctx, CY).suppressed_reason == "hard-bounce"
+    assert (invitation(ctx, bounced).address, invitation(ctx, kept).address) == (None, None)
+    # Reported again, nothing more moves.
+    assert apply_bounce(ctx, dsn_of(ctx, bounced), T0 + timedelta(days=22))["bounced"] == 0
+    assert states(ctx, bounced, kept) == ["bounced", "sent"]
+
+
+def test_a_hard_bounce_without_our_message_id_marks_bounced_only_the_last_email(
+    ctx: Context,
+) -> None:
+    add_members(ctx)
+    anas = sent_invitation(ctx, "ana", CY)
+    brunos = sent_invitation(ctx, "bruno", CY, T0 + timedelta(days=20))
+    report = bounce_for("lhost-postfix-16.eml", "kijitora@example.go.jp", CY)
+    assert report.kind == "hard_bounce"
+    assert apply_bounce(ctx, report, T0 + timedelta(days=21))["bounced"] == 1
+    assert states(ctx, anas, brunos) == ["sent", "bounced"]
+    assert bounced_events(ctx) == [brunos]
+
+
+def test_a_hard_bounce_of_a_digest_marks_bounced_every_invitation_it_carried(
+    ctx: Context,
+) -> None:
+    add_members(ctx)
+    register_member(ctx, "zed", "zed@example.com", "Zed", "en", T0)
+    zeds = sent_invitation(ctx, "zed", CY)
+    # Three weeks later, Ana's and Bruno's invitations leave together in one digest.
+    later = T0 + timedelta(days=21)
+    first = by_email(send_invites(ctx, "ana", [CY], later))[CY]["id"]
+    second = by_email(send_invites(ctx, "bruno", [CY], later + timedelta(minutes=1)))[CY]["id"]
+    run_pass(ctx, later + UNDO + timedelta(minutes=2), MemoryTransport())
+    assert our_id(ctx, first) == our_id(ctx, second)
+    result = apply_bounce(ctx, dsn_of(ctx, second), later + timedelta(hours=1))
+    assert result["bounced"] == 2
+    assert states(ctx, zeds, first, second) == ["sent", "bounced", "bounced"]
+    assert bounced_events(ctx) == sorted([first, second])
+
+
+def test_a_complaint_marks_no_invitation_bounced(ctx: Context) -> None:
+    add_members(ctx)
+    anas = sent_invitation(ctx, "ana", CY)
+    brunos = sent_invitation(ctx, "bruno", CY, T0 + timedelta(days=20))
+    report = classify(arf("abuse", CY, CY, our_id(ctx, brunos)), "arf")
+    result = apply_bounce(ctx, report, T0 + timedelta(days=21))
+    assert (result["suppressed"], result["complaints"], result["bounced"]) == (1, 1, 0)
+    assert states(ctx, anas, brunos) == ["sent", "sent"]
+    assert bounced_events(ctx) == []
 
 
 @pytest.mark.parametrize("kind", ["hard_bounce", "complaint"])

@@ -1,20 +1,26 @@
 """apply_bounce: what an incoming bounce or complaint changes.
 
 A hard bounce (the address is dead) suppresses the recipient for good: scheduled
-invitations to it are blocked, sent ones marked bounced, pending mail cancelled, and the
-address leaves every address book (`suppression.stop_suppressed`). A spam complaint
-suppresses too, and counts against the member(s) whose email was reported
-(sender reputation, invariant 12). Soft bounces and auto-replies change nothing.
+invitations to it are blocked, pending mail cancelled, the address leaves every address
+book (`suppression.stop_suppressed`), and the invitations the bounced email carried are
+marked bounced. Only those: another member's invitation whose email reached the address
+before keeps its state, as after an opt-out, or that member would learn from someone
+else's email why this person is unavailable (invariant 11), and be told, untruly, that
+their own email bounced. A spam complaint suppresses too, and counts against the
+member(s) whose email was reported (sender reputation, invariant 12). Soft bounces and
+auto-replies change nothing.
 
 A report is applied only to the mail it can be tied to, since anyone can send one (a
 forged "bounce" listing 3,000 addresses must not suppress them all, nor four forged
 complaints stop a member):
 
 - when it quotes one of our Message-IDs (`<{messages.id}@{our domain}>`), that email
-  names the recipient to suppress and the member(s) to charge (every invitation a digest
-  carried), whatever address the report gives, or redacts;
+  names the recipient to suppress, the invitations a hard bounce marks bounced and the
+  member(s) a complaint charges (every invitation a digest carried), whatever address
+  the report gives, or redacts;
 - otherwise, by the addresses it names, each only if we did mail it (a message to its
-  digest sent, or unknown); a complaint charges the member(s) of the last email to it;
+  digest sent, or unknown); the report is taken to be about the last email to it, whose
+  invitations a hard bounce marks bounced and whose member(s) a complaint charges;
 - a complaint about a message that is visibly not ours (neither our Message-ID nor our
   sending domain in the original it shows) is applied to nobody.
 
@@ -27,6 +33,7 @@ digested and dropped, and the ledger records the digest. Nothing here touches an
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +55,21 @@ from courtois.store.tables import complaints, messages, recipients
 _MAILED = (MessageState.SENT.value, MessageState.UNKNOWN.value)
 # Digests looked up per query: well under every engine's limit on bound parameters.
 _CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class _Reported:
+    """The email a report is about, to one recipient: the invitations it carried (one, or
+    each of a digest's) and their members."""
+
+    invitations: tuple[str, ...]
+    members: tuple[str, ...]
+
+
+def _reported(carried: Iterable[tuple[str, str]]) -> _Reported:
+    """The email that carried these (invitation, member) pairs."""
+    pairs = set(carried)
+    return _Reported(tuple(sorted({i for i, _ in pairs})), tuple(sorted({m for _, m in pairs})))
 
 
 def apply_bounce(ctx: Context, report: BounceReport, now: datetime) -> dict[str, Any]:
@@ -89,9 +111,8 @@ def apply_bounce(ctx: Context, report: BounceReport, now: datetime) -> dict[str,
     with ctx.unit_of_work(now) as uow:
         locked = lock_recipients(uow.conn, sorted(targets))
         for digest in sorted(targets):
-            charged = targets[digest] if reason == COMPLAINT else ()
             fresh = locked[digest].suppressed_at is None
-            _suppress(uow, digest, fresh, reason, charged, result)
+            _suppress(uow, digest, fresh, reason, targets[digest], result)
         uow.commit()
     checkpoint(ctx)  # no page quoting a scrubbed address stays in SQLite's log
     return result
@@ -108,37 +129,37 @@ def _digests(ctx: Context, addresses: Iterable[str], result: dict[str, Any]) -> 
     return sorted(digests)
 
 
-def _by_message_id(
-    connection: Connection, ids: tuple[str, ...]
-) -> dict[str, tuple[str, ...]] | None:
-    """The recipient and the members of the emails with these ids of ours (a digest email
-    and every message it carried), or None when none is known (no id of ours, or one
-    purged since)."""
+def _by_message_id(connection: Connection, ids: tuple[str, ...]) -> dict[str, _Reported] | None:
+    """The recipient of the emails with these ids of ours, with what they carried (a
+    digest email: every message it carried), or None when none is known (no id of ours,
+    or one purged since)."""
     if not ids:
         return None
     rows = connection.execute(
-        select(messages.c.recipient_digest, messages.c.member_id).where(
+        select(messages.c.recipient_digest, messages.c.invitation_id, messages.c.member_id).where(
             or_(messages.c.id.in_(ids), messages.c.carried_by.in_(ids))
         )
     ).all()
-    found: dict[str, set[str]] = {}
+    found: dict[str, set[tuple[str, str]]] = {}
     for row in rows:
-        found.setdefault(str(row.recipient_digest), set()).add(str(row.member_id))
-    return {d: tuple(sorted(m)) for d, m in found.items()} or None
+        carried = (str(row.invitation_id), str(row.member_id))
+        found.setdefault(str(row.recipient_digest), set()).add(carried)
+    return {d: _reported(c) for d, c in found.items()} or None
 
 
 def _by_address(
     connection: Connection, digests: list[str], result: dict[str, Any]
-) -> dict[str, tuple[str, ...]]:
-    """The digests we did mail, each with the members of the last email that reached it
-    (all those a digest email carried); the others are counted in `not_mailed`."""
-    emails: dict[str, dict[str, tuple[Any, set[str]]]] = {}
+) -> dict[str, _Reported]:
+    """The digests we did mail, each with what the last email that reached it carried
+    (all that a digest email carried); the others are counted in `not_mailed`."""
+    emails: dict[str, dict[str, tuple[Any, set[tuple[str, str]]]]] = {}
     for start in range(0, len(digests), _CHUNK):
         rows = connection.execute(
             select(
                 messages.c.recipient_digest,
                 messages.c.id,
                 messages.c.carried_by,
+                messages.c.invitation_id,
                 messages.c.member_id,
                 messages.c.sent_at,
                 messages.c.updated_at,
@@ -150,15 +171,15 @@ def _by_address(
         for row in rows:
             email = str(row.carried_by or row.id)
             of_digest = emails.setdefault(str(row.recipient_digest), {})
-            when, members = of_digest.get(email, (None, set()))
+            when, carried = of_digest.get(email, (None, set()))
             at = row.sent_at or row.updated_at
-            members.add(str(row.member_id))
-            of_digest[email] = (max(at, when) if when is not None else at, members)
+            carried.add((str(row.invitation_id), str(row.member_id)))
+            of_digest[email] = (max(at, when) if when is not None else at, carried)
     result["not_mailed"] += len(set(digests) - set(emails))
     targets = {}
     for digest, sent in emails.items():
         _, last = max(sent.items(), key=lambda item: (item[1][0], item[0]))
-        targets[digest] = tuple(sorted(last[1]))
+        targets[digest] = _reported(last[1])
     return targets
 
 
@@ -167,11 +188,12 @@ def _suppress(
     digest: str,
     fresh: bool,
     reason: str,
-    members: tuple[str, ...],
+    reported: _Reported,
     result: dict[str, Any],
 ) -> None:
     """Suppress one locked recipient (keeping the first reason and instant), stop what
-    was going to it and, for a complaint, charge the members whose email was reported."""
+    was going to it and, for a hard bounce, mark bounced the invitations the email carried
+    or, for a complaint, charge the members whose email was reported."""
     if fresh:
         uow.conn.execute(
             update(recipients)
@@ -181,12 +203,15 @@ def _suppress(
         result["suppressed"] += 1
     else:
         result["already_suppressed"] += 1
-    # Sent invitations count as bounced only when the address itself is dead.
-    stopped = stop_suppressed(uow, digest, reason, bounce_sent=reason == HARD_BOUNCE)
+    # Sent invitations count as bounced only when the address itself is dead, and only
+    # those whose email bounced: the others' emails reached it.
+    bounced = reported.invitations if reason == HARD_BOUNCE else ()
+    stopped = stop_suppressed(uow, digest, reason, bounced)
     result["cancelled"] += stopped.cancelled
     result["blocked"] += stopped.blocked
     result["bounced"] += stopped.bounced
     payload: dict[str, Any] = {"recipient": digest, "reason": reason, "source": "report"}
+    members = reported.members if reason == COMPLAINT else ()
     charged = [m for m in members if not _complained(uow, m, digest)]
     for member in charged:
         uow.conn.execute(

@@ -319,7 +319,7 @@ def _failed(
         # As a bounce report would: nothing more goes to the address, and it leaves every
         # address book and stored answer. The invitations whose email reached it before
         # stay as they were, as when a reminder to them fails (`_fail_claim`).
-        stop_suppressed(uow, digest, HARD_BOUNCE, bounce_sent=False)
+        stop_suppressed(uow, digest, HARD_BOUNCE)
 
 
 def _fail_claim(

@@ -9,6 +9,7 @@ blocked, and the stored API answers quoting the address quote it no more.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, update
@@ -42,11 +43,16 @@ def closing_reason(reason: str) -> str:
     return "the recipient reported spam"
 
 
-def stop_suppressed(uow: UnitOfWork, digest: str, reason: str, bounce_sent: bool) -> Stopped:
+def stop_suppressed(
+    uow: UnitOfWork, digest: str, reason: str, bounced: Collection[str] = ()
+) -> Stopped:
     """Stop what was going to a suppressed recipient, in the caller's unit of work (which
-    marked the suppression): scheduled invitations are blocked, sent ones marked bounced
-    when `bounce_sent`, pending mail cancelled; the address goes from every invitation,
-    from every member's contacts, and from the stored API answers quoting it. The caller
+    marked the suppression): scheduled invitations are blocked, pending mail cancelled; the
+    address goes from every invitation, from every member's contacts, and from the stored
+    API answers quoting it. Of the sent invitations, only those among `bounced` (the ones
+    the bounced email carried) are marked bounced: every other stays sent, as after an
+    opt-out, since its own email reached the address and its member may not learn from
+    another's email why the recipient is now unavailable (invariant 11). The caller
     commits, then runs `recipients.checkpoint` (SQLite) or leaves it to the worker's pass."""
     closing = closing_reason(reason)
     scope = invitations.c.recipient_digest == digest
@@ -62,11 +68,13 @@ def stop_suppressed(uow: UnitOfWork, digest: str, reason: str, bounce_sent: bool
         InvitationState.BLOCKED,
         closing,
     )
-    bounced: list[str] = []
-    if bounce_sent:
-        bounced = move_invitations(
+    marked: list[str] = []
+    if bounced:
+        marked = move_invitations(
             uow,
-            scope & (invitations.c.state == InvitationState.SENT.value),
+            scope
+            & invitations.c.id.in_(sorted(bounced))
+            & (invitations.c.state == InvitationState.SENT.value),
             InvitationState.BOUNCED,
             closing,
         )
@@ -78,4 +86,4 @@ def stop_suppressed(uow: UnitOfWork, digest: str, reason: str, bounce_sent: bool
     # and stored again on the next import, told the member that this one bounced.
     uow.conn.execute(delete(contacts).where(contacts.c.recipient_digest == digest))
     scrub_answers(uow.conn, digest)
-    return Stopped(len(blocked), len(bounced), cancelled)
+    return Stopped(len(blocked), len(marked), cancelled)
