@@ -414,4 +414,4 @@ def test_the_sign_in_question_speaks_the_accounts_language(ctx: Context) -> None
         shown = http.get(sign_in_link(site, "ana"), headers={"Accept-Language": "en-US"})
     assert shown.status_code == 200
     assert '<html lang="fr">' in shown.text
-    assert "Continuer en tant que Ana Lima" in shown.text
+    assert "Continuer en tant qu'Ana Lima" in shown.text

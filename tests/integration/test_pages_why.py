@@ -90,8 +90,19 @@ def test_not_interested_declines_once(ctx: Context) -> None:
     assert invitation(ctx, waiting).state == "scheduled"
     with serve(ctx) as site:
         site.clock.now = LATER
+        # Bruno's invitation is declined too: the page says so before, and after.
+        offer = site.get(f"/why/{mail.tokens.why}").text
+        assert (
+            "Not interested: we close this invitation and every other one still waiting for "
+            "you, whichever member it is from; nothing more is sent about them. Each of those "
+            "members, Ana included, will see that you declined their invitation." in offer
+        )
         done = _act(site, mail.tokens.why, "decline")
         assert "Invitation declined" in done
+        assert (
+            "Each member whose invitation we closed, Ana included, will see that you declined it."
+            in done
+        )
         events, stored = ledger_size(ctx), all_stored_text(ctx)
         assert _act(site, mail.tokens.why, "decline") == done
         assert (ledger_size(ctx), all_stored_text(ctx)) == (events, stored)

@@ -95,7 +95,8 @@ def test_an_import_report_says_what_was_left_unread_in_the_members_language() ->
     assert "Only the newest 5,000 of the 5,108 messages in Envoyés were read." in shown["en"]
     french = shown["fr"].replace("\u202f", " ").replace("\u00a0", " ")
     assert (
-        "Seuls les 5 000 messages les plus récents sur les 5 108 de Envoyés ont été lus." in french
+        "Seuls les 5 000 messages les plus récents sur les 5 108 du dossier Envoyés ont été lus."
+        in french
     )
 
 

@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from courtois.config import Settings
+from courtois.delivery.elision import after
 from courtois.delivery.i18n import install_translations, translations
 from courtois.delivery.text import clean_name, clean_note, one_line, quote, wrap
 from courtois.domain.messages import MessageKind
@@ -267,4 +268,5 @@ def _environment(locale: str) -> Environment:
     install_translations(env, translations(locale))
     env.filters["wrap"] = wrap
     env.filters["quote"] = quote
+    env.filters["after"] = after
     return env

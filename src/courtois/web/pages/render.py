@@ -24,6 +24,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from courtois.config import Settings
+from courtois.delivery.elision import after
 from courtois.delivery.i18n import install_translations
 from courtois.delivery.render import member_list
 from courtois.delivery.text import clean_name, one_line
@@ -102,6 +103,8 @@ def environment(locale: str) -> Environment:
     # Several names as one phrase, written as the emails write them ("Ana, Bo and Cy").
     env.filters["names"] = lambda names: member_list([clean_name(n) for n in names], locale)
     env.filters["place"] = place
+    # French elision before a name: `name|after("de")` is "d'Ana" or "de Bruno".
+    env.filters["after"] = after
     env.filters["number"] = lambda value: format_decimal(value, locale=locale)
     return env
 
