@@ -563,7 +563,7 @@ def serve(
     processes: Annotated[int, typer.Option("--processes", min=1, max=64)] = 1,
 ) -> None:
     """The host API and the pages over HTTP (uvicorn), until stopped."""
-    import uvicorn
+    from courtois.serve_processes import serve as serve_http
 
     # Refuse a bad configuration or database before binding the port.
     dialect = run(lambda ctx: ctx.engine.dialect.name)
@@ -575,18 +575,7 @@ def serve(
             f"courtois: warning: on SQLite one process serves more requests than {processes} "
             "do (docs/operations.md); starting them as asked.\n"
         )
-    uvicorn.run(
-        "courtois.web.asgi:app_factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=processes,
-        proxy_headers=True,
-        server_header=False,
-        # Paths carry recipients' signed tokens, which are not for log files.
-        access_log=False,
-        log_level="info",
-    )
+    serve_http(host, port, processes)
 
 
 def _check_port_free(host: str, port: int) -> None:

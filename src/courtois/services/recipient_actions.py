@@ -7,6 +7,7 @@ and writes nothing to the ledger, and the page that answers it says the same thi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -159,10 +160,25 @@ def has_opted_out(ctx: Context, link: Link) -> bool:
         ).scalar_one()
 
 
-def inviting_member(ctx: Context, link: Link, chosen: str | None) -> tuple[str, str]:
+def member_names(connection: Connection, member_ids: Iterable[str]) -> dict[str, str | None]:
+    """Each of these members' display name by id, or None for a member who was erased: the
+    id stays in their invitations, but the name is gone (empty), and a recipient's page
+    must not show a blank where it was. Read by key: members live on their own shard
+    (docs/scaling.md)."""
+    return {
+        row.id: None if row.erased_at is not None else str(row.name)
+        for row in connection.execute(
+            select(members.c.id, members.c.name, members.c.erased_at).where(
+                members.c.id.in_(sorted(set(member_ids)))
+            )
+        )
+    }
+
+
+def inviting_member(ctx: Context, link: Link, chosen: str | None) -> tuple[str, str | None]:
     """The member behind the linked invitation, or behind another invitation to this same
     recipient they picked (a digest names several; a shared link names only its own), as
-    (id, name)."""
+    (id, name); the name is None when the member was erased."""
     wanted = link.invitation_id if link.shared else chosen or link.invitation_id
     # Two lookups by key, not a join: the invitation lives with its recipient, the member
     # on its own shard (docs/scaling.md).
@@ -172,18 +188,15 @@ def inviting_member(ctx: Context, link: Link, chosen: str | None) -> tuple[str, 
                 invitations.c.recipient_digest == link.digest, invitations.c.id == wanted
             )
         ).scalar_one_or_none()
-        row = None
-        if member_id is not None:
-            row = connection.execute(
-                select(members.c.id, members.c.name).where(members.c.id == member_id)
-            ).first()
-    if row is None:
+        names = member_names(connection, [member_id]) if member_id is not None else {}
+    if member_id is None or member_id not in names:
         raise InvalidInput("Choose one of the members listed on the page.", {"invitation": "?"})
-    return str(row.id), str(row.name)
+    return str(member_id), names[member_id]
 
 
-def stop_member(ctx: Context, link: Link, now: datetime, chosen: str | None = None) -> str:
-    """No more mail from one member (invariant 4); returns that member's name."""
+def stop_member(ctx: Context, link: Link, now: datetime, chosen: str | None = None) -> str | None:
+    """No more mail from one member (invariant 4), an erased one too (the opt-out is kept by
+    their id); returns that member's name, None when they were erased."""
     member_id, name = inviting_member(ctx, link, chosen)
     with ctx.engine.connect() as connection:
         already = connection.execute(

@@ -15,8 +15,8 @@ from sqlalchemy import Connection, select
 
 from courtois.domain.messages import DELIVERED_OR_MAYBE, MessageKind
 from courtois.services.context import Context
-from courtois.services.recipient_actions import Link, stop_member
-from courtois.store.tables import members, messages
+from courtois.services.recipient_actions import Link, member_names, stop_member
+from courtois.store.tables import messages
 
 _LEFT = frozenset(state.value for state in DELIVERED_OR_MAYBE)
 
@@ -27,7 +27,8 @@ class Inviting:
 
     invitation_id: str
     member_id: str
-    member_name: str
+    # None once the member was erased (the pages say "a former member").
+    member_name: str | None
 
 
 def carried_invitations(connection: Connection, link: Link) -> tuple[str, ...]:
@@ -75,15 +76,7 @@ def email_inviters(ctx: Context, link: Link) -> tuple[Inviting, ...]:
     """The members whose invitations the linked email carried, with their names."""
     with ctx.engine.connect() as connection:
         carried = _carried(connection, link)
-        # By key, not joined: members live on their own shard (docs/scaling.md).
-        name_of: dict[str, str] = {
-            row.id: row.name
-            for row in connection.execute(
-                select(members.c.id, members.c.name).where(
-                    members.c.id.in_(sorted({member for _invitation, member in carried}))
-                )
-            )
-        }
+        name_of = member_names(connection, [member for _invitation, member in carried])
     return tuple(
         Inviting(invitation, member, name_of[member])
         for invitation, member in carried
@@ -91,10 +84,10 @@ def email_inviters(ctx: Context, link: Link) -> tuple[Inviting, ...]:
     )
 
 
-def stop_email_members(ctx: Context, link: Link, now: datetime) -> tuple[str, ...]:
+def stop_email_members(ctx: Context, link: Link, now: datetime) -> tuple[Inviting, ...]:
     """No more mail from any member the email carried (invariant 4), each stopped as one
-    "stop this member" would; returns their names. Idempotent, as each stop is."""
-    return tuple(
+    "stop this member" would; returns them. Idempotent, as each stop is."""
+    inviters = email_inviters(ctx, link)
+    for inviting in inviters:
         stop_member(ctx, link, now, inviting.invitation_id)
-        for inviting in email_inviters(ctx, link)
-    )
+    return inviters

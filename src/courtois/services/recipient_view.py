@@ -19,7 +19,7 @@ from courtois.domain.messages import MessageKind, MessageState
 from courtois.policy.verdict import Outcome
 from courtois.services.consent_notes import shared_notes
 from courtois.services.context import Context
-from courtois.services.recipient_actions import Link
+from courtois.services.recipient_actions import Link, member_names
 from courtois.services.recipient_email import carried_invitations
 from courtois.services.recipient_reminders import (
     date_bounds,
@@ -32,7 +32,6 @@ from courtois.store.tables import (
     consents,
     contacts,
     invitations,
-    members,
     messages,
     recipient_blocks,
     recipients,
@@ -46,7 +45,10 @@ class Invited:
     """One invitation to this recipient, as they may see it."""
 
     invitation_id: str
-    member_name: str
+    member_id: str
+    # None once the member was erased: their name is gone, and the pages say "a former
+    # member" instead (their invitation, and stopping them, still stand).
+    member_name: str | None
     consented_at: datetime
     sent_at: datetime | None
     state: InvitationState
@@ -128,17 +130,13 @@ def _reminder_sent(connection: Connection, invitation_id: str) -> bool:
 
 def _inviters(
     connection: Connection, found: Sequence[Row[Any]]
-) -> tuple[dict[str, str], dict[str, datetime]]:
-    """Each inviting member's name by id, and when each consent was given by id: read by
-    key, not joined, since invitations live with their recipient and members and consents
-    with their member (docs/scaling.md), so each read stays on the shards holding its rows."""
+) -> tuple[dict[str, str | None], dict[str, datetime]]:
+    """Each inviting member's name by id (None for an erased member), and when each consent
+    was given by id: read by key, not joined, since invitations live with their recipient
+    and members and consents with their member (docs/scaling.md), so each read stays on the
+    shards holding its rows."""
     member_ids = sorted({r.member_id for r in found})
-    name_of: dict[str, str] = {
-        m.id: m.name
-        for m in connection.execute(
-            select(members.c.id, members.c.name).where(members.c.id.in_(member_ids))
-        )
-    }
+    name_of = member_names(connection, member_ids)
     given_at: dict[str, datetime] = {
         c.id: c.given_at
         for c in connection.execute(
@@ -200,6 +198,7 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
     seen = [
         Invited(
             r.id,
+            r.member_id,
             name_of[r.member_id],
             given_at[r.consent_id],
             r.sent_at,
@@ -253,6 +252,7 @@ def _shared_view(ctx: Context, link: Link, now: datetime) -> Held:
     state = InvitationState(row.state)
     linked = Invited(
         link.invitation_id,
+        row.member_id,
         name_of[row.member_id],
         given_at[row.consent_id],
         row.sent_at,

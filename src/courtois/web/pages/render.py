@@ -11,10 +11,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from functools import cache, lru_cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, Protocol
 
 from babel.dates import format_date, format_time
 from babel.numbers import format_decimal
@@ -102,11 +103,36 @@ def environment(locale: str) -> Environment:
     env.filters["name"] = clean_name
     # Several names as one phrase, written as the emails write them ("Ana, Bo and Cy").
     env.filters["names"] = lambda names: member_list([clean_name(n) for n in names], locale)
+    # An email's inviting members as the pages list them (`_labels.html`'s `members`): the
+    # names still held, and how many of them were erased since, whose names are gone.
+    env.filters["named"] = named
+    env.filters["former"] = former
     env.filters["place"] = place
     # French elision before a name: `name|after("de")` is "d'Ana" or "de Bruno".
     env.filters["after"] = after
     env.filters["number"] = lambda value: format_decimal(value, locale=locale)
     return env
+
+
+class _Inviting(Protocol):
+    """An inviting member as a recipient's page shows them (`Invited`, `Inviting`)."""
+
+    @property
+    def member_id(self) -> str: ...
+
+    @property
+    def member_name(self) -> str | None: ...
+
+
+def named(inviters: Iterable[_Inviting]) -> list[str]:
+    """The names of the members not erased, in order."""
+    return [i.member_name for i in inviters if i.member_name is not None]
+
+
+def former(inviters: Iterable[_Inviting]) -> int:
+    """How many distinct members among these were erased (a name is no longer there to
+    show: the page says "a former member")."""
+    return len({i.member_id for i in inviters if i.member_name is None})
 
 
 _PLACE = re.compile(r"(line|card|entry|record) (\d+)(?:, item (\d+))?")
