@@ -261,7 +261,8 @@ def _by_option(details: dict[str, str]) -> dict[str, str]:
 
 def shares_after(show: Callable[[], None], invitations: list[dict[str, Any]]) -> Callable[[], None]:
     """`show`, then each invitation the member sends from their own mailbox (strict-eu): to
-    whom, its personal link and the text to send, which the member cannot do without."""
+    whom, its personal link, and the subject and text to send, which the member cannot do
+    without."""
 
     def say(text: str) -> None:
         # As given (a member's note may hold brackets or colons): no markup, no wrapping.
@@ -273,6 +274,7 @@ def shares_after(show: Callable[[], None], invitations: list[dict[str, Any]]) ->
             if item.get("share_link"):
                 say(f"\nsend it yourself, from your own mailbox, to {item['email']}:")
                 say(f"personal link: {item['share_link']}")
+                say(f"subject: {item['share_subject']}")
                 say(f"text to send:\n{item['share_text']}")
 
     return both

@@ -201,6 +201,35 @@ def test_strict_eu_answers_a_link_and_a_text_for_the_member_to_send(ctx: Context
     assert "Ana Lima" in item["share_text"]
 
 
+def test_strict_eu_answers_the_subject_previewed_in_the_recipients_language(
+    ctx: Context,
+) -> None:
+    """The member sends an email of their own: the answer gives its subject with its text,
+    the preview's (which the consent's hash covers), in the recipient's language; the
+    document lists it."""
+    policy = dataclasses.replace(ctx.settings.policy, profile="strict-eu")
+    with running_api(ctx, policy=policy) as api:
+        add_member(api)
+        document = api.ok(api.get("/openapi.json"))
+        for locale, subject in (
+            ("en", "Ana Lima invites you to join Agora"),
+            ("fr", "Ana Lima vous invite à rejoindre Agora"),
+        ):
+            emails = [f"bo-{locale}@example.org"]
+            shown = api.ok(
+                api.post(
+                    "/v1/members/ana/invitations/preview", {"emails": emails, "locale": locale}
+                )
+            )
+            assert shown["subject"] == subject
+            answer = preview_and_invite(api, emails, locale=locale)
+            (item,) = answer["invitations"]
+            assert item["share_subject"] == subject
+    properties = document["components"]["schemas"]["InvitationOut"]["properties"]
+    assert {"share_link", "share_subject", "share_text"} <= set(properties)
+    assert properties["share_subject"]["description"]
+
+
 KIND = "strict-eu-no-reminders"
 
 
@@ -227,3 +256,41 @@ def test_strict_eu_refuses_a_reminder_on_preview_and_on_invite(ctx: Context) -> 
     assert item["status"] == "sent"
     assert "asked Agora to send" not in " ".join(item["share_text"].split())
     assert "This is the only email" not in item["share_text"]
+
+
+def test_strict_eu_explain_refuses_a_reminder_as_preview_does(ctx: Context) -> None:
+    """The operator's explanation of a would-be invitation never describes a reminder that
+    could not exist: the same 422 and type as preview and invite."""
+    policy = dataclasses.replace(ctx.settings.policy, profile="strict-eu")
+    with running_api(ctx, policy=policy) as api:
+        add_member(api)
+        body = {"email": "k1@example.net", "reminders": 1}
+        refused = problem(api.post("/v1/members/ana/explain", body), 422, KIND)
+        assert refused["errors"] == {"reminders": "none under strict-eu"}
+        explained = api.ok(api.post("/v1/members/ana/explain", {**body, "reminders": 0}))
+    assert explained["allowed"] is False
+
+
+OVER_CAP = "reminder-over-cap"
+
+
+def test_a_policy_allowing_no_reminder_refuses_one_with_its_own_type(ctx: Context) -> None:
+    """`reminder_cap = 0`: a reminder asked for on preview, invite or explain is a 422 of
+    its own type, naming the cap, with nothing written."""
+    policy = dataclasses.replace(ctx.settings.policy, reminder_cap=0)
+    with running_api(ctx, policy=policy) as api:
+        add_member(api)
+        before = counts(api.ctx)
+        body = {"emails": ["k1@example.net"], "reminders": 1}
+        refused = problem(api.post("/v1/members/ana/invitations/preview", body), 422, OVER_CAP)
+        assert refused["errors"] == {"reminders": "at most 0"}
+        assert "reminder_cap" in refused["detail"]
+        shown = api.ok(api.post("/v1/members/ana/invitations/preview", {**body, "reminders": 0}))
+        consent = {"text_shown": shown["consent_text"]}
+        invite = {**body, "preview_hash": shown["preview_hash"], "consent": consent}
+        problem(api.post("/v1/members/ana/invitations", invite), 422, OVER_CAP)
+        explain = {"email": "k1@example.net", "reminders": 1}
+        problem(api.post("/v1/members/ana/explain", explain), 422, OVER_CAP)
+        assert counts(api.ctx) == before
+        answer = api.ok(api.post("/v1/members/ana/invitations", {**invite, "reminders": 0}), 201)
+    assert [item["status"] for item in answer["invitations"]] == ["scheduled"]

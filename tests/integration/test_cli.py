@@ -482,6 +482,8 @@ def test_strict_eu_prints_the_link_and_the_text_to_send_and_refuses_a_reminder(
         note = "[bold]Come[/bold] :smile: https://example.org/a-very-long-path/" + "x" * 80
         shown = ok(env, *invite, "--email", "k1@example.net", "--note", note)
         (token,) = re.findall(r"^personal link: https://agora\.test/join/(\S+)$", shown, re.M)
+        # The subject of the email the member sends: the one previewed, in its language.
+        assert "\nsubject: Ana invites you to join Agora\ntext to send:\n" in shown
         text = shown.split("text to send:\n", 1)[1]
         assert text.startswith("Hello,\n")
         assert f"https://agora.test/join/{token}\n" in text
@@ -502,6 +504,36 @@ def test_strict_eu_prints_the_link_and_the_text_to_send_and_refuses_a_reminder(
         assert table_counts(engine) == before
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("policy", "words"),
+    [
+        ({"COURTOIS_POLICY_PROFILE": "strict-eu"}, ("strict-eu", "reminder")),
+        ({"COURTOIS_POLICY_REMINDER_CAP": "0"}, ("No reminder", "reminder_cap")),
+    ],
+)
+def test_policy_explain_refuses_a_reminder_that_invite_refuses(
+    tmp_path: Path, policy: dict[str, str], words: tuple[str, ...]
+) -> None:
+    """A reminder that cannot exist (strict-eu, or a policy allowing none) is not explained
+    as if it could: `policy explain --reminders 1` refuses it in one line, with or without
+    `--json`, as `invite --reminders 1` does; without a reminder it explains as ever."""
+    env = environment(f"sqlite:///{tmp_path / 'c.db'}", **policy)
+    ok(env, "migrate")
+    ok(env, "member", "add", "ana", "--email", "ana@example.com", "--name", "Ana")
+    asked = ["--member", "ana", "--email", "k1@example.net", "--now", NOW]
+    refused = in_parallel(
+        [
+            (env, ["policy", "explain", *asked, "--reminders", "1"]),
+            (env, ["policy", "explain", *asked, "--reminders", "1", "--json"]),
+            (env, ["invite", *asked, "--reminders", "1"]),
+        ]
+    )
+    lines = [assert_refused(done, *words) for done in refused]
+    assert lines[0] == lines[1] == lines[2]
+    explained = ok(env, "policy", "explain", *asked, "--json")
+    assert {v["rule"] for v in explained["verdicts"]} == set(RULE_CODES)
 
 
 @pytest.mark.parametrize("processes", ["1", "2"])

@@ -249,9 +249,46 @@ def test_under_strict_eu_the_pages_show_the_text_the_member_sends_and_no_reminde
         for text in re.findall(r'<textarea id="share-[^"]+"[^>]*>(.*?)</textarea>', sent, re.S)
     ]
     assert len(shares) == 2
+    # With each text, the subject of the email the member sends: the one previewed.
+    subjects = re.findall(r'<input type="text" id="subject-[^"]+" value="([^"]*)"', sent)
+    assert [unescape(subject) for subject in subjects] == [expected.subject] * 2
+    assert f"<strong>{expected.subject}</strong>" in page
+    assert "Subject of the email you send" in sent
     for text in shares:
         assert re.sub(r"/(join|why|u)/[A-Za-z0-9_.-]+", r"/\1/TOKEN", text) == re.sub(
             r"\{token:[a-z]+\}", "TOKEN", expected.text
         )
         assert "Stop these emails" not in text
         assert "from their own mailbox" in " ".join(text.split())
+
+
+def test_a_policy_allowing_no_reminder_offers_none_and_refuses_one_in_words(
+    ctx: Context,
+) -> None:
+    """`reminder_cap = 0`: the compose form has no reminder box, and a reminder posted
+    anyway (preview or send) is answered with why, not a generic error, with nothing
+    written."""
+    add_member(ctx)
+    import_some(ctx, "ana", 2)
+    policy = replace(ctx.settings.policy, reminder_cap=0)
+    said = "Agora sends no reminder: the people you invite get your invitation once"
+    with signed_in(ctx, policy=policy) as ana:
+        _choose_first(ana, 1)
+        form = ana.get("/member/invite").text
+        assert 'name="reminders"' not in form
+        assert "Send one reminder" not in form
+        refused = ana.post("/member/invite/preview", {"note": "", "locale": "en", "reminders": "1"})
+        assert refused.status_code == 422
+        assert said in refused.text
+        assert "This could not be previewed" not in refused.text
+        assert 'name="reminders"' not in refused.text
+        page = _preview(ana)
+        assert "Nothing: someone who does not answer gets no other email" in page
+        sent = ana.post("/member/invite/send", {**consent_form(page), "reminders": "1"})
+        assert sent.status_code == 422
+        assert said in sent.text
+        assert count(ctx, consents) == 0
+        done = ana.post("/member/invite/send", consent_form(page))
+    assert done.status_code == 200, done.text
+    (consent,) = rows(ctx, consents)
+    assert consent.reminders == 0

@@ -9,12 +9,20 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
-from support import counts
+from support import all_stored_text, counts
 
 from conftest import T0
-from courtois.delivery.render import JOIN_SLOT, UNSUBSCRIBE_SLOT, WHY_SLOT
+from courtois.delivery.render import (
+    JOIN_SLOT,
+    UNSUBSCRIBE_SLOT,
+    WHY_SLOT,
+    Rendered,
+    preview_hash,
+)
 from courtois.delivery.transport import MemoryTransport
+from courtois.domain.contacts import ContactInput
 from courtois.domain.errors import NoReminderUnderStrictEu
+from courtois.services.contacts import import_contacts
 from courtois.services.context import Context
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.members import register_member
@@ -143,3 +151,72 @@ def test_a_reminder_is_refused_not_promised(ctx: Context) -> None:
     with pytest.raises(NoReminderUnderStrictEu):
         invite(eu, request, T0)
     assert counts(eu) == before
+
+
+@pytest.mark.parametrize(
+    ("locale", "subject"),
+    [("en", "Ana invites you to join Agora"), ("fr", "Ana vous invite à rejoindre Agora")],
+)
+def test_the_subject_to_send_is_the_one_previewed_and_pinned(
+    ctx: Context, locale: str, subject: str
+) -> None:
+    """The member sends an email of their own, so they are given its subject with its text,
+    in the recipient's language: the subject they previewed, which the consent's hash covers
+    as it covers the text (invariant 2)."""
+    eu = strict(ctx)
+    register_member(eu, "ana", "ana@members.example", "Ana", "en", T0)
+    preview = preview_invitations(eu, "ana", 1, "Hi!", locale, 0)
+    assert preview.subject == subject
+    request = InviteRequest(
+        "ana",
+        ("bo@example.org",),
+        "Hi!",
+        locale,
+        0,
+        preview.preview_hash,
+        ConsentInput(preview.consent_text),
+    )
+    (item,) = invite(eu, request, T0)["invitations"]
+    assert item["share_subject"] == subject
+    shared = Rendered(item["share_subject"], as_previewed(item["share_text"]), preview.html)
+    assert preview_hash(shared) == preview.preview_hash
+
+
+def test_the_text_says_how_long_the_address_is_kept_and_it_is_so(ctx: Context) -> None:
+    """The retention the shared text states is what is kept: the invitation holds only the
+    address's digest; the member's imported contact and the stored answer to the request
+    (which quote it) go within a day of the invitation, and the digest stays."""
+    eu = strict(ctx)
+    register_member(eu, "ana", "ana@members.example", "Ana", "en", T0)
+    contact = ContactInput(email="bo@example.org", name="Bo Berg", where="#1")
+    import_contacts(eu, "ana", [contact], "test", T0)
+    preview = preview_invitations(eu, "ana", 1, "", None, 0)
+    request = InviteRequest(
+        "ana",
+        ("bo@example.org",),
+        "",
+        None,
+        0,
+        preview.preview_hash,
+        ConsentInput(preview.consent_text),
+    )
+    at = T0 + timedelta(hours=2)
+    (item,) = invite(eu, request, at, idempotency_key="page:one")["invitations"]
+    said = " ".join(item["share_text"].split())
+    days = eu.settings.policy.invitation_expiry_days
+    assert (
+        "Retention: your address, and your name if they had it, at most a day after this "
+        "invitation was made; otherwise only an irreversible fingerprint of your address, "
+        f"which tracks this invitation until you join or decline or until the invitation "
+        f"expires after {days} days, and stays after that so that a refusal holds."
+    ) in said
+    assert "Retention: until you join or decline" not in said
+    with eu.engine.connect() as connection:
+        assert connection.execute(select(invitations.c.address)).scalar_one() is None
+    assert "bo@example.org" in all_stored_text(eu)  # the contact, and the stored answer
+
+    run_pass(eu, at + timedelta(days=1), MemoryTransport())
+    stored = all_stored_text(eu)
+    assert "bo@example.org" not in stored
+    assert "bo berg" not in stored
+    assert eu.digest_email("bo@example.org") in stored

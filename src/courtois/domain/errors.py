@@ -52,3 +52,11 @@ class NoReminderUnderStrictEu(InvalidInput):
     their own mailbox: no email follows it, so a reminder could only be a broken promise."""
 
     code = "strict-eu-no-reminders"
+
+
+class ReminderOverCap(InvalidInput):
+    """A reminder asked for where the operator's policy allows none (`reminder_cap = 0`):
+    refused with its own code rather than dropped, so the member is told why and is never
+    shown a promise that no email would keep."""
+
+    code = "reminder-over-cap"

@@ -12,13 +12,17 @@ from courtois.policy.verdict import Decision
 from courtois.services import facts as gather
 from courtois.services.context import Context
 from courtois.services.members import get_member
+from courtois.services.previews import check_reminders
 
 
 def explain(
     ctx: Context, member_id: str, email: str, now: datetime, reminders: int = 0
 ) -> Decision:
-    """Decide as `invite` would at this instant, as if the member consented just now."""
+    """Decide as `invite` would at this instant, as if the member consented just now. A
+    reminder `invite` would refuse (strict-eu, or above the policy's cap) is refused here
+    too: explaining one would describe an email that can never exist."""
     member = get_member(ctx, member_id)
+    check_reminders(ctx, reminders)
     digest = ctx.digest_email(email)
     consent = Consent(
         id="(would-be consent)",

@@ -103,18 +103,23 @@ def shared_by_member(decision: Decision) -> bool:
 
 
 def share_for(ctx: Context, invitation_id: str, inviter: Inviter, locale: str) -> dict[str, str]:
-    """The personal link and the ready-to-send text for a member who sends the invitation
-    from their own mailbox: the words they previewed (written to be sent by them, see
-    `RenderContext.by_member`), with this invitation's links.
+    """The personal link, and the subject and ready-to-send text, for a member who sends
+    the invitation from their own mailbox: the subject and words they previewed (written
+    to be sent by them, see `RenderContext.by_member`; the preview hash covers both), with
+    this invitation's links.
     The member reads those links too, so the text's "why" and "stop" links are shared ones,
     which open this invitation only (`Scope.SHARED`), not the recipient's own."""
     secret = ctx.settings.token_secrets
     shared = make_token(secret, Scope.SHARED, invitation_id)
     tokens = Tokens(shared, shared, (make_token(secret, Scope.JOIN, invitation_id),))
     context = RenderContext.from_settings(ctx.settings, (inviter,), by_member=True)
-    text = render(MessageKind.INVITATION, locale, context, tokens).text
+    rendered = render(MessageKind.INVITATION, locale, context, tokens)
     base = ctx.settings.base_url.rstrip("/")
-    return {"share_link": f"{base}/join/{tokens.join[0]}", "share_text": text}
+    return {
+        "share_link": f"{base}/join/{tokens.join[0]}",
+        "share_subject": rendered.subject,
+        "share_text": rendered.text,
+    }
 
 
 def _isoformat(at: datetime | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from courtois.delivery.render import Inviter, Previewed, RenderContext, Rendered, preview
-from courtois.domain.errors import InvalidInput, NoReminderUnderStrictEu
+from courtois.domain.errors import InvalidInput, NoReminderUnderStrictEu, ReminderOverCap
 from courtois.domain.members import Member, check_locale
 from courtois.domain.preview import check_note
 from courtois.policy.rules.strict_eu import members_send_themselves
@@ -98,17 +98,22 @@ _REMINDER = {
 def check_reminders(ctx: Context, reminders: int) -> int:
     """0 or 1, never above the policy's cap, and none where the member sends the invitation
     themselves (strict-eu): refused rather than dropped, so what the member is shown and
-    agrees to is what happens (invariant 2)."""
-    if reminders not in (0, 1) or reminders > ctx.settings.policy.reminder_cap:
-        raise InvalidInput(
-            f"reminders must be 0 or at most {ctx.settings.policy.reminder_cap}.",
-            {"reminders": str(reminders)},
-        )
+    agrees to is what happens (invariant 2). Every use case that takes a reminder count
+    (preview, invite, explain) checks it here, so each refuses it alike."""
+    if reminders not in (0, 1):
+        raise InvalidInput("reminders must be 0 or 1.", {"reminders": str(reminders)})
     if reminders and members_send_themselves(ctx.settings.policy):
         raise NoReminderUnderStrictEu(
             "No reminder under the strict-eu profile: the member sends each invitation from "
             "their own mailbox and no email follows it; ask for reminders 0.",
             {"reminders": "none under strict-eu"},
+        )
+    cap = ctx.settings.policy.reminder_cap
+    if reminders > cap:
+        raise ReminderOverCap(
+            f"No reminder on this platform: its policy allows at most {cap} "
+            "(reminder_cap); ask for reminders 0.",
+            {"reminders": f"at most {cap}"},
         )
     return reminders
 

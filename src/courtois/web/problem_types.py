@@ -35,6 +35,10 @@ PROBLEM_TYPES: dict[str, str] = {
         "A reminder asked for under the strict-eu profile, where members send their own "
         "invitations and no email follows them; ask for `reminders: 0`."
     ),
+    "reminder-over-cap": (
+        "A reminder asked for where the platform's policy allows none (`reminder_cap = 0`); "
+        "ask for `reminders: 0`."
+    ),
     "invalid-cursor": "A cursor this API did not give out.",
     "invalid-upload": "The upload is not a file this route reads.",
     "unreadable-file": "The file cannot be read as an address book.",

@@ -68,7 +68,9 @@ def explain_policy(
     now: Now,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """Decide as `invite` would at this instant, as if the member consented just now."""
+    """Decide as `invite` would at this instant, as if the member consented just now. A
+    reminder that preview and invite refuse (under strict-eu, or above the policy's
+    `reminder_cap`) is refused here with the same 422 problem."""
     address = check_email(body.email)
 
     def action() -> Answer:

@@ -135,8 +135,19 @@ class InvitationOut(BaseModel):
         "someone else's emails.",
     )
     decision: DecisionOut
-    share_link: str | None = Field(None, description="strict-eu: the member sends it.")
-    share_text: str | None = None
+    share_link: str | None = Field(
+        None, description="strict-eu: the personal link of the invitation the member sends."
+    )
+    share_subject: str | None = Field(
+        None,
+        description="strict-eu: the subject of the email the member sends from their own "
+        "mailbox, in the recipient's language; the preview's `subject`, which its hash covers.",
+    )
+    share_text: str | None = Field(
+        None,
+        description="strict-eu: the text the member sends from their own mailbox, in the "
+        "recipient's language; the preview's `text` with this invitation's links.",
+    )
 
 
 class InviteOut(BaseModel):

@@ -7,7 +7,8 @@ changed since (the member's name, the platform's words, whom they chose), the pa
 the new preview instead of sending (invariant 2).
 
 Under strict-eu the preview is the text the member sends from their own mailbox, and no
-reminder is offered: nothing follows a text the platform does not send.
+reminder is offered: nothing follows a text the platform does not send. Nor is one where
+the operator allows none (`reminder_cap = 0`); a reminder posted anyway is refused with why.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def _policy_numbers(request: Request) -> dict[str, Any]:
         "undo_minutes": policy.undo_window_minutes,
         "most": MAX_RECIPIENTS,
         "by_hand": members_send_themselves(policy),
+        # No reminder box where the operator allows none (`reminder_cap = 0`).
+        "reminder_cap": policy.reminder_cap,
     }
 
 
@@ -226,6 +229,7 @@ def _sent_page(request: Request, signed: Signed, answer: dict[str, Any]) -> Resp
                 "leaves_at": datetime.fromisoformat(scheduled) if scheduled else None,
                 "refused_by": denying[0] if denying else None,
                 "share_link": item.get("share_link"),
+                "share_subject": item.get("share_subject"),
                 "share_text": item.get("share_text"),
             }
         )
