@@ -42,6 +42,33 @@ def test_the_preview_is_the_email_and_the_consent_sentence(api: Api) -> None:
     assert french["preview_hash"] != shown["preview_hash"]
 
 
+@pytest.mark.parametrize(
+    ("member_locale", "email_locale", "consent_words", "email_words"),
+    [
+        ("en", "fr", "I ask Agora to send this invitation", "vous invite"),
+        ("fr", "en", "Je demande à Agora d'envoyer cette invitation", "invites you"),
+    ],
+)
+def test_the_consent_sentence_is_in_the_members_language_whatever_the_emails(
+    api: Api, member_locale: str, email_locale: str, consent_words: str, email_words: str
+) -> None:
+    """The member agrees to what they read: the sentence is in their language, the email in
+    the recipients'; that sentence is the one the invitation takes and the consent keeps."""
+    member = {"id": "mo", "email": "mo@members.example", "name": "Mo Sy", "locale": member_locale}
+    api.ok(api.post("/v1/members", member))
+    body = {"emails": ["bo@example.org", "cy@example.org"], "locale": email_locale}
+    shown = api.ok(api.post("/v1/members/mo/invitations/preview", body))
+    assert shown["locale"] == email_locale
+    assert email_words in shown["subject"]
+    assert shown["consent_text"].startswith(consent_words)
+    consent = {"text_shown": shown["consent_text"], "ip": "192.0.2.7", "user_agent": "t"}
+    invite = {**body, "preview_hash": shown["preview_hash"], "consent": consent}
+    answer = api.ok(api.post("/v1/members/mo/invitations", invite), 201)
+    stored = api.ok(api.get(f"/v1/consents/{answer['consent_id']}"))
+    assert stored["text_shown"] == shown["consent_text"]
+    assert stored["locale"] == email_locale
+
+
 def test_invite_answers_each_decision_with_every_rule(api: Api) -> None:
     answer = preview_and_invite(api, ["bo@example.org", "cy@example.org"])
     assert len(answer["invitations"]) == 2

@@ -42,7 +42,8 @@ def _preview(member: MemberBrowser, **fields: str) -> str:
 
 
 def _pre(html: str) -> list[str]:
-    return [unescape(text) for text in re.findall(r"<pre>(.*?)</pre>", html, re.DOTALL)]
+    found = re.findall(r'<pre(?: lang="\w+")?>(.*?)</pre>', html, re.DOTALL)
+    return [unescape(text) for text in found]
 
 
 def _frames(html: str) -> list[str]:
@@ -74,7 +75,9 @@ def test_the_preview_is_the_exact_email_and_its_hash(ctx: Context) -> None:
         response = ana.post("/member/invite/preview", {"note": NOTE, "locale": "fr"})
     page = response.text
     assert response.status_code == 200
-    assert f"<strong>{expected.subject}</strong>" in unescape(page)
+    # The email is French on an English page, and says so to browsers and screen readers.
+    assert f'<strong lang="fr">{expected.subject}</strong>' in unescape(page)
+    assert '<pre lang="fr">' in page
     assert _pre(page) == [expected.text]
     assert _frames(page) == [expected.html]
     assert f'<code id="preview-hash">{expected.preview_hash}</code>' in page
@@ -114,6 +117,36 @@ def test_a_ticked_reminder_is_listed_and_named_in_the_consent(ctx: Context) -> N
     assert form["reminders"] == "1"
     assert form["preview_hash"] == expected.preview_hash
     assert "one reminder, at least 14 days later" in form["consent_text"]
+
+
+def test_the_consent_sentence_is_in_the_members_language_not_the_emails(ctx: Context) -> None:
+    """Ana reads English and writes to French speakers; Marie the other way round: each
+    agrees to a sentence in their own language, and the consent keeps that sentence."""
+    add_member(ctx, "ana", "en")
+    add_member(ctx, "marie", "fr")
+    import_some(ctx, "ana", 1)
+    import_some(ctx, "marie", 1)
+    sentences = {}
+    for member_id, page_locale, email_locale, words in (
+        ("ana", "en", "fr", "I ask Agora to send this invitation, in my name, to the person"),
+        ("marie", "fr", "en", "Je demande à Agora d'envoyer cette invitation, en mon nom, à la"),
+    ):
+        with signed_in(ctx, member_id) as member:
+            _choose_first(member, 1)
+            page = _preview(member, locale=email_locale)
+            assert f'<html lang="{page_locale}">' in page
+            assert f'<pre lang="{email_locale}">' in page
+            shown = unescape(re.search(r'<span id="consent-text">(.*?)</span>', page).group(1))
+            assert shown.startswith(words)
+            form = consent_form(page)
+            assert (form["consent_text"], form["locale"]) == (shown, email_locale)
+            response = member.post("/member/invite/send", form)
+            assert response.status_code == 200, response.text
+        sentences[member_id] = shown
+    assert {(c.member_id, c.text_shown, c.locale) for c in rows(ctx, consents)} == {
+        ("ana", sentences["ana"], "fr"),
+        ("marie", sentences["marie"], "en"),
+    }
 
 
 def test_consenting_invites_with_the_hash_the_sentence_and_the_client(ctx: Context) -> None:

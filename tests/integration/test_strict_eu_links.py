@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import timedelta
+from html import unescape
 
 from pages_site import SENT_AT, Delivered, Site, invite_and_deliver, serve
 from sqlalchemy import select
-from support import add_members, by_email, invitation, send_invites
+from support import T0, add_members, by_email, invitation, send_invites
 
 from courtois.services.context import Context
+from courtois.services.members import register_member
 from courtois.store.tables import recipient_blocks, recipients
 from courtois.tokens import Scope, read_token
 
@@ -31,11 +33,19 @@ def _strict(ctx: Context) -> Context:
 def _shared_text(ctx: Context, member_id: str) -> tuple[str, str, str]:
     """The member invites BO by hand: their invitation id, and the why and stop tokens of the
     text they are given to send."""
-    item = by_email(send_invites(_strict(ctx), member_id, [BO], SENT_AT + timedelta(hours=1)))[BO]
+    item, why, stop = _hand_sent(ctx, member_id, BO)
+    return item["id"], why, stop
+
+
+def _hand_sent(ctx: Context, member_id: str, email: str) -> tuple[dict[str, str], str, str]:
+    """The member invites `email` by hand: the answer's invitation, and the why and stop
+    tokens of the text they are given to send."""
+    answer = send_invites(_strict(ctx), member_id, [email], SENT_AT + timedelta(hours=1))
+    item = by_email(answer)[email]
     text = item["share_text"]
     (why,) = set(re.findall(r"/why/([A-Za-z0-9_.-]+)", text))
     (stop,) = set(re.findall(r"/u/([A-Za-z0-9_.-]+)", text))
-    return item["id"], why, stop
+    return item, why, stop
 
 
 def _blocked_members(ctx: Context) -> set[str]:
@@ -161,3 +171,64 @@ def test_a_shared_invitation_expires_and_reads_as_its_text_says(ctx: Context) ->
     assert (row.sent_at, row.expires_at) == (at, at + timedelta(days=days))
     assert f"until the invitation expires after {days} days" in " ".join(item["share_text"].split())
     assert "reminder" not in item["share_text"]
+
+
+def _words(html: str) -> str:
+    """A page's text as read: entities decoded, every run of spaces one space."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+def test_under_strict_eu_the_stop_pages_say_they_stop_invitations(ctx: Context) -> None:
+    """strict-eu sends no email, so /u and /why promise no stop of emails: they say what the
+    stop does there (no member can invite the recipient through the platform any more), in
+    English and in French; and /u names the "why" link as the hand-sent text labels it."""
+    add_members(ctx)
+    register_member(ctx, "marie", "marie@example.com", "Marie", "fr", T0)
+    bruno, bruno_why, bruno_stop = _hand_sent(ctx, "bruno", BO)
+    marie, marie_why, marie_stop = _hand_sent(ctx, "marie", "cy@example.com")
+    with serve(_strict(ctx)) as site:
+        site.clock.now = LATER
+        pages = {
+            (lang, path): site.get(f"/{path}/{token}").text
+            for lang, path, token in (
+                ("en", "u", bruno_stop),
+                ("en", "why", bruno_why),
+                ("fr", "u", marie_stop),
+                ("fr", "why", marie_why),
+            )
+        }
+    english_stop, english_why = _words(pages["en", "u"]), _words(pages["en", "why"])
+    assert "Stop invitations through Agora" in english_stop
+    assert "One click and no member of Agora can invite you through it any more" in english_stop
+    assert "Agora itself sends you no email" in english_stop
+    assert "Stop invitations from Bruno" in english_stop
+    assert "Stop emails" not in english_stop
+    assert "sends you nothing more" not in english_stop
+    label = "Why you got this, and what Agora holds about you"
+    assert label in " ".join(bruno["share_text"].split())
+    assert f"open “{label}” in the message" in english_stop
+    assert "what we hold about you" not in english_stop
+    assert (
+        "Stop all invitations through Agora: no member can ever invite you through it again."
+        in english_why
+    )
+    assert "Stop invitations from Bruno: they can never invite you again through Agora." in (
+        english_why
+    )
+    assert "Stop all emails" not in english_why
+    assert "Stop emails" not in english_why
+    french_stop, french_why = _words(pages["fr", "u"]), _words(pages["fr", "why"])
+    assert "Arrêter les invitations par Agora" in french_stop
+    assert "plus aucun membre de la plateforme Agora ne pourra vous inviter" in french_stop
+    assert "Bloquer Marie" in french_stop
+    assert "Arrêter les e-mails" not in french_stop
+    assert "ne vous envoie plus rien" not in french_stop
+    label = "Pourquoi vous recevez ceci, et ce qu'Agora sait de vous"
+    assert label in " ".join(marie["share_text"].split())
+    assert f"ouvrez « {label} » dans le message" in french_stop
+    assert "ce que nous savons de vous" not in french_stop
+    assert "Arrêter toutes les invitations par Agora" in french_why
+    assert "Bloquer Marie : cette personne ne pourra plus jamais vous inviter par Agora." in (
+        french_why
+    )
+    assert "Arrêter tous les e-mails" not in french_why

@@ -108,16 +108,19 @@ def test_emails_render_as_with_jinjas_own_gettext(
     "template", ["unsubscribe.html", "unsubscribed.html", "not_found.html", "welcome.html"]
 )
 @pytest.mark.parametrize("platform", ['Agora <b>"%"</b> & Co', "100% %(x)s"])
+@pytest.mark.parametrize("by_hand", [False, True])
 def test_pages_render_as_with_jinjas_own_gettext(
-    locale: str, template: str, platform: str, monkeypatch: pytest.MonkeyPatch
+    locale: str, template: str, platform: str, by_hand: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = Settings(secret_key="unit-secret-0123456789", platform_name=platform)
     # The member a page names, as hostile as the platform's name.
     member = f"{platform} Lima"
-    # A digest's members, for the unsubscribe page.
+    # A digest's members, for the unsubscribe page; under strict-eu, reached from the text
+    # a member sent by hand (a shared link).
     inviters = (Inviting("i-1", "m-1", member), Inviting("i-2", "m-2", f"{platform} Bo"))
-    fast = page_render.render_page(config, locale, template, member=member, inviters=inviters)
+    values = {"member": member, "inviters": inviters, "by_hand": by_hand, "shared": by_hand}
+    fast = page_render.render_page(config, locale, template, **values)
     stock = built_with_stock_gettext(page_render, BUILD_PAGES, locale)
     monkeypatch.setattr(page_render, "environment", lambda _locale: stock)
-    again = page_render.render_page(config, locale, template, member=member, inviters=inviters)
+    again = page_render.render_page(config, locale, template, **values)
     assert again == fast

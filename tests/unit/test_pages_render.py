@@ -29,11 +29,14 @@ SETTINGS = Settings(
 
 
 @pytest.mark.parametrize("count", [1, 2])
-def test_platform_and_address_are_escaped_and_no_script_runs(count: int) -> None:
+@pytest.mark.parametrize("by_hand", [False, True])
+def test_platform_and_address_are_escaped_and_no_script_runs(count: int, by_hand: bool) -> None:
     inviters = [
         Inviting(f"i-{n}", f"m-{n}", f'Ana{n} <script>alert("y")</script>') for n in range(count)
     ]
-    html = render_page(SETTINGS, "en", "unsubscribe.html", inviters=inviters)
+    html = render_page(
+        SETTINGS, "en", "unsubscribe.html", inviters=inviters, by_hand=by_hand, shared=by_hand
+    )
     assert "<script>" not in html
     assert "Ana0 &lt;script&gt;" in html
     assert "Agora &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html

@@ -33,7 +33,7 @@ from courtois.services.decisions import (
 from courtois.services.idempotency import find_answer, invite_scope, request_hash, store_answer
 from courtois.services.locks import lock_recipients
 from courtois.services.members import lock_and_get_member
-from courtois.services.previews import consent_text, render_for
+from courtois.services.previews import consent_language, consent_text, render_for
 from courtois.services.transitions import scheduled_message
 from courtois.services.webhooks import record_invitation_events
 from courtois.store.bulk import insert_rows
@@ -163,7 +163,8 @@ def invite(
             raise InvalidInput(
                 "The consent text shown to the member is required.", {"consent": "empty"}
             )
-        expected = consent_text(ctx, locale, len(addresses), request.reminders)
+        # The sentence the member read, in their own language (the email may be in another).
+        expected = consent_text(ctx, consent_language(member), len(addresses), request.reminders)
         if text_shown != expected:
             raise Conflict(
                 "The consent text does not match what this request would send.",

@@ -131,8 +131,17 @@ def render_for(
     return preview(language, context), language
 
 
+def consent_language(member: Member) -> str:
+    """The language of the consent sentence: the member's own, whatever the email's.
+
+    The member agrees to what they read, so the sentence is in the language of their pages,
+    never in the recipients' (invariants 1 and 2); the email stays in the recipient's."""
+    return check_locale(member.locale)
+
+
 def consent_text(ctx: Context, locale: str, count: int, reminders: int) -> str:
-    """The sentence the member ticks, naming what they agree to."""
+    """The sentence the member ticks, naming what they agree to, in `locale` (the
+    member's, see `consent_language`)."""
     reminder = (
         _REMINDER[locale].format(days=ctx.settings.policy.reminder_min_days) if reminders else ""
     )
@@ -146,7 +155,8 @@ def consent_text(ctx: Context, locale: str, count: int, reminders: int) -> str:
 def preview_invitations(
     ctx: Context, member_id: str, count: int, note: str, locale: str | None, reminders: int
 ) -> Preview:
-    """The exact message and consent sentence for `count` recipients."""
+    """The exact message, in the email's language, and the consent sentence for `count`
+    recipients, in the member's."""
     member = get_member(ctx, member_id)
     rendered, language = render_for(ctx, member, note, locale, reminders)
     return Preview(
@@ -154,7 +164,7 @@ def preview_invitations(
         text=rendered.text,
         html=rendered.html,
         preview_hash=rendered.preview_hash,
-        consent_text=consent_text(ctx, language, count, reminders),
+        consent_text=consent_text(ctx, consent_language(member), count, reminders),
         reminders=reminders,
         locale=language,
         follow_ups=rendered.follow_ups,

@@ -81,9 +81,12 @@ class PreviewOut(BaseModel):
     text: str
     html: str
     preview_hash: str = Field(description="Pin this in the invitation request's consent.")
-    consent_text: str = Field(description="Show it; send it back as consent.text_shown.")
+    consent_text: str = Field(
+        description="In the member's language, whatever the email's: show it to the member; "
+        "send it back as consent.text_shown."
+    )
     reminders: int
-    locale: str
+    locale: str = Field(description="The email's language (the recipients').")
     follow_ups: list[Rendered]
 
 

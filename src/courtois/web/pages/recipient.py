@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from courtois.config import Settings
 from courtois.domain.errors import InvalidInput, NotFound
+from courtois.policy.rules.strict_eu import members_send_themselves
 from courtois.services.context import Context
 from courtois.services.recipient_actions import (
     Link,
@@ -48,12 +49,22 @@ def signup_url(settings: Settings, invitation_id: str) -> str:
 
 @router.api_route("/u/{token:path}", methods=["GET", "HEAD"])
 def unsubscribe_page(request: Request, token: str, ctx: Ctx) -> Response:
-    """One button, which posts exactly what a mailbox provider's one click posts."""
+    """One button, which posts exactly what a mailbox provider's one click posts.
+
+    Under strict-eu the platform sends no email, so the page says what the click does
+    there: no member can invite the recipient through it any more."""
     try:
         link = resolve_link(ctx, Scope.UNSUBSCRIBE, token, shared_too=True)
     except NotFound:
         return not_found(request)
-    return page(request, link.locale, "unsubscribe.html", inviters=email_inviters(ctx, link))
+    return page(
+        request,
+        link.locale,
+        "unsubscribe.html",
+        inviters=email_inviters(ctx, link),
+        by_hand=members_send_themselves(ctx.settings.policy),
+        shared=link.shared,
+    )
 
 
 def _stop_members(

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from courtois.domain.errors import InvalidInput, NotFound
 from courtois.domain.invitations import InvitationState
+from courtois.policy.rules.strict_eu import members_send_themselves
 from courtois.services.context import Context
 from courtois.services.recipient_actions import (
     Link,
@@ -56,7 +57,12 @@ def why_page(request: Request, token: str, ctx: Ctx, now: Now) -> Response:
     held = what_is_held(ctx, link, now)
     first, last = held.reminder.first_day, held.reminder.last_day
     default_day = min(max(now.date() + DEFAULT_DELAY, first), last)
-    return page(request, link.locale, "why.html", held=held, default_day=default_day)
+    # Under strict-eu the platform sends no email: the stops are worded as what they do
+    # there, ending the invitations members make through it.
+    by_hand = members_send_themselves(ctx.settings.policy)
+    return page(
+        request, link.locale, "why.html", held=held, default_day=default_day, by_hand=by_hand
+    )
 
 
 def _act(ctx: Context, link: Link, fields: dict[str, str], now: datetime) -> dict[str, Any]:
