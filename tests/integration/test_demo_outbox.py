@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
+from html import escape
 
 import aiosmtplib
 import httpx
@@ -20,10 +21,16 @@ import pytest
 import uvicorn
 from browser_support import browser, playwright_driver  # noqa: F401 - fixtures used here
 from fastapi import FastAPI, Response
+from live_app import sqlite_only
+from pages_site import invite_and_deliver
 from playwright.sync_api import Browser
 from smtp_server import free_port
 
+from conftest import T0
 from courtois.demo.capture import CaptureServer, CaptureStore
+from courtois.demo.mail_view import read_mail
+from courtois.services.context import Context
+from courtois.services.members import register_member
 from courtois.web.outbox import OutboxControls, outbox_router
 
 HOSTILE_SUBJECT = '<script>alert("subject")</script>'
@@ -185,3 +192,29 @@ def test_the_send_now_button_works_in_a_real_browser(
             assert "sent 0" in page.content()
         finally:
             context.close()
+
+
+@sqlite_only
+def test_an_emails_words_carry_its_language_on_the_english_outbox_pages(ctx: Context) -> None:
+    register_member(ctx, "lea", "lea@example.com", "Léa", "fr", T0)
+    (french,) = invite_and_deliver(ctx, "lea", ["bo@example.org"])
+    store = CaptureStore()
+    store.add("invitations@agora.test", ("bo@example.org",), french.outgoing.raw)
+    forged = hostile_email("https://elsewhere")
+    store.add(
+        "a@agora.test", ("bo@example.org",), b'Content-Language: fr" onclick="alert(4)\r\n' + forged
+    )
+    port = free_port()
+    with outbox(store, port, serves_unsubscribe=False) as client:
+        listing = client.get("/outbox").text
+        page = client.get("/outbox/1").text
+        hostile = client.get("/outbox/2").text
+    view = read_mail(french.outgoing.raw)
+    subject = escape(view.subject, quote=False)
+    assert '<html lang="en">' in page
+    assert f'<a href="/outbox/1" lang="fr">{subject}</a>' in listing
+    assert f'<h1 lang="fr">{subject}</h1>' in page
+    assert f'<td class="value" lang="fr">{subject}</td>' in page
+    assert '<pre lang="fr">' in page
+    assert 'lang="fr' not in hostile
+    assert ' onclick="' not in hostile

@@ -185,3 +185,42 @@ def test_a_refused_file_is_refused_with_its_reason(
     assert vcard_as_csv.startswith("422 ")
     assert not_csv in vcard_as_csv.replace("\u00a0", " ")
     assert contact_ids(ctx, "ana") == []
+
+
+def test_each_address_of_a_card_has_its_own_place_in_the_report(ctx: Context) -> None:
+    add_member(ctx)
+    add_member(ctx, "lea", locale="fr")
+    book = (
+        b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Bo Berg\r\nEMAIL:bo@example.com\r\nEND:VCARD\r\n"
+        b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Dee Okafor\r\nEMAIL;TYPE=work:dee@example.com\r\n"
+        b"EMAIL;TYPE=home:dee@example.net\r\nEND:VCARD\r\n"
+    )
+    ldif = (
+        b"dn: cn=Dee Okafor\r\ncn: Dee Okafor\r\nmail: dee@example.com\r\n"
+        b"mozillaSecondEmail: dee@example.net\r\n\r\n"
+    )
+    with signed_in(ctx) as ana:
+        _upload(ana, book)
+        again = _upload(ana, book)
+        entries = ana.http.post(
+            "/member/import/file",
+            data={"csrf": ana.csrf(), "format": ""},
+            files={"file": ("book.ldif", ldif, "text/plain")},
+        ).text
+    with signed_in(ctx, "lea") as lea:
+        _upload(lea, book)
+        french = _upload(lea, book)
+    assert _cells(again) == [
+        ("card 1", "already in your contacts"),
+        ("card 2, item 1", "already in your contacts"),
+        ("card 2, item 2", "already in your contacts"),
+    ]
+    assert _cells(entries) == [
+        ("entry 1, item 1", "already in your contacts"),
+        ("entry 1, item 2", "already in your contacts"),
+    ]
+    assert _cells(french) == [
+        ("fiche 1", "déjà dans vos contacts"),
+        ("fiche 2, élément 1", "déjà dans vos contacts"),
+        ("fiche 2, élément 2", "déjà dans vos contacts"),
+    ]

@@ -41,8 +41,8 @@ def _preview(member: MemberBrowser, **fields: str) -> str:
     return response.text
 
 
-def _pre(html: str) -> list[str]:
-    found = re.findall(r'<pre(?: lang="\w+")?>(.*?)</pre>', html, re.DOTALL)
+def _pre(html: str, attributes: str = "") -> list[str]:
+    found = re.findall(rf"<pre{attributes}>(.*?)</pre>", html, re.DOTALL)
     return [unescape(text) for text in found]
 
 
@@ -75,19 +75,19 @@ def test_the_preview_is_the_exact_email_and_its_hash(ctx: Context) -> None:
         response = ana.post("/member/invite/preview", {"note": NOTE, "locale": "fr"})
     page = response.text
     assert response.status_code == 200
-    # The email is French on an English page, and says so to browsers and screen readers.
+    # The email is French on an English page: its words say so.
     assert f'<strong lang="fr">{expected.subject}</strong>' in unescape(page)
-    assert '<pre lang="fr">' in page
-    assert _pre(page) == [expected.text]
+    assert _pre(page, ' lang="fr"') == [expected.text]
     assert _frames(page) == [expected.html]
     assert f'<code id="preview-hash">{expected.preview_hash}</code>' in page
     assert "Nothing: someone who does not answer gets no other email" in page
     form = consent_form(page)
     assert form["preview_hash"] == expected.preview_hash
     assert form["consent_text"] == expected.consent_text
-    assert unescape(re.search(r'<span id="consent-text">(.*?)</span>', page).group(1)) == (
-        expected.consent_text
-    )
+    # The consent sentence is the member's own, in the page's language: no mark.
+    consent = re.search(r'<span id="consent-text">(.*?)</span>', page)
+    assert consent
+    assert unescape(consent.group(1)) == expected.consent_text
     assert form["note"] == NOTE
     assert form["locale"] == "fr"
     assert "reminders" not in form
@@ -325,3 +325,34 @@ def test_a_policy_allowing_no_reminder_offers_none_and_refuses_one_in_words(
     assert done.status_code == 200, done.text
     (consent,) = rows(ctx, consents)
     assert consent.reminders == 0
+
+
+def test_words_in_another_language_than_the_pages_say_which(ctx: Context) -> None:
+    add_member(ctx)
+    register_member(ctx, "lea", "lea@members.example", "Léa", "fr", T0)
+    import_some(ctx, "ana", 2)
+    import_some(ctx, "lea", 2)
+    with signed_in(ctx) as ana:
+        _choose_first(ana, 1)
+        english_form = ana.get("/member/invite").text
+        same = _preview(ana, reminders="1")
+        other = _preview(ana, locale="fr", reminders="1")
+    with signed_in(ctx, "lea") as lea:
+        _choose_first(lea, 1)
+        french_form = lea.get("/member/invite").text
+    # Each language's own name, in that language, in the language menu.
+    assert '<option value="en" selected>English</option>' in english_form
+    assert '<option value="fr" lang="fr">Français</option>' in english_form
+    assert '<option value="en" lang="en">English</option>' in french_form
+    assert '<option value="fr" selected>Français</option>' in french_form
+    # An English email on an English page needs no mark; a French one has it on each of its
+    # texts, and its frames are documents in French.
+    assert ' lang="' not in same.split('id="preview"', 1)[1]
+    marked = other.split('id="preview"', 1)[1]
+    assert len(re.findall(r'<strong lang="fr">', marked)) == 2  # the email's and reminder's
+    assert len(_pre(other, ' lang="fr"')) == 2
+    # The consent sentence is the member's, in the page's language: no mark.
+    assert '<span id="consent-text">' in marked
+    frames = _frames(other)
+    assert len(frames) == 2
+    assert all('<html lang="fr">' in frame for frame in frames)

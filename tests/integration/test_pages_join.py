@@ -13,10 +13,12 @@ from pages_site import (
     invite_and_deliver,
     ledger_size,
     serve,
+    stable_headers,
 )
 from support import T0, add_members, invitation, ledger_events, send_invites
 
 from courtois.services.context import Context
+from courtois.services.members import register_member
 
 BO = "bo@example.com"
 LATER = SENT_AT + timedelta(days=2)
@@ -31,7 +33,7 @@ def test_join_accepts_once_and_redirects_to_sign_up(ctx: Context) -> None:
         response = site.get(f"/join/{mail.tokens.join[0]}")
         assert response.status_code == 303
         assert response.headers["location"] == (
-            f"https://agora.test/welcome?invitation={invitation_id}"
+            f"https://agora.test/welcome?lang=en&invitation={invitation_id}"
         )
         for name, value in EVERY_PAGE.items():
             assert response.headers[name] == value
@@ -111,3 +113,26 @@ def test_the_strict_eu_share_link_is_the_join_link(ctx: Context) -> None:
     assert response.status_code == 303
     assert response.headers["location"].endswith(f"invitation={item['id']}")
     assert invitation(eu, item["id"]).state == "accepted"
+
+
+def test_the_welcome_page_speaks_the_invitations_language(ctx: Context) -> None:
+    register_member(ctx, "lea", "lea@example.com", "Léa", "fr", T0)
+    (mail,) = invite_and_deliver(ctx, "lea", [BO])
+    (invitation_id,) = mail.ids
+    english = {"Accept-Language": "en-GB,en;q=0.9"}
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        response = site.get(f"/join/{mail.tokens.join[0]}", headers=english)
+        assert response.status_code == 303
+        target = response.headers["location"].removeprefix("https://agora.test")
+        welcome = site.get(target, headers=english)
+        # Without the language /join names, an id (this invitation's or one made up) says
+        # nothing: the page is the browser's, the same for both.
+        known = site.get(f"/welcome?invitation={invitation_id}", headers=english)
+        guessed = site.get(f"/welcome?invitation={invitation_id[:-4]}beef", headers=english)
+    assert welcome.status_code == 200
+    assert '<html lang="fr">' in welcome.text
+    assert "<h1>Rejoindre Agora</h1>" in welcome.text
+    assert '<html lang="en">' in known.text
+    assert (known.status_code, known.text) == (guessed.status_code, guessed.text)
+    assert stable_headers(known) == stable_headers(guessed)

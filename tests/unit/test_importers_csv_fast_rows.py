@@ -24,8 +24,8 @@ def read(data: bytes) -> list[ContactInput | RecordProblem]:
 
 def test_a_missing_middle_name_leaves_one_space() -> None:
     assert read(GOOGLE + b"Ana,,Lima,ana@example.org,bo@example.org\r\n") == [
-        ContactInput("ana@example.org", "Ana Lima", "line 2"),
-        ContactInput("bo@example.org", "Ana Lima", "line 2"),
+        ContactInput("ana@example.org", "Ana Lima", "line 2, item 1"),
+        ContactInput("bo@example.org", "Ana Lima", "line 2, item 2"),
     ]
 
 

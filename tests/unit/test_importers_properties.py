@@ -78,6 +78,12 @@ def check_output(records: list[ContactInput | RecordProblem]) -> None:
 # --- vCard round trip ------------------------------------------------------------------------
 
 
+def item_place(where: str, number: int, count: int) -> str:
+    """Where the `number`th of a record's `count` addresses is said to be: the record's
+    place alone when it holds one address, else the place and the address's rank."""
+    return where if count == 1 else f"{where}, item {number}"
+
+
 def vcard_file(persons: list[Person]) -> str:
     cards = []
     for person in persons:
@@ -102,7 +108,10 @@ def test_vcards_written_by_vobject_read_back(persons: list[Person], encoding: st
         where = f"card {number}"
         if not person.emails:
             expected.append(RecordProblem(where, "no address"))
-        expected += [ContactInput(e, tidy(person.name), where) for e in person.emails]
+        expected += [
+            ContactInput(e, tidy(person.name), item_place(where, k, len(person.emails)))
+            for k, e in enumerate(person.emails, start=1)
+        ]
     assert records == expected
     assert list(read_contacts(io.BytesIO(data))) == expected
 
@@ -295,7 +304,10 @@ def test_csv_exports_read_back(
         number += len(BREAKS.findall(text))
         where = f"line {start}"
         if kept:
-            expected += [ContactInput(e, tidy(person.name), where) for e in kept]
+            expected += [
+                ContactInput(e, tidy(person.name), item_place(where, k, len(kept)))
+                for k, e in enumerate(kept, start=1)
+            ]
         elif any(cell.strip() for cell in cells):
             expected.append(RecordProblem(where, "no address"))
     content = out.getvalue()

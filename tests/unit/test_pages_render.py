@@ -75,6 +75,11 @@ def test_the_sign_up_url_carries_the_invitation() -> None:
     assert signup_url(SETTINGS, "inv-1") == "https://agora.test/welcome?invitation=inv-1"
     configured = Settings(signup_url="https://p.example/join?src=mail#top")
     assert signup_url(configured, "a b") == "https://p.example/join?src=mail&invitation=a+b#top"
+    # courtois's own page is told the invitation's language; the platform's is not.
+    assert signup_url(SETTINGS, "inv-1", "fr") == (
+        "https://agora.test/welcome?lang=fr&invitation=inv-1"
+    )
+    assert signup_url(configured, "a", "fr") == "https://p.example/join?src=mail&invitation=a#top"
 
 
 def test_an_import_report_says_what_was_left_unread_in_the_members_language() -> None:

@@ -14,6 +14,9 @@ from email.message import EmailMessage, Message
 from email.parser import BytesParser
 
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")
+# A language tag as BCP 47 spells it (RFC 5646), short of its rarer parts: enough to mark
+# the email's words with `lang` on the outbox's English pages, and nothing else gets in.
+_LANGUAGE = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8}){0,4}")
 _ANGLED = re.compile(r"<([^<>\s]+)>")
 # What each recipient page is, by the first segment of its path.
 _PAGES = {
@@ -43,6 +46,7 @@ class MailView:
     html: str | None
     links: tuple[Link, ...]
     one_click_url: str | None
+    language: str = ""  # the email's Content-Language, when it names one
 
     def header(self, name: str) -> str | None:
         """The first header of that name (any case), decoded, or None."""
@@ -71,7 +75,15 @@ def read_mail(raw: bytes, headers_only: bool = False) -> MailView:
         html=html,
         links=_links(web_unsubscribe + _URL.findall(text or "")),
         one_click_url=web_unsubscribe[0] if one_click and web_unsubscribe else None,
+        language=_language(found.get("content-language", "")),
     )
+
+
+def _language(header: str) -> str:
+    """The first language a Content-Language header names (RFC 3282), or "" when it names
+    none that reads as a language tag."""
+    first = header.split(",", 1)[0].strip()
+    return first if _LANGUAGE.fullmatch(first) else ""
 
 
 def _items(message: Message) -> list[tuple[str, object]]:

@@ -7,8 +7,9 @@ and stores what they yield, so the counts add up in one place.
 Every reader reads its stream front to back with `read(size)` only (no seek, no tell), a
 chunk at a time, and yields as it goes: memory stays bounded whatever the file's size, and a
 wrapper counting the bytes read gives a true progress figure. A record (a card, a CSV row,
-an LDIF entry) yields one `ContactInput` per address it holds, all placed alike ("card 3",
-"line 12", "entry 5"), or exactly one `RecordProblem` when it holds none. Addresses come as
+an LDIF entry) yields one `ContactInput` per address it holds, placed by the record ("card 3",
+"line 12", "entry 5") and, when it holds several, by their order in it ("card 3, item 2"),
+or exactly one `RecordProblem` when it holds none. Addresses come as
 written, only unwrapped (`mailto:`, `Name <address>`) and trimmed; names come on one line,
 runs of whitespace folded to one space. A file that is unusable as a whole raises
 `InvalidInput` before anything is yielded.

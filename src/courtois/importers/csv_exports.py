@@ -4,7 +4,8 @@ The header is the first row naming an address column (LinkedIn puts a "Notes:" p
 before it); its separator (comma, semicolon or tab) is the one that splits it into the most
 cells. A file without such a header is read as a plain list: every cell holding an "@" is
 an address. Each address yields a `ContactInput` placed at "line N" (the line where its
-record starts); a row without any yields a `RecordProblem`, and blank rows nothing.
+record starts; "line N, item K" when the row holds several); a row without any yields a
+`RecordProblem`, and blank rows nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from courtois.domain.errors import InvalidInput
 from courtois.importers.csv_columns import Columns, classify
 from courtois.importers.decoding import TextLines, fix_text, looks_like_text, stream_chunks
 from courtois.importers.sniff import card_or_entry_format
-from courtois.importers.values import MAX_NAME_CHARS, address_values, tidy_name
+from courtois.importers.values import MAX_NAME_CHARS, address_values, item_places, tidy_name
 
 MAX_PREAMBLE_LINES = 50
 # A record spanning lines (a quoted field left open) is cut here and reported, before the
@@ -244,8 +245,8 @@ def _with_header(
             # Cut where the pieces joined by single spaces put the limit, as tidy_name does.
             name = fix_text(_name_of(row, full, parts))[:MAX_NAME_CHARS]
         name = " ".join(name.split())
-        where = f"line {start}"
-        for email, beside in found:
+        places = item_places(f"line {start}", len(found))
+        for (email, beside), where in zip(found, places, strict=True):
             # Built directly: the named tuple's own constructor, a Python function around
             # this call, would double the cost of a million of them.
             yield tuple.__new__(ContactInput, (email, name or beside, where))
@@ -290,5 +291,5 @@ def _plain_list(rows: Iterator[tuple[str, list[str]] | RecordProblem]) -> Iterat
                 yield RecordProblem(where, "no address")
             continue
         name = tidy_name(fix_text(next((c for c in cells if c and "@" not in c), "")))
-        for email, beside in found:
-            yield ContactInput(fix_text(email), name or tidy_name(fix_text(beside)), where)
+        for (email, beside), place in zip(found, item_places(where, len(found)), strict=True):
+            yield ContactInput(fix_text(email), name or tidy_name(fix_text(beside)), place)

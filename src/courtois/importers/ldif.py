@@ -23,7 +23,7 @@ from courtois.importers.decoding import (
     fix_text,
     stream_chunks,
 )
-from courtois.importers.values import address_values, join_name, tidy_name
+from courtois.importers.values import address_values, item_places, join_name, tidy_name
 
 MAX_ENTRY_ADDRESSES = 1000
 MAIL_ATTRIBUTES = frozenset(
@@ -80,8 +80,9 @@ class _Entry:
             or names.get("commonname")
             or join_name(names.get("givenname", ""), names.get("sn") or names.get("surname", ""))
         )
-        for email, beside in self.emails:
-            yield ContactInput(email, name or tidy_name(beside), where)
+        places = item_places(where, len(self.emails))
+        for (email, beside), place in zip(self.emails, places, strict=True):
+            yield ContactInput(email, name or tidy_name(beside), place)
         if self.problem:
             yield RecordProblem(where, self.problem)  # an unreadable address beside good ones
 

@@ -34,6 +34,15 @@ def address_values(raw: str) -> list[tuple[str, str]]:
     return [(value[:MAX_ADDRESS_CHARS], name[:MAX_NAME_CHARS])]
 
 
+def item_places(where: str, count: int) -> list[str]:
+    """The place of each of a record's `count` addresses: the record's own when it holds one,
+    else "card 3, item 1", "card 3, item 2"..., as a pasted line names its items, so that a
+    report listing two of them does not read as the same line twice."""
+    if count == 1:
+        return [where]
+    return [f"{where}, item {number}" for number in range(1, count + 1)]
+
+
 def tidy_name(name: str) -> str:
     """A name on one line: runs of whitespace (line breaks too) become one space, ends trimmed.
 

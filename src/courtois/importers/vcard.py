@@ -3,7 +3,8 @@
 Only BEGIN, END, FN, N and EMAIL are kept; every other property (a PHOTO of megabytes, a
 NOTE) is skipped line by line without being unfolded, so a card costs what its addresses
 and names cost. Each address yields a `ContactInput` with the card's display name (FN,
-else N) and the place "card N"; a card without any yields one `RecordProblem`.
+else N) and the place "card N" ("card N, item K" when the card holds several); a card
+without any yields one `RecordProblem`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import BinaryIO
 from courtois.domain.contacts import ContactInput, RecordProblem
 from courtois.domain.errors import InvalidInput
 from courtois.importers.decoding import MAX_LINE_CHARS, TextLines, stream_chunks
-from courtois.importers.values import address_values, tidy_name
+from courtois.importers.values import address_values, item_places, tidy_name
 from courtois.importers.vcard_values import (
     Unreadable,
     decode_value,
@@ -74,8 +75,9 @@ class _Card:
             yield RecordProblem(where, self.problem or "no address")
             return
         name = self.fn or self.n
-        for email, beside in self.emails:
-            yield ContactInput(email, name or tidy_name(beside), where)
+        places = item_places(where, len(self.emails))
+        for (email, beside), place in zip(self.emails, places, strict=True):
+            yield ContactInput(email, name or tidy_name(beside), place)
         if self.problem:
             # An address of this card that could not be read: reported beside the good ones,
             # so nobody goes missing without a word.

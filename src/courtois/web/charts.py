@@ -52,6 +52,12 @@ class Series:
     values: Sequence[float | None]
 
 
+def english_tip(day: str, label: str, value: str) -> str:
+    """A point's tooltip ("Mar 2: Emails sent 3"); pages in other languages pass their own
+    wording to `line_chart`."""
+    return f"{day}: {label} {value}"
+
+
 def plain_number(value: float) -> str:
     """A value as a short text: whole numbers without decimals."""
     if float(value).is_integer():
@@ -107,12 +113,15 @@ def line_chart(
     x_keys: Sequence[str] | None = None,
     y_max: float | None = None,
     y_text: Callable[[float], str] = plain_number,
+    tip: Callable[[str, str, str], str] = english_tip,
 ) -> str:
     """An SVG line chart of `series` over the points named by `x_labels`.
 
     `y_max` fixes the axis's top (1.0 for a rate); otherwise it is a round number above
     the highest value. `y_text` formats ticks and tooltips (a percentage, a localised
     number). `x_keys` are the points' machine names for the data attributes (ISO dates).
+    `tip` words a point's tooltip from its day, series and value. Every text is plain
+    text, escaped here.
     """
     count = len(x_labels)
     keys = list(x_keys) if x_keys is not None else list(x_labels)
@@ -175,7 +184,7 @@ def line_chart(
         )
     parts.append("</g>")
     for index, item in enumerate(series):
-        parts.append(_line(index, item, keys, x_labels, x_at, y_at, y_text, count))
+        parts.append(_line(index, item, keys, x_labels, x_at, y_at, y_text, tip, count))
     parts.append(_legend(series, legend, bottom + AXIS_SPACE))
     parts.append("</svg>")
     return "".join(parts)
@@ -195,6 +204,7 @@ def _line(
     x_at: Callable[[int], float],
     y_at: Callable[[float], float],
     y_text: Callable[[float], str],
+    tip: Callable[[str, str, str], str],
     count: int,
 ) -> str:
     """One series: a polyline per unbroken run of values, and a marker per point."""
@@ -223,11 +233,11 @@ def _line(
             position == len(values) - 1 or values[position + 1] is None
         )
         if count <= MAX_MARKERS or alone:
-            tip = f"{labels[position]}: {item.label} {y_text(value)}"
+            tooltip = tip(labels[position], item.label, y_text(value))
             parts.append(
                 f'<circle cx="{_f(x_at(position))}" cy="{_f(y_at(value))}" r="3" '
                 f'fill="{colour}" data-series="{key}" data-day="{escape(keys[position])}" '
-                f'data-value="{_raw(value)}"><title>{escape(tip)}</title></circle>'
+                f'data-value="{_raw(value)}"><title>{escape(tooltip)}</title></circle>'
             )
     parts.append("</g>")
     return "".join(parts)

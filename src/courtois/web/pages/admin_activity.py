@@ -5,7 +5,7 @@ The range is chosen with a plain GET form (`from`, `to`: ISO days), 30 days by d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, timedelta
 
 from fastapi import APIRouter, Query, Request
@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 from courtois.domain.errors import InvalidInput
 from courtois.services.admin_statistics import DailyFigures, choose_range, daily_figures
-from courtois.web.charts import Series, line_chart
+from courtois.web.charts import Series, english_tip, line_chart
 from courtois.web.deps import Ctx, Now
 from courtois.web.pages.admin_access import bad_request, problem_of, signed_in
 from courtois.web.pages.admin_render import Formats, admin_locale, admin_page
@@ -22,6 +22,18 @@ from courtois.web.pages.admin_render import Formats, admin_locale, admin_page
 router = APIRouter(include_in_schema=False)
 
 PRESETS = (7, 30, 90, 365)
+
+
+def plain(text: str) -> str:
+    """A text the template handed over as it reads, not as HTML: `_()` in an autoescaping
+    template gives markup ("day&#x27;s"), and the chart escapes what it draws itself, so
+    each character is escaped once."""
+    return text.unescape() if isinstance(text, Markup) else text
+
+
+def _plain_tip(tip: Callable[[str, str, str], str]) -> Callable[[str, str, str], str]:
+    """A template's tooltip macro as plain text in, plain text out."""
+    return lambda day, label, value: plain(tip(day, label, value))
 
 
 class ChartKit:
@@ -34,7 +46,7 @@ class ChartKit:
 
     def series(self, key: str, label: str, values: Sequence[float | None]) -> Series:
         """One line of a chart."""
-        return Series(key, label, tuple(values))
+        return Series(key, plain(label), tuple(values))
 
     def rule_series(self, figures: DailyFigures) -> list[Series]:
         """One line per rule that refused something, named by its code."""
@@ -49,19 +61,23 @@ class ChartKit:
         y_label: str,
         x_label: str,
         rate: bool = False,
+        tip: Callable[[str, str, str], str] | None = None,
     ) -> Markup:
-        """The chart's SVG, ready to inline."""
+        """The chart's SVG, ready to inline; `tip` (a macro of the template) words a
+        point's tooltip in the page's language."""
+        worded = english_tip if tip is None else _plain_tip(tip)
         svg = line_chart(
             chart_id=chart_id,
-            title=title,
-            description=description,
+            title=plain(title),
+            description=plain(description),
             x_labels=self.labels,
             x_keys=[day.isoformat() for day in self.days],
             series=series,
-            y_label=y_label,
-            x_label=x_label,
+            y_label=plain(y_label),
+            x_label=plain(x_label),
             y_max=1.0 if rate else None,
             y_text=self.formats.percent if rate else self.formats.number,
+            tip=worded,
         )
         return Markup(svg)  # noqa: S704 - built by courtois.web.charts, every text escaped
 

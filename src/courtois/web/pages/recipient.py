@@ -38,12 +38,16 @@ router = APIRouter(include_in_schema=False)
 WELCOME = "/welcome"
 
 
-def signup_url(settings: Settings, invitation_id: str) -> str:
-    """Where an accepting recipient goes: the platform's sign-up URL (or courtois's own
-    placeholder page) with `invitation=<id>` added to its query."""
+def signup_url(settings: Settings, invitation_id: str, locale: str | None = None) -> str:
+    """Where an accepting recipient goes: the platform's sign-up URL with `invitation=<id>`
+    added to its query; or courtois's own placeholder page, told the invitation's language
+    too (`lang=fr`), since it reads nothing stored about the invitation."""
     base = settings.signup_url or settings.base_url.rstrip("/") + WELCOME
     parts = urlsplit(base)
-    query = [*parse_qsl(parts.query, keep_blank_values=True), ("invitation", invitation_id)]
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if not settings.signup_url and locale:
+        query.append(("lang", locale))
+    query.append(("invitation", invitation_id))
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
@@ -118,11 +122,12 @@ def join(request: Request, token: str, ctx: Ctx, now: Now) -> Response:
     except NotFound:
         return not_found(request)
     accept(ctx, link, now)
-    return redirect(signup_url(ctx.settings, link.invitation_id))
+    return redirect(signup_url(ctx.settings, link.invitation_id, link.locale))
 
 
 @router.api_route(WELCOME, methods=["GET", "HEAD"])
 def welcome(request: Request) -> Response:
-    """Where `/join` leads until the platform configures its sign-up URL; it reads nothing
-    from the query, so it shows nothing about the invitation."""
-    return page(request, None, "welcome.html")
+    """Where `/join` leads until the platform configures its sign-up URL, in the language
+    `/join` names (the invitation's). It reads nothing stored: an invitation id, real or
+    guessed, changes nothing on the page, so the page tells nothing about one."""
+    return page(request, request.query_params.get("lang"), "welcome.html")
