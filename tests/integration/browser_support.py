@@ -31,11 +31,13 @@ __all__ = [
     "Clock",
     "LiveSite",
     "Shots",
+    "broken_words",
     "browser",
     "browser_context_args",
     "live",
     "live_site",
     "page",
+    "page_width",
     "playwright_driver",
     "shots",
     "sqlite_only",
@@ -159,3 +161,36 @@ def shots(request: pytest.FixtureRequest) -> Shots:
     for old in folder.glob("*.png"):
         old.unlink()
     return Shots(folder)
+
+
+# Every word (a run without space or hyphen, the places a line may break) of the text inside
+# the elements `selector` finds, whose glyphs the browser laid out on more than one line.
+_BROKEN_WORDS = """(selector) => {
+  const broken = [];
+  for (const element of document.querySelectorAll(selector)) {
+    const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const word of node.data.matchAll(/[^\\s\\-\u2010\u2011]+/g)) {
+        const range = document.createRange();
+        range.setStart(node, word.index);
+        range.setEnd(node, word.index + word[0].length);
+        const boxes = [...range.getClientRects()].filter((box) => box.width > 0);
+        const lines = new Set(boxes.map((box) => Math.round(box.top)));
+        if (lines.size > 1) broken.push(word[0]);
+      }
+    }
+  }
+  return [...new Set(broken)];
+}"""
+
+
+def broken_words(page: Page, selector: str) -> list[str]:
+    """The words inside `selector`'s elements that the browser split across lines."""
+    found: list[str] = page.evaluate(_BROKEN_WORDS, selector)
+    return found
+
+
+def page_width(page: Page) -> int:
+    """How wide the document is laid out: more than the viewport means it scrolls sideways."""
+    width: int = page.evaluate("document.documentElement.scrollWidth")
+    return width

@@ -11,15 +11,17 @@ from admin_support import API_KEY, admin_settings, make_history, moment
 from browser_support import (  # noqa: F401 - the fixtures this module uses
     LiveSite,
     Shots,
+    broken_words,
     browser,
     browser_context_args,
     live,
     page,
+    page_width,
     playwright_driver,
     shots,
     sqlite_only,
 )
-from playwright.sync_api import ConsoleMessage, Page
+from playwright.sync_api import Browser, ConsoleMessage, Page
 
 from courtois.config import Settings
 from courtois.services.context import Context
@@ -89,3 +91,40 @@ def test_an_admin_signs_in_and_sees_the_chart(
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(live.url("/admin/sign-in"))
     assert refusals == []  # nothing on the pages was refused by the policy
+
+
+def test_on_a_320_px_screen_the_sign_in_and_a_lookup_fit(
+    ctx: Context,
+    live: LiveSite,  # noqa: F811 - the fixture imported above, as pytest hands it over
+    browser: Browser,  # noqa: F811 - same
+    shots: Shots,  # noqa: F811 - same
+) -> None:
+    """The key's field keeps to the screen, and the lookup's facts stack under their names
+    instead of leaving every value past the screen's right edge."""
+    history = make_history(ctx)
+    live.clock.now = moment(history.first_day + timedelta(days=4))
+    width = 320
+    context = browser.new_context(viewport={"width": width, "height": 640})
+    try:
+        tab = context.new_page()
+        tab.goto(live.url("/admin/sign-in"))
+        shots(tab, "sign in")
+        assert page_width(tab) <= width
+        tab.get_by_label("The platform's API key").fill(API_KEY)
+        tab.get_by_role("button", name="Sign in").click()
+        tab.wait_for_url(live.url("/admin"))
+        tab.goto(live.url("/admin/lookup"))
+        tab.get_by_label("Email address").fill(history.people["a2"])
+        tab.get_by_role("button", name="Look up").click()
+        shots(tab, "lookup")
+        assert page_width(tab) <= width
+        facts = tab.locator("dl.facts dd")
+        assert facts.count() == 5
+        for index in range(facts.count()):
+            box = facts.nth(index).bounding_box()
+            assert box is not None
+            assert box["x"] >= 0, (index, box)
+            assert box["x"] + box["width"] <= width, (index, box)
+        assert broken_words(tab, "dl.facts dt, th, button") == []
+    finally:
+        context.close()

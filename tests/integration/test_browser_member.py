@@ -127,8 +127,8 @@ def test_the_pages_fit_a_phone_screen(
     live: LiveSite,  # noqa: F811 - the fixture imported above, as pytest hands it over
     browser: Browser,  # noqa: F811 - same
 ) -> None:
-    """At 360 CSS pixels wide nothing scrolls sideways: long addresses wrap in their cells,
-    the paste box and the email's text keep to the page."""
+    """At 360 CSS pixels wide the page does not scroll sideways: a table holding a long
+    address scrolls inside itself, the paste box and the email's text keep to the page."""
     ctx = live.ctx
     add_member(ctx)
     register_member(ctx, "bruno", "bruno@members.example", "Bruno", "en", T0)

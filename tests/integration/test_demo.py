@@ -175,7 +175,7 @@ def check_invitation_reaches_outbox(demo: Demo) -> None:
     page = httpx.get(f"{demo.base}/outbox/1").text
     assert "Ana Lima via Agora &lt;invitations@agora.example.org&gt;" in page
     for header in ("DKIM-Signature", "List-Unsubscribe", "List-Unsubscribe-Post", "Feedback-ID"):
-        assert f'<td class="name">{header}</td>' in page
+        assert f'<th scope="row" class="name">{header}</th>' in page
     assert "&lt;b&gt;Come&lt;/b&gt; climbing" in page  # the member's note, escaped
     assert "<b>Come</b>" not in page
     assert '<iframe src="/outbox/1/html"' in page

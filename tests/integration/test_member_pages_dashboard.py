@@ -234,3 +234,6 @@ def test_each_take_back_button_names_what_it_takes_back(ctx: Context) -> None:
     for address in ("bo@example.com", "cy@example.com"):
         assert f'aria-label="Withdraw the invitation to {address}"' in page
     assert 'aria-label="Revoke the consent given March 2, 2026, 9:00\u202fAM UTC"' in page
+    # The buttons' column is named too, for whoever reads the table by its headers.
+    assert "<th></th>" not in page
+    assert page.count('<th><span class="visually-hidden">Action</span></th>') == 2

@@ -10,6 +10,7 @@ import re
 
 import pytest
 from member_pages_support import MemberBrowser, add_member, contact_ids, signed_in
+from page_reading import DONE, ERROR, box_of, title_of
 from support import rows
 
 from courtois.services import contacts as contacts_service
@@ -86,6 +87,23 @@ def test_a_file_that_is_no_address_book_is_refused_and_nothing_is_stored(ctx: Co
     assert no_file.status_code == 422
     assert forged.status_code == 403
     assert contact_ids(ctx, "ana") == []
+
+
+def test_a_refusal_is_shown_as_an_error_and_a_report_as_done(ctx: Context) -> None:
+    """Not the same green box for both: a refusal has its own box, is announced to screen
+    readers (role=alert), and the tab's title says so."""
+    add_member(ctx)
+    with signed_in(ctx, import_max_bytes=LIMIT) as ana:
+        refused = _upload(ana, b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "photo.png")
+        empty = ana.post("/member/import/paste", {"addresses": " "}).text
+        imported = _upload(ana, VCARDS)
+    assert box_of(refused, "Nothing was imported") == ERROR
+    assert box_of(empty, "Nothing was imported") == ERROR
+    assert title_of(refused) == title_of(empty) == "Error: Import contacts – Agora"
+    assert 'class="done"' not in refused
+    assert box_of(imported, "2 contacts imported.") == DONE
+    assert title_of(imported) == "Import contacts – Agora"
+    assert 'role="alert"' not in imported
 
 
 def test_a_file_with_too_many_records_says_so(

@@ -19,6 +19,7 @@ from member_pages_support import (
     import_some,
     signed_in,
 )
+from page_reading import ERROR, box_of, title_of
 from support import T0, count, rows
 
 from courtois.services.context import Context
@@ -160,6 +161,7 @@ def test_consenting_invites_with_the_hash_the_sentence_and_the_client(ctx: Conte
         again = ana.post("/member/invite/send", form, headers={"User-Agent": "Member/1.0"})
     assert "Invitations recorded" in response.text
     assert "person-000@example.org" in response.text
+    assert '<th><span class="visually-hidden">Action</span></th>' in response.text
     assert "Your invitations leave on March 2, 2026, 9:10" in response.text
     (consent,) = rows(ctx, consents)
     assert consent.preview_hash == form["preview_hash"]
@@ -190,6 +192,24 @@ def test_an_unticked_box_sends_nothing(ctx: Context) -> None:
     assert "tick the box to agree" in response.text
     assert consent_form(response.text)["preview_hash"] == form["preview_hash"]
     assert count(ctx, consents) == 0
+
+
+def test_what_keeps_the_invitation_from_leaving_is_shown_as_an_error(ctx: Context) -> None:
+    add_member(ctx)
+    import_some(ctx, "ana", 2)
+    with signed_in(ctx) as ana:
+        _choose_first(ana, 1)
+        too_long = ana.post("/member/invite/preview", {"note": "x" * 1001, "locale": "en"})
+        form = consent_form(_preview(ana))
+        del form["consent"]
+        unticked = ana.post("/member/invite/send", form)
+        shown = _preview(ana)
+    assert too_long.status_code == 422
+    assert box_of(too_long.text, "The note is too long") == ERROR
+    assert box_of(unticked.text, "Nothing was sent: tick the box") == ERROR
+    assert title_of(too_long.text) == title_of(unticked.text) == "Error: Invite – Agora"
+    assert title_of(shown) == "Invite – Agora"
+    assert 'role="alert"' not in shown
 
 
 def test_a_stale_preview_is_shown_again_instead_of_sending(ctx: Context) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 
+from page_reading import ERROR, box_of, title_of
 from pages_site import SENT_AT, Site, deliver, invite_and_deliver, ledger_size, serve
 from support import (
     T0,
@@ -178,6 +179,8 @@ def test_strict_eu_refuses_a_reminder(ctx: Context) -> None:
         status, done = _remind(site, why, TODAY + timedelta(days=10))
     assert status == 200
     assert "We cannot send you a reminder:" in done
+    assert box_of(done, "We cannot send you a reminder:") == ERROR
+    assert title_of(done) == "Error: No reminder – Agora"
     assert "This invitation came from the member's own mailbox" in done.replace("&#39;", "'")
     assert "Agora sends no email about it." in done
     assert messages_of(eu, item["id"]) == []

@@ -11,6 +11,7 @@ import re
 import uuid
 from datetime import timedelta
 
+from page_reading import DONE, heading_of, title_of
 from pages_site import (
     EVERY_PAGE,
     SENT_AT,
@@ -75,11 +76,38 @@ def test_the_page_says_who_when_and_what_is_held(ctx: Context) -> None:
     for action in ("decline", "remind", "stop-member", "stop-everyone", "forget"):
         assert f'name="action" value="{action}"' in page.text
     assert 'id="forget"' in page.text  # the email's "erase your address" link lands here
+    assert '<th><span class="visually-hidden">Action</span></th>' in page.text
     assert "<script" not in page.text.lower()
     style = page.text.split("<style>", 1)[1].split("</style>", 1)[0]
     digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
     assert f"style-src 'sha256-{digest}'" in page.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+def test_each_outcome_is_titled_by_its_own_heading(ctx: Context) -> None:
+    """A tab or a screen reader tells the outcomes apart by the title alone, as the page's
+    heading does: never one "Done" for all."""
+    add_members(ctx)
+    addresses = [f"r{number}@example.com" for number in range(5)]
+    mails = {mail.outgoing.to: mail for mail in invite_and_deliver(ctx, "ana", addresses)}
+    actions = [
+        ("decline", {}),
+        ("stop-member", {}),
+        ("stop-everyone", {}),
+        ("forget", {}),
+        ("remind", {"date": str(SENT_AT.date() + timedelta(days=20))}),
+    ]
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        pages = {
+            action: _act(site, mails[address].tokens.why, action, **fields)
+            for address, (action, fields) in zip(addresses, actions, strict=True)
+        }
+    titles = {action: title_of(page) for action, page in pages.items()}
+    for action, page in pages.items():
+        assert titles[action] == f"{heading_of(page)} – Agora", action
+        assert DONE in page, action
+    assert len(set(titles.values())) == len(titles), titles
 
 
 def test_not_interested_declines_once(ctx: Context) -> None:

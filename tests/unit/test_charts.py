@@ -161,11 +161,67 @@ def test_nothing_is_fetched_run_or_styled_inline() -> None:
         assert "style" not in element.attrib
         assert not any("href" in name for name in element.attrib)
     assert re.findall(r'https?://[^"]*', svg) == ["http://www.w3.org/2000/svg"]  # the namespace
-    # Twelve series: the palette's ten colours, then dashes tell the next ones apart.
+    # Twelve series, twelve looks.
     lines = root.findall(f".//{SVG}g[@class='series']/{SVG}polyline")
     styles = {(line.get("stroke"), line.get("stroke-dasharray")) for line in lines}
     assert len(styles) == 12
-    assert (PALETTE[0], DASHES[1]) in styles
+
+
+def _luminance(colour: str) -> float:
+    """WCAG 2's relative luminance of a `#rrggbb` colour."""
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(one: str, other: str) -> float:
+    """WCAG 2's contrast ratio of two colours, from 1 to 21."""
+    light, dark = sorted((_luminance(one), _luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_the_contrast_formula() -> None:
+    assert contrast("#000000", "#ffffff") == pytest.approx(21)
+    assert contrast("#777777", "#ffffff") == pytest.approx(4.48, abs=0.01)
+    assert contrast("#e69f00", "#ffffff") == pytest.approx(2.25, abs=0.01)
+
+
+@pytest.mark.parametrize("colour", PALETTE)
+def test_every_line_reads_against_the_pages_white(colour: str) -> None:
+    """Graphics need 3:1 against what they are drawn on (WCAG 1.4.11)."""
+    assert contrast(colour, "#ffffff") >= 3.0
+
+
+def _looks(svg: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(colour, dash pattern) of each series' line, and of each legend entry, in order."""
+    root = fromstring(svg)
+    lines = [
+        group.find(f"{SVG}polyline")
+        for group in root.iter(f"{SVG}g")
+        if group.get("class") == "series"
+    ]
+    legend = root.findall(f".//{SVG}g[@class='legend']/{SVG}line")
+    return (
+        [
+            (line.get("stroke", ""), line.get("stroke-dasharray", ""))
+            for line in lines
+            if line is not None
+        ],
+        [(line.get("stroke", ""), line.get("stroke-dasharray", "")) for line in legend],
+    )
+
+
+def test_every_series_has_its_own_dash_pattern_from_the_first() -> None:
+    """Not colour alone: the first series each have a dash pattern no other has, the
+    legend draws each as its line is drawn, and no two series look alike at all."""
+    many = len(PALETTE) * len(DASHES)
+    svg = _chart(*(Series(f"s{i}", f"Rule {i}", [i, 0, i, 1]) for i in range(many)))
+    lines, legend = _looks(svg)
+    assert len(lines) == many
+    assert legend == lines
+    first = [dash for _colour, dash in lines[: len(DASHES)]]
+    assert len(set(first)) == len(DASHES) >= 6
+    assert len(set(lines)) == many
 
 
 def test_long_ranges_draw_lines_without_markers_and_the_legend_wraps() -> None:

@@ -18,7 +18,7 @@ from courtois.services.context import Context
 from courtois.store.engine import make_engine
 from courtois.store.faults import DatabaseFault
 from courtois.web.app import create_app
-from courtois.web.problem_types import NOT_FOUND_KINDS, PROBLEM_TYPES, PROBLEM_URIS
+from courtois.web.problem_types import NOT_FOUND_KINDS, PROBLEM_TABLE, PROBLEM_TYPES, PROBLEM_URIS
 from courtois.web.problems import MEDIA_TYPE
 
 SOURCE = Path(courtois.__file__).parent
@@ -76,6 +76,10 @@ def test_every_problem_the_code_can_answer_is_listed_and_nothing_else() -> None:
     )
     assert produced == set(PROBLEM_TYPES)
     assert all(meaning.endswith(".") for meaning in PROBLEM_TYPES.values())
+    # Each type's page says what to do, under a title of its own.
+    assert all(kind.advice.endswith(".") for kind in PROBLEM_TABLE.values())
+    titles = [kind.title for kind in PROBLEM_TABLE.values()]
+    assert len(set(titles)) == len(titles)
 
 
 def test_the_document_lists_them_and_every_operation_its_server_faults() -> None:

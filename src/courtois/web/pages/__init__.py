@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from courtois.web.pages import admin, member, recipient, why
+from courtois.web.pages import admin, member, problem_pages, recipient, why
 
-routers: list[APIRouter] = [recipient.router, why.router, *member.routers, admin.router]
+routers: list[APIRouter] = [
+    recipient.router,
+    why.router,
+    *member.routers,
+    admin.router,
+    problem_pages.router,
+]
