@@ -3,32 +3,25 @@ its parent.
 
 uvicorn's supervisor (the parent) starts the workers with `spawn` and stops them when it is
 told to stop. Killed outright (SIGKILL, the OOM killer) it can tell them nothing, and they
-went on serving and holding the port, so a restart found it in use. On Linux each worker
-asks the kernel to send it SIGTERM when its parent dies (PR_SET_PDEATHSIG), the first
-thing it does: uvicorn's child calls its configuration's `configure_logging` before
-anything else. It then checks that its parent is still the process that started it: one
-that died before the request would never send the signal, so the worker sends it to
-itself. On SIGTERM a worker stops as uvicorn always does, gracefully. Other systems have
-no such request, and nothing is asked there.
+went on serving and holding the port, so a restart found it in use. Each worker asks to
+stop with its parent (`parent_death.die_with_parent`) as the first thing it does:
+uvicorn's child calls its configuration's `configure_logging` before anything else. On
+SIGTERM a worker stops as uvicorn always does, gracefully.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
-import signal
-import sys
 from typing import Any
 
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-APP = "courtois.web.asgi:app_factory"
-# From <linux/prctl.h>.
-PR_SET_PDEATHSIG = 1
+from courtois.parent_death import die_with_parent
 
+APP = "courtois.web.asgi:app_factory"
 _OPTIONS: dict[str, Any] = {
     "factory": True,
     "proxy_headers": True,
@@ -39,20 +32,6 @@ _OPTIONS: dict[str, Any] = {
 }
 
 logger = logging.getLogger("uvicorn.error")
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """Have the kernel send this process SIGTERM when its parent dies (Linux); if the parent
-    is no longer `parent_pid` (it died first, and the process was adopted), SIGTERM now.
-    OSError when the kernel refuses; nothing where there is no such request to make."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
-        number = ctypes.get_errno()
-        raise OSError(number, os.strerror(number))
-    if os.getppid() != parent_pid:
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class ServeConfig(uvicorn.Config):

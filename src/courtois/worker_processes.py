@@ -8,13 +8,19 @@ leaves. The first shard also does what every pass does once (leases, expiries, p
 webhooks).
 
 Processes are started with `spawn`, so none inherits another's database connections; each
-reads the configuration as the parent did.
+reads the configuration as the parent did. Each asks first to stop with its parent
+(`parent_death.die_with_parent`): a parent killed outright (SIGKILL, the OOM killer) can
+tell them nothing, and they went on passing, or waited for work forever. On that SIGTERM
+a process of `worker --processes N` finishes its pass, as when told to stop; one of
+`worker --once --processes N` stops at once, as a killed worker does (what it had claimed
+turns `unknown` when its lease runs out, never sent twice).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
@@ -24,6 +30,7 @@ from types import FrameType
 from typing import Any
 
 from courtois.bootstrap import bootstrap, make_transport
+from courtois.parent_death import die_with_parent
 from courtois.services.worker import PassReport, Shard, run_pass
 
 MAX_PROCESSES = 64
@@ -38,11 +45,40 @@ def check_processes(count: int) -> None:
 def one_pass_in_processes(count: int, now: datetime) -> dict[str, Any]:
     """One pass of every shard, each in its own process; the reports added up."""
     check_processes(count)
-    spawn = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=count, mp_context=spawn) as pool:
+    with worker_pool(count) as pool:
         futures = [pool.submit(_one_pass, Shard(i, count), now) for i in range(count)]
         reports = [future.result() for future in futures]
     return added(reports)
+
+
+def worker_pool(count: int) -> ProcessPoolExecutor:
+    """`count` processes, started with `spawn`, each stopping with this one."""
+    return ProcessPoolExecutor(
+        max_workers=count,
+        mp_context=get_context("spawn"),
+        initializer=stop_with_parent,
+        initargs=(os.getpid(),),
+    )
+
+
+def stop_with_parent(parent_pid: int) -> None:
+    """A child's first act: ask to stop with its parent. A kernel that refuses is told on
+    stderr, not fatal: the process still works, and stopping its whole process group
+    stops it."""
+    try:
+        die_with_parent(parent_pid)
+    except OSError as error:
+        sys.stderr.write(
+            f"courtois: worker process {os.getpid()} could not ask to stop with its parent "
+            f"(prctl: {error.strerror}); stop the whole process group to stop it\n"
+        )
+        sys.stderr.flush()
+
+
+def _shard_process(parent_pid: int, serve: Callable[[Shard], None], shard: Shard) -> None:
+    """One process of `serve_in_processes`: stop with the parent, then serve the shard."""
+    stop_with_parent(parent_pid)
+    serve(shard)
 
 
 def added(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -67,8 +103,13 @@ def serve_in_processes(count: int, serve: Callable[[Shard], None]) -> int:
     `serve` must be importable by name, as `spawn` requires."""
     check_processes(count)
     spawn = get_context("spawn")
+    parent = os.getpid()
     children = [
-        spawn.Process(target=serve, args=(Shard(i, count),), name=f"courtois-worker-{i}")
+        spawn.Process(
+            target=_shard_process,
+            args=(parent, serve, Shard(i, count)),
+            name=f"courtois-worker-{i}",
+        )
         for i in range(count)
     ]
     signalled: set[int] = set()

@@ -7,17 +7,26 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import timedelta
 
 import httpx
 from live_app import live_site
-from member_pages_support import MemberBrowser, add_member, import_some, signed_in
+from member_pages_support import (
+    MemberBrowser,
+    add_member,
+    consent_form,
+    contact_ids,
+    import_some,
+    signed_in,
+)
 from pages_site import deliver
 from support import T0, mailed_before, rows, send_invites
 
 from courtois.delivery.bounces import BouncedRecipient, BounceReport
 from courtois.services.bounces import apply_bounce
 from courtois.services.context import Context
+from courtois.services.members import register_member
 from courtois.services.recipients import unsubscribe
 from courtois.store.tables import consents, invitations, messages
 
@@ -237,3 +246,85 @@ def test_each_take_back_button_names_what_it_takes_back(ctx: Context) -> None:
     # The buttons' column is named too, for whoever reads the table by its headers.
     assert "<th></th>" not in page
     assert page.count('<th><span class="visually-hidden">Action</span></th>') == 2
+
+
+def _strict_eu_invitations(ana: MemberBrowser, how_many: int) -> None:
+    """Ana chooses her first contacts, previews, and presses "Agree and get the links"."""
+    ids = contact_ids(ana.ctx, "ana")[:how_many]
+    ana.post("/member/contacts", {"action": "save", "shown": ids, "chosen": ids})
+    preview = ana.post("/member/invite/preview", {"note": "", "locale": "en"})
+    assert "Agree and get the links" in preview.text
+    sent = ana.post("/member/invite/send", consent_form(preview.text))
+    assert sent.status_code == 200, sent.text
+
+
+def test_under_strict_eu_each_invitation_says_whom_it_went_to(ctx: Context) -> None:
+    """Strict-eu keeps no address in the invitation: while the member's own contacts last,
+    the dashboard names each person from them; once they are gone, each Withdraw button
+    still tells a screen reader which line it withdraws."""
+    add_member(ctx)
+    import_some(ctx, "ana", 3)
+    policy = replace(ctx.settings.policy, profile="strict-eu")
+    with signed_in(ctx, policy=policy) as ana:
+        _strict_eu_invitations(ana, 2)
+        assert [r.address for r in rows(ctx, invitations)] == [None, None]
+        page = ana.get("/member/").text
+        assert "(address no longer kept)" not in page
+        for number in ("000", "001"):
+            assert f"Person {number}<br>person-{number}@example.org</td>" in page
+            assert f'aria-label="Withdraw the invitation to person-{number}@example.org"' in page
+        assert "person-002" not in page  # imported, not invited
+
+        deleted = ana.post("/member/contacts/delete", {"confirm": "yes"})
+        assert deleted.status_code == 303
+        page = ana.get("/member/").text
+    assert page.count("(address no longer kept)") == 2
+    assert "@example.org" not in page
+    labels = re.findall(r'aria-label="(Withdraw[^"]*)"', page)
+    assert labels == [
+        f"Withdraw the invitation of line {line}, asked March 2, 2026, 9:00\u202fAM UTC"
+        for line in (1, 2)
+    ]
+
+
+def _rows(page: str) -> list[str]:
+    """The invitations table's rows, each without its invitation's id and line number."""
+    table = page.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    found = re.findall(r"<tr>(.*?)</tr>", table, re.S)
+    return [
+        re.sub(r"line \d+", "line N", re.sub(r"/member/invitations/[^/]+/", "/ID/", row))
+        for row in found
+    ]
+
+
+def test_an_opt_out_reads_on_the_dashboard_as_every_other_stop(ctx: Context) -> None:
+    """Ana's invitations reached four people. One stops all emails, one stops Ana, one
+    reports her email as spam, and the address of one bounces (reported after another
+    member's email): her dashboard shows the four alike (invariant 11)."""
+    add_member(ctx)
+    register_member(ctx, "zed", "zed@members.example", "Zed", "en", T0)
+    people = {cause: f"{cause}@example.org" for cause in ("opt-out", "stop", "spam", "dead")}
+    send_invites(ctx, "ana", list(people.values()), T0)
+    assert len(deliver(ctx, T0 + timedelta(minutes=11))) == 4
+    later = T0 + timedelta(days=15)
+    send_invites(ctx, "zed", [people["dead"]], later)
+    assert len(deliver(ctx, later + timedelta(minutes=11))) == 1
+    at = later + timedelta(hours=1)
+    unsubscribe(ctx, ctx.digest_email(people["opt-out"]), at)
+    unsubscribe(ctx, ctx.digest_email(people["stop"]), at, from_member="ana")
+    spam = BounceReport("test", "complaint", (BouncedRecipient(people["spam"], "", False),))
+    dead = BounceReport("test", "hard_bounce", (BouncedRecipient(people["dead"], "5.1.1", True),))
+    assert (
+        apply_bounce(ctx, spam, at)["suppressed"],
+        apply_bounce(ctx, dead, at)["suppressed"],
+    ) == (
+        1,
+        1,
+    )
+    with signed_in(ctx, "ana", at + timedelta(hours=1)) as ana:
+        page = ana.get("/member/").text
+    shown = _rows(page)
+    assert len(shown) == 4
+    assert len(set(shown)) == 1, shown
+    assert "(address no longer kept)" in shown[0]
+    assert "sent, no answer yet" in shown[0]

@@ -24,6 +24,7 @@ from support import T0, add_members, by_email, invitation, rows, send_invites
 from courtois.delivery.compose import tokens_in
 from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
 from courtois.services.context import Context
+from courtois.services.lifecycle import withdraw
 from courtois.services.member_erasure import erase_member
 from courtois.services.members import register_member
 from courtois.services.worker import run_pass
@@ -154,6 +155,37 @@ def test_a_digest_lists_the_erased_members_after_the_others(ctx: Context) -> Non
         assert "Stop emails from 3 former members</button>" in unsubscribe
 
 
+def test_an_invitation_the_erasure_closed_says_so(ctx: Context) -> None:
+    """The erasure withdrew the invitation, not its member: the page says the member's
+    account was deleted, in English and in French, and so does the answer to a stale "not
+    interested". An invitation its member withdrew before being erased still says so."""
+    add_members(ctx)
+    register_member(ctx, "lea", "lea@example.com", "Léa", "fr", T0)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    (french,) = invite_and_deliver(ctx, "lea", ["cy@example.org"])
+    (own,) = invite_and_deliver(ctx, "bruno", ["dee@example.org"])
+    withdraw(ctx, own.ids[0], ERASED_AT - timedelta(minutes=30), "bruno")
+    for member in ("ana", "lea", "bruno"):
+        erase_member(ctx, member, ERASED_AT)
+    assert {invitation(ctx, i).state for i in (*mail.ids, *french.ids, *own.ids)} == {"withdrawn"}
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        why = _shown(site.get(f"/why/{mail.tokens.why}"))
+        assert "<td>closed: the member's account was deleted</td>" in why
+        assert "withdrawn by the member" not in why
+        done = _shown(site.post(f"/why/{mail.tokens.why}", data={"action": "decline"}))
+        assert (
+            "It is closed: the member's account was deleted; nothing more will be sent to you "
+            "about it." in done
+        )
+        why = _shown(site.get(f"/why/{french.tokens.why}"))
+        assert "<td>close : le compte du membre a été supprimé</td>" in why
+        assert "retirée par le membre" not in why
+        why = _shown(site.get(f"/why/{own.tokens.why}"))
+        assert "<td>withdrawn by the member</td>" in why
+        assert "account was deleted" not in why
+
+
 def test_declining_the_email_that_left_while_its_member_was_erased(ctx: Context) -> None:
     """An email being handed to SMTP when its member is erased still leaves (it cannot be
     stopped): its recipient may decline it, and nobody is said to see the answer."""
@@ -185,7 +217,9 @@ def test_declining_the_email_that_left_while_its_member_was_erased(ctx: Context)
         )
         assert "will see that you declined" not in why
         done = _shown(site.post(f"/why/{tokens.why}", data={"action": "decline"}))
-        assert "Nothing more will be sent to you about the invitations you had.</p>" in done
+        # Bo's one invitation: the answer speaks of it alone.
+        assert '<p class="done">This invitation is closed.</p>' in done
+        assert "invitations you had" not in done
         assert "will see that you declined" not in done
     assert invitation(ctx, ana).state == "declined"
 

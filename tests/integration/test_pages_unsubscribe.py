@@ -239,3 +239,39 @@ def test_a_digests_page_stops_the_members_it_carried(ctx: Context) -> None:
             )
         ).scalars()
         assert sorted(blocked) == ["ana", "bruno", "cy"]
+
+
+def test_stopping_every_member_of_a_digest_speaks_of_them_in_the_plural(ctx: Context) -> None:
+    """The digest's "stop them all" answers that these members (not "this person") see only
+    that the recipient is unavailable; stopping one of them speaks of one. In French and in
+    English."""
+    # A digest lists its members by id: in this order.
+    french = (("m1", "Marie Dupont"), ("m2", "Luc Bernard"), ("m3", "Zoé Roux"))
+    for member_id, name in french:
+        register_member(ctx, member_id, f"{member_id}@example.com", name, "fr", T0)
+        send_invites(ctx, member_id, [BO], T0)
+    add_members(ctx)
+    register_member(ctx, "cy", "cy@example.org", "Cy", "en", T0)
+    for member_id in ("ana", "bruno", "cy"):
+        send_invites(ctx, member_id, ["dee@example.com"], T0)
+    mails = {mail.outgoing.to: mail for mail in deliver(ctx)}
+    assert {to: len(mail.ids) for to, mail in mails.items()} == {BO: 3, "dee@example.com": 3}
+    with serve(ctx) as site:
+        site.clock.now = SENT_AT + timedelta(hours=1)
+        path = f"/u/{mails[BO].tokens.unsubscribe}"
+        assert "Bloquer Marie Dupont, Luc Bernard et Zoé Roux</button>" in site.get(path).text
+        done = site.post(path, data={"action": "stop-members"}).text
+        assert '<html lang="fr">' in done
+        assert (
+            "Marie Dupont, Luc Bernard et Zoé Roux ne pourront plus vous envoyer d'e-mails" in done
+        )
+        assert "Ces membres voient seulement que vous n'êtes pas joignable" in done
+        assert "Cette personne" not in done
+        one = site.post(path, data={"action": "stop-member", "invitation": mails[BO].ids[0]})
+        assert "Cette personne voit seulement que vous n'êtes pas joignable" in one.text
+
+        path = f"/u/{mails['dee@example.com'].tokens.unsubscribe}"
+        done = site.post(path, data={"action": "stop-members"}).text
+        assert "You will get no more emails from Ana, Bruno and Cy through Agora." in done
+        assert "These members only see that you are unavailable, never why." in done
+        assert "They only see" not in done

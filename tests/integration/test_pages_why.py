@@ -147,6 +147,27 @@ def test_not_interested_declines_once(ctx: Context) -> None:
     assert 'value="decline"' not in page
 
 
+def test_declining_the_only_open_invitation_speaks_of_one(ctx: Context) -> None:
+    """A recipient whose one open invitation is the linked one: the answer speaks of that
+    invitation, not of "the invitations you had", and a repeat says the same; in English
+    and in French."""
+    add_members(ctx)
+    register_member(ctx, "lea", "lea@example.com", "Léa", "fr", T0)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    (french,) = invite_and_deliver(ctx, "lea", ["cy@example.org"])
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        done = _act(site, mail.tokens.why, "decline")
+        assert "This invitation is closed. Ana will see that you declined.</p>" in done
+        assert "invitations you had" not in done
+        assert _act(site, mail.tokens.why, "decline") == done
+        done = _act(site, french.tokens.why, "decline")
+        assert '<html lang="fr">' in done
+        assert "Cette invitation est close. Léa verra que vous avez décliné.</p>" in done
+        assert "invitations que vous aviez" not in done
+    assert invitation(ctx, mail.ids[0]).state == "declined"
+
+
 def test_stop_one_member_of_a_digest(ctx: Context) -> None:
     add_members(ctx)
     send_invites(ctx, "ana", [BO], T0)

@@ -128,7 +128,7 @@ def test_a_worker_whose_parent_died_before_it_asked_stops_at_once() -> None:
     env = dict(os.environ)
     gone = _child(
         "import time\n"
-        "from courtois.serve_processes import die_with_parent\n"
+        "from courtois.parent_death import die_with_parent\n"
         "die_with_parent(1)\n"
         "time.sleep(30)\n",
         env,
@@ -136,7 +136,7 @@ def test_a_worker_whose_parent_died_before_it_asked_stops_at_once() -> None:
     assert gone.returncode == -signal.SIGTERM, gone.stderr
     kept = _child(
         "import os\n"
-        "from courtois.serve_processes import die_with_parent\n"
+        "from courtois.parent_death import die_with_parent\n"
         "die_with_parent(os.getppid())\n"
         "print('serving')\n",
         env,

@@ -19,7 +19,14 @@ from courtois.domain.messages import MessageState
 from courtois.policy.verdict import Outcome
 from courtois.services.context import Context
 from courtois.services.listings import check_member, public_verdicts
-from courtois.store.tables import consent_recipients, consents, decisions, invitations, messages
+from courtois.store.tables import (
+    consent_recipients,
+    consents,
+    contacts,
+    decisions,
+    invitations,
+    messages,
+)
 
 Position = tuple[datetime, str]
 T = TypeVar("T")
@@ -40,6 +47,8 @@ class InvitationLine:
     refused_by: str | None
     # Held back past the undo window: it leaves when the limits on emails allow.
     spaced: bool = False
+    # The name in the member's own contact of that recipient, while they still hold it.
+    name: str | None = None
 
     @property
     def can_withdraw(self) -> bool:
@@ -48,16 +57,23 @@ class InvitationLine:
 
 
 def _line(
-    row: Any, leaves_at: datetime | None, undo_ends: datetime, refused_by: str | None
+    row: Any,
+    leaves_at: datetime | None,
+    undo_ends: datetime,
+    refused_by: str | None,
+    contact: Any | None,
 ) -> InvitationLine:
     """One dashboard line. An email held back past the undo window (by the recipient's
     quota, or the sender's own caps) shows no day: the day the recipient's quota frees
-    would tell the member when someone else's invitation reached that person."""
+    would tell the member when someone else's invitation reached that person. The
+    member's own contact of the recipient, while it lasts, names whom an open invitation
+    went to where the invitation keeps no address (strict-eu keeps none)."""
     spaced = leaves_at is not None and leaves_at > undo_ends
     return InvitationLine(
         id=row.id,
         consent_id=row.consent_id,
-        email=row.address,
+        email=row.address or (contact.address if contact is not None else None),
+        name=(contact.display_name or None) if contact is not None else None,
         state=row.state,
         created_at=row.created_at,
         sent_at=row.sent_at,
@@ -133,6 +149,24 @@ def invitations_overview(
                 .group_by(messages.c.invitation_id)
             )
         }
+        # The member's own contacts of the recipients of open invitations, by key. Only
+        # open ones: a closed invitation reads "address no longer kept" whatever closed it.
+        # Every stop and suppression deletes the contact, so an open invitation to someone
+        # unavailable reads alike whichever of them it was (invariant 11).
+        still_open = {s.value for s in OPEN_INVITATION_STATES}
+        own: dict[str, Any] = {
+            contact.recipient_digest: contact
+            for contact in connection.execute(
+                select(
+                    contacts.c.recipient_digest, contacts.c.address, contacts.c.display_name
+                ).where(
+                    contacts.c.member_id == member_id,
+                    contacts.c.recipient_digest.in_(
+                        sorted({row.recipient_digest for row in page if row.state in still_open})
+                    ),
+                )
+            )
+        }
         refused: dict[str, str] = {}
         for decided in connection.execute(
             select(decisions.c.invitation_id, decisions.c.verdicts)
@@ -147,7 +181,13 @@ def invitations_overview(
                 refused[decided.invitation_id] = denying[0]
     window = ctx.settings.policy.undo_window
     items = [
-        _line(row, leaving.get(row.id), given_at[row.consent_id] + window, refused.get(row.id))
+        _line(
+            row,
+            leaving.get(row.id),
+            given_at[row.consent_id] + window,
+            refused.get(row.id),
+            own.get(row.recipient_digest) if row.state in still_open else None,
+        )
         for row in page
     ]
     after = (page[-1].created_at, page[-1].id) if len(found) > limit and page else None

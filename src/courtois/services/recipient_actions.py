@@ -85,12 +85,6 @@ def _linked(connection: Connection, invitation_id: str, shared: bool = False) ->
     )
 
 
-def current_state(ctx: Context, link: Link) -> InvitationState:
-    """The linked invitation's state as stored now."""
-    with ctx.engine.connect() as connection:
-        return _state_of(connection, link.invitation_id)
-
-
 def _state_of(connection: Connection, invitation_id: str) -> InvitationState:
     state = connection.execute(
         select(invitations.c.state).where(invitations.c.id == invitation_id)
@@ -148,6 +142,23 @@ def decline(ctx: Context, link: Link, now: datetime) -> InvitationState:
     return state
 
 
+def declined_count(ctx: Context, link: Link) -> int:
+    """How many invitations to this recipient stand declined: what "not interested" closed
+    (with any declined before), so that its confirmation speaks of one invitation or of
+    several, and says the same on a repeat."""
+    with ctx.engine.connect() as connection:
+        return int(
+            connection.execute(
+                select(func.count())
+                .select_from(invitations)
+                .where(
+                    invitations.c.recipient_digest == link.digest,
+                    invitations.c.state == InvitationState.DECLINED.value,
+                )
+            ).scalar_one()
+        )
+
+
 def has_opted_out(ctx: Context, link: Link) -> bool:
     """Whether the recipient stopped all mail (or asked to be forgotten)."""
     with ctx.engine.connect() as connection:
@@ -166,7 +177,19 @@ def member_names(connection: Connection, member_ids: Iterable[str]) -> dict[str,
     must not show a blank where it was. Read by key: members live on their own shard
     (docs/scaling.md)."""
     return {
-        row.id: None if row.erased_at is not None else str(row.name)
+        member_id: name
+        for member_id, (name, _erased) in inviters_of(connection, member_ids).items()
+    }
+
+
+def inviters_of(
+    connection: Connection, member_ids: Iterable[str]
+) -> dict[str, tuple[str | None, datetime | None]]:
+    """Each of these members' name (None once erased, as `member_names`) and the instant
+    they were erased, if they were: what closed at that instant was closed by the erasure,
+    not by them."""
+    return {
+        row.id: (None if row.erased_at is not None else str(row.name), row.erased_at)
         for row in connection.execute(
             select(members.c.id, members.c.name, members.c.erased_at).where(
                 members.c.id.in_(sorted(set(member_ids)))

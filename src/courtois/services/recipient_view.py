@@ -19,7 +19,7 @@ from courtois.domain.messages import MessageKind, MessageState
 from courtois.policy.verdict import Outcome
 from courtois.services.consent_notes import shared_notes
 from courtois.services.context import Context
-from courtois.services.recipient_actions import Link, member_names
+from courtois.services.recipient_actions import Link, inviters_of
 from courtois.services.recipient_email import carried_invitations
 from courtois.services.recipient_reminders import (
     date_bounds,
@@ -38,6 +38,19 @@ from courtois.store.tables import (
 )
 
 SHOWN = 50
+# The status of an invitation withdrawn because its member's account was erased: "withdrawn
+# by the member" would be untrue, the member did nothing (`member_erasure`).
+MEMBER_ERASED = "member-erased"
+
+
+def closed_by_erasure(state: str, updated_at: datetime, erased_at: datetime | None) -> bool:
+    """Whether an invitation was withdrawn by its member's erasure, or after it (an erased
+    member withdraws nothing more): a withdrawal before it was the member's own."""
+    return (
+        state == InvitationState.WITHDRAWN.value
+        and erased_at is not None
+        and updated_at >= erased_at
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +67,13 @@ class Invited:
     state: InvitationState
     member_stopped: bool
     is_linked: bool
+    # Withdrawn when its member's account was erased, not by the member.
+    closed_by_erasure: bool = False
+
+    @property
+    def status(self) -> str:
+        """The state as the recipient reads it (`_labels.html`'s `state`)."""
+        return MEMBER_ERASED if self.closed_by_erasure else self.state.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +150,13 @@ def _reminder_sent(connection: Connection, invitation_id: str) -> bool:
 
 def _inviters(
     connection: Connection, found: Sequence[Row[Any]]
-) -> tuple[dict[str, str | None], dict[str, datetime]]:
-    """Each inviting member's name by id (None for an erased member), and when each consent
-    was given by id: read by key, not joined, since invitations live with their recipient
-    and members and consents with their member (docs/scaling.md), so each read stays on the
-    shards holding its rows."""
+) -> tuple[dict[str, tuple[str | None, datetime | None]], dict[str, datetime]]:
+    """Each inviting member's name by id (None for an erased member) with when they were
+    erased, and when each consent was given by id: read by key, not joined, since
+    invitations live with their recipient and members and consents with their member
+    (docs/scaling.md), so each read stays on the shards holding its rows."""
     member_ids = sorted({r.member_id for r in found})
-    name_of = member_names(connection, member_ids)
+    member_of = inviters_of(connection, member_ids)
     given_at: dict[str, datetime] = {
         c.id: c.given_at
         for c in connection.execute(
@@ -146,7 +166,43 @@ def _inviters(
             )
         )
     }
-    return name_of, given_at
+    return member_of, given_at
+
+
+def _invited(
+    row: Row[Any],
+    member_of: dict[str, tuple[str | None, datetime | None]],
+    given_at: dict[str, datetime],
+    invitation_id: str,
+    member_stopped: bool,
+    is_linked: bool,
+) -> Invited:
+    """One invitation as the recipient sees it."""
+    name, erased_at = member_of[row.member_id]
+    return Invited(
+        invitation_id,
+        row.member_id,
+        name,
+        given_at[row.consent_id],
+        row.sent_at,
+        InvitationState(row.state),
+        member_stopped,
+        is_linked,
+        closed_by_erasure(row.state, row.updated_at, erased_at),
+    )
+
+
+def linked_status(ctx: Context, link: Link) -> str:
+    """The linked invitation's status as stored now, as the recipient reads it (`Invited`'s
+    `status`)."""
+    with ctx.engine.connect() as connection:
+        row = connection.execute(
+            select(invitations.c.member_id, invitations.c.state, invitations.c.updated_at).where(
+                invitations.c.id == link.invitation_id
+            )
+        ).one()
+        _name, erased_at = inviters_of(connection, [row.member_id]).get(row.member_id, (None, None))
+    return MEMBER_ERASED if closed_by_erasure(row.state, row.updated_at, erased_at) else row.state
 
 
 def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
@@ -170,11 +226,12 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
                 invitations.c.state,
                 invitations.c.sent_at,
                 invitations.c.address,
+                invitations.c.updated_at,
             )
             .where(invitations.c.recipient_digest == digest)
             .order_by(invitations.c.created_at.desc(), invitations.c.id)
         ).all()
-        name_of, given_at = _inviters(connection, found)
+        member_of, given_at = _inviters(connection, found)
         recipient = connection.execute(
             select(recipients).where(recipients.c.digest == digest)
         ).first()
@@ -196,16 +253,7 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
     open_states = {s.value for s in OPEN_INVITATION_STATES}
     address = next((r.address for r in found if r.address and r.state in open_states), None)
     seen = [
-        Invited(
-            r.id,
-            r.member_id,
-            name_of[r.member_id],
-            given_at[r.consent_id],
-            r.sent_at,
-            InvitationState(r.state),
-            r.member_id in blocked,
-            r.id == link.invitation_id,
-        )
+        _invited(r, member_of, given_at, r.id, r.member_id in blocked, r.id == link.invitation_id)
         for r in found
         # What reached them (or is the one their link names): an invitation still in its
         # member's undo window is the member's to take back, not yet news to anyone.
@@ -245,20 +293,14 @@ def _shared_view(ctx: Context, link: Link, now: datetime) -> Held:
                 invitations.c.state,
                 invitations.c.sent_at,
                 invitations.c.address,
+                invitations.c.updated_at,
             ).where(invitations.c.id == link.invitation_id)
         ).one()
-        name_of, given_at = _inviters(connection, [row])
+        member_of, given_at = _inviters(connection, [row])
     first, last = date_bounds(ctx, now)
     state = InvitationState(row.state)
-    linked = Invited(
-        link.invitation_id,
-        row.member_id,
-        name_of[row.member_id],
-        given_at[row.consent_id],
-        row.sent_at,
-        state,
-        member_stopped=False,
-        is_linked=True,
+    linked = _invited(
+        row, member_of, given_at, link.invitation_id, member_stopped=False, is_linked=True
     )
     return Held(
         linked=linked,

@@ -21,8 +21,8 @@ from courtois.policy.rules.strict_eu import members_send_themselves
 from courtois.services.context import Context
 from courtois.services.recipient_actions import (
     Link,
-    current_state,
     decline,
+    declined_count,
     forget_me,
     has_opted_out,
     inviting_member,
@@ -35,7 +35,7 @@ from courtois.services.recipient_reminders import (
     date_bounds,
     request_reminder,
 )
-from courtois.services.recipient_view import what_is_held
+from courtois.services.recipient_view import linked_status, what_is_held
 from courtois.tokens import Scope
 from courtois.web.deps import Ctx, Now
 from courtois.web.pages.forms import BadForm, read_form
@@ -71,11 +71,12 @@ def _act(ctx: Context, link: Link, fields: dict[str, str], now: datetime) -> dic
     if action == "decline":
         state = decline(ctx, link, now)
         if state is not InvitationState.DECLINED:
-            return {"what": "closed", "state": state.value}
+            return {"what": "closed", "state": linked_status(ctx, link)}
         return {
             "what": "declined",
             "member": inviting_member(ctx, link, None)[1],
-            "one": link.shared,
+            # One invitation closed (the linked one, then) is spoken of as one.
+            "one": link.shared or declined_count(ctx, link) == 1,
             # Who stopped everything needs no advice to; a shared link tells nobody whether
             # they did (its holder may be the member).
             "advise": not link.shared and not has_opted_out(ctx, link),
@@ -99,7 +100,7 @@ def _act(ctx: Context, link: Link, fields: dict[str, str], now: datetime) -> dic
         asked = _day(fields.get("date", ""))
         answer = request_reminder(ctx, link, asked, now)
         if answer.outcome is ReminderOutcome.CLOSED:
-            return {"what": "closed", "state": current_state(ctx, link).value}
+            return {"what": "closed", "state": linked_status(ctx, link)}
         return {
             "what": f"reminder-{answer.outcome.value}",
             "due_at": answer.due_at,
