@@ -90,7 +90,10 @@ async def unsubscribe_now(request: Request, token: str, ctx: Ctx, now: Now) -> R
     """RFC 8058 one-click: stop everything at once and answer 200, no redirect; again and
     again if asked (nothing more changes). The one click reads and writes in a single
     transaction (one trip to the thread pool); a body that does not ask for it is only
-    read, to answer in the invitation's language. A bad link is the same 404 either way."""
+    read, to answer in the invitation's language. A bad link is the same 404 either way.
+    Under strict-eu the confirmations say what stopped there: members inviting through
+    the platform, which sends no email."""
+    by_hand = members_send_themselves(ctx.settings.policy)
     try:
         fields = await read_form(request)
     except BadForm:
@@ -102,14 +105,14 @@ async def unsubscribe_now(request: Request, token: str, ctx: Ctx, now: Now) -> R
             )
             if fields.get("action") in ("stop-member", "stop-members"):
                 shown = await run_in_threadpool(_stop_members, ctx, link, fields, now)
-                return page(request, link.locale, "done.html", **shown)
+                return page(request, link.locale, "done.html", by_hand=by_hand, **shown)
             return page(request, link.locale, "bad_request.html", 400, problem="unsubscribe")
         link = await run_in_threadpool(unsubscribe_link, ctx, token, now)
     except NotFound:
         return not_found(request)
     except InvalidInput:
         return page(request, link.locale, "bad_request.html", 400, problem="member")
-    return fixed_page(request, link.locale, "unsubscribed.html")
+    return fixed_page(request, link.locale, "unsubscribed.html", by_hand=by_hand)
 
 
 @router.get("/join/{token:path}")

@@ -29,6 +29,7 @@ from courtois.delivery.elision import after
 from courtois.delivery.i18n import install_translations
 from courtois.delivery.render import member_list
 from courtois.delivery.text import clean_name, one_line
+from courtois.policy.rules.strict_eu import members_send_themselves
 from courtois.web.pages.i18n import choose_locale, translations
 
 CSS = files("courtois.web.pages").joinpath("templates", "pages.css").read_text("utf-8")
@@ -174,8 +175,8 @@ def _render(
 
 
 @lru_cache(maxsize=256)
-def _fixed(platform: str, postal_address: str, locale: str, template: str) -> str:
-    return _render(platform, postal_address, locale, template, {})
+def _fixed(platform: str, postal_address: str, locale: str, template: str, by_hand: bool) -> str:
+    return _render(platform, postal_address, locale, template, {"by_hand": by_hand})
 
 
 def page(
@@ -189,21 +190,28 @@ def page(
     return HTMLResponse(html, status_code=status, headers=HEADERS)
 
 
-def fixed_page(request: Request, locale: str | None, template: str) -> HTMLResponse:
-    """`page` for a template that takes no values, rendered once per platform name, postal
-    address, language and template: the one-click unsubscribe answers every mailbox
-    provider's POST with the same page, and rendering it anew took about 60 µs of CPU."""
+def fixed_page(
+    request: Request, locale: str | None, template: str, *, by_hand: bool
+) -> HTMLResponse:
+    """`page` for a template that takes no values but `by_hand` (strict-eu's wording: the
+    platform sends no email), rendered once per platform name, postal address, language,
+    template and wording: the one-click unsubscribe answers every mailbox provider's POST
+    with the same page, and rendering it anew took about 60 µs of CPU."""
     settings: Settings = request.app.state.ctx.settings
     locale = choose_locale(locale, request.headers.get("accept-language"))
-    html = _fixed(settings.platform_name, settings.platform_postal_address, locale, template)
+    html = _fixed(
+        settings.platform_name, settings.platform_postal_address, locale, template, by_hand
+    )
     return HTMLResponse(html, headers=HEADERS)
 
 
 def not_found(request: Request) -> HTMLResponse:
     """The one answer to every bad link: forged, tampered, expired, of another scope, or
-    naming nothing stored. It depends on nothing but the request's language, so no two
-    of these causes can be told apart."""
-    return page(request, None, "not_found.html", status=404)
+    naming nothing stored. It depends on nothing but the request's language and the
+    policy profile (under strict-eu the stop links come in the texts members send, not in
+    emails), so no two of these causes can be told apart."""
+    by_hand = members_send_themselves(request.app.state.ctx.settings.policy)
+    return page(request, None, "not_found.html", status=404, by_hand=by_hand)
 
 
 def redirect(url: str) -> RedirectResponse:

@@ -143,4 +143,6 @@ async def why_action(request: Request, token: str, ctx: Ctx, now: Now) -> Respon
             last_day=last,
             back=True,
         )
-    return page(request, link.locale, "done.html", back=True, **shown)
+    # The confirmations word a stop as the page's buttons do (strict-eu: no email to stop).
+    by_hand = members_send_themselves(ctx.settings.policy)
+    return page(request, link.locale, "done.html", back=True, by_hand=by_hand, **shown)
