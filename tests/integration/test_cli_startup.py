@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, select, text
 from test_cli import (
+    HEAD,
     NOW,
     assert_refused,
     at,
@@ -106,16 +107,50 @@ def test_an_unmigrated_database_is_named_by_every_command(tmp_path: Path) -> Non
     assert "revision" in ok(env, "migrate")
 
 
+def _as_newer_release(database: Path, oldest_reader: str) -> None:
+    """What a later release's `courtois migrate` leaves: a revision this code does not
+    know, and the oldest revision that release lets run against it."""
+    with sqlite3.connect(database) as connection:
+        connection.execute("update alembic_version set version_num = 'ffff99'")
+        connection.execute("update schema_readers set oldest_reader = ?", (oldest_reader,))
+
+
 def test_a_database_from_newer_code_is_refused_even_by_migrate(tmp_path: Path) -> None:
     database = tmp_path / "newer.db"
     env = environment(f"sqlite:///{database}")
     ok(env, "migrate")
-    with sqlite3.connect(database) as connection:
-        connection.execute("update alembic_version set version_num = 'ffff99'")
+    # The later release allows only its own code.
+    _as_newer_release(database, "ffff99")
     runs = [(env, args) for args in [*EVERY_COMMAND, ["migrate"]]]
     _refused_without_addresses(runs, NEWER_SCHEMA)
     with sqlite3.connect(database) as connection:
         assert connection.execute("select count(*) from members").fetchone() == (0,)
+
+
+def test_a_database_from_newer_code_that_allows_this_one_is_used(tmp_path: Path) -> None:
+    """A rolling upgrade: a later release migrated the database and allows this one, whose
+    processes keep working (`serve` gets as far as its port) until they are replaced;
+    `migrate` alone still refuses it, never downgrading."""
+    database = tmp_path / "newer.db"
+    env = environment(f"sqlite:///{database}", COURTOIS_PLATFORM_POSTAL_ADDRESS=POSTAL)
+    ok(env, "migrate")
+    _as_newer_release(database, str(HEAD))
+    for args in EVERY_COMMAND[:2]:
+        ok(env, *args)
+    assert ok(env, "audit", "verify", "--json")["ok"] is True
+    ok(env, "worker", "--once", "--now", at(minutes=20))
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("select count(*) from invitations").fetchone() == (1,)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        assert_refused(courtois(env, "serve", "--port", port), f"127.0.0.1:{port}", "in use")
+    assert_refused(courtois(env, "migrate"), NEWER_SCHEMA)
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("select version_num from alembic_version").fetchone() == (
+            "ffff99",
+        )
 
 
 def test_a_read_only_database_is_one_line_without_its_parameters(tmp_path: Path) -> None:

@@ -363,3 +363,14 @@ webhook_deliveries = Table(
     Column("error", String(200), nullable=True),
     Column("duration_ms", Integer, nullable=False),
 )
+
+# One row: the oldest schema revision whose code may still run against this database,
+# written by `courtois migrate`. Code older than the schema reads it to know whether a
+# later release's migration left the database usable by it (a rolling upgrade), so its
+# name and shape never change.
+schema_readers = Table(
+    "schema_readers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("oldest_reader", String(32), nullable=False),
+)

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, text
 from courtois.config import Settings
 from courtois.delivery.smtp import parse_smtp_url
 from courtois.services.context import Context
-from courtois.store.migrate import current_revision, newest_revision
+from courtois.store.migrate import newest_revision, schema_status
 from courtois.web.deps import Ctx
 
 router = APIRouter(tags=["operations"])
@@ -57,19 +57,28 @@ class Health(BaseModel):
 
 
 def check_database(ctx: Context) -> Check:
-    """A round trip, and the schema at the revision this code expects."""
+    """A round trip, and a schema this code can run against: its own revision, or a later
+    release's that allows it (a rolling upgrade under way, said in the detail)."""
     started = time.perf_counter()
     try:
         with ctx.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-        revision = current_revision(ctx.engine)
+        status = schema_status(ctx.engine)
     except Exception as error:  # any failure to reach it is the answer, not a crash
         return Check(ok=False, detail=f"unreachable ({type(error).__name__})", took_ms=_ms(started))
-    expected = newest_revision()
-    if revision != expected:
+    revision, expected = status.revision, newest_revision()
+    if status.problem is None:
+        newer = f", newer than this release's {expected}, which it allows" if status.newer else ""
+        detail = f"reachable, schema at revision {revision}{newer}"
+        return Check(ok=True, detail=detail, took_ms=_ms(started))
+    if status.newer:
+        detail = (
+            f"schema at revision {revision}, newer than this release's {expected}, which it"
+            " does not allow: run the newer release"
+        )
+    else:
         detail = f"schema at revision {revision}, expected {expected}: run `courtois migrate`"
-        return Check(ok=False, detail=detail, took_ms=_ms(started))
-    return Check(ok=True, detail=f"reachable, schema at revision {revision}", took_ms=_ms(started))
+    return Check(ok=False, detail=detail, took_ms=_ms(started))
 
 
 async def check_database_within(ctx: Context, timeout: float = DATABASE_TIMEOUT_SECONDS) -> Check:

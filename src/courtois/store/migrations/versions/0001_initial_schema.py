@@ -15,6 +15,8 @@ revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+# The first schema: no code older than it.
+oldest_reader = "0001"
 
 
 def upgrade() -> None:

@@ -15,6 +15,9 @@ revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
+# Code of 0001 would store API answers without the recipients they quote,
+# and "forget me" would leave those answers behind.
+oldest_reader = "0002"
 
 
 def upgrade() -> None:

@@ -15,6 +15,9 @@ revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
+# Code of 0002 would change invitations without writing their webhook events:
+# the platform would never hear of them.
+oldest_reader = "0003"
 
 
 def upgrade() -> None:

@@ -12,6 +12,8 @@ revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
+# Indexes only: code of 0003 runs unchanged.
+oldest_reader = "0003"
 
 INDEXES = (
     ("decisions", "ix_decisions_outcome_decided", ["outcome", "decided_at"]),

@@ -21,6 +21,8 @@ revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
+# Rebuilds primary and foreign keys that code of 0004 was written against.
+oldest_reader = "0005"
 
 # (table, distribution column) of the tables keyed by an integer id, widened on PostgreSQL.
 ROWID_KEYED = (

@@ -15,6 +15,8 @@ revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
+# Code of 0005 would let a sign-in link be used again without recording it.
+oldest_reader = "0006"
 
 
 def upgrade() -> None:

@@ -22,6 +22,9 @@ revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
+# Code of 0006 would change invitations without `sender_activity`, and the
+# sender caps would count wrong.
+oldest_reader = "0007"
 
 
 def upgrade() -> None:

@@ -16,6 +16,8 @@ revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
+# An index only: code of 0007 runs unchanged.
+oldest_reader = "0007"
 
 
 def upgrade() -> None:

@@ -32,6 +32,9 @@ revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
+# Code of 0008 appends to the ledger from the client under the same head lock
+# the trigger takes: the chain stays one.
+oldest_reader = "0008"
 
 CHAIN_FUNCTION = """
 CREATE FUNCTION courtois_chain_ledger() RETURNS trigger LANGUAGE plpgsql AS $$

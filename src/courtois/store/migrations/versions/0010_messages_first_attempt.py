@@ -21,6 +21,10 @@ revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
+# Code of 0009 leaves the new column empty, which newer code reads as no attempt
+# yet (its next claim records one), and counts its own retry deadlines from a message's
+# creation, as it always did.
+oldest_reader = "0009"
 
 
 def upgrade() -> None:

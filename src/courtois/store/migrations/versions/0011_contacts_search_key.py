@@ -21,6 +21,9 @@ revision = "0011"
 down_revision = "0010"
 branch_labels = None
 depends_on = None
+# Code of 0010 would store contacts without a search key, and no search would
+# ever find them.
+oldest_reader = "0011"
 
 _BATCH = 1000
 

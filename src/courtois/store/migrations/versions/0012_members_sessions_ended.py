@@ -20,6 +20,9 @@ revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None
+# Code of 0011 would neither end sessions on sign-out nor refuse the sessions
+# that newer code ended.
+oldest_reader = "0012"
 
 
 def upgrade() -> None:

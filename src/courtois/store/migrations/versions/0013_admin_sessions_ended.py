@@ -21,6 +21,9 @@ revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None
+# Code of 0012 would neither record an admin sign-out nor refuse the admin
+# sessions that newer code ended.
+oldest_reader = "0013"
 
 
 def upgrade() -> None:

@@ -21,6 +21,9 @@ revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
+# Code of 0013 would take an erased member for a live one (invite for them,
+# register their id again).
+oldest_reader = "0014"
 
 
 def upgrade() -> None:

@@ -24,6 +24,9 @@ revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None
+# Code of 0014 would keep leaving the contacts of recipients it suppresses in
+# address books, where nothing would delete them after this migration ran.
+oldest_reader = "0015"
 
 # Digests per statement: well under every engine's limit on bound parameters.
 _BATCH = 500
