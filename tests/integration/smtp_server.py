@@ -40,6 +40,22 @@ class FaultyHandler:
     drop_after_data: set[str] = field(default_factory=set)
     pipelining: bool = True
     sessions: int = 0
+    # The reply to every MAIL instead of 250 (a relay refusing our sender for now).
+    mail_reply: str = ""
+    # Hang up on every MAIL, before any reply to it.
+    drop_at_mail: bool = False
+
+    async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook name
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if self.drop_at_mail:
+            server.transport.close()
+            return "250 never sent"
+        if self.mail_reply:
+            return self.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]

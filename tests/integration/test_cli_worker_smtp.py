@@ -13,9 +13,12 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from smtp_server import FaultyHandler, smtp_server
+import pytest
+from smtp_server import FaultyHandler, free_port, smtp_server
+from sqlalchemy import create_engine, select
 
 from conftest import SECRET
+from courtois.store.tables import invitations, messages, recipients, webhook_events
 
 COURTOIS = str(Path(sys.executable).parent / "courtois")
 
@@ -131,6 +134,65 @@ def test_worker_in_two_processes_stops_cleanly_on_sigterm(tmp_path: Path) -> Non
     ids = Counter(email.message_from_bytes(raw)["Message-ID"] for _, raw in handler.received)
     assert len(ids) == 20
     assert max(ids.values()) == 1
+
+
+def stored(tmp_path: Path) -> tuple[list[tuple[str, str]], list[str], list[str | None]]:
+    """The (message, invitation) states, the webhook events and the suppressions."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    try:
+        with engine.connect() as connection:
+            states = connection.execute(
+                select(messages.c.state, invitations.c.state).join(
+                    invitations, invitations.c.id == messages.c.invitation_id
+                )
+            ).all()
+            events = connection.execute(select(webhook_events.c.type)).scalars().all()
+            suppressed = connection.execute(select(recipients.c.suppressed_reason)).scalars()
+            return [tuple(row) for row in states], list(events), list(suppressed)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+@pytest.mark.parametrize("fault", ["auth-required", "closed-port"])
+def test_a_broken_relay_fails_nothing_for_days_then_the_mended_one_sends(
+    tmp_path: Path, fault: str
+) -> None:
+    """`courtois worker --once --now` over four days of a relay that answers 530 or cannot
+    be reached: nothing failed, bounced, suppressed or told by webhook; mended, it sends."""
+    handler = FaultyHandler()
+    with smtp_server(handler, auth=("courtois", "s3cret")) as url:
+        host = url.removeprefix("smtp://")
+        if fault == "auth-required":
+            broken, mended = url, f"smtp://courtois:s3cret@{host}?starttls=off"
+        else:
+            broken, mended = f"smtp://127.0.0.1:{free_port()}", f"smtp://courtois:s3cret@{host}"
+            mended += "?starttls=off"
+        env = invited_env(tmp_path, broken, members=1, each=1)
+        for at in (
+            "2026-03-02T09:11",
+            "2026-03-03T09:00",
+            "2026-03-04T09:00",
+            "2026-03-05T09:00",
+            "2026-03-06T09:00",
+        ):
+            done = run(env, "worker", "--once", "--now", at, "--json")
+            assert done.returncode == 0, done.stderr
+            report = json.loads(done.stdout)
+            assert (report["sent"], report["failed"], report["retried"]) == (0, 0, 1), at
+        assert stored(tmp_path) == ([("scheduled", "scheduled")], [], [None])
+        done = run(
+            {**env, "COURTOIS_SMTP_URL": mended},
+            "worker",
+            "--once",
+            "--now",
+            "2026-03-06T18:00",
+            "--json",
+        )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["sent"] == 1
+    assert [rcpts for rcpts, _ in handler.received] == [["r0-0@example0.org"]]
+    assert stored(tmp_path) == ([("sent", "sent")], ["invitation.sent"], [None])
 
 
 def test_a_bad_process_count_is_refused(tmp_path: Path) -> None:

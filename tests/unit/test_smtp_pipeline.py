@@ -117,6 +117,37 @@ def test_a_refused_envelope_is_never_accepted(code: int, result: SendResult) -> 
     assert delivery.command == "RCPT"  # the classifier judges "no such user" by it
 
 
+@pytest.mark.parametrize(
+    ("code", "command", "session"),
+    [
+        (530, "MAIL", True),  # authentication or STARTTLS required: the session's
+        (530, "RCPT", True),
+        (421, "MAIL", True),  # MAIL names only our sender: the relay's, not the recipient's
+        (451, "MAIL", True),
+        (550, "MAIL", False),  # refused for good: failed as it always was
+        (421, "RCPT", False),  # the recipient's: counts toward its retry deadline
+        (451, "RCPT", False),
+        (452, "DATA", False),
+    ],
+)
+def test_a_refusal_of_the_session_is_the_relays_not_the_recipients(
+    code: int, command: str, session: bool
+) -> None:
+    delivery = refused(code, "text", command)
+    assert delivery.session is session
+    if session:
+        assert delivery.result is SendResult.TEMPORARY
+
+
+def test_a_message_whose_mail_got_no_answer_twice_is_the_relays_fault() -> None:
+    batch = [Outgoing("m0", "r0@x.test", "invitation", ("Ana",), ("i0",), "s", "t")]
+    work = Work(batch, rate=0)
+    work.retry(work.left.popleft(), "before data: connection closed", session=True)
+    work.retry(work.left.popleft(), "before data: connection closed", session=True)
+    (delivery,) = work.deliveries()
+    assert (delivery.result, delivery.session) == (SendResult.TEMPORARY, True)
+
+
 def test_the_final_reply_means_what_it_says() -> None:
     assert [classify(c) for c in (250, 251, 451, 552)] == [
         SendResult.ACCEPTED,

@@ -25,8 +25,8 @@ import aiosmtplib
 
 from courtois.delivery.smtp_lockstep import send_lockstep
 from courtois.delivery.smtp_pipeline import ConnectionBroken, ReplyReader, send_pipelined
-from courtois.delivery.smtp_work import DomainPacer, Work
-from courtois.delivery.transport import Delivery, Outgoing, SendResult
+from courtois.delivery.smtp_work import DomainPacer, Work, session_fault
+from courtois.delivery.transport import Delivery, Outgoing
 
 __all__ = ["DomainPacer", "SmtpSettings", "SmtpTransport", "parse_smtp_url"]
 
@@ -185,7 +185,8 @@ class SmtpTransport:
                 connection.close()
 
     async def _open(self, work: Work) -> _Connection | None:
-        """Connect (TLS, EHLO, AUTH as configured); a failure fails the next message."""
+        """Connect (TLS, EHLO, AUTH as configured); a failure is the next message's
+        outcome, a fault of the relay's session that says nothing of its recipient."""
         s = self.settings
         client = aiosmtplib.SMTP(
             hostname=s.host,
@@ -209,7 +210,7 @@ class SmtpTransport:
             client.close()
             if work.left:
                 index = work.left.popleft()
-                work.done(index, Delivery(SendResult.TEMPORARY, 0, f"connect: {error}"[:200]))
+                work.done(index, session_fault(f"connect: {error}"))
             return None
         if not (s.pipelining and client.supports_extension("pipelining")):
             return _Connection(client)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiosmtplib
 
-from courtois.delivery.smtp_work import Work, classify, domain_of, refused
+from courtois.delivery.smtp_work import Work, classify, domain_of, refused, session_fault
 from courtois.delivery.transport import Delivery, Outgoing, SendResult
 
 
@@ -37,6 +37,9 @@ async def transaction(client: aiosmtplib.SMTP, outgoing: Outgoing) -> Delivery:
     except aiosmtplib.SMTPResponseException as error:
         return refused(error.code, error.message, command)
     except (aiosmtplib.SMTPException, OSError, ValueError) as error:
+        if command == "MAIL" and not isinstance(error, ValueError):
+            # The connection failed before the transaction began: the relay's fault.
+            return session_fault(f"before data: {error}")
         return Delivery(SendResult.TEMPORARY, 0, f"before data: {error}"[:200])
     try:
         response = await client.data(outgoing.raw)

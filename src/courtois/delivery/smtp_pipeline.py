@@ -196,10 +196,13 @@ async def send_pipelined(
             pending = None
         if index is None:
             continue
+        replies: list[Reply] = []
         try:
-            replies = [await reader.reply(timeout) for _ in range(3)]
+            while len(replies) < 3:
+                replies.append(await reader.reply(timeout))
         except ConnectionBroken as error:
-            work.retry(index, f"before data: {error}")
+            # Not even MAIL answered: the session failed before the transaction began.
+            work.retry(index, f"before data: {error}", session=not replies)
             return False
         unexpected = [
             (reply, command)
@@ -235,7 +238,8 @@ async def _settle(
     except ConnectionBroken as error:
         work.done(sent, Delivery(SendResult.UNKNOWN, 0, f"after data: {error}"[:200]))
         if started is not None:
-            work.retry(started, f"before data: {error}")
+            # Its envelope went out behind that body and got no answer at all.
+            work.retry(started, f"before data: {error}", session=True)
         return False
     work.done(sent, Delivery(classify(answer.code), answer.code, answer.text[:200], "DATA"))
     return True

@@ -48,12 +48,22 @@ SESSION_REFUSAL = 530
 
 def refused(code: int, text: str, command: str) -> Delivery:
     """A refusal of MAIL, RCPT or DATA (`command`): nothing of the message left, so it is
-    never `accepted`, whatever odd code the server used; a refusal of the session (530)
-    waits for the operator to fix the connection instead of failing the invitation."""
+    never `accepted`, whatever odd code the server used. A refusal of the session (530,
+    at any command) or a temporary one of MAIL (which names only our sender: the relay
+    shutting down, out of space, limiting our rate) is the relay's, not the recipient's:
+    it waits for the operator to mend the relay instead of failing the invitation."""
     result = classify(code)
     if result is SendResult.ACCEPTED or code < 400 or code == SESSION_REFUSAL:
         result = SendResult.TEMPORARY
-    return Delivery(result, code, text[:200], command)
+    session = code == SESSION_REFUSAL or (command == "MAIL" and result is SendResult.TEMPORARY)
+    return Delivery(result, code, text[:200], command, session)
+
+
+def session_fault(why: str) -> Delivery:
+    """No connection fit to start a transaction (the relay unreachable, TLS, the greeting,
+    EHLO or AUTH failing, the connection gone before MAIL was answered): temporary, and
+    the relay's fault, never the recipient's."""
+    return Delivery(SendResult.TEMPORARY, 0, why[:200], session=True)
 
 
 def domain_of(outgoing: Outgoing) -> str:
@@ -76,15 +86,17 @@ class Work:
         """What became of this message."""
         self.results[index] = delivery
 
-    def retry(self, index: int, why: str) -> None:
+    def retry(self, index: int, why: str, session: bool = False) -> None:
         """Not attempted (no reply to its envelope, no body sent): once more on another
-        connection, then a temporary failure."""
+        connection, then a temporary failure (the relay's, `session`, when not even its
+        MAIL was answered)."""
         if index in self.retried:
-            self.results[index] = Delivery(SendResult.TEMPORARY, 0, why[:200])
+            self.results[index] = Delivery(SendResult.TEMPORARY, 0, why[:200], session=session)
         else:
             self.retried.add(index)
             self.left.appendleft(index)
 
     def deliveries(self) -> list[Delivery]:
-        """One outcome per message, in order; any left over was not attempted."""
-        return [r or Delivery(SendResult.TEMPORARY, 0, "not attempted") for r in self.results]
+        """One outcome per message, in order; any left over was not attempted, which
+        says nothing of its recipient."""
+        return [r or session_fault("not attempted") for r in self.results]

@@ -47,6 +47,11 @@ class Delivery:
     # The SMTP command the reply answered ("MAIL", "RCPT", "DATA") when it was a refusal:
     # a "no such user" at RCPT proves a dead address, the same words after DATA do not.
     command: str = ""
+    # The relay failed or refused the session itself (it could not be reached, TLS, the
+    # greeting or AUTH failed, it asked for authentication, refused the sender for now):
+    # nothing was said of this message or its recipient, so it waits for the relay to be
+    # mended and never counts toward the recipient's retry deadline.
+    session: bool = False
 
 
 class Transport(Protocol):

@@ -40,12 +40,19 @@ def expire_invitations(ctx: Context, now: datetime) -> int:
     in the invitation and in the inviting member's contacts (the entry they picked it
     from), and SQLite's log is truncated so no copy of a page that held it stays."""
     with ctx.unit_of_work(now) as uow:
-        moved = move_invitations(
-            uow,
-            invitations.c.expires_at <= now,
-            InvitationState.EXPIRED,
-            "no answer before the expiry date",
-        )
+        moved: list[str] = []
+        # One never sent (held back by the policy, or by a relay that stayed broken) says
+        # so: nobody was asked, so nobody failed to answer. Only these two states expire.
+        for state, reason in (
+            (InvitationState.SCHEDULED, "not sent before the expiry date"),
+            (InvitationState.SENT, "no answer before the expiry date"),
+        ):
+            moved += move_invitations(
+                uow,
+                (invitations.c.state == state.value) & (invitations.c.expires_at <= now),
+                InvitationState.EXPIRED,
+                reason,
+            )
         drop_invited_contacts(uow, moved)
         uow.commit()
     if moved:

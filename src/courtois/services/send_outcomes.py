@@ -3,6 +3,9 @@
 Temporary refusals are retried with exponential backoff and jitter until a deadline; a
 permanent refusal fails the message, and one that says the address is dead suppresses it
 for good; a broken transaction after the body left is `unknown`, for a person to resolve.
+A fault of our own relay's session (unreachable, TLS or AUTH failing, 530, MAIL refused for
+now) is retried with the same backoff but no deadline: it says nothing of the recipient, so
+it never fails, bounces or suppresses anything; the invitation's expiry and stops end it.
 """
 
 from __future__ import annotations
@@ -225,7 +228,10 @@ def _record(
 ) -> None:
     """One refused or unsettled claim's outcome, inside the batch's transaction."""
     report.note(problem_of(delivery))
-    if delivery.result is SendResult.TEMPORARY:
+    if delivery.result is SendResult.TEMPORARY and delivery.session:
+        _wait_for_relay(uow, claim, delivery, now, rng)
+        report.retried += 1
+    elif delivery.result is SendResult.TEMPORARY:
         # Counted from the first attempt (this one, when the carrier had none), not from
         # creation: a reminder or a deferred invitation is first tried days after it is made.
         first_attempt = claim.carrier.first_attempt_at or now
@@ -257,6 +263,37 @@ def _record(
             lease_until=None,
         )
         report.unknown += 1
+
+
+def _wait_for_relay(
+    uow: UnitOfWork, claim: Claim, delivery: Delivery, now: datetime, rng: random.Random
+) -> None:
+    """A claim the relay's session failed: scheduled again after the usual backoff, and
+    the time from this try's due instant to the next one's kept off the retry deadline
+    (the carrier's first attempt moved on by as much; none when it had none before this
+    claim), so days of a broken relay never fail a recipient's greylisting afterwards."""
+    retry_at = now + retry_delay(claim.carrier.attempts + 1, rng)
+    said = f"{delivery.code} {_reply(delivery)}" if delivery.code else _reply(delivery)
+    carrier = claim.carrier
+    first = carrier.first_attempt_at
+    if first is not None:
+        first += retry_at - min(carrier.scheduled_at or now, now)
+    # The carrier first, with its deadline's start; the messages it carried keep theirs.
+    for ids, values in (
+        ([carrier.id], {"first_attempt_at": first}),
+        ([m.id for m in claim.messages if m.id != carrier.id], {}),
+    ):
+        set_messages(
+            uow,
+            ids,
+            MessageState.SENDING,
+            MessageState.SCHEDULED,
+            f"relay fault: {said}",
+            scheduled_at=retry_at,
+            lease_until=None,
+            carried_by=None,
+            **values,
+        )
 
 
 def _sent(

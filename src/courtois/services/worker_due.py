@@ -92,6 +92,8 @@ class Due:
     locale: str | None = None
     # When it was first claimed; None until then.
     first_attempt_at: datetime | None = None
+    # When it fell due this time: a relay fault holds the retry deadline from then on.
+    scheduled_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ _COLUMNS = (
         messages.c.created_at,
         messages.c.attempts,
         messages.c.first_attempt_at,
+        messages.c.scheduled_at,
         invitations.c.consent_id,
         invitations.c.address,
         invitations.c.remind_at,
@@ -183,6 +186,7 @@ def due_messages(
             attempts=r.attempts,
             locale=r.locale,
             first_attempt_at=r.first_attempt_at,
+            scheduled_at=r.scheduled_at,
         )
         for r in batch
     ]

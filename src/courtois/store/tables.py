@@ -169,6 +169,8 @@ messages = Table(
     Column("sent_at", UTCDateTime, nullable=True),
     Column("lease_until", UTCDateTime, nullable=True),
     # When it was first claimed: temporary refusals are retried until a deadline from then.
+    # Time lost to our own relay's faults moves it on (none before a first real try), so
+    # that time never counts toward the deadline (`send_outcomes`).
     Column("first_attempt_at", UTCDateTime, nullable=True),
     # The digest message that carried this one, when several invitations left as one email.
     Column("carried_by", ID, nullable=True),

@@ -182,7 +182,9 @@ class StoreCollector:
 
     def _latencies(self, connection: Connection, now: datetime) -> list[float]:
         # Emails sent in the window, from when each fell due: a retry moves scheduled_at
-        # past the first attempt, which was made when the email fell due.
+        # past the first attempt, which was made when the email fell due. Time lost to our
+        # own relay's faults is not counted (it moves the first attempt on): the relay's
+        # outages show in the queue's depth and the worker's problems instead.
         rows = connection.execute(
             select(messages.c.scheduled_at, messages.c.first_attempt_at, messages.c.sent_at).where(
                 messages.c.state == MessageState.SENT.value,
