@@ -56,6 +56,49 @@ def test_a_repeated_invitation_returns_the_first_answer_and_writes_nothing(api: 
     assert fresh.status_code == 201
 
 
+def test_a_repeat_after_the_members_language_changed_gets_the_first_answer(api: Api) -> None:
+    """Lea (French) invites with a key; her language is then English, so the consent
+    sentence a new preview would give is English. Her platform retries the same request:
+    it was recorded, and gets its first answer, not consent-mismatch. Also when this
+    layer's copy of the key is gone (released by an error after the invitation was
+    recorded): `invite` itself answers a repeat before checking it against what it would
+    send now, and still refuses the key with other words."""
+    lea = {"id": "lea", "email": "lea@members.example", "name": "Léa", "locale": "fr"}
+    api.ok(api.post("/v1/members", lea))
+    emails = ["bo@example.org"]
+    shown = api.ok(
+        api.post("/v1/members/lea/invitations/preview", {"emails": emails, "locale": "fr"})
+    )
+    body = {
+        "emails": emails,
+        "locale": "fr",
+        "preview_hash": shown["preview_hash"],
+        "consent": {"text_shown": shown["consent_text"]},
+    }
+    path = "/v1/members/lea/invitations"
+    first = api.post(path, body, key="k1")
+    assert first.status_code == 201, first.text
+    api.ok(api.post("/v1/members", {**lea, "locale": "en"}))
+    written = counts(api.ctx, EVERY_TABLE)
+    api.clock.advance(minutes=3)
+    again = api.post(path, body, key="k1")
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert again.headers["idempotent-replayed"] == "true"
+    with api.ctx.engine.begin() as connection:
+        connection.execute(
+            idempotency_keys.delete().where(idempotency_keys.c.scope == api_scope("POST", path))
+        )
+    retried = api.post(path, body, key="k1")
+    assert (retried.status_code, retried.json()) == (201, first.json())
+    with api.ctx.engine.begin() as connection:
+        connection.execute(
+            idempotency_keys.delete().where(idempotency_keys.c.scope == api_scope("POST", path))
+        )
+    other = api.post(path, {**body, "note": "Viens !"}, key="k1")
+    problem(other, 409, "idempotency-key-reused")
+    assert counts(api.ctx, EVERY_TABLE) == written
+
+
 def test_repeated_imports_answer_the_first_report_json_or_file(api: Api) -> None:
     book = {"contacts": [{"email": "bo@example.org"}, {"email": "cy@example.org"}]}
     first = api.ok(api.post("/v1/members/ana/imports", book, key="import-1"))

@@ -68,9 +68,10 @@ END:VCARD""",
 }
 
 EXPECTED_CONTACTS = {
-    ("zoe@example.org", "Zoé Brontë", "/ana/contacts/zoe.vcf"),
-    ("zoe.bronte@work.example", "Zoé Brontë", "/ana/contacts/zoe.vcf"),
-    ("z@example.net", "Zoé Brontë", "/ana/contacts/zoe.vcf"),
+    # Each address of a card with several has its own place, as in a vCard file.
+    ("zoe@example.org", "Zoé Brontë", "/ana/contacts/zoe.vcf, item 1"),
+    ("zoe.bronte@work.example", "Zoé Brontë", "/ana/contacts/zoe.vcf, item 2"),
+    ("z@example.net", "Zoé Brontë", "/ana/contacts/zoe.vcf, item 3"),
     ("bo@example.org", "Bo Li", "/ana/contacts/bo.vcf"),
     ("lee@example.jp", "李小龍 Søren", "/ana/contacts/søren.vcf"),
 }

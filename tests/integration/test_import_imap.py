@@ -74,15 +74,15 @@ Subject: Team news"""
     ),
 ]
 EXPECTED = [
-    ContactInput("eve@example.org", "", "message 4"),
-    ContactInput("fay@example.org", "Fay", "message 4"),
+    ContactInput("eve@example.org", "", "message 4, item 1"),
+    ContactInput("fay@example.org", "Fay", "message 4, item 2"),
     RecordProblem("message 3", "no address in To or Cc"),
-    ContactInput("lee@example.jp", "李小龍", "message 2"),
-    ContactInput("cy@example.com", "", "message 2"),
-    ContactInput("dee@example.net", "Dee, Jr.", "message 2"),
-    ContactInput("zoe@example.org", "Zoé Brönte", "message 1"),
-    ContactInput("bo@example.org", "Bo Li", "message 1"),
-    ContactInput("andre@example.fr", "André Dürr", "message 1"),
+    ContactInput("lee@example.jp", "李小龍", "message 2, item 1"),
+    ContactInput("cy@example.com", "", "message 2, item 2"),
+    ContactInput("dee@example.net", "Dee, Jr.", "message 2, item 3"),
+    ContactInput("zoe@example.org", "Zoé Brönte", "message 1, item 1"),
+    ContactInput("bo@example.org", "Bo Li", "message 1, item 2"),
+    ContactInput("andre@example.fr", "André Dürr", "message 1, item 3"),
 ]
 # Addresses the reader must never return: bodies, Bcc, other headers, other folders.
 NEVER = [
@@ -408,10 +408,11 @@ def test_bad_settings_are_refused_at_once(options: dict[str, object]) -> None:
 
 
 def by_message(items: list[ContactInput | RecordProblem | ReadLimit]) -> dict[str, list[object]]:
+    """What each message yielded, in order, by message ("message 2", whatever its item)."""
     found: dict[str, list[object]] = {}
     for item in items:
         assert not isinstance(item, ReadLimit)
-        found.setdefault(item.where, []).append(
+        found.setdefault(item.where.partition(", item ")[0], []).append(
             (item.email, item.name) if isinstance(item, ContactInput) else item.reason
         )
     return found
@@ -448,6 +449,24 @@ def test_raw_latin1_names_are_read_as_windows_1252(mail: ImapServer) -> None:
     items = by_message(list(read(mail, "dee")))["message 4"]
 
     assert items == [("andre.raw@example.fr", "André Dürr")]
+
+
+def test_each_address_of_a_message_has_its_own_place(mail: ImapServer) -> None:
+    """Several addresses of one message are "message 2, item 1", "message 2, item 2"...,
+    numbered among the addresses read (a problem is placed at the message); a message with
+    one address is the message alone."""
+    places = [
+        (item.where, item.email) for item in read(mail, "dee") if isinstance(item, ContactInput)
+    ]
+    found = dict(places)
+    assert len(found) == len(places), "two addresses share a place"
+    assert [where for where, _ in places if where.startswith("message 2")] == [
+        "message 2, item 1",
+        "message 2, item 2",
+    ]
+    assert found["message 3, item 1"] == "=?utf-8?q?x=2Ey?=@example.org"
+    assert found["message 4"] == "andre.raw@example.fr"
+    assert found[f"message 1, item {len(BEFORE_THE_CUT)}"] == BEFORE_THE_CUT[-1]
 
 
 def import_sent(ctx: Context, mail: ImapServer, user: str, **options: Any) -> ImportReport:
@@ -495,7 +514,7 @@ def test_what_the_header_parser_alone_gets_wrong_is_stored_right_or_refused(
         ("message 1", CUT_OFF),
         ("message 2", UNREADABLE),
         (
-            "message 3",
+            "message 3, item 1",
             "invalid address: Not a valid email address: it holds an encoded word (=?).",
         ),
     }

@@ -250,6 +250,84 @@ def test_an_idempotency_key_replays_the_first_answer_and_creates_nothing(ctx: Co
     assert count(ctx, consents) == 2
 
 
+@pytest.mark.parametrize("change", ["language", "name", "policy"])
+def test_a_repeat_gets_the_first_answer_whatever_would_be_refused_now(
+    ctx: Context, change: str
+) -> None:
+    """Recorded, then the member's language (the consent sentence's), their name (the
+    email's) or the operator's policy (no more reminders) changed: the same request with
+    the same key was done, and is answered so, not refused as stale (invariant 8)."""
+    add_members(ctx)
+    register_member(ctx, "ana", "ana@example.com", "Ana", "fr", T0)
+    request = request_for(ctx, "ana", [BO, CY], reminders=1, locale="fr")
+    first = invite(ctx, request, T0, idempotency_key="retry-1")
+    after_first = counts(ctx)
+    later = T0 + timedelta(minutes=2)
+    if change == "language":
+        register_member(ctx, "ana", "ana@example.com", "Ana", "en", later)
+    elif change == "name":
+        register_member(ctx, "ana", "ana@example.com", "Ana Lima", "fr", later)
+    else:
+        policy = dataclasses.replace(ctx.settings.policy, reminder_cap=0)
+        ctx = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, policy=policy))
+    written = counts(ctx)
+    assert invite(ctx, request, later, idempotency_key="retry-1") == first
+    assert counts(ctx) == written
+    assert (written["consents"], written["invitations"]) == (
+        after_first["consents"],
+        after_first["invitations"],
+    )
+    # Without the key it is a new request, checked against what it would send now.
+    with pytest.raises((Conflict, InvalidInput)):
+        invite(ctx, request, later)
+
+
+def test_the_same_key_with_other_words_is_a_reused_key_not_a_repeat(ctx: Context) -> None:
+    """The note and the language asked for are part of the request: with the first
+    request's preview hash and sentence but other words, the same key is refused as
+    reused (answered before any check, a stale hash must not pass for a repeat)."""
+    add_members(ctx)
+    request = request_for(ctx, "ana", [BO], note="first note")
+    invite(ctx, request, T0, idempotency_key="words-1")
+    before = counts(ctx)
+    for other in (
+        dataclasses.replace(request, note="another note"),
+        dataclasses.replace(request, locale="fr"),
+    ):
+        with pytest.raises(Conflict) as raised:
+            invite(ctx, other, T0, idempotency_key="words-1")
+        assert "key" in raised.value.details
+    assert counts(ctx) == before
+
+
+def test_an_answer_kept_by_the_earlier_release_is_still_replayed(ctx: Context) -> None:
+    """Answers stored before the fingerprint took in the note and the language (kept a
+    day): the same request still gets its answer, once checked as that release did."""
+    from courtois.services.idempotency import request_hash
+
+    add_members(ctx)
+    request = request_for(ctx, "ana", [BO], note="first note")
+    first = invite(ctx, request, T0, idempotency_key="old-1")
+    (digest,) = [r.recipient_digest for r in rows(ctx, invitations)]
+    earlier = request_hash(
+        {
+            "member": "ana",
+            "emails": [digest],
+            "hash": request.preview_hash,
+            "reminders": 0,
+            "text": request.consent.text_shown,
+        }
+    )
+    with ctx.engine.begin() as connection:
+        connection.execute(idempotency_keys.update().values(request_hash=earlier))
+    before = counts(ctx)
+    assert invite(ctx, request, T0, idempotency_key="old-1") == first
+    with pytest.raises(Conflict) as raised:
+        invite(ctx, dataclasses.replace(request, note="other"), T0, idempotency_key="old-1")
+    assert "preview_hash" in raised.value.details
+    assert counts(ctx) == before
+
+
 def test_a_double_click_racing_the_first_request_gets_the_first_answer(ctx: Context) -> None:
     """Both clicks arrive while the first is still in flight: the repeat must wait for the
     first answer, not invite again nor fail on the stored key (invariant 8)."""

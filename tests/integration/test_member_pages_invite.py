@@ -11,6 +11,7 @@ import re
 from dataclasses import replace
 from html import unescape
 
+import pytest
 from member_pages_support import (
     MemberBrowser,
     add_member,
@@ -232,6 +233,34 @@ def test_a_stale_preview_is_shown_again_instead_of_sending(ctx: Context) -> None
     assert sent.status_code == 200
     (consent,) = rows(ctx, consents)
     assert consent.preview_hash == expected.preview_hash
+
+
+@pytest.mark.parametrize("change", ["language", "name"])
+def test_a_repeated_send_shows_what_was_recorded_after_the_words_changed(
+    ctx: Context, change: str
+) -> None:
+    """Marie (French) sent; then her language (so the consent sentence's) or her name (so
+    the email's) changed, she chose the same person again and the browser posts the same
+    form again: it was recorded, so the page shows that, not a new preview saying that
+    nothing was sent (invariant 8)."""
+    add_member(ctx, "marie", "fr")
+    import_some(ctx, "marie", 2)
+    with signed_in(ctx, "marie") as marie:
+        _choose_first(marie, 1)
+        form = consent_form(_preview(marie, locale="fr"))
+        first = marie.post("/member/invite/send", form)
+        assert first.status_code == 200, first.text
+        if change == "language":
+            register_member(ctx, "marie", "marie@members.example", "Ana Lima", "en", T0)
+        else:
+            register_member(ctx, "marie", "marie@members.example", "Marie Curie", "fr", T0)
+        _choose_first(marie, 1)
+        again = marie.post("/member/invite/send", form)
+    assert again.status_code == 200, again.text
+    (consent,) = rows(ctx, consents)
+    assert f"/member/consents/{consent.id}/revoke" in again.text
+    assert count(ctx, invitations) == 1
+    assert contact_ids(ctx, "marie", selected=True) == []
 
 
 def test_a_changed_choice_is_shown_again_instead_of_sending(ctx: Context) -> None:

@@ -20,6 +20,7 @@ from courtois.domain.errors import InvalidInput
 from courtois.importers.deadline import DEFAULT_DEADLINE, Deadline
 from courtois.importers.hosts import HostCheck
 from courtois.importers.http_deadline import DeadlineTransport
+from courtois.importers.values import item_places
 from courtois.importers.vcard import read_vcards
 from courtois.importers.webdav import (
     ADDRESSBOOK_QUERY,
@@ -113,20 +114,32 @@ def _read(
 
 
 def _cards_of(response: DavResponse, where: str) -> Iterator[ContactInput | RecordProblem]:
-    """The vCard reader's findings for one resource, each pointing at the resource."""
+    """The vCard reader's findings for one resource, each pointing at the resource: its
+    addresses, when it holds several, as "/books/ana/1.vcf, item 2" (`item_places`, as a
+    vCard file names the items of a card), so that a report listing two of them does not
+    read as the same place twice."""
     data = response.text_of(f"{CARDDAV}address-data")
     if not data:
         yield RecordProblem(where=where, reason="the server sent no vCard data for this entry")
         return
+    # One resource is already whole in memory (`data`): its findings are counted before
+    # any is placed.
+    found: list[ContactInput | RecordProblem] = []
+    refused = None
     try:
-        for item in read_vcards(io.BytesIO(data.encode("utf-8"))):
-            if isinstance(item, ContactInput):
-                yield ContactInput(email=item.email, name=item.name, where=where)
-            else:
-                yield RecordProblem(where=where, reason=item.reason)
+        found.extend(read_vcards(io.BytesIO(data.encode("utf-8"))))
     except InvalidInput as refusal:
         # One entry that is not a vCard must not stop the import of the others.
-        yield RecordProblem(where=where, reason=refusal.message)
+        refused = RecordProblem(where=where, reason=refusal.message)
+    addresses = sum(isinstance(item, ContactInput) for item in found)
+    places = iter(item_places(where, addresses))
+    for item in found:
+        if isinstance(item, ContactInput):
+            yield ContactInput(email=item.email, name=item.name, where=next(places))
+        else:
+            yield RecordProblem(where=where, reason=item.reason)
+    if refused is not None:
+        yield refused
 
 
 def _address_books(dav: _Dav, start: httpx.URL) -> list[httpx.URL]:

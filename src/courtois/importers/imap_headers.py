@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from courtois.domain.contacts import ContactInput, RecordProblem
 from courtois.importers.address_lists import RawAddress, split_address_list
 from courtois.importers.decoding import fix_text
+from courtois.importers.values import item_places
 
 # The most of a message's To and Cc fields read. Fields that fill it were cut there: their
 # last address may be cut too ("carol@example.co"), and is never imported.
@@ -34,8 +35,11 @@ _ADDRESS_FIELDS = ("to", "cc")
 
 
 def addresses_of(raw: bytes, where: str, *, cut: bool) -> Iterator[ContactInput | RecordProblem]:
-    """Each address of the fields, in the order written, all placed at `where`; `cut` says
-    the fields filled HEADER_BYTES, so that the last one is left out and said to be."""
+    """Each address of the fields, in the order written, placed at `where` ("message 12"),
+    or at "message 12, item 3" when the message yields several (`item_places`, as a vCard
+    names the items of a card), so that a report listing two of them does not read as the
+    same place twice; problems are placed at the message. `cut` says the fields filled
+    HEADER_BYTES, so that the last one is left out and said to be."""
     fields = _FIELDS.parsestr(raw.decode("utf-8", "surrogateescape"), headersonly=True)
     written = [
         address
@@ -45,14 +49,17 @@ def addresses_of(raw: bytes, where: str, *, cut: bool) -> Iterator[ContactInput 
     ]
     if cut and written:
         written.pop()  # where the bound cut the fields: perhaps half an address
-    yielded = False
-    for address in written:
-        for item in _parsed(address, where):
-            yielded = True
+    # At most HEADER_BYTES of fields: their findings are counted before any is placed.
+    found = [item for address in written for item in _parsed(address, where)]
+    places = iter(item_places(where, sum(isinstance(i, ContactInput) for i in found)))
+    for item in found:
+        if isinstance(item, ContactInput):
+            yield ContactInput(email=item.email, name=item.name, where=next(places))
+        else:
             yield item
     if cut:
         yield RecordProblem(where=where, reason=CUT_OFF)
-    elif not yielded:
+    elif not found:
         yield RecordProblem(where=where, reason=NONE_FOUND)
 
 

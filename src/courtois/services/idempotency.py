@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -57,21 +58,32 @@ def request_hash(payload: Any) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A stored answer, and whether the request matched the fingerprint an earlier release
+    wrote (`find_answer`'s `earlier`) rather than this release's."""
+
+    answer: dict[str, Any]
+    by_earlier_fingerprint: bool = False
+
+
 def find_answer(
-    connection: Connection, scope: str, key: str, payload_hash: str
-) -> dict[str, Any] | None:
-    """The stored answer for this key, or None; a key reused for another request is refused."""
+    connection: Connection, scope: str, key: str, payload_hash: str, earlier: str | None = None
+) -> Found | None:
+    """The stored answer for this key, or None; a key reused for another request is refused.
+    `earlier` is the request's fingerprint as an earlier release computed it, for the
+    answers it stored (kept a day) when this release fingerprints more of the request."""
     if len(key) > MAX_KEY_LENGTH or not key:
         raise Conflict("An Idempotency-Key is 1 to 200 characters.", {"key": "bad length"})
     row = connection.execute(_FIND, {"b_scope": scope, "b_key": key}).first()
     if row is None:
         return None
-    if row.request_hash != payload_hash:
-        raise Conflict(
-            "This Idempotency-Key was already used for a different request.", {"key": key}
-        )
     answer: dict[str, Any] = row.response
-    return answer
+    if row.request_hash == payload_hash:
+        return Found(answer)
+    if earlier is not None and row.request_hash == earlier:
+        return Found(answer, by_earlier_fingerprint=True)
+    raise Conflict("This Idempotency-Key was already used for a different request.", {"key": key})
 
 
 def store_answer(

@@ -127,6 +127,42 @@ def _isoformat(at: datetime | None) -> str | None:
     return None if at is None else at.isoformat()
 
 
+def _fingerprint(
+    member_id: str, digests: list[str], request: InviteRequest, text_shown: str
+) -> str:
+    """What tells a repeat from another request under the same key: the recipients and
+    everything the member agreed to, as sent. The note and the language asked for are in
+    it, as the preview hash stands for them only once checked against them, and a repeat
+    is answered before any check (so a stale hash sent with other words is no repeat)."""
+    return request_hash(
+        {
+            "member": member_id,
+            "emails": digests,
+            "hash": request.preview_hash,
+            "reminders": request.reminders,
+            "text": text_shown,
+            "note": request.note,
+            "locale": request.locale,
+        }
+    )
+
+
+def _earlier_fingerprint(
+    member_id: str, digests: list[str], request: InviteRequest, text_shown: str
+) -> str:
+    """The fingerprint of the releases before `_fingerprint` took in the note and the
+    language, for the answers they stored (kept a day after the upgrade, no longer)."""
+    return request_hash(
+        {
+            "member": member_id,
+            "emails": digests,
+            "hash": request.preview_hash,
+            "reminders": request.reminders,
+            "text": text_shown,
+        }
+    )
+
+
 def recipient_count(emails: tuple[str, ...]) -> int:
     """How many distinct people these addresses name (Ana@ and ana@ are one)."""
     return len(_parse_all(emails))
@@ -136,7 +172,8 @@ def invite(
     ctx: Context, request: InviteRequest, now: datetime, idempotency_key: str | None = None
 ) -> dict[str, Any]:
     """Check the request whole, then in one transaction: record the consent, decide for
-    each recipient at the queue stage, and schedule what may go after the undo window."""
+    each recipient at the queue stage, and schedule what may go after the undo window.
+    A repeat under the same key gets the first answer, whatever would be refused now."""
     # The addresses are parsed and digested before the transaction, so its locks are not
     # held for it; an unknown member is still refused first (the member is read under its
     # lock), and invalid addresses right after.
@@ -152,16 +189,31 @@ def invite(
         member = lock_and_get_member(conn, request.member_id)
         if invalid is not None:
             raise invalid
+        text_shown = request.consent.text_shown.strip()
+        if not text_shown:
+            raise InvalidInput(
+                "The consent text shown to the member is required.", {"consent": "empty"}
+            )
+        digests = sorted(by_digest)
+        payload_hash = _fingerprint(member.id, digests, request, text_shown)
+        scope = invite_scope(member.id)
+        # A repeat gets its first answer before the request is checked against what it
+        # would send now: since it was recorded, the member's language (the consent
+        # sentence's), their name, the policy or the release's words may have changed, and
+        # a retry of what was done must not be told that nothing was (invariant 8). The
+        # key is looked up under the member's lock: a retry racing the first request waits
+        # for it, then finds its answer instead of inviting a second time.
+        found = None
+        if idempotency_key is not None:
+            earlier = _earlier_fingerprint(member.id, digests, request, text_shown)
+            found = find_answer(conn, scope, idempotency_key, payload_hash, earlier)
+            if found is not None and not found.by_earlier_fingerprint:
+                return found.answer
         rendered, locale = render_for(ctx, member, request.note, request.locale, request.reminders)
         if request.preview_hash != rendered.preview_hash:
             raise Conflict(
                 "The message changed since it was previewed; preview it again before consenting.",
                 {"preview_hash": "stale"},
-            )
-        text_shown = request.consent.text_shown.strip()
-        if not text_shown:
-            raise InvalidInput(
-                "The consent text shown to the member is required.", {"consent": "empty"}
             )
         # The sentence the member read, in their own language (the email may be in another).
         expected = consent_text(ctx, consent_language(member), len(addresses), request.reminders)
@@ -170,22 +222,10 @@ def invite(
                 "The consent text does not match what this request would send.",
                 {"consent.text_shown": expected},
             )
-        payload_hash = request_hash(
-            {
-                "member": member.id,
-                "emails": sorted(by_digest),
-                "hash": request.preview_hash,
-                "reminders": request.reminders,
-                "text": text_shown,
-            }
-        )
-        scope = invite_scope(member.id)
-        # The key is looked up under the member's lock: a retry racing the first request
-        # waits for it, then finds its answer instead of inviting a second time.
-        if idempotency_key is not None:
-            answer = find_answer(conn, scope, idempotency_key, payload_hash)
-            if answer is not None:
-                return answer
+        if found is not None:
+            # Kept by the earlier release, whose fingerprint leaves out the note and the
+            # language: only the checks tell that this is the request it answered.
+            return found.answer
         locked = lock_recipients(conn, by_digest)
         consent = Consent(
             id=new_id(),

@@ -266,7 +266,8 @@ def create_invitations(
 ) -> JSONResponse:
     """Record the consent to the previewed message and decide for each recipient. A
     `preview_hash` or `consent.text_shown` that does not match what this request would
-    send is refused (409): preview again."""
+    send is refused (409): preview again. A repeat of a recorded request with its
+    `Idempotency-Key` gets the first answer, even where the check would now refuse it."""
     check_invitees(body.emails)
     invite_request = InviteRequest(
         member_id=member_id,
@@ -311,6 +312,14 @@ def _invite(ctx: Context, request: InviteRequest, now: datetime, key: str | None
                 raise Problem(409, "stale-preview", error.message, error.details) from None
             if "consent.text_shown" in error.details:
                 raise Problem(409, "consent-mismatch", error.message, error.details) from None
+            if "key" in error.details:
+                # As the web layer says it when its own copy of the key tells the same.
+                raise Problem(
+                    409,
+                    "idempotency-key-reused",
+                    error.message,
+                    {"Idempotency-Key": "used for a different request"},
+                ) from None
             raise
     return InviteOut.model_validate(answer).model_dump(mode="json")
 
