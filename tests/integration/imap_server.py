@@ -79,8 +79,14 @@ class ImapServer:
         return ssl.create_default_context(cafile=str(self.certificate))
 
     def mark(self) -> Mark:
-        """Where the records stand now, to read only what a later session adds."""
-        return Mark(sessions=set(self.rawlog.glob("*.in")), logouts=len(self.logouts()))
+        """Where the records stand now, to read only what a later session adds. A session
+        that ended just before (a fixture's) may not have logged its end yet: wait for it,
+        or the next session's wait would be answered by that line."""
+        sessions = set(self.rawlog.glob("*.in"))
+        deadline = time.monotonic() + 5
+        while len(self.logouts()) < len(sessions) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return Mark(sessions=sessions, logouts=len(self.logouts()))
 
     def commands_since(self, mark: Mark) -> list[str]:
         """What the one session since `mark` sent after login, once it has ended."""
