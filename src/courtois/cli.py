@@ -20,6 +20,7 @@ from rich.table import Table
 
 from courtois.bootstrap import bootstrap
 from courtois.domain.errors import DomainError, InvalidInput
+from courtois.domain.ledger import ChainReport
 from courtois.policy.verdict import Decision
 from courtois.services.context import Context
 from courtois.services.worker_due import Shard
@@ -455,7 +456,8 @@ def audit_verify(
         Path | None,
         typer.Option(
             "--file",
-            help="Check an `audit export` file instead of the database (no configuration needed).",
+            help="Check an `audit export` file instead of the database (no configuration "
+            "needed); a file with no entry is refused: it proves nothing.",
         ),
     ] = None,
     as_json: JsonOpt = False,
@@ -479,9 +481,16 @@ def audit_verify(
         "problem": report.problem,
         "last_hash": report.last_hash if report.ok else None,
     }
-    emit(as_json, data, lambda: show_facts("ledger intact" if report.ok else "ledger BROKEN", data))
+    emit(as_json, data, lambda: show_facts(_verdict(report), data))
     if not report.ok:
-        fail(f"ledger broken at entry {report.first_broken_seq}: {report.problem}")
+        fail(report.refusal)
+
+
+def _verdict(report: ChainReport) -> str:
+    """The title of a report for people: intact, broken, or (an empty file) unverified."""
+    if report.ok:
+        return "ledger intact"
+    return "ledger BROKEN" if report.first_broken_seq is not None else "ledger NOT VERIFIED"
 
 
 @audit_app.command("export")
@@ -623,12 +632,14 @@ def demo(
 
 def main() -> None:
     """Entry point of the `courtois` script."""
-    # Imported here, not at the top: cli_bounces and cli_imports reuse this module's helpers.
+    # Imported here, not at the top: the cli_* modules reuse this module's helpers.
     from courtois.cli_bounces import bounces_app
     from courtois.cli_imports import import_command
+    from courtois.cli_restore import reapply_stops_command
     from courtois.cli_simulate import simulate_command
 
     app.add_typer(bounces_app, name="bounces")
+    audit_app.command("reapply-stops")(reapply_stops_command)
     app.command("import")(import_command)
     app.command("simulate")(simulate_command)
     sys.exit(_invoke())

@@ -4,13 +4,18 @@ shown, pages of invitations, withdraw, revoke, and the refusals each with its ow
 from __future__ import annotations
 
 import dataclasses
+import re
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from api_support import Api, add_member, preview_and_invite, problem, running_api
 from support import MEMBER_RULE_CODES, WRITTEN_BY_INVITE, counts
 
+from courtois.domain.ids import new_id
 from courtois.services.context import Context
+from courtois.web.api.common import UUID_PATTERN
 
 
 @pytest.fixture
@@ -172,6 +177,38 @@ def test_withdraw_then_withdraw_again_and_unknown_ids(api: Api) -> None:
         response = api.post(path) if path.endswith("withdraw") else api.get(path)
         body = problem(response, 404, "invitation-not-found")
         assert body["detail"] == "No such invitation."
+
+
+def test_ids_outside_the_documented_form_are_answered_as_unknown_ids(api: Api) -> None:
+    """The document gives the form of the ids courtois makes; every id it makes has that
+    form, and a value of another form is answered exactly as an unknown id is (404, the
+    same problem), so the answer tells nothing about why nothing was found."""
+    answer = preview_and_invite(api, ["bo@example.org"])
+    made = [answer["consent_id"], *(i["id"] for i in answer["invitations"])]
+    made += [new_id() for _ in range(200)] + [str(uuid.uuid4()) for _ in range(200)]
+    form = re.compile(UUID_PATTERN)
+    assert all(form.fullmatch(i) for i in made)
+    paths = api.ok(api.get("/openapi.json"))["paths"]
+    for path, name in (
+        ("/v1/invitations/{invitation_id}", "invitation_id"),
+        ("/v1/invitations/{invitation_id}/withdraw", "invitation_id"),
+        ("/v1/consents/{consent_id}", "consent_id"),
+        ("/v1/consents/{consent_id}/revoke", "consent_id"),
+    ):
+        for operation in paths[path].values():
+            (parameter,) = (p for p in operation["parameters"] if p["name"] == name)
+            assert parameter["schema"]["pattern"] == UUID_PATTERN
+
+    def answers(kind: str, path: str) -> list[dict[str, Any]]:
+        action = "/withdraw" if kind == "invitation" else "/revoke"
+        asked = (api.get(path), api.post(path + action))
+        return [problem(response, 404, f"{kind}-not-found") for response in asked]
+
+    unknown = str(uuid.uuid4())
+    for kind, path in (("invitation", "/v1/invitations/"), ("consent", "/v1/consents/")):
+        expected = answers(kind, path + unknown)
+        for other in ("nope", "zz-zz", "0" * 37, "g" * 64, "1%20OR%201=1", "%C3%A9"):
+            assert answers(kind, path + other) == expected, other
 
 
 def test_revoking_a_consent_stops_what_is_unsent_once(api: Api) -> None:

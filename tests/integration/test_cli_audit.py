@@ -5,13 +5,16 @@ no partial file behind."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
-from test_cli import NOW, assert_refused, courtois, environment, in_parallel, ok
+from test_cli import EXECUTABLE, NOW, assert_refused, courtois, environment, in_parallel, ok
 
+NO_ENTRY = "the file holds no ledger entry (an export that failed writes none)"
 TAMPERINGS = [
     ("update ledger set at = 'garbage' where seq = 3", "its time is not a date"),
     ("update ledger set at = '2026-13-45 99:00:00' where seq = 3", "its time is not a date"),
@@ -101,3 +104,51 @@ def test_export_to_a_file_is_whole_or_absent(history: Path, tmp_path: Path) -> N
     lines = (tmp_path / "whole.jsonl").read_text(encoding="utf-8").splitlines()
     assert written == {"entries": len(lines), "output": str(tmp_path / "whole.jsonl")}
     assert ok(env, "audit", "verify", "--file", str(tmp_path / "whole.jsonl"), "--json")["ok"]
+
+
+def test_a_file_with_no_entry_is_not_verified(tmp_path: Path) -> None:
+    """The output of an `audit export > file` that failed is empty, and an empty file proves
+    nothing: it is refused in one line, never reported intact. The database's own check of
+    an empty ledger passes, since its head row records that no entry was ever written."""
+    never = environment(f"sqlite:///{tmp_path / 'never.db'}")
+    failed = tmp_path / "failed.jsonl"
+    with failed.open("w", encoding="utf-8") as redirected:
+        done = subprocess.run(
+            [EXECUTABLE, "audit", "export"], env=never, stdout=redirected, check=False
+        )
+    assert done.returncode != 0
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text("\n  \n", encoding="utf-8")
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("COURTOIS_")}
+    for empty in (failed, blank):
+        refused = courtois(bare, "audit", "verify", "--file", str(empty), "--json")
+        line = assert_refused_after_report(refused)
+        assert line == "courtois: ledger not verified: " + NO_ENTRY
+        assert json.loads(refused.stdout) == {
+            "ok": False,
+            "entries": 0,
+            "first_broken_seq": None,
+            "problem": NO_ENTRY,
+            "last_hash": None,
+        }
+        told = courtois(bare, "audit", "verify", "--file", str(empty))
+        assert told.returncode == 1
+        assert "ledger NOT VERIFIED" in told.stdout
+
+    fresh = environment(f"sqlite:///{tmp_path / 'fresh.db'}")
+    ok(fresh, "migrate")
+    assert ok(fresh, "audit", "verify", "--json") == {
+        "ok": True,
+        "entries": 0,
+        "first_broken_seq": None,
+        "problem": None,
+        "last_hash": "0" * 64,
+    }
+
+
+def assert_refused_after_report(done: subprocess.CompletedProcess[str]) -> str:
+    """Exit 1 with exactly one line on stderr (the report itself went to stdout)."""
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -44,13 +45,13 @@ def environment(**extra: str) -> dict[str, str]:
 class Demo:
     """A running `courtois demo` and what it printed once stopped."""
 
-    def __init__(self, folder: Path, *extra: str) -> None:
+    def __init__(self, folder: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.folder = folder
         self.process = subprocess.Popen(
             [COURTOIS, "demo", "--port", str(self.port), "--data-dir", str(folder), *extra],
-            env=environment(),
+            env=env or environment(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -231,6 +232,47 @@ def test_a_second_start_keeps_its_keys_member_and_contacts_and_the_commands_reac
     assert "member 'demo' (kept), 6 contacts in the address book" in again.stdout
     assert SAMPLE_ADDRESSES[1] in listing
     assert json.loads(verified.stdout)["ok"] is True
+
+
+def test_the_commands_it_shows_run_as_shown_when_courtois_is_not_on_path(
+    tmp_path: Path,
+) -> None:
+    """After `make demo` courtois is in .venv/bin, on nobody's PATH: the commands the demo
+    prints and those its home page shows name it by its path, and run, as shown, in a
+    shell with that PATH."""
+    venv = Path(COURTOIS).parent.resolve()
+    kept = [
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if p and Path(p).resolve() != venv
+    ]
+    shell = environment(PATH=os.pathsep.join(kept))
+    demo = Demo(tmp_path / "demo", env=shell)
+    try:
+        demo.wait_ready()
+        home = unescape(httpx.get(f"{demo.base}/demo").text)
+        assert demo.terminate()[0] == 0
+    finally:
+        if demo.process.poll() is None:
+            demo.process.kill()
+            demo.process.communicate()
+    named = shlex.quote(COURTOIS)
+    printed = demo.stdout.splitlines()
+    start = next(i for i, line in enumerate(printed) if "export COURTOIS_CONFIG=" in line)
+    from_console = [line.strip() for line in printed[start : start + 2]]
+    assert from_console[1].startswith(f"{named} invite --member demo ")
+    shown = re.search(r"<pre>(export COURTOIS_CONFIG=.*?)</pre>", home, re.DOTALL)
+    assert shown is not None
+    from_page = [line for line in shown.group(1).splitlines() if " worker " not in line]
+    assert [line.split(" ")[0] for line in from_page[1:]] == [named, named]
+    for script in (from_console, from_page):
+        done = subprocess.run(
+            ["sh", "-c", "\n".join(script)],
+            env=shell,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, (script, done.stderr)
 
 
 def test_a_taken_port_is_refused_in_one_line(tmp_path: Path) -> None:

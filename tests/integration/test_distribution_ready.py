@@ -16,6 +16,7 @@ downgrade must give the rows back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -197,6 +198,35 @@ def test_every_table_is_ready_to_distribute(engine_at: EngineAt) -> None:
         "fk_consents_member_id_members": ("consents", "members", ["member_id"], ["id"]),
         "fk_contacts_member_id_members": ("contacts", "members", ["member_id"], ["id"]),
     }
+
+
+SCALING = Path(__file__).parents[2] / "docs" / "scaling.md"
+_TABLE_ROW = re.compile(r"^\| `(\w+)` \| by (recipient|member) \| `(\w+)` \|", re.MULTILINE)
+_DISTRIBUTE = re.compile(
+    r"^SELECT create_distributed_table\('(\w+)', '(\w+)'(?:, colocate_with => '(\w+)')?\);$",
+    re.MULTILINE,
+)
+
+
+def test_the_documented_sql_distributes_every_table_the_documentation_lists() -> None:
+    """docs/scaling.md's table and its `create_distributed_table` block name the same
+    tables, by the same columns, as the distribution checked above, each co-located with
+    the first table of its group, and parents before the tables pointing at them."""
+    text_ = SCALING.read_text(encoding="utf-8")
+    listed = {name: (group, column) for name, group, column in _TABLE_ROW.findall(text_)}
+    expected = {t: ("recipient", c) for t, c in BY_RECIPIENT.items()} | {
+        t: ("member", c) for t, c in BY_MEMBER.items()
+    }
+    assert listed == expected
+    statements = _DISTRIBUTE.findall(text_)
+    order = [name for name, _, _ in statements]
+    assert sorted(order) == sorted(expected), "every listed table distributed once"
+    for name, column, colocated in statements:
+        first = "recipients" if name in BY_RECIPIENT else "members"
+        assert column == KEYS[name], name
+        assert colocated == ("" if name == first else first), name
+        assert order.index(first) <= order.index(name), name
+    assert order.index("invitations") < order.index("messages")
 
 
 @pytest.fixture

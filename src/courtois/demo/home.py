@@ -4,6 +4,7 @@ so pages added to the product show up without touching the demo."""
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,13 @@ class DemoInfo:
     dkim_record_value: str
     worker_interval: float
     member: DemoMember = MEMBER
+    # How the printed commands name courtois (`demo.shell.courtois_command`).
+    command: str = "courtois"
+
+    @property
+    def config_word(self) -> str:
+        """The configuration file's path as one shell word."""
+        return shlex.quote(str(self.config_file))
 
 
 def demo_router(info: DemoInfo, redirect_root: bool) -> APIRouter:

@@ -27,6 +27,7 @@ from courtois.demo.folder import DemoFolder
 from courtois.demo.home import DemoInfo, demo_router
 from courtois.demo.routes import app_routes, flat_routes
 from courtois.demo.seed import MEMBER, SeedReport, demo_settings, seed
+from courtois.demo.shell import courtois_command
 from courtois.demo.worker_loop import WorkerLoop
 from courtois.domain.errors import InvalidInput
 from courtois.services.context import Context
@@ -105,6 +106,7 @@ def run_demo(options: DemoOptions, say: Callable[[str], None]) -> None:
             dkim_record_name=f"{settings.dkim_selector}._domainkey.{settings.dkim_domain}",
             dkim_record_value=f"v=DKIM1; k=rsa; p={folder.dkim_public_key()}",
             worker_interval=WORKER_INTERVAL,
+            command=courtois_command(),
         )
         app.include_router(demo_router(info, redirect_root))
         worker.start()
@@ -169,6 +171,7 @@ def _announce(
     )
     member = "created" if seeded.member_created else "kept"
     undo = settings.policy.undo_window_minutes
+    courtois = info.command
     lines = [
         f"courtois demo: platform {settings.platform_name!r}, member {MEMBER.id!r} "
         f"({member}), {imported}",
@@ -184,9 +187,9 @@ def _announce(
         "",
         f"Mail waits out the {undo}-minute undo window; the worker passes every "
         f"{WORKER_INTERVAL:g} s. To see it sooner, press 'Skip the undo window' on the outbox, or:",
-        f"  export COURTOIS_CONFIG={info.config_file}",
-        f"  courtois invite --member {MEMBER.id} --email someone@example.org",
-        f"  courtois worker --once --now \"$(date -u -d '+{undo} minutes' +%Y-%m-%dT%H:%M:%SZ)\"",
+        f"  export COURTOIS_CONFIG={info.config_word}",
+        f"  {courtois} invite --member {MEMBER.id} --email someone@example.org",
+        f"  {courtois} worker --once --now \"$(date -u -d '+{undo} minutes' +%Y-%m-%dT%H:%M:%SZ)\"",
         "",
         "Ctrl-C stops the demo.",
     ]

@@ -107,6 +107,14 @@ class ChainReport:
     problem: str | None = None
     last_hash: str = GENESIS_HASH
 
+    @property
+    def refusal(self) -> str:
+        """Why the chain cannot be trusted, in one line: its first broken entry, or (no
+        entry named: an empty export) why nothing could be checked."""
+        if self.first_broken_seq is None:
+            return f"ledger not verified: {self.problem}"
+        return f"ledger broken at entry {self.first_broken_seq}: {self.problem}"
+
 
 def verify_chain(entries: Iterable[LedgerEntry]) -> ChainReport:
     """Recompute every hash in order and stop at the first entry that does not match."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -176,11 +176,22 @@ def _exported_entry(line: str) -> LedgerEntry | None:
     return LedgerEntry(seq, at, event, payload, prev_hash, digest)
 
 
-def verify_export(lines: Iterable[str]) -> ChainReport:
+# An export with no entry proves nothing: the output of an `audit export > file` that
+# failed is just as empty.
+NO_ENTRY = "the file holds no ledger entry (an export that failed writes none)"
+
+
+def verify_export(
+    lines: Iterable[str], each: Callable[[LedgerEntry], None] | None = None
+) -> ChainReport:
     """Recompute the chain of an `audit export` file, with no database: what a third party
     holding only the file can check. The chain shows that nothing inside it was changed,
     removed or reordered; that nothing was cut from its end shows only against a last hash
-    taken from the live system (`audit verify` prints it), so publish or timestamp that."""
+    taken from the live system (`audit verify` prints it), so publish or timestamp that.
+    A file with no entry is not intact but unverified (`NO_ENTRY`, no entry named).
+
+    `each` sees every entry as it is read, before the chain has been checked past it: a
+    caller keeps what it saw only when the report is ok."""
 
     read = 0
 
@@ -193,10 +204,15 @@ def verify_export(lines: Iterable[str]) -> ChainReport:
             if entry is None:
                 raise UnreadableEntry(number, "not a ledger entry")
             read += 1
+            if each is not None:
+                each(entry)
             yield entry
 
     try:
-        return verify_chain(entries())
+        report = verify_chain(entries())
     except UnreadableEntry as unreadable:
         # verify_chain stops at the first bad entry, so every entry read before held.
         return ChainReport(False, read, read + 1, f"line {unreadable.seq} is not a ledger entry")
+    if report.ok and report.entries == 0:
+        return replace(report, ok=False, problem=NO_ENTRY)
+    return report

@@ -25,7 +25,9 @@ from courtois.web.problems import Problem, responses
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MEMBER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+# The ids courtois makes (UUIDs, `domain/ids.py`), as the document gives their form.
 UUID_PATTERN = r"^[0-9a-fA-F-]{1,36}$"
+_UUID = re.compile(UUID_PATTERN)
 
 T = TypeVar("T")
 
@@ -128,6 +130,25 @@ def not_found_as(kind: str) -> Iterator[None]:
         yield
     except NotFound:
         raise Problem(404, f"{kind}-not-found", f"No such {kind}.") from None
+
+
+def made_id(description: str) -> Any:
+    """A path parameter naming a row by an id courtois made. The document gives the ids'
+    form (`UUID_PATTERN`), but the route, not the schema, checks it (`require_made_id`): an
+    id of another form names nothing, and is answered as an unknown id is, 404, rather
+    than with a 422 that would tell it apart."""
+    return Path(
+        min_length=1,
+        max_length=64,
+        description=f"{description}: a UUID (a value of another form names nothing: 404).",
+        json_schema_extra={"pattern": UUID_PATTERN},
+    )
+
+
+def require_made_id(value: str) -> None:
+    """NotFound, inside `not_found_as`, for an id no row can have."""
+    if not _UUID.fullmatch(value):
+        raise NotFound("No such id.")
 
 
 def inline_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -5,21 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Path, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from courtois.domain.errors import Conflict
 from courtois.services.lifecycle import revoke_consent
 from courtois.services.listings import consent_detail
-from courtois.web.api.common import IdempotencyKey, not_found_as, v1_router
+from courtois.web.api.common import (
+    IdempotencyKey,
+    made_id,
+    not_found_as,
+    require_made_id,
+    v1_router,
+)
 from courtois.web.deps import Ctx, Now
 from courtois.web.idempotency import Answer, once
 from courtois.web.problems import Problem, responses
 
 router = v1_router("consents")
 
-ConsentId = Annotated[str, Path(min_length=1, max_length=64, description="Consent id.")]
+ConsentId = Annotated[str, made_id("Consent id")]
 
 
 class ConsentOut(BaseModel):
@@ -62,6 +68,7 @@ class Revoked(BaseModel):
 def read_consent(consent_id: ConsentId, ctx: Ctx) -> ConsentOut:
     """The consent record, as evidence of what the member agreed to."""
     with not_found_as("consent"):
+        require_made_id(consent_id)
         return ConsentOut.model_validate(consent_detail(ctx, consent_id))
 
 
@@ -78,6 +85,7 @@ def revoke(
 
     def action() -> Answer:
         with not_found_as("consent"):
+            require_made_id(consent_id)
             try:
                 counts = revoke_consent(ctx, consent_id, now)
             except Conflict as error:

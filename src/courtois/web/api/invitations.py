@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import Path, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
@@ -30,7 +30,9 @@ from courtois.web.api.common import (
     check_invitees,
     decode_cursor,
     encode_cursor,
+    made_id,
     not_found_as,
+    require_made_id,
     v1_router,
 )
 from courtois.web.deps import Ctx, Now
@@ -53,7 +55,7 @@ Status = Literal[
 # Kept as evidence, shown to admins: no NUL (PostgreSQL refuses one), line break or other
 # control character.
 NO_CONTROLS = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
-InvitationId = Annotated[str, Path(min_length=1, max_length=64, description="Invitation id.")]
+InvitationId = Annotated[str, made_id("Invitation id")]
 Emails = Annotated[list[str], Field(min_length=1, max_length=MAX_RECIPIENTS)]
 
 
@@ -368,6 +370,7 @@ def list_invitations(
 def read_invitation(invitation_id: InvitationId, ctx: Ctx) -> InvitationDetail:
     """Its state, each email it caused, and each decision with every rule's verdict."""
     with not_found_as("invitation"):
+        require_made_id(invitation_id)
         return InvitationDetail.model_validate(invitation_detail(ctx, invitation_id))
 
 
@@ -385,6 +388,7 @@ def withdraw_invitation(
 
     def action() -> Answer:
         with not_found_as("invitation"):
+            require_made_id(invitation_id)
             try:
                 state = withdraw(ctx, invitation_id, now)
             except Conflict as error:
