@@ -83,15 +83,12 @@ class StopsRead:
 
 
 class ForeignLedger(InvalidInput):
-    """The file is not this database's history."""
-
-    code = "foreign-ledger"
+    """The file is not this database's history (a command-line refusal: no API answers
+    it, so it keeps its parent's problem type)."""
 
 
 class BrokenExport(InvalidInput):
     """The file's chain does not hold, or it holds no entry."""
-
-    code = "broken-export"
 
     def __init__(self, report: ChainReport) -> None:
         super().__init__(f"{report.refusal}; nothing was applied")
