@@ -11,6 +11,7 @@ from babel.support import Translations
 
 from courtois.delivery import i18n as emails
 from courtois.domain.members import SUPPORTED_LOCALES
+from courtois.web.pages.weighted import weighted_items
 
 DOMAIN = "pages"
 DEFAULT_LOCALE = "en"
@@ -35,16 +36,7 @@ def from_accept_language(header: str | None) -> str | None:
     if not header:
         return None
     best: tuple[float, int, str] | None = None
-    for position, item in enumerate(header.split(",")[:32]):
-        tag, _, params = item.partition(";")
-        weight = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name.lower() == "q":
-                try:
-                    weight = float(value)
-                except ValueError:
-                    weight = 0.0
+    for position, (tag, weight) in enumerate(weighted_items(header)):
         language = _primary(tag)
         if weight <= 0 or language not in SUPPORTED_LOCALES:
             continue

@@ -17,6 +17,7 @@ from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException
 
 from courtois.web.pages.render import HEADERS, render_page
+from courtois.web.pages.weighted import weighted_items
 from courtois.web.problem_types import PROBLEM_TABLE
 
 router = APIRouter(include_in_schema=False)
@@ -29,17 +30,8 @@ def wants_json(accept: str | None) -> bool:
     """Whether the Accept header prefers JSON to HTML: a JSON type is named, with a weight
     above zero, and HTML is not named with a higher one."""
     weights: dict[str, float] = {}
-    for item in (accept or "").split(",")[:32]:
-        media, _, params = item.partition(";")
-        weight = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name.lower() == "q":
-                try:
-                    weight = float(value)
-                except ValueError:
-                    weight = 0.0
-        media = media.strip().lower()
+    for media, weight in weighted_items(accept):
+        media = media.lower()
         weights[media] = max(weight, weights.get(media, 0.0))
     json = max((weights.get(media, 0.0) for media in _JSON_TYPES), default=0.0)
     return json > 0 and json > weights.get("text/html", 0.0)
