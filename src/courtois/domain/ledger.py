@@ -16,6 +16,9 @@ from functools import lru_cache
 from typing import Any
 
 GENESIS_HASH = "0" * 64
+# The `from` of an `unsubscribed` entry that stops mail from the whole platform (otherwise
+# the member's id): written by the opt-out, read by the replay and by a restore.
+FROM_EVERYONE = "everyone"
 
 
 class EventType(StrEnum):

@@ -58,7 +58,7 @@ _CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
-class _Reported:
+class Reported:
     """The email a report is about, to one recipient: the invitations it carried (one, or
     each of a digest's) and their members."""
 
@@ -66,10 +66,16 @@ class _Reported:
     members: tuple[str, ...]
 
 
-def _reported(carried: Iterable[tuple[str, str]]) -> _Reported:
+def _reported(carried: Iterable[tuple[str, str]]) -> Reported:
     """The email that carried these (invitation, member) pairs."""
     pairs = set(carried)
-    return _Reported(tuple(sorted({i for i, _ in pairs})), tuple(sorted({m for _, m in pairs})))
+    return Reported(tuple(sorted({i for i, _ in pairs})), tuple(sorted({m for _, m in pairs})))
+
+
+def suppression_counts() -> dict[str, Any]:
+    """What `suppress_recipient` counts, each at zero."""
+    keys = ("suppressed", "already_suppressed", "blocked", "bounced", "cancelled", "complaints")
+    return dict.fromkeys(keys, 0)
 
 
 def apply_bounce(ctx: Context, report: BounceReport, now: datetime) -> dict[str, Any]:
@@ -78,12 +84,7 @@ def apply_bounce(ctx: Context, report: BounceReport, now: datetime) -> dict[str,
     complaint about someone else's message, both left alone."""
     result: dict[str, Any] = {
         "kind": report.kind,
-        "suppressed": 0,
-        "already_suppressed": 0,
-        "blocked": 0,
-        "bounced": 0,
-        "cancelled": 0,
-        "complaints": 0,
+        **suppression_counts(),
         "invalid": 0,
         "not_mailed": 0,
         "not_ours": 0,
@@ -112,7 +113,7 @@ def apply_bounce(ctx: Context, report: BounceReport, now: datetime) -> dict[str,
         locked = lock_recipients(uow.conn, sorted(targets))
         for digest in sorted(targets):
             fresh = locked[digest].suppressed_at is None
-            _suppress(uow, digest, fresh, reason, targets[digest], result)
+            suppress_recipient(uow, digest, fresh, reason, targets[digest], result)
         uow.commit()
     checkpoint(ctx)  # no page quoting a scrubbed address stays in SQLite's log
     return result
@@ -129,7 +130,7 @@ def _digests(ctx: Context, addresses: Iterable[str], result: dict[str, Any]) -> 
     return sorted(digests)
 
 
-def _by_message_id(connection: Connection, ids: tuple[str, ...]) -> dict[str, _Reported] | None:
+def _by_message_id(connection: Connection, ids: tuple[str, ...]) -> dict[str, Reported] | None:
     """The recipient of the emails with these ids of ours, with what they carried (a
     digest email: every message it carried), or None when none is known (no id of ours,
     or one purged since)."""
@@ -149,7 +150,7 @@ def _by_message_id(connection: Connection, ids: tuple[str, ...]) -> dict[str, _R
 
 def _by_address(
     connection: Connection, digests: list[str], result: dict[str, Any]
-) -> dict[str, _Reported]:
+) -> dict[str, Reported]:
     """The digests we did mail, each with what the last email that reached it carried
     (all that a digest email carried); the others are counted in `not_mailed`."""
     emails: dict[str, dict[str, tuple[Any, set[tuple[str, str]]]]] = {}
@@ -183,17 +184,20 @@ def _by_address(
     return targets
 
 
-def _suppress(
+def suppress_recipient(
     uow: UnitOfWork,
     digest: str,
     fresh: bool,
     reason: str,
-    reported: _Reported,
+    reported: Reported,
     result: dict[str, Any],
+    source: str | None = "report",
 ) -> None:
     """Suppress one locked recipient (keeping the first reason and instant), stop what
     was going to it and, for a hard bounce, mark bounced the invitations the email carried
-    or, for a complaint, charge the members whose email was reported."""
+    or, for a complaint, charge the members whose email was reported. `source` is what the
+    ledger entry says the suppression came from (none: the entry names no source, as a
+    refusal at send time writes it)."""
     if fresh:
         uow.conn.execute(
             update(recipients)
@@ -210,7 +214,9 @@ def _suppress(
     result["cancelled"] += stopped.cancelled
     result["blocked"] += stopped.blocked
     result["bounced"] += stopped.bounced
-    payload: dict[str, Any] = {"recipient": digest, "reason": reason, "source": "report"}
+    payload: dict[str, Any] = {"recipient": digest, "reason": reason}
+    if source is not None:
+        payload["source"] = source
     members = reported.members if reason == COMPLAINT else ()
     charged = [m for m in members if not _complained(uow, m, digest)]
     for member in charged:

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from courtois.domain.errors import InvalidInput
-from courtois.domain.ledger import ChainReport, EventType, LedgerEntry
+from courtois.domain.ledger import FROM_EVERYONE, ChainReport, EventType, LedgerEntry
 from courtois.domain.messages import MessageState
 from courtois.services.audit import PAGE, verify_export
 from courtois.services.suppression import COMPLAINT, HARD_BOUNCE
@@ -212,8 +212,7 @@ def _text(entry: LedgerEntry, key: str, form: re.Pattern[str] | None) -> str:
 
 def _unsubscribed(entry: LedgerEntry) -> Stop:
     digest, source = _text(entry, "recipient", _DIGEST), _text(entry, "from", _MEMBER)
-    # "everyone" is how the ledger writes a stop from the whole platform (as the replay reads it).
-    if source == "everyone":
+    if source == FROM_EVERYONE:
         return Stop(entry.seq, entry.at, StopKind.OPTED_OUT, digest)
     return Stop(entry.seq, entry.at, StopKind.BLOCKED, digest, member=source)
 

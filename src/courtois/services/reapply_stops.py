@@ -24,12 +24,13 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Row, delete, insert, select, update
+from sqlalchemy import ColumnElement, Engine, Row, delete, select
 
 from courtois.domain.errors import Conflict
 from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageState
+from courtois.services.bounces import Reported, suppress_recipient, suppression_counts
 from courtois.services.context import Context
 from courtois.services.housekeeping import drop_invited_contacts
 from courtois.services.ledger_stops import Stop, StopKind
@@ -37,7 +38,6 @@ from courtois.services.lifecycle import revoke_consent
 from courtois.services.locks import lock_member, lock_recipients
 from courtois.services.member_erasure import erase_member
 from courtois.services.recipients import checkpoint, forget_recipient, mark_joined, stop_mail
-from courtois.services.suppression import stop_suppressed
 from courtois.services.transitions import move_invitations, set_messages
 from courtois.simulation.ledger import (
     ACCEPTED_BY_RECIPIENT,
@@ -45,7 +45,6 @@ from courtois.simulation.ledger import (
     WITHDRAWN_BY_MEMBER,
 )
 from courtois.store.tables import (
-    complaints,
     consents,
     contacts,
     invitations,
@@ -129,42 +128,23 @@ def _joined(ctx: Context, stop: Stop, now: datetime) -> bool:
 
 
 def _suppressed(ctx: Context, stop: Stop, now: datetime) -> bool:
-    """As `bounces.apply_bounce` suppresses: the first reason and instant are kept, and a
-    member a complaint names is charged once per recipient (invariant 12)."""
-    digest, member = stop.subject, stop.member
+    """As `bounces.apply_bounce` suppresses (`suppress_recipient`): the first reason and
+    instant are kept, a member a complaint names is charged once per recipient (invariant
+    12), and no invitation is marked bounced again."""
     assert stop.payload is not None
     reason = str(stop.payload["reason"])
+    source = stop.payload.get("source")
+    reported = Reported((), (stop.member,) if stop.member is not None else ())
+    counts = suppression_counts()
     with ctx.unit_of_work(now) as uow:
-        locked = lock_recipients(uow.conn, [digest])
-        fresh = locked[digest].suppressed_at is None
-        charge = member is not None and not _complained(uow.conn, member, digest)
-        if not fresh and not charge:
+        locked = lock_recipients(uow.conn, [stop.subject])
+        fresh = locked[stop.subject].suppressed_at is None
+        suppress_recipient(uow, stop.subject, fresh, reason, reported, counts, source)
+        if not counts["suppressed"] and not counts["complaints"]:
             return False
-        if fresh:
-            uow.conn.execute(
-                update(recipients)
-                .where(recipients.c.digest == digest, recipients.c.suppressed_at.is_(None))
-                .values(suppressed_reason=reason, suppressed_at=now)
-            )
-        stop_suppressed(uow, digest, reason)
-        if charge:
-            uow.conn.execute(
-                insert(complaints).values(member_id=member, recipient_digest=digest, at=now)
-            )
-        uow.record(EventType.SUPPRESSED, stop.payload)
         uow.commit()
     checkpoint(ctx)
     return True
-
-
-def _complained(connection: Connection, member: str, digest: str) -> bool:
-    """One recipient counts once against one member, however often they complain."""
-    found = connection.execute(
-        select(complaints.c.id).where(
-            complaints.c.member_id == member, complaints.c.recipient_digest == digest
-        )
-    ).first()
-    return found is not None
 
 
 def _answered(ctx: Context, stop: Stop, now: datetime) -> bool:

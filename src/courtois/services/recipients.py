@@ -13,7 +13,7 @@ from sqlalchemy import Connection, bindparam, delete, func, literal, select, upd
 
 from courtois.domain.errors import NotFound
 from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
-from courtois.domain.ledger import EventType
+from courtois.domain.ledger import FROM_EVERYONE, EventType
 from courtois.domain.messages import MessageState
 from courtois.services.consent_notes import clear_notes_to_alone
 from courtois.services.context import Context
@@ -142,7 +142,9 @@ def stop_mail(uow: UnitOfWork, digest: str, from_member: str | None = None) -> d
         connection.execute(_DROP_ADDRESSES[member], names)
     connection.execute(_DROP_CONTACTS[member], names)
     if changed:
-        uow.record(EventType.UNSUBSCRIBED, {"recipient": digest, "from": from_member or "everyone"})
+        uow.record(
+            EventType.UNSUBSCRIBED, {"recipient": digest, "from": from_member or FROM_EVERYONE}
+        )
         record_unsubscribed(uow, digest, from_member)
     # Stopped from one member, only that member's answers quote the address no more: a
     # replay keeping it would tell them apart from a recipient who stopped everything.

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from courtois.domain.ledger import EventType
+from courtois.domain.ledger import FROM_EVERYONE, EventType
 from courtois.policy.rules import strict_eu
 from courtois.simulation import events as ev
 
@@ -143,7 +143,7 @@ class LedgerReader:
 
     def _unsubscribed(self, at: datetime, p: Payload) -> tuple[ev.Event, ...]:
         source = p["from"]
-        return (ev.Unsubscribed(at, p["recipient"], None if source == "everyone" else source),)
+        return (ev.Unsubscribed(at, p["recipient"], None if source == FROM_EVERYONE else source),)
 
     def _joined(self, at: datetime, p: Payload) -> tuple[ev.Event, ...]:
         return (ev.Joined(at, p["recipient"]),)
