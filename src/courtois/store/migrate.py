@@ -130,7 +130,7 @@ def schema_status(engine: Engine) -> SchemaStatus:
         oldest = stored_oldest_reader(connection)
     # The head is the last known revision: any known reader is at or before it, and an
     # unknown one (a later release's) after it.
-    allowed = oldest is not None and position(oldest) <= len(revision_chain()) - 1
+    allowed = oldest in known_revisions()
     return SchemaStatus(revision, None if allowed else NEWER_SCHEMA)
 
 
