@@ -127,6 +127,8 @@ def test_inputs_that_once_broke_a_reader() -> None:
         # The same bytes as a server's LIST answer, line by line.
         for box in parse_list(path.read_bytes().splitlines()):
             (box.wire + box.name + box.delimiter + "".join(box.flags)).encode("utf-8")
+        # And as a message's header block fetched over IMAP.
+        check_records(list(addresses_of(path.read_bytes(), "message 1", cut=False)))
 
 
 # --- decoding -------------------------------------------------------------------------------

@@ -28,8 +28,19 @@ CUT_OFF = (
 UNREADABLE = "an address in To or Cc could not be read"
 NONE_FOUND = "no address in To or Cc"
 
+
+class _AsWritten(email.policy.Compat32):
+    """compat32 without its one conversion: it turns a field that mixes characters and
+    bytes that were not UTF-8 into a `Header` that cannot be made a string again, and the
+    parser reads Content-Type through it when it ends, so that such a field anywhere in the
+    block (a server may send more than To and Cc) made the whole message unreadable."""
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        return value
+
+
 # The fields as written; each address is then parsed alone with the default policy.
-_FIELDS = email.parser.Parser(policy=email.policy.compat32)
+_FIELDS = email.parser.Parser(policy=_AsWritten())
 _ADDRESS = email.policy.default.header_factory
 _ADDRESS_FIELDS = ("to", "cc")
 
