@@ -90,6 +90,7 @@ def test_a_repeat_after_the_members_language_changed_gets_the_first_answer(api: 
         )
     retried = api.post(path, body, key="k1")
     assert (retried.status_code, retried.json()) == (201, first.json())
+    assert retried.headers["idempotent-replayed"] == "true"
     with api.ctx.engine.begin() as connection:
         connection.execute(
             idempotency_keys.delete().where(idempotency_keys.c.scope == api_scope("POST", path))

@@ -168,12 +168,28 @@ def recipient_count(emails: tuple[str, ...]) -> int:
     return len(_parse_all(emails))
 
 
+@dataclass(frozen=True, slots=True)
+class Invited:
+    """`invite`'s answer, and whether it is the one stored for an earlier request with the
+    same key (which the API says with `Idempotent-Replayed`)."""
+
+    answer: dict[str, Any]
+    replayed: bool = False
+
+
 def invite(
     ctx: Context, request: InviteRequest, now: datetime, idempotency_key: str | None = None
 ) -> dict[str, Any]:
     """Check the request whole, then in one transaction: record the consent, decide for
     each recipient at the queue stage, and schedule what may go after the undo window.
     A repeat under the same key gets the first answer, whatever would be refused now."""
+    return invite_once(ctx, request, now, idempotency_key).answer
+
+
+def invite_once(
+    ctx: Context, request: InviteRequest, now: datetime, idempotency_key: str | None = None
+) -> Invited:
+    """`invite`, telling a first answer from a repeat's."""
     # The addresses are parsed and digested before the transaction, so its locks are not
     # held for it; an unknown member is still refused first (the member is read under its
     # lock), and invalid addresses right after.
@@ -208,7 +224,7 @@ def invite(
             earlier = _earlier_fingerprint(member.id, digests, request, text_shown)
             found = find_answer(conn, scope, idempotency_key, payload_hash, earlier)
             if found is not None and not found.by_earlier_fingerprint:
-                return found.answer
+                return Invited(found.answer, replayed=True)
         rendered, locale = render_for(ctx, member, request.note, request.locale, request.reminders)
         if request.preview_hash != rendered.preview_hash:
             raise Conflict(
@@ -225,7 +241,7 @@ def invite(
         if found is not None:
             # Kept by the earlier release, whose fingerprint leaves out the note and the
             # language: only the checks tell that this is the request it answered.
-            return found.answer
+            return Invited(found.answer, replayed=True)
         locked = lock_recipients(conn, by_digest)
         consent = Consent(
             id=new_id(),
@@ -383,4 +399,4 @@ def invite(
             }
             store_answer(conn, scope, idempotency_key, payload_hash, kept, now, subjects)
         uow.commit()
-    return answer
+    return Invited(answer)

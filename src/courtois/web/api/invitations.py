@@ -13,7 +13,7 @@ from sqlalchemy import Connection, select
 from courtois.domain.errors import Conflict
 from courtois.services.context import Context
 from courtois.services.idempotency import invite_scope
-from courtois.services.invitations import MAX_RECIPIENTS, ConsentInput, InviteRequest, invite
+from courtois.services.invitations import MAX_RECIPIENTS, ConsentInput, InviteRequest, invite_once
 from courtois.services.lifecycle import withdraw
 from courtois.services.listings import invitation_detail, invitations_page
 from courtois.services.previews import preview_invitations
@@ -282,7 +282,7 @@ def create_invitations(
     )
 
     def action() -> Answer:
-        return Answer(201, _invite(ctx, invite_request, now, key))
+        return _invite(ctx, invite_request, now, key)
 
     kept = _kept_by_invite(member_id, key)
     return once(request, ctx, now, key, body.model_dump(mode="json"), action, kept=kept)
@@ -305,10 +305,10 @@ def _kept_by_invite(member_id: str, key: str | None) -> Kept:
     return find
 
 
-def _invite(ctx: Context, request: InviteRequest, now: datetime, key: str | None) -> object:
+def _invite(ctx: Context, request: InviteRequest, now: datetime, key: str | None) -> Answer:
     with not_found_as("member"):
         try:
-            answer = invite(ctx, request, now, idempotency_key=key)
+            invited = invite_once(ctx, request, now, idempotency_key=key)
         except Conflict as error:
             if "preview_hash" in error.details:
                 raise Problem(409, "stale-preview", error.message, error.details) from None
@@ -323,7 +323,8 @@ def _invite(ctx: Context, request: InviteRequest, now: datetime, key: str | None
                     {"Idempotency-Key": "used for a different request"},
                 ) from None
             raise
-    return InviteOut.model_validate(answer).model_dump(mode="json")
+    body = InviteOut.model_validate(invited.answer).model_dump(mode="json")
+    return Answer(201, body, replayed=invited.replayed)
 
 
 @router.get(
