@@ -217,3 +217,31 @@ def test_a_reminder_stopped_before_it_left_is_not_said_received(ctx: Context) ->
         page = site.get(f"/why/{mail.tokens.why}").text
     assert "You already had the one reminder you asked for." not in page
     assert "The reminder you asked for was stopped before it was sent." in page
+
+
+def test_the_day_asked_holds_its_place_in_the_inbox(ctx: Context) -> None:
+    """Ana's invitation reached Bo; Bruno's, made the next day, waits for Bo's quota (one
+    email per 14 days) until day 14. Bo then asks Ana's reminder for day 20: it keeps that
+    day. Bruno's may not take the second of Bo's two emails in 90 days on day 14, which
+    would have pushed the reminder past its invitation's expiry and cancelled it: it waits
+    until the 90 days after Ana's invitation are over."""
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    (invitation_id,) = mail.ids
+    send_invites(ctx, "bruno", [BO], T0 + timedelta(days=1))
+    assert deliver(ctx, T0 + timedelta(days=1, hours=1)) == []  # held by Bo's quota
+    with serve(ctx) as site:
+        site.clock.now = SENT_AT + timedelta(days=3)
+        status, done = _remind(site, mail.tokens.why, TODAY + timedelta(days=20))
+    assert status == 200
+    assert "One reminder, on March 22, 2026, and nothing after it." in done
+    day_20 = SENT_AT + timedelta(days=20)
+    sent = {
+        at: [(d.outgoing.kind, d.ids) for d in deliver(ctx, SENT_AT + timedelta(days=at))]
+        for at in (14, 15, 20, 34, 60, 89, 90, 91)
+    }
+    assert sent[14] == sent[15] == []
+    assert sent[20] == [("reminder", (invitation_id,))]
+    assert sent[34] == sent[60] == sent[89] == []
+    assert [kind for kind, _ in sent[90] + sent[91]] == ["invitation"]
+    assert _reminders(ctx, invitation_id) == [("sent", day_20)]

@@ -441,6 +441,31 @@ def test_scheduled_slots_ahead_fill_the_long_window_too() -> None:
     assert_defer(quota(around), RQ, around[0] + timedelta(days=90))
 
 
+def test_a_reminder_the_recipient_asked_for_counts_but_is_never_joined() -> None:
+    """A scheduled email six days ahead is joined (one digest); a reminder the recipient
+    asked for on that day is not (a reminder leaves alone), and holds its window."""
+    ahead = NOW + timedelta(days=6)
+    joined = RecipientFacts(pending=(ahead,))
+    assert_defer(recipient_quota.check(cand(), facts(recipient=joined), NOW), RQ, ahead)
+    asked = RecipientFacts(reserved=(ahead,))
+    verdict = recipient_quota.check(cand(), facts(recipient=asked), NOW)
+    assert_defer(verdict, RQ, ahead + timedelta(days=14))
+    assert "digest already due" not in verdict.reason
+    both = RecipientFacts(pending=(ahead,), reserved=(ahead,))
+    assert_defer(
+        recipient_quota.check(cand(), facts(recipient=both), NOW), RQ, ahead + timedelta(days=14)
+    )
+    # With an email sent 30 days ago, it takes the second of two emails in 90 days.
+    sent = NOW - timedelta(days=30)
+    full = RecipientFacts(slots=(sent,), reserved=(NOW + timedelta(days=20),))
+    at_day_40 = NOW + timedelta(days=40)
+    assert_defer(
+        recipient_quota.check(cand(), facts(recipient=full), at_day_40),
+        RQ,
+        sent + timedelta(days=90),
+    )
+
+
 def test_long_window_with_one_slot_inside_is_allowed() -> None:
     slots = [NOW - timedelta(days=90), NOW - timedelta(days=30)]
     assert_allow(quota(slots), RQ)

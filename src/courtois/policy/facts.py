@@ -46,6 +46,10 @@ class RecipientFacts:
     # Times at which other messages to this recipient are scheduled: each is one email to
     # come, which a new invitation may join as a digest instead of adding an email.
     pending: tuple[datetime, ...] = ()
+    # Days of the reminders the recipient asked for ("remind me later") still to leave:
+    # each holds its place in the quota, which no other email may take or join, since a
+    # reminder never leaves in a digest and the recipient was told that day.
+    reserved: tuple[datetime, ...] = ()
     reminder_requested_for: datetime | None = None
 
 

@@ -90,17 +90,38 @@ _JOINED = per_dialect(
 
 
 def _slots(within: Among, state: ColumnElement[str]) -> Select[Any]:
-    return select(
-        messages.c.id,
-        messages.c.recipient_digest,
-        messages.c.state,
-        messages.c.sent_at,
-        messages.c.scheduled_at,
-    ).where(
-        within(messages.c.recipient_digest, "b_digests"),
-        state.in_(bindparam("b_states", expanding=True)),
-        messages.c.carried_by.is_(None),
-        or_(messages.c.sent_at > _HORIZON, messages.c.scheduled_at > _HORIZON),
+    """Each message of the recipients that counts against their quota, with, for a
+    scheduled reminder, its invitation's `remind_at`: set, the recipient asked for that
+    reminder, whose day is held at every stage (`RecipientFacts.reserved`). The join goes
+    through the recipient's digest too, so that it stays on one shard."""
+    scheduled_reminder = and_(
+        messages.c.kind == MessageKind.REMINDER.value,
+        state == MessageState.SCHEDULED.value,
+    )
+    asked_for = messages.outerjoin(
+        invitations,
+        and_(
+            scheduled_reminder,
+            invitations.c.recipient_digest == messages.c.recipient_digest,
+            invitations.c.id == messages.c.invitation_id,
+        ),
+    )
+    return (
+        select(
+            messages.c.id,
+            messages.c.recipient_digest,
+            messages.c.state,
+            messages.c.sent_at,
+            messages.c.scheduled_at,
+            invitations.c.remind_at,
+        )
+        .select_from(asked_for)
+        .where(
+            within(messages.c.recipient_digest, "b_digests"),
+            or_(state.in_(bindparam("b_states", expanding=True)), scheduled_reminder),
+            messages.c.carried_by.is_(None),
+            or_(messages.c.sent_at > _HORIZON, messages.c.scheduled_at > _HORIZON),
+        )
     )
 
 
@@ -165,7 +186,8 @@ def recipient_facts(
 
     When queueing, scheduled messages are reported as `pending` emails a new invitation can
     join; right before sending, only what left (or may have) counts, and the scheduled
-    messages due together are merged into one digest by the worker.
+    messages due together are merged into one digest by the worker. A reminder the
+    recipient asked for is `reserved` at both stages: its day was promised to them.
     """
     states = SLOT_STATES if stage is Stage.QUEUE else SLOT_STATES[1:]
     scheduled = MessageState.SCHEDULED.value
@@ -174,6 +196,7 @@ def recipient_facts(
     blocks: dict[str, set[str]] = defaultdict(set)
     slots: dict[str, list[datetime]] = defaultdict(list)
     pending: dict[str, list[datetime]] = defaultdict(list)
+    reserved: dict[str, list[datetime]] = defaultdict(list)
     joined: set[str] = set()
     horizon = now - policy.long_window
     excluded = set(exclude_messages)
@@ -196,8 +219,11 @@ def recipient_facts(
         for s in connection.execute(prebuilt(_SLOTS, connection), slot_reads):
             if s.id in excluded:
                 continue
-            if s.state == scheduled:
-                pending[s.recipient_digest].append(s.scheduled_at)
+            if s.remind_at is not None:
+                reserved[s.recipient_digest].append(s.scheduled_at)
+            elif s.state == scheduled:
+                if stage is Stage.QUEUE:
+                    pending[s.recipient_digest].append(s.scheduled_at)
             else:
                 slots[s.recipient_digest].append(s.sent_at or s.scheduled_at)
     facts = {}
@@ -210,6 +236,7 @@ def recipient_facts(
             is_member=is_joined or digest in joined,
             slots=tuple(sorted(slots.get(digest, ()))),
             pending=tuple(sorted(pending.get(digest, ()))),
+            reserved=tuple(sorted(reserved.get(digest, ()))),
         )
     return facts
 

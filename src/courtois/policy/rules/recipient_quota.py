@@ -2,7 +2,8 @@
 
 Every message to a recipient, from any member, occupies a slot at its send time (scheduled
 messages reserve theirs). A message whose slot would crowd the window is deferred; the
-invitations that meet at that later time leave together as one digest.
+invitations that meet at that later time leave together as one digest. A reminder the
+recipient asked for keeps its day at every stage: it counts, but nothing joins it.
 """
 
 from __future__ import annotations
@@ -37,15 +38,16 @@ def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
     policy = facts.policy
     if policy.recipient_short_max < 1 or policy.recipient_long_max < 1:
         return deny(CODE, "the policy allows no email to any recipient", "not sent")
-    if not facts.recipient.slots and not facts.recipient.pending:
+    recipient = facts.recipient
+    if not recipient.slots and not recipient.pending and not recipient.reserved:
         return _FIRST_EMAIL
-    emails = sorted(set(facts.recipient.slots) | set(facts.recipient.pending))
+    emails = sorted(set(recipient.slots) | set(recipient.pending) | set(recipient.reserved))
     short_full = _crowded(emails, now, policy.recipient_short_max, policy.short_window)
     long_full = _crowded(emails, now, policy.recipient_long_max, policy.long_window)
     if not short_full and not long_full:
         nearby = sum(1 for e in emails if abs(e - now) < policy.long_window)
         return allow(CODE, f"{nearby} other email(s) in the recipient's long window")
-    upcoming = sorted(p for p in set(facts.recipient.pending) if p > now)
+    upcoming = sorted(p for p in set(recipient.pending) - set(recipient.reserved) if p > now)
     if upcoming:
         joined = upcoming[0]
         return defer(
