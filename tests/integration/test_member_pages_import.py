@@ -186,7 +186,7 @@ def test_pasted_names_may_hold_commas_as_mail_clients_copy_them(ctx: Context) ->
         (
             "fr",
             "Le fichier est vide.",
-            "pas un fichier CSV mais un fichier vCard : choisissez le format vCard",
+            "pas un fichier CSV mais un fichier vCard\u00a0: choisissez le format vCard",
         ),
     ],
 )
@@ -201,7 +201,7 @@ def test_a_refused_file_is_refused_with_its_reason(
     assert nothing.startswith("422 ")
     assert empty in nothing
     assert vcard_as_csv.startswith("422 ")
-    assert not_csv in vcard_as_csv.replace("\u00a0", " ")
+    assert not_csv in vcard_as_csv
     assert contact_ids(ctx, "ana") == []
 
 

@@ -111,10 +111,10 @@ def test_in_french_each_sentence_is_worded_for_a_former_member(ctx: Context) -> 
             "contacts" in why
         )
         assert "<td><em>un ancien membre</em></td>" in why
-        assert "Bloquer cet ancien membre : cette personne ne pourra plus jamais" in why
+        assert "Bloquer cet ancien membre\u00a0: cette personne ne pourra plus jamais" in why
         assert "Léa" not in why
         unsubscribe = _shown(site.get(f"/u/{mail.tokens.unsubscribe}"))
-        assert "Ou n'arrêtez que les invitations de cet ancien membre :" in unsubscribe
+        assert "Ou n'arrêtez que les invitations de cet ancien membre\u00a0:" in unsubscribe
         done = _shown(site.post(f"/why/{mail.tokens.why}", data={"action": "stop-member"}))
         assert "Cet ancien membre ne pourra plus vous envoyer d'e-mails par Agora." in done
     assert _blocked(ctx) == {"lea"}
@@ -179,7 +179,7 @@ def test_an_invitation_the_erasure_closed_says_so(ctx: Context) -> None:
             "about it." in done
         )
         why = _shown(site.get(f"/why/{french.tokens.why}"))
-        assert "<td>close : le compte du membre a été supprimé</td>" in why
+        assert "<td>close\u00a0: le compte du membre a été supprimé</td>" in why
         assert "retirée par le membre" not in why
         why = _shown(site.get(f"/why/{own.tokens.why}"))
         assert "<td>withdrawn by the member</td>" in why

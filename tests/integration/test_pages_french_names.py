@@ -30,16 +30,16 @@ def test_the_french_pages_elide_before_each_members_name(ctx: Context) -> None:
             stop = site.get(f"/u/{tokens.unsubscribe}").text
             assert '<html lang="fr">' in stop
             assert (
-                f"Ou n'arrêtez que les invitations {after_de} : d'autres membres pourront "
+                f"Ou n'arrêtez que les invitations {after_de}\u00a0: d'autres membres pourront "
                 "encore vous inviter." in stop
             )
             why = site.get(f"/why/{tokens.why}").text
             assert f"{name}, membre de la plateforme Agora, a choisi votre adresse" in why
             assert (
                 "nous clôturons cette invitation et toutes les autres qui vous attendent encore, "
-                "quel que soit le membre qui les a faites ; plus rien n'est envoyé à leur sujet. "
-                f"Chacun de ces membres, y compris {name}, verra que vous avez décliné son "
-                "invitation." in why
+                "quel que soit le membre qui les a faites\u202f; plus rien n'est envoyé à leur "
+                f"sujet. Chacun de ces membres, y compris {name}, verra que vous avez décliné "
+                "son invitation." in why
             )
             # Each recipient had this one invitation: the answer speaks of it alone.
             done = site.post(f"/why/{tokens.why}", data={"action": "decline"}).text

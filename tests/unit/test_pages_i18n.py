@@ -71,6 +71,27 @@ def test_no_page_message_is_left_to_the_emails_catalogue() -> None:
     assert "Why you got this email" in _template_messages()
 
 
+# French puts a space before ":", ";", "!" and "?": an ordinary one lets a browser wrap the
+# line there and leave the mark alone at the start of the next.
+_BREAKABLE = re.compile(r"[ \t\n][:;!?]")
+_UNSPACED = re.compile(r"\w[:;!?](\s|$)")
+# No-break, but not the one French typography puts there.
+_WRONG_SPACE = re.compile(r"\u202f:|\u00a0[;!?]")
+# What a file is to hold, quoted as written: the keywords an LDIF file starts with.
+_LITERAL = re.compile(r"\b(version|dn):")
+
+
+def test_the_french_page_catalogue_has_no_breakable_space_before_double_punctuation() -> None:
+    """As the emails' catalogue: U+00A0 before ":", U+202F before ";", "!" and "?"."""
+    catalog = read_po(BytesIO(catalogue_source("fr")))
+    for message in catalog:
+        strings = (message.string,) if isinstance(message.string, str) else message.string
+        for string in strings if message.id else ():
+            assert not _BREAKABLE.search(string), string
+            assert not _UNSPACED.search(_LITERAL.sub("", string)), string
+            assert not _WRONG_SPACE.search(string), string
+
+
 @pytest.mark.parametrize(
     ("header", "expected"),
     [

@@ -71,7 +71,7 @@ _CONSENT_BY_HAND = {
     ),
     "fr": (
         "Je demande à {platform} d'enregistrer mon invitation aux {count} personnes que j'ai "
-        "choisies et de créer un lien personnel pour chacune ; je leur envoie le texte "
+        "choisies et de créer un lien personnel pour chacune\u202f; je leur envoie le texte "
         "moi-même, depuis ma propre messagerie. {platform} ne leur envoie aucun e-mail et ne "
         "garde leurs adresses que selon ses règles de conservation."
     ),
@@ -84,7 +84,7 @@ _CONSENT_BY_HAND_ONE = {
     ),
     "fr": (
         "Je demande à {platform} d'enregistrer mon invitation à la personne que j'ai choisie "
-        "et de créer un lien personnel pour elle ; je lui envoie le texte moi-même, depuis ma "
+        "et de créer un lien personnel pour elle\u202f; je lui envoie le texte moi-même, depuis ma "
         "propre messagerie. {platform} ne lui envoie aucun e-mail et ne garde son adresse que "
         "selon ses règles de conservation."
     ),
