@@ -157,7 +157,7 @@ def test_the_report_speaks_the_members_language(ctx: Context) -> None:
     cells = _cells(response.text)
     assert ("ligne 2", "adresse non valide") in cells
     assert ("ligne 3, élément 2", "doublon de ligne 1, élément 1") in cells
-    assert ("ligne 4", "une boîte de service ou « no-reply », pas une personne") in cells
+    assert ("ligne 4", "une boîte de service ou «\u202fno-reply\u202f», pas une personne") in cells
     assert not any("line" in where or "duplicate" in why for where, why in cells)
 
 

@@ -73,7 +73,7 @@ def test_no_page_message_is_left_to_the_emails_catalogue() -> None:
 
 # French puts a space before ":", ";", "!" and "?": an ordinary one lets a browser wrap the
 # line there and leave the mark alone at the start of the next.
-_BREAKABLE = re.compile(r"[ \t\n][:;!?]")
+_BREAKABLE = re.compile(r"[ \t\n][:;!?]|«[ \t\n]|[ \t\n]»")
 _UNSPACED = re.compile(r"\w[:;!?](\s|$)")
 # No-break, but not the one French typography puts there.
 _WRONG_SPACE = re.compile(r"\u202f:|\u00a0[;!?]")
@@ -82,7 +82,8 @@ _LITERAL = re.compile(r"\b(version|dn):")
 
 
 def test_the_french_page_catalogue_has_no_breakable_space_before_double_punctuation() -> None:
-    """As the emails' catalogue: U+00A0 before ":", U+202F before ";", "!" and "?"."""
+    """As the emails' catalogue: U+00A0 before ":", U+202F before ";", "!" and "?"; and
+    U+202F inside guillemets, which an ordinary space would let part from their words."""
     catalog = read_po(BytesIO(catalogue_source("fr")))
     for message in catalog:
         strings = (message.string,) if isinstance(message.string, str) else message.string
