@@ -24,7 +24,7 @@ from support import (
 
 from courtois.services.context import Context
 from courtois.services.decisions import expand_verdicts
-from courtois.store.tables import decisions
+from courtois.store.tables import decisions, messages
 
 BO = "bo@example.com"
 ASKED_AT = SENT_AT + timedelta(hours=2)
@@ -245,3 +245,35 @@ def test_the_day_asked_holds_its_place_in_the_inbox(ctx: Context) -> None:
     assert sent[34] == sent[60] == sent[89] == []
     assert [kind for kind, _ in sent[90] + sent[91]] == ["invitation"]
     assert _reminders(ctx, invitation_id) == [("sent", day_20)]
+
+
+def test_a_reminder_asked_for_the_moment_another_invitation_waits_for_leaves_first(
+    ctx: Context,
+) -> None:
+    """Bruno's invitation waits for Bo's quota until day 14, at the hour Ana's reached Bo,
+    and Bo asks Ana's reminder for day 14: both fall due at the same instant. The reminder
+    leaves (a reminder never rides in a digest, so leaving together would have held it back
+    and then past its expiry); Bruno's waits."""
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    (invitation_id,) = mail.ids
+    send_invites(ctx, "bruno", [BO], T0 + timedelta(days=1))
+    assert deliver(ctx, T0 + timedelta(days=1, hours=1)) == []
+    day_14 = SENT_AT + timedelta(days=14)
+    bruno = [m for m in rows(ctx, messages) if m.invitation_id != invitation_id]
+    assert [(m.kind, m.scheduled_at) for m in bruno] == [("invitation", day_14)]
+    with serve(ctx) as site:
+        site.clock.now = SENT_AT + timedelta(days=3)
+        status, done = _remind(site, mail.tokens.why, TODAY + timedelta(days=14))
+    assert status == 200
+    assert "One reminder, on March 16, 2026, and nothing after it." in done
+    assert _reminders(ctx, invitation_id) == [("scheduled", day_14)]
+    assert [(d.outgoing.kind, d.ids) for d in deliver(ctx, day_14)] == [
+        ("reminder", (invitation_id,))
+    ]
+    later = [
+        d.outgoing.kind
+        for at in (28, 60, 89, 104)
+        for d in deliver(ctx, day_14 + timedelta(days=at))
+    ]
+    assert later == ["invitation"]  # Bruno's, once two emails in 90 days allow it

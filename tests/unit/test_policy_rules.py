@@ -466,6 +466,99 @@ def test_a_reminder_the_recipient_asked_for_counts_but_is_never_joined() -> None
     )
 
 
+def asked(day: datetime, now: datetime = NOW, **recipient: tuple[datetime, ...]) -> Verdict:
+    """The recipient-quota verdict on a reminder the recipient asked for on `day`."""
+    facts_ = facts(recipient=RecipientFacts(reminder_requested_for=day, **recipient))
+    return recipient_quota.check(cand(MessageKind.REMINDER), facts_, now)
+
+
+def test_a_reminder_asked_for_keeps_its_day_whatever_is_held() -> None:
+    """Sent 30 days ago, another member's invitation held until 6 days from now: the day
+    asked, 20 days on, is free of what holds its day, so it is kept; the held invitation
+    is the one that waits (it sees the reminder reserved when its time comes)."""
+    sent, held = (NOW - timedelta(days=30),), (NOW + timedelta(days=6),)
+    day = NOW + timedelta(days=20)
+    assert_defer(asked(day, slots=sent, pending=held), RQ, day)
+    assert_allow(asked(day, now=day, slots=sent, pending=held), RQ)
+
+
+def test_a_reminder_asked_for_moves_only_for_what_holds_its_day() -> None:
+    sent = NOW - timedelta(days=5)
+    # Too soon after the last email: the first instant the short window frees.
+    assert_defer(asked(NOW + timedelta(days=3), slots=(sent,)), RQ, sent + timedelta(days=14))
+    # Another reminder asked for, two days after the day: three emails within 90 days
+    # until 90 days after the one sent, and an hour more, as the other one may leave late.
+    other = NOW + timedelta(days=22)
+    later = sent + timedelta(days=90) + recipient_quota.LATENESS
+    assert_defer(asked(NOW + timedelta(days=20), slots=(sent,), reserved=(other,)), RQ, later)
+    # Right before sending, the windows alone count.
+    exact = sent + timedelta(days=90)
+    sending = RecipientFacts(slots=(sent,), reserved=(other,), reminder_requested_for=exact)
+    verdict = recipient_quota.check(
+        cand(MessageKind.REMINDER, Stage.SEND), facts(recipient=sending), exact
+    )
+    assert_allow(verdict, RQ)
+    # Not a reminder asked for: the held email is joined as before.
+    joined = RecipientFacts(pending=(NOW + timedelta(days=6),))
+    assert_defer(
+        recipient_quota.check(cand(), facts(recipient=joined), NOW), RQ, NOW + timedelta(days=6)
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    emails=st.lists(st.tuples(st.integers(-200, 200), st.booleans()), max_size=6),
+    at=st.integers(-50, 150),
+    short_max=st.integers(1, 2),
+    long_max=st.integers(1, 4),
+    slack_hours=st.sampled_from([0, 1, 5]),
+)
+def test_first_free_is_the_first_instant_that_fits(
+    emails: list[tuple[int, bool]], at: int, short_max: int, long_max: int, slack_hours: int
+) -> None:
+    """The answer fits both windows (no `limit` + 1 emails, this one among them, within
+    less than the window, plus the slack when one of them is reserved) and no instant
+    between `at` and it does (checked every hour: emails are whole days apart and the
+    slack whole hours, so nothing frees between two hours)."""
+    policy = PolicyConfig(recipient_short_max=short_max, recipient_long_max=long_max)
+    times = sorted(NOW + timedelta(days=d) for d, _ in emails)
+    reserved = frozenset(NOW + timedelta(days=d) for d, kept in emails if kept)
+    slack = timedelta(hours=slack_hours)
+    start = NOW + timedelta(days=at)
+
+    def fits(t: datetime) -> bool:
+        every = sorted([*times, t])
+        at = every.index(t)
+        for limit, window in ((short_max, policy.short_window), (long_max, policy.long_window)):
+            for i in range(max(0, at - limit), min(at, len(every) - 1 - limit) + 1):
+                run = every[i : i + limit + 1]
+                others = run[:]
+                others.remove(t)
+                wanted = window + slack if reserved.intersection(others) else window
+                if run[-1] - run[0] < wanted:
+                    return False
+        return True
+
+    free = recipient_quota.first_free(times, start, policy, reserved, slack)
+    assert free >= start
+    assert fits(free)
+    hour = start
+    while hour < free:
+        assert not fits(hour), hour
+        hour += timedelta(hours=1)
+
+
+def test_the_quota_is_counted_in_any_stretch_of_its_window() -> None:
+    """Two emails per 90 days: with emails on days 0 and 90, day 14 is free, though both
+    are within 90 days of it (no 90 days hold all three). With emails on days -1 and 88,
+    day 0 is not (three within 89 days), nor any day before 102: up to day 89 three would
+    fall within less than 90 days, and day 102 is the first 14 days after day 88."""
+    first = NOW - timedelta(days=14)
+    assert_allow(quota([first, first + timedelta(days=90)]), RQ)
+    slots = [NOW - timedelta(days=1), NOW + timedelta(days=88)]
+    assert_defer(quota(slots), RQ, NOW + timedelta(days=102))
+
+
 def test_long_window_with_one_slot_inside_is_allowed() -> None:
     slots = [NOW - timedelta(days=90), NOW - timedelta(days=30)]
     assert_allow(quota(slots), RQ)

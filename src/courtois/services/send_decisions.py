@@ -93,6 +93,7 @@ def _decide(
     rows, results = [], []
     for group in groups:
         allowed, deferred, decided = [], 0, 0
+        asked = [m.id for m in group if _asked_for(m) and m.id in current]
         for message in group:
             if message.id not in current:
                 continue
@@ -100,11 +101,15 @@ def _decide(
             candidate = Candidate(
                 message.member_id, message.digest, message.kind, Stage.SEND, message.invitation_id
             )
+            recipient = recipients[message.digest]
+            if any(other != message.id for other in asked):
+                # Due with a reminder the recipient asked for, which holds this moment: the
+                # others wait past it rather than leave with it (a reminder never joins a
+                # digest, and would be the one held back).
+                recipient = replace(recipient, reserved=(*recipient.reserved, now))
             facts = Facts(
                 policy=policy,
-                recipient=replace(
-                    recipients[message.digest], reminder_requested_for=message.remind_at
-                ),
+                recipient=replace(recipient, reminder_requested_for=message.remind_at),
                 sender=_without(senders[message.member_id], message),
                 invitation=InvitationFacts(
                     consent=loaded.get(message.consent_id),
@@ -123,6 +128,11 @@ def _decide(
         results.append((allowed, deferred, decided))
     insert_rows(conn, decisions, rows)
     return results
+
+
+def _asked_for(message: Due) -> bool:
+    """A reminder the recipient asked for ("remind me later"), as its invitation records."""
+    return message.kind is MessageKind.REMINDER and message.remind_at is not None
 
 
 def _without(sender: SenderFacts, message: Due) -> SenderFacts:
