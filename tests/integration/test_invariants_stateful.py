@@ -20,7 +20,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from conftest import SECRET, T0
 from courtois.config import Settings
@@ -113,16 +113,31 @@ class World:
     asked: set[str] = field(default_factory=set)
 
 
+def fresh_database(prefix: str) -> tuple[Path, Engine, Context]:
+    """A folder holding a copy of the migrated template, and the context on it."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    database = folder / "courtois.db"
+    shutil.copy(_template(), database)
+    engine = make_engine(f"sqlite:///{database}")
+    return folder, engine, Context(engine, Settings(secret_key=SECRET, platform_name="Agora"))
+
+
+def waiting_invitations(engine: Engine) -> set[str]:
+    """The invitations sent and still waiting for an answer."""
+    with engine.connect() as connection:
+        return set(
+            connection.execute(
+                select(invitations.c.id).where(invitations.c.state == InvitationState.SENT.value)
+            ).scalars()
+        )
+
+
 class InvitationWorld(RuleBasedStateMachine):
     """The service layer under random use."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.folder = Path(tempfile.mkdtemp(prefix="courtois-example-"))
-        database = self.folder / "courtois.db"
-        shutil.copy(_template(), database)
-        self.engine = make_engine(f"sqlite:///{database}")
-        self.ctx = Context(self.engine, Settings(secret_key=SECRET, platform_name="Agora"))
+        self.folder, self.engine, self.ctx = fresh_database("courtois-example-")
         self.transport = MemoryTransport()
         self.now = T0
         self.world = World()
@@ -234,14 +249,7 @@ class InvitationWorld(RuleBasedStateMachine):
     def remind_me_later(self, data: st.DataObject, days: int) -> None:
         """From the link of an invitation that reached someone and still waits for their
         answer, if any: its reminder, on a day `days` on."""
-        with self.engine.connect() as connection:
-            waiting = set(
-                connection.execute(
-                    select(invitations.c.id).where(
-                        invitations.c.state == InvitationState.SENT.value
-                    )
-                ).scalars()
-            )
+        waiting = waiting_invitations(self.engine)
         reached = [i for mail in self.sent for i in mail.invitations if i in waiting]
         if not reached:
             return

@@ -13,31 +13,26 @@ stopped waiting for an answer.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from datetime import datetime, timedelta
 from itertools import pairwise
-from pathlib import Path
 
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import func, select
-from test_invariants_stateful import _template
+from test_invariants_stateful import fresh_database, waiting_invitations
 
-from conftest import SECRET, T0
-from courtois.config import Settings
+from conftest import T0
 from courtois.delivery.transport import MemoryTransport
 from courtois.domain.invitations import InvitationState
 from courtois.domain.messages import MessageState
-from courtois.services.context import Context
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.members import register_member
 from courtois.services.previews import preview_invitations
 from courtois.services.recipient_actions import resolve_link
 from courtois.services.recipient_reminders import ReminderOutcome, request_reminder
 from courtois.services.worker import run_pass
-from courtois.store.engine import make_engine
 from courtois.store.tables import invitations, messages
 from courtois.tokens import Scope, make_token
 
@@ -56,11 +51,7 @@ class ReminderWorld(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.folder = Path(tempfile.mkdtemp(prefix="courtois-reminders-"))
-        database = self.folder / "courtois.db"
-        shutil.copy(_template(), database)
-        self.engine = make_engine(f"sqlite:///{database}")
-        self.ctx = Context(self.engine, Settings(secret_key=SECRET, platform_name="Agora"))
+        self.folder, self.engine, self.ctx = fresh_database("courtois-reminders-")
         self.transport = MemoryTransport()
         self.now = T0
         # (when, recipient digest, kind, invitation ids) of every email that left.
@@ -102,14 +93,7 @@ class ReminderWorld(RuleBasedStateMachine):
     def remind_me_later(self, data: st.DataObject, days: int) -> None:
         """From the link of an invitation that reached its recipient and waits for their
         answer: its reminder, `days` on."""
-        with self.engine.connect() as connection:
-            waiting = set(
-                connection.execute(
-                    select(invitations.c.id).where(
-                        invitations.c.state == InvitationState.SENT.value
-                    )
-                ).scalars()
-            )
+        waiting = waiting_invitations(self.engine)
         reached = sorted({i for *_, ids in self.sent for i in ids if i in waiting})
         if not reached:
             return
