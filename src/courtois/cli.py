@@ -578,7 +578,7 @@ def serve(
 
     # Refuse a bad configuration or database before binding the port.
     dialect = run(lambda ctx: ctx.engine.dialect.name)
-    _check_port_free(host, port)
+    check_port_free(host, port)
     if processes > 1 and dialect == "sqlite":
         # Measured (bench/api.py): two processes served fewer one-click unsubscribes than
         # one; their connections lose each other's page cache and meet at SQLite's lock.
@@ -589,7 +589,7 @@ def serve(
     serve_http(host, port, processes)
 
 
-def _check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int) -> None:
     """Bind and release the address as uvicorn will bind it (SO_REUSEADDR): one line when
     it is taken or not this machine's, instead of uvicorn's log lines and exit 3."""
     import socket

@@ -137,8 +137,13 @@ def listen(
         stopping: list[int] = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda number, _frame: stopping.append(number))
+        # One line when the address is taken or not this machine's, as `serve` says it.
+        cli.check_port_free(host, port)
         controller = bounce_listener(ctx, host, port)
-        controller.start()
+        try:
+            controller.start()
+        except OSError as error:  # taken between the check and the start
+            cli.fail(f"cannot listen on {host}:{port}: {error.strerror or type(error).__name__}")
         sys.stderr.write(f"courtois: receiving bounces on {host}:{port}\n")
         try:
             while not stopping:
