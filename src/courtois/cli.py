@@ -404,12 +404,16 @@ def worker(
 ) -> None:
     """Run due work: expiries, purges, policy re-checks, sends (over COURTOIS_SMTP_URL;
     without it, allowed mail is left waiting)."""
+    import math
     from functools import partial
 
     from courtois.bootstrap import make_transport
     from courtois.services.worker import run_pass
     from courtois.worker_processes import one_pass_in_processes, serve_in_processes
 
+    # `inf` would wait forever after the first pass (`nan` is refused as out of range).
+    if not math.isfinite(interval):
+        fail(f"--interval must be a finite number of seconds, not {interval}", 2)
     if once:
         moment = parse_now(now)
         if processes == 1:
@@ -691,6 +695,9 @@ def demo(
         run_demo(DemoOptions(port, smtp_port, data_dir, fresh), say)
     except DomainError as error:
         fail(error.message)
+    except OSError as error:  # a file of the demo's folder that cannot be read or written
+        where = f"{error.filename}: " if error.filename else ""
+        fail(f"the demo cannot start: {where}{error.strerror or type(error).__name__}")
 
 
 def main() -> None:

@@ -328,3 +328,52 @@ def test_bounces_listen_on_a_port_in_use_or_a_bad_host_is_one_line(tmp_path: Pat
         )
     assert_refused(in_use, f"127.0.0.1:{port}", "in use")
     assert_refused(bad_host, "cannot listen on 999.1.1.1:2526")
+
+
+def test_a_folder_or_unreadable_file_at_the_sqlite_path_is_not_told_to_try_again(
+    tmp_path: Path,
+) -> None:
+    """Nothing but a change of configuration helps: one line saying what is there, with
+    an exit that does not mean "try again later" (75)."""
+    folder = tmp_path / "c.db"
+    folder.mkdir()
+    paths = [(folder, "is a folder")]
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked.db"
+        locked.write_bytes(b"")
+        locked.chmod(0)
+        paths.append((locked, "cannot be read"))
+    commands = [["migrate"], ["audit", "verify"], ["worker", "--once", "--now", NOW]]
+    runs = [(environment(f"sqlite:///{path}"), args) for path, _ in paths for args in commands]
+    words = [(str(path), word) for path, word in paths for _ in commands]
+    for done, (path, word) in zip(in_parallel(runs), words, strict=True):
+        assert_refused(done, "database_url", path, word)
+        assert done.returncode == 1
+
+
+def test_a_worker_interval_that_never_ends_is_refused(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path / 'c.db'}")
+    runs = [(env, ["worker", "--interval", value]) for value in ("inf", "nan")]
+    endless, spinning = in_parallel(runs)
+    assert_refused(endless, "--interval", "finite")
+    assert_refused(spinning, "--interval")
+    for done in (endless, spinning):
+        assert done.returncode == 2
+
+
+def test_import_of_a_folder_says_it_is_a_folder(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path / 'c.db'}")
+    done = courtois(env, "import", str(tmp_path), "--member", "ana", "--now", NOW)
+    assert_refused(done, str(tmp_path), "is a folder")
+    assert done.returncode == 2
+
+
+def test_a_demo_folder_that_cannot_be_one_is_one_line(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path / 'c.db'}")
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder\n", encoding="utf-8")
+    folders = [(afile, "is a file"), (afile / "sub", "is a file"), (Path("/proc/xyz"), "")]
+    runs = [(env, ["demo", "--port", "0", "--data-dir", str(path)]) for path, _ in folders]
+    for done, (path, word) in zip(in_parallel(runs), folders, strict=True):
+        assert_refused(done, "demo's folder", str(path), word)
+    assert afile.read_text(encoding="utf-8") == "not a folder\n"
