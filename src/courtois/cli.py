@@ -33,7 +33,6 @@ app.add_typer(member_app, name="member")
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 
-out = Console()
 # The database is out of reach or out of room: try again later (sysexits' EX_TEMPFAIL).
 FAULT_EXIT = 75
 # The longest wait between two worker passes while the database is out of reach.
@@ -53,6 +52,39 @@ def fail(message: str, code: int = 1) -> NoReturn:
     line = _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", message)
     sys.stderr.write(f"courtois: {line}\n")
     raise typer.Exit(code)
+
+
+def output_failed(error: OSError) -> NoReturn:
+    """Standard output cannot be written (a reader gone, a full disk): one line saying so,
+    not the reading error or traceback it would otherwise show."""
+    fail(_output_failure(error))
+
+
+def _output_failure(error: OSError) -> str:
+    """The line for a failed standard output; stdout is then pointed at /dev/null, so the
+    interpreter's last flush at exit finds nowhere to fail again and prints nothing more."""
+    import os
+    from contextlib import suppress
+
+    # Not a real file (under a test runner), or no /dev/null: nothing more to do.
+    with suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return f"cannot write the output: {error.strerror or type(error).__name__}"
+
+
+class _Out(Console):
+    """Rich's console, whose closed pipe is told as every other failed output is (Rich
+    itself exits 1 without a word)."""
+
+    def on_broken_pipe(self) -> None:
+        import errno
+        import os
+
+        self.quiet = True
+        output_failed(BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE)))
+
+
+out: Console = _Out()
 
 
 NOW_RANGE = (1970, 9000)
@@ -107,11 +139,15 @@ def run(action: Callable[[Context], T], schema: bool = True) -> T:
 
 
 def emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:
-    """JSON for scripts, or a human rendering."""
-    if as_json:
-        sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
-    else:
-        human()
+    """JSON for scripts, or a human rendering; an output that cannot be written is one
+    line saying so."""
+    try:
+        if as_json:
+            sys.stdout.write(json.dumps(data, ensure_ascii=False, default=str) + "\n")
+        else:
+            human()
+    except OSError as error:
+        output_failed(error)
 
 
 def show_facts(title: str | None, data: dict[str, Any]) -> None:
@@ -368,12 +404,16 @@ def worker(
 ) -> None:
     """Run due work: expiries, purges, policy re-checks, sends (over COURTOIS_SMTP_URL;
     without it, allowed mail is left waiting)."""
+    import math
     from functools import partial
 
     from courtois.bootstrap import make_transport
     from courtois.services.worker import run_pass
     from courtois.worker_processes import one_pass_in_processes, serve_in_processes
 
+    # `inf` would wait forever after the first pass (`nan` is refused as out of range).
+    if not math.isfinite(interval):
+        fail(f"--interval must be a finite number of seconds, not {interval}", 2)
     if once:
         moment = parse_now(now)
         if processes == 1:
@@ -495,7 +535,15 @@ def _verdict(report: ChainReport) -> str:
 
 @audit_app.command("export")
 def audit_export(
-    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write this file whole (or not at all); an existing one must be a regular "
+            "file: a link, a FIFO or a device is refused.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the ledger as JSON Lines (stdout by default; always JSON, `--json` is accepted
@@ -503,7 +551,11 @@ def audit_export(
     from courtois.services.audit import export_ledger
 
     if output is None:
-        run(lambda ctx: export_ledger(ctx.engine, sys.stdout))
+        try:
+            run(lambda ctx: export_ledger(ctx.engine, sys.stdout))
+            sys.stdout.flush()
+        except OSError as error:  # the database's errors are not OSError: this is stdout
+            output_failed(error)
         return
     count = _export_to_file(
         output, lambda handle: run(lambda ctx: export_ledger(ctx.engine, handle))
@@ -517,12 +569,27 @@ def audit_export(
 def _export_to_file(output: Path, write: Callable[[Any], int]) -> int:
     """Write beside `output` under a temporary name, then rename it into place: a failed
     export (a broken entry, a database out of reach, a full disk) leaves no partial or
-    empty file that could pass for the ledger, and an existing export stays as it was."""
+    empty file that could pass for the ledger, and an existing export stays as it was.
+
+    Only a regular file is replaced. A symbolic link is refused, not followed: renaming
+    over it would leave its target stale while seeming to update it, and writing through
+    it would put the ledger wherever it points. A FIFO, a socket or a device is refused
+    too: it would be replaced by a file, and a device node never should be."""
     import os
+    import stat
     import tempfile
 
     if output.is_dir():
         fail(f"--output {output} is a folder; name a file")
+    try:
+        mode: int | None = output.lstat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as error:
+        fail(f"cannot write {output}: {error.strerror or type(error).__name__}")
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+        fail(f"--output {output} is {kind}; name a regular file, or a new one")
     try:
         handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, renamed after
             "w",
@@ -578,7 +645,7 @@ def serve(
 
     # Refuse a bad configuration or database before binding the port.
     dialect = run(lambda ctx: ctx.engine.dialect.name)
-    _check_port_free(host, port)
+    check_port_free(host, port)
     if processes > 1 and dialect == "sqlite":
         # Measured (bench/api.py): two processes served fewer one-click unsubscribes than
         # one; their connections lose each other's page cache and meet at SQLite's lock.
@@ -589,7 +656,7 @@ def serve(
     serve_http(host, port, processes)
 
 
-def _check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int) -> None:
     """Bind and release the address as uvicorn will bind it (SO_REUSEADDR): one line when
     it is taken or not this machine's, instead of uvicorn's log lines and exit 3."""
     import socket
@@ -628,6 +695,9 @@ def demo(
         run_demo(DemoOptions(port, smtp_port, data_dir, fresh), say)
     except DomainError as error:
         fail(error.message)
+    except OSError as error:  # a file of the demo's folder that cannot be read or written
+        where = f"{error.filename}: " if error.filename else ""
+        fail(f"the demo cannot start: {where}{error.strerror or type(error).__name__}")
 
 
 def main() -> None:
@@ -642,7 +712,13 @@ def main() -> None:
     audit_app.command("reapply-stops")(reapply_stops_command)
     app.command("import")(import_command)
     app.command("simulate")(simulate_command)
-    sys.exit(_invoke())
+    code = _invoke()
+    try:
+        sys.stdout.flush()  # what is still buffered fails here, not in the exit's flush
+    except OSError as error:
+        sys.stderr.write(f"courtois: {_output_failure(error)}\n")
+        code = code or 1
+    sys.exit(code)
 
 
 def _invoke() -> int:

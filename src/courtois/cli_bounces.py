@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
@@ -47,13 +47,45 @@ PathsArg = Annotated[
 
 
 def check_paths(paths: list[Path]) -> None:
-    """Refuse the whole run, before anything is applied, if a path cannot be read."""
+    """Refuse the whole run, before anything is applied, if a path or a message in a
+    Maildir cannot be read: applied one by one, the messages before it would otherwise
+    have changed the database of a run that fails. (A file taken away between this check
+    and its reading still fails the run after the messages before it.)"""
     for path in paths:
         if path.is_dir():
             if not (path / "cur").is_dir() and not (path / "new").is_dir():
                 cli.fail(f"{path}: a folder must be a Maildir (with cur/ and new/)", 2)
+            for folder in (path / "new", path / "cur"):
+                # The files Python's Maildir reads: every entry but a folder.
+                try:
+                    names = [] if not folder.is_dir() else list(folder.iterdir())
+                except OSError as error:
+                    _unreadable(folder, error)
+                for name in names:
+                    if not name.is_dir():
+                        _check_readable(name)
         elif not path.is_file():
             cli.fail(f"{path}: no such file or folder", 2)
+        else:
+            _check_readable(path)
+
+
+def _check_readable(path: Path) -> None:
+    """A regular file this process may open; not opened if it is anything else (a FIFO
+    would block the open)."""
+    import stat
+
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            cli.fail(f"{path}: not a regular file", 2)
+        with path.open("rb"):
+            pass
+    except OSError as error:
+        _unreadable(path, error)
+
+
+def _unreadable(path: Path, error: OSError) -> NoReturn:
+    cli.fail(f"{path}: cannot be read: {error.strerror or type(error).__name__}", 2)
 
 
 @bounces_app.command("ingest")
@@ -78,13 +110,17 @@ def ingest(paths: PathsArg, now: cli.NowOpt = None, as_json: cli.JsonOpt = False
         return totals
 
     try:
+        # A failed output (`| head`, a full disk) is told by `cli.emit`, never as a read.
         totals = cli.run(action)
     except OSError as error:
         cli.fail(f"cannot read {error.filename or 'the input'}: {error.strerror or error}")
-    if not as_json:
-        summary = ", ".join(f"{count} {kind}" for kind, count in sorted(totals.items()))
-        cli.out.print(f"{sum(totals.values())} messages: {summary or 'none'}")
-    sys.stdout.flush()
+    try:
+        if not as_json:
+            summary = ", ".join(f"{count} {kind}" for kind, count in sorted(totals.items()))
+            cli.out.print(f"{sum(totals.values())} messages: {summary or 'none'}")
+        sys.stdout.flush()
+    except OSError as error:
+        cli.output_failed(error)
 
 
 def show(report: BounceReport, applied: Mapping[str, Any]) -> None:
@@ -137,8 +173,13 @@ def listen(
         stopping: list[int] = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda number, _frame: stopping.append(number))
+        # One line when the address is taken or not this machine's, as `serve` says it.
+        cli.check_port_free(host, port)
         controller = bounce_listener(ctx, host, port)
-        controller.start()
+        try:
+            controller.start()
+        except OSError as error:  # taken between the check and the start
+            cli.fail(f"cannot listen on {host}:{port}: {error.strerror or type(error).__name__}")
         sys.stderr.write(f"courtois: receiving bounces on {host}:{port}\n")
         try:
             while not stopping:

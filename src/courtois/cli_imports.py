@@ -91,6 +91,8 @@ def _from_file(
 
     if file_format is not None and file_format not in FORMATS:
         cli.fail(f"--format must be one of {', '.join(FORMATS)}, not {file_format!r}", 2)
+    if path.is_dir():
+        cli.fail(f"{path} is a folder; name the address-book file", 2)
     if not path.is_file():
         cli.fail(f"{path}: no such file", 2)
     size = path.stat().st_size

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import mailbox
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -34,6 +35,7 @@ from support import (
     send_invites,
     verdicts_of,
 )
+from test_cli import EXECUTABLE
 from typer.testing import CliRunner
 
 from conftest import SECRET
@@ -573,3 +575,66 @@ def test_ingest_refuses_a_missing_path_with_one_line(
     (line,) = done.stderr.splitlines()
     assert line.startswith("courtois: ")
     assert "nowhere.mbox" in line
+
+
+def _dump(url: str) -> list[str]:
+    """Every row of the SQLite database, to see that a refused run changed nothing."""
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+        return list(connection.iterdump())
+
+
+def test_ingest_refuses_a_maildir_with_an_unreadable_message_before_applying_any(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The second message of a Maildir cannot be read (a dangling link, or for a user root
+    is not a file without read permission): nothing is applied, not even the first."""
+    box = mailbox.Maildir(tmp_path / "box", create=True)
+    box.add((DATA / "arf-22.eml").read_bytes())
+    box.close()
+    (tmp_path / "box" / "new" / "zz-gone").symlink_to(tmp_path / "never-there")
+    broken = [tmp_path / "box" / "new" / "zz-gone"]
+    if os.geteuid() != 0:
+        locked = tmp_path / "box" / "cur" / "zz-locked"
+        locked.write_bytes((DATA / "arf-22.eml").read_bytes())
+        locked.chmod(0)
+        broken.append(locked)
+    before = _dump(cli_env["COURTOIS_DATABASE_URL"])
+    for args in ([], ["--json"]):
+        done = subprocess.run(
+            [EXECUTABLE, "bounces", "ingest", str(tmp_path / "box"), *args],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stdout == ""
+        (line,) = done.stderr.splitlines()
+        assert line.startswith("courtois: ")
+        assert "cannot be read" in line
+        assert any(str(path) in line for path in broken), line
+    assert _dump(cli_env["COURTOIS_DATABASE_URL"]) == before
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_ingest_says_a_failed_output_is_the_output(cli_env: dict[str, str], as_json: bool) -> None:
+    """`| head` that stops reading, or a full disk: named as what failed, in one line."""
+    args = [EXECUTABLE, "bounces", "ingest", *map(str, sorted(DATA.glob("*.eml")))]
+    args += ["--json"] if as_json else []
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        closed = subprocess.run(
+            args, env=cli_env, stdout=writer, stderr=subprocess.PIPE, text=True, check=False
+        )
+    finally:
+        os.close(writer)
+    with open("/dev/full", "w", encoding="utf-8") as full:
+        filled = subprocess.run(
+            args, env=cli_env, stdout=full, stderr=subprocess.PIPE, text=True, check=False
+        )
+    assert closed.returncode == 1
+    assert closed.stderr == "courtois: cannot write the output: Broken pipe\n"
+    assert filled.returncode == 1
+    assert filled.stderr == "courtois: cannot write the output: No space left on device\n"

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sqlite3
+import stat
 import subprocess
 from pathlib import Path
 
@@ -152,3 +153,44 @@ def assert_refused_after_report(done: subprocess.CompletedProcess[str]) -> str:
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     return lines[0]
+
+
+def test_export_replaces_only_a_regular_file(history: Path, tmp_path: Path) -> None:
+    """A symbolic link is refused, not renamed over (its target would stay stale) nor
+    followed; a FIFO and a device node are refused, never replaced by a file."""
+    env = environment(f"sqlite:///{history}")
+    target = tmp_path / "target.jsonl"
+    target.write_text("an earlier export\n", encoding="utf-8")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    specials = [(link, "symbolic link"), (fifo, "not a regular file")]
+    if os.geteuid() == 0:
+        device = tmp_path / "null.jsonl"
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        specials.append((device, "not a regular file"))
+    runs = [(env, ["audit", "export", "--output", str(path)]) for path, _ in specials]
+    for done, (path, words) in zip(in_parallel(runs), specials, strict=True):
+        assert_refused(done, str(path), words)
+    assert link.is_symlink()
+    assert target.read_text(encoding="utf-8") == "an earlier export\n"
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    if os.geteuid() == 0:
+        assert stat.S_ISCHR((tmp_path / "null.jsonl").lstat().st_mode)
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_export_to_a_full_disk_is_one_line(history: Path) -> None:
+    env = environment(f"sqlite:///{history}")
+    with open("/dev/full", "w", encoding="utf-8") as full:
+        done = subprocess.run(
+            [EXECUTABLE, "audit", "export"],
+            env=env,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr == "courtois: cannot write the output: No space left on device\n"

@@ -4,6 +4,7 @@ worker claims a batch it can then only fail."""
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 from collections.abc import Iterator
@@ -276,3 +277,103 @@ def test_serve_on_a_port_in_use_is_one_line(tmp_path: Path) -> None:
         port = str(taken.getsockname()[1])
         done = courtois(env, "serve", "--port", port)
     assert_refused(done, f"127.0.0.1:{port}", "in use")
+
+
+def test_a_dkim_key_path_that_cannot_be_read_is_one_line_in_every_command(
+    queued: tuple[dict[str, str], Engine], tmp_path: Path
+) -> None:
+    """A folder, a dangling link or (for a user root is not) a file without read
+    permission at the key's path: one line naming the key and why, never a traceback."""
+    env, engine = queued
+    dangling = tmp_path / "gone.pem"
+    dangling.symlink_to(tmp_path / "never-there.pem")
+    unusable = [(tmp_path, "Is a directory"), (dangling, "No such file")]
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked.pem"
+        locked.write_text("-----BEGIN PRIVATE KEY-----\n", encoding="utf-8")
+        locked.chmod(0)
+        unusable.append((locked, "Permission denied"))
+    dkim = {"COURTOIS_DKIM_DOMAIN": "example.org", "COURTOIS_DKIM_SELECTOR": "s1"}
+    commands = [
+        ["serve", "--port", "1"],
+        ["worker", "--once", "--now", at(minutes=20)],
+        ["migrate"],
+        ["audit", "verify"],
+    ]
+    runs = [
+        ({**env, **dkim, "COURTOIS_DKIM_PRIVATE_KEY_FILE": str(path)}, args)
+        for path, _ in unusable
+        for args in commands
+    ]
+    reasons = [(str(path), reason) for path, reason in unusable for _ in commands]
+    before, counts = _statuses(engine), table_counts(engine)
+    for done, (path, reason) in zip(in_parallel(runs), reasons, strict=True):
+        assert_refused(done, "DKIM private key file", path, reason)
+    assert _statuses(engine) == before
+    assert table_counts(engine) == counts
+
+
+def test_bounces_listen_on_a_port_in_use_or_a_bad_host_is_one_line(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path / 'c.db'}")
+    ok(env, "migrate")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        in_use, bad_host = in_parallel(
+            [
+                (env, ["bounces", "listen", "--port", port]),
+                (env, ["bounces", "listen", "--host", "999.1.1.1", "--port", "2526"]),
+            ]
+        )
+    assert_refused(in_use, f"127.0.0.1:{port}", "in use")
+    assert_refused(bad_host, "cannot listen on 999.1.1.1:2526")
+
+
+def test_a_folder_or_unreadable_file_at_the_sqlite_path_is_not_told_to_try_again(
+    tmp_path: Path,
+) -> None:
+    """Nothing but a change of configuration helps: one line saying what is there, with
+    an exit that does not mean "try again later" (75)."""
+    folder = tmp_path / "c.db"
+    folder.mkdir()
+    paths = [(folder, "is a folder")]
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked.db"
+        locked.write_bytes(b"")
+        locked.chmod(0)
+        paths.append((locked, "cannot be read"))
+    commands = [["migrate"], ["audit", "verify"], ["worker", "--once", "--now", NOW]]
+    runs = [(environment(f"sqlite:///{path}"), args) for path, _ in paths for args in commands]
+    words = [(str(path), word) for path, word in paths for _ in commands]
+    for done, (path, word) in zip(in_parallel(runs), words, strict=True):
+        assert_refused(done, "database_url", path, word)
+        assert done.returncode == 1
+
+
+def test_a_worker_interval_that_never_ends_is_refused(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path / 'c.db'}")
+    runs = [(env, ["worker", "--interval", value]) for value in ("inf", "nan")]
+    endless, spinning = in_parallel(runs)
+    assert_refused(endless, "--interval", "finite")
+    assert_refused(spinning, "--interval")
+    for done in (endless, spinning):
+        assert done.returncode == 2
+
+
+def test_import_of_a_folder_says_it_is_a_folder(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path / 'c.db'}")
+    done = courtois(env, "import", str(tmp_path), "--member", "ana", "--now", NOW)
+    assert_refused(done, str(tmp_path), "is a folder")
+    assert done.returncode == 2
+
+
+def test_a_demo_folder_that_cannot_be_one_is_one_line(tmp_path: Path) -> None:
+    env = environment(f"sqlite:///{tmp_path / 'c.db'}")
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder\n", encoding="utf-8")
+    folders = [(afile, "is a file"), (afile / "sub", "is a file"), (Path("/proc/xyz"), "")]
+    runs = [(env, ["demo", "--port", "0", "--data-dir", str(path)]) for path, _ in folders]
+    for done, (path, word) in zip(in_parallel(runs), folders, strict=True):
+        assert_refused(done, "demo's folder", str(path), word)
+    assert afile.read_text(encoding="utf-8") == "not a folder\n"

@@ -168,7 +168,17 @@ def _layout(domain: str, selector: str, time_digits: int) -> _Layout:
 @lru_cache(maxsize=8)
 def _load(path: str, mtime: float) -> rsa.RSAPrivateKey:
     try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+        pem = Path(path).read_bytes()
+    except OSError as error:
+        # A folder, a file this user may not read: refused in one line at start, as a
+        # missing file is, not a traceback on every command.
+        raise InvalidInput(
+            f"The DKIM private key file {path} cannot be read: "
+            f"{error.strerror or type(error).__name__}.",
+            {"dkim_private_key_file": "unreadable"},
+        ) from None
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
         key = None
     if not isinstance(key, rsa.RSAPrivateKey):

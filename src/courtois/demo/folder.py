@@ -69,7 +69,17 @@ class DemoFolder:
         A database without the file holding its secret cannot be read coherently (every
         digest depends on that secret), so that case is refused rather than papered over.
         """
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise InvalidInput(
+                f"The demo's folder {self.path} is a file, or lies under one; name a folder."
+            ) from None
+        except OSError as error:
+            raise InvalidInput(
+                f"The demo's folder {self.path} cannot be made: "
+                f"{error.strerror or type(error).__name__}."
+            ) from None
         kept = self._kept_keys()
         if kept is not None:
             return kept

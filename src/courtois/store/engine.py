@@ -81,6 +81,28 @@ def _ping_when_idle(engine: Engine) -> None:
             raise InvalidatePoolError() from error
 
 
+def _check_sqlite_file(path: Path) -> None:
+    """Refuse a folder at the SQLite file's path, or a file this process may not read: SQLite
+    says only "unable to open database file", which is also what a passing outage looks
+    like, and would have them reported as "try again later" when nothing but a change of
+    configuration helps. A missing file is fine: SQLite creates it."""
+    if path.is_dir():
+        raise InvalidInput(
+            f"database_url: the SQLite file {path} is a folder.", {"database_url": "a folder"}
+        )
+    try:
+        with path.open("rb"):
+            pass
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise InvalidInput(
+            f"database_url: the SQLite file {path} cannot be read "
+            f"({error.strerror or type(error).__name__}).",
+            {"database_url": "unreadable"},
+        ) from None
+
+
 def _sqlite_engine(url: str, database: str | None) -> Engine:
     """SQLite with WAL (readers never block the writer) and BEGIN IMMEDIATE, so two writers
     queue for the lock at the start instead of failing to upgrade it halfway through.
@@ -94,6 +116,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
                 f"({error.strerror or type(error).__name__}).",
                 {"database_url": "unusable folder"},
             ) from None
+        _check_sqlite_file(Path(database))
     parsed = make_url(url)
     dialect: Any = parsed.get_dialect()  # the pool class it picks is not in the type stubs
     queued = issubclass(dialect.get_pool_class(parsed), QueuePool)
