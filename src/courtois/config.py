@@ -234,12 +234,34 @@ def webhook_target(settings: Settings) -> tuple[str, str] | None:
             "COURTOIS_WEBHOOK_URL must be an http:// or https:// URL when webhooks are on.",
             {"webhook_url": "missing or not http(s)"},
         )
+    _check_webhook_url(url)
     if len(secret) < MIN_WEBHOOK_SECRET_LENGTH:
         raise InvalidInput(
             f"COURTOIS_WEBHOOK_SECRET must be at least {MIN_WEBHOOK_SECRET_LENGTH} characters.",
             {"webhook_secret": "missing or too short"},
         )
     return url, secret
+
+
+def _check_webhook_url(url: str) -> None:
+    """A URL the worker can post to, checked as httpx and the socket layer will read it:
+    one they cannot (a port that is not a number, an empty or over-long host label, an
+    unclosed IPv6 bracket) would otherwise fail every delivery, pass after pass."""
+    import httpx
+
+    try:
+        parsed = httpx.URL(url)
+        host = parsed.raw_host.decode("ascii")
+        if not host:
+            raise ValueError("no host")
+        # As a connection encodes it (the IDNA codec): refuses empty and over-long labels.
+        host.encode("idna")
+    except (httpx.InvalidURL, ValueError) as error:  # UnicodeError is a ValueError
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise InvalidInput(
+            f"COURTOIS_WEBHOOK_URL is not a URL webhooks can be posted to ({reason}).",
+            {"webhook_url": "invalid"},
+        ) from None
 
 
 DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")

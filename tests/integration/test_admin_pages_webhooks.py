@@ -65,5 +65,5 @@ def test_with_webhooks_off_the_page_says_so(ctx: Context) -> None:
         sign_in(site)
         page = site.get("/admin/webhooks").text
     assert 'id="webhooks-status" data-enabled="false"' in page
-    assert re.search(r'<dd data-state="pending">1</dd>', page)
-    assert re.search(r'<tr id="event-[^"]+" data-state="pending">', page)
+    # Nothing is written while they are off, so nothing waits for them.
+    assert not re.search(r'<tr id="event-', page)

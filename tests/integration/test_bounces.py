@@ -7,6 +7,7 @@ reported. Only digests are kept, and nothing lifts an opt-out.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import mailbox
 import os
@@ -40,6 +41,7 @@ from typer.testing import CliRunner
 
 from conftest import SECRET
 from courtois.cli_bounces import bounces_app
+from courtois.config import Settings
 from courtois.delivery.bounces import BouncedRecipient, BounceReport, classify
 from courtois.delivery.transport import MemoryTransport
 from courtois.services.bounces import apply_bounce
@@ -52,6 +54,16 @@ from courtois.services.worker import run_pass
 from courtois.store.engine import make_engine
 from courtois.store.migrate import migrate
 from courtois.store.tables import complaints, recipients, webhook_events
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Webhooks on (to a port nobody listens on): events are written only then, and some
+    of these tests read them."""
+    return dataclasses.replace(
+        settings, webhook_url="http://127.0.0.1:9/hooks", webhook_secret="whsec-0123456789abcdef"
+    )
+
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bounces" / "bounces"
 UNDO = timedelta(minutes=10)

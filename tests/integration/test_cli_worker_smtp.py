@@ -169,6 +169,9 @@ def test_a_broken_relay_fails_nothing_for_days_then_the_mended_one_sends(
             broken, mended = f"smtp://127.0.0.1:{free_port()}", f"smtp://courtois:s3cret@{host}"
             mended += "?starttls=off"
         env = invited_env(tmp_path, broken, members=1, each=1)
+        # Webhooks on (nobody listens): events are written only then.
+        env["COURTOIS_WEBHOOK_URL"] = f"http://127.0.0.1:{free_port()}/hooks"
+        env["COURTOIS_WEBHOOK_SECRET"] = "whsec-0123456789abcdef"
         for at in (
             "2026-03-02T09:11",
             "2026-03-03T09:00",

@@ -4,6 +4,7 @@ the recipients' own word stays. Real SQLite and PostgreSQL, real SMTP."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import replace
@@ -65,6 +66,15 @@ AGENT = "QuillBrowser/9.1"
 BO, CY, DEE, EVE = "bo@example.org", "cy@example.org", "dee@example.org", "eve@example.org"
 SENT_AT = T0 + timedelta(minutes=11)
 ERASED_AT = T0 + timedelta(hours=1)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Webhooks on (to a port nobody listens on): events are written only then, and some
+    of these tests read them."""
+    return dataclasses.replace(
+        settings, webhook_url="http://127.0.0.1:9/hooks", webhook_secret="whsec-0123456789abcdef"
+    )
 
 
 def invite_with_consent(
@@ -144,7 +154,10 @@ def test_erasure_stops_everything_and_keeps_nothing_that_names_the_member(ctx: C
     revoked = {p["consent"] for e, p in events if e == "consent.revoked"}
     assert revoked == {made["sent"]["consent_id"], made["waiting"]["consent_id"]}
     (hook,) = rows(ctx, webhook_events, webhook_events.c.type == "member.erased")
-    assert hook.payload["data"] == {"member_id": "zed", "erased_at": ERASED_AT.isoformat()}
+    assert hook.payload["data"] == {
+        "member_id": "zed",
+        "erased_at": ERASED_AT.isoformat(timespec="microseconds"),
+    }
     assert verify_ledger(ctx.engine).ok
 
 

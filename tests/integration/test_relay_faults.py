@@ -8,6 +8,7 @@ the relay never let out expires as not sent, not bounced."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,10 +21,21 @@ from smtp_server import FaultyHandler, free_port, smtp_server
 from sqlalchemy import select
 from support import T0, add_members, by_email, invitation, messages_of, rows, send_invites
 
+from courtois.config import Settings
 from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
 from courtois.services.context import Context
 from courtois.services.worker import PassReport, run_pass
 from courtois.store.tables import recipients, webhook_events
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Webhooks on (to a port nobody listens on): events are written only then, and some
+    of these tests read them."""
+    return dataclasses.replace(
+        settings, webhook_url="http://127.0.0.1:9/hooks", webhook_secret="whsec-0123456789abcdef"
+    )
+
 
 BO = "bo@example.com"
 FIRST = T0 + timedelta(minutes=11)

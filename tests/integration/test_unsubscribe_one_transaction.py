@@ -11,6 +11,7 @@ under the recipient's lock.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import timedelta
 
@@ -20,6 +21,7 @@ from sqlalchemy import func, select
 from support import all_stored_text, by_email, ledger_events, rows, send_invites
 
 from conftest import SECRET
+from courtois.config import Settings
 from courtois.domain.errors import NotFound
 from courtois.services.context import Context
 from courtois.services.members import register_member
@@ -33,6 +35,16 @@ from courtois.store.tables import (
     webhook_events,
 )
 from courtois.tokens import Scope, make_token
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Webhooks on (to a port nobody listens on): events are written only then, and some
+    of these tests read them."""
+    return dataclasses.replace(
+        settings, webhook_url="http://127.0.0.1:9/hooks", webhook_secret="whsec-0123456789abcdef"
+    )
+
 
 BO = "bo@example.com"
 REASON = "the recipient unsubscribed"

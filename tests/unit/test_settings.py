@@ -146,6 +146,23 @@ def test_half_a_webhook_configuration_stops_the_start(environ: dict[str, str], k
     assert key in _refused(**environ).details
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://host:port/hook",
+        "http://hooks..example.com/hook",
+        "http://[::1/hook",
+        "http://127.0.0.1:80a/",
+        f"http://{'a' * 64}.example.com/hook",
+        "http:///hook",
+    ],
+)
+def test_a_webhook_url_that_cannot_be_posted_to_stops_the_start(url: str) -> None:
+    refused = _refused(COURTOIS_WEBHOOK_URL=url, COURTOIS_WEBHOOK_SECRET="whsec-0123456789abcdef")
+    assert "webhook_url" in refused.details
+    assert "COURTOIS_WEBHOOK_URL" in refused.message
+
+
 def test_a_whole_webhook_configuration_loads() -> None:
     settings = load_settings(
         environ={
@@ -154,3 +171,13 @@ def test_a_whole_webhook_configuration_loads() -> None:
         }
     )
     assert settings.webhook_url == "https://hooks.example/in"
+    for url in ("http://[::1]:8080/in", "https://hooks.exämple.org/in", "http://127.0.0.1:80/"):
+        assert (
+            load_settings(
+                environ={
+                    "COURTOIS_WEBHOOK_URL": url,
+                    "COURTOIS_WEBHOOK_SECRET": "whsec-0123456789abc",
+                }
+            ).webhook_url
+            == url
+        )

@@ -22,7 +22,8 @@ class Context:
     def unit_of_work(self, now: datetime, *, durable: bool = False) -> UnitOfWork:
         """A new transaction whose ledger entries are stamped `now`; `durable` when its
         commit must survive a power cut (on SQLite, an fsync at commit)."""
-        return UnitOfWork(self.engine, now, durable=durable)
+        webhooks = bool(self.settings.webhook_url.strip() and self.settings.webhook_secret)
+        return UnitOfWork(self.engine, now, durable=durable, webhooks=webhooks)
 
     def digest(self, address: Address) -> str:
         """The recipient's identity in the store."""

@@ -33,10 +33,14 @@ _PENDING = insert(ledger_pending)
 class UnitOfWork:
     """`with ctx.unit_of_work(now) as uow: ...; uow.commit()`; anything else rolls back."""
 
-    def __init__(self, engine: Engine, now: datetime, *, durable: bool = False) -> None:
+    def __init__(
+        self, engine: Engine, now: datetime, *, durable: bool = False, webhooks: bool = False
+    ) -> None:
         self.engine = engine
         self.now = now.astimezone(UTC)
         self.durable = durable
+        # Whether webhook events are written: only with a receiver configured.
+        self.webhooks = webhooks
         self._pending: list[tuple[str, dict[str, Any]]] = []
         self._connection: Connection | None = None
         self._turn = ExitStack()

@@ -38,6 +38,7 @@ def run_pass(
     scheduled (counted as `waiting`): nothing is marked sent that did not leave."""
     chance = rng or random.Random()  # noqa: S311 - retry jitter, not a secret
     report = PassReport()
+    started = time.monotonic()
     leads = shard is None or shard.leads
     if leads:
         report.unknown = expire_leases(ctx, now)
@@ -49,7 +50,9 @@ def run_pass(
         if isinstance(transport, Pooled):
             transport.release()
     if leads:
-        deliver_due_webhooks(ctx, now)
+        # As of `now` moved on by the pass so far, as the email leases are: after a long
+        # send, leases from the pass's start would already have run out.
+        deliver_due_webhooks(ctx, now + timedelta(seconds=time.monotonic() - started))
         # Whatever a checkpoint after an erasure could not truncate (a reader held the log)
         # goes now: no page that held an address outlives the next pass (SQLite only).
         truncate_wal(ctx.engine)

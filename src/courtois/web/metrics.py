@@ -6,7 +6,8 @@ deployment reports the same figures, whichever one is scraped:
   `courtois_decision_outcomes_total{stage, outcome}`: each decision's result. Decisions
   are never updated, so each process adds only the rows it has not counted yet.
 - `courtois_messages{state, kind}`: emails by state; `courtois_queue_depth{queue}`:
-  emails due now, scheduled, being sent, and webhook events waiting.
+  emails due now, scheduled, being sent, and webhook events waiting;
+  `courtois_webhook_events_failed`: webhook events given up (only with webhooks on).
 - `courtois_send_latency_seconds{quantile}`: from falling due to leaving, over the emails
   sent in the last 15 minutes (`courtois_send_latency_window_messages` of them).
 """
@@ -29,6 +30,7 @@ from sqlalchemy import Connection, func, select
 from courtois.config import webhook_target
 from courtois.domain.messages import MessageState
 from courtois.services.context import Context
+from courtois.services.webhook_delivery import FAILED
 from courtois.services.webhooks import PENDING
 from courtois.store.tables import decisions, messages, webhook_events
 from courtois.web.deps import Clock
@@ -131,18 +133,28 @@ class StoreCollector:
                     messages.c.scheduled_at <= now,
                 )
             ).scalar_one()
-            # With webhooks off, events still wait (a week) for them to be turned on: no
-            # queue to alert on, so no series at all.
-            webhooks_waiting = None
+            # With webhooks off, no event is written: no queue to alert on, so no series.
+            webhooks: dict[str, int] | None = None
             if webhook_target(self.ctx.settings) is not None:
-                webhooks_waiting = connection.execute(
-                    select(func.count())
-                    .select_from(webhook_events)
-                    .where(webhook_events.c.state == PENDING)
-                ).scalar_one()
+                webhooks = {
+                    str(state): int(n)
+                    for state, n in connection.execute(
+                        select(webhook_events.c.state, func.count())
+                        .where(webhook_events.c.state.in_((PENDING, FAILED)))
+                        .group_by(webhook_events.c.state)
+                    )
+                }
             latencies = self._latencies(connection, now)
         yield from self._decisions()
-        yield from self._messages(by_state, int(due), webhooks_waiting)
+        yield from self._messages(
+            by_state, int(due), None if webhooks is None else webhooks.get(PENDING, 0)
+        )
+        if webhooks is not None:
+            yield GaugeMetricFamily(
+                "courtois_webhook_events_failed",
+                "Webhook events given up after the last attempt, still kept (7 days).",
+                value=webhooks.get(FAILED, 0),
+            )
         yield from self._latency(latencies)
 
     def _decisions(self) -> Iterable[Metric]:
