@@ -60,7 +60,9 @@ def test_the_turn_is_held_for_the_transaction_and_given_back_every_way(engine: E
 
 
 def test_a_database_that_cannot_begin_gives_the_turn_back(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path}")  # a folder: SQLite cannot open it
+    path = tmp_path / "courtois.db"
+    engine = make_engine(f"sqlite:///{path}")
+    path.mkdir()  # a folder since the engine was made: SQLite cannot open it
     with pytest.raises(OperationalError, match="unable to open database file"):
         UnitOfWork(engine, NOW).__enter__()
     assert not held(engine)
