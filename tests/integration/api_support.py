@@ -95,6 +95,14 @@ def with_settings(ctx: Context, **changes: Any) -> Context:
     return Context(engine=ctx.engine, settings=dataclasses.replace(ctx.settings, **changes))
 
 
+WEBHOOK_SECRET = "whsec-0123456789abcdef"
+
+
+def hooked(ctx: Context, url: str) -> Context:
+    """The same database with webhooks posted to `url`, signed with WEBHOOK_SECRET."""
+    return with_settings(ctx, webhook_url=url, webhook_secret=WEBHOOK_SECRET)
+
+
 @contextmanager
 def running_api(ctx: Context, now: datetime = T0, **settings: Any) -> Iterator[Api]:
     """The app over `ctx` (with the API key set), served, and a keyed client."""

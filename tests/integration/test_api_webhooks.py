@@ -14,8 +14,10 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from api_support import (
+    WEBHOOK_SECRET,
     add_member,
     free_port,
+    hooked,
     preview_and_invite,
     running_api,
     webhook_receiver,
@@ -36,11 +38,7 @@ from courtois.services.worker import run_pass
 from courtois.store.tables import metadata, webhook_deliveries, webhook_events
 from courtois.webhook_signature import sign, verify
 
-SECRET = "whsec-0123456789abcdef"
-
-
-def hooked(ctx: Context, url: str) -> Context:
-    return with_settings(ctx, webhook_url=url, webhook_secret=SECRET)
+SECRET = WEBHOOK_SECRET
 
 
 def unsubscribe_one(ctx: Context, email: str = "bo@example.org") -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import running_api, webhook_receiver, with_settings
+from api_support import WEBHOOK_SECRET, hooked, running_api, webhook_receiver
 from sqlalchemy import update
 from support import count, rows
 
@@ -32,11 +32,7 @@ from courtois.services.webhook_delivery import (
 )
 from courtois.store.tables import webhook_deliveries, webhook_events
 
-SECRET = "whsec-0123456789abcdef"
-
-
-def hooked(ctx: Context, url: str) -> Context:
-    return with_settings(ctx, webhook_url=url, webhook_secret=SECRET)
+SECRET = WEBHOOK_SECRET
 
 
 def unsubscribe_many(ctx: Context, n: int, name: str = "r") -> None:
