@@ -222,6 +222,12 @@ def load_settings(
 MIN_WEBHOOK_SECRET_LENGTH = 16
 
 
+def webhooks_on(settings: Settings) -> bool:
+    """Whether events are written and posted: both webhook settings are given
+    (`load_settings` refuses one without the other, through `webhook_target`)."""
+    return bool(settings.webhook_url.strip() and settings.webhook_secret)
+
+
 def webhook_target(settings: Settings) -> tuple[str, str] | None:
     """The receiver's URL and secret, None when webhooks are off. Half a configuration is
     refused rather than sending unsigned events or signing for nobody; `load_settings`

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from courtois.config import Settings
+from courtois.config import Settings, webhooks_on
 from courtois.domain.addresses import Address, parse_address, recipient_digest
 from courtois.services.unit_of_work import UnitOfWork
 
@@ -22,8 +22,7 @@ class Context:
     def unit_of_work(self, now: datetime, *, durable: bool = False) -> UnitOfWork:
         """A new transaction whose ledger entries are stamped `now`; `durable` when its
         commit must survive a power cut (on SQLite, an fsync at commit)."""
-        webhooks = bool(self.settings.webhook_url.strip() and self.settings.webhook_secret)
-        return UnitOfWork(self.engine, now, durable=durable, webhooks=webhooks)
+        return UnitOfWork(self.engine, now, durable=durable, webhooks=webhooks_on(self.settings))
 
     def digest(self, address: Address) -> str:
         """The recipient's identity in the store."""
