@@ -559,6 +559,19 @@ def test_the_quota_is_counted_in_any_stretch_of_its_window() -> None:
     assert_defer(quota(slots), RQ, NOW + timedelta(days=102))
 
 
+def test_a_deferral_waits_for_the_first_instant_that_fits() -> None:
+    """An email sent 13 days ago and a reminder the recipient asked for on day 80: the
+    short window frees tomorrow (days -13, 1 and 80 keep 14 days apart and span more than
+    90), so the retry is tomorrow, not 14 days after the reminder, past any expiry."""
+    sent = NOW - timedelta(days=13)
+    recipient = RecipientFacts(slots=(sent,), reserved=(NOW + timedelta(days=80),))
+    verdict = recipient_quota.check(cand(), facts(recipient=recipient), NOW)
+    assert_defer(verdict, RQ, sent + timedelta(days=14))
+    assert verdict.retry_at is not None
+    retried = recipient_quota.check(cand(), facts(recipient=recipient), verdict.retry_at)
+    assert_allow(retried, RQ)
+
+
 def test_long_window_with_one_slot_inside_is_allowed() -> None:
     slots = [NOW - timedelta(days=90), NOW - timedelta(days=30)]
     assert_allow(quota(slots), RQ)

@@ -32,11 +32,6 @@ LATENESS = timedelta(hours=1)
 _FIRST_EMAIL = allow(CODE, "no other email to this recipient in the quota windows")
 
 
-def _free_after(emails: list[datetime], limit: int, window: timedelta) -> datetime:
-    """The first time at which fewer than `limit` emails fall within `window` of it."""
-    return sorted(emails)[-limit] + window
-
-
 def _crowded(
     emails: list[datetime],
     at: datetime,
@@ -95,11 +90,7 @@ def check(candidate: Candidate, facts: Facts, now: datetime) -> Verdict:
             HELD,
             joined,
         )
-    retry = now
-    if short_full:
-        retry = max(retry, _free_after(emails, policy.recipient_short_max, policy.short_window))
-    if long_full:
-        retry = max(retry, _free_after(emails, policy.recipient_long_max, policy.long_window))
+    retry = first_free(emails, now, policy)
     return defer(
         CODE,
         f"the recipient's quota is used until {retry.isoformat()}; grouped into a digest",
