@@ -260,7 +260,36 @@ def test_a_repeated_send_shows_what_was_recorded_after_the_words_changed(
     (consent,) = rows(ctx, consents)
     assert f"/member/consents/{consent.id}/revoke" in again.text
     assert count(ctx, invitations) == 1
-    assert contact_ids(ctx, "marie", selected=True) == []
+    # What she chose anew was not what the old form invited: it stays chosen.
+    assert len(contact_ids(ctx, "marie", selected=True)) == 1
+
+
+def test_a_form_posted_again_shows_each_invitation_as_it_is_now(ctx: Context) -> None:
+    """Ana sends, withdraws the invitation, chooses the same person again and the browser
+    posts the old form again (the back button): the page shows the first answer with the
+    invitation withdrawn, not leaving with a button to withdraw it, and her new choice
+    stays, for a preview and a consent of its own."""
+    add_member(ctx)
+    import_some(ctx, "ana", 2)
+    with signed_in(ctx) as ana:
+        chosen = _choose_first(ana, 1)
+        form = consent_form(_preview(ana))
+        first = ana.post("/member/invite/send", form)
+        assert "Your invitations leave on" in first.text
+        (invitation,) = rows(ctx, invitations)
+        withdrawn = ana.post(f"/member/invitations/{invitation.id}/withdraw", {})
+        assert withdrawn.status_code == 303, withdrawn.text
+        reloaded = ana.post("/member/invite/send", form)
+        assert _choose_first(ana, 1) == chosen
+        again = ana.post("/member/invite/send", form)
+    for page in (reloaded, again):
+        assert page.status_code == 200, page.text
+        assert "Invitations recorded" in page.text
+        assert "withdrawn" in page.text
+        assert "leave on" not in page.text
+        assert f"/member/invitations/{invitation.id}/withdraw" not in page.text
+    assert [r.state for r in rows(ctx, invitations)] == ["withdrawn"]
+    assert contact_ids(ctx, "ana", selected=True) == chosen
 
 
 def test_a_changed_choice_is_shown_again_instead_of_sending(ctx: Context) -> None:

@@ -2,7 +2,9 @@
 
 Once invited, the chosen contacts are unticked, so the next invitation starts again from
 nobody (invariant 1); the invitations keep the addresses they need while they are open.
-The page's idempotency key makes a double click or a reload return the first answer.
+The page's idempotency key makes a double click or a reload return the first answer; a
+form posted again after the member ticked people anew (the back button) replays that
+answer and leaves the new ticks as they are, since they were not what it invited.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from sqlalchemy import select
 
 from courtois.services.context import Context
 from courtois.services.idempotency import invite_scope
-from courtois.services.invitations import ConsentInput, InviteRequest, invite
+from courtois.services.invitations import ConsentInput, Invited, InviteRequest, invite_once
 from courtois.services.member_contacts import ContactRow, choose_contacts
 from courtois.store.tables import idempotency_keys
 
@@ -38,10 +40,11 @@ def invite_chosen(
     consented: Consented,
     now: datetime,
     key: str,
-) -> dict[str, Any]:
+) -> Invited:
     """Invite the chosen contacts under this consent (refused as `invite` refuses: a stale
-    preview or consent text is a Conflict), then untick them."""
-    answer = invite(
+    preview or consent text is a Conflict), then untick them, unless the key's first
+    answer is replayed."""
+    invited = invite_once(
         ctx,
         InviteRequest(
             member_id=member_id,
@@ -55,8 +58,9 @@ def invite_chosen(
         now,
         idempotency_key=key,
     )
-    choose_contacts(ctx, member_id, [row.id for row in chosen], [], now)
-    return answer
+    if not invited.replayed:
+        choose_contacts(ctx, member_id, [row.id for row in chosen], [], now)
+    return invited
 
 
 def earlier_answer(ctx: Context, member_id: str, key: str) -> dict[str, Any] | None:

@@ -8,11 +8,12 @@ Reads only; each page is one indexed range query plus lookups keyed by the page'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from courtois.domain.invitations import OPEN_INVITATION_STATES, InvitationState
 from courtois.domain.messages import MessageState
@@ -128,59 +129,77 @@ def invitations_overview(
         check_member(connection, member_id)
         found = connection.execute(query.limit(limit + 1)).all()
         page = found[:limit]
-        ids = [row.id for row in page]
-        given_at: dict[str, datetime] = {
-            consent.id: consent.given_at
-            for consent in connection.execute(
-                select(consents.c.id, consents.c.given_at).where(
-                    consents.c.member_id == member_id,
-                    consents.c.id.in_(sorted({row.consent_id for row in page})),
-                )
+        items = _lines(ctx, connection, member_id, page)
+    after = (page[-1].created_at, page[-1].id) if len(found) > limit and page else None
+    return Lines(items, after)
+
+
+def invitation_lines(ctx: Context, member_id: str, ids: list[str]) -> dict[str, InvitationLine]:
+    """The dashboard lines of these invitations of the member, as they stand now (a page
+    showing an earlier answer again must not show a withdrawn invitation as leaving)."""
+    with ctx.engine.connect() as connection:
+        rows = connection.execute(
+            select(invitations).where(
+                invitations.c.member_id == member_id, invitations.c.id.in_(sorted(set(ids)))
             )
-        }
-        leaving: dict[str, datetime] = {
-            row[0]: row[1]
-            for row in connection.execute(
-                select(messages.c.invitation_id, func.min(messages.c.scheduled_at))
-                .where(
-                    messages.c.invitation_id.in_(ids),
-                    messages.c.state == MessageState.SCHEDULED.value,
-                )
-                .group_by(messages.c.invitation_id)
+        ).all()
+        return {line.id: line for line in _lines(ctx, connection, member_id, rows)}
+
+
+def _lines(
+    ctx: Context, connection: Connection, member_id: str, page: Sequence[Any]
+) -> list[InvitationLine]:
+    """The lines of these invitation rows: their consents, emails, contacts and refusals
+    read by key."""
+    ids = [row.id for row in page]
+    given_at: dict[str, datetime] = {
+        consent.id: consent.given_at
+        for consent in connection.execute(
+            select(consents.c.id, consents.c.given_at).where(
+                consents.c.member_id == member_id,
+                consents.c.id.in_(sorted({row.consent_id for row in page})),
             )
-        }
-        # The member's own contacts of the recipients of open invitations, by key. Only
-        # open ones: a closed invitation reads "address no longer kept" whatever closed it.
-        # Every stop and suppression deletes the contact, so an open invitation to someone
-        # unavailable reads alike whichever of them it was (invariant 11).
-        still_open = {s.value for s in OPEN_INVITATION_STATES}
-        own: dict[str, Any] = {
-            contact.recipient_digest: contact
-            for contact in connection.execute(
-                select(
-                    contacts.c.recipient_digest, contacts.c.address, contacts.c.display_name
-                ).where(
-                    contacts.c.member_id == member_id,
-                    contacts.c.recipient_digest.in_(
-                        sorted({row.recipient_digest for row in page if row.state in still_open})
-                    ),
-                )
+        )
+    }
+    leaving: dict[str, datetime] = {
+        row[0]: row[1]
+        for row in connection.execute(
+            select(messages.c.invitation_id, func.min(messages.c.scheduled_at))
+            .where(
+                messages.c.invitation_id.in_(ids),
+                messages.c.state == MessageState.SCHEDULED.value,
             )
-        }
-        refused: dict[str, str] = {}
-        for decided in connection.execute(
-            select(decisions.c.invitation_id, decisions.c.verdicts)
-            .where(decisions.c.invitation_id.in_(ids), decisions.c.outcome == Outcome.DENY.value)
-            .order_by(decisions.c.id)
-        ):
-            # As the member may see them: an opt-out and a bounce are one "unavailable".
-            denying = [
-                v["rule"] for v in public_verdicts(decided.verdicts) if v["outcome"] == "deny"
-            ]
-            if denying:
-                refused[decided.invitation_id] = denying[0]
+            .group_by(messages.c.invitation_id)
+        )
+    }
+    # The member's own contacts of the recipients of open invitations, by key. Only
+    # open ones: a closed invitation reads "address no longer kept" whatever closed it.
+    # Every stop and suppression deletes the contact, so an open invitation to someone
+    # unavailable reads alike whichever of them it was (invariant 11).
+    still_open = {s.value for s in OPEN_INVITATION_STATES}
+    own: dict[str, Any] = {
+        contact.recipient_digest: contact
+        for contact in connection.execute(
+            select(contacts.c.recipient_digest, contacts.c.address, contacts.c.display_name).where(
+                contacts.c.member_id == member_id,
+                contacts.c.recipient_digest.in_(
+                    sorted({row.recipient_digest for row in page if row.state in still_open})
+                ),
+            )
+        )
+    }
+    refused: dict[str, str] = {}
+    for decided in connection.execute(
+        select(decisions.c.invitation_id, decisions.c.verdicts)
+        .where(decisions.c.invitation_id.in_(ids), decisions.c.outcome == Outcome.DENY.value)
+        .order_by(decisions.c.id)
+    ):
+        # As the member may see them: an opt-out and a bounce are one "unavailable".
+        denying = [v["rule"] for v in public_verdicts(decided.verdicts) if v["outcome"] == "deny"]
+        if denying:
+            refused[decided.invitation_id] = denying[0]
     window = ctx.settings.policy.undo_window
-    items = [
+    return [
         _line(
             row,
             leaving.get(row.id),
@@ -190,8 +209,6 @@ def invitations_overview(
         )
         for row in page
     ]
-    after = (page[-1].created_at, page[-1].id) if len(found) > limit and page else None
-    return Lines(items, after)
 
 
 def consents_overview(

@@ -29,6 +29,7 @@ from courtois.services.context import Context
 from courtois.services.invitations import MAX_RECIPIENTS, ConsentInput
 from courtois.services.member_contacts import ContactRow, choice_fingerprint, chosen_contacts
 from courtois.services.member_invites import Consented, earlier_answer, invite_chosen
+from courtois.services.member_overview import invitation_lines
 from courtois.services.previews import Preview, preview_invitations
 from courtois.web.deps import Ctx, Now
 from courtois.web.pages.member_forms import Form, posted
@@ -189,7 +190,7 @@ def _send(request: Request, ctx: Context, signed: Signed, form: Form, now: datet
     if not chosen:
         answer = earlier_answer(ctx, member_id, "page:" + key) if _KEY.fullmatch(key) else None
         if answer is not None:  # a reload of the page that already sent
-            return _sent_page(request, signed, answer)
+            return _sent_page(request, ctx, signed, answer, replayed=True)
         return _compose(request, signed, chosen, 409, **choices)
     if not _KEY.fullmatch(key):
         return _show_preview(request, ctx, signed, chosen, choices, "stale", 409)
@@ -198,7 +199,7 @@ def _send(request: Request, ctx: Context, signed: Signed, form: Form, now: datet
     if not form.ticked("consent"):
         return _show_preview(request, ctx, signed, chosen, choices, "tick", 422)
     try:
-        answer = invite_chosen(
+        invited = invite_chosen(
             ctx, member_id, chosen, _consented(request, form, choices), now, "page:" + key
         )
     except Conflict:
@@ -208,14 +209,18 @@ def _send(request: Request, ctx: Context, signed: Signed, form: Form, now: datet
     except InvalidInput as error:
         field = next(iter(error.details), "note")
         return _compose(request, signed, chosen, 422, error=field, **choices)
-    return _sent_page(request, signed, answer)
+    return _sent_page(request, ctx, signed, invited.answer, replayed=invited.replayed)
 
 
-def _sent_page(request: Request, signed: Signed, answer: dict[str, Any]) -> Response:
+def _sent_page(
+    request: Request, ctx: Context, signed: Signed, answer: dict[str, Any], replayed: bool
+) -> Response:
     """Each invitation with its decision; those that will leave, with when (the end of the
-    undo window, or later when a quota defers them) and a button to take them back."""
+    undo window, or later when a quota defers them) and a button to take them back. The
+    first answer is shown again to a reload or a form posted twice, with each invitation
+    as it stands now: one withdrawn since must not read as leaving."""
     items = []
-    for item in answer["invitations"]:
+    for item in _as_now(ctx, signed, answer) if replayed else answer["invitations"]:
         scheduled = item.get("scheduled_at")
         denying = [v["rule"] for v in item["decision"]["verdicts"] if v["outcome"] == "deny"]
         # Held back by the recipient's quota, the answer gives no day
@@ -244,6 +249,29 @@ def _sent_page(request: Request, signed: Signed, answer: dict[str, Any]) -> Resp
         consent_id=answer["consent_id"],
         leaves_at=min(leaving) if leaving else None,
     )
+
+
+def _as_now(ctx: Context, signed: Signed, answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The answer's invitations with their state, day and refusal as they are now."""
+    found = answer["invitations"]
+    lines = invitation_lines(ctx, signed.member.id, [item["id"] for item in found])
+    now_items = []
+    for item in found:
+        line = lines.get(item["id"])
+        if line is None:
+            now_items.append(item)
+            continue
+        leaves_at = line.leaves_at.isoformat() if line.leaves_at else None
+        verdicts = [{"rule": line.refused_by, "outcome": "deny"}] if line.refused_by else []
+        now_items.append(
+            {
+                **item,
+                "status": line.state,
+                "scheduled_at": leaves_at if line.state == "scheduled" else None,
+                "decision": {**item["decision"], "verdicts": verdicts},
+            }
+        )
+    return now_items
 
 
 @router.post("/member/invite/send")
