@@ -181,3 +181,32 @@ def test_a_forged_resolution_is_refused(ctx: Context) -> None:
     assert answer.status_code == 403
     assert ledger_size(ctx) == size
     assert _message(ctx, made["ana"]["r1@example.org"]["id"]).state == "unknown"
+
+
+def test_only_the_admins_own_resolution_is_confirmed(ctx: Context) -> None:
+    """A link cannot tell an admin that emails were settled: the page shows a resolution's
+    counts only from its own redirect, in the session that made it."""
+    made = _in_doubt(ctx)
+    r1 = _message(ctx, made["ana"]["r1@example.org"]["id"])
+    forged = (
+        "/admin/unknown?done=sent&moved=4&closed=4&already=0",
+        "/admin/unknown?done=failed&moved=4&seal=" + "0" * 64,
+    )
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        csrf = sign_in(site)
+        for link in forged:
+            page = site.get(link)
+            assert page.status_code == 200, link
+            assert 'class="done"' not in page.text, link
+            assert "recorded as" not in page.text, link
+        one = site.post("/admin/unknown", data={"csrf": csrf, "one": f"sent:{r1.id}"})
+        confirmed = one.headers["location"]
+        assert "1 email recorded as delivered." in site.get(confirmed).text
+        altered = site.get(confirmed.replace("moved=1", "moved=4"))
+        assert "recorded as delivered" not in altered.text
+        site.client.cookies.clear()
+        sign_in(site)  # a new session
+        elsewhere = site.get(confirmed)
+        assert elsewhere.status_code == 200
+        assert "recorded as delivered" not in elsewhere.text

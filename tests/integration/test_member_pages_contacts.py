@@ -13,6 +13,7 @@ from member_pages_support import (
     add_member,
     contact_ids,
     import_some,
+    member_session,
     shown_ids,
     signed_in,
 )
@@ -128,6 +129,36 @@ def test_select_all_on_a_page_chooses_that_page_only(ctx: Context) -> None:
         assert "120 imported contacts, 50 chosen" in page
         _choose(ana, "unselect-page", second, page="2")
     assert contact_ids(ctx, "ana", selected=True) == []
+
+
+SAVED = "Your choice is saved."
+
+
+def test_only_the_members_own_save_says_saved(ctx: Context) -> None:
+    """A link cannot tell the member their choice was saved: only the save's redirect, in
+    the session that saved, says so (and keeps the search and page)."""
+    add_member(ctx)
+    import_some(ctx, "ana", 60)
+    with signed_in(ctx) as ana, member_session(ana.site) as other:
+        for link in ("/member/contacts?done=saved", "/member/contacts?done=saved&seal=00"):
+            forged = ana.get(link)
+            assert forged.status_code == 200
+            assert SAVED not in forged.text
+            assert DONE not in forged.text
+        second = shown_ids(ana.get("/member/contacts?page=2").text)
+        answer = ana.post(
+            "/member/contacts",
+            {"action": "save", "shown": second, "chosen": second[:1], "page": "2"},
+        )
+        back = answer.headers["location"]
+        assert back.startswith("/member/contacts?page=2&done=saved&seal=")
+        shown = ana.get(back).text
+        assert box_of(shown, SAVED) == DONE
+        assert "Page 2 of 2" in shown
+        elsewhere = other.get(back)
+        assert elsewhere.status_code == 200
+        assert SAVED not in elsewhere.text
+        assert "Page 2 of 2" in elsewhere.text
 
 
 def test_ticking_and_unticking_one_by_one(ctx: Context) -> None:

@@ -18,8 +18,10 @@ from member_pages_support import (
     consent_form,
     contact_ids,
     import_some,
+    member_session,
     signed_in,
 )
+from page_reading import DONE, ERROR, title_of
 from pages_site import deliver
 from support import T0, mailed_before, rows, send_invites
 
@@ -104,10 +106,66 @@ def test_another_members_invitation_and_consent_are_out_of_reach(ctx: Context) -
             f"/member/consents/{theirs['consent_id']}/revoke",
         ):
             response = ana.post(path)
-            assert response.headers["location"] == "/member/?done=missing"
+            assert response.headers["location"].startswith("/member/?done=missing&seal=")
+            told = ana.get(response.headers["location"]).text
+            assert "That is not one of your invitations or consents." in told
         assert invitation_id not in ana.get("/member/").text
     assert _state(ctx, invitation_id) == "scheduled"
     assert rows(ctx, consents)[0].revoked_at is None
+
+
+# Links anyone could send a signed-in member, each claiming something was stopped.
+FORGED = (
+    "/member/?done=revoked",
+    "/member/?done=withdrawn",
+    "/member/?done=deleted&count=72",
+    "/member/?done=missing",
+    "/member/?done=revoked&seal=" + "0" * 64,
+    "/member/?done=deleted&count=72&seal=nonsense",
+)
+
+
+def test_a_link_cannot_confirm_what_nobody_did(ctx: Context) -> None:
+    """Nothing was revoked, withdrawn or deleted: a link that says so shows the dashboard
+    as it is, with no confirmation (invariant 5: the member must not believe they stopped
+    what still runs)."""
+    add_member(ctx)
+    import_some(ctx, "ana", 3)
+    with signed_in(ctx) as ana:
+        answer = send_invites(ana.ctx, "ana", ["bo@example.com"], T0)
+        for link in FORGED:
+            page = ana.get(link)
+            assert page.status_code == 200, link
+            assert DONE not in page.text, link
+            assert ERROR not in page.text, link
+            assert title_of(page.text) == "My invitations – Agora", link
+            assert "1 invitation open" in page.text, link
+    assert _state(ctx, answer["invitations"][0]["id"]) == "scheduled"
+    assert rows(ctx, consents)[0].revoked_at is None
+    assert len(contact_ids(ctx, "ana")) == 3
+
+
+def test_a_confirmation_shows_only_in_the_session_that_did_it(ctx: Context) -> None:
+    """The revocation's and the deletion's redirects confirm them to the member who
+    pressed the button; the same links opened in another session of the same member, or
+    with the count changed, confirm nothing."""
+    add_member(ctx)
+    import_some(ctx, "ana", 7)
+    with signed_in(ctx) as ana, member_session(ana.site) as other:
+        answer = send_invites(ana.ctx, "ana", ["bo@example.com"], T0)
+        revoked = ana.post(f"/member/consents/{answer['consent_id']}/revoke")
+        deleted = ana.post("/member/contacts/delete", {"confirm": "yes"})
+        revoked_at, deleted_at = revoked.headers["location"], deleted.headers["location"]
+        assert "Consent revoked" in ana.get(revoked_at).text
+        assert "7 imported contacts deleted." in ana.get(deleted_at).text
+        for link in (revoked_at, deleted_at):
+            elsewhere = other.get(link)
+            assert elsewhere.status_code == 200
+            assert DONE not in elsewhere.text, link
+        assert "count=7&" in deleted_at
+        inflated = ana.get(deleted_at.replace("count=7&", "count=72&")).text
+        assert DONE not in inflated
+        assert "imported contacts deleted" not in inflated
 
 
 def test_invitations_are_paged_newest_first(ctx: Context) -> None:

@@ -6,35 +6,43 @@ under the list settle every ticked one. Nothing is ever sent from here (invarian
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from courtois.domain.errors import InvalidInput
 from courtois.services.admin_unknown import resolve_unknown, unknown_messages
 from courtois.web.deps import Ctx, Now
-from courtois.web.pages.admin_access import bad_request, posted, problem_of, see_other, signed_in
+from courtois.web.pages.admin_access import (
+    bad_request,
+    posted,
+    problem_of,
+    see_other,
+    settings_of,
+    signed_in,
+)
 from courtois.web.pages.admin_render import admin_page, first
+from courtois.web.pages.admin_session import csrf_token
+from courtois.web.pages.notices import opened, sealed
 
 router = APIRouter(include_in_schema=False)
 
 PAGE = "/admin/unknown"
+OUTCOMES = ("sent", "failed")
+NOTICE = ("done", "moved", "closed", "already")
 
 
 @router.get(PAGE)
-def in_doubt(
-    request: Request,
-    ctx: Ctx,
-    done: str = Query(""),
-    moved: str = Query(""),
-    closed: str = Query(""),
-    already: str = Query(""),
-) -> Response:
-    """The oldest unknown emails, and what the last resolution did (from its redirect)."""
+def in_doubt(request: Request, ctx: Ctx) -> Response:
+    """The oldest unknown emails, and what the last resolution did (from its redirect,
+    sealed to this session: a link made elsewhere cannot claim emails were settled)."""
     session = signed_in(request)
     if isinstance(session, Response):
         return session
     listed, total = unknown_messages(ctx)
+    key = csrf_token(settings_of(request), session)
+    notice = opened(key, PAGE, request.query_params, *NOTICE)
+    done = notice["done"]
     return admin_page(
         request,
         "admin_unknown.html",
@@ -42,10 +50,10 @@ def in_doubt(
         here="unknown",
         listed=listed,
         total=total,
-        done=done if done in ("sent", "failed") else "",
-        moved=_count(moved),
-        closed=_count(closed),
-        already=_count(already),
+        done=done if done in OUTCOMES else "",
+        moved=_count(notice["moved"]),
+        closed=_count(notice["closed"]),
+        already=_count(notice["already"]),
     )
 
 
@@ -72,7 +80,12 @@ async def resolve(request: Request, ctx: Ctx, now: Now) -> Response:
         result = await run_in_threadpool(resolve_unknown, ctx, ids, outcome, now)
     except InvalidInput as error:
         return bad_request(request, session, problem_of(error), here="unknown")
-    return see_other(
-        f"{PAGE}?done={outcome}&moved={result.messages}&closed={result.invitations}"
-        f"&already={len(result.already)}"
+    notice = sealed(
+        csrf_token(settings_of(request), session),
+        PAGE,
+        done=outcome,
+        moved=result.messages,
+        closed=result.invitations,
+        already=len(result.already),
     )
+    return see_other(f"{PAGE}?{notice}")

@@ -17,11 +17,13 @@ from courtois.services.member_contacts import MAX_QUERY, choose_contacts, search
 from courtois.web.deps import Ctx, Now
 from courtois.web.pages.member_forms import posted
 from courtois.web.pages.member_render import go, member_page, not_signed_in, signed_in
+from courtois.web.pages.notices import opened, sealed
 
 router = APIRouter(include_in_schema=False)
 
 PER_PAGE = 50
 PAGE = "/member/contacts"
+NOTICES = frozenset({"saved"})
 
 
 def page_url(query: str, page: int) -> str:
@@ -44,6 +46,8 @@ def contact_list(request: Request, ctx: Ctx) -> Response:
     found = search_contacts(
         ctx, signed.member.id, query, _page_number(request.query_params.get("page")), PER_PAGE
     )
+    # "Your choice is saved" only after this session's own save (see notices.py).
+    notice = opened(signed.session.csrf, PAGE, request.query_params, "done")["done"]
     return member_page(
         request,
         signed,
@@ -52,7 +56,7 @@ def contact_list(request: Request, ctx: Ctx) -> Response:
         query=query,
         previous=page_url(query, found.page - 1) if found.page > 1 else "",
         following=page_url(query, found.page + 1) if found.page < found.pages else "",
-        notice=request.query_params.get("done", ""),
+        notice=notice if notice in NOTICES else "",
     )
 
 
@@ -73,4 +77,5 @@ async def choose(request: Request, ctx: Ctx, now: Now) -> Response:
         chosen = form.ints("chosen")
     await run_in_threadpool(choose_contacts, ctx, signed.member.id, shown, chosen, now)
     back = page_url(form.one("q")[:MAX_QUERY], _page_number(form.one("page")))
-    return go(back + ("&" if "?" in back else "?") + "done=saved")
+    notice = sealed(signed.session.csrf, PAGE, done="saved")
+    return go(back + ("&" if "?" in back else "?") + notice)

@@ -38,6 +38,8 @@ from courtois.web.pages.member_render import (
     not_signed_in,
     signed_in,
 )
+from courtois.web.pages.member_session import Session
+from courtois.web.pages.notices import opened, sealed
 
 router = APIRouter(include_in_schema=False)
 
@@ -100,8 +102,10 @@ def dashboard(request: Request, ctx: Ctx, now: Now) -> Response:
         ctx, member_id, read_cursor(query.get("consents_before")), CONSENTS_PER_PAGE
     )
     book = search_contacts(ctx, member_id, "", 1, 1)
-    notice = query.get("done", "")
-    count = query.get("count", "")
+    # Only this session's own redirects confirm anything (see notices.py), and only in
+    # the words the page knows.
+    shown = opened(signed.session.csrf, HOME, query, "done", "count")
+    notice, count = shown["done"], shown["count"]
     return member_page(
         request,
         signed,
@@ -148,10 +152,16 @@ async def _take_back(
     try:
         await run_in_threadpool(use_case, ctx, key[:64], now, signed.member.id)
     except NotFound:
-        return go(HOME + "?done=missing")
+        return _told(signed.session, done="missing")
     except Conflict:
-        return go(HOME + f"?done={closed}")
-    return go(HOME + f"?done={done}")
+        return _told(signed.session, done=closed)
+    return _told(signed.session, done=done)
+
+
+def _told(session: Session, **notice: str | int) -> Response:
+    """Back to the dashboard, saying what happened in a notice sealed to this session (a
+    link made elsewhere cannot claim that something was stopped)."""
+    return go(f"{HOME}?{sealed(session.csrf, HOME, **notice)}")
 
 
 @router.post("/member/contacts/delete")
@@ -163,9 +173,9 @@ async def delete_all(request: Request, ctx: Ctx, now: Now) -> Response:
         return checked
     signed, form = checked
     if form.one(CONFIRM_FIELD) != "yes":
-        return go(f"{HOME}?done=not-deleted")
+        return _told(signed.session, done="not-deleted")
     deleted = await run_in_threadpool(delete_contacts, ctx, signed.member.id, now)
-    return go(f"{HOME}?done=deleted&count={deleted}")
+    return _told(signed.session, done="deleted", count=deleted)
 
 
 @router.get("/member/export.json")
