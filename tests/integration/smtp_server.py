@@ -29,6 +29,8 @@ class FaultyHandler:
     but does not say so by itself)."""
 
     received: list[tuple[list[str], bytes]] = field(default_factory=list)
+    # The MAIL FROM address and options of each message in `received`, in its order.
+    mail: list[tuple[str, list[str]]] = field(default_factory=list)
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     # Recipient -> the reply to the end of its body (after the body arrived).
     data_replies: dict[str, str] = field(default_factory=dict)
@@ -82,6 +84,7 @@ class FaultyHandler:
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
         self.received.append((list(envelope.rcpt_tos), bytes(envelope.original_content)))
+        self.mail.append((envelope.mail_from, list(envelope.mail_options)))
         recipients = {r.lower() for r in envelope.rcpt_tos}
         if self.drop_in_data or recipients & self.drop_after_data:
             # The body arrived, the reply never will: the client cannot know.

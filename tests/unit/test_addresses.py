@@ -12,6 +12,7 @@ from courtois.delivery.compose import _address as composable_address
 from courtois.domain.addresses import (
     MAX_ADDRESS_LENGTH,
     Address,
+    ascii_form,
     digest_of,
     is_role_mailbox,
     matching_key,
@@ -290,3 +291,27 @@ def test_every_address_taken_in_can_be_written_in_an_email(local: str, domain: s
     except InvalidAddress:
         return
     assert str(composable_address(address.normalized, "to"))
+
+
+@pytest.mark.parametrize(
+    ("normalized", "ascii"),
+    [
+        ("ana@example.org", "ana@example.org"),
+        ("idn@münchen.example", "idn@xn--mnchen-3ya.example"),
+        # IDNA 2008, as email-validator writes it: the stdlib's IDNA 2003 would name another
+        # domain ("fass.example").
+        ("ana@faß.example", "ana@xn--fa-hia.example"),
+        # A local part outside ASCII has no other form: only the domain changes.
+        ("bö@bücher.example", "bö@xn--bcher-kva.example"),
+    ],
+)
+def test_the_ascii_form_writes_the_domain_in_a_labels(normalized: str, ascii: str) -> None:
+    assert ascii_form(normalized) == ascii
+    assert ascii_form(parse_address(ascii).normalized) == ascii
+    # The To header names the very domain the envelope carries.
+    assert composable_address(normalized, "to").addr_spec == ascii
+
+
+def test_a_domain_without_an_ascii_form_is_refused() -> None:
+    with pytest.raises(ValueError, match="invalid characters"):
+        ascii_form("ana@exa mple.örg")

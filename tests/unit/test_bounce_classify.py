@@ -125,6 +125,19 @@ def test_the_report_as_the_cli_prints_it() -> None:
         ("5.1.1", "550 5.1.1 User unknown", "delayed", False),
         ("4.7.0", "421 4.7.0 Try again later, greylisted", "failed", False),
         ("5.4.4", "Host not found, try again", "failed", False),
+        (
+            "5.6.7",
+            "SMTPUTF8 is required, but was not offered by host mx.b.example",
+            "failed",
+            False,
+        ),
+        # A relay lacking SMTPUTF8 (RFC 6531), whatever words it adds: not a dead address.
+        (
+            "5.6.7",
+            "553 5.6.7 Invalid address: non-ASCII in reply to RCPT TO command",
+            "failed",
+            False,
+        ),
         ("", "", "failed", False),
     ],
 )
@@ -198,6 +211,19 @@ def test_a_refusal_while_sending_is_judged_by_the_same_classifier(
 ) -> None:
     delivery = Delivery(SendResult.PERMANENT if code >= 500 else SendResult.TEMPORARY, code, reply)
     assert is_dead_address(delivery) is dead
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "5.6.7 Invalid recipient address: non-ASCII local part not accepted",
+        "5.6.7 <bö@b.example>: Recipient address rejected.",
+        "5.6.7 Non-ASCII addresses not permitted for that recipient",
+    ],
+)
+def test_a_refusal_for_want_of_smtputf8_is_never_a_dead_address(reply: str) -> None:
+    # A relay lacking a feature (RFC 6531's X.6.7) says nothing of the address.
+    assert not is_dead_address(Delivery(SendResult.PERMANENT, 553, reply, "RCPT"))
 
 
 @pytest.mark.parametrize(

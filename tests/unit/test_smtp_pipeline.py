@@ -5,12 +5,14 @@ command refused, and every reply code given the meaning it has one command at a 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from courtois.delivery.smtp_envelope import plan
 from courtois.delivery.smtp_pipeline import (
     ConnectionBroken,
     Reply,
@@ -97,6 +99,29 @@ def test_an_address_that_would_change_the_commands_is_refused(recipient: str) ->
 def test_an_international_address_needs_the_server_to_offer_smtputf8() -> None:
     with pytest.raises(ValueError, match="SMTPUTF8"):
         envelope("a@x.test", "bö@y.test", smtputf8=False)
+
+
+def test_smtputf8_is_asked_for_when_the_message_needs_it_not_only_its_envelope() -> None:
+    reply_to = "Reply-To: Jürg <jürg@m.test>\r\n\r\nbody\r\n".encode()
+    ascii_raw = b"From: Agora <a@x.test>\r\n\r\nbody\r\n"
+    message = Outgoing("m0", "idn@münchen.test", "invitation", ("Jürg",), ("i0",), "s", "t")
+    message = replace(message, raw=reply_to, envelope_from="a@x.test")
+    offered = plan(message, offered=True)
+    assert (offered.sender, offered.recipient) == ("a@x.test", "idn@xn--mnchen-3ya.test")
+    assert (offered.smtputf8, offered.raw) == (True, reply_to)
+    assert envelope(offered.sender, offered.recipient, offered.smtputf8).startswith(
+        b"MAIL FROM:<a@x.test> SMTPUTF8\r\n"
+    )
+    with pytest.raises(ValueError, match="SMTPUTF8"):
+        plan(message, offered=False)
+    # The same email without its Reply-To, when there is one, for a server without it.
+    without = plan(replace(message, raw_ascii=ascii_raw), offered=False)
+    assert (without.smtputf8, without.raw) == (False, ascii_raw)
+    # Never for an address that needs SMTPUTF8 itself.
+    with pytest.raises(ValueError, match="SMTPUTF8"):
+        plan(replace(message, to="bö@y.test", raw_ascii=ascii_raw), offered=False)
+    plain = plan(replace(message, raw=ascii_raw), offered=True)
+    assert (plain.smtputf8, plain.raw) == (False, ascii_raw)
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,9 @@ and 5.2.1 or 5.7.1 for an unknown user; words alone are not either: a filter tha
 the message may answer "550 User unknown" to get rid of it. So, in order:
 
 1. a delivered, delayed or temporary failure is never final;
-2. a refusal of our sender (X.1.7, X.1.8, or at MAIL FROM, HELO or the greeting) or by a
-   local delivery program is not about the address;
+2. a refusal of our sender (X.1.7, X.1.8, or at MAIL FROM, HELO or the greeting), for
+   want of SMTPUTF8 along the way (X.6.7 to X.6.10) or by a local delivery program is not
+   about the address;
 3. some services' own wordings mean what they document (`bounce_hosts`);
 4. a refusal after DATA is about the message, unless the server's code is X.1.x;
 5. the server's words: words about the user ("no such user") count only when said at
@@ -41,6 +42,10 @@ REPLY = re.compile(r"(?<![\w.\-:/])([45][0-5]\d)(?=[ \-](?!\d)|$)", re.MULTILINE
 HARD_STATUSES = frozenset({"5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.4.4"})
 # X.1.7 and X.1.8: the sender's address or domain is bad, not the recipient's.
 SENDER_STATUSES = frozenset({"5.1.7", "5.1.8"})
+# X.6.7 to X.6.10 (RFC 6531, 6533): an address or header outside ASCII that a server on the
+# way cannot carry without SMTPUTF8. A relay lacking a feature says nothing of whether the
+# address exists, whatever words it adds ("invalid address: non-ASCII characters").
+SMTPUTF8_STATUSES = frozenset({"6.7", "6.8", "6.9", "6.10"})
 
 # The sending server's own classification of a bounce (PowerMTA's
 # X-PowerMTA-BounceCategory) that names a dead address.
@@ -140,6 +145,8 @@ def judge(
         return False, f"action {action or 'none'}, status {status or 'none'}"
     if status in SENDER_STATUSES:
         return False, f"{status} is about the sender"
+    if status.partition(".")[2] in SMTPUTF8_STATUSES:
+        return False, f"{status}: SMTPUTF8 wanted on the way, not the address"
     context = "\n".join(" ".join(line.split()) for line in f"{diagnostic}\n{around}".splitlines())
     # "RCPT TO" or "rcpt" from a caller who knows it; else what the report says.
     command = command.split()[0].upper() if command.strip() else refused_at(context)

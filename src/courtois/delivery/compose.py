@@ -30,6 +30,7 @@ from courtois.delivery.render import (
 )
 from courtois.delivery.text import clean_name
 from courtois.delivery.wire import WirePolicy, policy_for, to_bytes
+from courtois.domain.addresses import ascii_domain
 from courtois.domain.errors import InvalidInput, NotFound
 from courtois.domain.messages import MessageKind
 from courtois.tokens import Scope, make_token, read_token
@@ -262,11 +263,13 @@ def _part(email: EmailMessage, subtype: str) -> str:
 
 
 def _address(value: str, field: str) -> Address:
-    """One bare address, its domain in ASCII form; a non-ASCII local part is kept for
-    SMTPUTF8 when it holds no space, control or special character."""
+    """One bare address, its domain in ASCII form (IDNA 2008, the form the envelope
+    carries too: `ascii_domain`); a non-ASCII local part is kept for SMTPUTF8 when it
+    holds no space, control or special character."""
     local, _, domain = value.strip().rpartition("@")
     try:
-        domain = domain.encode("idna").decode("ascii")
+        # The stdlib's codec, given ASCII labels, checks their lengths as it always did.
+        domain = ascii_domain(domain).encode("idna").decode("ascii")
         if local.isascii():
             address = Address(addr_spec=f"{local}@{domain}")
         elif _UTF8_LOCAL.fullmatch(local):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiosmtplib
 
+from courtois.delivery.smtp_envelope import plan
 from courtois.delivery.smtp_work import Work, classify, domain_of, refused, session_fault
 from courtois.delivery.transport import Delivery, Outgoing, SendResult
 
@@ -23,17 +24,18 @@ async def send_lockstep(client: aiosmtplib.SMTP, work: Work) -> bool:
 
 async def transaction(client: aiosmtplib.SMTP, outgoing: Outgoing) -> Delivery:
     """MAIL, RCPT, DATA, each placed: refusals carry the server's code; a failure after
-    the body was sent leaves the message unknown."""
-    international = not (outgoing.envelope_from.isascii() and outgoing.to.isascii())
-    if international and not client.supports_extension("smtputf8"):
-        reason = "the server does not accept international addresses (SMTPUTF8)"
-        return Delivery(SendResult.PERMANENT, 0, reason)
-    options, encoding = (["SMTPUTF8"], "utf-8") if international else ([], "ascii")
+    the body was sent leaves the message unknown. SMTPUTF8 is asked for as
+    `smtp_envelope.plan` says."""
+    try:
+        planned = plan(outgoing, client.supports_extension("smtputf8"))
+    except ValueError as error:
+        return Delivery(SendResult.PERMANENT, 0, str(error)[:200])
+    options, encoding = (["SMTPUTF8"], "utf-8") if planned.smtputf8 else ([], "ascii")
     command = "MAIL"
     try:
-        await client.mail(outgoing.envelope_from, options=options, encoding=encoding)
+        await client.mail(planned.sender, options=options, encoding=encoding)
         command = "RCPT"
-        await client.rcpt(outgoing.to, encoding=encoding)
+        await client.rcpt(planned.recipient, encoding=encoding)
     except aiosmtplib.SMTPResponseException as error:
         return refused(error.code, error.message, command)
     except (aiosmtplib.SMTPException, OSError, ValueError) as error:
@@ -42,7 +44,7 @@ async def transaction(client: aiosmtplib.SMTP, outgoing: Outgoing) -> Delivery:
             return session_fault(f"before data: {error}")
         return Delivery(SendResult.TEMPORARY, 0, f"before data: {error}"[:200])
     try:
-        response = await client.data(outgoing.raw)
+        response = await client.data(planned.raw)
     except aiosmtplib.SMTPResponseException as error:
         return Delivery(classify(error.code), error.code, error.message[:200], "DATA")
     except (aiosmtplib.SMTPException, OSError) as error:

@@ -19,6 +19,7 @@ import re
 from collections import deque
 from dataclasses import dataclass
 
+from courtois.delivery.smtp_envelope import NO_SMTPUTF8, plan
 from courtois.delivery.smtp_work import Work, classify, domain_of, refused
 from courtois.delivery.transport import Delivery, SendResult
 
@@ -140,15 +141,15 @@ def _expire(waiter: asyncio.Future[None]) -> None:
 
 
 def envelope(sender: str, recipient: str, smtputf8: bool) -> bytes:
-    """MAIL, RCPT and DATA as one group. Raises ValueError for an address that cannot be
-    put in a command (a control character, an angle bracket) or that needs SMTPUTF8 the
-    server does not offer."""
+    """MAIL, RCPT and DATA as one group, MAIL asking for SMTPUTF8 when the transaction
+    needs it (`smtp_envelope.plan` decides). Raises ValueError for an address that cannot
+    be put in a command (a control character, an angle bracket), or that is not ASCII in
+    a transaction without SMTPUTF8."""
     if _UNSENDABLE.search(sender) or _UNSENDABLE.search(recipient):
         raise ValueError("an address holds a character SMTP cannot carry")
-    international = not (sender.isascii() and recipient.isascii())
-    if international and not smtputf8:
-        raise ValueError("the server does not accept international addresses (SMTPUTF8)")
-    option = " SMTPUTF8" if international else ""
+    if not smtputf8 and not (sender.isascii() and recipient.isascii()):
+        raise ValueError(NO_SMTPUTF8)
+    option = " SMTPUTF8" if smtputf8 else ""
     return f"MAIL FROM:<{sender}>{option}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode()
 
 
@@ -172,14 +173,15 @@ async def send_pipelined(
     """Send from the batch until nothing is left, one round trip a message: the previous
     body and the next envelope in one write. False once the connection is unfit."""
     pending: int | None = None  # envelope accepted, body not yet sent
+    pending_raw = b""  # the message its transaction carries
     while True:
-        index, group = _next_envelope(work, smtputf8)
+        index, group, raw = _next_envelope(work, smtputf8)
         if index is not None:
             delay = work.pacer.book(domain_of(work.batch[index]))
             if delay > 0:
                 # The body already due goes now, not after the next message's slot.
                 if pending is not None:
-                    transport.write(data_payload(work.batch[pending].raw))
+                    transport.write(data_payload(pending_raw))
                     if not await _settle(reader, work, timeout, pending, None):
                         work.left.appendleft(index)  # nothing of it was sent
                         return False
@@ -187,7 +189,7 @@ async def send_pipelined(
                 await asyncio.sleep(delay)
         if pending is None and index is None:
             return True
-        body = data_payload(work.batch[pending].raw) if pending is not None else b""
+        body = data_payload(pending_raw) if pending is not None else b""
         transport.write(body + group)
         await reader.drain()
         if pending is not None:
@@ -210,7 +212,7 @@ async def send_pipelined(
             if reply.code not in wanted
         ]
         if not unexpected:
-            pending = index
+            pending, pending_raw = index, raw
             continue
         first, command = unexpected[0]
         work.done(index, refused(first.code, first.text, command))
@@ -245,14 +247,17 @@ async def _settle(
     return True
 
 
-def _next_envelope(work: Work, smtputf8: bool) -> tuple[int | None, bytes]:
-    """The next message to start and its envelope; one whose addresses cannot be sent is
-    failed on the spot."""
+def _next_envelope(work: Work, smtputf8: bool) -> tuple[int | None, bytes, bytes]:
+    """The next message to start, its envelope and the message its DATA carries, on a
+    server that offers SMTPUTF8 or not (`smtputf8`); one whose addresses cannot be sent
+    is failed on the spot."""
     while work.left:
         index = work.left.popleft()
-        outgoing = work.batch[index]
         try:
-            return index, envelope(outgoing.envelope_from, outgoing.to, smtputf8)
+            planned = plan(work.batch[index], smtputf8)
+            group = envelope(planned.sender, planned.recipient, planned.smtputf8)
         except ValueError as error:
             work.done(index, Delivery(SendResult.PERMANENT, 0, str(error)[:200]))
-    return None, b""
+            continue
+        return index, group, planned.raw
+    return None, b"", b""

@@ -35,6 +35,9 @@ class Outgoing:
     text: str
     raw: bytes = b""
     envelope_from: str = ""
+    # The same email without the member's Reply-To, signed, when that header alone makes
+    # `raw` need SMTPUTF8: what a server without SMTPUTF8 is given (`smtp_envelope.plan`).
+    raw_ascii: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,6 +139,35 @@ def is_role_mailbox(address: Address) -> bool:
     return local.partition("+")[0] in ROLE_LOCAL_PARTS
 
 
+def ascii_domain(domain: str) -> str:
+    """The domain as DNS, and an SMTP server without SMTPUTF8, know it: its A-labels (xn--,
+    IDNA 2008) as email-validator writes them, so that the envelope and the headers name
+    the one domain `parse_address` accepted (the stdlib's codec is IDNA 2003, which maps
+    "faß.de" to another domain, "fass.de"). An ASCII domain is returned as it is. Raises
+    ValueError for a domain that has no such form."""
+    return domain if domain.isascii() else _a_labels(domain)
+
+
+@lru_cache(maxsize=_KNOWN_DOMAINS)
+def _a_labels(domain: str) -> str:
+    # email-validator converts a domain only as part of an address: the shortest one.
+    valid = validate_email(
+        f"a@{domain}", check_deliverability=False, test_environment=True, globally_deliverable=False
+    )
+    return valid.ascii_domain
+
+
+def ascii_form(address: str) -> str:
+    """The address with its domain in A-labels (`ascii_domain`): what travels in the SMTP
+    envelope, as in the To header. An ASCII local part at an international domain then
+    needs nothing of the server (RFC 5890); only a local part outside ASCII still needs
+    SMTPUTF8 (RFC 6531), having no other form. Raises ValueError as `ascii_domain` does."""
+    if address.isascii():
+        return address
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{ascii_domain(domain)}"
+
+
 def matching_key(normalized: str) -> str:
     """Fold case on both sides: mail systems treat local parts case-insensitively in practice,
     and one person must not escape an opt-out by writing Ana@ instead of ana@."""

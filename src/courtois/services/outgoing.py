@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import select
 
-from courtois.delivery.compose import Carried, ComposeInput, consent_hashes
+from courtois.delivery.compose import Carried, ComposeInput, consent_hashes, make_tokens
 from courtois.delivery.dkim import sign
+from courtois.delivery.render import Tokens
 from courtois.delivery.skeleton import compose_wire
 from courtois.delivery.transport import Outgoing
 from courtois.domain.errors import InvalidInput
@@ -185,7 +187,8 @@ def _compose(
         return PreviewMismatch(
             f"message {carrier.id} differs from its consented preview", differing
         )
-    email = compose_wire(ctx.settings, message)
+    tokens = make_tokens(ctx.settings, message.invitation_ids)
+    email = compose_wire(ctx.settings, message, tokens)
     return Outgoing(
         message_id=carrier.id,
         to=message.to,
@@ -196,4 +199,19 @@ def _compose(
         text=email.text,
         raw=sign(email.raw, ctx.settings),
         envelope_from=ctx.settings.mail_from,
+        raw_ascii=_without_reply_to(ctx, message, tokens, email.raw),
     )
+
+
+def _without_reply_to(ctx: Context, message: ComposeInput, tokens: Tokens, raw: bytes) -> bytes:
+    """The email again, signed, without the member's Reply-To, when that header alone
+    makes it need SMTPUTF8 (a local part outside ASCII): what a server without SMTPUTF8
+    gets instead of refusing it (`smtp_envelope.plan` says why). Same words and tokens;
+    empty when the email needs no SMTPUTF8 or needs it for its recipient's address."""
+    if raw.isascii() or all(carried.reply_to is None for carried in message.invitations):
+        return b""
+    plain = replace(
+        message, invitations=tuple(replace(c, reply_to=None) for c in message.invitations)
+    )
+    written = compose_wire(ctx.settings, plain, tokens)
+    return sign(written.raw, ctx.settings) if written.raw.isascii() else b""
