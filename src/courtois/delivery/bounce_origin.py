@@ -22,6 +22,7 @@ from courtois.delivery.bounce_mime import (
     header_addresses,
     walk_own,
 )
+from courtois.domain.addresses import ascii_domain
 
 # A Message-ID quoted in the text of a plain-text bounce, which copies the original's
 # headers after its notice; the id's characters are bounded, so the search is linear.
@@ -82,11 +83,25 @@ def ours(ids: tuple[str, ...], domain: str) -> tuple[str, ...]:
     found = []
     for value in ids:
         local, _, host = value.rpartition("@")
-        if host.lower() == domain.lower() and _OUR_ID.fullmatch(local):
+        if same_domain(host, domain) and _OUR_ID.fullmatch(local):
             found.append(local)
     return tuple(dict.fromkeys(found))
 
 
 def sent_by_us(senders: tuple[str, ...], domain: str) -> bool:
     """Whether any of the senders is an address of our sending domain."""
-    return any(s.rpartition("@")[2].lower() == domain.lower() for s in senders)
+    return any(same_domain(s.rpartition("@")[2], domain) for s in senders)
+
+
+def same_domain(host: str, domain: str) -> bool:
+    """Whether a domain quoted by a report is ours. Our Message-IDs and envelope name an
+    internationalised sending domain by its A-labels (xn--), while the configuration, and
+    some reports, write it in Unicode: both forms are compared as DNS knows them."""
+    return _dns_form(host) == _dns_form(domain)
+
+
+def _dns_form(domain: str) -> str:
+    try:
+        return ascii_domain(domain).lower()
+    except ValueError:
+        return domain.lower()
