@@ -351,6 +351,12 @@ def revoke(
     )
 
 
+def _recipient(ctx: Context, email: str) -> str:
+    """The digest of the address a recipient's own request names, taken whatever the
+    length of its local part: it may have been taken in before that limit was enforced."""
+    return ctx.digest_email(email, any_local_length=True)
+
+
 @app.command()
 def unsubscribe(
     email: Annotated[str, typer.Option("--email")],
@@ -362,7 +368,7 @@ def unsubscribe(
     from courtois.services.recipients import unsubscribe as do_unsubscribe
 
     counts = run(
-        lambda ctx: do_unsubscribe(ctx, ctx.digest_email(email), parse_now(now), from_member)
+        lambda ctx: do_unsubscribe(ctx, _recipient(ctx, email), parse_now(now), from_member)
     )
     emit(as_json, counts, lambda: show_facts("unsubscribed", counts))
 
@@ -374,7 +380,7 @@ def joined(
     """Record that this address is now a member; its pending mail stops."""
     from courtois.services.recipients import mark_joined
 
-    counts = run(lambda ctx: mark_joined(ctx, ctx.digest_email(email), parse_now(now)))
+    counts = run(lambda ctx: mark_joined(ctx, _recipient(ctx, email), parse_now(now)))
     emit(as_json, counts, lambda: show_facts("joined", counts))
 
 
@@ -385,7 +391,7 @@ def forget(
     """Forget an address: only its digest stays, opted out for good."""
     from courtois.services.recipients import forget_recipient
 
-    counts = run(lambda ctx: forget_recipient(ctx, ctx.digest_email(email), parse_now(now)))
+    counts = run(lambda ctx: forget_recipient(ctx, _recipient(ctx, email), parse_now(now)))
     emit(as_json, counts, lambda: show_facts("forgotten", counts))
 
 

@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 from api_support import Api, add_member, preview_and_invite, problem, running_api
-from support import MEMBER_RULE_CODES, WRITTEN_BY_INVITE, counts
+from sqlalchemy import insert
+from support import MEMBER_RULE_CODES, WRITTEN_BY_INVITE, counts, rows
 
+from courtois.domain.addresses import parse_address
 from courtois.domain.ids import new_id
 from courtois.services.context import Context
+from courtois.store.tables import contacts
 from courtois.web.api.common import UUID_PATTERN
 
 
@@ -358,3 +361,95 @@ def test_a_policy_allowing_no_reminder_refuses_one_with_its_own_type(ctx: Contex
         assert counts(api.ctx) == before
         answer = api.ok(api.post("/v1/members/ana/invitations", {**invite, "reminders": 0}), 201)
     assert [item["status"] for item in answer["invitations"]] == ["scheduled"]
+
+
+def test_a_note_or_consent_evidence_that_would_read_reversed_is_refused(api: Api) -> None:
+    """A direction override or isolate in the note would make words or a link in an email
+    sent in the platform's name read reversed: refused on preview and on invite, as in a
+    member's name. The consent's ip and user agent, evidence shown to admins, refuse them
+    and the direction marks too. Nothing is written."""
+    emails = ["bo@example.org"]
+    shown = api.ok(api.post("/v1/members/ana/invitations/preview", {"emails": emails}))
+    consent = {"text_shown": shown["consent_text"], "ip": "192.0.2.7", "user_agent": "t"}
+    invite = {"emails": emails, "preview_hash": shown["preview_hash"], "consent": consent}
+    before = counts(api.ctx, WRITTEN_BY_INVITE)
+    for note in ("\u202eevil", "see \u202egro.live\u202c", "Ana \u2067x\u2069", "\u202ax"):
+        for path, body in (
+            ("/v1/members/ana/invitations/preview", {"emails": emails, "note": note}),
+            ("/v1/members/ana/invitations", {**invite, "note": note}),
+        ):
+            refused = problem(api.post(path, body), 422, "invalid-input")
+            assert refused["errors"] == {"note": "control characters"}
+            assert "direction overrides" in refused["detail"]
+    for field, value in (
+        ("ip", "\u202e4.3.2.1"),
+        ("ip", "192.0.2.7\u2066"),
+        ("user_agent", "UA\u200e"),
+        ("user_agent", "Mozilla/5.0 \u202eevil"),
+        ("user_agent", "\u061cUA"),
+    ):
+        refused = problem(
+            api.post(
+                "/v1/members/ana/invitations",
+                {**invite, "consent": {**consent, field: value}},
+            ),
+            422,
+            "invalid-request",
+        )
+        assert set(refused["errors"]) == {f"consent.{field}"}
+        assert value not in str(refused)
+    assert counts(api.ctx, WRITTEN_BY_INVITE) == before
+    # Right-to-left text keeps its marks, and the same request without the override goes.
+    rtl = "\u05e9\u05dc\u05d5\u05dd!\u200f"
+    answer = preview_and_invite(api, emails, note=rtl)
+    stored = api.ok(api.get(f"/v1/consents/{answer['consent_id']}"))
+    assert (stored["ip"], stored["user_agent"]) == ("192.0.2.7", "t")
+
+
+def test_a_local_part_past_64_octets_is_refused_wherever_an_address_comes_in(
+    api: Api,
+) -> None:
+    """RFC 5321 caps the part before the @ at 64 octets: such an address is refused as a
+    member's, rejected with the reason in an import's report, and refused by position on
+    preview and invite; nothing is written. A recipient's own request for one taken in
+    before the cap (here a contact stored directly) still finds and forgets it."""
+    long_one = "a" * 240 + "@example.org"
+    at_limit = "b" * 64 + "@example.org"
+    reason = "Not a valid email address: the part before the @-sign is longer than 64 bytes."
+    member = {"id": "zed", "email": long_one, "name": "Zed"}
+    refused = problem(api.post("/v1/members", member), 422, "invalid-address")
+    assert long_one not in str(refused)
+    problem(api.get("/v1/members/zed"), 404, "member-not-found")
+    body = {"contacts": [{"email": long_one, "name": "Long"}, {"email": at_limit, "name": "B"}]}
+    report = api.ok(api.post("/v1/members/ana/imports", body))
+    assert (report["records"], report["imported"], report["rejected"]) == (2, 1, 1)
+    assert report["rejected_records"] == [
+        {"where": "contacts[0]", "reason": f"invalid address: {reason}"}
+    ]
+    assert [r.address for r in rows(api.ctx, contacts)] == [at_limit]
+    emails = [at_limit, long_one, "Ana.Lima+" + "x" * 56 + "@Example.ORG"]
+    consented = {"emails": emails, "preview_hash": "x", "consent": {"text_shown": "x"}}
+    before = counts(api.ctx, WRITTEN_BY_INVITE)
+    for path, invite in (
+        ("/v1/members/ana/invitations/preview", {"emails": emails}),
+        ("/v1/members/ana/invitations", consented),
+    ):
+        refused = problem(api.post(path, invite), 422, "invalid-address")
+        assert refused["errors"] == {"emails[1]": reason, "emails[2]": reason}
+    assert counts(api.ctx, WRITTEN_BY_INVITE) == before
+    stored = parse_address(long_one, any_local_length=True)
+    with api.ctx.engine.begin() as connection:
+        connection.execute(
+            insert(contacts).values(
+                member_id="ana",
+                recipient_digest=api.ctx.digest(stored),
+                address=stored.normalized,
+                display_name="Long",
+                source="before",
+                selected=False,
+                imported_at=api.clock.now,
+            )
+        )
+    forgotten = api.ok(api.post("/v1/recipients/forget", {"email": long_one.upper()}))
+    assert forgotten["contacts"] == 1
+    assert [r.address for r in rows(api.ctx, contacts)] == [at_limit]

@@ -213,6 +213,42 @@ def test_what_keeps_the_invitation_from_leaving_is_shown_as_an_error(ctx: Contex
     assert 'role="alert"' not in shown
 
 
+@pytest.mark.parametrize(
+    ("locale", "error"),
+    [
+        ("en", "The note is too long (1,000 characters at most) or holds characters that"),
+        ("fr", "Le mot est trop long (1 000 caractères au plus) ou contient des"),
+    ],
+)
+def test_a_note_with_a_direction_override_is_refused_in_the_pages_language(
+    ctx: Context, locale: str, error: str
+) -> None:
+    """An override would make words or a link of the note read reversed in the email: the
+    preview is refused with the note's error in the member's language, and a consent form
+    posted with one (a forged note) sends nothing. The browser's user agent is kept as
+    evidence without what does not print, never refused: the member could not change it."""
+    add_member(ctx, locale=locale)
+    import_some(ctx, "ana", 2)
+    with signed_in(ctx) as ana:
+        _choose_first(ana, 1)
+        form = consent_form(_preview(ana, locale=locale))
+        refused = [
+            ana.post("/member/invite/preview", {"note": note, "locale": locale})
+            for note in ("\u202eevil", "see \u2067gro.live\u2069")
+        ]
+        forged = ana.post("/member/invite/send", {**form, "note": "\u202eevil"})
+        assert count(ctx, consents) == 0
+        # A UTF-8 override in the header, which the server reads as Latin-1 (C1 and all).
+        header = {"User-Agent": b"Member/1.0 \xe2\x80\xaeevil"}
+        sent = ana.post("/member/invite/send", form, headers=header)
+    for response in (*refused, forged):
+        assert response.status_code == 422
+        assert box_of(unescape(response.text), error) == ERROR
+    assert sent.status_code == 200, sent.text
+    (consent,) = rows(ctx, consents)
+    assert consent.user_agent == "Member/1.0 \u00e2\u00aeevil"
+
+
 def test_a_stale_preview_is_shown_again_instead_of_sending(ctx: Context) -> None:
     add_member(ctx)
     import_some(ctx, "ana", 2)

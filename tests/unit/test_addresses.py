@@ -92,6 +92,43 @@ def test_length_limit_boundary() -> None:
         parse_address("a" * 300 + "@example.org")
 
 
+@pytest.mark.parametrize(
+    ("local", "taken"),
+    [
+        ("a" * 64, True),
+        ("a" * 65, False),
+        ("a" * 240, False),
+        ("Ana.Lima+" + "x" * 56, False),  # 65, on the fast path's own pattern
+        ("é" * 32, True),  # 64 octets in UTF-8
+        ("é" * 33, False),  # 33 characters, 66 octets
+        ("e\u0301" * 32, True),  # decomposed, 96 octets as typed, 64 once composed (NFC)
+    ],
+)
+def test_the_local_part_is_64_octets_at_most(local: str, taken: bool) -> None:
+    """RFC 5321, section 4.5.3.1.1, counted in UTF-8 octets of the normal form; refused with
+    a reason like any other invalid address, as typed and in any case."""
+    for raw in (f"{local}@example.org", f"{local}@Example.ORG", f"{local}@ü.de"):
+        if taken:
+            assert len(parse_address(raw).normalized.rpartition("@")[0].encode()) <= 64
+            continue
+        with pytest.raises(InvalidAddress) as caught:
+            parse_address(raw)
+        assert caught.value.code == "invalid-address"
+        assert caught.value.message == (
+            "Not a valid email address: the part before the @-sign is longer than 64 bytes."
+        )
+
+
+def test_a_recipients_own_request_is_taken_whatever_its_local_part() -> None:
+    """An opt-out, "forget me" or a bounce for an address taken in before the limit was
+    enforced still finds it: the same normal form and key as it had then."""
+    raw = "A" * 100 + "@Example.org"
+    found = parse_address(raw, any_local_length=True)
+    assert found == ("A" * 100 + "@example.org", "a" * 100 + "@example.org")
+    with pytest.raises(InvalidAddress):
+        parse_address("a b@example.org", any_local_length=True)
+
+
 # --- refusals ----------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from courtois.delivery.render import (
 )
 from courtois.domain.consent import Consent
 from courtois.domain.errors import InvalidInput
+from courtois.domain.members import check_display_name
 from courtois.domain.messages import MessageKind
 from courtois.domain.preview import MAX_NOTE_LENGTH, check_note
 
@@ -287,9 +288,34 @@ def test_note_refuses_other_control_characters(char: str) -> None:
     assert caught.value.details == {"note": "control characters"}
 
 
+# The bidirectional embeddings, overrides and isolates: refused in a member's name too.
+DIRECTION_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+@pytest.mark.parametrize("char", DIRECTION_CONTROLS)
+def test_note_refuses_direction_overrides_as_names_do(char: str) -> None:
+    """The note is quoted in an email sent in the platform's name: an override would make
+    a link or a sentence in it read reversed. Refused as in a member's name."""
+    with pytest.raises(InvalidInput) as caught:
+        check_note(f"see {char}gro.live")
+    assert caught.value.details == {"note": "control characters"}
+    assert "direction overrides" in caught.value.message
+    with pytest.raises(InvalidInput, match="direction overrides"):
+        check_display_name(f"Ana {char}amiL")
+
+
+def test_note_keeps_the_direction_marks_of_right_to_left_text() -> None:
+    """Left-to-right, right-to-left and Arabic letter marks only set the direction of the
+    punctuation next to them, and right-to-left text carries them: kept."""
+    note = "\u05e9\u05dc\u05d5\u05dd!\u200f \u0645\u0631\u062d\u0628\u0627\u061c (1)\u200e"
+    assert check_note(note) == note
+
+
 _SAFE_TEXT = st.text(
     alphabet=st.characters(
-        blacklist_categories=("Cs", "Cc", "Zl", "Zp"), whitelist_characters="\n\t"
+        blacklist_categories=("Cs", "Cc", "Zl", "Zp"),
+        whitelist_characters="\n\t",
+        blacklist_characters=DIRECTION_CONTROLS,
     ),
     max_size=MAX_NOTE_LENGTH,
 )

@@ -142,6 +142,15 @@ def test_note_keeps_lines_and_tabs_but_no_other_controls() -> None:
     assert clean_note("a\r\nb\rc\td\x00e\x1b\u2028f") == "a\nb\nc\tdef"
 
 
+def test_a_note_stored_with_a_direction_override_renders_without_it() -> None:
+    """Refused when a note comes in (`check_note`); one stored before that, rendered
+    again when its email leaves, no longer reads reversed (and so no longer matches the
+    preview its consent pins: the worker holds it back)."""
+    assert clean_note("see \u202egro.live\u202c and \u2067x\u2069, \u200fok") == (
+        "see gro.live and x, \u200fok"
+    )
+
+
 @pytest.mark.parametrize(
     ("count", "en", "fr"),
     [

@@ -15,15 +15,17 @@ from functools import lru_cache
 from courtois.domain.display_names import drop_invisible
 from courtois.domain.members import MAX_NAME_LENGTH
 from courtois.domain.preview import MAX_NOTE_LENGTH
+from courtois.domain.text_controls import DIRECTION_CONTROLS
 
 ELLIPSIS = "…"
 WRAP_WIDTH = 72
 # Before each line of a member's note in plain text.
 QUOTE_INDENT = "  "
-# C0 and C1 controls, DEL, Unicode line and paragraph separators, and in names also the
-# bidirectional overrides and isolates that could make "Ana via Agora" read as something else.
-_NAME_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_NOTE_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+# C0 and C1 controls, DEL, Unicode line and paragraph separators, and the bidirectional
+# embeddings, overrides and isolates that could make "Ana via Agora", or a link in a note,
+# read as something else; a note keeps its line breaks and tabs.
+_NAME_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f\u2028\u2029{DIRECTION_CONTROLS}]")
+_NOTE_CONTROL = re.compile(rf"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029{DIRECTION_CONTROLS}]")
 
 
 def clean_name(value: str, limit: int = MAX_NAME_LENGTH) -> str:

@@ -17,6 +17,14 @@ from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, valida
 from courtois.domain.errors import InvalidAddress
 
 MAX_ADDRESS_LENGTH = 254
+# RFC 5321, section 4.5.3.1.1: the local part is at most 64 octets, of its UTF-8 form for
+# an internationalised one (RFC 6531). email-validator checks it in strict mode only, and
+# counts characters there.
+MAX_LOCAL_PART_OCTETS = 64
+LOCAL_PART_TOO_LONG = (
+    f"Not a valid email address: the part before the @-sign is longer than "
+    f"{MAX_LOCAL_PART_OCTETS} bytes."
+)
 
 
 class Address(NamedTuple):
@@ -87,8 +95,14 @@ def _plain_ascii(text: str) -> Address | None:
     return tuple.__new__(Address, (normalized, normalized.lower()))
 
 
-def parse_address(raw: str) -> Address:
-    """Validate syntax (no DNS) and normalise; raise InvalidAddress with the reason."""
+def parse_address(raw: str, *, any_local_length: bool = False) -> Address:
+    """Validate syntax (no DNS) and normalise; raise InvalidAddress with the reason.
+
+    `any_local_length` lets a local part past 64 octets through, for a recipient's own
+    request only (an opt-out, a join, "forget me", a bounce, an admin's look-up): such an
+    address may have been taken in before the limit was enforced, and its owner must still
+    be able to stop and be forgotten. Nothing that writes to an address passes it.
+    """
     text = raw.strip()
     if not text:
         raise InvalidAddress("The address is empty.")
@@ -98,6 +112,8 @@ def parse_address(raw: str) -> Address:
         # Valid characters, but an encoded word may not appear in an address (RFC 2047,
         # section 5), and a header parser decodes it as one: the email could not be written.
         raise InvalidAddress("Not a valid email address: it holds an encoded word (=?).")
+    # The fast path takes no local part past 64 characters (octets: it is ASCII), so an
+    # address past the limit always comes down to the check below, whatever path it took.
     plain = _plain_ascii(text)
     if plain is not None:
         return plain
@@ -105,6 +121,10 @@ def parse_address(raw: str) -> Address:
         valid = validate_email(text, check_deliverability=False)
     except EmailNotValidError as error:
         raise InvalidAddress(f"Not a valid email address: {error}") from None
+    # Counted on the normal form, the one an email is written to.
+    local = valid.normalized.rpartition("@")[0]
+    if len(local.encode()) > MAX_LOCAL_PART_OCTETS and not any_local_length:
+        raise InvalidAddress(LOCAL_PART_TOO_LONG)
     return Address(valid.normalized, matching_key(valid.normalized))
 
 

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 from courtois.domain.display_names import drop_invisible, holds_address, subject_prefix
 from courtois.domain.errors import InvalidInput
+from courtois.domain.text_controls import DIRECTION_CONTROLS
 
 SUPPORTED_LOCALES = ("en", "fr")
 MAX_NAME_LENGTH = 120
 _MEMBER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 # C0 and C1 controls, DEL, line and paragraph separators, and the bidirectional embeddings,
 # overrides and isolates that could make "Ana via Agora" read as something else.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f\u2028\u2029{DIRECTION_CONTROLS}]")
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,7 +124,7 @@ def _digests(ctx: Context, addresses: Iterable[str], result: dict[str, Any]) -> 
     digests = set()
     for address in addresses:
         try:
-            digests.add(ctx.digest_email(address))
+            digests.add(ctx.digest_email(address, any_local_length=True))
         except InvalidAddress:
             result["invalid"] += 1
     return sorted(digests)

@@ -28,6 +28,7 @@ class Context:
         """The recipient's identity in the store."""
         return recipient_digest(address.key, self.settings.secret)
 
-    def digest_email(self, raw: str) -> str:
-        """Parse and digest a raw address (raises InvalidAddress)."""
-        return self.digest(parse_address(raw))
+    def digest_email(self, raw: str, *, any_local_length: bool = False) -> str:
+        """Parse and digest a raw address (raises InvalidAddress); `any_local_length` for
+        a recipient's own request, as `parse_address` says."""
+        return self.digest(parse_address(raw, any_local_length=any_local_length))

@@ -201,10 +201,11 @@ def check_invitees(emails: list[str]) -> list[Address]:
     return parsed
 
 
-def check_email(raw: str, field: str = "email") -> Address:
-    """One valid address, or a problem naming the field (not the address)."""
+def check_email(raw: str, field: str = "email", *, any_local_length: bool = False) -> Address:
+    """One valid address, or a problem naming the field (not the address);
+    `any_local_length` for a recipient's own request, as `parse_address` says."""
     try:
-        return parse_address(raw)
+        return parse_address(raw, any_local_length=any_local_length)
     except InvalidInput as error:
         raise Problem(
             422, "invalid-address", "The address is not valid.", {field: error.message}

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
 
 from courtois.domain.errors import Conflict
+from courtois.domain.text_controls import DIRECTION_CONTROLS, DIRECTION_MARKS
 from courtois.services.context import Context
 from courtois.services.idempotency import invite_scope
 from courtois.services.invitations import MAX_RECIPIENTS, ConsentInput, InviteRequest, invite_once
@@ -53,8 +54,9 @@ Status = Literal[
     "bounced",
 ]
 # Kept as evidence, shown to admins: no NUL (PostgreSQL refuses one), line break or other
-# control character.
-NO_CONTROLS = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+# control character, and nothing that reorders the text around it (an override, an
+# isolate, a direction mark), which would make an address or a browser read as another.
+NO_CONTROLS = rf"^[^\x00-\x1f\x7f-\x9f\u2028\u2029{DIRECTION_CONTROLS}{DIRECTION_MARKS}]*$"
 InvitationId = Annotated[str, made_id("Invitation id")]
 Emails = Annotated[list[str], Field(min_length=1, max_length=MAX_RECIPIENTS)]
 

@@ -38,7 +38,7 @@ def joined(
     body: JoinedIn, request: Request, ctx: Ctx, now: Now, key: IdempotencyKey = None
 ) -> JSONResponse:
     """Invitations already sent to it are accepted; pending mail to it is cancelled."""
-    digest = ctx.digest(check_email(body.email))
+    digest = ctx.digest(check_email(body.email, any_local_length=True))
 
     def action() -> Answer:
         counts = mark_joined(ctx, digest, now)

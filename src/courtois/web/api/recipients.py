@@ -62,7 +62,7 @@ def unsubscribe_recipient(
     body: UnsubscribeIn, request: Request, ctx: Ctx, now: Now, key: IdempotencyKey = None
 ) -> JSONResponse:
     """Takes effect before the next send decision; no later import or invitation lifts it."""
-    digest = ctx.digest(check_email(body.email))
+    digest = ctx.digest(check_email(body.email, any_local_length=True))
     if body.from_member is not None:
         with not_found_as("member"):
             check_known_member(ctx, body.from_member)
@@ -85,7 +85,7 @@ def forget(
     body: ForgetIn, request: Request, ctx: Ctx, now: Now, key: IdempotencyKey = None
 ) -> JSONResponse:
     """The address is erased from contacts, invitations and stored answers."""
-    digest = ctx.digest(check_email(body.email))
+    digest = ctx.digest(check_email(body.email, any_local_length=True))
 
     def action() -> Answer:
         counts = forget_recipient(ctx, digest, now)

@@ -177,9 +177,17 @@ def _consented(request: Request, form: Form, choices: dict[str, Any]) -> Consent
         consent=ConsentInput(
             text_shown=form.one("consent_text")[:2000],
             ip=client[:64],
-            user_agent=request.headers.get("user-agent", "")[:512],
+            user_agent=_printable(request.headers.get("user-agent", ""))[:512],
         ),
     )
+
+
+def _printable(header: str) -> str:
+    """A browser's header kept as evidence an admin reads: never refused, as the member
+    could not change what their browser sends, but stripped of what does not print (a
+    control character, or the bytes of a direction override read as Latin-1), which the
+    API refuses in the user agent a platform passes on."""
+    return header if header.isprintable() else "".join(c for c in header if c.isprintable())
 
 
 def _send(request: Request, ctx: Context, signed: Signed, form: Form, now: datetime) -> Response:
