@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -67,6 +69,26 @@ def test_a_limit_out_of_bounds_is_refused(api: Api, limit: object) -> None:
 )
 def test_a_cursor_this_api_did_not_give_out_is_refused(api: Api, cursor: str) -> None:
     problem(api.get("/v1/members/ana/contacts", params={"cursor": cursor}), 422, "invalid-cursor")
+
+
+def _cursor(position: list[object]) -> str:
+    raw = json.dumps(position, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("row_id", [2**31, 2**32, 2**63 - 1])
+def test_a_cursor_past_what_a_contact_id_can_be_is_refused_on_both_engines(
+    api: Api, row_id: int
+) -> None:
+    """`contacts.id` is a 4-byte integer on PostgreSQL, which refused to compare one past
+    it (a 500); no such id was ever given out, so it is the one cursor problem."""
+    cursor = _cursor([row_id])
+    problem(api.get("/v1/members/ana/contacts", params={"cursor": cursor}), 422, "invalid-cursor")
+
+
+def test_the_largest_contact_id_is_a_cursor_past_every_contact(api: Api) -> None:
+    page = api.get("/v1/members/ana/contacts", params={"cursor": _cursor([2**31 - 1])})
+    assert api.ok(page) == {"items": [], "next_cursor": None}
 
 
 def test_picked_contacts_are_marked_and_deleting_takes_everything(api: Api) -> None:

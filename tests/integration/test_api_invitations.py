@@ -126,6 +126,39 @@ def test_bad_addresses_are_named_by_position_never_echoed(api: Api) -> None:
         assert "secret-person" not in str(refused)
 
 
+@pytest.mark.parametrize(
+    ("field", "values"),
+    [
+        # Past the domain's 1,000 characters, past the schema's old 2,000, and far past.
+        ("note", ["n" * 1001, "n" * 2000, "n" * 2001, "n" * 100_000]),
+        ("locale", ["de", "d" * 16, "d" * 17, "d" * 100_000]),
+    ],
+)
+def test_a_preview_field_is_one_problem_type_whatever_its_length(
+    api: Api, field: str, values: list[str]
+) -> None:
+    for value in values:
+        body = {"emails": ["bo@example.org"], field: value}
+        refused = problem(
+            api.post("/v1/members/ana/invitations/preview", body), 422, "invalid-input"
+        )
+        assert list(refused["errors"]) == [field], (len(value), refused)
+
+
+@pytest.mark.parametrize("email", ["", " ", "a" * 250 + "@b.example", "a" * 400 + "@b.example"])
+def test_an_address_of_any_length_is_one_problem_naming_the_field(api: Api, email: str) -> None:
+    """An empty or overlong address was `invalid-request` where a blank or merely too long
+    one was `invalid-address`: one error, one type."""
+    for path, body in (
+        ("/v1/joined", {"email": email}),
+        ("/v1/recipients/unsubscribe", {"email": email}),
+        ("/v1/recipients/forget", {"email": email}),
+        ("/v1/members/ana/explain", {"email": email}),
+    ):
+        refused = problem(api.post(path, body), 422, "invalid-address")
+        assert refused["errors"].keys() == {"email"}, (path, refused)
+
+
 def test_role_and_no_reply_mailboxes_are_not_invited(api: Api) -> None:
     emails = ["bo@example.org", "postmaster@example.org", "noreply+42@example.org"]
     consented = {"emails": emails, "preview_hash": "x", "consent": {"text_shown": "x"}}

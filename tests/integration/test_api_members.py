@@ -152,6 +152,50 @@ def test_bad_fields_are_refused_one_by_one(api: Api) -> None:
     assert count(api.ctx, members) == 0
 
 
+@pytest.mark.parametrize(
+    "email", ["a\u0000b@example.org", "", " ", "lima@@members.example", "a" * 250 + "@b.example"]
+)
+def test_a_bad_member_address_names_the_email_field(api: Api, email: str) -> None:
+    body = {"id": "ana", "email": email, "name": "Ana"}
+    refused = problem(api.post("/v1/members", body), 422, "invalid-address")
+    assert list(refused["errors"]) == ["email"]
+    assert count(api.ctx, members) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "values", "kind"),
+    [
+        # Past 120 visible characters, past the bound on what is sent, and far past it.
+        ("name", ["N" * 121, "N" * 140, "N" * 141, "N" * 100_000], "invalid-input"),
+        ("name", ["", " "], "invalid-input"),
+        ("locale", ["de", "x", "", "d" * 16, "d" * 17, "d" * 100_000], "invalid-input"),
+        ("email", ["", "a" * 250 + "@b.example", "a" * 100_000 + "@b.example"], "invalid-address"),
+    ],
+)
+def test_one_error_is_one_problem_type_whatever_the_length(
+    api: Api, field: str, values: list[str], kind: str
+) -> None:
+    """A member name of 121 to 140 characters was `invalid-input` and one of 141 or more
+    `invalid-request`, a bound of the schema's standing in front of the domain's check:
+    the same error is now the same type, naming the same field, at any length."""
+    for value in values:
+        body = {"id": "ana", "email": "ana@members.example", "name": "Ana", field: value}
+        refused = problem(api.post("/v1/members", body), 422, kind)
+        assert list(refused["errors"]) == [field], (len(value), refused)
+        assert len(refused["detail"]) < 200
+    assert count(api.ctx, members) == 0
+
+
+def test_a_long_locale_of_a_supported_language_is_taken(api: Api) -> None:
+    body = {
+        "id": "ana",
+        "email": "ana@members.example",
+        "name": "Ana",
+        "locale": "fr-CA-u-ca-gregory",
+    }
+    assert api.ok(api.post("/v1/members", body))["locale"] == "fr"
+
+
 def test_an_unknown_member_is_a_404_that_reveals_nothing(api: Api) -> None:
     answers = [
         api.get("/v1/members/nobody"),

@@ -103,6 +103,7 @@ def _api_list_filters_and_cursors(site: Site, world: World) -> None:
     forged = [
         [10**30],
         [-1],
+        [2**31],
         [2**63],
         [True],
         [1.5],

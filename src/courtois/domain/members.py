@@ -12,6 +12,9 @@ from courtois.domain.text_controls import DIRECTION_CONTROLS
 
 SUPPORTED_LOCALES = ("en", "fr")
 MAX_NAME_LENGTH = 120
+# Room for characters that show nothing (dropped) around the longest name: a value past it
+# is refused as too long before any pattern runs over it, however long it is.
+MAX_RAW_NAME_LENGTH = MAX_NAME_LENGTH + 20
 _MEMBER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 # C0 and C1 controls, DEL, line and paragraph separators, and the bidirectional embeddings,
 # overrides and isolates that could make "Ana via Agora" read as something else.
@@ -47,6 +50,8 @@ def check_display_name(value: str, field: str = "name") -> str:
     zero-width space, a direction mark); refuse a name with nothing visible in it, which
     would leave the email naming nobody, one that makes the subject read as a reply, a
     forward or a reminder, and one that shows an email address as the sender's name."""
+    if len(value) > MAX_RAW_NAME_LENGTH:
+        raise _too_long(field)
     if _CONTROL.search(value):
         raise InvalidInput(
             f"The {field} contains control characters (line breaks, tabs, direction overrides...).",
@@ -78,18 +83,23 @@ def check_display_name(value: str, field: str = "name") -> str:
             {field: "address"},
         )
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(
-            f"The {field} is longer than {MAX_NAME_LENGTH} characters.", {field: "too long"}
-        )
+        raise _too_long(field)
     return name
+
+
+def _too_long(field: str) -> InvalidInput:
+    return InvalidInput(
+        f"The {field} is longer than {MAX_NAME_LENGTH} characters.", {field: "too long"}
+    )
 
 
 def check_locale(value: str) -> str:
     """Only languages we have templates for."""
     locale = value.strip().lower().replace("_", "-").split("-")[0]
     if locale not in SUPPORTED_LOCALES:
+        # Quoted in part: the value may be as long as a request body.
         raise InvalidInput(
-            f"Unsupported locale {value!r}; choose one of {', '.join(SUPPORTED_LOCALES)}.",
+            f"Unsupported locale {value[:20]!r}; choose one of {', '.join(SUPPORTED_LOCALES)}.",
             {"locale": value[:20]},
         )
     return locale

@@ -47,6 +47,10 @@ metadata = MetaData(
 DIGEST = String(64)
 ID = String(36)
 MEMBER_ID = String(128)
+# The largest value an `Integer` column holds on both engines (PostgreSQL's is 4 bytes):
+# an id from outside (a cursor, a form field) past it names no row, and PostgreSQL would
+# refuse to compare it with one.
+MAX_INTEGER_ID = 2**31 - 1
 
 # Keyed by (distribution key, id) on PostgreSQL, by `id` alone on SQLite (see above).
 ROWID_KEYED = ("contacts", "decisions", "complaints")

@@ -11,8 +11,9 @@ from fastapi import FastAPI
 from courtois.services.context import Context
 from courtois.web import problems
 from courtois.web.api_gate import ApiKeyGate
-from courtois.web.body_limit import JsonBodyLimit
+from courtois.web.body_limit import JsonBodyLimit, checks_body
 from courtois.web.deps import Clock, system_clock
+from courtois.web.head import HeadAsGet
 from courtois.web.pages import browser_pages
 
 
@@ -33,8 +34,9 @@ def create_app(ctx: Context, clock: Clock = system_clock) -> FastAPI:
     problems.install(app)
     browser_pages.install_not_found(app)
     app.add_middleware(JsonBodyLimit)
-    app.add_middleware(ApiKeyGate)  # outermost: no body is read before the key is shown
+    app.add_middleware(ApiKeyGate)  # no body is read before the key is shown
+    app.add_middleware(HeadAsGet)  # outermost: every layer sees a HEAD as its GET
     for router in (*api_routers, *page_routers):
         app.include_router(router)
-    problems.complete_openapi(app)
+    problems.complete_openapi(app, checks_body)
     return app

@@ -1,5 +1,5 @@
 """A ceiling on the host API's JSON bodies, held before the body is buffered, and their
-media type checked.
+media type checked: a body that is not JSON, or says nothing of its media type, is refused.
 
 FastAPI reads a whole request body before validating it, so without a ceiling a client
 could make the server hold any number of bytes only to be told a field is too long. The
@@ -18,7 +18,10 @@ from courtois.web.problems import problem_response
 MAX_JSON_BODY = 4 * 1024 * 1024
 
 
-def _limited(path: str) -> bool:
+def checks_body(path: str) -> bool:
+    """Whether `JsonBodyLimit` answers for this path's bodies (413, 415), whatever the
+    method: every `/v1` route but imports. Given a path template (`/v1/members/{id}`) it
+    says the same, so the OpenAPI document lists those answers where they are given."""
     return path.startswith("/v1/") and not path.endswith("/imports")
 
 
@@ -49,14 +52,15 @@ def _has_body(scope: Scope, declared: int | None) -> bool:
     return any(name == b"transfer-encoding" for name, _ in scope.get("headers", ()))
 
 
-async def _refuse_media(media: str, scope: Scope, receive: Receive, send: Send) -> None:
-    """Every `/v1` body but an import's is JSON: another media type is named as such (415)
-    rather than met by a validation error about a dictionary."""
+async def _refuse_media(media: str | None, scope: Scope, receive: Receive, send: Send) -> None:
+    """Every `/v1` body but an import's is JSON: another media type, or none said, is named
+    as such (415) rather than met by a validation error about a dictionary."""
+    named = "missing" if media is None else media[:80] or "empty"
     response = problem_response(
         415,
         "unsupported-media-type",
         "The request body must be JSON (Content-Type: application/json).",
-        {"Content-Type": media[:80] or "empty"},
+        {"Content-Type": named},
     )
     await response(scope, receive, send)
 
@@ -70,7 +74,7 @@ class JsonBodyLimit:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _limited(str(scope.get("path", ""))):
+        if scope["type"] != "http" or not checks_body(str(scope.get("path", ""))):
             await self.app(scope, receive, send)
             return
         declared = _declared_length(scope)
@@ -78,7 +82,7 @@ class JsonBodyLimit:
             await self._refuse(scope, receive, send)
             return
         media = _media_type(scope)
-        if media is not None and not _is_json(media) and _has_body(scope, declared):
+        if (media is None or not _is_json(media)) and _has_body(scope, declared):
             await _refuse_media(media, scope, receive, send)
             return
         received = 0

@@ -8,6 +8,7 @@ human sentence; `errors` names each bad item, never echoing an email address bac
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -142,12 +143,25 @@ def status_for(error: DomainError) -> int:
 
 
 def _validation_errors(error: RequestValidationError) -> dict[str, str]:
-    """Pydantic's errors, keyed by where they are, with the message but never the input."""
+    """Pydantic's errors, keyed by where they are, with the message but never the input.
+    A body that is not JSON at all is named `body` (as on every route, imports included),
+    not by the character offset FastAPI puts where a field's name would be."""
     found: dict[str, str] = {}
     for item in error.errors():
+        if item.get("type") == "json_invalid":
+            found["body"] = _not_json(item)
+            continue
         where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
         found[where or "body"] = str(item.get("msg", "invalid"))
     return found
+
+
+def _not_json(item: Any) -> str:
+    """Why a body is not JSON, and where (the decoder's words quote no input)."""
+    reason = (item.get("ctx") or {}).get("error")
+    offsets = [part for part in item.get("loc", ()) if isinstance(part, int)]
+    where = f" (at character {offsets[0]})" if offsets else ""
+    return f"not valid JSON: {reason}{where}" if reason else "not valid JSON"
 
 
 def install(app: FastAPI) -> None:
@@ -199,15 +213,18 @@ def allowed_methods(request: Request) -> list[str]:
     """Every method some route answers at this path: Starlette's 405 names only the first
     route that matched the path, so `/v1/members/{id}/contacts` (GET and DELETE) was said
     to allow GET alone. Each method is tried through the routes' own `matches`, which sees
-    into included routers."""
+    into included routers. HEAD is answered wherever GET is (`web.head.HeadAsGet`)."""
     routes = request.app.router.routes
-    return [
+    answered = {
         method
         for method in HTTP_METHODS
         if any(
             route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
         )
-    ]
+    }
+    if "GET" in answered:
+        answered.add("HEAD")
+    return [method for method in HTTP_METHODS if method in answered]
 
 
 class UnexpectedErrors:
@@ -281,34 +298,52 @@ def _innermost_frame(error: BaseException) -> str:
     return f"{code.co_filename}:{trace.tb_lineno} ({code.co_name})"
 
 
-def complete_openapi(app: FastAPI) -> None:
-    """The document also lists what any operation may answer besides its own refusals: 500,
-    503 and 507 (database out of reach or full, with Retry-After), and 413 for every JSON
-    body (`JsonBodyLimit`); error answers are given in the problem media type only."""
+def complete_openapi(app: FastAPI, checks_body: Callable[[str], bool]) -> None:
+    """The document also lists what an operation may answer besides its own refusals: 500,
+    503 and 507 (database out of reach or full, with Retry-After); 413 and 415 wherever
+    `checks_body` says the body middleware answers, whatever the method, since it judges
+    the body before the route is known; and Retry-After on the 409 of every operation that
+    takes an Idempotency-Key (a key still in use). Error answers are given in the problem
+    media type only."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         schema: dict[str, Any] = build()
-        for operations in schema.get("paths", {}).values():
+        for path, operations in schema.get("paths", {}).items():
             for operation in operations.values():
-                _complete(operation)
+                _complete(operation, body_checked=checks_body(path))
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _complete(operation: dict[str, Any]) -> None:
+def _complete(operation: dict[str, Any], *, body_checked: bool) -> None:
     answers: dict[str, Any] = operation.setdefault("responses", {})
     for code, answer in answers.items():
         content = answer.get("content", {})
         if code.isdigit() and int(code) >= 400 and MEDIA_TYPE in content:
             content.pop("application/json", None)
-    if "application/json" in operation.get("requestBody", {}).get("content", {}):
+    if body_checked:
         answers.setdefault("413", _problem_answer(413))
         answers.setdefault("415", _problem_answer(415))
+    if any(_is_idempotency_key(parameter) for parameter in operation.get("parameters", ())):
+        conflict = answers.setdefault("409", _problem_answer(409))
+        conflict.setdefault("headers", {}).update(_RETRY_AFTER)
     answers.setdefault("500", _problem_answer(500))
     for status in FAULT_STATUS.values():
         answers.setdefault(str(status), _problem_answer(status, retry=True))
+
+
+def _is_idempotency_key(parameter: dict[str, Any]) -> bool:
+    return parameter.get("in") == "header" and parameter.get("name") == "Idempotency-Key"
+
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "string"},
+    }
+}
 
 
 def _problem_answer(status: int, *, retry: bool = False) -> dict[str, Any]:
@@ -317,12 +352,7 @@ def _problem_answer(status: int, *, retry: bool = False) -> dict[str, Any]:
         "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}},
     }
     if retry:
-        answer["headers"] = {
-            "Retry-After": {
-                "description": "Seconds to wait before trying again.",
-                "schema": {"type": "string"},
-            }
-        }
+        answer["headers"] = dict(_RETRY_AFTER)
     return answer
 
 

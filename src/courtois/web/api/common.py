@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from courtois.domain.addresses import ROLE_MAILBOX, Address, is_role_mailbox, parse_address
 from courtois.domain.errors import InvalidInput, NotFound
+from courtois.store.tables import MAX_INTEGER_ID
 from courtois.web.deps import require_api_key
 from courtois.web.problems import Problem, responses
 
@@ -60,6 +61,13 @@ IdempotencyKey = Annotated[
             "(409). Keys are kept 24 hours."
         ),
     ),
+]
+# An address a route checks itself (`check_email`): the schema sets no bound, which would
+# answer `invalid-request` past it where the check answers `invalid-address` below it; the
+# body limit bounds its size, and the check refuses one past 254 characters first.
+EmailText = Annotated[
+    str,
+    Field(description="An email address (one that is not valid: 422 `invalid-address`)."),
 ]
 MemberId = Annotated[
     str, Path(min_length=1, max_length=128, pattern=MEMBER_ID_PATTERN, description="Member id.")
@@ -110,10 +118,11 @@ def decode_cursor(token: str | None, *shape: type) -> list[Any] | None:
 
 
 def _fits(value: object, kind: type) -> bool:
-    """A cursor's part as this API writes one: a row id (never a boolean, never past what a
-    database integer holds) or printable text (no NUL, which PostgreSQL refuses)."""
+    """A cursor's part as this API writes one: a row id (never a boolean, never past what
+    an `Integer` column holds on either engine, which PostgreSQL would refuse to compare)
+    or printable text (no NUL, which PostgreSQL refuses)."""
     if kind is int:
-        return type(value) is int and 0 <= value < 2**63
+        return type(value) is int and 0 <= value <= MAX_INTEGER_ID
     return isinstance(value, kind) and (not isinstance(value, str) or value.isprintable())
 
 

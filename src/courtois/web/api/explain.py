@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from courtois.services.explain import explain
 from courtois.web.api.common import (
+    EmailText,
     IdempotencyKey,
     MemberId,
     Strict,
@@ -32,7 +33,7 @@ router = v1_router("policy")
 class ExplainIn(Strict):
     """The would-be invitation."""
 
-    email: str = Field(min_length=1, max_length=320)
+    email: EmailText
     reminders: int = Field(0, ge=0, le=1)
 
 

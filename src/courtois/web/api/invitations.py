@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
 
 from courtois.domain.errors import Conflict
+from courtois.domain.preview import MAX_NOTE_LENGTH
 from courtois.domain.text_controls import DIRECTION_CONTROLS, DIRECTION_MARKS
 from courtois.services.context import Context
 from courtois.services.idempotency import invite_scope
@@ -65,8 +66,12 @@ class PreviewIn(Strict):
     """What the member is about to send, and to how many."""
 
     emails: Emails
-    note: str = Field("", max_length=2000)
-    locale: str | None = Field(None, max_length=16)
+    # No bound of the schema's on these: `check_note` and `check_locale` judge them, with
+    # one problem type whatever the length (the body limit bounds their size).
+    note: str = Field("", description=f"At most {MAX_NOTE_LENGTH} characters.")
+    locale: str | None = Field(
+        None, description="The email's language; the recipients' when absent."
+    )
     reminders: int = Field(0, ge=0, le=1)
 
 

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from courtois.services.recipients import mark_joined
-from courtois.web.api.common import IdempotencyKey, Strict, check_email, v1_router
+from courtois.web.api.common import EmailText, IdempotencyKey, Strict, check_email, v1_router
 from courtois.web.deps import Ctx, Now
 from courtois.web.idempotency import Answer, once
 from courtois.web.problems import responses
@@ -18,7 +18,7 @@ router = v1_router("recipients")
 class JoinedIn(Strict):
     """The address of someone who just became a member."""
 
-    email: str = Field(min_length=1, max_length=320)
+    email: EmailText
 
 
 class JoinedOut(BaseModel):

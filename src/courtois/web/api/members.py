@@ -11,15 +11,22 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from courtois.domain.errors import Conflict
-from courtois.domain.members import MAX_NAME_LENGTH, SUPPORTED_LOCALES, Member
+from courtois.domain.members import (
+    MAX_NAME_LENGTH,
+    MAX_RAW_NAME_LENGTH,
+    SUPPORTED_LOCALES,
+    Member,
+)
 from courtois.services.member_erasure import erase_member
 from courtois.services.members import get_member, register_member
 from courtois.tokens import MEMBER_LINK_MAX_AGE_SECONDS, make_sign_in_token
 from courtois.web.api.common import (
     MEMBER_ID_PATTERN,
+    EmailText,
     IdempotencyKey,
     MemberId,
     Strict,
+    check_email,
     not_found_as,
     v1_router,
 )
@@ -34,12 +41,24 @@ SIGN_IN_PATH = "/member/sign-in/"
 
 
 class MemberIn(Strict):
-    """A member as the platform knows them."""
+    """A member as the platform knows them. An email, name or locale that is not valid is
+    refused with one problem type naming the field, whatever its length."""
 
+    # No bound of the schema's on the email, name or locale: one would answer
+    # `invalid-request` past it where the domain's check answers its own type below it.
+    # The body limit bounds their size, and `check_display_name` refuses a long name first.
     id: str = Field(min_length=1, max_length=128, pattern=MEMBER_ID_PATTERN)
-    email: str = Field(min_length=1, max_length=254)
-    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH + 20)
-    locale: str = Field("en", min_length=2, max_length=16, examples=list(SUPPORTED_LOCALES))
+    email: EmailText
+    name: str = Field(
+        description=f"At most {MAX_NAME_LENGTH} characters once those that show nothing are "
+        f"dropped, and {MAX_RAW_NAME_LENGTH} as sent (longer: 422 `invalid-input`)."
+    )
+    locale: str = Field(
+        "en",
+        description="A language tag whose language courtois writes in (another: 422 "
+        "`invalid-input`).",
+        examples=list(SUPPORTED_LOCALES),
+    )
     reply_to: bool = Field(False, description="Replies to their invitations reach the member.")
 
 
@@ -103,6 +122,7 @@ def save_member(
     dropped, and the answer gives the name as kept. The id of an erased member is refused
     (409 `member-erased`): its history is the erased person's, so a new person needs a
     new id."""
+    check_email(body.email)
 
     def action() -> Answer:
         try:

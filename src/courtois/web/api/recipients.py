@@ -11,6 +11,7 @@ from courtois.services.members import check_known_member
 from courtois.services.recipients import forget_recipient, unsubscribe
 from courtois.web.api.common import (
     MEMBER_ID_PATTERN,
+    EmailText,
     IdempotencyKey,
     Strict,
     check_email,
@@ -27,7 +28,7 @@ router = v1_router("recipients")
 class UnsubscribeIn(Strict):
     """Stop all mail to an address, or only what comes from one member."""
 
-    email: str = Field(min_length=1, max_length=320)
+    email: EmailText
     from_member: str | None = Field(None, max_length=128, pattern=MEMBER_ID_PATTERN)
 
 
@@ -41,7 +42,7 @@ class UnsubscribeOut(BaseModel):
 class ForgetIn(Strict):
     """Forget an address: only its digest stays, opted out for good."""
 
-    email: str = Field(min_length=1, max_length=320)
+    email: EmailText
 
 
 class ForgetOut(BaseModel):

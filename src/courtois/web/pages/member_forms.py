@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from courtois.services.context import Context
+from courtois.store.tables import MAX_INTEGER_ID
 from courtois.web.pages.member_render import Signed, not_signed_in, refused, signed_in
 from courtois.web.pages.member_session import CSRF_FIELD, from_this_site, valid_csrf
 
@@ -26,7 +27,7 @@ MAX_FIELDS = 1000
 
 def _row_id(value: str) -> bool:
     # "²".isdigit() holds but int("²") fails; PostgreSQL's integer ids stop at 2**31 - 1.
-    return value.isascii() and value.isdigit() and len(value) <= 10 and int(value) < 2**31
+    return value.isascii() and value.isdigit() and len(value) <= 10 and int(value) <= MAX_INTEGER_ID
 
 
 class FormTooBig(Exception):

@@ -128,6 +128,17 @@ def join(request: Request, token: str, ctx: Ctx, now: Now) -> Response:
     return redirect(signup_url(ctx.settings, link.invitation_id, link.locale))
 
 
+@router.head("/join/{token:path}")
+def join_head(request: Request, token: str, ctx: Ctx) -> Response:
+    """What the GET answers, without accepting: a HEAD comes from link scanners and
+    monitors, never from the recipient choosing to join, and must change nothing."""
+    try:
+        link = resolve_link(ctx, Scope.JOIN, token)
+    except NotFound:
+        return not_found(request)
+    return redirect(signup_url(ctx.settings, link.invitation_id, link.locale))
+
+
 @router.api_route(WELCOME, methods=["GET", "HEAD"])
 def welcome(request: Request) -> Response:
     """Where `/join` leads until the platform configures its sign-up URL, in the language
