@@ -18,7 +18,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from courtois.bootstrap import bootstrap
+from courtois.bootstrap import bootstrap, make_transport
+from courtois.config import Settings, plain_http_warning
+from courtois.delivery.transport import Transport
 from courtois.domain.errors import DomainError, InvalidInput
 from courtois.domain.ledger import ChainReport
 from courtois.policy.verdict import Decision
@@ -413,7 +415,6 @@ def worker(
     import math
     from functools import partial
 
-    from courtois.bootstrap import make_transport
     from courtois.services.worker import run_pass
     from courtois.worker_processes import one_pass_in_processes, serve_in_processes
 
@@ -423,12 +424,12 @@ def worker(
     if once:
         moment = parse_now(now)
         if processes == 1:
-            report = run(lambda ctx: run_pass(ctx, moment, make_transport(ctx.settings)))
+            report = run(lambda ctx: run_pass(ctx, moment, _starting_worker(ctx)))
             counts = report.as_dict()
         else:
 
             def in_processes(ctx: Context) -> dict[str, Any]:
-                make_transport(ctx.settings)  # bad settings fail here, in one line
+                _starting_worker(ctx)  # bad settings fail here, in one line
                 # A child's database error comes back here, to be told in one line too.
                 return one_pass_in_processes(processes, moment)
 
@@ -440,10 +441,28 @@ def worker(
     if processes == 1:
         run(lambda ctx: _serve_worker(ctx, interval, as_json))
         return
-    run(lambda ctx: make_transport(ctx.settings))
+    run(_starting_worker)
     code = serve_in_processes(processes, partial(_serve_shard, interval=interval, as_json=as_json))
     if code:
         fail(f"a worker process ended with status {code}", code)
+
+
+def _starting_worker(ctx: Context) -> Transport | None:
+    """The worker's transport, made once its settings are checked (a mistake fails here,
+    in one line), then the warning about base_url if there is one: said by the process
+    `courtois worker` started, never by each of its processes."""
+    transport = make_transport(ctx.settings)
+    warn_plain_http(ctx.settings)
+    return transport
+
+
+def warn_plain_http(settings: Settings) -> None:
+    """One line on stderr when the emails' one-click unsubscribe will not be honoured
+    (`plain_http_warning`); the command goes on, as tests and local setups run on http."""
+    warning = plain_http_warning(settings)
+    if warning is not None:
+        sys.stderr.write(f"courtois: warning: {warning}\n")
+        sys.stderr.flush()
 
 
 def _serve_shard(shard: Shard, interval: float, as_json: bool) -> None:
@@ -458,14 +477,14 @@ def _serve_worker(ctx: Context, interval: float, as_json: bool, shard: Shard | N
 
     from sqlalchemy.exc import DBAPIError
 
-    from courtois.bootstrap import make_transport
     from courtois.services.worker import run_pass
     from courtois.store.faults import database_fault
 
     stopping: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, _frame: stopping.append(number))
-    transport = make_transport(ctx.settings)
+    # A shard's parent has already checked and warned.
+    transport = make_transport(ctx.settings) if shard is not None else _starting_worker(ctx)
     faults = 0
     while not stopping:
         try:
@@ -650,8 +669,9 @@ def serve(
     from courtois.serve_processes import serve as serve_http
 
     # Refuse a bad configuration or database before binding the port.
-    dialect = run(lambda ctx: ctx.engine.dialect.name)
+    dialect, settings = run(lambda ctx: (ctx.engine.dialect.name, ctx.settings))
     check_port_free(host, port)
+    warn_plain_http(settings)
     if processes > 1 and dialect == "sqlite":
         # Measured (bench/api.py): two processes served fewer one-click unsubscribes than
         # one; their connections lose each other's page cache and meet at SQLite's lock.

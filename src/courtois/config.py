@@ -294,6 +294,37 @@ def _check_database_url(url: str) -> None:
         )
 
 
+def plain_http_warning(settings: Settings) -> str | None:
+    """What to tell the operator of `serve` and `worker` when base_url is http:// on a host
+    other than this machine's: every email offers one-click unsubscribe (List-Unsubscribe-
+    Post), which RFC 8058 section 3.1 requires to be an https URI, so mailbox providers
+    ignore it and show no unsubscribe button. Not refused: tests and local setups run on
+    http://. A loopback host (127.0.0.0/8, ::1, localhost) is left silent, as no mailbox
+    provider ever reaches it (the default, the demo's and the tests' setups); None then,
+    and for https://."""
+    parts = urlsplit(settings.base_url)
+    if parts.scheme != "http" or _loopback(parts.hostname or ""):
+        return None
+    return (
+        "base_url is http://, not https://: mailbox providers will not honour the one-click "
+        "unsubscribe every email offers (RFC 8058 requires https); set base_url to the "
+        "public https:// URL (docs/operations.md)."
+    )
+
+
+def _loopback(host: str) -> bool:
+    """Whether the host is this machine: a loopback address, or localhost (RFC 6761)."""
+    import ipaddress
+
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 def _check_wire_values(settings: Settings) -> None:
     """The values every email carries in its headers (List-Unsubscribe, From) must be
     printable there: refused at start, with how to write them, rather than by the worker

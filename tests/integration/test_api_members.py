@@ -84,6 +84,10 @@ def test_a_name_that_would_inject_a_header_is_refused_and_nothing_is_stored(
         # From would show an address the email does not come from.
         ('Ana "The Boss" \\ Lima, <ceo@bank.example>', "address"),
         ("ceo@bank.example", "address"),
+        # Dots that look like a full stop between the domain's labels.
+        ("support@paypal\ua4f8com", "address"),  # Lisu letter tone mya ti
+        ("support@paypal\u00b7com", "address"),  # middle dot
+        ("support@paypal\u0701com", "address"),  # Syriac supralinear full stop
     ],
 )
 def test_a_name_that_would_disguise_the_email_is_refused(
@@ -115,6 +119,8 @@ SAID = {
         ("Tr\u00e2n", "Tr\u00e2n"),
         ("Ana (Re)", "Ana (Re)"),
         ("Ana @ Home", "Ana @ Home"),
+        ("Gal·la Puig", "Gal·la Puig"),  # a middle dot that shows no address
+        ("ジョン・スミス", "ジョン・スミス"),
         ("RAPPEL Jean", "RAPPEL Jean"),
         ("👩\u200d💻 Ana", "👩\u200d💻 Ana"),  # the joiner makes one emoji: kept
         # Characters that show nothing are dropped, and the answer says what was kept.

@@ -5,8 +5,10 @@ whatever a member may type, any recipient address, any send time."""
 
 from __future__ import annotations
 
+import email
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from email import policy
 from email.message import EmailMessage
 from typing import Any
 
@@ -101,3 +103,24 @@ def assert_words_as_composed(written: Written, reference: EmailMessage) -> None:
     plain = reference.get_body(("plain",))
     assert plain is not None
     assert written.text == plain.get_content()
+
+
+# RFC 2045 section 6.7 (5): "encoded lines must not be longer than 76 characters, not
+# counting the trailing CRLF" (SpamAssassin's MIME_QP_LONG_LINE counts the longer ones).
+MAX_QP_LINE = 76
+
+
+def assert_quoted_printable_lines_fit(raw: bytes) -> None:
+    """Every line of both quoted-printable parts (text and HTML) is at most 76 characters."""
+    parsed = email.message_from_bytes(raw, policy=policy.default)
+    encoded = [
+        part
+        for part in parsed.walk()
+        if str(part.get("Content-Transfer-Encoding", "")).lower() == "quoted-printable"
+    ]
+    assert len(encoded) == 2
+    for part in encoded:
+        payload = part.get_payload()
+        assert isinstance(payload, str)
+        long_lines = [line for line in payload.splitlines() if len(line) > MAX_QP_LINE]
+        assert not long_lines, long_lines[:3]

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import email
 import re
+from dataclasses import replace
 from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from compose_support import SETTINGS, assert_encoded_words_fit, message
+from compose_support import (
+    SETTINGS,
+    assert_encoded_words_fit,
+    assert_quoted_printable_lines_fit,
+    message,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,11 +26,14 @@ from courtois.delivery.compose import (
     as_previewed,
     compose,
     consent_hashes,
+    email_parts,
     make_tokens,
     to_bytes,
     tokens_in,
 )
+from courtois.delivery.mime_writer import write
 from courtois.delivery.render import Inviter, RenderContext, preview, preview_hash
+from courtois.delivery.skeleton import compose_wire
 from courtois.domain.errors import InvalidInput
 from courtois.domain.messages import MessageKind
 from courtois.domain.preview import check_note
@@ -92,7 +101,43 @@ def test_wire_form_is_crlf_with_bounded_lines() -> None:
     assert b"\n" not in raw.replace(b"\r\n", b"")
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
     _head, body = raw.split(b"\r\n\r\n", 1)
-    assert max(len(line) for line in body.split(b"\r\n")) <= 78
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76
+
+
+# Links far longer than a line, in the body and in List-Unsubscribe.
+_LONG_LINKS = replace(
+    SETTINGS, base_url="https://invitations.a-rather-long-community-name.example/" + "deep/" * 12
+)
+_NOTES = [
+    "Come and see!",
+    "Viens voir ce que nous faisons, c'est à deux pas de chez toi. " * 12,
+    "x" * 1000,
+    "é李🎉=" * 200,
+    "https://example.org/" + "a-long-path-segment/" * 20 + "?q=" + "=" * 40,
+]
+
+
+@pytest.mark.parametrize("platform", [SETTINGS, _LONG_LINKS], ids=["short-links", "long-links"])
+@pytest.mark.parametrize("locale", ["en", "fr"])
+@pytest.mark.parametrize("kind", list(MessageKind))
+@pytest.mark.parametrize("note", _NOTES, ids=["short", "words", "one-word", "escapes", "url"])
+def test_quoted_printable_lines_are_at_most_76_characters(
+    platform: Settings, locale: str, kind: MessageKind, note: str
+) -> None:
+    """RFC 2045 section 6.7 (5), on every path an email leaves by: composed, written
+    directly, and filled in from a skeleton (long ids make long tokens, cut across lines)."""
+    count = 3 if kind is MessageKind.DIGEST else 1
+    carried = tuple(
+        Carried(f"inv-{i}-" + "7" * 40 * i, f"Ána Lima {i}", note, i % 2) for i in range(count)
+    )
+    outgoing = message(*carried, kind=kind, locale=locale)
+    tokens = make_tokens(platform, outgoing.invitation_ids)
+    composed = to_bytes(compose(platform, outgoing, tokens))
+    written = write(email_parts(platform, outgoing, tokens), "BOUNDARY")
+    assert written is not None
+    filled = compose_wire(platform, outgoing, tokens)
+    for raw in (composed, written.raw, filled.raw):
+        assert_quoted_printable_lines_fit(raw)
 
 
 def test_reply_to_is_the_member_only_when_they_opted_in() -> None:

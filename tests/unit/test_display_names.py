@@ -96,6 +96,69 @@ def test_names_near_those_refusals_are_kept(name: str, kept: str) -> None:
     assert check_display_name(name) == kept
 
 
+# What passes for the full stop of an address: Unicode's confusables for "." (U+002E) and
+# for the middle dot (U+00B7), which reads as one between a domain's labels, and the forms
+# NFKC folds to either or to the ideographic full stop. Unicode lists nothing for "@"
+# beyond the forms NFKC folds (fullwidth and small commercial at).
+LOOKALIKE_DOTS = [
+    "𝅭",  # musical symbol combining augmentation dot
+    "․",  # one dot leader
+    "܁",  # Syriac supralinear full stop
+    "܂",  # Syriac sublinear full stop
+    "꘎",  # Vai full stop
+    "𐩐",  # Kharoshthi punctuation dot
+    "٠",  # Arabic-Indic digit zero
+    "۰",  # extended Arabic-Indic digit zero
+    "ꓸ",  # Lisu letter tone mya ti
+    "﹒",  # small full stop
+    "．",  # fullwidth full stop
+    "。",  # ideographic full stop
+    "｡",  # halfwidth ideographic full stop
+    "·",  # middle dot
+    "·",  # Greek ano teleia
+    "・",  # katakana middle dot
+    "･",  # halfwidth katakana middle dot
+    "᛫",  # runic single punctuation
+    "⸱",  # word separator middle dot
+    "𐄁",  # Aegean word separator dot
+    "•",  # bullet
+    "‧",  # hyphenation point
+    "∙",  # bullet operator
+    "⋅",  # dot operator
+    "ꞏ",  # Latin letter sinological dot
+    "ᐧ",  # Canadian syllabics final middle dot
+]
+
+
+@pytest.mark.parametrize("dot", LOOKALIKE_DOTS, ids=[f"U+{ord(d):04X}" for d in LOOKALIKE_DOTS])
+@pytest.mark.parametrize("at", ["@", "\uff20", "\ufe6b"], ids=["at", "fullwidth-at", "small-at"])
+def test_an_address_written_with_look_alike_dots_is_refused(dot: str, at: str) -> None:
+    assert refusal(f"support{at}paypal{dot}com") == "address"
+    assert refusal(f"Ana (ana{dot}lima{at}bank{dot}example)") == "address"
+    assert refusal(f"support{at}paypal{dot}co{dot}uk via Agora") == "address"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Gal·la Puig",  # Catalan ela geminada
+        "Paul·la",
+        "Gal\u0387la Puig",  # the same, typed with the Greek ano teleia
+        "Gal·la @ Casa",
+        "Gal·la@Casa",  # an at sign, but no domain after it
+        "ジョン・スミス",  # katakana middle dot between given name and surname
+        "ｼﾞｮﾝ･ｽﾐｽ",  # the same in halfwidth forms
+        "山田・太郎@営業部",
+        "ꓡꓲ ꓢꓴꓸ",  # Lisu, with its tone mark
+        "أحمد ٢٠٢٤",  # Arabic-Indic digits, zero among them
+        "Ana • Lima",
+        "Dr. Ana Lima",
+    ],
+)
+def test_names_with_middle_dots_that_show_no_address_are_kept(name: str) -> None:
+    assert check_display_name(name) == name
+
+
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
 @pytest.mark.parametrize("asked", [False, True])
 def test_no_name_can_open_with_the_platforms_own_reminder_subject(locale: str, asked: bool) -> None:

@@ -17,6 +17,7 @@ from compose_support import (
     SEND_TIME,
     SETTINGS,
     assert_encoded_words_fit,
+    assert_quoted_printable_lines_fit,
     assert_words_as_composed,
     boundless,
     message,
@@ -50,6 +51,7 @@ def assert_written_as_composed(platform: Settings, outgoing: ComposeInput) -> No
     assert written.raw == raw
     assert_words_as_composed(written, reference)
     assert_encoded_words_fit(raw)
+    assert_quoted_printable_lines_fit(raw)
 
 
 @pytest.mark.parametrize("locale", ["en", "fr"])

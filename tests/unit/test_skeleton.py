@@ -13,6 +13,7 @@ from compose_support import (
     MEMBER_TEXT,
     SEND_TIME,
     SETTINGS,
+    assert_quoted_printable_lines_fit,
     assert_words_as_composed,
     boundless,
     message,
@@ -34,6 +35,7 @@ def assert_as_composed(outgoing: ComposeInput, tokens: Tokens) -> None:
     filled = compose_wire(SETTINGS, outgoing, tokens)
     assert boundless(filled.raw) == boundless(to_bytes(reference))
     assert_words_as_composed(filled, reference)
+    assert_quoted_printable_lines_fit(filled.raw)
 
 
 @pytest.mark.parametrize("locale", ["en", "fr"])

@@ -29,7 +29,7 @@ from courtois.delivery.render import (
     render,
 )
 from courtois.delivery.text import clean_name
-from courtois.delivery.wire import WirePolicy, policy_for, to_bytes
+from courtois.delivery.wire import WirePolicy, body_policy, policy_for, to_bytes
 from courtois.domain.addresses import ascii_domain
 from courtois.domain.errors import InvalidInput, NotFound
 from courtois.domain.messages import MessageKind
@@ -171,10 +171,16 @@ def build_email(parts: EmailParts) -> EmailMessage:
     email = EmailMessage(policy=parts.policy)
     for name, value in parts.headers:
         email[name] = value
+    # `set_content` cuts quoted-printable lines at the policy's max_line_length, which is
+    # also the headers' 78: the parts are set under a policy whose lines are 76 (RFC 2045),
+    # and everything is then given back the email's own, which folds the headers.
+    email.policy = body_policy(parts.policy)
     email.set_content(parts.rendered.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     email.add_alternative(
         parts.rendered.html, subtype="html", charset="utf-8", cte="quoted-printable"
     )
+    for part in (email, *email.iter_parts()):
+        part.policy = parts.policy
     email.set_boundary(boundary())
     # After the parts: setting the content would move Content-* headers into them.
     email["Content-Language"] = parts.language

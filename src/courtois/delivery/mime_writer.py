@@ -33,7 +33,7 @@ from courtois.delivery.compose import (
     to_bytes,
 )
 from courtois.delivery.render import Rendered, Tokens
-from courtois.delivery.wire import MAX_HEADER_LINE, PLAIN_ADDRESS, SMTP
+from courtois.delivery.wire import MAX_BODY_LINE, MAX_HEADER_LINE, PLAIN_ADDRESS, SMTP
 
 __all__ = ["Written", "wire_form", "write"]
 
@@ -51,8 +51,8 @@ _OURS = frozenset(
 # Printable ASCII words separated by single spaces: what folding leaves as it is, on a line
 # that fits; "=?" would be read back as an encoded word.
 _PLAIN = re.compile(r"[!-~]+(?: [!-~]+)*")
-# The longest body line `set_content` gives the encoder: the policy's line length.
-_BODY_LINE = SMTP.max_line_length or MAX_HEADER_LINE
+# The longest body line: the one `compose` has `set_content` encode under (RFC 2045).
+_BODY_LINE = MAX_BODY_LINE
 _MULTIPART = (
     'MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'
 )

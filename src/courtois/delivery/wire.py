@@ -13,6 +13,7 @@ import re
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import EmailPolicy
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from courtois.delivery.encoded_words import encoded_words
@@ -23,6 +24,10 @@ else:
     _Policy = EmailPolicy
 
 MAX_HEADER_LINE = 78
+# A quoted-printable body line (RFC 2045 6.7 (5): at most 76 characters before its CRLF,
+# soft break included). Not the header limit, which the stdlib applies to both: at 78,
+# SpamAssassin scores every email (MIME_QP_LONG_LINE).
+MAX_BODY_LINE = 76
 # The longest line SMTP carries (RFC 5321 4.5.3.1.6): servers refuse the email otherwise.
 MAX_SMTP_LINE = 998
 # RFC 5322 specials, and the start of an encoded word. In a display name they are harmless
@@ -86,6 +91,14 @@ class HeaderClasses(HeaderRegistry):
 SMTP = WirePolicy(linesep="\r\n", header_factory=HeaderClasses())
 # An address whose local part is not ASCII can only travel as SMTPUTF8 (RFC 6531).
 SMTPUTF8 = WirePolicy(linesep="\r\n", utf8=True, header_factory=HeaderClasses())
+
+
+@lru_cache(maxsize=4)
+def body_policy(policy: WirePolicy) -> WirePolicy:
+    """The policy `set_content` encodes a body under: `policy`, with quoted-printable lines
+    of MAX_BODY_LINE. Only while the parts are set: the headers are folded (at
+    MAX_HEADER_LINE) by the policy the email is written with."""
+    return policy.clone(max_line_length=MAX_BODY_LINE)
 
 
 def policy_for(*addresses: Address) -> WirePolicy:

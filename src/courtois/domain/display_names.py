@@ -26,9 +26,20 @@ _SHOWING_NOTHING = re.compile(
     rf"[{_INVISIBLE}]+|(?<!{_VISIBLE})[{_JOINERS}]+|[{_JOINERS}]+(?!{_VISIBLE})"
 )
 
+# What passes for the full stop between an address's labels ("support@paypalꓸcom"):
+# Unicode's confusables for "." and for the middle dot, and the ideographic full stop.
+# Folding them to "." tells only where an address is looked for, which takes an "@" with a
+# domain after it: a name with a middle dot and no address ("Gal·la Puig", "ジョン・スミス")
+# is kept. Unicode lists nothing for "@" beyond the fullwidth and small forms, which NFKC
+# folds.
+_DOTS = (
+    "\U0001d16d\u0701\u0702\ua60e\U00010a50\u0660\u06f0\ua4f8"  # confusables of "."
+    "\u00b7\u30fb\u16eb\u2e31\U00010101\u2022\u2027\u2219\u22c5\ua78f\u1427"  # of "·"
+    "\u3002"  # ideographic full stop
+)
 # Letters of other scripts that pass for Latin ones in a prefix, and marks that pass for
 # a colon, angle brackets or a full stop (after NFKC, which already folds the fullwidth
-# and small forms).
+# and small forms: "＠", "﹫", "．", "﹒", "․", "｡", "･", Greek "·").
 _LOOKALIKES = str.maketrans(
     {
         **dict(zip("АВЕЅІЈКМНОРСТУХԚԜҮ", "ABESIJKMHOPCTYXQWY", strict=True)),
@@ -39,7 +50,7 @@ _LOOKALIKES = str.maketrans(
         **dict.fromkeys("ː˸։׃܃܄ःઃ᛬᠃᠉⁚∶ꓽ꞉", ":"),
         **dict.fromkeys("‹〈⟨˂ᐸ", "<"),
         **dict.fromkeys("›〉⟩˃ᐳ", ">"),
-        "。": ".",
+        **dict.fromkeys(_DOTS, "."),
     }
 )
 _OPENING = r"[\s\"'«“‘„(\[{<*_~-]*"
