@@ -35,11 +35,10 @@ def test_the_french_pages_elide_before_each_members_name(ctx: Context) -> None:
             )
             why = site.get(f"/why/{tokens.why}").text
             assert f"{name}, membre de la plateforme Agora, a choisi votre adresse" in why
+            # The email brought this one invitation: "not interested" closes it alone.
             assert (
-                "nous clôturons cette invitation et toutes les autres qui vous attendent encore, "
-                "quel que soit le membre qui les a faites\u202f; plus rien n'est envoyé à leur "
-                f"sujet. Chacun de ces membres, y compris {name}, verra que vous avez décliné "
-                "son invitation." in why
+                f"Ça ne m'intéresse pas\u00a0: nous clôturons cette invitation. {name} verra que "
+                "vous avez décliné." in why
             )
             # Each recipient had this one invitation: the answer speaks of it alone.
             done = site.post(f"/why/{tokens.why}", data={"action": "decline"}).text

@@ -277,3 +277,26 @@ def test_a_reminder_asked_for_the_moment_another_invitation_waits_for_leaves_fir
         for d in deliver(ctx, day_14 + timedelta(days=at))
     ]
     assert later == ["invitation"]  # Bruno's, once two emails in 90 days allow it
+
+
+def test_an_earlier_day_brings_the_expiry_back_with_it(ctx: Context) -> None:
+    """Bo asks for day 80, then changes their mind for day 20: the address is kept until
+    day 20's reminder had its answer time (30 days), not day 80's (invariant 10); then the
+    invitation expires there, its address gone."""
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    (invitation_id,) = mail.ids
+    with serve(ctx) as site:
+        site.clock.now = ASKED_AT
+        assert _remind(site, mail.tokens.why, TODAY + timedelta(days=80))[0] == 200
+        assert invitation(ctx, invitation_id).expires_at == SENT_AT + timedelta(days=110)
+        assert _remind(site, mail.tokens.why, TODAY + timedelta(days=20))[0] == 200
+    assert sorted(_reminders(ctx, invitation_id), key=str) == [
+        ("cancelled", SENT_AT + timedelta(days=80)),
+        ("scheduled", SENT_AT + timedelta(days=20)),
+    ]
+    assert invitation(ctx, invitation_id).expires_at == SENT_AT + timedelta(days=50)
+    assert [d.outgoing.kind for d in deliver(ctx, SENT_AT + timedelta(days=20))] == ["reminder"]
+    assert deliver(ctx, SENT_AT + timedelta(days=50)) == []
+    row = invitation(ctx, invitation_id)
+    assert (row.state, row.address) == ("expired", None)

@@ -144,3 +144,26 @@ def test_a_token_works_long_after_the_last_message(ctx: Context, days: int) -> N
         assert stop.status_code == 200
         past_age = signed_at(secret, Scope.WHY, invitation_id, time.time() - MAX_AGE_SECONDS - DAY)
         assert site.get("/why/" + past_age).status_code == 404
+
+
+def test_a_wrong_method_on_a_recipient_link_carries_every_page_header(ctx: Context) -> None:
+    """`POST /join/TOKEN`, `PUT /why/TOKEN`, `DELETE /u/TOKEN`: a 405 problem, and the URL
+    still holds a live token, so no cache may keep the answer, no Referer carry the URL
+    on, and nothing in it may run or be framed, as on every recipient page."""
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    with serve(ctx) as site:
+        answers = {
+            "POST /join": site.client.post(f"{site.base}/join/{mail.tokens.join[0]}"),
+            "PUT /why": site.client.put(f"{site.base}/why/{mail.tokens.why}"),
+            "DELETE /u": site.client.delete(f"{site.base}/u/{mail.tokens.unsubscribe}"),
+        }
+    for what, answer in answers.items():
+        assert answer.status_code == 405, what
+        assert answer.headers["content-type"] == "application/problem+json", what
+        assert answer.headers["allow"], what
+        for name, value in EVERY_PAGE.items():
+            assert answer.headers.get(name) == value, (what, name)
+        policy = answer.headers.get("content-security-policy", "")
+        assert "default-src 'none'" in policy, what
+        assert "frame-ancestors 'none'" in policy, what

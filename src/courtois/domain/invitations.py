@@ -53,6 +53,19 @@ INVITATION_MACHINE: StateMachine[InvitationState] = StateMachine(
 )
 
 OPEN_INVITATION_STATES = frozenset({_I.DRAFTED, _I.SCHEDULED, _I.SENT})
+# On its way or waiting for an answer: the states a recipient may still answer an invitation
+# in, and the ones its expiry ends (the worker's pass moves them to `expired`).
+ANSWERABLE_STATES = frozenset({_I.SCHEDULED, _I.SENT})
+
+
+def state_as_of(state: InvitationState, expires_at: datetime, now: datetime) -> InvitationState:
+    """The state as a recipient must meet it at `now`: an invitation past its expiry is
+    expired, whether or not a worker pass has written so yet. Silence means stop
+    (invariant 3) from the expiry on, not from the next pass: no answer, reminder or
+    extension reaches an invitation in between (invariant 10 then drops its address)."""
+    if state in ANSWERABLE_STATES and expires_at <= now:
+        return _I.EXPIRED
+    return state
 
 
 @dataclass(frozen=True, slots=True)

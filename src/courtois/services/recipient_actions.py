@@ -8,81 +8,43 @@ and writes nothing to the ledger, and the page that answers it says the same thi
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, exists, func, select
+from sqlalchemy import ColumnElement, Connection, exists, func, select
 
-from courtois.domain.errors import InvalidInput, NotFound
-from courtois.domain.invitations import InvitationState
+from courtois.domain.errors import InvalidInput
+from courtois.domain.invitations import ANSWERABLE_STATES, InvitationState
 from courtois.services.context import Context
 from courtois.services.housekeeping import drop_invited_contacts
 from courtois.services.locks import lock_recipients
+from courtois.services.recipient_link import (
+    Link,
+    carried_invitations,
+    linked_invitation,
+    read_link,
+    resolve_link,
+)
 from courtois.services.recipients import checkpoint, forget_recipient, stop_mail, unsubscribe
 from courtois.services.transitions import move_invitations
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.store.tables import contacts, invitations, members, recipient_blocks, recipients
-from courtois.tokens import Scope, read_token
+from courtois.tokens import Scope
 
-# Said for every bad link, whatever is wrong with it, so no answer tells them apart.
-INVALID_LINK = "This link is not valid."
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    """The invitation a recipient's link names, with what every page needs to know of it."""
-
-    invitation_id: str
-    member_id: str
-    digest: str
-    state: InvitationState
-    locale: str
-    # Opened from a text the member sent from their own mailbox (strict-eu): the member holds
-    # the link too, so it shows and acts on this one invitation only, never on the
-    # recipient's other invitations nor on what they chose before (invariant 11).
-    shared: bool = False
-
-
-# Every recipient link reads its invitation: the statement is built once, its id bound.
-_LINKED = select(
-    invitations.c.member_id,
-    invitations.c.recipient_digest,
-    invitations.c.state,
-    invitations.c.locale,
-).where(invitations.c.id == bindparam("b_id", type_=invitations.c.id.type))
-
-
-def resolve_link(ctx: Context, scope: Scope, token: str, *, shared_too: bool = False) -> Link:
-    """The invitation a valid token of this scope names (or, with `shared_too`, a token of a
-    text the member sent by hand). Forged, tampered, expired, wrong-scope tokens and tokens
-    naming no stored invitation are all the same NotFound."""
-    invitation_id, shared = _read(ctx, scope, token, shared_too)
-    with ctx.engine.connect() as connection:
-        return _linked(connection, invitation_id, shared)
-
-
-def _read(ctx: Context, scope: Scope, token: str, shared_too: bool) -> tuple[str, bool]:
-    """The invitation id a token names, and whether it came from a hand-sent text."""
-    try:
-        return read_token(ctx.settings.token_secrets, scope, token), False
-    except NotFound:
-        if not shared_too:
-            raise
-    return read_token(ctx.settings.token_secrets, Scope.SHARED, token), True
-
-
-def _linked(connection: Connection, invitation_id: str, shared: bool = False) -> Link:
-    row = connection.execute(_LINKED, {"b_id": invitation_id}).first()
-    if row is None:
-        raise NotFound(INVALID_LINK)
-    return Link(
-        invitation_id,
-        row.member_id,
-        row.recipient_digest,
-        InvitationState(row.state),
-        row.locale,
-        shared,
-    )
+__all__ = [
+    "Link",
+    "accept",
+    "answerable",
+    "decline",
+    "forget_me",
+    "has_opted_out",
+    "inviters_of",
+    "inviting_member",
+    "member_names",
+    "resolve_link",
+    "stop_everyone",
+    "stop_member",
+    "unsubscribe_link",
+]
 
 
 def _state_of(connection: Connection, invitation_id: str) -> InvitationState:
@@ -92,15 +54,26 @@ def _state_of(connection: Connection, invitation_id: str) -> InvitationState:
     return InvitationState(state)
 
 
+_ANSWERABLE = sorted(state.value for state in ANSWERABLE_STATES)
+
+
+def answerable(now: datetime) -> ColumnElement[bool]:
+    """Invitations a recipient may still answer at `now`: on their way or waiting for an
+    answer, and not past their expiry, which closes them whether or not a worker pass has
+    written so yet (`state_as_of`)."""
+    return invitations.c.state.in_(_ANSWERABLE) & (invitations.c.expires_at > now)
+
+
 def accept(ctx: Context, link: Link, now: datetime) -> InvitationState:
-    """The recipient followed the join link: a sent invitation is accepted (once); any other
-    is left as it is. Returns the invitation's state afterwards."""
+    """The recipient followed the join link: a sent invitation is accepted (once), unless
+    it expired; any other is left as it is. Returns the invitation's state afterwards."""
     with ctx.unit_of_work(now) as uow:
         lock_recipients(uow.conn, [link.digest])
         move_invitations(
             uow,
             (invitations.c.id == link.invitation_id)
-            & (invitations.c.state == InvitationState.SENT.value),
+            & (invitations.c.state == InvitationState.SENT.value)
+            & (invitations.c.expires_at > now),
             InvitationState.ACCEPTED,
             "the recipient accepted",
             extra={"answered_at": now},
@@ -110,53 +83,35 @@ def accept(ctx: Context, link: Link, now: datetime) -> InvitationState:
     return state
 
 
-def decline(ctx: Context, link: Link, now: datetime) -> InvitationState:
-    """Not interested: every open invitation to this recipient is declined, the one the
-    email carried and any other still waiting, so none of them sends anything more (a
-    member may still invite them later; stopping that is `stop_everyone`). From a shared
-    link, only the linked invitation: its holder may be the member. As on expiry, each
-    declined invitation's address is reduced to the digest, in the invitation and in its
-    member's contacts (invariant 10, and "until you join or decline" in every email),
-    gone from SQLite's files before the answer. Returns the linked invitation's state
-    afterwards."""
-    open_states = (InvitationState.SCHEDULED.value, InvitationState.SENT.value)
-    scope = (
-        invitations.c.id == link.invitation_id
-        if link.shared
-        else invitations.c.recipient_digest == link.digest
-    )
+def decline(ctx: Context, link: Link, now: datetime) -> list[str]:
+    """Not interested: every invitation the linked email brought the recipient that they
+    may still answer is declined (a digest's several, the linked one or not), so none of
+    them sends anything more. Nothing else: another member's invitation that reached them
+    in another email has that email's own link, and one still in its member's undo window
+    reached nobody, so its member must not read a decline of it; a member may still invite
+    them later (stopping that is `stop_everyone`). From a shared link, only the linked
+    invitation (its holder may be the member). As on expiry, each declined invitation's
+    address is reduced to the digest, in the invitation and in its member's contacts
+    (invariant 10, and "until you join or decline" in every email), gone from SQLite's
+    files before the answer. Returns the invitations this call declined (none on a
+    repeat)."""
     with ctx.unit_of_work(now) as uow:
         lock_recipients(uow.conn, [link.digest])
+        carried = carried_invitations(uow.conn, link)
         declined = move_invitations(
             uow,
-            scope & invitations.c.state.in_(open_states),
+            (invitations.c.recipient_digest == link.digest)
+            & invitations.c.id.in_(carried)
+            & answerable(now),
             InvitationState.DECLINED,
             "the recipient is not interested",
             extra={"answered_at": now},
         )
         drop_invited_contacts(uow, declined)
-        state = _state_of(uow.conn, link.invitation_id)
         uow.commit()
     if declined:
         checkpoint(ctx)
-    return state
-
-
-def declined_count(ctx: Context, link: Link) -> int:
-    """How many invitations to this recipient stand declined: what "not interested" closed
-    (with any declined before), so that its confirmation speaks of one invitation or of
-    several, and says the same on a repeat."""
-    with ctx.engine.connect() as connection:
-        return int(
-            connection.execute(
-                select(func.count())
-                .select_from(invitations)
-                .where(
-                    invitations.c.recipient_digest == link.digest,
-                    invitations.c.state == InvitationState.DECLINED.value,
-                )
-            ).scalar_one()
-        )
+    return declined
 
 
 def has_opted_out(ctx: Context, link: Link) -> bool:
@@ -254,9 +209,9 @@ def unsubscribe_link(ctx: Context, token: str, now: datetime) -> Link:
     invitation read under the same BEGIN as the change (one connection, one commit, on
     the path every mailbox provider posts to). A bad token is NotFound and changes
     nothing; so does a repeat, whichever of the two ways it came."""
-    invitation_id, shared = _read(ctx, Scope.UNSUBSCRIBE, token, shared_too=True)
+    invitation_id, shared = read_link(ctx, Scope.UNSUBSCRIBE, token, shared_too=True)
     with ctx.unit_of_work(now) as uow:
-        link = _linked(uow.conn, invitation_id, shared)
+        link = linked_invitation(uow.conn, invitation_id, shared)
         stopped = _stop_everyone(uow, link.digest)
     if stopped:
         checkpoint(ctx)

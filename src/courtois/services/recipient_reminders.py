@@ -5,6 +5,17 @@ It is a reminder message of the invitation, scheduled for the day they picked, w
 (invariant 3). It passes the policy like every other message: now, on asking (refused,
 or postponed past the day asked when the inbox's quota says so), and again right before
 it leaves. It replaces a reminder the member ticked, so the recipient gets one, not two.
+
+A digest brought several members' invitations, and its link names the first. A reminder
+is still asked for one invitation at a time, which the page names (each member's its own
+button), rather than one reminder email for the whole digest: each member consented to
+their own invitation and its follow-up (invariant 2 checks every email against each
+carried member's preview), a reminder is the one message `reminder-allowed` counts per
+invitation (invariant 3), and the inbox's quota places each asked-for reminder on its own
+day as one email, since a reminder never joins a digest (invariant 6). A reminder email
+for several invitations would need its own words, a consent check of them and a place in
+the quota that holds several invitations' reminders as one email: none of which the
+three invariants' proofs cover.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ from sqlalchemy import Connection, Row, select, update
 
 from courtois.domain.errors import InvalidInput
 from courtois.domain.ids import new_id
-from courtois.domain.invitations import InvitationState
+from courtois.domain.invitations import InvitationState, state_as_of
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.policy.chain import evaluate
@@ -28,7 +39,7 @@ from courtois.services import facts as gather
 from courtois.services.context import Context
 from courtois.services.decisions import decision_entry, decision_row
 from courtois.services.locks import lock_recipients
-from courtois.services.recipient_actions import Link
+from courtois.services.recipient_link import Link, carried_invitations
 from courtois.services.transitions import cancel_messages, scheduled_message
 from courtois.store.bulk import insert_rows
 from courtois.store.tables import decisions, invitations, messages
@@ -42,7 +53,7 @@ class ReminderOutcome(StrEnum):
     SCHEDULED = "scheduled"
     REFUSED = "refused"  # the policy said no (the reasons are in `rules`)
     USED = "used"  # the one reminder they asked for already left, or was stopped
-    CLOSED = "closed"  # the invitation is no longer waiting for an answer
+    CLOSED = "closed"  # the invitation is no longer waiting for an answer (or it expired)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,15 +160,42 @@ def reminder_instant(row: Row[Any], day: date, now: datetime) -> datetime:
     return datetime.combine(day, time(sent.hour, sent.minute), tzinfo=UTC)
 
 
-def request_reminder(ctx: Context, link: Link, day: date, now: datetime) -> ReminderAnswer:
-    """Schedule the one reminder the recipient asks for, on `day`, if the policy allows it.
-    Asking again before it left moves it; asking for the same day changes nothing."""
+def reminder_target(connection: Connection, link: Link, chosen: str | None) -> str:
+    """The invitation a reminder is asked for: the one chosen on the page, which must be one
+    the linked email brought (InvalidInput otherwise, as for any other invitation id), or
+    the linked one."""
+    if chosen is None or chosen == link.invitation_id:
+        return link.invitation_id
+    if link.shared or chosen not in carried_invitations(connection, link):
+        raise InvalidInput("Choose one of the members listed on the page.", {"invitation": "?"})
+    return chosen
+
+
+def expiry_with_reminder(ctx: Context, row: Row[Any], due: datetime) -> datetime:
+    """The address stays until the reminder had its answer time, as the recipient asked,
+    and no longer: the later of the invitation's own expiry and that answer time. Its own
+    expiry is the one it was sent with, not one an earlier request stretched: moving the
+    reminder to an earlier day brings the expiry back with it (invariant 10)."""
+    answer_time = timedelta(days=ctx.settings.policy.invitation_expiry_days)
+    own: datetime = row.expires_at if row.remind_at is None else row.sent_at + answer_time
+    return max(own, due + answer_time)
+
+
+def request_reminder(
+    ctx: Context, link: Link, day: date, now: datetime, invitation_id: str | None = None
+) -> ReminderAnswer:
+    """Schedule the one reminder the recipient asks for, on `day`, of the invitation chosen
+    among those the linked email brought (the linked one by default), if the policy allows
+    it. Asking again before it left moves it; asking for the same day changes nothing. An
+    invitation past its expiry is closed, even before a worker pass says so."""
     check_reminder_day(ctx, day, now)
     with ctx.unit_of_work(now) as uow:
         conn = uow.conn
         locked = lock_recipients(conn, [link.digest])
-        row = invitation_row(conn, link.invitation_id)
-        if row.state != InvitationState.SENT.value:
+        target = reminder_target(conn, link, invitation_id)
+        row = invitation_row(conn, target)
+        state = state_as_of(InvitationState(row.state), row.expires_at, now)
+        if state is not InvitationState.SENT:
             return ReminderAnswer(ReminderOutcome.CLOSED)
         pending = pending_reminders(conn, row.id)
         if row.remind_at is not None and not pending:
@@ -183,12 +221,10 @@ def request_reminder(ctx: Context, link: Link, day: date, now: datetime) -> Remi
             messages.c.id.in_([m.id for m in pending]),
             "replaced by the reminder the recipient asked for",
         )
-        # The address stays until the reminder had its answer time, as the recipient asked.
-        answer_by = due + timedelta(days=ctx.settings.policy.invitation_expiry_days)
         conn.execute(
             update(invitations)
             .where(invitations.c.id == row.id)
-            .values(remind_at=at, expires_at=max(row.expires_at, answer_by), updated_at=now)
+            .values(remind_at=at, expires_at=expiry_with_reminder(ctx, row, due), updated_at=now)
         )
         insert_rows(
             conn,

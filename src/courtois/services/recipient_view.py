@@ -3,6 +3,12 @@ that member consented, what is kept about them, and which choices are still open
 
 The address is shown only while an invitation to them is still open (the only time it is
 kept, invariant 10); afterwards only its digest remains, and that is what is shown.
+
+States are shown as they stand at `now`: an invitation past its expiry is expired here,
+and offers no choice, even before the worker's pass writes so (`state_as_of`). The choices
+about an invitation ("not interested", "remind me later") are offered for each one the
+linked email brought that is still open, not only the one its token names: a digest's
+link names its first invitation, and the recipient answers the whole email.
 """
 
 from __future__ import annotations
@@ -14,13 +20,18 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, func, select
 
-from courtois.domain.invitations import OPEN_INVITATION_STATES, InvitationState
+from courtois.domain.invitations import (
+    ANSWERABLE_STATES,
+    OPEN_INVITATION_STATES,
+    InvitationState,
+    state_as_of,
+)
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.policy.verdict import Outcome
 from courtois.services.consent_notes import shared_notes
 from courtois.services.context import Context
-from courtois.services.recipient_actions import Link, inviters_of
-from courtois.services.recipient_email import carried_invitations
+from courtois.services.recipient_actions import inviters_of
+from courtois.services.recipient_link import Link, carried_invitations
 from courtois.services.recipient_reminders import (
     date_bounds,
     decide_reminder,
@@ -64,6 +75,7 @@ class Invited:
     member_name: str | None
     consented_at: datetime
     sent_at: datetime | None
+    # As it stands at the moment shown: past its expiry, expired (`state_as_of`).
     state: InvitationState
     member_stopped: bool
     is_linked: bool
@@ -75,19 +87,28 @@ class Invited:
         """The state as the recipient reads it (`_labels.html`'s `state`)."""
         return MEMBER_ERASED if self.closed_by_erasure else self.state.value
 
+    @property
+    def answerable(self) -> bool:
+        """Whether the recipient may still answer it: not interested, remind me later."""
+        return self.state in ANSWERABLE_STATES
+
 
 @dataclass(frozen=True, slots=True)
 class ReminderView:
-    """Where "remind me later" stands for the linked invitation."""
+    """Where "remind me later" stands for one invitation the linked email brought."""
 
+    invitation: Invited
     possible: bool
     due_at: datetime | None
     requested: bool
     used: bool
-    first_day: date
-    last_day: date
     # The one reminder asked for left; `used` without it: it was stopped before it could.
     delivered: bool = False
+
+    @property
+    def offered(self) -> bool:
+        """Whether the page offers to ask for it, or to move the day of the one waiting."""
+        return self.possible or self.due_at is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +126,11 @@ class Held:
     suppressed: bool
     address_books: int
     emails_sent: int
-    reminder: ReminderView
+    # "Remind me later" for each invitation the linked email brought, in its order.
+    reminders: tuple[ReminderView, ...]
+    # The days a reminder may be asked for (tomorrow to the policy's maximum).
+    first_day: date
+    last_day: date
     # Opened from a hand-sent text: only the linked invitation, nothing of the record.
     shared: bool = False
     # The invitations the linked email carried (a digest's several), the linked one alone
@@ -115,21 +140,32 @@ class Held:
     # leaves: they are the members' words to those people as well (`consent_notes`).
     shared_notes: int = 0
 
+    @property
+    def answerable(self) -> tuple[Invited, ...]:
+        """The invitations of the email the recipient may still answer: what "not
+        interested" closes."""
+        return tuple(i for i in self.carried if i.answerable)
 
-def _reminder(ctx: Context, connection: Connection, link: Link, now: datetime) -> ReminderView:
-    first, last = date_bounds(ctx, now)
-    row = invitation_row(connection, link.invitation_id)
-    pending = pending_reminders(connection, link.invitation_id)
+
+def _reminder(
+    ctx: Context, connection: Connection, invited: Invited, now: datetime
+) -> ReminderView:
+    """Where "remind me later" stands for this invitation: none is offered once it is
+    closed or expired, whatever is still scheduled (the worker cancels that)."""
+    row = invitation_row(connection, invited.invitation_id)
+    pending = pending_reminders(connection, invited.invitation_id)
     requested = row.remind_at is not None
     used = requested and not pending
+    waiting = invited.state is InvitationState.SENT
     possible = False
-    if row.state == InvitationState.SENT.value and not used:
+    if waiting and not used:
+        first, _last = date_bounds(ctx, now)
         at = reminder_instant(row, first, now)
         _candidate, decision = decide_reminder(ctx, connection, row, at, now)
         possible = decision.outcome is not Outcome.DENY
-    due = pending[0].scheduled_at if pending else None
-    delivered = used and _reminder_sent(connection, link.invitation_id)
-    return ReminderView(possible, due, requested, used, first, last, delivered)
+    due = pending[0].scheduled_at if pending and waiting else None
+    delivered = used and _reminder_sent(connection, invited.invitation_id)
+    return ReminderView(invited, possible, due, requested, used, delivered)
 
 
 def _reminder_sent(connection: Connection, invitation_id: str) -> bool:
@@ -173,36 +209,55 @@ def _invited(
     row: Row[Any],
     member_of: dict[str, tuple[str | None, datetime | None]],
     given_at: dict[str, datetime],
-    invitation_id: str,
+    now: datetime,
     member_stopped: bool,
     is_linked: bool,
 ) -> Invited:
-    """One invitation as the recipient sees it."""
+    """One invitation as the recipient sees it at `now`."""
     name, erased_at = member_of[row.member_id]
     return Invited(
-        invitation_id,
+        row.id,
         row.member_id,
         name,
         given_at[row.consent_id],
         row.sent_at,
-        InvitationState(row.state),
+        state_as_of(InvitationState(row.state), row.expires_at, now),
         member_stopped,
         is_linked,
         closed_by_erasure(row.state, row.updated_at, erased_at),
     )
 
 
-def linked_status(ctx: Context, link: Link) -> str:
-    """The linked invitation's status as stored now, as the recipient reads it (`Invited`'s
-    `status`)."""
+# What showing an invitation reads of it.
+_SHOWN_COLUMNS = (
+    invitations.c.id,
+    invitations.c.member_id,
+    invitations.c.consent_id,
+    invitations.c.state,
+    invitations.c.sent_at,
+    invitations.c.address,
+    invitations.c.updated_at,
+    invitations.c.expires_at,
+)
+
+
+def email_as_it_stands(ctx: Context, link: Link, now: datetime) -> tuple[Invited, ...]:
+    """The invitations the linked email brought, as they stand at `now`, in the email's
+    order: what an answer to the email ("not interested", "remind me later") is about, so
+    that its confirmation names each of them. A link of a hand-sent text: its own."""
     with ctx.engine.connect() as connection:
-        row = connection.execute(
-            select(invitations.c.member_id, invitations.c.state, invitations.c.updated_at).where(
-                invitations.c.id == link.invitation_id
+        carried = carried_invitations(connection, link)
+        found = connection.execute(
+            select(*_SHOWN_COLUMNS).where(
+                invitations.c.recipient_digest == link.digest, invitations.c.id.in_(carried)
             )
-        ).one()
-        _name, erased_at = inviters_of(connection, [row.member_id]).get(row.member_id, (None, None))
-    return MEMBER_ERASED if closed_by_erasure(row.state, row.updated_at, erased_at) else row.state
+        ).all()
+        member_of, given_at = _inviters(connection, found)
+    by_id = {
+        r.id: _invited(r, member_of, given_at, now, False, r.id == link.invitation_id)
+        for r in found
+    }
+    return tuple(by_id[i] for i in carried if i in by_id)
 
 
 def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
@@ -219,15 +274,7 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
             ).scalars()
         )
         found = connection.execute(
-            select(
-                invitations.c.id,
-                invitations.c.member_id,
-                invitations.c.consent_id,
-                invitations.c.state,
-                invitations.c.sent_at,
-                invitations.c.address,
-                invitations.c.updated_at,
-            )
+            select(*_SHOWN_COLUMNS)
             .where(invitations.c.recipient_digest == digest)
             .order_by(invitations.c.created_at.desc(), invitations.c.id)
         ).all()
@@ -247,21 +294,24 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
                 messages.c.carried_by.is_(None),
             )
         ).scalar_one()
-        reminder = _reminder(ctx, connection, link, now)
         carried_ids = carried_invitations(connection, link)
         notes = shared_notes(connection, digest)
-    open_states = {s.value for s in OPEN_INVITATION_STATES}
-    address = next((r.address for r in found if r.address and r.state in open_states), None)
-    seen = [
-        _invited(r, member_of, given_at, r.id, r.member_id in blocked, r.id == link.invitation_id)
-        for r in found
-        # What reached them (or is the one their link names): an invitation still in its
-        # member's undo window is the member's to take back, not yet news to anyone.
-        if r.sent_at is not None or r.id == link.invitation_id
-    ]
-    (linked,) = [i for i in seen if i.is_linked]
-    by_id = {i.invitation_id: i for i in seen}
-    carried = tuple(by_id[i] for i in carried_ids if i in by_id)
+        open_states = {s.value for s in OPEN_INVITATION_STATES}
+        linked_id = link.invitation_id
+        address = next((r.address for r in found if r.address and r.state in open_states), None)
+        seen = [
+            _invited(r, member_of, given_at, now, r.member_id in blocked, r.id == linked_id)
+            for r in found
+            # What reached them (or is the one their link names, or came in its email, even
+            # one whose sending is unsettled): an invitation still in its member's undo
+            # window is the member's to take back, not yet news to anyone.
+            if r.sent_at is not None or r.id == linked_id or r.id in carried_ids
+        ]
+        (linked,) = [i for i in seen if i.is_linked]
+        by_id = {i.invitation_id: i for i in seen}
+        carried = tuple(by_id[i] for i in carried_ids if i in by_id) or (linked,)
+        reminders = tuple(_reminder(ctx, connection, i, now) for i in carried)
+    first, last = date_bounds(ctx, now)
     unsubscribed = recipient.unsubscribed_at if recipient else None
     return Held(
         linked=linked,
@@ -275,8 +325,10 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
         suppressed=bool(recipient and recipient.suppressed_reason),
         address_books=int(books),
         emails_sent=int(emails),
-        reminder=reminder,
-        carried=carried or (linked,),
+        reminders=reminders,
+        first_day=first,
+        last_day=last,
+        carried=carried,
         shared_notes=notes,
     )
 
@@ -287,26 +339,16 @@ def _shared_view(ctx: Context, link: Link, now: datetime) -> Held:
     count). The member holds this link as well as the recipient (invariant 11)."""
     with ctx.engine.connect() as connection:
         row = connection.execute(
-            select(
-                invitations.c.member_id,
-                invitations.c.consent_id,
-                invitations.c.state,
-                invitations.c.sent_at,
-                invitations.c.address,
-                invitations.c.updated_at,
-            ).where(invitations.c.id == link.invitation_id)
+            select(*_SHOWN_COLUMNS).where(invitations.c.id == link.invitation_id)
         ).one()
         member_of, given_at = _inviters(connection, [row])
     first, last = date_bounds(ctx, now)
-    state = InvitationState(row.state)
-    linked = _invited(
-        row, member_of, given_at, link.invitation_id, member_stopped=False, is_linked=True
-    )
+    linked = _invited(row, member_of, given_at, now, member_stopped=False, is_linked=True)
     return Held(
         linked=linked,
         invitations=(linked,),
         more=0,
-        address=row.address if state in OPEN_INVITATION_STATES else None,
+        address=row.address if InvitationState(row.state) in OPEN_INVITATION_STATES else None,
         digest=link.digest,
         unsubscribed_at=None,
         forgotten_at=None,
@@ -314,7 +356,10 @@ def _shared_view(ctx: Context, link: Link, now: datetime) -> Held:
         suppressed=False,
         address_books=0,
         emails_sent=0,
-        reminder=ReminderView(False, None, False, False, first, last),
+        # A hand-sent text gets no reminder email: the platform sends none about it.
+        reminders=(ReminderView(linked, False, None, False, False),),
+        first_day=first,
+        last_day=last,
         shared=True,
         carried=(linked,),
     )

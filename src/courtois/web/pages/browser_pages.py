@@ -5,6 +5,10 @@ its language, rather than the API's JSON problem. Clients of the API (anything u
 A page's form posts to an address of its own (`/member/invite/send`), which the address bar
 then shows: opening it again (from history, a bookmark, Enter) is a GET, which that route
 does not answer. Such a GET goes back to the page the form belongs to instead of a JSON 405.
+
+A wrong method on a recipient link (`POST /join/TOKEN`, `PUT /why/TOKEN`) still gets the
+405 problem, but with the headers of every recipient page: its URL carries a token, which
+no cache may keep and no Referer carry on, whatever the answer.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from courtois.web.pages.render import not_found, redirect
+from courtois.web.pages.render import HEADERS, not_found, redirect
 
 # Served as JSON or text whoever asks.
 _MACHINE_PATHS = ("/v1/", "/openapi.json", "/metrics", "/healthz", "/docs")
+# The recipient pages, whose URLs carry the token of an email's link.
+_TOKEN_PATHS = ("/u/", "/why/", "/join/")
 # The page each family of form targets belongs to, most specific first.
 _FORM_HOMES = (
     ("/member/invite/", "/member/invite"),
@@ -55,6 +61,8 @@ def install_not_found(app: FastAPI) -> None:
         if error.status_code == 405 and (home := form_home(request)) is not None:
             return redirect(home)
         answer: Response = await as_problem(request, error)  # type: ignore[misc]
+        if request.url.path.startswith(_TOKEN_PATHS):
+            answer.headers.update(HEADERS)
         return answer
 
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -4,6 +4,12 @@ not interested, remind me later, stop this member, stop everyone, forget me.
 The GET only reads. Each choice is a POST form to the same URL; the token in the URL is the
 authority (no session, hence no CSRF token), and every choice is idempotent, answering a
 repeat with the same confirmation.
+
+"Not interested" and "remind me later" answer the email the link came in, not only the
+invitation its token names (a digest's first): "not interested" closes every invitation of
+the email still open, and its confirmation names what stands declined; "remind me later"
+is asked for one of them, chosen by the button pressed (`invitation=`), and its
+confirmation names whose invitation it is about when the email carried several.
 """
 
 from __future__ import annotations
@@ -22,10 +28,8 @@ from courtois.services.context import Context
 from courtois.services.recipient_actions import (
     Link,
     decline,
-    declined_count,
     forget_me,
     has_opted_out,
-    inviting_member,
     resolve_link,
     stop_everyone,
     stop_member,
@@ -35,7 +39,7 @@ from courtois.services.recipient_reminders import (
     date_bounds,
     request_reminder,
 )
-from courtois.services.recipient_view import linked_status, what_is_held
+from courtois.services.recipient_view import email_as_it_stands, what_is_held
 from courtois.tokens import Scope
 from courtois.web.deps import Ctx, Now
 from courtois.web.pages.forms import BadForm, read_form
@@ -55,7 +59,7 @@ def why_page(request: Request, token: str, ctx: Ctx, now: Now) -> Response:
     except NotFound:
         return not_found(request)
     held = what_is_held(ctx, link, now)
-    first, last = held.reminder.first_day, held.reminder.last_day
+    first, last = held.first_day, held.last_day
     default_day = min(max(now.date() + DEFAULT_DELAY, first), last)
     # Under strict-eu the platform sends no email: the stops are worded as what they do
     # there, ending the invitations members make through it.
@@ -69,18 +73,8 @@ def _act(ctx: Context, link: Link, fields: dict[str, str], now: datetime) -> dic
     """Run the chosen action; returns what the confirmation page shows."""
     action = fields.get("action", "")
     if action == "decline":
-        state = decline(ctx, link, now)
-        if state is not InvitationState.DECLINED:
-            return {"what": "closed", "state": linked_status(ctx, link)}
-        return {
-            "what": "declined",
-            "member": inviting_member(ctx, link, None)[1],
-            # One invitation closed (the linked one, then) is spoken of as one.
-            "one": link.shared or declined_count(ctx, link) == 1,
-            # Who stopped everything needs no advice to; a shared link tells nobody whether
-            # they did (its holder may be the member).
-            "advise": not link.shared and not has_opted_out(ctx, link),
-        }
+        decline(ctx, link, now)
+        return _declined(ctx, link, now)
     if action == "stop-member":
         return {
             "what": "stopped-member",
@@ -98,16 +92,57 @@ def _act(ctx: Context, link: Link, fields: dict[str, str], now: datetime) -> dic
         return {"what": "forgotten"}
     if action == "remind":
         asked = _day(fields.get("date", ""))
-        answer = request_reminder(ctx, link, asked, now)
+        chosen = _reminded(ctx, link, fields.get("invitation") or None, now)
+        answer = request_reminder(ctx, link, asked, now, chosen)
+        email = email_as_it_stands(ctx, link, now)
+        wanted = chosen or link.invitation_id
+        about = next((i for i in email if i.invitation_id == wanted), None)
         if answer.outcome is ReminderOutcome.CLOSED:
-            return {"what": "closed", "state": linked_status(ctx, link)}
+            closed = (about,) if about else email
+            return {"what": "closed", "closed": closed, "named": len(email) > 1}
         return {
             "what": f"reminder-{answer.outcome.value}",
             "due_at": answer.due_at,
             "asked": asked,
             "rule": answer.rules[0] if answer.rules else "",
+            # Whose invitation, said when the email carried several.
+            "about": about if len(email) > 1 else None,
         }
     raise InvalidInput("Unknown action.", {"action": "unknown"})
+
+
+def _declined(ctx: Context, link: Link, now: datetime) -> dict[str, Any]:
+    """What "not interested" did, read from what stands now so that a repeat (a second
+    click, a stale tab) says the same: the email's invitations that stand declined; or, when
+    none does (all were closed otherwise, say accepted or expired, before the click), that
+    they are closed and how."""
+    email = email_as_it_stands(ctx, link, now)
+    # An email of one invitation (or a hand-sent text's link) speaks of "this invitation".
+    one = link.shared or len(email) == 1
+    declined = tuple(i for i in email if i.state is InvitationState.DECLINED)
+    if not declined:
+        return {"what": "closed", "closed": email, "named": not one}
+    return {
+        "what": "declined",
+        "declined": declined,
+        "one": one,
+        # Who stopped everything needs no advice to; a shared link tells nobody whether
+        # they did (its holder may be the member).
+        "advise": not link.shared and not has_opted_out(ctx, link),
+    }
+
+
+def _reminded(ctx: Context, link: Link, chosen: str | None, now: datetime) -> str | None:
+    """The invitation a reminder is asked for: the one the button pressed names; without
+    one (a form from before the page named them), the one invitation of the email still
+    waiting for an answer, or the linked one when none is (it answers that it is closed).
+    Several waiting and none named: the recipient must choose, as the page lets them."""
+    if chosen is not None:
+        return chosen
+    waiting = [i for i in email_as_it_stands(ctx, link, now) if i.state is InvitationState.SENT]
+    if len(waiting) > 1:
+        raise InvalidInput("Choose one of the members listed on the page.", {"invitation": "?"})
+    return waiting[0].invitation_id if waiting else None
 
 
 def _day(value: str) -> date:
