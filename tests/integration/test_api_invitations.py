@@ -243,7 +243,16 @@ def test_ids_outside_the_documented_form_are_answered_as_unknown_ids(api: Api) -
     unknown = str(uuid.uuid4())
     for kind, path in (("invitation", "/v1/invitations/"), ("consent", "/v1/consents/")):
         expected = answers(kind, path + unknown)
-        for other in ("nope", "zz-zz", "0" * 37, "g" * 64, "1%20OR%201=1", "%C3%A9"):
+        for other in (
+            "nope",
+            "zz-zz",
+            "0" * 37,
+            "g" * 64,
+            "g" * 65,
+            "a" * 2000,
+            "1%20OR%201=1",
+            "%C3%A9",
+        ):
             assert answers(kind, path + other) == expected, other
 
 

@@ -145,10 +145,10 @@ def made_id(description: str) -> Any:
     """A path parameter naming a row by an id courtois made. The document gives the ids'
     form (`UUID_PATTERN`), but the route, not the schema, checks it (`require_made_id`): an
     id of another form names nothing, and is answered as an unknown id is, 404, rather
-    than with a 422 that would tell it apart."""
+    than with a 422 that would tell it apart, whatever its length (the server bounds a
+    request line)."""
     return Path(
         min_length=1,
-        max_length=64,
         description=f"{description}: a UUID (a value of another form names nothing: 404).",
         json_schema_extra={"pattern": UUID_PATTERN},
     )
