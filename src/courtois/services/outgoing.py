@@ -210,6 +210,8 @@ def _without_reply_to(ctx: Context, message: ComposeInput, tokens: Tokens, raw: 
     empty when the email needs no SMTPUTF8 or needs it for its recipient's address."""
     if raw.isascii() or all(carried.reply_to is None for carried in message.invitations):
         return b""
+    if not message.to.rpartition("@")[0].isascii():
+        return b""  # the recipient's own address needs SMTPUTF8: no fallback can help
     plain = replace(
         message, invitations=tuple(replace(c, reply_to=None) for c in message.invitations)
     )

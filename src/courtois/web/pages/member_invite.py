@@ -227,20 +227,28 @@ def _sent_page(
     undo window, or later when a quota defers them) and a button to take them back. The
     first answer is shown again to a reload or a form posted twice, with each invitation
     as it stands now: one withdrawn since must not read as leaving."""
+    found = answer["invitations"]
+    lines = (
+        invitation_lines(ctx, signed.member.id, [item["id"] for item in found]) if replayed else {}
+    )
     items = []
-    for item in _as_now(ctx, signed, answer) if replayed else answer["invitations"]:
-        scheduled = item.get("scheduled_at")
-        denying = [v["rule"] for v in item["decision"]["verdicts"] if v["outcome"] == "deny"]
-        # Held back by the recipient's quota, the answer gives no day
-        # (`decisions.member_schedule`): it would tell the member when someone else's
-        # invitation reached that person.
-        spaced = item["status"] == "scheduled" and scheduled is None
+    for item in found:
+        line = lines.get(item["id"])
+        if line is None:
+            status, leaves_at, refused_by = _as_answered(item)
+        else:
+            status, refused_by = line.state, line.refused_by
+            leaves_at = line.leaves_at if line.state == "scheduled" else None
         items.append(
             {
                 **item,
-                "spaced": spaced,
-                "leaves_at": datetime.fromisoformat(scheduled) if scheduled else None,
-                "refused_by": denying[0] if denying else None,
+                "status": status,
+                # Held back by the recipient's quota, no day is given
+                # (`decisions.member_schedule`): it would tell the member when someone
+                # else's invitation reached that person.
+                "spaced": status == "scheduled" and leaves_at is None,
+                "leaves_at": leaves_at,
+                "refused_by": refused_by,
                 "share_link": item.get("share_link"),
                 "share_subject": item.get("share_subject"),
                 "share_text": item.get("share_text"),
@@ -259,27 +267,12 @@ def _sent_page(
     )
 
 
-def _as_now(ctx: Context, signed: Signed, answer: dict[str, Any]) -> list[dict[str, Any]]:
-    """The answer's invitations with their state, day and refusal as they are now."""
-    found = answer["invitations"]
-    lines = invitation_lines(ctx, signed.member.id, [item["id"] for item in found])
-    now_items = []
-    for item in found:
-        line = lines.get(item["id"])
-        if line is None:
-            now_items.append(item)
-            continue
-        leaves_at = line.leaves_at.isoformat() if line.leaves_at else None
-        verdicts = [{"rule": line.refused_by, "outcome": "deny"}] if line.refused_by else []
-        now_items.append(
-            {
-                **item,
-                "status": line.state,
-                "scheduled_at": leaves_at if line.state == "scheduled" else None,
-                "decision": {**item["decision"], "verdicts": verdicts},
-            }
-        )
-    return now_items
+def _as_answered(item: dict[str, Any]) -> tuple[str, datetime | None, str | None]:
+    """An invitation's state, day and refusing rule as `invite` answered them."""
+    scheduled = item.get("scheduled_at")
+    denying = [v["rule"] for v in item["decision"]["verdicts"] if v["outcome"] == "deny"]
+    leaves_at = datetime.fromisoformat(scheduled) if scheduled else None
+    return item["status"], leaves_at, denying[0] if denying else None
 
 
 @router.post("/member/invite/send")
