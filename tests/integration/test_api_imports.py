@@ -90,6 +90,37 @@ def test_a_file_that_is_not_an_address_book_is_refused_with_the_reason(
     assert count(api.ctx, contacts) == 0
 
 
+@pytest.mark.parametrize("file_format", ["vcard", "csv", "ldif"])
+def test_a_file_holding_only_a_bom_is_unreadable_in_the_format_it_was_sent_as(
+    api: Api, file_format: str
+) -> None:
+    body = problem(upload(api, b"\xef\xbb\xbf", format=file_format), 422, "unreadable-file")
+    assert body["errors"] == {"format": file_format}
+    assert count(api.ctx, contacts) == 0
+
+
+@pytest.mark.parametrize("file_format", ["csv", None])
+@pytest.mark.parametrize(
+    ("content", "names"),
+    [
+        (b"ivan@mail.ru\nolga@example.org\n", ("", "")),
+        (b"Ivan Petrov,ivan@mail.ru\nOlga,olga@example.org", ("Ivan Petrov", "Olga")),
+    ],
+    ids=["addresses", "names-and-addresses"],
+)
+def test_a_list_whose_first_address_speaks_of_mail_loses_nobody(
+    api: Api, file_format: str | None, content: bytes, names: tuple[str, str]
+) -> None:
+    """ "ivan@mail.ru" on the first line is an address, not a header naming a column."""
+    form = {"format": file_format} if file_format else {}
+    report = api.ok(upload(api, content, **form))
+    assert (report["records"], report["imported"]) == (2, 2)
+    accounted = sum(report[k] for k in ("imported", "duplicates", "flagged", "rejected"))
+    assert accounted == report["records"]
+    stored = {r.address: r.display_name for r in rows(api.ctx, contacts)}
+    assert stored == dict(zip(("ivan@mail.ru", "olga@example.org"), names, strict=True))
+
+
 def test_a_wrong_format_field_or_a_missing_file_is_refused(api: Api) -> None:
     problem(upload(api, GOOGLE_CSV.encode(), format="xlsx"), 422, "invalid-upload")
     missing = api.http.post("/v1/members/ana/imports", data={"format": "csv"}, files={"x": b""})

@@ -145,6 +145,30 @@ def test_pasted_addresses_one_per_line_or_comma_separated(ctx: Context) -> None:
     assert "paste at least one address" in empty.text
 
 
+def test_separators_alone_are_nothing_pasted(ctx: Context) -> None:
+    """Commas and semicolons without an address between them are an empty box, said so."""
+    add_member(ctx)
+    with signed_in(ctx) as ana:
+        response = ana.post("/member/import/paste", {"addresses": ",;,;\n;"})
+    assert response.status_code == 422
+    assert "paste at least one address" in response.text
+    assert box_of(response.text, "Nothing was imported") == ERROR
+    assert "0 contacts imported" not in response.text
+
+
+def test_the_readers_reasons_are_in_the_members_language(ctx: Context) -> None:
+    add_member(ctx, locale="fr")
+    with signed_in(ctx) as ana:
+        csv_report = _upload(ana, b'Name,Email\r\nBo,bo@example.com\r\n,"unterminated', "a.csv")
+        card_report = _upload(ana, b"BEGIN:VCARD\r\nFN:Cy\r\nEMAIL;ENCODING=b:!!!\r\nEND:VCARD\r\n")
+    assert _cells(csv_report) == [
+        ("ligne 3", "enregistrement illisible\u00a0: un guillemet ouvert ici n'est jamais refermé")
+    ]
+    assert _cells(card_report) == [
+        ("fiche 1", "fiche illisible\u00a0: une valeur n'est pas du base64 valide")
+    ]
+
+
 def test_the_report_speaks_the_members_language(ctx: Context) -> None:
     add_member(ctx, locale="fr")
     pasted = (

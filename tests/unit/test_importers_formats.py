@@ -38,6 +38,14 @@ def test_an_empty_file_is_refused(fmt: str | None) -> None:
         read(b"", fmt)
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_file_holding_only_a_bom_is_refused_as_empty_in_its_format(fmt: str) -> None:
+    """Every reader names the format it could not read, as the API's unreadable-file needs."""
+    with pytest.raises(InvalidInput) as refused:
+        read(b"\xef\xbb\xbf", fmt)
+    assert refused.value.details == {"format": fmt}
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -184,10 +192,122 @@ def test_a_repeated_header_is_skipped_however_wide() -> None:
         ("E-Mail-Anzeigename", False),
         ("Phone", False),
         ("When exporting your connection data, some email addresses may be missing.", False),
+        # Outlook and Thunderbird in other languages: words glued together or spelt out.
+        ("E-mailadres", True),
+        ("E-mailadres 2", True),
+        ("Eerste e-mailadres", True),
+        ("Tweede e-mailadres", True),
+        ("E-postadress", True),
+        ("E-postadresse", True),
+        ("E-mail-adresse", True),
+        ("Indirizzo posta elettronica", True),
+        ("Indirizzo posta elettronica 2", True),
+        ("Dirección de correo electrónico", True),
+        ("Endereço de email", True),
+        ("Endereço de e-mail", True),
+        ("Adres e-mail", True),
+        ("Sähköpostiosoite", True),
+        ("E-mailtype", False),
+        ("E-mailtype 2", False),
+        ("Weergavenaam voor e-mail", False),
+        ("E-mail, weergegeven naam 2", False),
+        ("Tipo de correo electrónico", False),
+        ("Nombre para mostrar del correo electrónico", False),
+        ("Tipo posta elettronica", False),
+        ("Nome visualizzato posta elettronica", False),
+        ("E-mail-visningsnavn", False),
+        ("E-posttyp", False),
+        ("Home Mailing Address", False),
+        ("Home Post Code", False),
     ],
 )
 def test_address_columns_by_their_wording(header: str, expected: bool) -> None:
     assert is_address_column(header) is expected
+
+
+DUTCH_OUTLOOK = (
+    '"Voornaam","Achternaam","E-mailadres","E-mailtype","Weergavenaam voor e-mail",'
+    '"E-mailadres 2","E-mailtype 2","E-mail, weergegeven naam 2"\r\n'
+    '"Jan","Jansen","jan@example.nl","SMTP","Jan Jansen (jan@example.nl)","","",""\r\n'
+    '"Els","de Vries","els@example.nl","SMTP","Els de Vries (els@example.nl)",'
+    '"els.devries@example.com","SMTP","Els de Vries (els.devries@example.com)"\r\n'
+)
+ITALIAN_OUTLOOK = (
+    '"Società","Nome","Cognome","Nome visualizzato posta elettronica",'
+    '"Indirizzo posta elettronica"\r\n'
+    '"Rossi S.p.A.","Mario","Rossi","Mario Rossi (mario@example.it)","mario@example.it"\r\n'
+)
+DUTCH_THUNDERBIRD = (
+    "Voornaam,Achternaam,Weergavenaam,Bijnaam,Eerste e-mailadres,Tweede e-mailadres,\r\n"
+    "Piet,Bakker,Piet B.,,piet@example.nl,,\r\n"
+)
+SPANISH_OUTLOOK = (
+    "Nombre,Segundo nombre,Apellidos,Dirección de correo electrónico,"
+    "Tipo de correo electrónico,Nombre para mostrar del correo electrónico\r\n"
+    "Lucía,María,García,lucia@example.es,SMTP,Lucía García (lucia@example.es)\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            DUTCH_OUTLOOK,
+            [
+                ContactInput("jan@example.nl", "Jan Jansen", "line 2"),
+                ContactInput("els@example.nl", "Els de Vries", "line 3, item 1"),
+                ContactInput("els.devries@example.com", "Els de Vries", "line 3, item 2"),
+            ],
+        ),
+        (ITALIAN_OUTLOOK, [ContactInput("mario@example.it", "Mario Rossi", "line 2")]),
+        (DUTCH_THUNDERBIRD, [ContactInput("piet@example.nl", "Piet B.", "line 2")]),
+        (SPANISH_OUTLOOK, [ContactInput("lucia@example.es", "Lucía María García", "line 2")]),
+    ],
+    ids=["outlook-nl", "outlook-it", "thunderbird-nl", "outlook-es"],
+)
+def test_localised_exports_give_their_addresses_with_the_persons_name(
+    data: str, expected: list[ContactInput]
+) -> None:
+    """The address columns, not their type or display-name neighbours; the name from the
+    first and last name columns (or the display name), never the company."""
+    assert read(data.encode("utf-8")) == expected
+    assert read(data.encode("utf-8"), "csv") == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            b"ivan@mail.ru\nolga@example.org\n",
+            [
+                ContactInput("ivan@mail.ru", "", "line 1"),
+                ContactInput("olga@example.org", "", "line 2"),
+            ],
+        ),
+        (
+            b"Ivan Petrov,ivan@mail.ru\nOlga,olga@example.org",
+            [
+                ContactInput("ivan@mail.ru", "Ivan Petrov", "line 1"),
+                ContactInput("olga@example.org", "Olga", "line 2"),
+            ],
+        ),
+        (
+            b"Ivan <ivan@email.example>;Olga <olga@example.org>\n",
+            [
+                ContactInput("ivan@email.example", "Ivan", "line 1, item 1"),
+                ContactInput("olga@example.org", "Olga", "line 1, item 2"),
+            ],
+        ),
+    ],
+    ids=["addresses", "names-and-addresses", "wrapped"],
+)
+def test_a_first_line_holding_an_address_is_data_not_a_header(
+    data: bytes, expected: list[ContactInput]
+) -> None:
+    """A list's first address may speak of mail ("mail.ru"); it is read, not taken as a
+    header naming the columns of the lines after it."""
+    assert read(data) == expected
+    assert read(data, "csv") == expected
 
 
 def test_readers_are_lazy_until_iterated() -> None:

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from courtois.config import Settings
-from courtois.domain.contacts import ReadLimit
+from courtois.domain.contacts import ReadLimit, RecordProblem
 from courtois.domain.errors import InvalidInput
 from courtois.domain.members import Member
 from courtois.importers import read_contacts
@@ -136,3 +136,55 @@ def test_every_reason_a_file_is_refused_is_worded_in_french(
     shown = page.render(reason=caught.value.message)
     assert shown
     assert shown != caught.value.message
+
+
+# A file whose records the readers set aside, each for a reason of its own, with its format.
+REFUSED_RECORDS = [
+    (b'Name,Email\r\nBo,bo@example.org\r\n,"unterminated', "csv"),
+    (b"BEGIN:VCARD\r\nFN:Bo\r\nEMAIL;ENCODING=b:!!!\r\nEND:VCARD\r\n", "vcard"),
+    (
+        b"BEGIN:VCARD\r\nFN:Bo\r\n"
+        + b"".join(b"EMAIL:bo%d@example.org\r\n" % n for n in range(1001))
+        + b"END:VCARD\r\n",
+        "vcard",
+    ),
+    (b"dn: cn=Bo\nmail:: !!!\n", "ldif"),
+    (b"dn: cn=Bo\nmail:< file:///tmp/bo.ldif\n", "ldif"),
+    (
+        b"dn: cn=Bo\n" + b"".join(b"mail: bo%d@example.org\n" % n for n in range(1001)),
+        "ldif",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("content", "file_format"),
+    REFUSED_RECORDS,
+    ids=[
+        "csv-open-quote",
+        "vcard-base64",
+        "vcard-too-large",
+        "ldif-base64",
+        "ldif-url",
+        "ldif-too-large",
+    ],
+)
+def test_every_reason_a_record_is_set_aside_is_worded_in_french(
+    content: bytes, file_format: str
+) -> None:
+    """The import report says why each record was left out in the member's words: a
+    reader's sentence the macro does not know would show in English on a French page."""
+    reasons = [
+        record.reason
+        for record in read_contacts(io.BytesIO(content), file_format)
+        if isinstance(record, RecordProblem)
+    ]
+    assert len(reasons) == 1
+    page = environment("fr").from_string(
+        '{% import "member_macros.html" as m with context %}{{ m.reason(reason) }}'
+    )
+    shown = page.render(reason=reasons[0])
+    assert shown
+    assert shown != reasons[0]
+    assert not any(word in shown for word in ("unreadable", "too large", "never", "not valid"))
+    assert "illisible\u00a0: " in shown or "trop grande\u00a0: plus de 1\u202f000 adresses" in shown

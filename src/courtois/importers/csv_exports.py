@@ -1,11 +1,12 @@
 """CSV exports of Google, Outlook, LinkedIn, Thunderbird, Apple Numbers and spreadsheets.
 
-The header is the first row naming an address column (LinkedIn puts a "Notes:" preamble
-before it); its separator (comma, semicolon or tab) is the one that splits it into the most
-cells. A file without such a header is read as a plain list: every cell holding an "@" is
-an address. Each address yields a `ContactInput` placed at "line N" (the line where its
-record starts; "line N, item K" when the row holds several); a row without any yields a
-`RecordProblem`, and blank rows nothing.
+The header is the first row naming an address column and holding none (LinkedIn puts a
+"Notes:" preamble before it; a list's first line "ivan@mail.ru" is data); its separator
+(comma, semicolon or tab) is the one that splits it into the most cells. A file without
+such a header is read as a plain list: every cell holding an "@" is an address. Each
+address yields a `ContactInput` placed at "line N" (the line where its record starts;
+"line N, item K" when the row holds several); a row without any yields a `RecordProblem`,
+and blank rows nothing.
 """
 
 from __future__ import annotations

@@ -199,7 +199,8 @@ def _parse(lines: Iterable[str], overlong: set[int]) -> Iterator[_Record]:
         yield from card.records()
     if cards == 0:
         if number == 0:
-            raise InvalidInput("The file is empty.")
+            # As the CSV and LDIF readers say it: a file with nothing in it but a BOM.
+            raise InvalidInput("The file is empty.", {"format": "vcard"})
         raise _not_vcard()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from email.utils import parseaddr
+from itertools import chain
 from typing import Any
 
 from babel.units import format_unit
@@ -184,11 +185,14 @@ async def import_pasted(request: Request, ctx: Ctx, now: Now) -> Response:
         return checked
     signed, form = checked
     text = form.one("addresses")
-    if not text.strip():
+    # Separators alone (",;") hold no more than an empty box: said so, not "0 imported".
+    pasted = pasted_contacts(text)
+    first = next(pasted, None)
+    if first is None:
         return _import_page(request, signed, 422, problem="nothing-pasted")
     try:
         report = await run_in_threadpool(
-            import_contacts, ctx, signed.member.id, pasted_contacts(text), "paste", now
+            import_contacts, ctx, signed.member.id, chain([first], pasted), "paste", now
         )
     except InvalidInput:
         return _import_page(request, signed, 413, problem="too-many", pasted=text)
