@@ -50,8 +50,9 @@ MESSAGE_MACHINE: StateMachine[MessageState] = StateMachine(
     "message",
     {
         _M.SCHEDULED: frozenset({_M.SENDING, _M.CANCELLED}),
-        # Back to scheduled only after a temporary (4xx) refusal, which proves nothing left.
-        _M.SENDING: frozenset({_M.SENT, _M.FAILED, _M.UNKNOWN, _M.SCHEDULED}),
+        # Back to scheduled only after a temporary (4xx) refusal, which proves nothing left;
+        # cancelled only by the last look before it is handed to SMTP (`policy.hand_off`).
+        _M.SENDING: frozenset({_M.SENT, _M.FAILED, _M.UNKNOWN, _M.SCHEDULED, _M.CANCELLED}),
         # Only a person (an admin who checked the logs) resolves an unknown message.
         _M.UNKNOWN: frozenset({_M.SENT, _M.FAILED}),
         _M.SENT: frozenset(),

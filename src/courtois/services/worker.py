@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from courtois.delivery.transport import Outgoing, Pooled, Transport
 from courtois.services import leases
 from courtois.services.context import Context
+from courtois.services.hand_off import last_look, next_slice
 from courtois.services.housekeeping import expire_invitations, expire_leases, purge_expired_data
 from courtois.services.outgoing import PreviewMismatch, Uncomposable, outgoing_batch
 from courtois.services.send_decisions import decide_and_claim, recarry
@@ -109,8 +110,36 @@ def _send_due(
         # A slow server may keep the batch out longer than a lease: renewed meanwhile, so
         # no other worker takes a live worker's messages for abandoned.
         with leases.renewed(ctx, [i for claim in ready for i in claim.ids], leased_at):
-            deliveries = transport.send_batch(batch)
-        record_outcomes(ctx, list(zip(ready, deliveries, strict=True)), now, report, chance)
+            _hand_over(ctx, transport, ready, batch, now, report, chance)
+
+
+def _hand_over(
+    ctx: Context,
+    transport: Transport,
+    ready: list[Claim],
+    batch: list[Outgoing],
+    now: datetime,
+    report: PassReport,
+    chance: random.Random,
+) -> None:
+    """Slice after slice: look again (`hand_off.last_look`), send what may still go, and
+    record it. A slice is one round of the connections first, then as many emails as the
+    relay took about a second for: behind a slow relay a recipient's "stop" is heard
+    within a slice, and a fast one still gets the batch in a few slices."""
+    smallest = max(1, ctx.settings.smtp_connections)
+    size, start = smallest, 0
+    while start < len(ready):
+        claims, outgoing = ready[start : start + size], batch[start : start + size]
+        start += size
+        going = last_look(ctx, claims, now, report)
+        kept = [(c, o) for c, o, go in zip(claims, outgoing, going, strict=True) if go]
+        if not kept:
+            continue
+        began = time.monotonic()
+        deliveries = transport.send_batch([o for _, o in kept])
+        size = next_slice(len(kept), time.monotonic() - began, smallest)
+        outcomes = [(c, d) for (c, _), d in zip(kept, deliveries, strict=True)]
+        record_outcomes(ctx, outcomes, now, report, chance)
 
 
 def _compose_claims(

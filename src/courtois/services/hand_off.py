@@ -1,0 +1,154 @@
+"""The worker's last look at a slice of claimed emails right before it hands them to SMTP.
+
+`decide_and_claim` decided the whole batch at once; the transport then hands it over
+message after message, minutes long behind a slow relay. So the worker hands it over in
+slices, and looks again at each slice first (`policy.hand_off`): an email whose recipient
+opted out, joined or asked to be forgotten, whose invitation was declined, or whose consent
+was revoked since the claim is stopped (cancelled, its ledger entry says why) instead of
+sent. Only a word given after the last look of its slice comes too late: that email is on
+its way. A slice lasts about `SLICE_SECONDS` at the relay's own pace, so that is the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, bindparam, select
+
+from courtois.domain.invitations import InvitationState
+from courtois.domain.messages import MessageKind, MessageState
+from courtois.policy.facts import Candidate, Stage
+from courtois.policy.hand_off import stopped_since_claim
+from courtois.services import facts as gather
+from courtois.services.context import Context
+from courtois.services.transitions import move_invitations, set_messages
+from courtois.services.worker_due import Claim, Due, PassReport
+from courtois.store.tables import consents, invitations, messages
+
+# How long one slice should take at the pace the relay has shown: the longest a claimed
+# email may leave after its recipient said stop.
+SLICE_SECONDS = 1.0
+
+_LOOK = (
+    select(
+        messages.c.id,
+        messages.c.state,
+        invitations.c.state.label("invitation_state"),
+        consents.c.revoked_at,
+    )
+    .select_from(
+        messages.join(
+            invitations,
+            and_(
+                invitations.c.recipient_digest == messages.c.recipient_digest,
+                invitations.c.id == messages.c.invitation_id,
+            ),
+        ).join(
+            consents,
+            and_(
+                consents.c.member_id == invitations.c.member_id,
+                consents.c.id == invitations.c.consent_id,
+            ),
+        )
+    )
+    .where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
+)
+
+
+def next_slice(done: int, took: float, smallest: int) -> int:
+    """How many emails the next slice holds: what the relay took `SLICE_SECONDS` for in the
+    last one, never fewer than one round of the connections (`smallest`)."""
+    if took <= 0:
+        return max(smallest, done)
+    return max(smallest, int(done / took * SLICE_SECONDS))
+
+
+def last_look(
+    ctx: Context, claims: Sequence[Claim], now: datetime, report: PassReport
+) -> list[bool]:
+    """For each claim, whether its email may still be handed over. A claim any of whose
+    messages was stopped is not: the email names every invitation it carries. The stopped
+    messages are cancelled (a first invitation stopped by the recipient's word is blocked,
+    as at the claim); the others of such a digest go back to the queue, to be decided again
+    and leave in an email of their own. A message no longer `sending` (settled elsewhere)
+    is neither sent nor touched."""
+    ids = [m.id for claim in claims for m in claim.messages]
+    with ctx.engine.connect() as connection:
+        rows = {row.id: row for row in connection.execute(_LOOK, {"b_ids": ids})}
+        recipients = gather.recipient_facts(
+            connection,
+            {claim.carrier.digest for claim in claims},
+            now,
+            ctx.settings.policy,
+            exclude_messages=ids,
+            stage=Stage.SEND,
+        )
+    going: list[bool] = []
+    stopped: list[tuple[Claim, dict[str, str]]] = []
+    for claim in claims:
+        why: dict[str, str] = {}
+        live = True
+        for message in claim.messages:
+            row = rows.get(message.id)
+            if row is None or row.state != MessageState.SENDING.value:
+                live = False
+                continue
+            reason = stopped_since_claim(
+                _candidate(message),
+                recipients[message.digest],
+                row.invitation_state,
+                row.revoked_at is not None,
+                now,
+            )
+            if reason is not None:
+                why[message.id] = reason
+        going.append(live and not why)
+        if live and why:
+            stopped.append((claim, why))
+    if stopped:
+        _stop(ctx, stopped, now, report)
+    return going
+
+
+def _candidate(message: Due) -> Candidate:
+    return Candidate(
+        message.member_id, message.digest, message.kind, Stage.SEND, message.invitation_id
+    )
+
+
+def _stop(
+    ctx: Context, stopped: list[tuple[Claim, dict[str, str]]], now: datetime, report: PassReport
+) -> None:
+    with ctx.unit_of_work(now) as uow:
+        for claim, why in stopped:
+            for message in claim.messages:
+                reason = why.get(message.id)
+                if reason is None:
+                    set_messages(
+                        uow,
+                        [message.id],
+                        MessageState.SENDING,
+                        MessageState.SCHEDULED,
+                        "put back: another part of its digest was stopped before it left",
+                        lease_until=None,
+                        carried_by=None,
+                        attempts=message.attempts,
+                        first_attempt_at=message.first_attempt_at,
+                    )
+                    continue
+                text = f"stopped before it left: {reason}"
+                set_messages(uow, [message.id], MessageState.SENDING, MessageState.CANCELLED, text)
+                report.cancelled += 1
+                if message.kind is not MessageKind.REMINDER:
+                    # Blocked as the claim's own refusal would have (if still scheduled:
+                    # a declined or joined invitation keeps its state).
+                    move_invitations(
+                        uow,
+                        (invitations.c.recipient_digest == message.digest)
+                        & (invitations.c.id == message.invitation_id)
+                        & (invitations.c.state == InvitationState.SCHEDULED.value),
+                        InvitationState.BLOCKED,
+                        text,
+                    )
+        uow.commit()
