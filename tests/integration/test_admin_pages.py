@@ -21,12 +21,13 @@ from admin_support import (
     table_cells,
 )
 from pages_site import Clock, serve
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from conftest import T0
 from courtois.config import Settings
 from courtois.services.admin_sessions import KEPT, admin_session_ended, end_admin_session
 from courtois.services.context import Context
+from courtois.store.tables import decisions
 from courtois.web.pages.admin_session import COOKIE, MAX_AGE_SECONDS
 
 ADMIN_URLS = (
@@ -232,6 +233,34 @@ def test_the_charts_draw_the_numbers_of_the_history(ctx: Context) -> None:
     assert "5 emails sent" in page.text  # the sent chart's description, for screen readers
 
 
+def test_a_message_put_off_twice_counts_once(ctx: Context) -> None:
+    """Bruno's invitation to a1 was put off when he asked (day 2); say the worker put it off
+    again before sending, that day and the next: it is one message put off each day, and
+    one in all, however many decisions said so."""
+    history = make_history(ctx)
+    day = history.first_day
+    with ctx.engine.begin() as connection:
+        (deferral,) = [
+            found
+            for found in connection.execute(select(decisions)).all()
+            if any(v[:2] == ["recipient-quota", "defer"] for v in found.verdicts)
+        ]
+        again = {k: v for k, v in deferral._mapping.items() if k != "id"}
+        for later in (timedelta(hours=2), DAY):
+            connection.execute(
+                decisions.insert().values(
+                    {**again, "stage": "send", "decided_at": deferral.decided_at + later}
+                )
+            )
+    with serve(ctx, Clock(moment(day + timedelta(days=10)))) as site:
+        sign_in(site)
+        page = site.get("/admin", params={"from": at(day, 0), "to": at(day, 3)})
+    assert page.status_code == 200, page.text
+    points = chart_points(page.text)
+    assert [points[("deferred", at(day, n))] for n in range(4)] == [0, 1, 1, 0]
+    assert "; 1 message put off to share a later email" in page.text
+
+
 def test_the_charts_speak_french_and_default_to_thirty_days(ctx: Context) -> None:
     history = make_history(ctx)
     clock = Clock(moment(history.first_day + DAY * 3))
@@ -247,6 +276,8 @@ def test_the_charts_speak_french_and_default_to_thirty_days(ctx: Context) -> Non
     assert len(sent_days) == 30
     assert sent_days[-1] == at(history.first_day, 3)  # up to today
     assert points[("sent", at(history.first_day, 0))] == 3
+    # Shares as French writes them, with a no-break space before the sign.
+    assert table_cells(page.text)[("acceptance", at(history.first_day, 0))] == "33\u00a0%"
 
 
 @pytest.mark.parametrize(

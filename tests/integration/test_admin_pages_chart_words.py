@@ -67,7 +67,7 @@ def test_chart_texts_are_escaped_once(ctx: Context) -> None:
     acceptance = english["chart-acceptance"]
     assert _said(acceptance, "title") == "Share of each day's invitations accepted since"
     assert "the recipient's quota." in _said(english["chart-sent"], "desc")
-    assert "pour qu'il parte plus tard" in _said(french["chart-sent"], "desc")
+    assert "pour partir plus tard avec d'autres" in _said(french["chart-sent"], "desc")
     for charts in (english, french):
         for chart in charts.values():
             for text in (_said(chart, "title"), _said(chart, "desc"), *_tips(chart)):
@@ -79,8 +79,7 @@ def test_chart_descriptions_count_in_the_singular_and_the_plural(ctx: Context) -
     english, french = map(_charts, _pages(ctx, 0, 3))
     said = {name: _said(chart, "desc") for name, chart in english.items()}
     assert (
-        ": 5 emails sent (a digest counts once); 1 decision put a message off "
-        in said["chart-sent"]
+        ": 5 emails sent (a digest counts once); 1 message put off to share " in said["chart-sent"]
     )
     assert said["chart-trouble"].endswith(
         ": 1 invitation not delivered (refused for good or reported dead), 1 spam complaint."
@@ -88,7 +87,7 @@ def test_chart_descriptions_count_in_the_singular_and_the_plural(ctx: Context) -
     assert ", 1 was accepted since." in said["chart-acceptance"]
     dit = {name: _said(chart, "desc") for name, chart in french.items()}
     assert "5 e-mails envoyés" in dit["chart-sent"]
-    assert "1 décision a reporté un message" in dit["chart-sent"]
+    assert "1 message reporté pour partir" in dit["chart-sent"]
     assert dit["chart-trouble"].endswith(
         "\u00a0: 1 invitation non distribuée (refusée définitivement ou adresse signalée "
         "comme inexistante), 1 plainte pour spam."
@@ -104,7 +103,7 @@ def test_nothing_is_counted_in_the_plural_in_english_and_the_singular_in_french(
     assert said.endswith(
         ": 0 invitations not delivered (refused for good or reported dead), 0 spam complaints."
     )
-    assert ": 0 emails sent (a digest counts once); 0 decisions put" in _said(
+    assert ": 0 emails sent (a digest counts once); 0 messages put off" in _said(
         english["chart-sent"], "desc"
     )
     dit = _said(french["chart-trouble"], "desc")

@@ -4,6 +4,7 @@ whole, then broken where a row was changed."""
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 from datetime import timedelta
@@ -11,12 +12,14 @@ from urllib.parse import quote
 
 import pytest
 from admin_support import admin_settings, make_history, sign_in
+from live_app import sqlite_only
 from pages_site import ledger_size, serve
 from sqlalchemy import select, text, update
 from support import T0, send_invites
 
 from courtois.config import Settings
 from courtois.policy.chain import CHAIN
+from courtois.services.audit import verify_ledger
 from courtois.services.context import Context
 from courtois.services.member_erasure import erase_member
 from courtois.services.recipients import unsubscribe
@@ -161,3 +164,108 @@ def test_entries_cut_from_the_end_are_caught(ctx: Context) -> None:
         page = site.get("/admin/ledger")
     assert f'data-first-broken="{size}"' in page.text
     assert f"the head records {size} entries" in page.text
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("column", "junk", "problem", "shown"),
+    [
+        ("at", "'garbage'", "its time is not a date", "garbage</span> (not a date)"),
+        ("at", "42", "its time is not a date", "42</span> (not a date)"),
+        ("event", "X'00ff'", "its event is not text", '<dd class="mono">00ff</dd>'),
+        ("hash", "X'00ff'", "its hash is not text", '<dd class="mono">00ff</dd>'),
+        ("payload", "X'7b'", "its payload is not JSON", "Recorded hash"),
+    ],
+)
+def test_any_column_of_a_tampered_row_is_reported_not_raised(
+    ctx: Context, column: str, junk: str, problem: str, shown: str
+) -> None:
+    """SQLite keeps whatever a hand-made UPDATE puts in a column: the page names the entry
+    and what is wrong with it, as `courtois audit verify` does, and shows the row as stored."""
+    make_history(ctx)
+    with ctx.engine.begin() as connection:
+        connection.execute(text(f"UPDATE ledger SET {column} = {junk} WHERE seq = 5"))
+    assert verify_ledger(ctx.engine).refusal == f"ledger broken at entry 5: {problem}"
+    with serve(ctx) as site:
+        sign_in(site)
+        page = site.get("/admin/ledger")
+    assert page.status_code == 200, page.text
+    assert 'data-first-broken="5"' in page.text
+    assert "The ledger is broken from entry 5 on." in page.text
+    assert problem in page.text
+    assert shown in page.text
+
+
+def test_the_page_shows_the_head_as_audit_verify_prints_it(ctx: Context) -> None:
+    """The last entry's number and hash, to compare with a record kept elsewhere: the only
+    way to see a ledger cut short along with its recorded head."""
+    make_history(ctx)
+    report = verify_ledger(ctx.engine)
+    with ctx.engine.connect() as connection:
+        last = connection.execute(
+            select(ledger.c.seq, ledger.c.hash).order_by(ledger.c.seq.desc())
+        ).first()
+    assert last is not None
+    assert (report.entries, report.last_hash) == (last.seq, last.hash)
+    with serve(ctx) as site:
+        sign_in(site)
+        page = site.get("/admin/ledger")
+        french = site.get("/admin/ledger", headers={"Accept-Language": "fr"})
+    head = re.search(r'<dl class="facts" id="ledger-head">.*?</dl>', page.text, re.S)
+    assert head, page.text
+    assert f'<dd data-seq="{last.seq}">{last.seq}</dd>' in head.group(0)
+    assert f'data-hash="{last.hash}">{last.hash}</dd>' in head.group(0)
+    assert "Last entry" in head.group(0)
+    assert "Its hash" in head.group(0)
+    assert "Dernière entrée" in french.text
+    assert last.hash in french.text
+
+
+def test_an_address_that_is_not_utf8_is_not_an_address(ctx: Context) -> None:
+    """Bytes that are not UTF-8 are refused, not looked up as U+FFFD look-alikes."""
+    make_history(ctx)
+    with serve(ctx) as site:
+        csrf = sign_in(site)
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        bad = site.post(
+            "/admin/lookup",
+            content=f"csrf={csrf}&address=%FF%FEr1%40example.org".encode(),
+            headers=form,
+        )
+        raw = site.post(
+            "/admin/lookup",
+            content=f"csrf={csrf}&address=".encode() + b"\xff\xfer1%40example.org",
+            headers=form,
+        )
+        good = site.post(
+            "/admin/lookup",
+            content=f"csrf={csrf}&address=%C3%A9lise%40example.org".encode(),
+            headers=form,
+        )
+    for refused in (bad, raw):
+        assert refused.status_code == 400, refused.text
+        assert "That is not an email address" in refused.text
+        assert "\ufffd" not in refused.text
+    assert good.status_code == 200, good.text
+    assert "Nothing is stored under this fingerprint" in good.text
+
+
+def test_a_members_own_address_is_not_said_to_hold_nothing(ctx: Context) -> None:
+    """Ana's address is stored as a member's: the page says so, and then that nothing is
+    stored about her as a recipient, not that nothing is stored at all."""
+    make_history(ctx)
+    with serve(ctx) as site:
+        csrf = sign_in(site)
+        page = site.post("/admin/lookup", data={"csrf": csrf, "address": "ana@example.com"})
+        french = site.post(
+            "/admin/lookup",
+            data={"csrf": csrf, "address": "ana@example.com"},
+            headers={"Accept-Language": "fr"},
+        )
+    assert page.status_code == french.status_code == 200
+    assert "<dt>Member of the platform</dt><dd>yes</dd>" in page.text
+    assert "No invitation or decision is stored under this fingerprint." in page.text
+    assert "Nothing is stored" not in page.text
+    dit = html.unescape(french.text)
+    assert "Aucune invitation ni décision n'est enregistrée sous cette empreinte." in dit
+    assert "Rien n'est enregistré" not in dit

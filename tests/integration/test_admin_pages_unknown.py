@@ -4,7 +4,9 @@ one or in bulk; each word goes into the ledger, and nothing is ever sent again."
 
 from __future__ import annotations
 
+import html
 import re
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -17,10 +19,12 @@ from support import T0, add_members, by_email, ledger_events, rows, send_invites
 
 from courtois.config import Settings
 from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
+from courtois.delivery.transport import Delivery, Outgoing
 from courtois.services.admin_unknown import FAILED_REASON, SENT_REASON
 from courtois.services.context import Context
 from courtois.services.worker import run_pass
 from courtois.store.tables import invitations, messages
+from courtois.web.pages.render import when
 
 CLAIMED = T0 + timedelta(minutes=12)
 LATER = T0 + timedelta(hours=3)
@@ -32,10 +36,19 @@ def settings() -> Settings:
     return admin_settings()
 
 
-def _in_doubt(ctx: Context) -> dict[str, Any]:
-    """Ana invites r1, r2, r3 (with a reminder) and d1, whom Bruno invites a minute later
-    (one digest); the server hangs up after every body: four emails in doubt, the digest
-    carrying Bruno's invitation."""
+class Killed(Exception):
+    """The worker's end, mid-send."""
+
+
+class DiesMidSend:
+    """A transport whose worker dies once the emails are handed over: nothing records what
+    the server said, and the claimed messages stay `sending` until their lease runs out."""
+
+    def send_batch(self, batch: Sequence[Outgoing]) -> list[Delivery]:
+        raise Killed
+
+
+def _invite_all(ctx: Context) -> dict[str, Any]:
     add_members(ctx)
     ana = by_email(
         send_invites(
@@ -43,12 +56,20 @@ def _in_doubt(ctx: Context) -> dict[str, Any]:
         )
     )
     bruno = by_email(send_invites(ctx, "bruno", ["d1@example.org"], T0 + timedelta(minutes=1)))
+    return {"ana": ana, "bruno": bruno}
+
+
+def _in_doubt(ctx: Context) -> dict[str, Any]:
+    """Ana invites r1, r2, r3 (with a reminder) and d1, whom Bruno invites a minute later
+    (one digest); the server hangs up after every body: four emails in doubt, the digest
+    carrying Bruno's invitation."""
+    made = _invite_all(ctx)
     handler = FaultyHandler(drop_in_data=True)
     with smtp_server(handler) as url:
         report = run_pass(ctx, CLAIMED, SmtpTransport(parse_smtp_url(url)))
     assert report.unknown == 4
     assert len(handler.received) == 4
-    return {"ana": ana, "bruno": bruno}
+    return made
 
 
 def _message(ctx: Context, invitation_id: str) -> Any:
@@ -210,3 +231,137 @@ def test_only_the_admins_own_resolution_is_confirmed(ctx: Context) -> None:
         elsewhere = site.get(confirmed)
         assert elsewhere.status_code == 200
         assert "recorded as delivered" not in elsewhere.text
+
+
+def _worker_died(ctx: Context) -> dict[str, Any]:
+    """The same emails, claimed at CLAIMED by a worker that died while sending them; a
+    later pass, at LATER, finds their leases run out and puts them in doubt."""
+    made = _invite_all(ctx)
+    with pytest.raises(Killed):
+        run_pass(ctx, CLAIMED, DiesMidSend())
+    assert run_pass(ctx, LATER, None).unknown == 5  # four emails, one carrying another
+    return made
+
+
+def test_a_dead_workers_emails_show_when_they_were_handed_over_and_are_sent_from_then(
+    ctx: Context,
+) -> None:
+    made = _worker_died(ctx)
+    ana, bruno = made["ana"], made["bruno"]
+    r1 = _message(ctx, ana["r1@example.org"]["id"])
+    digest = _message(ctx, ana["d1@example.org"]["id"])
+    carried = _message(ctx, bruno["d1@example.org"]["id"])
+    # The carrier may have left as a digest: it is recorded as one, as when its worker
+    # records the server's answer.
+    assert (digest.kind, carried.carried_by) == ("digest", digest.id)
+    assert (r1.first_attempt_at, r1.updated_at) == (CLAIMED, LATER)
+    with serve(ctx) as site:
+        site.clock.now = LATER + timedelta(hours=1)
+        csrf = sign_in(site)
+        listed = site.get("/admin/unknown")
+        french = site.get("/admin/unknown", headers={"Accept-Language": "fr"})
+        assert listed.status_code == french.status_code == 200
+        # The id the mail server's logs name, as text; when it was handed over, and when
+        # its fate became unknown.
+        for message in (r1, digest):
+            row = re.search(rf'<tr id="message-{message.id}">.*?</tr>', listed.text, re.S)
+            assert row, listed.text
+            assert f'<td class="mono message-id">{message.id}</td>' in row.group(0)
+            assert f'<td class="handed">{when(CLAIMED, "en")}</td>' in row.group(0)
+            assert when(LATER, "en") in row.group(0)
+            assert "worker lease expired" in row.group(0)
+        assert "digest (and 1 more in this digest)" in listed.text
+        assert "invitation (and 1 more" not in listed.text
+        dit = html.unescape(french.text)
+        assert 'récapitulatif <span class="mono">digest</span> (et 1 autre dans' in dit
+        assert "bail du processus d'envoi expiré" in dit
+        assert f'<td class="handed">{when(CLAIMED, "fr")}</td>' in dit
+
+        for message in (r1, digest):
+            answer = site.post("/admin/unknown", data={"csrf": csrf, "one": f"sent:{message.id}"})
+            assert answer.status_code == 303
+
+    # Sent when they were handed over, not when a later pass noticed the dead worker: the
+    # day the charts count them on, the recipient's quota, the reminder and the expiry
+    # all run from then.
+    for message in (r1, digest, carried):
+        (now,) = rows(ctx, messages, messages.c.id == message.id)
+        assert (now.state, now.sent_at) == ("sent", CLAIMED)
+    for invitation_id in (
+        ana["r1@example.org"]["id"],
+        ana["d1@example.org"]["id"],
+        bruno["d1@example.org"]["id"],
+    ):
+        invitation = _invitation(ctx, invitation_id)
+        assert (invitation.state, invitation.sent_at) == ("sent", CLAIMED)
+        assert invitation.expires_at == CLAIMED + timedelta(days=30)
+    (reminder,) = rows(
+        ctx,
+        messages,
+        (messages.c.invitation_id == ana["r1@example.org"]["id"]) & (messages.c.kind == "reminder"),
+    )
+    assert reminder.scheduled_at == CLAIMED + ctx.settings.policy.reminder_interval
+
+
+@pytest.mark.parametrize("outcome", ["sent", "failed"])
+def test_a_part_carried_in_a_digest_is_not_settled_apart_from_it(
+    ctx: Context, outcome: str
+) -> None:
+    """Only the digest is offered: a part of it, named by hand, is refused and nothing
+    changes (it left, or not, with the email that carried it)."""
+    made = _in_doubt(ctx)
+    carried = _message(ctx, made["bruno"]["d1@example.org"]["id"])
+    r1 = _message(ctx, made["ana"]["r1@example.org"]["id"])
+    assert carried.carried_by is not None
+    size = ledger_size(ctx)
+    with serve(ctx) as site:
+        csrf = sign_in(site)
+        listed = site.get("/admin/unknown")
+        assert f'value="{carried.id}"' not in listed.text
+        assert f"{outcome}:{carried.id}" not in listed.text
+        one = site.post("/admin/unknown", data={"csrf": csrf, "one": f"{outcome}:{carried.id}"})
+        bulk = site.post(
+            "/admin/unknown",
+            data={"csrf": csrf, "message": [r1.id, carried.id], "outcome": outcome},
+        )
+    for answer in (one, bulk):
+        assert answer.status_code == 400
+        assert "Some of the chosen emails were carried in a digest" in answer.text
+    assert ledger_size(ctx) == size
+    with ctx.engine.connect() as connection:
+        states = connection.execute(select(messages.c.state)).scalars().all()
+    assert set(states) == {"unknown"}
+
+
+def test_a_settlements_sentences_are_apart(ctx: Context) -> None:
+    made = _in_doubt(ctx)
+    r1 = _message(ctx, made["ana"]["r1@example.org"]["id"])
+    r2 = _message(ctx, made["ana"]["r2@example.org"]["id"])
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        csrf = sign_in(site)
+        site.post("/admin/unknown", data={"csrf": csrf, "one": f"sent:{r1.id}"})
+        answer = site.post(
+            "/admin/unknown",
+            data={"csrf": csrf, "message": [r1.id, r2.id], "outcome": "failed"},
+        )
+        shown = site.get(answer.headers["location"])
+    notice = re.search(r'<p class="done" role="status">(.*?)</p>', shown.text, re.S)
+    assert notice, shown.text
+    assert notice.group(1).strip() == (
+        "1 email recorded as not delivered. 1 invitation updated. 1 was settled already."
+    )
+
+
+def test_the_page_words_kinds_and_reasons_in_french(ctx: Context) -> None:
+    _in_doubt(ctx)
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        sign_in(site)
+        page = site.get("/admin/unknown", headers={"Accept-Language": "fr"})
+    assert page.status_code == 200
+    dit = html.unescape(page.text)
+    assert 'récapitulatif <span class="mono">digest</span>' in dit
+    assert "issue inconnue\u00a0: " in dit
+    assert "outcome unknown:" not in dit
+    assert "Identifiant du message" in dit

@@ -4,6 +4,7 @@ webhooks are on; never an address."""
 
 from __future__ import annotations
 
+import html
 import random
 import re
 from dataclasses import replace
@@ -65,5 +66,14 @@ def test_with_webhooks_off_the_page_says_so(ctx: Context) -> None:
         sign_in(site)
         page = site.get("/admin/webhooks").text
     assert 'id="webhooks-status" data-enabled="false"' in page
-    # Nothing is written while they are off, so nothing waits for them.
+    # Nothing is written while they are off, so nothing waits for them, and the page
+    # does not promise otherwise.
     assert not re.search(r'<tr id="event-', page)
+    assert "While they are off no event is recorded" in page
+    assert "never posted, not even once webhooks are on" in page
+    assert "posted once webhooks are on" not in page
+    with serve(ctx) as site:
+        sign_in(site)
+        dit = html.unescape(site.get("/admin/webhooks", headers={"Accept-Language": "fr"}).text)
+    assert "aucun événement n'est enregistré" in dit
+    assert "conservés une semaine" not in dit

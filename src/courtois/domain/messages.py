@@ -6,6 +6,7 @@ message whose worker vanished becomes `unknown`, never scheduled again by itself
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,6 +61,30 @@ MESSAGE_MACHINE: StateMachine[MessageState] = StateMachine(
         _M.FAILED: frozenset(),
     },
 )
+
+# Why an email is in doubt, as its last reason is stored: its worker vanished mid-send
+# (`housekeeping`), the connection broke once the body had gone (the transport's words
+# follow, `send_outcomes`), or a restore found it had left after the backup
+# (`reapply_stops`). The admin page words each in the reader's language.
+LEASE_EXPIRED = "worker lease expired"
+OUTCOME_UNKNOWN = "outcome unknown: "
+LEFT_AFTER_BACKUP = "left after the backup this database was restored from (ledger entry {seq})"
+_LEFT_AFTER_BACKUP = re.compile(re.escape(LEFT_AFTER_BACKUP).replace(r"\{seq\}", r"(\d+)"))
+
+
+def why_in_doubt(reason: str | None) -> tuple[str, str]:
+    """A stored reason for doubt as (which of the known ones, its variable part): "lease",
+    "no-answer" with the transport's words, "restored" with the ledger entry, or "other"
+    with the reason as stored (none: empty)."""
+    if reason == LEASE_EXPIRED:
+        return "lease", ""
+    if reason and reason.startswith(OUTCOME_UNKNOWN):
+        return "no-answer", reason[len(OUTCOME_UNKNOWN) :]
+    restored = _LEFT_AFTER_BACKUP.fullmatch(reason or "")
+    if restored:
+        return "restored", restored.group(1)
+    return "other", reason or ""
+
 
 # States that count against quotas: the email left, or may have.
 DELIVERED_OR_MAYBE = frozenset({_M.SENDING, _M.SENT, _M.UNKNOWN})

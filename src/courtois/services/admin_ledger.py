@@ -3,18 +3,30 @@
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import Text, select, type_coerce
-
-from courtois.domain.ledger import ChainReport, LedgerEntry
-from courtois.services.audit import verify_ledger
+from courtois.domain.ledger import ChainReport
+from courtois.services.audit import RAW_ENTRIES, UnreadableEntry, read_at, verify_ledger
 from courtois.services.context import Context
 from courtois.store.tables import ledger
+
+# Enough of a tampered column to recognise it; a row changed by hand may hold anything.
+SHOWN = 200
+
+
+@dataclass(frozen=True)
+class BrokenEntry:
+    """The first entry that does not hold, each column as stored: a row changed outside
+    the application may hold anything in any column, and the page shows it, never fails on
+    it. `at` is None when the stored time is not a date (`stored_at` says what it is)."""
+
+    seq: int
+    at: datetime | None
+    stored_at: str
+    event: str
+    hash: str
 
 
 @dataclass(frozen=True)
@@ -24,7 +36,7 @@ class LedgerStatus:
 
     report: ChainReport
     seconds: float
-    broken: LedgerEntry | None
+    broken: BrokenEntry | None
 
 
 def check_ledger(ctx: Context) -> LedgerStatus:
@@ -34,30 +46,34 @@ def check_ledger(ctx: Context) -> LedgerStatus:
     seconds = time.perf_counter() - started
     broken = None
     if report.first_broken_seq is not None:
-        # Read raw: the broken entry may be the one whose payload is no longer JSON, which
-        # the column's own type would fail to decode.
+        # Read raw, as the check does: the broken entry may be the one whose time is not a
+        # date or whose payload is not JSON, which the columns' own types would fail on.
         with ctx.engine.connect() as connection:
             row = connection.execute(
-                select(
-                    ledger.c.seq,
-                    ledger.c.at,
-                    ledger.c.event,
-                    type_coerce(ledger.c.payload, Text).label("payload"),
-                    ledger.c.prev_hash,
-                    ledger.c.hash,
-                ).where(ledger.c.seq == report.first_broken_seq)
+                RAW_ENTRIES.where(ledger.c.seq == report.first_broken_seq)
             ).first()
         if row is not None:
-            broken = LedgerEntry(
-                row.seq, row.at, row.event, _payload(row.payload), row.prev_hash, row.hash
+            broken = BrokenEntry(
+                row.seq, _date(row.seq, row.at), _text(row.at), _text(row.event), _text(row.hash)
             )
     return LedgerStatus(report, seconds, broken)
 
 
-def _payload(text: str | None) -> Mapping[str, Any]:
-    """The stored payload, or what is left of it when it is not a JSON object."""
+def _date(seq: int, stored: object) -> datetime | None:
+    """The stored time, or None when it is not a date."""
     try:
-        payload = json.loads(text or "")
-    except ValueError:
-        return {"unreadable": (text or "")[:2000]}
-    return payload if isinstance(payload, dict) else {"unreadable": (text or "")[:2000]}
+        return read_at(seq, stored)
+    except UnreadableEntry:
+        return None
+
+
+def _text(stored: object) -> str:
+    """A stored column as text to show: text as is, bytes in hexadecimal, a time in ISO
+    form, anything else as Python writes it; cut to what identifies it."""
+    if stored is None:
+        return ""
+    if isinstance(stored, datetime):
+        return stored.isoformat()
+    if isinstance(stored, bytes | bytearray | memoryview):
+        return bytes(stored).hex()[:SHOWN]
+    return str(stored)[:SHOWN]

@@ -7,12 +7,13 @@ costs what it holds, not what the tables hold. Days are UTC days, as stored.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Connection, case, func, select
+from sqlalchemy import Column, Connection, Text, case, func, select, type_coerce
 
 from courtois.domain.errors import InvalidInput
 from courtois.domain.invitations import InvitationState
@@ -35,7 +36,8 @@ class DailyFigures:
     days: tuple[date, ...]
     # Emails that left (a digest counts once).
     sent: tuple[int, ...]
-    # Decisions that put a message off to share a later email (the recipient's quota).
+    # Messages put off to share a later email (the recipient's quota): each counts once a
+    # day, however many decisions put it off that day (when asked, then before sending).
     deferred: tuple[int, ...]
     # Refusals, per rule that refused (a refusal by two rules counts for each), chain order;
     # only the rules that refused something in the range.
@@ -47,6 +49,9 @@ class DailyFigures:
     # Invitations sent that day, and how many of those were accepted since.
     invited: tuple[int, ...]
     accepted: tuple[int, ...]
+    # The messages put off in the whole range, each once (a message put off on two days
+    # counts on each day, once in all).
+    deferred_total: int = 0
 
     @property
     def acceptance(self) -> tuple[float | None, ...]:
@@ -110,7 +115,8 @@ def daily_figures(ctx: Context, first: date, last: date) -> DailyFigures:
         )
         complained = _counts(connection, complaints.c.at, start, end)
         invited, accepted = _cohorts(connection, start, end)
-        blocked, deferred = _refusals(connection, start, end, position)
+        blocked = _refusals(connection, start, end, position)
+        deferred, deferred_total = _deferrals(connection, start, end, position)
 
     def spread(found: Mapping[date, int]) -> tuple[int, ...]:
         return tuple(found.get(day, 0) for day in days)
@@ -127,6 +133,7 @@ def daily_figures(ctx: Context, first: date, last: date) -> DailyFigures:
         complaints=spread(complained),
         invited=spread(invited),
         accepted=spread(accepted),
+        deferred_total=deferred_total,
     )
 
 
@@ -164,30 +171,62 @@ def _cohorts(
 
 def _refusals(
     connection: Connection, start: datetime, end: datetime, position: Mapping[date, int]
-) -> tuple[dict[str, list[int]], list[int]]:
-    """Refusals per rule and deferrals into a digest, per day. Decisions are grouped by
-    their stored verdicts in the database, so a day of ten thousand identical refusals
-    comes back as one row to read."""
+) -> dict[str, list[int]]:
+    """Refusals per rule, per day. Decisions are grouped by their stored verdicts in the
+    database, so a day of ten thousand identical refusals comes back as one row to read."""
     day = func.date(decisions.c.decided_at)
     rows = connection.execute(
-        select(day, decisions.c.outcome, decisions.c.verdicts, func.count())
+        select(day, decisions.c.verdicts, func.count())
         .where(
-            decisions.c.outcome.in_([Outcome.DENY.value, Outcome.DEFER.value]),
+            decisions.c.outcome == Outcome.DENY.value,
             decisions.c.decided_at >= start,
             decisions.c.decided_at < end,
         )
-        .group_by(day, decisions.c.outcome, decisions.c.verdicts)
+        .group_by(day, decisions.c.verdicts)
     ).all()
     blocked: dict[str, list[int]] = {}
-    deferred = [0] * len(position)
-    for found, outcome, verdicts, number in rows:
+    for found, verdicts, number in rows:
         index = position[_as_day(found)]
-        if outcome == Outcome.DENY.value:
-            for rule in _rules_saying(verdicts, Outcome.DENY):
-                blocked.setdefault(rule, [0] * len(position))[index] += int(number)
-        elif DIGEST_RULE in _rules_saying(verdicts, Outcome.DEFER):
-            deferred[index] += int(number)
-    return blocked, deferred
+        for rule in _rules_saying(verdicts, Outcome.DENY):
+            blocked.setdefault(rule, [0] * len(position))[index] += int(number)
+    return blocked
+
+
+def _like(text: str) -> str:
+    """`text` as a LIKE pattern matching itself anywhere (escaped with a backslash)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+# The recipient's quota putting a message off, as its verdict is stored (canonical JSON,
+# `decisions.verdicts_text`): `["recipient-quota","defer",` opens it.
+_QUOTA_DEFERS = _like(
+    json.dumps([DIGEST_RULE, Outcome.DEFER.value], separators=(",", ":")).removesuffix("]") + ","
+)
+
+
+def _deferrals(
+    connection: Connection, start: datetime, end: datetime, position: Mapping[date, int]
+) -> tuple[list[int], int]:
+    """Messages the recipient's quota put off into a digest, per day and in all, each
+    message once: one is decided when asked for and again right before it leaves, and each
+    decision may put it off. Counted in the database, by the message a deferral always
+    names."""
+    where = (
+        decisions.c.outcome == Outcome.DEFER.value,
+        decisions.c.decided_at >= start,
+        decisions.c.decided_at < end,
+        type_coerce(decisions.c.verdicts, Text).like(_QUOTA_DEFERS, escape="\\"),
+    )
+    day = func.date(decisions.c.decided_at)
+    messages_put_off = func.count(func.distinct(decisions.c.message_id))
+    deferred = [0] * len(position)
+    for found, number in connection.execute(
+        select(day, messages_put_off).where(*where).group_by(day)
+    ):
+        deferred[position[_as_day(found)]] = int(number)
+    total = int(connection.execute(select(messages_put_off).where(*where)).scalar_one())
+    return deferred, total
 
 
 def _rules_saying(verdicts: Iterable[list[str]], outcome: Outcome) -> set[str]:

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from courtois.domain.errors import InvalidInput
 from courtois.domain.invitations import InvitationState
-from courtois.domain.messages import MessageKind, MessageState
+from courtois.domain.messages import MessageKind, MessageState, why_in_doubt
 from courtois.services.context import Context
 from courtois.services.locks import lock_recipients
 from courtois.services.send_outcomes import schedule_reminders
@@ -45,7 +45,9 @@ class Resolution(StrEnum):
 
 @dataclass(frozen=True)
 class UnknownMessage:
-    """One email of uncertain fate (a digest's carrier stands for the ones it carried)."""
+    """One email of uncertain fate (a digest's carrier stands for the ones it carried).
+    `id` is the left part of the email's Message-ID, which the mail server's logs name;
+    `first_attempt_at` is when it was first handed to the mail server."""
 
     id: str
     member_id: str
@@ -56,6 +58,24 @@ class UnknownMessage:
     attempts: int
     last_reason: str | None
     carried: int
+    first_attempt_at: datetime | None = None
+
+    @property
+    def handed_over_at(self) -> datetime | None:
+        """When the email that may have arrived was handed to the mail server, if known."""
+        return handed_over_at(self.attempts, self.first_attempt_at)
+
+    @property
+    def why(self) -> tuple[str, str]:
+        """Why it is in doubt, for the page to word (`why_in_doubt`)."""
+        return why_in_doubt(self.last_reason)
+
+
+def handed_over_at(attempts: int, first_attempt_at: datetime | None) -> datetime | None:
+    """When an email was handed to the mail server, as far as its row tells: the claim of
+    its only attempt. After earlier attempts refused for now, the first attempt is not the
+    one that may have arrived, and no later one is stored: None."""
+    return first_attempt_at if attempts == 1 else None
 
 
 @dataclass(frozen=True)
@@ -103,6 +123,7 @@ def unknown_messages(ctx: Context, limit: int = LISTED) -> tuple[list[UnknownMes
             r.attempts,
             r.last_reason,
             carried.get(r.id, 0),
+            r.first_attempt_at,
         )
         for r in rows
     ]
@@ -129,17 +150,27 @@ def check_resolution(ids: Sequence[str], outcome: str) -> tuple[list[str], Resol
 
 def resolve_unknown(ctx: Context, ids: Sequence[str], outcome: str, now: datetime) -> Resolved:
     """Record what became of these unknown emails (with the ones a digest carried). Ids
-    that name no message are refused and nothing changes; ids already resolved are left
-    as they are and reported."""
+    that name no message, or a message a digest carried (settled with its digest only),
+    are refused and nothing changes; ids already resolved are left as they are and
+    reported."""
     chosen, resolution = check_resolution(ids, outcome)
     with ctx.unit_of_work(now) as uow:
         named = uow.conn.execute(
-            select(messages.c.id, messages.c.recipient_digest).where(messages.c.id.in_(chosen))
+            select(messages.c.id, messages.c.recipient_digest, messages.c.carried_by).where(
+                messages.c.id.in_(chosen)
+            )
         ).all()
         missing = set(chosen) - {r.id for r in named}
         if missing:
             raise InvalidInput(
                 "Some of these messages do not exist.", {"message": f"{len(missing)} unknown ids"}
+            )
+        # A digest's parts left, or not, with the email that carried them: only the carrier
+        # is offered, and settling a part alone would split one email's fate in two.
+        if any(r.carried_by is not None for r in named):
+            raise InvalidInput(
+                "Some of these messages were carried in a digest: settle the digest.",
+                {"message": "carried"},
             )
         digests = sorted({r.recipient_digest for r in named})
         lock_recipients(uow.conn, digests)
@@ -162,22 +193,30 @@ def resolve_unknown(ctx: Context, ids: Sequence[str], outcome: str, now: datetim
 
 
 def _delivered(uow: UnitOfWork, ctx: Context, rows: Sequence[Any]) -> int:
-    """The emails arrived: sent when their outcome became unknown (the latest instant they
-    can have left), their first invitations sent from then, with the reminder a member
-    ticked, as after any accepted email."""
-    set_messages(
-        uow,
-        [r.id for r in rows],
-        MessageState.UNKNOWN,
-        MessageState.SENT,
-        SENT_REASON,
-        sent_at=messages.c.updated_at,  # SET reads the row as it was: when it became unknown
-        lease_until=None,
-    )
+    """The emails arrived: sent when they were handed to the mail server, as a worker
+    recording the server's answer would have said, their first invitations sent from then,
+    with the reminder a member ticked, as after any accepted email. The sending time feeds
+    the charts' day, the recipient's quota, the reminder and the expiry: when it is not
+    known (an email tried more than once), the instant its outcome became unknown stands
+    for it, the latest it can have left. A digest's parts left with their carrier."""
+    left = {r.id: handed_over_at(r.attempts, r.first_attempt_at) or r.updated_at for r in rows}
+    messages_at: dict[datetime, list[str]] = defaultdict(list)
     by_instant: dict[datetime, list[str]] = defaultdict(list)
     for r in rows:
+        instant = left.get(r.carried_by or r.id, left[r.id])
+        messages_at[instant].append(r.id)
         if r.kind != MessageKind.REMINDER.value:
-            by_instant[r.updated_at].append(r.invitation_id)
+            by_instant[instant].append(r.invitation_id)
+    for instant, message_ids in sorted(messages_at.items()):
+        set_messages(
+            uow,
+            message_ids,
+            MessageState.UNKNOWN,
+            MessageState.SENT,
+            SENT_REASON,
+            sent_at=instant,
+            lease_until=None,
+        )
     expiry = timedelta(days=ctx.settings.policy.invitation_expiry_days)
     moved = 0
     for instant, invitation_ids in sorted(by_instant.items()):

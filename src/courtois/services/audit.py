@@ -30,14 +30,16 @@ class UnreadableEntry(DomainError):
 
 # Every column as stored, decoded here: a row whose text is not what the application
 # writes is a broken entry to report, not an error inside the driver's row processing.
-_ROWS = select(
+# The admin page reads the first broken entry with the same columns, for the same reason.
+RAW_ENTRIES = select(
     ledger.c.seq,
     type_coerce(ledger.c.at, Text).label("at"),
     ledger.c.event,
     type_coerce(ledger.c.payload, Text).label("payload"),
     ledger.c.prev_hash,
     ledger.c.hash,
-).order_by(ledger.c.seq)
+)
+_ORDERED = RAW_ENTRIES.order_by(ledger.c.seq)
 
 
 def read_at(seq: int, stored: object) -> datetime:
@@ -74,7 +76,7 @@ def iter_entries(engine: Engine, upto: int | None = None) -> Iterator[LedgerEntr
     last: int | None = None
     with engine.connect() as connection:
         while True:
-            query = _ROWS.limit(PAGE)
+            query = _ORDERED.limit(PAGE)
             if last is not None:
                 query = query.where(ledger.c.seq > last)
             if upto is not None:
@@ -84,6 +86,8 @@ def iter_entries(engine: Engine, upto: int | None = None) -> Iterator[LedgerEntr
                 return
             for r in rows:
                 at, payload = read_at(r.seq, r.at), read_payload(r.seq, r.payload)
+                if not isinstance(r.event, str):
+                    raise UnreadableEntry(r.seq, "its event is not text")
                 if not isinstance(r.hash, str) or not isinstance(r.prev_hash, str):
                     raise UnreadableEntry(r.seq, "its hash is not text")
                 yield LedgerEntry(r.seq, at, r.event, payload, r.prev_hash, r.hash)

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
-from courtois.domain.messages import MessageState
+from courtois.domain.messages import LEASE_EXPIRED, MessageKind, MessageState
 from courtois.services.context import Context
 from courtois.services.transitions import move_invitations, set_messages
 from courtois.services.unit_of_work import UnitOfWork
@@ -86,16 +86,24 @@ def drop_invited_contacts(uow: UnitOfWork, invitation_ids: Sequence[str]) -> int
 
 def expire_leases(ctx: Context, now: datetime) -> int:
     """A message still `sending` after its lease belongs to a worker that vanished: it may or
-    may not have left, so it becomes `unknown`, for a person to resolve (invariant 8)."""
+    may not have left, so it becomes `unknown`, for a person to resolve (invariant 8). A
+    carrier that was taking others along may have left as a digest, and is recorded as one,
+    as when its worker records the server's answer (`send_outcomes`)."""
     with ctx.unit_of_work(now) as uow:
-        ids = list(
+        rows = uow.conn.execute(
+            select(messages.c.id, messages.c.carried_by).where(
+                messages.c.state == MessageState.SENDING.value, messages.c.lease_until < now
+            )
+        ).all()
+        ids = [r.id for r in rows]
+        set_messages(uow, ids, MessageState.SENDING, MessageState.UNKNOWN, LEASE_EXPIRED)
+        carriers = sorted({r.carried_by for r in rows if r.carried_by} & set(ids))
+        for start in range(0, len(carriers), _CHUNK):
             uow.conn.execute(
-                messages.select()
-                .with_only_columns(messages.c.id)
-                .where(messages.c.state == MessageState.SENDING.value, messages.c.lease_until < now)
-            ).scalars()
-        )
-        set_messages(uow, ids, MessageState.SENDING, MessageState.UNKNOWN, "worker lease expired")
+                update(messages)
+                .where(messages.c.id.in_(carriers[start : start + _CHUNK]))
+                .values(kind=MessageKind.DIGEST.value)
+            )
         uow.commit()
     return len(ids)
 

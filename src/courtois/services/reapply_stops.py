@@ -29,7 +29,7 @@ from sqlalchemy import ColumnElement, Engine, Row, delete, select
 from courtois.domain.errors import Conflict
 from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
 from courtois.domain.ledger import EventType
-from courtois.domain.messages import MessageState
+from courtois.domain.messages import LEFT_AFTER_BACKUP, MessageState
 from courtois.services.bounces import Reported, suppress_recipient, suppression_counts
 from courtois.services.context import Context
 from courtois.services.housekeeping import drop_invited_contacts
@@ -258,7 +258,7 @@ def _left(ctx: Context, stop: Stop, now: datetime) -> bool:
         ).scalar_one_or_none()
     if digest is None:
         return False
-    reason = f"left after the backup this database was restored from (ledger entry {stop.seq})"
+    reason = LEFT_AFTER_BACKUP.format(seq=stop.seq)
     with ctx.unit_of_work(now) as uow:
         lock_recipients(uow.conn, [digest])
         state = uow.conn.execute(

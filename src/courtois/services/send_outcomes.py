@@ -22,7 +22,7 @@ from courtois.domain.addresses import without_addresses
 from courtois.domain.ids import new_id
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
-from courtois.domain.messages import MessageKind, MessageState
+from courtois.domain.messages import OUTCOME_UNKNOWN, MessageKind, MessageState
 from courtois.services.context import Context
 from courtois.services.locks import lock_recipients
 from courtois.services.suppression import HARD_BOUNCE, stop_suppressed
@@ -259,7 +259,7 @@ def _record(
             claim.ids,
             MessageState.SENDING,
             MessageState.UNKNOWN,
-            f"outcome unknown: {_reply(delivery)}",
+            OUTCOME_UNKNOWN + _reply(delivery),
             lease_until=None,
         )
         report.unknown += 1

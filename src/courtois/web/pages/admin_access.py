@@ -103,6 +103,7 @@ PROBLEMS: Mapping[tuple[str, str], str] = {
     ("to", "range too long"): "range-length",
     ("message", "none chosen"): "none-chosen",
     ("message", "too many"): "too-many",
+    ("message", "carried"): "carried",
     ("outcome", "unknown"): "outcome",
 }
 

@@ -58,10 +58,11 @@ class Formats:
         return str(format_decimal(value, locale=self.locale))
 
     def percent(self, value: float | None) -> str:
-        """A share as a whole percentage; a dash for no value."""
+        """A share as a whole percentage, written as the language writes it ("25%",
+        "25 %"); a dash for no value."""
         if value is None:
             return "–"
-        return str(format_percent(value, "#,##0%", locale=self.locale))
+        return str(format_percent(value, locale=self.locale))
 
     def short_day(self, value: date) -> str:
         """A day as a short label: "Mar 2", "2 mars"."""
@@ -118,15 +119,36 @@ async def read_admin_form(request: Request) -> dict[str, list[str]]:
         if size > MAX_BODY:
             raise BadAdminForm("body too large")
         chunks.append(chunk)
-    text = b"".join(chunks).decode("utf-8", errors="replace")
+    # Bytes that are not UTF-8 are kept apart (as lone surrogates), not turned into U+FFFD:
+    # a value holding them is no text anyone typed, and is read as `NOT_TEXT`.
+    text = b"".join(chunks).decode("utf-8", errors="surrogateescape")
     try:
-        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+        pairs = parse_qsl(
+            text, keep_blank_values=True, max_num_fields=MAX_FIELDS, errors="surrogateescape"
+        )
     except ValueError:
         raise BadAdminForm("too many fields") from None
     fields: dict[str, list[str]] = {}
     for name, value in pairs:
-        fields.setdefault(name.strip(), []).append(value)
+        fields.setdefault(_text(name).strip(), []).append(_text(value))
     return fields
+
+
+# What a field that is not UTF-8 reads as: a NUL, which no field accepts (no address,
+# message id, outcome, key or token holds one, `comparable_text`), so each page refuses it
+# as it refuses any bad value of that field (a lookup: "not an email address"), instead of
+# acting on a look-alike with U+FFFD where the bytes were.
+NOT_TEXT = "\x00"
+
+
+def _text(decoded: str) -> str:
+    """A name or value as decoded with surrogate escapes; NOT_TEXT if it held bytes that
+    are not UTF-8."""
+    try:
+        decoded.encode("utf-8")
+    except UnicodeEncodeError:
+        return NOT_TEXT
+    return decoded
 
 
 def first(fields: dict[str, list[str]], name: str) -> str:
