@@ -10,11 +10,15 @@ from courtois.services.context import Context
 from courtois.store.engine import make_engine
 
 
-def bootstrap(settings: Settings | None = None) -> Context:
-    """Load settings (file and environment) and build the context; fails fast on bad config."""
+def bootstrap(settings: Settings | None = None, create_database: bool = False) -> Context:
+    """Load settings (file and environment) and build the context; fails fast on bad config.
+    A missing SQLite file is made only with `create_database` (migrate, the demo): for any
+    other command it is a mistyped path or a database never migrated, refused as such."""
     chosen = settings or load_settings()
     check_mail_settings(chosen)
-    engine = make_engine(chosen.database_url, pool_size=chosen.database_pool_size)
+    engine = make_engine(
+        chosen.database_url, pool_size=chosen.database_pool_size, create=create_database
+    )
     return Context(engine=engine, settings=chosen)
 
 

@@ -119,7 +119,8 @@ def run(action: Callable[[Context], T], schema: bool = True) -> T:
     from courtois.store.migrate import check_schema
 
     try:
-        ctx = bootstrap()
+        # Only `migrate` (the one run without the schema check) may make a SQLite file.
+        ctx = bootstrap(create_database=not schema)
     except DomainError as error:
         fail(error.message)
     try:
@@ -507,7 +508,12 @@ def _serve_worker(ctx: Context, interval: float, as_json: bool, shard: Shard | N
                 sys.stderr.write("courtois: worker resumed: the database answers again\n")
                 sys.stderr.flush()
             faults, pause = 0, interval
-            if report.sent or report.failed or report.unknown or report.retried:
+            trouble = report.webhook_trouble()
+            if trouble is not None:
+                sys.stderr.write(f"courtois: {trouble}\n")
+                sys.stderr.flush()
+            webhooks = report.webhooks["delivered"] or report.webhooks["failed"]
+            if report.sent or report.failed or report.unknown or report.retried or webhooks:
                 counts = report.as_dict()
                 emit(as_json, counts, lambda: show_facts("pass", counts))  # noqa: B023 - used at once
         deadline = time.monotonic() + pause

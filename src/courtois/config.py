@@ -6,7 +6,9 @@ keys), so containers need no file at all. A bad value stops the start with a cle
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -251,8 +253,9 @@ def webhook_target(settings: Settings) -> tuple[str, str] | None:
 
 def _check_webhook_url(url: str) -> None:
     """A URL the worker can post to, checked as httpx and the socket layer will read it:
-    one they cannot (a port that is not a number, an empty or over-long host label, an
-    unclosed IPv6 bracket) would otherwise fail every delivery, pass after pass."""
+    one they cannot (a port that is not a number or out of range, a host label that is
+    empty, over-long or not letters, digits and inner hyphens, an unclosed IPv6 bracket)
+    would otherwise fail every delivery, pass after pass."""
     import httpx
 
     try:
@@ -262,12 +265,36 @@ def _check_webhook_url(url: str) -> None:
             raise ValueError("no host")
         # As a connection encodes it (the IDNA codec): refuses empty and over-long labels.
         host.encode("idna")
+        _check_webhook_host(host)
+        if parsed.port is not None and not 1 <= parsed.port <= MAX_PORT:
+            raise ValueError(f"the port is not between 1 and {MAX_PORT}")
     except (httpx.InvalidURL, ValueError) as error:  # UnicodeError is a ValueError
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise InvalidInput(
             f"COURTOIS_WEBHOOK_URL is not a URL webhooks can be posted to ({reason}).",
             {"webhook_url": "invalid"},
         ) from None
+
+
+MAX_PORT = 65_535
+# A host name's label as DNS and the resolver take it (RFC 1123): letters, digits and
+# hyphens, neither first nor last. httpx gives a name already in A-labels (xn--...).
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _check_webhook_host(host: str) -> None:
+    """An IP address, or a name whose every label is a host name's: httpx lets through a
+    space (as %20), an underscore or an edge hyphen, which no resolver finds."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return
+    # One trailing dot is the root (a fully qualified name), not an empty label.
+    labels = host.removesuffix(".").split(".")
+    if not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        raise ValueError("a host label is not letters, digits and inner hyphens")
 
 
 DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")

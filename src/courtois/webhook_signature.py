@@ -34,7 +34,9 @@ def verify(
     tolerance: int = DEFAULT_TOLERANCE_SECONDS,
 ) -> bool:
     """Whether `header` signs `body` with `secret` and was made within `tolerance` seconds
-    of `now`. Several v1 values are accepted, so that a secret can be rotated."""
+    of `now`. courtois sends one v1, made with its one secret: during a secret change,
+    call this with the old secret and with the new one. A header carrying several v1
+    values is accepted when any of them matches."""
     timestamp: int | None = None
     candidates: list[str] = []
     for part in header.split(","):

@@ -212,6 +212,8 @@ class Script:
     replies: dict[str, list[str]] = field(default_factory=dict)
     bodies: list[bytes] = field(default_factory=list)
     sessions: int = 0
+    # Seconds to wait before the greeting ("GREETING") or before answering a verb.
+    delays: dict[str, float] = field(default_factory=dict)
 
     def answer(self, verb: str) -> str:
         queued = self.replies.get(verb)
@@ -230,10 +232,12 @@ def scripted_server(script: Script) -> Iterator[str]:
 
     async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         script.sessions += 1
-        writer.write(b"220 scripted ESMTP\r\n")
         try:
+            await asyncio.sleep(script.delays.get("GREETING", 0.0))
+            writer.write(b"220 scripted ESMTP\r\n")
             while line := await reader.readline():
                 verb = line.split(b" ", 1)[0].strip().upper().decode("ascii", "replace")
+                await asyncio.sleep(script.delays.get(verb, 0.0))
                 if verb == "EHLO":
                     writer.write(b"250-scripted\r\n250 PIPELINING\r\n")
                     continue

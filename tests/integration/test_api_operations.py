@@ -14,7 +14,7 @@ import httpx
 import pytest
 from api_support import add_member, free_port, preview_and_invite, running_api, served
 from frozen_proxy import frozen_proxy
-from smtp_server import FaultyHandler, smtp_server
+from smtp_server import FaultyHandler, Script, scripted_server, smtp_server
 from sqlalchemy import Engine, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -52,6 +52,51 @@ def test_unavailable_when_smtp_does_not_answer(ctx: Context) -> None:
     assert health["checks"]["smtp"]["ok"] is False
     assert "127.0.0.1" not in response.text
     assert "pw" not in response.text
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_unavailable_when_smtp_greets_but_the_worker_could_not_use_it(ctx: Context) -> None:
+    """The check opens the session as the worker does: a relay without STARTTLS where the
+    URL's credentials require it, or one refusing those credentials, greets and is still
+    down; the answer names the step, never the user, the password or the host."""
+    with smtp_server(FaultyHandler()) as plain:
+        host = plain.removeprefix("smtp://")
+        with running_api(ctx, smtp_url=f"smtp://courtois:s3cret@{host}") as api:
+            no_starttls = api.get("/healthz")
+    with smtp_server(FaultyHandler(), auth=("courtois", "s3cret")) as url:
+        host = url.removeprefix("smtp://")
+        with running_api(ctx, smtp_url=f"smtp://courtois:wrong@{host}?starttls=off") as api:
+            refused = api.get("/healthz")
+        with running_api(ctx, smtp_url=f"smtp://courtois:s3cret@{host}?starttls=off") as api:
+            accepted = api.get("/healthz")
+    assert no_starttls.status_code == 503
+    assert no_starttls.json()["checks"]["smtp"]["ok"] is False
+    assert no_starttls.json()["checks"]["smtp"]["detail"].startswith("starttls failed")
+    assert refused.status_code == 503
+    assert refused.json()["checks"]["smtp"]["detail"] == "auth failed (SMTPAuthenticationError 535)"
+    for response in (no_starttls, refused):
+        for secret in ("courtois", "s3cret", "wrong", "127.0.0.1"):
+            assert secret not in response.text
+    assert accepted.status_code == 200
+    assert accepted.json()["checks"]["smtp"] == {
+        "ok": True,
+        "detail": "greets",
+        "took_ms": accepted.json()["checks"]["smtp"]["took_ms"],
+    }
+
+
+def test_a_slow_smtp_server_is_given_one_deadline_in_all(ctx: Context) -> None:
+    """Greeting after 2 s and QUIT answered after 2 more: each wait is within the 3 s, the
+    whole is not, and the answer comes at the deadline, not after both waits."""
+    script = Script(delays={"GREETING": 2.0, "QUIT": 2.0})
+    with scripted_server(script) as url, running_api(ctx, smtp_url=url) as api:
+        started = time.monotonic()
+        response = api.get("/healthz")
+        took = time.monotonic() - started
+        time.sleep(1.5)  # the server's session ends before the server does
+    assert response.status_code == 503
+    assert response.json()["checks"]["smtp"]["detail"] == "no answer within 3 s"
+    assert 2.5 < took < 3.8
 
 
 def test_unavailable_when_the_database_is_behind_or_gone(tmp_path: Path) -> None:

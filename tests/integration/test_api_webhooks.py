@@ -150,6 +150,33 @@ def test_an_event_is_given_up_after_the_last_attempt(ctx: Context) -> None:
     assert len(hooks.received) == 1
 
 
+def test_a_worker_pass_reports_what_became_of_its_webhooks(ctx: Context) -> None:
+    """Delivered, failed and given up are in the pass's report, each failure's kind among
+    its problems, and the worker's log line says so without the URL or its token."""
+    with webhook_receiver(replies=[503, 500]) as hooks:
+        hooked_ctx = hooked(ctx, f"{hooks.url}?token=sekrit")
+        unsubscribe_one(hooked_ctx, "bo@example.org")
+        unsubscribe_one(hooked_ctx, "cy@example.org")
+        last = rows(hooked_ctx, webhook_events)[0].id
+        with hooked_ctx.engine.begin() as connection:
+            connection.execute(
+                update(webhook_events)
+                .where(webhook_events.c.id == last)
+                .values(attempts=MAX_ATTEMPTS - 1)
+            )
+        refused = run_pass(hooked_ctx, T0, None)
+        served = run_pass(hooked_ctx, T0 + timedelta(days=1), None)
+    assert refused.webhooks == {"delivered": 0, "failed": 2, "given_up": 1}
+    assert refused.problems == {"webhook: HTTP 500": 1, "webhook: HTTP 503": 1}
+    assert refused.as_dict()["webhooks"] == refused.webhooks
+    assert refused.webhook_trouble() == (
+        "webhooks: 2 attempts failed in this pass (HTTP 500 1, HTTP 503 1); 1 given up,"
+        " the others tried again later"
+    )
+    assert served.webhooks == {"delivered": 1, "failed": 0, "given_up": 0}
+    assert (served.problems, served.webhook_trouble()) == ({}, None)
+
+
 def test_an_event_exists_only_if_its_change_committed(ctx: Context) -> None:
     ctx = hooked(ctx, "http://127.0.0.1:9/hooks")
     digest = ctx.digest_email("bo@example.org")

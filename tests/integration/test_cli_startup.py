@@ -108,6 +108,26 @@ def test_an_unmigrated_database_is_named_by_every_command(tmp_path: Path) -> Non
     assert "revision" in ok(env, "migrate")
 
 
+def test_a_mistyped_sqlite_path_is_refused_without_making_a_file(tmp_path: Path) -> None:
+    """A command other than `migrate` run against a path where there is no database leaves
+    nothing there: no empty file, no folder, to be taken later for the real database."""
+    typo = tmp_path / "x" / "typo.db"
+    env = environment(f"sqlite:///{typo}")
+    mail = tmp_path / "bounce.eml"
+    mail.write_bytes(b"Subject: hello\r\n\r\nnothing\r\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    commands = [*EVERY_COMMAND, ["serve", "--port", port], ["bounces", "ingest", str(mail)]]
+    # The same path as a SQLite URI filename.
+    uri = environment(f"sqlite:///file:{typo}?uri=true")
+    runs = [(env, args) for args in commands] + [(uri, ["worker", "--once", "--now", NOW])]
+    _refused_without_addresses(runs, NOT_MIGRATED, str(typo))
+    assert not typo.parent.exists()
+    assert "revision" in ok(env, "migrate")
+    assert typo.is_file()
+
+
 def _as_newer_release(database: Path, oldest_reader: str) -> None:
     """What a later release's `courtois migrate` leaves: a revision this code does not
     know, and the oldest revision that release lets run against it."""

@@ -399,10 +399,29 @@ def test_a_maildir_yields_each_message(tmp_path: Path) -> None:
     box = mailbox.Maildir(folder, create=True)
     keys = {box.add(mailbox.MaildirMessage(sample(name))): name for name in SOME}
     found = dict(iter_messages(folder))
-    assert set(found) == {f"{folder}/{key}" for key in keys}
+    assert set(found) == {f"{folder}/new/{key}" for key in keys}
     for source, raw in found.items():
         name = keys[source.rsplit("/", 1)[1]]
         assert classify(raw, source).kind == expected_kind(EXPECTED[name])
+
+
+def test_a_maildir_message_is_named_by_its_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file as the operator finds it under the folder they gave, flags and all, not
+    the Maildir's key (which drops `cur/` or `new/` and the `:2,S`)."""
+    monkeypatch.chdir(tmp_path)
+    for sub in ("new", "cur", "tmp"):
+        (tmp_path / "md" / sub).mkdir(parents=True)
+    (tmp_path / "md" / "cur" / "123.host:2,S").write_bytes(sample(SOME[0]))
+    (tmp_path / "md" / "new" / "1.eml").write_bytes(sample(SOME[1]))
+    (tmp_path / "md" / "tmp" / "2.eml").write_bytes(sample(SOME[2]))  # not delivered yet
+    assert [source for source, _ in iter_messages("md/")] == ["md/new/1.eml", "md/cur/123.host:2,S"]
+    found = dict(iter_messages(tmp_path / "md"))
+    assert found == {
+        f"{tmp_path}/md/new/1.eml": sample(SOME[1]),
+        f"{tmp_path}/md/cur/123.host:2,S": sample(SOME[0]),
+    }
 
 
 def test_missing_paths_and_plain_folders_are_refused(tmp_path: Path) -> None:

@@ -155,6 +155,12 @@ def test_half_a_webhook_configuration_stops_the_start(environ: dict[str, str], k
         "http://127.0.0.1:80a/",
         f"http://{'a' * 64}.example.com/hook",
         "http:///hook",
+        "http://example.com:99999/",
+        "http://example.com:0/",
+        "http://exa mple.com/",
+        "http://exa_mple.com/",
+        "http://-bad-.com/",
+        "http://bad-.example.com/",
     ],
 )
 def test_a_webhook_url_that_cannot_be_posted_to_stops_the_start(url: str) -> None:
@@ -171,7 +177,14 @@ def test_a_whole_webhook_configuration_loads() -> None:
         }
     )
     assert settings.webhook_url == "https://hooks.example/in"
-    for url in ("http://[::1]:8080/in", "https://hooks.exämple.org/in", "http://127.0.0.1:80/"):
+    for url in (
+        "http://[::1]:8080/in",
+        "https://hooks.exämple.org/in",
+        "http://127.0.0.1:80/",
+        "https://hooks.example.org.:65535/in",
+        "http://localhost:1/",
+        "https://xn--bcher-kva.example/in",
+    ):
         assert (
             load_settings(
                 environ={

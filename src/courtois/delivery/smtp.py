@@ -1,12 +1,13 @@
 """The SMTP transport: pooled connections, bounded concurrency, a per-domain rate limit, and
 an exact account of what the server said.
 
-aiosmtplib opens each connection (TLS from the first byte for smtps://, STARTTLS on
-smtp:// as the URL says, EHLO, AUTH when a user is given). A server that offers PIPELINING
-then gets the pipelined hot path of `smtp_pipeline`; any other is spoken to one command at
-a time through aiosmtplib. Either way each failure is placed: before the body was sent
-nothing left (temporary, safe to retry); after the body was sent and before the reply the
-message may have been accepted (unknown, never retried blindly).
+`smtp_session.open_session` opens each connection (TLS from the first byte for smtps://,
+STARTTLS on smtp:// as the URL says, EHLO, AUTH when a user is given), as `/healthz` opens
+its own. A server that offers PIPELINING then gets the pipelined hot path of
+`smtp_pipeline`; any other is spoken to one command at a time through aiosmtplib. Either
+way each failure is placed: before the body was sent nothing left (temporary, safe to
+retry); after the body was sent and before the reply the message may have been accepted
+(unknown, never retried blindly).
 
 Connections stay open from one batch to the next and are let go by `release` (the worker
 calls it at the end of each pass); the transport opens new ones when used again.
@@ -25,6 +26,7 @@ import aiosmtplib
 
 from courtois.delivery.smtp_lockstep import send_lockstep
 from courtois.delivery.smtp_pipeline import ConnectionBroken, ReplyReader, send_pipelined
+from courtois.delivery.smtp_session import SessionRefused, open_session
 from courtois.delivery.smtp_work import DomainPacer, Work, session_fault
 from courtois.delivery.transport import Delivery, Outgoing
 
@@ -187,32 +189,14 @@ class SmtpTransport:
     async def _open(self, work: Work) -> _Connection | None:
         """Connect (TLS, EHLO, AUTH as configured); a failure is the next message's
         outcome, a fault of the relay's session that says nothing of its recipient."""
-        s = self.settings
-        client = aiosmtplib.SMTP(
-            hostname=s.host,
-            port=s.port,
-            use_tls=s.use_tls,
-            start_tls=s.starttls,
-            username=s.username,
-            password=s.password,
-            timeout=s.timeout,
-            cert_bundle=s.ca_file,
-        )
         try:
-            await client.connect()
-            # aiosmtplib greets lazily, at the first MAIL: greet now to learn the extensions.
-            if client.is_ehlo_or_helo_needed:
-                try:
-                    await client.ehlo()
-                except aiosmtplib.SMTPHeloError:
-                    await client.helo()
-        except (aiosmtplib.SMTPException, OSError) as error:
-            client.close()
+            client = await open_session(self.settings)
+        except SessionRefused as error:
             if work.left:
                 index = work.left.popleft()
                 work.done(index, session_fault(f"connect: {error}"))
             return None
-        if not (s.pipelining and client.supports_extension("pipelining")):
+        if not (self.settings.pipelining and client.supports_extension("pipelining")):
             return _Connection(client)
         # Take the connection over from aiosmtplib, which reads one reply per command.
         transport = cast(asyncio.Transport, client.transport)

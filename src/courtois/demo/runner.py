@@ -83,7 +83,7 @@ def run_demo(options: DemoOptions, say: Callable[[str], None]) -> None:
         base_url = f"http://{HOST}:{http.getsockname()[1]}"
         settings = demo_settings(folder, keys, base_url, capture.url, policy)
         folder.write_config(settings)
-        ctx = bootstrap(settings)
+        ctx = bootstrap(settings, create_database=True)
         migrate(ctx.engine)
         seeded = seed(ctx, datetime.now(UTC))
         worker = WorkerLoop(ctx, make_transport(settings), WORKER_INTERVAL, say)

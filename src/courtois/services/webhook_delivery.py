@@ -2,8 +2,9 @@
 
 Delivery is at least once: an event is claimed (a committed lease) before it is posted and
 marked as soon as its POST ends, so a crash in between posts it again once the lease runs
-out; receivers dedupe by `Courtois-Event-Id`. A refusal or error is retried after 30
-seconds doubling to 6 hours, with jitter, and given up after 12 attempts (about 15 hours).
+out; receivers dedupe by the body's `id` (signed, unlike the headers). A refusal or error
+is retried after 30 seconds doubling to 6 hours, with jitter, and given up after 12
+attempts (about 15 hours).
 Every attempt is written to the delivery log, stamped with the time it was made.
 
 Time is bounded twice, so that a slow receiver can neither hold the worker's email nor let
@@ -61,6 +62,9 @@ class WebhookReport:
     postponed: int = 0
     purged: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
+    # What went wrong with the failed attempts ("HTTP 503", "ConnectError", the deadline),
+    # counted: never the URL, which may carry a token.
+    problems: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain form for JSON."""
@@ -241,6 +245,9 @@ def _record(
         report.retried += 1
     label = str(done.status_code or done.error)
     report.statuses[label] = report.statuses.get(label, 0) + 1
+    if not done.ok:
+        problem = done.error or "failed"
+        report.problems[problem] = report.problems.get(problem, 0) + 1
     with ctx.unit_of_work(at) as uow:
         uow.conn.execute(
             update(webhook_events)

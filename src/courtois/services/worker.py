@@ -20,8 +20,15 @@ from courtois.services.housekeeping import expire_invitations, expire_leases, pu
 from courtois.services.outgoing import PreviewMismatch, Uncomposable, outgoing_batch
 from courtois.services.send_decisions import decide_and_claim, recarry
 from courtois.services.send_outcomes import hold_claims, put_back, record_outcomes
-from courtois.services.webhook_delivery import deliver_due_webhooks
-from courtois.services.worker_due import Claim, Due, PassReport, Shard, due_messages
+from courtois.services.webhook_delivery import WebhookReport, deliver_due_webhooks
+from courtois.services.worker_due import (
+    WEBHOOK_PROBLEM,
+    Claim,
+    Due,
+    PassReport,
+    Shard,
+    due_messages,
+)
 from courtois.store.wal import truncate_wal
 
 __all__ = ["PassReport", "Shard", "run_pass"]
@@ -53,11 +60,22 @@ def run_pass(
     if leads:
         # As of `now` moved on by the pass so far, as the email leases are: after a long
         # send, leases from the pass's start would already have run out.
-        deliver_due_webhooks(ctx, now + timedelta(seconds=time.monotonic() - started))
+        posted = deliver_due_webhooks(ctx, now + timedelta(seconds=time.monotonic() - started))
+        _count_webhooks(report, posted)
         # Whatever a checkpoint after an erasure could not truncate (a reader held the log)
         # goes now: no page that held an address outlives the next pass (SQLite only).
         truncate_wal(ctx.engine)
     return report
+
+
+def _count_webhooks(report: PassReport, posted: WebhookReport) -> None:
+    """The webhook attempts into the pass's report, each failure's kind among its problems,
+    so `worker --once` and the worker's log say what became of them."""
+    report.webhooks["delivered"] += posted.delivered
+    report.webhooks["failed"] += posted.retried + posted.failed
+    report.webhooks["given_up"] += posted.failed
+    for problem, count in posted.problems.items():
+        report.note(f"{WEBHOOK_PROBLEM}{problem}", count)
 
 
 def _send_due(

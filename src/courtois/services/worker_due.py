@@ -16,6 +16,10 @@ from courtois.store.tables import invitations, messages
 BATCH = 200
 # Digests start with two hex digits: 256 buckets to split among shards.
 _BUCKETS = 256
+# What a pass report counts of webhook attempts.
+WEBHOOK_COUNTS = ("delivered", "failed", "given_up")
+# How a failed webhook attempt's kind starts among a pass's problems.
+WEBHOOK_PROBLEM = "webhook: "
 
 
 @dataclass
@@ -33,8 +37,12 @@ class PassReport:
     unknown: int = 0
     purged: dict[str, int] = field(default_factory=dict)
     # What went wrong with the messages not accepted, by kind ("RCPT 451", "after data:
-    # no reply in time"...), counted: no address, no server text.
+    # no reply in time"...), and with webhook attempts that failed ("webhook: HTTP 503"),
+    # counted: no address, no server text, no URL.
     problems: dict[str, int] = field(default_factory=dict)
+    # The pass's webhook attempts (the leading shard posts them): `failed` counts every
+    # attempt that failed, `given_up` those of them that were an event's last.
+    webhooks: dict[str, int] = field(default_factory=lambda: dict.fromkeys(WEBHOOK_COUNTS, 0))
 
     def as_dict(self) -> dict[str, Any]:
         """Plain form for JSON."""
@@ -47,6 +55,24 @@ class PassReport:
         """Count one more message that met this problem."""
         if count:
             self.problems[problem] = self.problems.get(problem, 0) + count
+
+    def webhook_trouble(self) -> str | None:
+        """One line for the worker's log when webhook attempts failed in this pass (how
+        many, of what kinds, how many given up), else None: a receiver that stopped
+        answering is otherwise seen only on the admin page or in /metrics."""
+        failed, given_up = self.webhooks["failed"], self.webhooks["given_up"]
+        if not failed:
+            return None
+        kinds = ", ".join(
+            f"{kind.removeprefix(WEBHOOK_PROBLEM)} {count}"
+            for kind, count in sorted(self.problems.items())
+            if kind.startswith(WEBHOOK_PROBLEM)
+        )
+        attempts = "attempt" if failed == 1 else "attempts"
+        return (
+            f"webhooks: {failed} {attempts} failed in this pass ({kinds}); {given_up} given up,"
+            " the others tried again later"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.pool import QueuePool
+from sqlalchemy.util import asbool
 
 from courtois.domain.errors import InvalidInput
 
@@ -29,13 +31,17 @@ IDLE_BEFORE_PING = 1.0  # seconds
 CONNECT_TIMEOUT_SECONDS = 5
 # SQLite's page cache per connection, in KiB (the default is 2 MiB).
 SQLITE_CACHE_KIB = 16 * 1024
+# What a command says of a database it cannot run against for want of `migrate`.
+NOT_MIGRATED = "the database is not migrated: run `courtois migrate`"
 
 
-def make_engine(url: str, pool_size: int = 5) -> Engine:
-    """Create an engine for `url`, creating the SQLite file's folder if needed."""
+def make_engine(url: str, pool_size: int = 5, create: bool = True) -> Engine:
+    """Create an engine for `url`. A SQLite file and its folder are made when missing only
+    if `create` (migrate, the demo, tests): any other command refuses a missing file as
+    the unmigrated database it is, rather than leave an empty one at a mistyped path."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database)
+        return _sqlite_engine(url, _sqlite_file(parsed), create)
     if parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     # psycopg reads the URL's own connect_timeout; connect_args would override it.
@@ -81,11 +87,12 @@ def _ping_when_idle(engine: Engine) -> None:
             raise InvalidatePoolError() from error
 
 
-def _check_sqlite_file(path: Path) -> None:
+def _check_sqlite_file(path: Path, create: bool) -> None:
     """Refuse a folder at the SQLite file's path, or a file this process may not read: SQLite
     says only "unable to open database file", which is also what a passing outage looks
     like, and would have them reported as "try again later" when nothing but a change of
-    configuration helps. A missing file is fine: SQLite creates it."""
+    configuration helps. A missing file is fine when it is to be created (SQLite does), and
+    otherwise the database that was never migrated."""
     if path.is_dir():
         raise InvalidInput(
             f"database_url: the SQLite file {path} is a folder.", {"database_url": "a folder"}
@@ -94,7 +101,11 @@ def _check_sqlite_file(path: Path) -> None:
         with path.open("rb"):
             pass
     except FileNotFoundError:
-        return
+        if create:
+            return
+        raise InvalidInput(
+            f"{NOT_MIGRATED} (no SQLite file at {path})", {"database_url": "no such file"}
+        ) from None
     except OSError as error:
         raise InvalidInput(
             f"database_url: the SQLite file {path} cannot be read "
@@ -103,20 +114,37 @@ def _check_sqlite_file(path: Path) -> None:
         ) from None
 
 
-def _sqlite_engine(url: str, database: str | None) -> Engine:
+def _sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL opens, None for a database in memory. With `?uri=true` the
+    database is a URI filename (`file:PATH?mode=ro`), whose path is the file's."""
+    database = url.database
+    if not database or database == ":memory:":
+        return None
+    uri = urlsplit(database)
+    if not asbool(url.query.get("uri", False)) or uri.scheme != "file":
+        return Path(database)
+    path = unquote(uri.path)
+    if url.query.get("mode") == "memory" or path in ("", ":memory:"):
+        return None
+    return Path(path)
+
+
+def _sqlite_engine(url: str, database: Path | None, create: bool) -> Engine:
     """SQLite with WAL (readers never block the writer) and BEGIN IMMEDIATE, so two writers
     queue for the lock at the start instead of failing to upgrade it halfway through.
     A connection opened with the `courtois_write` execution option is a writer."""
-    if database and database != ":memory:":
+    if database is not None:
         try:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            if create:
+                database.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise InvalidInput(
                 f"database_url: the SQLite file's folder cannot be made "
                 f"({error.strerror or type(error).__name__}).",
                 {"database_url": "unusable folder"},
             ) from None
-        _check_sqlite_file(Path(database))
+        # Checked before any connection: SQLite would create a missing file on connecting.
+        _check_sqlite_file(database, create)
     parsed = make_url(url)
     dialect: Any = parsed.get_dialect()  # the pool class it picks is not in the type stubs
     queued = issubclass(dialect.get_pool_class(parsed), QueuePool)

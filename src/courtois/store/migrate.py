@@ -22,6 +22,9 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, insert, inspect, select, update
 
 from courtois.domain.errors import DomainError
+
+# Said here by the schema check, and by the engine of a SQLite file that does not exist.
+from courtois.store.engine import NOT_MIGRATED as NOT_MIGRATED
 from courtois.store.engine import WRITE_OPTION
 from courtois.store.tables import schema_readers
 
@@ -35,7 +38,6 @@ def alembic_config() -> Config:
     return config
 
 
-NOT_MIGRATED = "the database is not migrated: run `courtois migrate`"
 NEWER_SCHEMA = "the database is at a newer schema than this courtois"
 
 

@@ -1,5 +1,6 @@
 """`GET /healthz`: can this process do its work? The database answers and is migrated, and
-the SMTP server (when one is configured) greets. 200 when all hold, 503 naming what fails.
+the SMTP server (when one is configured) accepts a session as the worker opens it (TLS,
+STARTTLS, AUTH). 200 when all hold, 503 naming what fails.
 
 No key is needed (load balancers and orchestrators call it), and the answer names no
 host, user or address, only what is wrong.
@@ -12,6 +13,7 @@ import threading
 import time
 import weakref
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import Literal
 
 import aiosmtplib
@@ -21,7 +23,8 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, text
 
 from courtois.config import Settings
-from courtois.delivery.smtp import parse_smtp_url
+from courtois.delivery.smtp import SmtpSettings, parse_smtp_url
+from courtois.delivery.smtp_session import CONNECT, SessionRefused, open_session
 from courtois.services.context import Context
 from courtois.store.migrate import newest_revision, schema_status
 from courtois.web.deps import Ctx
@@ -115,28 +118,50 @@ def _check_into(ctx: Context, answer: Future[Check]) -> None:
     answer.set_result(result)
 
 
-async def check_smtp(settings: Settings) -> Check:
-    """The SMTP server's greeting, then QUIT; no server configured is fine (mail waits)."""
+async def check_smtp(settings: Settings, timeout: float = SMTP_TIMEOUT_SECONDS) -> Check:
+    """The session opened as the worker opens it (TLS, greeting, STARTTLS and AUTH as the
+    URL says), then QUIT, all within `timeout`: a relay that greets but that the worker
+    cannot use (no STARTTLS where it is required, our credentials refused) is down. No
+    server configured is fine (mail waits)."""
     started = time.perf_counter()
     if not settings.smtp_url:
         return Check(ok=True, detail="not configured: allowed mail waits", took_ms=0)
     try:
-        smtp = parse_smtp_url(settings.smtp_url)
+        smtp = parse_smtp_url(settings.smtp_url, ca_file=settings.smtp_ca_file)
     except ValueError:
         return Check(ok=False, detail="COURTOIS_SMTP_URL is not a valid URL", took_ms=0)
-    client = aiosmtplib.SMTP(
-        hostname=smtp.host,
-        port=smtp.port,
-        use_tls=smtp.use_tls,
-        start_tls=False,
-        timeout=SMTP_TIMEOUT_SECONDS,
-    )
     try:
-        await client.connect()
+        # One deadline over every step and QUIT: each waiting up to `timeout` on its own
+        # would let a slow server hold the answer for several times that.
+        await asyncio.wait_for(_open_and_quit(replace(smtp, timeout=timeout)), timeout)
+    except SessionRefused as refused:
+        return Check(ok=False, detail=_refusal(refused), took_ms=_ms(started))
+    except TimeoutError:
+        detail = f"no answer within {timeout:g} s"
+        return Check(ok=False, detail=detail, took_ms=_ms(started))
+    return Check(ok=True, detail="greets", took_ms=_ms(started))
+
+
+async def _open_and_quit(smtp: SmtpSettings) -> None:
+    """Open the worker's session, then say goodbye; closed whatever happens."""
+    client = await open_session(smtp)
+    try:
         await client.quit()
     except (aiosmtplib.SMTPException, OSError) as error:
-        return Check(ok=False, detail=f"unreachable ({type(error).__name__})", took_ms=_ms(started))
-    return Check(ok=True, detail="greets", took_ms=_ms(started))
+        raise SessionRefused("quit", error) from error
+    finally:
+        client.close()
+
+
+def _refusal(refused: SessionRefused) -> str:
+    """The failed step and the error's type (and the server's code when it gave one): its
+    text may name the host, the port or the user, which this answer never does."""
+    kind = type(refused.cause).__name__
+    code = getattr(refused.cause, "code", None)
+    said = f"{kind} {code}" if isinstance(code, int) else kind
+    if refused.step == CONNECT:
+        return f"unreachable ({said})"
+    return f"{refused.step} failed ({said})"
 
 
 def _ms(started: float) -> int:
