@@ -80,3 +80,40 @@ def test_a_stop_while_the_batch_is_on_its_way_wins_over_the_claim(ctx: Context) 
         assert invitation(ctx, later[email]["id"]).state != "sent"
     (report,) = reports
     assert (report.sent, report.cancelled) == (2, 3)
+
+
+def test_a_digest_whose_recipient_stops_one_of_its_members_leaves_without_that_member(
+    ctx: Context,
+) -> None:
+    """Ana and Bruno's invitations meet in one digest; the recipient stops Bruno while the
+    digest waits behind another email: Bruno's part is cancelled, Ana's is decided again
+    and leaves on its own, naming only her."""
+    ctx = Context(ctx.engine, replace(ctx.settings, smtp_connections=1))
+    add_members(ctx)
+    send_invites(ctx, "ana", [FIRST], T0)
+    ana = by_email(send_invites(ctx, "ana", [STAYS], T0 + timedelta(minutes=1)))[STAYS]["id"]
+    bruno = by_email(send_invites(ctx, "bruno", [STAYS], T0 + timedelta(minutes=1)))[STAYS]["id"]
+    handler = HoldingHandler()
+    at = T0 + timedelta(minutes=12)
+    with smtp_server(handler) as url:
+        worker = threading.Thread(
+            target=run_pass, args=(ctx, at, SmtpTransport(parse_smtp_url(url)))
+        )
+        worker.start()
+        try:
+            assert handler.arrived.wait(30)
+            assert {m.state for m in messages_of(ctx, ana) + messages_of(ctx, bruno)} == {"sending"}
+            unsubscribe(ctx, ctx.digest(parse_address(STAYS)), at, from_member="bruno")
+        finally:
+            handler.release.set()
+            worker.join(30)
+    assert [recipients for recipients, _ in handler.received] == [[FIRST], [STAYS]]
+    body = handler.received[1][1].decode()
+    assert "Ana" in body
+    assert "Bruno" not in body
+    (stopped,) = messages_of(ctx, bruno)
+    assert stopped.state == "cancelled"
+    assert invitation(ctx, bruno).state == "blocked"
+    (went,) = messages_of(ctx, ana)
+    assert went.state == "sent"
+    assert invitation(ctx, ana).state == "sent"
