@@ -193,3 +193,27 @@ def test_an_invitation_the_relay_never_let_out_expires_as_not_sent(ctx: Context)
     assert suppression_of(ctx, BO) is None
     assert webhook_types(ctx) == []
     assert relay.handler.received == []
+
+
+@pytest.mark.parametrize(
+    ("case", "problem"),
+    [("wrong-password", "connect: auth failed"), ("starttls-missing", "connect: starttls failed")],
+)
+def test_the_pass_report_names_the_step_of_the_session_the_relay_refused(
+    ctx: Context, case: str, problem: str
+) -> None:
+    """A relay that greets, then refuses our credentials or the STARTTLS the URL requires,
+    is reported as that step's failure, not as a network "transport error"."""
+    add_members(ctx)
+    send_invites(ctx, "ana", [BO], T0)
+    handler = FaultyHandler()
+    with smtp_server(handler, auth=USER if case == "wrong-password" else None) as url:
+        host = url.removeprefix("smtp://")
+        broken = (
+            f"smtp://{USER[0]}:wrong@{host}?starttls=off"
+            if case == "wrong-password"
+            else f"smtp://{host}?starttls=required"
+        )
+        report = run_pass(ctx, FIRST, SmtpTransport(replace(parse_smtp_url(broken), timeout=5.0)))
+    assert report.problems == {problem: 1}
+    assert handler.received == []

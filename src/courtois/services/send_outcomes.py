@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, select, update
 
 from courtois.delivery.bounce_classify import effective_status, is_hard
+from courtois.delivery.smtp_session import AUTH, EHLO, STARTTLS
 from courtois.delivery.transport import Delivery, SendResult
 from courtois.domain.addresses import without_addresses
 from courtois.domain.ids import new_id
@@ -69,6 +70,8 @@ _TRANSPORT_FAILURES = (
     (("malformed", "too long"), "not SMTP"),
 )
 _STAGES = ("connect", "before data", "after data", "during data")
+# The steps of opening a session after the greeting, as `smtp_session` names them.
+_SESSION_STEPS = (EHLO, STARTTLS, AUTH)
 
 
 def problem_of(delivery: Delivery) -> str:
@@ -82,6 +85,12 @@ def problem_of(delivery: Delivery) -> str:
         return "not attempted" if delivery.reply == "not attempted" else "refused by the client"
     # One command at a time or pipelined, the body was sent and no reply came.
     stage = "after data" if stage == "during data" else stage
+    step, said, _ = rest.strip().partition(":")
+    if stage == "connect" and said and step in _SESSION_STEPS:
+        # The relay answered, then refused the upgrade or our credentials: a fault of its
+        # configuration or ours, which "transport error" would send the operator hunting
+        # for in the network.
+        return f"connect: {step} failed"
     lowered = rest.lower()
     for words, name in _TRANSPORT_FAILURES:
         if any(word in lowered for word in words):
