@@ -44,7 +44,7 @@ class DiesMidSend:
     """A transport whose worker dies once the emails are handed over: nothing records what
     the server said, and the claimed messages stay `sending` until their lease runs out."""
 
-    def send_batch(self, batch: Sequence[Outgoing]) -> list[Delivery]:
+    def send_batch(self, batch: Sequence[Outgoing], until: float | None = None) -> list[Delivery]:
         raise Killed
 
 

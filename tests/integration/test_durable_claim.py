@@ -31,9 +31,9 @@ class Watching(MemoryTransport):
         self.commits = commits
         self.before_send: list[list[int]] = []
 
-    def send_batch(self, batch: Sequence[Outgoing]) -> list[Delivery]:
+    def send_batch(self, batch: Sequence[Outgoing], until: float | None = None) -> list[Delivery]:
         self.before_send.append(list(self.commits))
-        return super().send_batch(batch)
+        return super().send_batch(batch, until)
 
 
 def test_the_claim_is_committed_with_an_fsync_and_other_writes_are_not(tmp_path: Path) -> None:

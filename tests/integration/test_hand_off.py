@@ -1,22 +1,28 @@
 """The last look before each slice of a claimed batch is handed to SMTP (invariant 7): a
 recipient who opts out, joins or asks to be forgotten while the relay is still busy with
 the batch's first emails gets none of the later ones. Over a real SMTP server that holds
-the first email until the recipients have spoken."""
+the first email until the recipients have spoken, longer than a slice lasts."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from smtp_server import FaultyHandler, smtp_server
+from sqlalchemy.exc import OperationalError
 from support import T0, add_members, by_email, invitation, messages_of, send_invites
 
 from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
 from courtois.domain.addresses import parse_address
+from courtois.services import worker as worker_module
 from courtois.services.context import Context
+from courtois.services.hand_off import SLICE_SECONDS
+from courtois.services.lifecycle import revoke_consent
 from courtois.services.recipients import forget_recipient, mark_joined, unsubscribe
 from courtois.services.worker import PassReport, run_pass
 
@@ -28,7 +34,8 @@ GONE, JOINS, FORGETS, STAYS = (
 
 @dataclass
 class HoldingHandler(FaultyHandler):
-    """Holds the first email's DATA until told to let it through."""
+    """Holds the first email's DATA until told to let it through, and at least as long as
+    a slice lasts: the worker begins nothing more in that slice, and looks again."""
 
     arrived: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
@@ -36,24 +43,31 @@ class HoldingHandler(FaultyHandler):
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         if FIRST in envelope.rcpt_tos:
             self.arrived.set()
-            while not self.release.is_set():
+            held = time.monotonic() + SLICE_SECONDS + 0.2
+            while not self.release.is_set() or time.monotonic() < held:
                 await asyncio.sleep(0.01)
         return await super().handle_DATA(server, session, envelope)
 
 
+def one_connection(url: str) -> SmtpTransport:
+    """The relay reached over one connection, one command at a time (the handler offers no
+    PIPELINING): the first email holds all the others. (Pipelined, the next email's
+    envelope goes out behind the first one's body: begun, so it leaves.)"""
+    return SmtpTransport(replace(parse_smtp_url(url), connections=1))
+
+
 def test_a_stop_while_the_batch_is_on_its_way_wins_over_the_claim(ctx: Context) -> None:
-    ctx = Context(ctx.engine, replace(ctx.settings, smtp_connections=1))
     add_members(ctx)
     first = by_email(send_invites(ctx, "ana", [FIRST], T0))
     later = by_email(
         send_invites(ctx, "ana", [GONE, JOINS, FORGETS, STAYS], T0 + timedelta(minutes=1))
     )
-    handler = HoldingHandler()
+    handler = HoldingHandler(pipelining=False)
     at = T0 + timedelta(minutes=12)
     reports: list[PassReport] = []
     with smtp_server(handler) as url:
         worker = threading.Thread(
-            target=lambda: reports.append(run_pass(ctx, at, SmtpTransport(parse_smtp_url(url))))
+            target=lambda: reports.append(run_pass(ctx, at, one_connection(url)))
         )
         worker.start()
         try:
@@ -88,17 +102,14 @@ def test_a_digest_whose_recipient_stops_one_of_its_members_leaves_without_that_m
     """Ana and Bruno's invitations meet in one digest; the recipient stops Bruno while the
     digest waits behind another email: Bruno's part is cancelled, Ana's is decided again
     and leaves on its own, naming only her."""
-    ctx = Context(ctx.engine, replace(ctx.settings, smtp_connections=1))
     add_members(ctx)
     send_invites(ctx, "ana", [FIRST], T0)
     ana = by_email(send_invites(ctx, "ana", [STAYS], T0 + timedelta(minutes=1)))[STAYS]["id"]
     bruno = by_email(send_invites(ctx, "bruno", [STAYS], T0 + timedelta(minutes=1)))[STAYS]["id"]
-    handler = HoldingHandler()
+    handler = HoldingHandler(pipelining=False)
     at = T0 + timedelta(minutes=12)
     with smtp_server(handler) as url:
-        worker = threading.Thread(
-            target=run_pass, args=(ctx, at, SmtpTransport(parse_smtp_url(url)))
-        )
+        worker = threading.Thread(target=run_pass, args=(ctx, at, one_connection(url)))
         worker.start()
         try:
             assert handler.arrived.wait(30)
@@ -113,7 +124,62 @@ def test_a_digest_whose_recipient_stops_one_of_its_members_leaves_without_that_m
     assert "Bruno" not in body
     (stopped,) = messages_of(ctx, bruno)
     assert stopped.state == "cancelled"
+    assert stopped.carried_by is None  # a complaint about Ana's email is not Bruno's
     assert invitation(ctx, bruno).state == "blocked"
     (went,) = messages_of(ctx, ana)
     assert went.state == "sent"
     assert invitation(ctx, ana).state == "sent"
+
+
+def test_a_consent_revoked_while_the_batch_is_on_its_way_withdraws_what_did_not_leave(
+    ctx: Context,
+) -> None:
+    add_members(ctx)
+    send_invites(ctx, "ana", [FIRST], T0)
+    later = by_email(send_invites(ctx, "ana", [GONE, STAYS], T0 + timedelta(minutes=1)))
+    handler = HoldingHandler(pipelining=False)
+    at = T0 + timedelta(minutes=12)
+    with smtp_server(handler) as url:
+        worker = threading.Thread(target=run_pass, args=(ctx, at, one_connection(url)))
+        worker.start()
+        try:
+            assert handler.arrived.wait(30)
+            revoke_consent(ctx, invitation(ctx, later[GONE]["id"]).consent_id, at)
+        finally:
+            handler.release.set()
+            worker.join(30)
+    assert [recipients for recipients, _ in handler.received] == [[FIRST]]
+    for email in (GONE, STAYS):
+        assert invitation(ctx, later[email]["id"]).state == "withdrawn"
+        (message,) = messages_of(ctx, later[email]["id"])
+        assert message.last_reason == "stopped before it left: the member revoked the consent"
+
+
+def test_what_was_never_handed_over_goes_back_to_the_queue_when_the_pass_fails(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look after the first slice fails (the database gone, say): the emails not yet
+    begun did not leave, so they are scheduled again as before their claim, not left to
+    turn "unknown" and be shown to an admin as possibly delivered."""
+    add_members(ctx)
+    first = by_email(send_invites(ctx, "ana", [FIRST], T0))[FIRST]["id"]
+    later = by_email(send_invites(ctx, "ana", [GONE, STAYS], T0 + timedelta(minutes=1)))
+
+    def failing(*args: object) -> list[bool]:
+        raise OperationalError("SELECT", {}, Exception("the database went away"))
+
+    monkeypatch.setattr(worker_module, "last_look", failing)
+    handler = HoldingHandler(pipelining=False)
+    handler.release.set()
+    with smtp_server(handler) as url, pytest.raises(OperationalError):
+        run_pass(ctx, T0 + timedelta(minutes=12), one_connection(url))
+    assert [recipients for recipients, _ in handler.received] == [[FIRST]]
+    assert [m.state for m in messages_of(ctx, first)] == ["sent"]
+    for email in (GONE, STAYS):
+        (message,) = messages_of(ctx, later[email]["id"])
+        assert (message.state, message.attempts, message.first_attempt_at) == (
+            "scheduled",
+            0,
+            None,
+        )
+        assert message.last_reason.startswith("put back: never handed to SMTP")

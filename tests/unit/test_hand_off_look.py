@@ -1,15 +1,18 @@
-"""The last look before handing an email to SMTP (`policy.hand_off`) and the slice size."""
+"""The last look before handing an email to SMTP (`policy.hand_off`), and the transport
+beginning nothing once a slice's time is up."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
 
+from courtois.delivery.smtp_work import Work
+from courtois.delivery.transport import NOT_BEGUN, Delivery, Outgoing, SendResult
 from courtois.domain.messages import MessageKind
 from courtois.policy.facts import Candidate, RecipientFacts, Stage
 from courtois.policy.hand_off import stopped_since_claim
-from courtois.services.hand_off import SLICE_SECONDS, next_slice
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 EMAIL = Candidate("ana", "d" * 64, MessageKind.INVITATION, Stage.SEND, "inv-1")
@@ -58,7 +61,17 @@ def test_a_block_of_another_member_does_not_stop_it() -> None:
     assert stopped_since_claim(EMAIL, other, "scheduled", False, NOW) is None
 
 
-def test_a_slice_lasts_about_a_second_at_the_relays_pace_and_never_less_than_a_round() -> None:
-    assert next_slice(4, 0.004, 4) == int(1000 * SLICE_SECONDS)  # a fast relay: big slices
-    assert next_slice(4, 80.0, 4) == 4  # a slow one: one round of the connections
-    assert next_slice(0, 0.0, 2) == 2
+def test_the_transport_begins_nothing_after_the_slice_ends_but_always_its_first() -> None:
+    batch = [
+        Outgoing(f"m{i}", f"r{i}@example.org", "invitation", ("Ana",), (f"i{i}",), "s", "t")
+        for i in range(3)
+    ]
+    late = Work(batch, 0.0, until=time.monotonic() - 1)
+    assert late.take() == 0  # progress, however late
+    assert late.take() is None
+    late.done(0, Delivery(SendResult.ACCEPTED, 250, "ok"))
+    assert [d.begun for d in late.deliveries()] == [True, False, False]
+    assert late.deliveries()[1] is NOT_BEGUN
+    unbounded = Work(batch, 0.0)
+    assert [unbounded.take() for _ in range(4)] == [0, 1, 2, None]
+    assert all(d.begun for d in unbounded.deliveries())  # "not attempted", yet begun

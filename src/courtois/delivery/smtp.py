@@ -136,13 +136,13 @@ class SmtpTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: list[_Connection] = []
 
-    def send_batch(self, batch: Sequence[Outgoing]) -> list[Delivery]:
+    def send_batch(self, batch: Sequence[Outgoing], until: float | None = None) -> list[Delivery]:
         """Send the batch on the transport's event loop; the worker stays synchronous."""
         if not batch:
             return []
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(self._send_all(batch))
+        return self._loop.run_until_complete(self._send_all(batch, until))
 
     def release(self) -> None:
         """Say goodbye on every pooled connection and close the loop; the next batch opens
@@ -157,15 +157,16 @@ class SmtpTransport:
         finally:
             loop.close()
 
-    async def _send_all(self, batch: Sequence[Outgoing]) -> list[Delivery]:
-        work = Work(batch, self.settings.per_domain_per_second)
+    async def _send_all(self, batch: Sequence[Outgoing], until: float | None) -> list[Delivery]:
+        work = Work(batch, self.settings.per_domain_per_second, until)
         workers = min(self.settings.connections, len(batch))
         await asyncio.gather(*(self._connection(work) for _ in range(workers)))
         return work.deliveries()
 
     async def _connection(self, work: Work) -> None:
-        """Send from the batch until nothing is left, reconnecting after a failure."""
-        while work.left:
+        """Send from the batch until nothing is left (or its time is up), reconnecting
+        after a failure."""
+        while work.open:
             connection = self._idle.pop() if self._idle else None
             if connection is None or not connection.usable:
                 connection = await self._open(work)
@@ -192,8 +193,8 @@ class SmtpTransport:
         try:
             client = await open_session(self.settings)
         except SessionRefused as error:
-            if work.left:
-                index = work.left.popleft()
+            index = work.take()
+            if index is not None:
                 work.done(index, session_fault(f"connect: {error}"))
             return None
         if not (self.settings.pipelining and client.supports_extension("pipelining")):

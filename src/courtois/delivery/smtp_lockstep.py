@@ -11,8 +11,7 @@ from courtois.delivery.transport import Delivery, Outgoing, SendResult
 
 async def send_lockstep(client: aiosmtplib.SMTP, work: Work) -> bool:
     """Send from the batch until nothing is left; False once the connection is unfit."""
-    while work.left:
-        index = work.left.popleft()
+    while (index := work.take()) is not None:
         outgoing = work.batch[index]
         await work.pacer.wait(domain_of(outgoing))
         delivery = await transaction(client, outgoing)

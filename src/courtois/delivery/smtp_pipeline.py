@@ -251,8 +251,7 @@ def _next_envelope(work: Work, smtputf8: bool) -> tuple[int | None, bytes, bytes
     """The next message to start, its envelope and the message its DATA carries, on a
     server that offers SMTPUTF8 or not (`smtputf8`); one whose addresses cannot be sent
     is failed on the spot."""
-    while work.left:
-        index = work.left.popleft()
+    while (index := work.take()) is not None:
         try:
             planned = plan(work.batch[index], smtputf8)
             group = envelope(planned.sender, planned.recipient, planned.smtputf8)

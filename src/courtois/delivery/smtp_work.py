@@ -8,7 +8,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Sequence
 
-from courtois.delivery.transport import Delivery, Outgoing, SendResult
+from courtois.delivery.transport import NOT_BEGUN, Delivery, Outgoing, SendResult
 
 
 class DomainPacer:
@@ -73,14 +73,32 @@ def domain_of(outgoing: Outgoing) -> str:
 
 class Work:
     """One batch being sent over several connections: what is left, and what became of
-    each message (one event loop, so no locking)."""
+    each message (one event loop, so no locking). With `until` (a `time.monotonic()`
+    instant) no message is begun after it but the batch's first, so that each call makes
+    progress: the rest is left to the worker's next look (`services.hand_off`)."""
 
-    def __init__(self, batch: Sequence[Outgoing], rate: float) -> None:
+    def __init__(self, batch: Sequence[Outgoing], rate: float, until: float | None = None) -> None:
         self.batch = batch
         self.results: list[Delivery | None] = [None] * len(batch)
         self.left: deque[int] = deque(range(len(batch)))
         self.retried: set[int] = set()
         self.pacer = DomainPacer(rate)
+        self.until = until
+        self.begun = 0
+
+    @property
+    def open(self) -> bool:
+        """Whether a message may still be begun."""
+        if not self.left:
+            return False
+        return self.until is None or not self.begun or time.monotonic() < self.until
+
+    def take(self) -> int | None:
+        """The next message to begin, or None when none is left or time is up."""
+        if not self.open:
+            return None
+        self.begun += 1
+        return self.left.popleft()
 
     def done(self, index: int, delivery: Delivery) -> None:
         """What became of this message."""
@@ -97,6 +115,10 @@ class Work:
             self.left.appendleft(index)
 
     def deliveries(self) -> list[Delivery]:
-        """One outcome per message, in order; any left over was not attempted, which
-        says nothing of its recipient."""
-        return [r or session_fault("not attempted") for r in self.results]
+        """One outcome per message, in order; one left when time was up was not begun,
+        any other left over was not attempted, which says nothing of its recipient."""
+        waiting = set(self.left)
+        return [
+            r or (NOT_BEGUN if i in waiting else session_fault("not attempted"))
+            for i, r in enumerate(self.results)
+        ]

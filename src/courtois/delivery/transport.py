@@ -55,13 +55,22 @@ class Delivery:
     # nothing was said of this message or its recipient, so it waits for the relay to be
     # mended and never counts toward the recipient's retry deadline.
     session: bool = False
+    # False for a message the transport did not begin before the deadline it was given:
+    # nothing of it left, and the worker hands it over again after another look.
+    begun: bool = True
+
+
+# What a message not begun before the deadline (`Transport.send_batch`'s `until`) is told.
+NOT_BEGUN = Delivery(SendResult.TEMPORARY, 0, "not begun before the slice ended", begun=False)
 
 
 class Transport(Protocol):
     """Hands messages to the next hop; reports each refusal instead of raising."""
 
-    def send_batch(self, batch: Sequence[Outgoing]) -> list[Delivery]:
-        """Deliver each message or say why not; one Delivery per message, in order."""
+    def send_batch(self, batch: Sequence[Outgoing], until: float | None = None) -> list[Delivery]:
+        """Deliver each message or say why not; one Delivery per message, in order. With
+        `until` (a `time.monotonic()` instant), no message is begun after it, except the
+        first: the others come back `NOT_BEGUN`."""
         ...
 
 
@@ -81,7 +90,7 @@ class MemoryTransport:
     def __init__(self) -> None:
         self.sent: list[Outgoing] = []
 
-    def send_batch(self, batch: Sequence[Outgoing]) -> list[Delivery]:
-        """Record and accept."""
+    def send_batch(self, batch: Sequence[Outgoing], until: float | None = None) -> list[Delivery]:
+        """Record and accept, all of them at once (no message takes any time here)."""
         self.sent.extend(batch)
         return [Delivery(SendResult.ACCEPTED, 250, "kept in memory") for _ in batch]

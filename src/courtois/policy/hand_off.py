@@ -5,8 +5,9 @@ slow relay the last of two hundred may wait minutes. What the recipient or the m
 meanwhile must still win: an opt-out, a join, a "forget me", a "not interested", a revoked
 consent. This is the part of the policy that can change in minutes by someone's word: the
 recipient rules of the chain and whether the invitation and its consent are still open.
-The quotas and the undo window were settled at the claim and cannot have grown tighter
-since by anyone's wish.
+The sender rules (a sender paused by complaints) and the quotas were settled at the claim
+and are left to it: a pause takes effect from the next batch claimed, like one that comes a
+moment after the claim.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from courtois.policy.verdict import Outcome
 RECIPIENT_RULES = (not_a_member.RULE, not_unsubscribed.RULE, not_suppressed.RULE)
 # An email may leave for an invitation waiting to be sent, or (a reminder) already sent.
 OPEN_STATES = frozenset({InvitationState.SCHEDULED.value, InvitationState.SENT.value})
+CONSENT_REVOKED = "the member revoked the consent"
 
 
 def stopped_since_claim(
@@ -35,7 +37,7 @@ def stopped_since_claim(
     if invitation_state not in OPEN_STATES:
         return f"the invitation is {invitation_state} now"
     if consent_revoked:
-        return "the member revoked the consent"
+        return CONSENT_REVOKED
     facts = Facts(recipient=recipient)
     for rule in RECIPIENT_RULES:
         verdict = rule.check(candidate, facts, now)

@@ -1,12 +1,13 @@
 """The worker's last look at a slice of claimed emails right before it hands them to SMTP.
 
 `decide_and_claim` decided the whole batch at once; the transport then hands it over
-message after message, minutes long behind a slow relay. So the worker hands it over in
-slices, and looks again at each slice first (`policy.hand_off`): an email whose recipient
-opted out, joined or asked to be forgotten, whose invitation was declined, or whose consent
-was revoked since the claim is stopped (cancelled, its ledger entry says why) instead of
-sent. Only a word given after the last look of its slice comes too late: that email is on
-its way. A slice lasts about `SLICE_SECONDS` at the relay's own pace, so that is the window.
+message after message, minutes long behind a slow relay. So the worker gives the transport
+`SLICE_SECONDS` at a time (it begins no message after that), and looks again at what is
+left (`policy.hand_off`): an email whose recipient opted out, joined or asked to be
+forgotten, whose invitation was declined, or whose consent was revoked since the claim is
+stopped (cancelled, its ledger entry says why) instead of sent. Only a word given after the
+last look before its email was begun comes too late: that email is on its way. The window
+is a slice and the one transaction begun in it, whatever the relay's pace.
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ from sqlalchemy import and_, bindparam, select
 from courtois.domain.invitations import InvitationState
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.policy.facts import Candidate, Stage
-from courtois.policy.hand_off import stopped_since_claim
+from courtois.policy.hand_off import CONSENT_REVOKED, stopped_since_claim
 from courtois.services import facts as gather
 from courtois.services.context import Context
 from courtois.services.transitions import move_invitations, set_messages
 from courtois.services.worker_due import Claim, Due, PassReport
 from courtois.store.tables import consents, invitations, messages
 
-# How long one slice should take at the pace the relay has shown: the longest a claimed
-# email may leave after its recipient said stop.
+# How long the transport may go on beginning emails before the worker looks again: about
+# the longest a claimed email may be begun after its recipient said stop. A fast relay
+# takes a whole batch within it, with no look beyond the claim.
 SLICE_SECONDS = 1.0
 
 _LOOK = (
@@ -54,14 +56,6 @@ _LOOK = (
     )
     .where(messages.c.id.in_(bindparam("b_ids", expanding=True)))
 )
-
-
-def next_slice(done: int, took: float, smallest: int) -> int:
-    """How many emails the next slice holds: what the relay took `SLICE_SECONDS` for in the
-    last one, never fewer than one round of the connections (`smallest`)."""
-    if took <= 0:
-        return max(smallest, done)
-    return max(smallest, int(done / took * SLICE_SECONDS))
 
 
 def last_look(
@@ -138,17 +132,32 @@ def _stop(
                     )
                     continue
                 text = f"stopped before it left: {reason}"
-                set_messages(uow, [message.id], MessageState.SENDING, MessageState.CANCELLED, text)
+                # No longer part of the email that may leave without it: a complaint about
+                # that email charges only the members it named.
+                set_messages(
+                    uow,
+                    [message.id],
+                    MessageState.SENDING,
+                    MessageState.CANCELLED,
+                    text,
+                    carried_by=None,
+                )
                 report.cancelled += 1
                 if message.kind is not MessageKind.REMINDER:
-                    # Blocked as the claim's own refusal would have (if still scheduled:
-                    # a declined or joined invitation keeps its state).
+                    # As a revocation before the claim would have (withdrawn), or the
+                    # claim's own refusal (blocked); an invitation no longer scheduled (a
+                    # declined or joined one) keeps its state.
+                    target = (
+                        InvitationState.WITHDRAWN
+                        if reason == CONSENT_REVOKED
+                        else InvitationState.BLOCKED
+                    )
                     move_invitations(
                         uow,
                         (invitations.c.recipient_digest == message.digest)
                         & (invitations.c.id == message.invitation_id)
                         & (invitations.c.state == InvitationState.SCHEDULED.value),
-                        InvitationState.BLOCKED,
+                        target,
                         text,
                     )
         uow.commit()

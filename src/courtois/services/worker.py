@@ -7,6 +7,7 @@ batch to the transport, then records each outcome.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections import defaultdict
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 from courtois.delivery.transport import Outgoing, Pooled, Transport
 from courtois.services import leases
 from courtois.services.context import Context
-from courtois.services.hand_off import last_look, next_slice
+from courtois.services.hand_off import SLICE_SECONDS, last_look
 from courtois.services.housekeeping import expire_invitations, expire_leases, purge_expired_data
 from courtois.services.outgoing import PreviewMismatch, Uncomposable, outgoing_batch
 from courtois.services.send_decisions import decide_and_claim, recarry
@@ -32,6 +33,8 @@ from courtois.services.worker_due import (
 from courtois.store.wal import truncate_wal
 
 __all__ = ["PassReport", "Shard", "run_pass"]
+
+log = logging.getLogger("courtois.worker")
 
 
 def run_pass(
@@ -140,24 +143,43 @@ def _hand_over(
     report: PassReport,
     chance: random.Random,
 ) -> None:
-    """Slice after slice: look again (`hand_off.last_look`), send what may still go, and
-    record it. A slice is one round of the connections first, then as many emails as the
-    relay took about a second for: behind a slow relay a recipient's "stop" is heard
-    within a slice, and a fast one still gets the batch in a few slices."""
-    smallest = max(1, ctx.settings.smtp_connections)
-    size, start = smallest, 0
-    while start < len(ready):
-        claims, outgoing = ready[start : start + size], batch[start : start + size]
-        start += size
-        going = last_look(ctx, claims, now, report)
-        kept = [(c, o) for c, o, go in zip(claims, outgoing, going, strict=True) if go]
-        if not kept:
-            continue
-        began = time.monotonic()
-        deliveries = transport.send_batch([o for _, o in kept])
-        size = next_slice(len(kept), time.monotonic() - began, smallest)
-        outcomes = [(c, d) for (c, _), d in zip(kept, deliveries, strict=True)]
-        record_outcomes(ctx, outcomes, now, report, chance)
+    """Slice after slice, each about `SLICE_SECONDS` long at the relay's own pace: hand
+    over what the transport can begin in that time, record it, look again at the rest
+    (`hand_off.last_look`; the claim was the first look), and go on with what may still
+    leave. A fast relay takes a whole batch in one slice, with no look beyond the claim;
+    behind a slow one a recipient's "stop" is heard within a slice. What was never handed
+    over when something fails goes back to the queue, as `put_back` says: it did not leave."""
+    rest = list(zip(ready, batch, strict=True))
+    looked = True
+    try:
+        while rest:
+            if not looked:
+                going = last_look(ctx, [claim for claim, _ in rest], now, report)
+                rest = [pair for pair, go in zip(rest, going, strict=True) if go]
+                if not rest:
+                    return
+            looked = False
+            handing = rest
+            rest = []  # while the transport has them, none is known not to have left
+            deliveries = transport.send_batch(
+                [outgoing for _, outgoing in handing], until=time.monotonic() + SLICE_SECONDS
+            )
+            rest = [pair for pair, d in zip(handing, deliveries, strict=True) if not d.begun]
+            begun = [(c, d) for (c, _), d in zip(handing, deliveries, strict=True) if d.begun]
+            record_outcomes(ctx, begun, now, report, chance)
+    except Exception as error:
+        if rest:
+            try:
+                put_back(ctx, [claim for claim, _ in rest], now, f"put back: {_NOT_HANDED}")
+            except Exception:
+                # then runs out and an admin is shown these emails, as for any crash.
+                log.warning("%d claimed emails never handed over stay claimed", len(rest))
+            else:
+                log.warning("%d claimed emails put back (%s)", len(rest), type(error).__name__)
+        raise
+
+
+_NOT_HANDED = "never handed to SMTP: the pass failed first"
 
 
 def _compose_claims(
