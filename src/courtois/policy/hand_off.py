@@ -34,13 +34,15 @@ def stopped_since_claim(
     now: datetime,
 ) -> str | None:
     """Why this claimed email must not leave after all, or None when nothing stops it."""
-    if invitation_state not in OPEN_STATES:
-        return f"the invitation is {invitation_state} now"
-    if consent_revoked:
-        return CONSENT_REVOKED
+    # The recipient's word first: an opt-out also closed the invitation, and the ledger
+    # should say why rather than what followed.
     facts = Facts(recipient=recipient)
     for rule in RECIPIENT_RULES:
         verdict = rule.check(candidate, facts, now)
         if verdict.outcome is Outcome.DENY:
             return verdict.reason
+    if consent_revoked:
+        return CONSENT_REVOKED
+    if invitation_state not in OPEN_STATES:
+        return f"the invitation is {invitation_state} now"
     return None
