@@ -205,6 +205,38 @@ def test_download_my_data_as_json(ctx: Context) -> None:
     assert exported["ledger"]
 
 
+def test_a_members_data_never_tells_their_email_was_a_digest(ctx: Context) -> None:
+    """Ana and Bruno invite Bo at the same moment: one digest carries both invitations, and
+    its row is Ana's message. To each of them it is just their invitation email: neither
+    the download, the API's export nor the dashboard says "digest", which would tell them
+    that someone else invited Bo at about the same time (invariant 11)."""
+    add_member(ctx)
+    register_member(ctx, "bruno", "bruno@members.example", "Bruno", "en", T0)
+    send_invites(ctx, "ana", ["bo@example.com"], T0)
+    send_invites(ctx, "bruno", ["bo@example.com"], T0)
+    (mail,) = deliver(ctx, T0 + UNDO)
+    assert mail.outgoing.kind == "digest"
+    assert sorted(m.kind for m in rows(ctx, messages)) == ["digest", "invitation"]
+    with signed_in(ctx, now=T0 + UNDO, api_key="key-0123456789abcdef") as ana:
+        page = ana.get("/member/").text
+        exported = {"ana": json.loads(ana.get("/member/export.json").text)}
+        for member_id in ("ana", "bruno"):
+            answer = httpx.get(
+                f"{ana.site.base_url}/v1/members/{member_id}/export",
+                headers={"Authorization": "Bearer key-0123456789abcdef"},
+            )
+            assert answer.status_code == 200, answer.text
+            exported[f"api-{member_id}"] = answer.json()
+    assert "digest" not in page.replace("recipient_digest", "")
+    assert exported["ana"]["invitations"] == exported["api-ana"]["invitations"]
+    for data in exported.values():
+        ((invitation,),) = [data["invitations"]]
+        assert [(m["kind"], m["status"]) for m in invitation["messages"]] == [
+            ("invitation", "sent")
+        ]
+        assert '"digest"' not in json.dumps(data)
+
+
 def test_the_pages_speak_the_members_language(ctx: Context) -> None:
     add_member(ctx, "ana", locale="fr")
     import_some(ctx, "ana", 2)

@@ -1,12 +1,12 @@
 """Every query the use cases run on PostgreSQL has an index to run on.
 
 A scenario drives the real services (import, invite, a worker pass that sends, reminders,
-withdraw, revoke, unsubscribe, join, forget, the /why view, decline, expiry, purge) while a
-listener records each statement with its parameters; each SELECT, UPDATE and DELETE is then
-explained with sequential scans priced out (`enable_seqscan = off`), so any plan that still
-scans a table can only do so because no index serves it. Small tables make PostgreSQL
-prefer scans whatever the indexes, which is why the scans are priced out rather than the
-tables filled.
+withdraw, revoke, unsubscribe, join, accept, forget, the /why view, decline, expiry,
+purge) while a listener records each statement with its parameters; each SELECT, UPDATE
+and DELETE is then explained with sequential scans priced out (`enable_seqscan = off`), so
+any plan that still scans a table can only do so because no index serves it. Small tables
+make PostgreSQL prefer scans whatever the indexes, which is why the scans are priced out
+rather than the tables filled.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from courtois.domain.contacts import ContactInput
 from courtois.services.contacts import import_contacts, select_contacts
 from courtois.services.context import Context
 from courtois.services.lifecycle import revoke_consent, withdraw
-from courtois.services.recipient_actions import decline, resolve_link
+from courtois.services.recipient_actions import accept, decline, resolve_link
 from courtois.services.recipient_view import what_is_held
 from courtois.services.recipients import forget_recipient, mark_joined, unsubscribe
 from courtois.services.worker import run_pass
@@ -109,6 +109,8 @@ def run_scenario(ctx: Context) -> None:
     unsubscribe(ctx, ctx.digest_email(people[0]), T0 + timedelta(days=16))
     unsubscribe(ctx, ctx.digest_email(people[1]), T0 + timedelta(days=16), from_member="ana")
     mark_joined(ctx, ctx.digest_email(people[2]), T0 + timedelta(days=16))
+    joining = make_token(ctx.settings.token_secrets, Scope.JOIN, first[people[6]]["id"])
+    accept(ctx, resolve_link(ctx, Scope.JOIN, joining), T0 + timedelta(days=16))
     forget_recipient(ctx, ctx.digest_email(people[3]), T0 + timedelta(days=16))
     token = make_token(ctx.settings.token_secrets, Scope.WHY, first[people[4]]["id"])
     link = resolve_link(ctx, Scope.WHY, token)

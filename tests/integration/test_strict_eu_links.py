@@ -16,6 +16,8 @@ from pages_site import SENT_AT, Delivered, Site, invite_and_deliver, serve
 from sqlalchemy import select
 from support import T0, add_members, by_email, invitation, send_invites
 
+from courtois.domain.contacts import ContactInput
+from courtois.services.contacts import import_contacts
 from courtois.services.context import Context
 from courtois.services.members import register_member
 from courtois.store.tables import recipient_blocks, recipients
@@ -133,6 +135,31 @@ def test_choices_through_a_shared_link_reach_its_invitation_only(ctx: Context) -
         # Through the recipient's own link, "not interested" still closes everything.
         _post(site, mail.tokens.why, "decline")
     assert invitation(ctx, ana).state == "declined"
+
+
+def test_a_shared_page_does_not_deny_the_address_an_address_book_holds(ctx: Context) -> None:
+    """A hand-sent invitation keeps no address, but address books may: Bruno picked Bo
+    from his contacts, and Ana imported Bo too and keeps the contact, after Bo declined
+    through the text's link. The shared page must not say that only a fingerprint is kept,
+    nor count the address books (Bruno holds the link too, and Ana's contacts are none of
+    his business, invariant 11)."""
+    add_members(ctx)
+    for member in ("ana", "bruno"):
+        import_contacts(ctx, member, [ContactInput(BO, "Bo")], "test", T0)
+    _bruno, why, _stop = _shared_text(ctx, "bruno")
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        pages = [_words(site.get(f"/why/{why}").text)]
+        _post(site, why, "decline")
+        pages.append(_words(site.get(f"/why/{why}").text))
+    for page in pages:
+        assert "Not your email address" not in page
+        assert "With this invitation we keep not your email address but only this" in page
+        assert (
+            "Members who imported their contacts may also have your address among them, until"
+            " they delete it or you ask us to forget it (below)."
+        ) in page
+        assert "in the contacts of" not in page
 
 
 def test_a_shared_stop_link_stops_everything_and_says_no_more(ctx: Context) -> None:

@@ -34,6 +34,14 @@ def leaving_together(kinds: Sequence[MessageKind]) -> list[int]:
     return firsts or [0]
 
 
+def kind_as_member_sees(kind: str) -> str:
+    """A message's kind as the member it is for may read it: a digest is, to each member
+    whose invitation it carried, their invitation email. That it carried another member's
+    invitation too would tell them someone else invited the same person at about the same
+    time (invariant 11)."""
+    return MessageKind.INVITATION.value if kind == MessageKind.DIGEST.value else kind
+
+
 class MessageState(StrEnum):
     """Where an email stands."""
 
@@ -54,7 +62,8 @@ MESSAGE_MACHINE: StateMachine[MessageState] = StateMachine(
         # Back to scheduled only after a temporary (4xx) refusal, which proves nothing left;
         # cancelled only by the last look before it is handed to SMTP (`policy.hand_off`).
         _M.SENDING: frozenset({_M.SENT, _M.FAILED, _M.UNKNOWN, _M.SCHEDULED, _M.CANCELLED}),
-        # Only a person (an admin who checked the logs) resolves an unknown message.
+        # Only a person resolves an unknown message: an admin who checked the logs, or its
+        # recipient, whose click on its join link proves it arrived.
         _M.UNKNOWN: frozenset({_M.SENT, _M.FAILED}),
         _M.SENT: frozenset(),
         _M.CANCELLED: frozenset(),

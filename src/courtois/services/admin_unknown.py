@@ -4,15 +4,16 @@ A message is `unknown` when its worker died mid-send or the connection broke aft
 left: it may have arrived. Nothing here sends anything. An admin who checked the mail
 server's logs says which it was: `sent` (it arrived: the invitation counts as sent, as the
 worker would have recorded it) or `failed` (it did not: the invitation is closed as not
-delivered). Each change goes through the state machines and into the ledger.
+delivered). A recipient who follows the email's join link says `sent` too, without any
+admin (`recipient_actions.accept`). Each change goes through the state machines and into
+the ledger.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -22,8 +23,8 @@ from courtois.domain.errors import InvalidInput
 from courtois.domain.invitations import InvitationState
 from courtois.domain.messages import MessageKind, MessageState, why_in_doubt
 from courtois.services.context import Context
+from courtois.services.email_arrived import handed_over_at, record_arrived
 from courtois.services.locks import lock_recipients
-from courtois.services.send_outcomes import schedule_reminders
 from courtois.services.transitions import move_invitations, set_messages
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.store.sql import comparable_text
@@ -69,13 +70,6 @@ class UnknownMessage:
     def why(self) -> tuple[str, str]:
         """Why it is in doubt, for the page to word (`why_in_doubt`)."""
         return why_in_doubt(self.last_reason)
-
-
-def handed_over_at(attempts: int, first_attempt_at: datetime | None) -> datetime | None:
-    """When an email was handed to the mail server, as far as its row tells: the claim of
-    its only attempt. After earlier attempts refused for now, the first attempt is not the
-    one that may have arrived, and no later one is stored: None."""
-    return first_attempt_at if attempts == 1 else None
 
 
 @dataclass(frozen=True)
@@ -185,52 +179,11 @@ def resolve_unknown(ctx: Context, ids: Sequence[str], outcome: str, now: datetim
         open_ids = {r.id for r in rows}
         already = tuple(i for i in chosen if i not in open_ids)
         if resolution is Resolution.SENT:
-            moved = _delivered(uow, ctx, rows)
+            moved = record_arrived(uow, ctx, rows, SENT_REASON)
         else:
             moved = _not_delivered(uow, rows)
         uow.commit()
     return Resolved(len(rows), moved, already)
-
-
-def _delivered(uow: UnitOfWork, ctx: Context, rows: Sequence[Any]) -> int:
-    """The emails arrived: sent when they were handed to the mail server, as a worker
-    recording the server's answer would have said, their first invitations sent from then,
-    with the reminder a member ticked, as after any accepted email. The sending time feeds
-    the charts' day, the recipient's quota, the reminder and the expiry: when it is not
-    known (an email tried more than once), the instant its outcome became unknown stands
-    for it, the latest it can have left. A digest's parts left with their carrier."""
-    left = {r.id: handed_over_at(r.attempts, r.first_attempt_at) or r.updated_at for r in rows}
-    messages_at: dict[datetime, list[str]] = defaultdict(list)
-    by_instant: dict[datetime, list[str]] = defaultdict(list)
-    for r in rows:
-        instant = left.get(r.carried_by or r.id, left[r.id])
-        messages_at[instant].append(r.id)
-        if r.kind != MessageKind.REMINDER.value:
-            by_instant[instant].append(r.invitation_id)
-    for instant, message_ids in sorted(messages_at.items()):
-        set_messages(
-            uow,
-            message_ids,
-            MessageState.UNKNOWN,
-            MessageState.SENT,
-            SENT_REASON,
-            sent_at=instant,
-            lease_until=None,
-        )
-    expiry = timedelta(days=ctx.settings.policy.invitation_expiry_days)
-    moved = 0
-    for instant, invitation_ids in sorted(by_instant.items()):
-        sent = move_invitations(
-            uow,
-            invitations.c.id.in_(invitation_ids)
-            & (invitations.c.state == InvitationState.SCHEDULED.value),
-            InvitationState.SENT,
-            SENT_REASON,
-            extra={"sent_at": instant, "expires_at": instant + expiry},
-        )
-        schedule_reminders(uow, sent, instant + ctx.settings.policy.reminder_interval, uow.now)
-        moved += len(sent)
-    return moved
 
 
 def _not_delivered(uow: UnitOfWork, rows: Sequence[Any]) -> int:

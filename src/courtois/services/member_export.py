@@ -1,8 +1,9 @@
 """export_member: everything held about and for one member (an access request, a move).
 
 The member's record, their contacts, consents, invitations with every email and decision
-(as the member may see them: never why a recipient is unavailable, invariant 11), and the
-ledger entries that name them. Recipients appear by the address the member gave while an
+(as the member may see them: never why a recipient is unavailable, nor that an email of
+theirs was a digest carrying other members' invitations, invariant 11), and the ledger
+entries that name them. Recipients appear by the address the member gave while an
 invitation is open, by digest afterwards.
 """
 
@@ -16,6 +17,7 @@ from sqlalchemy import Connection, func, select
 
 from courtois.domain.errors import NotFound
 from courtois.domain.ledger import EventType
+from courtois.domain.messages import kind_as_member_sees
 from courtois.policy.config import PolicyConfig
 from courtois.services.context import Context
 from courtois.services.decisions import member_verdicts
@@ -86,7 +88,7 @@ def _export(
         mails[message.invitation_id].append(
             {
                 "id": message.id,
-                "kind": message.kind,
+                "kind": kind_as_member_sees(message.kind),
                 "status": message.state,
                 "scheduled_at": planned_at(message, policy),
                 "sent_at": message.sent_at,

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Connection, exists, func, select
 from courtois.domain.errors import InvalidInput
 from courtois.domain.invitations import ANSWERABLE_STATES, InvitationState
 from courtois.services.context import Context
+from courtois.services.email_arrived import arrived_by_link
 from courtois.services.housekeeping import drop_invited_contacts
 from courtois.services.locks import lock_recipients
 from courtois.services.recipient_link import (
@@ -66,9 +67,13 @@ def answerable(now: datetime) -> ColumnElement[bool]:
 
 def accept(ctx: Context, link: Link, now: datetime) -> InvitationState:
     """The recipient followed the join link: a sent invitation is accepted (once), unless
-    it expired; any other is left as it is. Returns the invitation's state afterwards."""
+    it expired; any other is left as it is. Returns the invitation's state afterwards.
+    The link came in an email: one whose fate was `unknown` arrived, and is recorded sent
+    first, or its invitation would stay scheduled, unanswered, and get its reminder once
+    an admin settled it."""
     with ctx.unit_of_work(now) as uow:
         lock_recipients(uow.conn, [link.digest])
+        arrived_by_link(uow, ctx, link.invitation_id, link.digest, shared=link.shared)
         move_invitations(
             uow,
             (invitations.c.id == link.invitation_id)

@@ -1,0 +1,133 @@
+"""An email in doubt that arrived after all, recorded as its worker would have recorded it.
+
+Two kinds of word settle it: an admin's, who read the mail server's logs (`admin_unknown`),
+and the recipient's own, who followed a link that only that email carried
+(`recipient_actions.accept`). Both go through `record_arrived`, so the email, the
+invitations it brought and their reminders end up as one accepted email leaves them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, exists, select
+
+from courtois.domain.invitations import InvitationState
+from courtois.domain.messages import MessageKind, MessageState
+from courtois.services.context import Context
+from courtois.services.send_outcomes import schedule_reminders
+from courtois.services.transitions import move_invitations, set_messages
+from courtois.services.unit_of_work import UnitOfWork
+from courtois.store.tables import invitations, messages
+
+_UNKNOWN = MessageState.UNKNOWN.value
+# Why an email in doubt is recorded sent when its recipient follows its join link.
+FOLLOWED_LINK = "the recipient followed the link, so the email arrived"
+
+
+def handed_over_at(attempts: int, first_attempt_at: datetime | None) -> datetime | None:
+    """When an email was handed to the mail server, as far as its row tells: the claim of
+    its only attempt. After earlier attempts refused for now, the first attempt is not the
+    one that may have arrived, and no later one is stored: None."""
+    return first_attempt_at if attempts == 1 else None
+
+
+def email_in_doubt(connection: Connection, digest: str, invitation_id: str) -> list[Any]:
+    """The messages of the `unknown` email that was this invitation's first (its digest's
+    carrier and every part it carried, itself included), or none when its first email is
+    not in doubt. Read among the recipient's own messages, a handful (docs/scaling.md)."""
+    rows = connection.execute(
+        select(messages).where(messages.c.recipient_digest == digest, messages.c.state == _UNKNOWN)
+    ).all()
+    first = next(
+        (
+            r
+            for r in rows
+            if r.invitation_id == invitation_id and r.kind != MessageKind.REMINDER.value
+        ),
+        None,
+    )
+    if first is None:
+        return []
+    carrier = first.carried_by or first.id
+    return [r for r in rows if carrier in (r.id, r.carried_by)]
+
+
+def record_arrived(
+    uow: UnitOfWork,
+    ctx: Context,
+    rows: Sequence[Any],
+    reason: str,
+    answered: Collection[str] = (),
+) -> int:
+    """These `unknown` emails arrived: sent when they were handed to the mail server, as a
+    worker recording the server's answer would have said, their first invitations sent
+    from then, with the reminder a member ticked, as after any accepted email (none for
+    the `answered` invitations, whose recipient is answering them now: a reminder would
+    ask them again). The sending time feeds the charts' day, the recipient's quota, the
+    reminder and the expiry: when it is not known (an email tried more than once), the
+    instant its outcome became unknown stands for it, the latest it can have left. A
+    digest's parts left with their carrier. Returns how many invitations became sent."""
+    left = {r.id: handed_over_at(r.attempts, r.first_attempt_at) or r.updated_at for r in rows}
+    messages_at: dict[datetime, list[str]] = defaultdict(list)
+    by_instant: dict[datetime, list[str]] = defaultdict(list)
+    for r in rows:
+        instant = left.get(r.carried_by or r.id, left[r.id])
+        messages_at[instant].append(r.id)
+        if r.kind != MessageKind.REMINDER.value:
+            by_instant[instant].append(r.invitation_id)
+    for instant, message_ids in sorted(messages_at.items()):
+        set_messages(
+            uow,
+            message_ids,
+            MessageState.UNKNOWN,
+            MessageState.SENT,
+            reason,
+            sent_at=instant,
+            lease_until=None,
+        )
+    expiry = timedelta(days=ctx.settings.policy.invitation_expiry_days)
+    moved = 0
+    for instant, invitation_ids in sorted(by_instant.items()):
+        sent = move_invitations(
+            uow,
+            invitations.c.id.in_(invitation_ids)
+            & (invitations.c.state == InvitationState.SCHEDULED.value),
+            InvitationState.SENT,
+            reason,
+            extra={"sent_at": instant, "expires_at": instant + expiry},
+        )
+        reminded = [i for i in sent if i not in answered]
+        schedule_reminders(uow, reminded, instant + ctx.settings.policy.reminder_interval, uow.now)
+        moved += len(sent)
+    return moved
+
+
+def arrived_by_link(
+    uow: UnitOfWork, ctx: Context, invitation_id: str, digest: str, *, shared: bool
+) -> None:
+    """The recipient followed the join link of this invitation while it is still scheduled:
+    the link came in its first email (a reminder, with the same link, only ever follows an
+    email recorded sent). When that email's fate is `unknown`, it arrived, and is recorded
+    so, with every invitation it carried, before the click is answered (the caller holds
+    the recipient's lock). Not from a text the member sent by hand (`shared`: it proves
+    nothing of an email), nor for an invitation past its expiry, which a click must not
+    reopen. This invitation gets no reminder: it is being answered."""
+    if shared:
+        return
+    waiting = uow.conn.execute(
+        select(
+            exists().where(
+                invitations.c.recipient_digest == digest,
+                invitations.c.id == invitation_id,
+                invitations.c.state == InvitationState.SCHEDULED.value,
+                invitations.c.expires_at > uow.now,
+            )
+        )
+    ).scalar_one()
+    rows = email_in_doubt(uow.conn, digest, invitation_id) if waiting else []
+    if rows:
+        record_arrived(uow, ctx, rows, FOLLOWED_LINK, answered={invitation_id})
