@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, func, select
+from sqlalchemy import ColumnElement, Row, Table, func, select, update
 
 from conftest import T0
 from courtois.delivery.transport import MemoryTransport
@@ -17,6 +17,7 @@ from courtois.domain.addresses import parse_address
 from courtois.policy.chain import CHAIN
 from courtois.services.context import Context
 from courtois.services.decisions import expand_verdicts
+from courtois.services.housekeeping import expire_leases
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.members import register_member
 from courtois.services.previews import preview_invitations
@@ -125,6 +126,21 @@ def mailed_before(ctx: Context, email: str, now: datetime, member: str = "zed") 
     register_member(ctx, member, f"{member}@members.example", "Zed", "en", then)
     invite(ctx, request_for(ctx, member, [email]), then)
     run_pass(ctx, then + timedelta(minutes=11), MemoryTransport())
+
+
+def left_in_doubt(ctx: Context, invitation_id: str, now: datetime) -> str:
+    """The invitation's waiting email as a worker killed mid-send leaves it: claimed
+    (`sending`, its lease run out by `now`), then `unknown` when the next pass finds the
+    lease gone (invariant 8). Returns the email's id."""
+    with ctx.engine.begin() as connection:
+        (message_id,) = connection.execute(
+            update(messages)
+            .where(messages.c.invitation_id == invitation_id, messages.c.state == "scheduled")
+            .values(state="sending", attempts=1, lease_until=now - timedelta(seconds=1))
+            .returning(messages.c.id)
+        ).scalars()
+    assert expire_leases(ctx, now) == 1
+    return str(message_id)
 
 
 def by_email(answer: dict[str, Any]) -> dict[str, dict[str, Any]]:

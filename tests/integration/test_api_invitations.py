@@ -7,16 +7,27 @@ import dataclasses
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from api_support import Api, add_member, preview_and_invite, problem, running_api
 from sqlalchemy import insert
-from support import MEMBER_RULE_CODES, WRITTEN_BY_INVITE, counts, rows
+from support import (
+    EVERY_TABLE,
+    MEMBER_RULE_CODES,
+    WRITTEN_BY_INVITE,
+    counts,
+    left_in_doubt,
+    rows,
+)
 
+from courtois.delivery.transport import MemoryTransport
 from courtois.domain.addresses import parse_address
 from courtois.domain.ids import new_id
+from courtois.services.admin_unknown import resolve_unknown
 from courtois.services.context import Context
+from courtois.services.worker import run_pass
 from courtois.store.tables import contacts
 from courtois.web.api.common import UUID_PATTERN
 
@@ -213,6 +224,87 @@ def test_withdraw_then_withdraw_again_and_unknown_ids(api: Api) -> None:
         response = api.post(path) if path.endswith("withdraw") else api.get(path)
         body = problem(response, 404, "invitation-not-found")
         assert body["detail"] == "No such invitation."
+
+
+def test_an_email_in_doubt_is_said_so_and_its_invitation_is_not_withdrawn(api: Api) -> None:
+    """A worker killed while handing Bo's and Cy's emails to the mail server leaves them
+    `unknown`: they may be in the inbox, join link and all. The invitation, list and
+    export say so (`message_status`), and a withdrawal is refused (409) with nothing
+    changed, as while the email is being sent. Once an admin settles each, the usual
+    states apply: sent can be withdrawn; not delivered is closed."""
+    answer = preview_and_invite(api, ["bo@example.org", "cy@example.org", "dy@example.org"])
+    ids = {item["email"]: item["id"] for item in answer["invitations"]}
+    bo, cy, dy = ids["bo@example.org"], ids["cy@example.org"], ids["dy@example.org"]
+    later = api.clock.advance(minutes=30)
+    bo_email, cy_email = left_in_doubt(api.ctx, bo, later), left_in_doubt(api.ctx, cy, later)
+    detail = api.ok(api.get(f"/v1/invitations/{bo}"))
+    assert (detail["status"], detail["message_status"], detail["sent_at"]) == (
+        "scheduled",
+        "unknown",
+        None,
+    )
+    assert [m["status"] for m in detail["messages"]] == ["unknown"]
+    listed = api.ok(api.get("/v1/members/ana/invitations"))["items"]
+    assert {i["id"]: i["message_status"] for i in listed} == {
+        bo: "unknown",
+        cy: "unknown",
+        dy: "scheduled",
+    }
+    exported = api.ok(api.get("/v1/members/ana/export"))["invitations"]
+    assert {i["id"]: i["message_status"] for i in exported} == {
+        bo: "unknown",
+        cy: "unknown",
+        dy: "scheduled",
+    }
+    before = counts(api.ctx, EVERY_TABLE)
+    refused = problem(api.post(f"/v1/invitations/{bo}/withdraw"), 409, "invitation-in-doubt")
+    assert "may already have left" in refused["detail"]
+    assert counts(api.ctx, EVERY_TABLE) == before
+    assert api.ok(api.get(f"/v1/invitations/{bo}")) == detail
+    document = api.ok(api.get("/openapi.json"))
+    kinds = document["components"]["schemas"]["ProblemDetails"]["properties"]["type"]["enum"]
+    assert "/problems/invitation-in-doubt" in kinds
+    summary = document["components"]["schemas"]["InvitationSummary"]["properties"]
+    assert "unknown" in summary["message_status"]["description"]
+    # The admin found Bo's delivered and Cy's not.
+    resolve_unknown(api.ctx, [bo_email], "sent", later)
+    resolve_unknown(api.ctx, [cy_email], "failed", later)
+    settled = api.ok(api.get(f"/v1/invitations/{bo}"))
+    assert (settled["status"], settled["message_status"]) == ("sent", "sent")
+    closed = api.ok(api.get(f"/v1/invitations/{cy}"))
+    assert (closed["status"], closed["message_status"]) == ("bounced", "failed")
+    withdrawn = api.ok(api.post(f"/v1/invitations/{bo}/withdraw"))
+    assert withdrawn == {"id": bo, "status": "withdrawn"}
+    problem(api.post(f"/v1/invitations/{cy}/withdraw"), 409, "invitation-closed")
+
+
+def test_revoking_a_consent_leaves_an_invitation_in_doubt_to_the_admin(api: Api) -> None:
+    """Revoking withdraws what has not left; an invitation whose email may have left is
+    not said withdrawn (its recipient may hold the link): it is counted as already
+    leaving, and becomes sent, with no reminder, or not delivered when an admin says."""
+    answer = preview_and_invite(api, ["bo@example.org", "cy@example.org"], reminders=1)
+    ids = {item["email"]: item["id"] for item in answer["invitations"]}
+    later = api.clock.advance(minutes=30)
+    message_id = left_in_doubt(api.ctx, ids["bo@example.org"], later)
+    revoked = api.ok(api.post(f"/v1/consents/{answer['consent_id']}/revoke"))
+    assert revoked == {
+        "id": answer["consent_id"],
+        "withdrawn": 1,
+        "reminders_cancelled": 0,
+        "already_leaving": 1,
+    }
+    bo = api.ok(api.get(f"/v1/invitations/{ids['bo@example.org']}"))
+    assert (bo["status"], bo["message_status"]) == ("scheduled", "unknown")
+    cy = api.ok(api.get(f"/v1/invitations/{ids['cy@example.org']}"))
+    assert (cy["status"], cy["message_status"]) == ("withdrawn", "cancelled")
+    resolve_unknown(api.ctx, [message_id], "sent", later)
+    bo = api.ok(api.get(f"/v1/invitations/{ids['bo@example.org']}"))
+    assert (bo["status"], bo["message_status"]) == ("sent", "sent")
+    # The consent being revoked, no reminder follows the email the admin says arrived.
+    assert [m["kind"] for m in bo["messages"]] == ["invitation"]
+    transport = MemoryTransport()
+    run_pass(api.ctx, later + timedelta(days=20), transport)
+    assert transport.sent == []
 
 
 def test_ids_outside_the_documented_form_are_answered_as_unknown_ids(api: Api) -> None:

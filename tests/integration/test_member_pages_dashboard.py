@@ -9,8 +9,10 @@ import json
 import re
 from dataclasses import replace
 from datetime import timedelta
+from html import unescape
 
 import httpx
+import pytest
 from live_app import live_site
 from member_pages_support import (
     MemberBrowser,
@@ -23,14 +25,15 @@ from member_pages_support import (
 )
 from page_reading import DONE, ERROR, title_of
 from pages_site import deliver
-from support import T0, mailed_before, rows, send_invites
+from support import T0, count, left_in_doubt, mailed_before, rows, send_invites
 
 from courtois.delivery.bounces import BouncedRecipient, BounceReport
+from courtois.services.admin_unknown import resolve_unknown
 from courtois.services.bounces import apply_bounce
 from courtois.services.context import Context
 from courtois.services.members import register_member
 from courtois.services.recipients import unsubscribe
-from courtois.store.tables import consents, invitations, messages
+from courtois.store.tables import consents, invitations, ledger, messages
 
 UNDO = timedelta(minutes=10)
 
@@ -69,6 +72,52 @@ def test_withdrawing_within_the_undo_window_stops_the_email(ctx: Context) -> Non
         sent = deliver(ana.ctx, T0 + UNDO + timedelta(minutes=1))
     assert _state(ctx, bo) == "withdrawn"
     assert [mail.outgoing.to for mail in sent] == ["cy@example.com"]
+
+
+IN_DOUBT = {
+    "en": "delivery uncertain: the email may have left; the platform is checking",
+    "fr": "remise incertaine\u00a0: l'e-mail est peut-être parti\u202f; la plateforme vérifie",
+}
+WAITING = {"en": "waiting to leave", "fr": "en attente de départ"}
+
+
+@pytest.mark.parametrize("locale", ["en", "fr"])
+def test_an_email_in_doubt_reads_uncertain_and_cannot_be_withdrawn(
+    ctx: Context, locale: str
+) -> None:
+    """A worker killed mid-send leaves Bo's email `unknown`: it may be in Bo's inbox. The
+    dashboard says the delivery is uncertain, not that it waits to leave, and offers no
+    withdrawal; one posted from a page shown before is refused in words, nothing changed.
+    Once an admin says it arrived, the line reads sent and can be withdrawn."""
+    add_member(ctx, "ana", locale=locale)
+    later = T0 + timedelta(minutes=30)
+    answer = send_invites(ctx, "ana", ["bo@example.com", "cy@example.com"], T0)
+    ids = {item["email"]: item["id"] for item in answer["invitations"]}
+    bo, cy = ids["bo@example.com"], ids["cy@example.com"]
+    with signed_in(ctx, "ana", T0) as ana:
+        shown_before = ana.get("/member/").text
+        assert sorted(_withdraw_buttons(shown_before)) == sorted([bo, cy])
+        email = left_in_doubt(ctx, bo, later)
+        ana.site.clock.now = later
+        page = unescape(ana.get("/member/").text)
+        assert page.count(IN_DOUBT[locale]) == 1
+        assert page.count(WAITING[locale]) == 1  # Cy's, past its undo window
+        assert _withdraw_buttons(page) == [cy]
+        before = rows(ctx, invitations), rows(ctx, messages), count(ctx, ledger)
+        refused = ana.post(f"/member/invitations/{bo}/withdraw")
+        assert refused.headers["location"].startswith("/member/?done=in-doubt&seal=")
+        told = ana.get(refused.headers["location"]).text
+        assert ERROR in told
+        assert (rows(ctx, invitations), rows(ctx, messages), count(ctx, ledger)) == before
+        resolve_unknown(ctx, [email], "sent", later)
+        settled = ana.get("/member/").text
+    if locale == "en":
+        assert "may already have left, and the platform is checking" in unescape(told)
+        assert title_of(told) == "Error: My invitations – Agora"
+        assert "sent, no answer yet" in settled
+    assert IN_DOUBT[locale] not in unescape(settled)
+    assert sorted(_withdraw_buttons(settled)) == sorted([bo, cy])
+    assert _state(ctx, bo) == "sent"
 
 
 def test_revoking_a_consent_withdraws_everything_unsent(ctx: Context) -> None:

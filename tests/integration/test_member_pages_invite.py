@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import timedelta
 from html import unescape
 
 import pytest
@@ -21,7 +22,7 @@ from member_pages_support import (
     signed_in,
 )
 from page_reading import ERROR, box_of, title_of
-from support import T0, count, rows
+from support import T0, count, left_in_doubt, rows
 
 from courtois.services.context import Context
 from courtois.services.members import register_member
@@ -326,6 +327,28 @@ def test_a_form_posted_again_shows_each_invitation_as_it_is_now(ctx: Context) ->
         assert f"/member/invitations/{invitation.id}/withdraw" not in page.text
     assert [r.state for r in rows(ctx, invitations)] == ["withdrawn"]
     assert contact_ids(ctx, "ana", selected=True) == chosen
+
+
+def test_a_form_posted_again_shows_an_email_in_doubt_as_uncertain(ctx: Context) -> None:
+    """The browser posts the sent form again after a worker was killed handing the email
+    to the mail server: the page shows the delivery as uncertain, not as leaving later,
+    and offers no withdrawal (it may be in the recipient's inbox)."""
+    add_member(ctx)
+    import_some(ctx, "ana", 1)
+    with signed_in(ctx) as ana:
+        _choose_first(ana, 1)
+        form = consent_form(_preview(ana))
+        first = ana.post("/member/invite/send", form)
+        (invitation,) = rows(ctx, invitations)
+        assert f"/member/invitations/{invitation.id}/withdraw" in first.text
+        left_in_doubt(ctx, invitation.id, T0 + timedelta(minutes=30))
+        again = ana.post("/member/invite/send", form)
+    assert again.status_code == 200, again.text
+    shown = unescape(again.text)
+    assert "delivery uncertain: the email may have left; the platform is checking" in shown
+    assert "leaves later" not in shown
+    assert f"/member/invitations/{invitation.id}/withdraw" not in again.text
+    assert [r.state for r in rows(ctx, invitations)] == ["scheduled"]
 
 
 def test_a_changed_choice_is_shown_again_instead_of_sending(ctx: Context) -> None:

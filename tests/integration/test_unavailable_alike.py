@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -267,3 +267,66 @@ def test_a_held_invitation_gives_no_day_and_names_no_other_sender(api: Api) -> N
         m for m in look_up_recipient(api.ctx, eve).messages if m.invitation_id == held["id"]
     ]
     assert bruno_s.scheduled_at == frees
+
+
+def _instant(at: datetime) -> str:
+    """An instant as the API writes it."""
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def _invited_and_held(api: Api, email: str, member: str) -> str:
+    """The member invites `email`, whose quota holds the invitation (no day is given);
+    returns its id."""
+    (item,) = preview_and_invite(api, [email], member_id=member)["invitations"]
+    assert (item["status"], item["scheduled_at"]) == ("scheduled", None)
+    quota = {v["rule"]: v["outcome"] for v in item["decision"]["verdicts"]}["recipient-quota"]
+    assert quota == "defer"
+    return str(item["id"])
+
+
+def test_a_held_invitation_never_gives_its_day_whatever_became_of_it(api: Api) -> None:
+    """Ana's email reaches Eve. Bruno and Dan invite Eve the next days: Eve's quota holds
+    theirs 14 days after Ana's email; Dan withdraws his, Bruno's leaves on its day. Cara
+    invites Eve after that and waits 90 days after Ana's email, until Eve joins on
+    Bruno's invitation. None of them ever reads the day theirs waited for, in the
+    invitation, the list or the export: to the second, another member's email reaching
+    Eve, 14 or 90 days on (Bruno's own `sent_at` says when his left, a pass later)."""
+    eve = "eve@example.org"
+    add_member(api, "cara", "Cara")
+    add_member(api, "dan", "Dan")
+    preview_and_invite(api, [eve], member_id="ana")
+    run_pass(api.ctx, SENT, MemoryTransport())
+    held = {}
+    for at, member in ((1, "bruno"), (2, "dan")):
+        api.clock.now = T0 + timedelta(days=at)
+        held[member] = _invited_and_held(api, eve, member)
+    api.ok(api.post(f"/v1/invitations/{held['dan']}/withdraw"))
+    outbox = MemoryTransport()
+    run_pass(api.ctx, SENT + timedelta(days=14, hours=1), outbox)
+    assert len(outbox.sent) == 1
+    api.clock.now = T0 + timedelta(days=20)
+    held["cara"] = _invited_and_held(api, eve, "cara")
+    api.clock.now = T0 + timedelta(days=30)
+    api.ok(api.post("/v1/joined", {"email": eve}))
+    days = {"bruno": SENT + timedelta(days=14), "dan": SENT + timedelta(days=14)}
+    days["cara"] = SENT + timedelta(days=90)
+    # The admins still see each held email's day.
+    seen = look_up_recipient(api.ctx, eve).messages
+    assert {
+        m: next(s.scheduled_at for s in seen if s.invitation_id == i) for m, i in held.items()
+    } == days
+    states = {}
+    for member, invitation_id in held.items():
+        detail = api.ok(api.get(f"/v1/invitations/{invitation_id}"))
+        (exported,) = api.ok(api.get(f"/v1/members/{member}/export"))["invitations"]
+        listed = api.ok(api.get(f"/v1/members/{member}/invitations"))
+        for shown in (detail, exported):
+            assert [m["scheduled_at"] for m in shown["messages"]] == [None], member
+        for text in map(json.dumps, (detail, exported, listed)):
+            assert not any(_instant(day) in text for day in days.values()), member
+        states[member] = (detail["status"], detail["messages"][0]["status"])
+    assert states == {
+        "bruno": ("accepted", "sent"),
+        "dan": ("withdrawn", "cancelled"),
+        "cara": ("blocked", "cancelled"),
+    }

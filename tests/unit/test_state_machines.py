@@ -23,6 +23,7 @@ from courtois.domain.messages import (
     MESSAGE_MACHINE,
     PENDING_MESSAGE_STATES,
     MessageState,
+    standing,
 )
 
 I = InvitationState  # noqa: E741 - short alias for the tables
@@ -187,3 +188,23 @@ def test_quota_counting_states() -> None:
     """What may have left counts against quotas; cancelled and failed messages do not."""
     assert set(DELIVERED_OR_MAYBE) == {M.SENDING, M.SENT, M.UNKNOWN}
     assert set(PENDING_MESSAGE_STATES) == {M.SCHEDULED}
+
+
+@pytest.mark.parametrize(
+    ("emails", "expected"),
+    [
+        ([], None),
+        ([M.SCHEDULED], M.SCHEDULED),
+        ([M.SENT, M.SCHEDULED], M.SCHEDULED),
+        ([M.UNKNOWN], M.UNKNOWN),
+        # A reminder the recipient asked for from the email's link, after it: the email
+        # may still be in the inbox unrecorded, and that is what the member must read.
+        ([M.UNKNOWN, M.SCHEDULED], M.UNKNOWN),
+        ([M.SENT, M.UNKNOWN], M.UNKNOWN),
+        ([M.SENT, M.CANCELLED], M.CANCELLED),
+    ],
+)
+def test_an_email_in_doubt_is_where_an_invitation_stands(
+    emails: list[MessageState], expected: MessageState | None
+) -> None:
+    assert standing(emails) is expected

@@ -100,6 +100,16 @@ DELIVERED_OR_MAYBE = frozenset({_M.SENDING, _M.SENT, _M.UNKNOWN})
 PENDING_MESSAGE_STATES = frozenset({_M.SCHEDULED})
 
 
+def standing(states: Sequence[MessageState]) -> MessageState | None:
+    """Where an invitation's emails (oldest first) stand, in one word for its member: one
+    in doubt (`unknown`) wins, since it may have reached the recipient whatever came after
+    it (a reminder asked for from its link); otherwise the latest email's state; None
+    before there is any."""
+    if _M.UNKNOWN in states:
+        return _M.UNKNOWN
+    return states[-1] if states else None
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One email of an invitation."""

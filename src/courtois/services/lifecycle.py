@@ -38,6 +38,16 @@ def withdraw(ctx: Context, invitation_id: str, now: datetime, member_id: str | N
                 "left, withdrawing the invitation stops any reminder.",
                 {"state": SENDING},
             )
+        # An email in doubt may be in the recipient's inbox, its join link with it: a
+        # withdrawal now would leave them holding a link to an invitation said withdrawn.
+        # It waits for an admin's word, after which the usual states apply.
+        if in_doubt_now(uow.conn, [invitation_id]):
+            raise Conflict(
+                "Its email may already have left: a worker stopped while handing it to the "
+                "mail server, and an admin is checking what became of it. It can be withdrawn "
+                "once that is settled, if it is still open then.",
+                {"state": UNKNOWN},
+            )
         moved = move_invitations(
             uow,
             invitations.c.id == invitation_id,
@@ -80,7 +90,10 @@ def revoke_consent(
         # An invitation whose email the worker is handing to SMTP right now cannot be
         # stopped: it is left to become sent (its reminder is then refused, the consent
         # being revoked) and counted, rather than said withdrawn while its email arrives.
-        leaving = sending_now(uow.conn, [r.id for r in under])
+        # One whose email is in doubt is left alike, for an admin to settle: sent (no
+        # reminder follows) or not delivered.
+        opened = [r.id for r in under]
+        leaving = sending_now(uow.conn, opened) | in_doubt_now(uow.conn, opened)
         unsent = (invitations.c.consent_id == consent_id) & (
             invitations.c.state == InvitationState.SCHEDULED.value
         )
@@ -111,18 +124,30 @@ def revoke_consent(
 
 
 SENDING = MessageState.SENDING.value
+UNKNOWN = MessageState.UNKNOWN.value
 
 
 def sending_now(connection: Connection, invitation_ids: list[str]) -> set[str]:
     """Those of these invitations with an email being handed to SMTP now (claimed, its
     outcome not yet recorded); read under the recipients' locks, which a claim takes too."""
+    return _with_an_email_in(connection, invitation_ids, SENDING)
+
+
+def in_doubt_now(connection: Connection, invitation_ids: list[str]) -> set[str]:
+    """Those of these invitations with an email whose fate nobody knows (`unknown`: it may
+    have arrived, invariant 8) until an admin says; read under the recipients' locks, which
+    the admin's resolution takes too."""
+    return _with_an_email_in(connection, invitation_ids, UNKNOWN)
+
+
+def _with_an_email_in(connection: Connection, invitation_ids: list[str], state: str) -> set[str]:
     found: set[str] = set()
     for chunk in chunked(connection, invitation_ids):
         found.update(
             connection.execute(
                 select(messages.c.invitation_id).where(
                     among(connection, messages.c.invitation_id, chunk),
-                    messages.c.state == SENDING,
+                    messages.c.state == state,
                 )
             ).scalars()
         )

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select
 
 from courtois.domain.errors import NotFound
-from courtois.domain.messages import MessageKind, MessageState
+from courtois.domain.messages import MessageKind, MessageState, standing
 from courtois.policy.config import PolicyConfig
 from courtois.services.context import Context
 from courtois.services.decisions import expand_verdicts, member_verdicts
@@ -70,13 +70,18 @@ def contacts_page(ctx: Context, member_id: str, after: int | None, limit: int) -
     return Slice(items, len(found) > limit)
 
 
-def _invitation_summary(row: Any) -> dict[str, Any]:
+def invitation_summary(row: Any, emails: Sequence[str]) -> dict[str, Any]:
+    """An invitations-table row in the API's words, with where its emails (their states,
+    oldest first) stand: `unknown` says the delivery is in doubt, which the invitation's
+    own state (still `scheduled`, or `sent` for a reminder) cannot say."""
+    shown = standing([MessageState(state) for state in emails])
     return {
         "id": row.id,
         "consent_id": row.consent_id,
         "email": row.address,
         "recipient_digest": row.recipient_digest,
         "status": row.state,
+        "message_status": shown.value if shown is not None else None,
         "locale": row.locale,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
@@ -109,7 +114,25 @@ def invitations_page(
     with ctx.engine.connect() as connection:
         check_member(connection, member_id)
         found = connection.execute(query.limit(limit + 1)).all()
-    return Slice([_invitation_summary(r) for r in found[:limit]], len(found) > limit)
+        page = found[:limit]
+        emails = email_states(connection, [r.id for r in page])
+    items = [invitation_summary(r, emails.get(r.id, [])) for r in page]
+    return Slice(items, len(found) > limit)
+
+
+def email_states(connection: Connection, invitation_ids: list[str]) -> dict[str, list[str]]:
+    """The states of each of these invitations' emails, oldest first, read by the
+    invitations' ids (a page's, bounded by its limit)."""
+    found: dict[str, list[str]] = {}
+    if not invitation_ids:
+        return found
+    for invitation_id, state in connection.execute(
+        select(messages.c.invitation_id, messages.c.state)
+        .where(messages.c.invitation_id.in_(invitation_ids))
+        .order_by(messages.c.created_at, messages.c.id)
+    ):
+        found.setdefault(invitation_id, []).append(state)
+    return found
 
 
 def public_verdicts(stored: list[list[str]]) -> list[dict[str, str]]:
@@ -120,13 +143,13 @@ def public_verdicts(stored: list[list[str]]) -> list[dict[str, str]]:
 
 
 def planned_at(message: Any, policy: PolicyConfig) -> datetime | None:
-    """When a message leaves, as the member may read it: a waiting email held back past
-    its own time (the undo window's end, or its reminder's day) waits for the recipient's
-    quota, or for the day the recipient picked; that day would tell the member when
-    someone else's email reached that person, or the recipient's own choice."""
+    """When a message leaves or was to leave, as the member may read it: an email held
+    back past its own time (the undo window's end, or its reminder's day) waited for the
+    recipient's quota, or for the day the recipient picked; that day would tell the member
+    when someone else's email reached that person, or the recipient's own choice. It stays
+    unsaid whatever became of the email: sent later (its own `sent_at` says when), or
+    cancelled before its day came (withdrawn, refused, expired)."""
     at: datetime = message.scheduled_at
-    if message.state != MessageState.SCHEDULED.value:
-        return at
     own = policy.reminder_interval if message.kind == MessageKind.REMINDER.value else None
     due: datetime = message.created_at + (own or policy.undo_window)
     return at if at <= due + _SLACK else None
@@ -158,7 +181,7 @@ def invitation_detail(ctx: Context, invitation_id: str) -> dict[str, Any]:
             .order_by(decisions.c.id)
         ).all()
     return {
-        **_invitation_summary(row),
+        **invitation_summary(row, [m.state for m in sent]),
         "member_id": row.member_id,
         "messages": [
             {

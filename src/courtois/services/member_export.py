@@ -21,7 +21,12 @@ from courtois.domain.messages import kind_as_member_sees
 from courtois.policy.config import PolicyConfig
 from courtois.services.context import Context
 from courtois.services.decisions import member_verdicts
-from courtois.services.listings import consent_row, planned_at, public_verdicts
+from courtois.services.listings import (
+    consent_row,
+    invitation_summary,
+    planned_at,
+    public_verdicts,
+)
 from courtois.store.bulk import among, chunked
 from courtois.store.tables import (
     complaints,
@@ -134,17 +139,7 @@ def _export(
         ],
         "invitations": [
             {
-                "id": i.id,
-                "consent_id": i.consent_id,
-                "email": i.address,
-                "recipient_digest": i.recipient_digest,
-                "status": i.state,
-                "locale": i.locale,
-                "created_at": i.created_at,
-                "updated_at": i.updated_at,
-                "sent_at": i.sent_at,
-                "answered_at": i.answered_at,
-                "expires_at": i.expires_at,
+                **invitation_summary(i, [m["status"] for m in mails.get(i.id, [])]),
                 "messages": mails.get(i.id, []),
                 "decisions": decided.get(i.id, []),
             }

@@ -1,8 +1,10 @@
 """invitations_overview, consents_overview: what the member's dashboard shows.
 
 Each invitation comes with what the member can still do about it: when its email leaves
-(the undo window's end, or later when a quota defers it) and, when it was refused, the
-rule that refused it, never the recipient's own reason (invariant 11: "unavailable").
+(the undo window's end, or later when a quota defers it), whether an email of it is in
+doubt (it may have left unrecorded: not to be withdrawn until an admin settles it) and,
+when it was refused, the rule that refused it, never the recipient's own reason
+(invariant 11: "unavailable").
 Reads only; each page is one indexed range query plus lookups keyed by the page's ids.
 """
 
@@ -19,6 +21,7 @@ from courtois.domain.invitations import OPEN_INVITATION_STATES, InvitationState
 from courtois.domain.messages import MessageState
 from courtois.policy.verdict import Outcome
 from courtois.services.context import Context
+from courtois.services.lifecycle import in_doubt_now
 from courtois.services.listings import check_member, public_verdicts
 from courtois.store.tables import (
     consent_recipients,
@@ -50,11 +53,15 @@ class InvitationLine:
     spaced: bool = False
     # The name in the member's own contact of that recipient, while they still hold it.
     name: str | None = None
+    # An email of it may have left unrecorded (`unknown`): whatever its state says, its
+    # delivery is uncertain until an admin settles it, and it cannot be withdrawn.
+    in_doubt: bool = False
 
     @property
     def can_withdraw(self) -> bool:
-        """Still open: withdrawing stops its email or its reminder."""
-        return InvitationState(self.state) in OPEN_INVITATION_STATES
+        """Still open and nothing of it in doubt: withdrawing stops its email or its
+        reminder (`lifecycle.withdraw` refuses while an email may be in the inbox)."""
+        return InvitationState(self.state) in OPEN_INVITATION_STATES and not self.in_doubt
 
 
 def _line(
@@ -63,6 +70,7 @@ def _line(
     undo_ends: datetime,
     refused_by: str | None,
     contact: Any | None,
+    in_doubt: bool,
 ) -> InvitationLine:
     """One dashboard line. An email held back past the undo window (by the recipient's
     quota, or the sender's own caps) shows no day: the day the recipient's quota frees
@@ -82,6 +90,7 @@ def _line(
         undo_ends=undo_ends,
         refused_by=refused_by,
         spaced=spaced,
+        in_doubt=in_doubt,
     )
 
 
@@ -198,6 +207,7 @@ def _lines(
         denying = [v["rule"] for v in public_verdicts(decided.verdicts) if v["outcome"] == "deny"]
         if denying:
             refused[decided.invitation_id] = denying[0]
+    doubtful = in_doubt_now(connection, ids)
     window = ctx.settings.policy.undo_window
     return [
         _line(
@@ -206,6 +216,7 @@ def _lines(
             given_at[row.consent_id] + window,
             refused.get(row.id),
             own.get(row.recipient_digest) if row.state in still_open else None,
+            row.id in doubtful,
         )
         for row in page
     ]

@@ -101,6 +101,13 @@ PROBLEM_TABLE: dict[str, ProblemType] = {
         "Its email is being sent right now and can no longer be stopped.",
         "Read the invitation again in a moment to see how the sending ended.",
     ),
+    "invitation-in-doubt": ProblemType(
+        "Invitation in doubt",
+        "Its email may already have left: a worker stopped while handing it to the mail "
+        "server, so nobody knows yet whether it arrived, and it is never sent again by itself.",
+        "Wait for an admin to settle it (the invitation's `message_status` is then no longer "
+        "`unknown`); withdraw it afterwards if it is still open.",
+    ),
     "idempotency-key-in-use": ProblemType(
         "Idempotency key in use",
         "A request with this key is still running; retry after Retry-After.",

@@ -54,8 +54,9 @@ class Revoked(BaseModel):
     withdrawn: int = Field(description="Invitations not yet sent, now withdrawn.")
     reminders_cancelled: int = Field(description="Reminders of sent invitations cancelled.")
     already_leaving: int = Field(
-        description="Invitations whose email was being handed to SMTP at that moment: they "
-        "could not be stopped and become sent (with no reminder)."
+        description="Invitations whose email was being handed to SMTP at that moment, or "
+        "may have left already (its `message_status` `unknown`): they could not be stopped "
+        "and become sent (with no reminder), or not delivered when an admin finds so."
     )
 
 

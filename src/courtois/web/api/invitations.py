@@ -54,6 +54,7 @@ Status = Literal[
     "blocked",
     "bounced",
 ]
+MessageStatus = Literal["scheduled", "sending", "sent", "unknown", "cancelled", "failed"]
 # Kept as evidence, shown to admins: no NUL (PostgreSQL refuses one), line break or other
 # control character, and nothing that reorders the text around it (an override, an
 # isolate, a direction mark), which would make an address or a browser read as another.
@@ -177,6 +178,14 @@ class InvitationSummary(BaseModel):
     email: str | None
     recipient_digest: str
     status: Status
+    message_status: MessageStatus | None = Field(
+        description="Where its emails stand, as `messages[].status` says: `unknown` while "
+        "one of them may have left without the platform knowing (a worker stopped while "
+        "handing it to the mail server). The invitation then still reads `scheduled` (or "
+        "`sent`, for a reminder), cannot be withdrawn (409 `invitation-in-doubt`) and is "
+        "never sent again by itself; an admin settles it as sent or not delivered, and the "
+        "usual states follow. Otherwise the status of its latest email; null when it has none."
+    )
     locale: str
     created_at: datetime
     updated_at: datetime
@@ -196,11 +205,12 @@ class MessageOut(BaseModel):
 
     id: str
     kind: Literal["invitation", "reminder", "digest"]
-    status: Literal["scheduled", "sending", "sent", "unknown", "cancelled", "failed"]
+    status: MessageStatus
     scheduled_at: datetime | None = Field(
-        description="When it leaves or left. null for an email still held back past its "
-        "own time (by the limits on emails, or for the day the recipient picked): that day "
-        "would tell the member about someone else."
+        description="When it leaves or left. null for an email held back past its own time "
+        "(by the limits on emails, or for the day the recipient picked), whether it still "
+        "waits, left later (`sent_at`) or was cancelled: that day would tell the member "
+        "about someone else."
     )
     sent_at: datetime | None
     attempts: int
@@ -392,7 +402,8 @@ def withdraw_invitation(
     invitation_id: InvitationId, request: Request, ctx: Ctx, now: Now, key: IdempotencyKey = None
 ) -> JSONResponse:
     """Nothing more of it leaves. An invitation already answered, expired or closed cannot
-    be withdrawn (409)."""
+    be withdrawn (409), nor one whose email is being sent or may have left already
+    (`message_status` `unknown`) until that is settled."""
 
     def action() -> Answer:
         with not_found_as("invitation"):
@@ -402,6 +413,8 @@ def withdraw_invitation(
             except Conflict as error:
                 if error.details.get("state") == "sending":
                     raise Problem(409, "invitation-sending", error.message) from None
+                if error.details.get("state") == "unknown":
+                    raise Problem(409, "invitation-in-doubt", error.message) from None
                 raise Problem(409, "invitation-closed", error.message, error.details) from None
         shown = Withdrawn.model_validate({"id": invitation_id, "status": state})
         return Answer(200, shown.model_dump(mode="json"))

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from courtois.domain.errors import Conflict, NotFound
 from courtois.services.contacts import delete_contacts
 from courtois.services.context import Context
-from courtois.services.lifecycle import revoke_consent, withdraw
+from courtois.services.lifecycle import UNKNOWN, revoke_consent, withdraw
 from courtois.services.member_contacts import search_contacts
 from courtois.services.member_export import export_member
 from courtois.services.member_overview import (
@@ -54,6 +54,7 @@ NOTICES = frozenset(
         "deleted",
         "not-deleted",
         "missing",
+        "in-doubt",
         "invited",
     }
 )
@@ -82,7 +83,8 @@ def read_cursor(value: str | None) -> Position | None:
 def minutes_left(line: InvitationLine, now: datetime) -> int | None:
     """Whole minutes (rounded up) left in the undo window of a waiting invitation; None
     once the window is past, or for anything not waiting."""
-    if line.state != "scheduled" or line.undo_ends is None or now >= line.undo_ends:
+    waiting = line.state == "scheduled" and not line.in_doubt
+    if not waiting or line.undo_ends is None or now >= line.undo_ends:
         return None
     return max(1, math.ceil((line.undo_ends - now).total_seconds() / 60))
 
@@ -144,7 +146,8 @@ async def _take_back(
     request: Request, ctx: Ctx, now: datetime, use_case: TakeBack, key: str, closed: str, done: str
 ) -> Response:
     """One of the member's own rows, by id, through `use_case`; the dashboard then says
-    what happened (`missing` for an id that is not theirs, `closed` when it was too late)."""
+    what happened (`missing` for an id that is not theirs, `closed` when it was too late,
+    `in-doubt` while its email may have left unrecorded, from a page shown before)."""
     checked = await posted(request, ctx)
     if isinstance(checked, Response):
         return checked
@@ -153,7 +156,9 @@ async def _take_back(
         await run_in_threadpool(use_case, ctx, key[:64], now, signed.member.id)
     except NotFound:
         return _told(signed.session, done="missing")
-    except Conflict:
+    except Conflict as refused:
+        if refused.details.get("state") == UNKNOWN:
+            return _told(signed.session, done="in-doubt")
         return _told(signed.session, done=closed)
     return _told(signed.session, done=done)
 

@@ -234,6 +234,7 @@ def _sent_page(
     items = []
     for item in found:
         line = lines.get(item["id"])
+        in_doubt = line is not None and line.in_doubt
         if line is None:
             status, leaves_at, refused_by = _as_answered(item)
         else:
@@ -243,10 +244,11 @@ def _sent_page(
             {
                 **item,
                 "status": status,
+                "in_doubt": in_doubt,
                 # Held back by the recipient's quota, no day is given
                 # (`decisions.member_schedule`): it would tell the member when someone
                 # else's invitation reached that person.
-                "spaced": status == "scheduled" and leaves_at is None,
+                "spaced": status == "scheduled" and leaves_at is None and not in_doubt,
                 "leaves_at": leaves_at,
                 "refused_by": refused_by,
                 "share_link": item.get("share_link"),
