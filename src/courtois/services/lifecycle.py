@@ -34,8 +34,8 @@ def withdraw(ctx: Context, invitation_id: str, now: datetime, member_id: str | N
         lock_recipients(uow.conn, [row.recipient_digest])
         if sending_now(uow.conn, [invitation_id]):
             raise Conflict(
-                "Its email is being sent right now and can no longer be stopped; once it has "
-                "left, withdrawing the invitation stops any reminder.",
+                "Its email is being handed to the mail server right now and may already have "
+                "left; once it has, withdrawing the invitation stops any reminder.",
                 {"state": SENDING},
             )
         # An email in doubt may be in the recipient's inbox, its join link with it: a

@@ -98,7 +98,7 @@ PROBLEM_TABLE: dict[str, ProblemType] = {
     ),
     "invitation-sending": ProblemType(
         "Invitation being sent",
-        "Its email is being sent right now and can no longer be stopped.",
+        "Its email is being handed to the mail server right now and may already have left.",
         "Read the invitation again in a moment to see how the sending ended.",
     ),
     "invitation-in-doubt": ProblemType(
