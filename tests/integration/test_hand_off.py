@@ -9,7 +9,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -21,9 +21,11 @@ from support import T0, add_members, by_email, invitation, messages_of, send_inv
 
 from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
 from courtois.domain.addresses import parse_address
+from courtois.services import leases
 from courtois.services import worker as worker_module
 from courtois.services.context import Context
 from courtois.services.hand_off import SLICE_SECONDS
+from courtois.services.housekeeping import expire_leases
 from courtois.services.lifecycle import revoke_consent
 from courtois.services.recipients import forget_recipient, mark_joined, unsubscribe
 from courtois.services.worker import run_pass
@@ -180,3 +182,23 @@ def test_what_was_never_handed_over_goes_back_to_the_queue_when_the_pass_fails(
             None,
         )
         assert message.last_reason.startswith("put back: never handed to SMTP")
+
+
+def test_emails_made_unknown_while_the_worker_stalled_are_still_its_to_hand_over(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker stalls behind the first email past its lease (renewing nothing), and
+    another pass makes the whole batch `unknown`. The rest was never begun: the worker
+    hands it over at its next look, and the outcomes settle every email as sent."""
+    monkeypatch.setattr(leases, "renewed", lambda *_: nullcontext())
+    add_members(ctx)
+    first = by_email(send_invites(ctx, "ana", [FIRST], T0))
+    later = by_email(send_invites(ctx, "ana", [GONE, STAYS], T0 + timedelta(minutes=1)))
+    with held_pass(ctx) as handler:
+        assert expire_leases(ctx, AT + leases.LEASE + timedelta(seconds=1)) == 3
+    assert sorted(r for recipients, _ in handler.received for r in recipients) == sorted(
+        [FIRST, GONE, STAYS]
+    )
+    for answer in (first, later):
+        for item in answer.values():
+            assert [m.state for m in messages_of(ctx, item["id"])] == ["sent"]

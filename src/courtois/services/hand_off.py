@@ -58,6 +58,10 @@ _LOOK = (
 )
 
 
+# What a claimed message may have become while this worker held it, and still be its to send.
+_STILL_OURS = frozenset({MessageState.SENDING.value, MessageState.UNKNOWN.value})
+
+
 def last_look(
     ctx: Context, claims: Sequence[Claim], now: datetime, report: PassReport
 ) -> list[bool]:
@@ -65,8 +69,12 @@ def last_look(
     messages was stopped is not: the email names every invitation it carries. The stopped
     messages are cancelled (a first invitation stopped by the recipient's word is blocked,
     as at the claim); the others of such a digest go back to the queue, to be decided again
-    and leave in an email of their own. A message no longer `sending` (settled elsewhere)
-    is neither sent nor touched."""
+    and leave in an email of their own.
+
+    A message another pass made `unknown` meanwhile (this worker stalled past its lease) is
+    still this worker's to hand over: it knows nothing of it left, and the outcome settles
+    it, as it always did. Stopped, it is left to an admin (no edge leads from `unknown` to
+    cancelled). A message settled otherwise is neither sent nor touched."""
     ids = [m.id for claim in claims for m in claim.messages]
     with ctx.engine.connect() as connection:
         rows = {row.id: row for row in connection.execute(_LOOK, {"b_ids": ids})}
@@ -82,12 +90,13 @@ def last_look(
     stopped: list[tuple[Claim, dict[str, str]]] = []
     for claim in claims:
         why: dict[str, str] = {}
-        live = True
+        live = held = True
         for message in claim.messages:
             row = rows.get(message.id)
-            if row is None or row.state != MessageState.SENDING.value:
+            if row is None or row.state not in _STILL_OURS:
                 live = False
                 continue
+            held = held and row.state == MessageState.SENDING.value
             reason = stopped_since_claim(
                 _candidate(message),
                 recipients[message.digest],
@@ -98,7 +107,7 @@ def last_look(
             if reason is not None:
                 why[message.id] = reason
         going.append(live and not why)
-        if live and why:
+        if live and held and why:
             stopped.append((claim, why))
     if stopped:
         _stop(ctx, stopped, now, report)
