@@ -60,7 +60,7 @@ class DiesMidSend:
     def __init__(self) -> None:
         self.given: list[Outgoing] = []
 
-    def send_batch(self, batch: Sequence[Outgoing]) -> list[Delivery]:
+    def send_batch(self, batch: Sequence[Outgoing], until: float | None = None) -> list[Delivery]:
         self.given.extend(batch)
         raise Killed
 
