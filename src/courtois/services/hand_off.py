@@ -23,6 +23,7 @@ from courtois.policy.facts import Candidate, Stage
 from courtois.policy.hand_off import CONSENT_REVOKED, stopped_since_claim
 from courtois.services import facts as gather
 from courtois.services.context import Context
+from courtois.services.send_outcomes import unclaim
 from courtois.services.transitions import move_invitations, set_messages
 from courtois.services.worker_due import Claim, Due, PassReport
 from courtois.store.tables import consents, invitations, messages
@@ -58,6 +59,7 @@ _LOOK = (
 )
 
 
+_PART_STOPPED = "put back: another part of its digest was stopped before it left"
 # What a claimed message may have become while this worker held it, and still be its to send.
 _STILL_OURS = frozenset({MessageState.SENDING.value, MessageState.UNKNOWN.value})
 
@@ -128,17 +130,7 @@ def _stop(
             for message in claim.messages:
                 reason = why.get(message.id)
                 if reason is None:
-                    set_messages(
-                        uow,
-                        [message.id],
-                        MessageState.SENDING,
-                        MessageState.SCHEDULED,
-                        "put back: another part of its digest was stopped before it left",
-                        lease_until=None,
-                        carried_by=None,
-                        attempts=message.attempts,
-                        first_attempt_at=message.first_attempt_at,
-                    )
+                    unclaim(uow, message, _PART_STOPPED)
                     continue
                 text = f"stopped before it left: {reason}"
                 # No longer part of the email that may leave without it: a complaint about

@@ -29,7 +29,7 @@ from courtois.services.locks import lock_recipients
 from courtois.services.suppression import HARD_BOUNCE, stop_suppressed
 from courtois.services.transitions import move_invitations, scheduled_message, set_messages
 from courtois.services.unit_of_work import UnitOfWork
-from courtois.services.worker_due import Claim, PassReport
+from courtois.services.worker_due import Claim, Due, PassReport
 from courtois.store.tables import consents, invitations, messages, recipients
 
 RETRY_FIRST = timedelta(minutes=5)
@@ -213,18 +213,23 @@ def put_back(ctx: Context, claims: Sequence[Claim], now: datetime, reason: str) 
     with ctx.unit_of_work(now) as uow:
         for claim in claims:
             for message in claim.messages:
-                set_messages(
-                    uow,
-                    [message.id],
-                    MessageState.SENDING,
-                    MessageState.SCHEDULED,
-                    reason,
-                    lease_until=None,
-                    carried_by=None,
-                    attempts=message.attempts,
-                    first_attempt_at=message.first_attempt_at,
-                )
+                unclaim(uow, message, reason)
         uow.commit()
+
+
+def unclaim(uow: UnitOfWork, message: Due, reason: str) -> None:
+    """One claimed message that never left, scheduled again as it was before its claim."""
+    set_messages(
+        uow,
+        [message.id],
+        MessageState.SENDING,
+        MessageState.SCHEDULED,
+        reason,
+        lease_until=None,
+        carried_by=None,
+        attempts=message.attempts,
+        first_attempt_at=message.first_attempt_at,
+    )
 
 
 def _record(
