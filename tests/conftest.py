@@ -125,3 +125,14 @@ def make_dkim_key(directory: Path, bits: int = 2048) -> tuple[Path, bytes]:
         capture_output=True,
     ).stdout
     return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The long-running commands a test starts, stopped (by their id) whatever happens."""
+    processes: list[subprocess.Popen[bytes]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)

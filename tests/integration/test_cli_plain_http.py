@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -77,17 +76,6 @@ def test_https_and_this_machine_are_silent(env: dict[str, str]) -> None:
     for done in in_parallel(runs):
         assert done.returncode == 0, done.stderr
         assert done.stderr == "", (done.args, done.stderr)
-
-
-@pytest.fixture
-def started() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """The long-running commands a test starts, stopped (by their id) whatever happens."""
-    processes: list[subprocess.Popen[bytes]] = []
-    yield processes
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def _start(

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,17 +50,6 @@ def test_a_pass_counts_its_webhooks(env: dict[str, str]) -> None:
     for done in (human.stdout, human.stderr):
         assert TOKEN not in done
         assert "127.0.0.1" not in done
-
-
-@pytest.fixture
-def started() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """The long-running commands a test starts, stopped (by their id) whatever happens."""
-    processes: list[subprocess.Popen[bytes]] = []
-    yield processes
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def test_a_serving_worker_says_when_webhook_attempts_fail(
