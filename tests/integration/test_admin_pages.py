@@ -231,6 +231,8 @@ def test_the_charts_draw_the_numbers_of_the_history(ctx: Context) -> None:
     assert cells[("acceptance", at(day, 0))] == "33%"
     assert cells[("acceptance", at(day, 3))] == "–"
     assert "5 emails sent" in page.text  # the sent chart's description, for screen readers
+    # The legend says which rule in words, with the code the lookup and the ledger give.
+    assert "recipient stopped these emails (not-unsubscribed)" in page.text
 
 
 def test_a_message_put_off_twice_counts_once(ctx: Context) -> None:
@@ -278,6 +280,7 @@ def test_the_charts_speak_french_and_default_to_thirty_days(ctx: Context) -> Non
     assert points[("sent", at(history.first_day, 0))] == 3
     # Shares as French writes them, with a no-break space before the sign.
     assert table_cells(page.text)[("acceptance", at(history.first_day, 0))] == "33\u00a0%"
+    assert "le destinataire a arrêté ces e-mails (not-unsubscribed)" in page.text
 
 
 @pytest.mark.parametrize(

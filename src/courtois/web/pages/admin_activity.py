@@ -36,6 +36,10 @@ def _plain_tip(tip: Callable[[str, str, str], str]) -> Callable[[str, str, str],
     return lambda day, label, value: plain(tip(day, label, value))
 
 
+def _named(words: str, code: str) -> str:
+    return code if words == code else f"{words} ({code})"
+
+
 class ChartKit:
     """What the dashboard's template draws with: the days, in the reader's language."""
 
@@ -48,9 +52,14 @@ class ChartKit:
         """One line of a chart."""
         return Series(key, plain(label), tuple(values))
 
-    def rule_series(self, figures: DailyFigures) -> list[Series]:
-        """One line per rule that refused something, named by its code."""
-        return [Series(f"blocked-{rule}", rule, values) for rule, values in figures.blocked]
+    def rule_series(self, figures: DailyFigures, words: Callable[[str], str]) -> list[Series]:
+        """One line per rule that refused something, named in the reader's words (a
+        template macro) with its code after them, to match with the lookup and the
+        ledger, which give the code alone."""
+        return [
+            Series(f"blocked-{rule}", _named(plain(words(rule)), rule), values)
+            for rule, values in figures.blocked
+        ]
 
     def draw(
         self,
