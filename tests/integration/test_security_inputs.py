@@ -425,6 +425,97 @@ def _chunks(size: int) -> Iterator[bytes]:
     yield b'"}'
 
 
+def test_a_lone_surrogate_is_refused_as_text_and_changes_nothing(site: Site, world: World) -> None:
+    """JSON may spell half of a UTF-16 pair on its own (`"\\ud800"`); no encoding writes
+    it. In a name, note or locale it reached the database driver, the preview's hash or the
+    error's own JSON and answered 500; it is a 422 naming the field, and nothing changes."""
+    shown = site.api.post(
+        "/v1/members/ana/invitations/preview", json={"emails": ["new@example.org"]}
+    ).json()
+    consent = {"text_shown": shown["consent_text"], "ip": "192.0.2.1", "user_agent": "t"}
+    invite = {"emails": ["new@example.org"], "preview_hash": shown["preview_hash"]}
+    before = snapshot(site.ctx)
+    zed = {"id": "zed", "email": "zed@members.example", "name": "Zed"}
+    attempts: list[tuple[str, dict[str, Any], str]] = [
+        ("/v1/members", {**zed, "name": "Z\ud800"}, "name"),
+        ("/v1/members", {**zed, "locale": "e\ud800"}, "locale"),
+        ("/v1/members", {**zed, "id": "ana", "name": "Ana \udfff"}, "name"),  # an update
+        (
+            "/v1/members/ana/invitations/preview",
+            {"emails": ["q@example.org"], "note": "hi \ud800"},
+            "note",
+        ),
+        (
+            "/v1/members/ana/invitations/preview",
+            {"emails": ["q@example.org"], "locale": "e\ud800"},
+            "locale",
+        ),
+        ("/v1/members/ana/invitations", {**invite, "consent": consent, "note": "\udc80"}, "note"),
+    ]
+    for number, (path, body, field) in enumerate(attempts):
+        for key in (None, f"surrogate-{number}"):
+            headers = {"Content-Type": "application/json"}
+            if key:
+                headers["Idempotency-Key"] = key
+            # As JSON escapes it (httpx would write the character, which cannot be done).
+            response = site.api.post(path, content=json.dumps(body), headers=headers)
+            refused = assert_problem(response, 422)
+            assert refused["type"] == "/problems/invalid-input", (path, body, refused)
+            assert list(refused["errors"]) == [field], (path, refused)
+    after = snapshot(site.ctx)
+    # Each refusal under a key is kept, for a repeat to get it again; nothing else changed.
+    kept = after.rows.pop("idempotency_keys") - before.rows.pop("idempotency_keys")
+    assert kept == len(attempts)
+    assert after == before
+
+
+def test_an_opt_in_is_a_json_true_or_one_never_a_lookalike(site: Site, world: World) -> None:
+    """`reminders` and `reply_to` were read loosely (`true`, `"1"`, `1.0`, `"yes"`, `"on"`
+    became a reminder or a reply-to): an opt-in is exactly what the schema says. And an
+    import of no contacts is refused as an empty file is, with no ledger entry."""
+    before = snapshot(site.ctx)
+    zed = {"id": "zed", "email": "zed@members.example", "name": "Zed"}
+    emails = {"emails": ["q@example.org"]}
+    attempts: list[tuple[str, dict[str, Any], str]] = [
+        *[
+            ("/v1/members/ana/invitations/preview", {**emails, "reminders": v}, "reminders")
+            for v in (True, "1", 1.0)
+        ],
+        *[
+            ("/v1/members/ana/explain", {"email": "q@example.org", "reminders": v}, "reminders")
+            for v in (True, "1")
+        ],
+        *[("/v1/members", {**zed, "reply_to": v}, "reply_to") for v in ("yes", "on", "1", 1)],
+        *[
+            ("/v1/members/ana/contacts/selection", {**emails, "selected": v}, "selected")
+            for v in ("no", 0)
+        ],
+        ("/v1/members/ana/imports", {"contacts": []}, "contacts"),
+    ]
+    for path, body, field in attempts:
+        refused = assert_problem(site.api.post(path, json=body), 422)
+        assert refused["type"] == "/problems/invalid-request", (path, body, refused)
+        assert list(refused["errors"]) == [field], (path, body, refused)
+    assert snapshot(site.ctx) == before
+    taken = site.api.post("/v1/members/ana/invitations/preview", json={**emails, "reminders": 1})
+    assert taken.status_code == 200, taken.text
+
+
+def test_a_dashboard_cursor_of_no_instant_in_utc_shows_the_first_page(
+    site: Site, world: World
+) -> None:
+    """A time at an offset that puts it past year 9999 or before year 1 in UTC was read as
+    a cursor and failed as the query bound it (500): it is a link this page never gave."""
+    with member_session(site.live, "ana") as browser:
+        first = browser.get("/member/")
+        assert first.status_code == 200
+        for cursor in ("9999-12-31T23:59:59-23:59~x", "0001-01-01T00:00:00+23:59~x"):
+            for name in ("before", "consents_before"):
+                page = browser.get("/member/", params={name: cursor})
+                assert page.status_code == 200, (name, cursor, page.text[:300])
+                assert page.text.count("/withdraw") == first.text.count("/withdraw")
+
+
 def _oversized_json_bodies(site: Site) -> None:
     """Past the API's body ceiling, declared or streamed: a 413 problem, the route never
     runs, nothing changes. A body just under it is read and judged on its content."""

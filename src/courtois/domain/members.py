@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from courtois.domain.display_names import drop_invisible, holds_address, subject_prefix
 from courtois.domain.errors import InvalidInput
-from courtois.domain.text_controls import DIRECTION_CONTROLS
+from courtois.domain.text_controls import DIRECTION_CONTROLS, holds_lone_surrogate
 
 SUPPORTED_LOCALES = ("en", "fr")
 MAX_NAME_LENGTH = 120
@@ -19,6 +19,14 @@ _MEMBER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 # C0 and C1 controls, DEL, line and paragraph separators, and the bidirectional embeddings,
 # overrides and isolates that could make "Ana via Agora" read as something else.
 _CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f\u2028\u2029{DIRECTION_CONTROLS}]")
+
+
+def not_text(field: str) -> InvalidInput:
+    """The refusal of a field that holds a lone surrogate (`holds_lone_surrogate`)."""
+    return InvalidInput(
+        f"The {field} is not valid text: it holds a lone UTF-16 surrogate.",
+        {field: "not valid text"},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +60,8 @@ def check_display_name(value: str, field: str = "name") -> str:
     forward or a reminder, and one that shows an email address as the sender's name."""
     if len(value) > MAX_RAW_NAME_LENGTH:
         raise _too_long(field)
+    if holds_lone_surrogate(value):
+        raise not_text(field)
     if _CONTROL.search(value):
         raise InvalidInput(
             f"The {field} contains control characters (line breaks, tabs, direction overrides...).",
@@ -97,9 +107,10 @@ def check_locale(value: str) -> str:
     """Only languages we have templates for."""
     locale = value.strip().lower().replace("_", "-").split("-")[0]
     if locale not in SUPPORTED_LOCALES:
-        # Quoted in part: the value may be as long as a request body.
+        # Quoted in part and escaped (the value may be as long as a request body, and hold
+        # what no encoding writes); the field's error names the problem, not the value.
         raise InvalidInput(
             f"Unsupported locale {value[:20]!r}; choose one of {', '.join(SUPPORTED_LOCALES)}.",
-            {"locale": value[:20]},
+            {"locale": "unsupported"},
         )
     return locale

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 
 from courtois.domain.errors import InvalidInput
-from courtois.domain.text_controls import DIRECTION_CONTROLS
+from courtois.domain.members import not_text
+from courtois.domain.text_controls import DIRECTION_CONTROLS, holds_lone_surrogate
 
 MAX_NOTE_LENGTH = 1000
 # C0 and C1 controls, DEL and Unicode line separators; newlines and tabs are the note's own.
@@ -24,6 +25,8 @@ def check_note(note: str) -> str:
     """A member's note is free text but bounded, kept out of headers entirely, and shown
     in the direction it was typed."""
     text = note.replace("\r\n", "\n").strip()
+    if holds_lone_surrogate(text):
+        raise not_text("note")
     if len(text) > MAX_NOTE_LENGTH:
         raise InvalidInput(
             f"The note is longer than {MAX_NOTE_LENGTH} characters.", {"note": "too long"}

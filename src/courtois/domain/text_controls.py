@@ -8,6 +8,8 @@ no live override. Each field still picks its own line-break and control-characte
 
 from __future__ import annotations
 
+import re
+
 # The bidirectional embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069):
 # invisible, they reverse or reorder whatever follows them, so "Ana via Agora" or a link in
 # a note can read as something else in an email sent in the platform's name. Refused
@@ -18,3 +20,12 @@ DIRECTION_CONTROLS = r"\u202a-\u202e\u2066-\u2069"
 # name or a note carries them, so names drop them and notes keep them. An IP address or a
 # user agent never holds one: evidence refuses them with the controls above.
 DIRECTION_MARKS = r"\u061c\u200e\u200f"
+# Half of a UTF-16 pair on its own: JSON may spell one (`"\\ud800"`), but no encoding can
+# write it, so a database driver, a hash or an email would fail on it far from where it
+# came in. Refused where free text comes in, as text that is not text.
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def holds_lone_surrogate(text: str) -> bool:
+    """Whether `text` holds a character that cannot be written in UTF-8."""
+    return _LONE_SURROGATE.search(text) is not None

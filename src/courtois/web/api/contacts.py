@@ -59,7 +59,7 @@ class SelectionIn(Strict):
     purge, a day after its import: the invitation keeps the address it needs."""
 
     emails: list[str] = Field(min_length=1, max_length=10_000)
-    selected: bool = True
+    selected: bool = Field(True, strict=True)
 
 
 class SelectionOut(BaseModel):

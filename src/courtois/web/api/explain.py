@@ -34,7 +34,7 @@ class ExplainIn(Strict):
     """The would-be invitation."""
 
     email: EmailText
-    reminders: int = Field(0, ge=0, le=1)
+    reminders: int = Field(0, ge=0, le=1, strict=True)
 
 
 class FullVerdict(BaseModel):

@@ -53,7 +53,9 @@ class ContactIn(Strict):
 class ImportIn(Strict):
     """Contacts the platform already holds (from its own address-book integration)."""
 
-    contacts: list[ContactIn] = Field(max_length=MAX_CONTACTS_PER_IMPORT)
+    # At least one, as an uploaded file must hold something: an empty import is a mistake,
+    # not an event for the ledger.
+    contacts: list[ContactIn] = Field(min_length=1, max_length=MAX_CONTACTS_PER_IMPORT)
 
 
 class RecordNote(BaseModel):

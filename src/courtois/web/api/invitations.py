@@ -73,7 +73,9 @@ class PreviewIn(Strict):
     locale: str | None = Field(
         None, description="The email's language; the recipients' when absent."
     )
-    reminders: int = Field(0, ge=0, le=1)
+    # Strict: a reminder is asked for explicitly (invariant 3), never read into `true`,
+    # `"1"` or `1.0`.
+    reminders: int = Field(0, ge=0, le=1, strict=True)
 
 
 class Rendered(BaseModel):

@@ -59,7 +59,10 @@ class MemberIn(Strict):
         "`invalid-input`).",
         examples=list(SUPPORTED_LOCALES),
     )
-    reply_to: bool = Field(False, description="Replies to their invitations reach the member.")
+    # Strict, as the reminders: an opt-in is `true`, not "yes", "on" or 1.
+    reply_to: bool = Field(
+        False, strict=True, description="Replies to their invitations reach the member."
+    )
 
 
 class MemberOut(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -75,7 +75,10 @@ def read_cursor(value: str | None) -> Position | None:
     at, _, last_id = value.partition("~")
     try:
         moment = datetime.fromisoformat(at)
-    except ValueError:
+        # In UTC, as stored: a time that is none there (the year 9999 west of Greenwich)
+        # was never given out.
+        moment = moment.astimezone(UTC) if moment.tzinfo else moment
+    except (ValueError, OverflowError):
         return None
     return (moment, last_id) if moment.tzinfo and last_id else None
 
