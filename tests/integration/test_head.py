@@ -93,6 +93,7 @@ def test_recipient_pages_answer_head_and_it_changes_nothing(site: Site) -> None:
             (f"/why/{FORGED}", 404),
             (f"/join/{FORGED}", 404),
             ("/welcome", 200),
+            ("/", 200),
             ("/problems/invalid-cursor", 200),
             ("/no/such/page", 404),
         ):

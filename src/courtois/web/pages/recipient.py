@@ -139,6 +139,15 @@ def join_head(request: Request, token: str, ctx: Ctx) -> Response:
     return redirect(signup_url(ctx.settings, link.invitation_id, link.locale))
 
 
+@router.api_route("/", methods=["GET", "HEAD"])
+def about(request: Request, ctx: Ctx) -> Response:
+    """The address every email's footer gives as "the service they use" (`base_url`): a
+    recipient who follows it learns what courtois does for the platform and where the
+    links that act are, instead of a 404. The same page for everyone."""
+    by_hand = members_send_themselves(ctx.settings.policy)
+    return fixed_page(request, None, "about.html", by_hand=by_hand)
+
+
 @router.api_route(WELCOME, methods=["GET", "HEAD"])
 def welcome(request: Request) -> Response:
     """Where `/join` leads until the platform configures its sign-up URL, in the language
