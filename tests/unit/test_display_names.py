@@ -53,6 +53,30 @@ def refusal(name: str) -> str:
         ("FW: Ana", "reply prefix"),
         ("[Fwd] Ana", "reply prefix"),
         ("«Re» : Ana", "reply prefix"),
+        # Other languages' mail clients: Italian, Polish, Portuguese, Turkish, Chinese,
+        # Japanese, Korean, Russian, Greek, Dutch, Finnish, Hungarian, Hebrew, Arabic.
+        ("R: ciao", "reply prefix"),
+        ("RIF: Ana", "reply prefix"),
+        ("Odp: Ana", "reply prefix"),
+        ("RES: oi", "reply prefix"),
+        ("ENC: Ana", "reply prefix"),
+        ("YNT: Ana", "reply prefix"),
+        ("İLT: Ana", "reply prefix"),  # Turkish dotted capital I
+        ("回复: 你好", "reply prefix"),
+        ("回覆：Ana", "reply prefix"),
+        ("转发: Ana", "reply prefix"),
+        ("返信: Ana", "reply prefix"),
+        ("회신: Ana", "reply prefix"),
+        ("Отв: Ana", "reply prefix"),
+        ("ПЕРЕСЛ: Ana", "reply prefix"),
+        ("ΑΠ: Ana", "reply prefix"),
+        ("ΣΧΕΤ: Ana", "reply prefix"),
+        ("Doorst: Ana", "reply prefix"),
+        ("VL: Ana", "reply prefix"),
+        ("Vá: Ana", "reply prefix"),
+        ("השב: Ana", "reply prefix"),
+        ("رد: Ana", "reply prefix"),
+        ("[RIF] Ana", "reply prefix"),
         ('Ana "The Boss" \\ Lima, <ceo@bank.example>', "address"),
         ("Ana <ceo@bank>", "address"),
         ("Ana \u2039ceo@bank\u203a", "address"),  # single angle quotation marks
@@ -90,6 +114,11 @@ def test_a_name_that_disguises_the_email_is_refused(name: str, reason: str) -> N
         ("Svetlana: the boss", "Svetlana: the boss"),
         ("Ρένα", "Ρένα"),  # Greek Rena
         ("Ревекка", "Ревекка"),  # Cyrillic Revekka
+        ("Ivan", "Ivan"),
+        ("Irene: the boss", "Irene: the boss"),
+        ("Resa Lima", "Resa Lima"),
+        ("R2: Ana", "R2: Ana"),
+        ("回家", "回家"),
     ],
 )
 def test_names_near_those_refusals_are_kept(name: str, kept: str) -> None:

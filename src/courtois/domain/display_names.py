@@ -56,16 +56,63 @@ _LOOKALIKES = str.maketrans(
 _OPENING = r"[\s\"'«“‘„(\[{<*_~-]*"
 _CLOSING = r"[\s\"'»”’)\]}>*_~]*"
 # What mail clients put before a reply's or a forward's subject, in the languages they
-# speak: Re, Fw, Fwd, AW and WG (German), TR (French), SV and VS (Nordic), RV (Spanish),
-# Ref, Antw (Dutch); with a count ("Re[2]:") or not.
-_REPLY_WORDS = r"re|fwd?|aw|wg|tr|sv|vs|rv|ref|antw"
-_REPLY = re.compile(rf"{_OPENING}(?:{_REPLY_WORDS})\s*(?:\[\d+\]|\(\d+\))?{_CLOSING}:")
+# speak, as written there (`_folded` below makes them what a name is compared in): Re,
+# Fw, Fwd; AW, WG (German); TR (French); SV, VS, VB, VL (Nordic, Finnish); RV (Spanish);
+# Ref, Antw, Doorst (Dutch); R, I, Rif (Italian); Res, Enc (Portuguese); Odp, PD
+# (Polish); Vá, Továbbítás (Hungarian); YNT, İLT (Turkish); Отв, Пересл (Russian); ΑΠ,
+# ΣΧΕΤ, ΠΡΘ (Greek); 回复, 回覆, 答复, 答覆, 转发, 轉寄, 轉發 (Chinese); 返信, 転送
+# (Japanese); 회신, 전달 (Korean); רד, השב, הועבר (Hebrew, Arabic رد). With a count
+# ("Re[2]:") or not.
+_REPLY_WRITTEN = (
+    "re",
+    "fw",
+    "fwd",
+    "aw",
+    "wg",
+    "tr",
+    "sv",
+    "vs",
+    "vb",
+    "vl",
+    "rv",
+    "ref",
+    "antw",
+    "doorst",
+    "r",
+    "i",
+    "rif",
+    "res",
+    "enc",
+    "odp",
+    "pd",
+    "vá",
+    "továbbítás",
+    "ynt",
+    "i̇lt",
+    "отв",
+    "пересл",
+    "απ",
+    "σχετ",
+    "πρθ",
+    "回复",
+    "回覆",
+    "答复",
+    "答覆",
+    "转发",
+    "轉寄",
+    "轉發",
+    "返信",
+    "転送",
+    "회신",
+    "전달",
+    "השב",
+    "הועבר",
+    "رد",
+)
 # The words the platform's own reminder subjects open with, in every language it has
 # (courtois.po: "Reminder: …", "The reminder you asked for: …", "Rappel : …", "Le rappel
 # que vous avez demandé : …"); a test holds this list to the catalogues.
 REMINDER_WORDS = frozenset({"reminder", "reminders", "rappel", "rappels"})
-# A bracketed tag before the name: "[Fwd] Ana", "(Rappel) Ana".
-_TAG = re.compile(rf"{_OPENING}[\[(]\s*({_REPLY_WORDS}|{'|'.join(sorted(REMINDER_WORDS))})\s*[\])]")
 # What ends a subject's prefix: a colon, or a dash or bar between spaces.
 _SEPARATOR = re.compile(r":|\s[-–—|]\s")
 _WORD = re.compile(r"[^\W\d_]+")
@@ -119,3 +166,13 @@ def _folded(name: str) -> str:
         char for char in unicodedata.normalize("NFD", latin) if not unicodedata.combining(char)
     )
     return bare.casefold()
+
+
+# Folded as a name is, in both cases (an upper-case Greek or Cyrillic letter may pass for
+# a Latin one where its lower case does not); longest first, so that "fwd" is tried
+# before "fw" and "res" before "re".
+_REPLY_FOLDED = {_folded(form) for word in _REPLY_WRITTEN for form in (word, word.upper())}
+_REPLY_WORDS = "|".join(re.escape(w) for w in sorted(_REPLY_FOLDED, key=len, reverse=True))
+_REPLY = re.compile(rf"{_OPENING}(?:{_REPLY_WORDS})\s*(?:\[\d+\]|\(\d+\))?{_CLOSING}:")
+# A bracketed tag before the name: "[Fwd] Ana", "(Rappel) Ana".
+_TAG = re.compile(rf"{_OPENING}[\[(]\s*({_REPLY_WORDS}|{'|'.join(sorted(REMINDER_WORDS))})\s*[\])]")
