@@ -5,22 +5,18 @@ answered, and the admin page no longer offers it (invariants 3 and 8)."""
 
 from __future__ import annotations
 
-import email
-import email.policy
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
-from email.message import EmailMessage
 
 import pytest
 from admin_support import admin_settings, sign_in
+from doubt_support import CLAIMED, CLICKED, emails_in_doubt
 from pages_site import ledger_size, serve
 from sqlalchemy import select
 from support import T0, add_members, by_email, invitation, ledger_events, rows, send_invites
 
 from courtois.config import Settings
-from courtois.delivery.compose import tokens_in
-from courtois.delivery.transport import Delivery, MemoryTransport, Outgoing
+from courtois.delivery.transport import MemoryTransport
 from courtois.services.admin_unknown import resolve_unknown, unknown_messages
 from courtois.services.context import Context
 from courtois.services.email_arrived import FOLLOWED_LINK
@@ -31,9 +27,6 @@ from courtois.services.worker import run_pass
 from courtois.store.tables import messages, webhook_events
 from courtois.tokens import Scope
 
-CLAIMED = T0 + timedelta(minutes=12)
-LATER = T0 + timedelta(hours=3)
-CLICKED = LATER + timedelta(hours=1)
 P1 = "p1@example.org"
 D1 = "d1@example.org"
 
@@ -49,37 +42,12 @@ def settings() -> Settings:
     )
 
 
-class Killed(Exception):
-    """The worker's end, mid-send."""
-
-
-class DiesMidSend:
-    """A transport whose worker dies once the emails are handed over: nothing records what
-    the server said. It keeps what it was given, as the recipient's inbox would."""
-
-    def __init__(self) -> None:
-        self.given: list[Outgoing] = []
-
-    def send_batch(self, batch: Sequence[Outgoing], until: float | None = None) -> list[Delivery]:
-        self.given.extend(batch)
-        raise Killed
-
-
 def _worker_died(ctx: Context, in_doubt: int) -> dict[str, str]:
-    """A worker claims every due email at CLAIMED and dies while sending them; a pass at
-    LATER finds their leases run out and puts them in doubt. Each invitation's join token,
-    read from the email that may have arrived."""
-    transport = DiesMidSend()
-    with pytest.raises(Killed):
-        run_pass(ctx, CLAIMED, transport)
-    assert run_pass(ctx, LATER, None).unknown == in_doubt
+    """The emails put in doubt (`emails_in_doubt`): each invitation's join token, read from
+    the email that may have arrived."""
     joins = {}
-    for outgoing in transport.given:
-        parsed = email.message_from_bytes(outgoing.raw, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        joins.update(
-            zip(outgoing.invitation_ids, tokens_in(parsed, ctx.settings).join, strict=True)
-        )
+    for invitation_ids, tokens in emails_in_doubt(ctx, in_doubt):
+        joins.update(zip(invitation_ids, tokens.join, strict=True))
     return joins
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from courtois.policy.chain import CHAIN
 from courtois.policy.facts import Candidate
-from courtois.policy.rules import not_unsubscribed, recipient_quota
+from courtois.policy.rules import not_unsubscribed, recipient_quota, strict_eu
 from courtois.policy.verdict import Decision, Outcome, Verdict
 
 VERDICT_FIELDS = ("rule", "outcome", "reason", "public_reason", "retry_at")
@@ -71,6 +71,11 @@ def expand_verdicts(stored: list[list[str]]) -> list[dict[str, str]]:
     return [dict(zip(VERDICT_FIELDS, item, strict=False)) for item in stored]
 
 
+def stored_refusals(stored: list[list[str]]) -> list[str]:
+    """The rules whose stored verdict refused (`deny`)."""
+    return [v["rule"] for v in expand_verdicts(stored) if v["outcome"] == Outcome.DENY.value]
+
+
 def decision_entry(
     decision: Decision, candidate: Candidate, message_id: str | None
 ) -> dict[str, Any]:
@@ -89,11 +94,28 @@ def decision_entry(
     }
 
 
+def member_shares(refusing: Iterable[str]) -> bool:
+    """Under strict-eu the platform sends nothing; when that rule is the only refusal, the
+    member sends the invitation from their own mailbox and the invitation counts as sent
+    (so acceptance, expiry and opt-outs are still tracked)."""
+    return set(refusing) == {strict_eu.CODE}
+
+
+def verdict_of(outcome: str, refusing: Iterable[str]) -> dict[str, Any]:
+    """A decision's `allowed` and `outcome` as the member and the platform read them. An
+    invitation the member shares themselves (`member_shares`) is allowed, to go out from
+    their own mailbox, and says so: its `strict-eu-no-email` verdict, still `deny`, says
+    the platform sends it no email. Any other reads as the policy decided."""
+    if member_shares(refusing):
+        return {"allowed": True, "outcome": Outcome.ALLOW.value}
+    return {"allowed": outcome != Outcome.DENY.value, "outcome": outcome}
+
+
 def public_decision(decision: Decision) -> dict[str, Any]:
     """What a member may see: every rule and outcome, with member-facing reasons only."""
+    refusing = (v.rule for v in decision.verdicts if v.outcome is Outcome.DENY)
     return {
-        "allowed": decision.outcome is not Outcome.DENY,
-        "outcome": decision.outcome.value,
+        **verdict_of(decision.outcome.value, refusing),
         "verdicts": member_verdicts(
             (v.rule, v.outcome, v.public_reason) for v in decision.verdicts
         ),

@@ -2,8 +2,9 @@
 
 Two kinds of word settle it: an admin's, who read the mail server's logs (`admin_unknown`),
 and the recipient's own, who followed a link that only that email carried
-(`recipient_actions.accept`). Both go through `record_arrived`, so the email, the
-invitations it brought and their reminders end up as one accepted email leaves them.
+(`recipient_actions`: joining, and every choice made from its other links). Both go
+through `record_arrived`, so the email, the invitations it brought and their reminders
+end up as one accepted email leaves them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, exists, select
+from sqlalchemy import Connection, select
 
 from courtois.domain.invitations import InvitationState
 from courtois.domain.messages import MessageKind, MessageState
@@ -38,10 +39,13 @@ def handed_over_at(attempts: int, first_attempt_at: datetime | None) -> datetime
 def email_in_doubt(connection: Connection, digest: str, invitation_id: str) -> list[Any]:
     """The messages of the `unknown` email that was this invitation's first (its digest's
     carrier and every part it carried, itself included), or none when its first email is
-    not in doubt. Read among the recipient's own messages, a handful (docs/scaling.md)."""
-    rows = connection.execute(
-        select(messages).where(messages.c.recipient_digest == digest, messages.c.state == _UNKNOWN)
-    ).all()
+    not in doubt. Read among the recipient's own messages, a handful (docs/scaling.md), by
+    their key alone: the state is checked here, so the busy state index is never walked."""
+    rows = [
+        row
+        for row in connection.execute(select(messages).where(messages.c.recipient_digest == digest))
+        if row.state == _UNKNOWN
+    ]
     first = next(
         (
             r
@@ -107,27 +111,37 @@ def record_arrived(
 
 
 def arrived_by_link(
-    uow: UnitOfWork, ctx: Context, invitation_id: str, digest: str, *, shared: bool
+    uow: UnitOfWork,
+    ctx: Context,
+    invitation_id: str,
+    digest: str,
+    *,
+    shared: bool,
+    answered: Collection[str] | None = None,
 ) -> None:
-    """The recipient followed the join link of this invitation while it is still scheduled:
-    the link came in its first email (a reminder, with the same link, only ever follows an
-    email recorded sent). When that email's fate is `unknown`, it arrived, and is recorded
-    so, with every invitation it carried, before the click is answered (the caller holds
-    the recipient's lock). Not from a text the member sent by hand (`shared`: it proves
-    nothing of an email), nor for an invitation past its expiry, which a click must not
-    reopen. This invitation gets no reminder: it is being answered."""
+    """The recipient followed a link of this invitation (join, why, unsubscribe, each only
+    ever in its emails) while it is still scheduled: the link came in its first email (a
+    reminder, with the same links, only ever follows an email recorded sent). When that
+    email's fate is `unknown`, it arrived, and is recorded so, with every invitation it
+    carried, before the click is answered (the caller holds the recipient's lock). Not
+    from a text the member sent by hand (`shared`: it proves nothing of an email), nor for
+    an invitation past its expiry, which a click must not reopen. The `answered`
+    invitations (by default this one) get no reminder: the click is answering them."""
     if shared:
         return
-    waiting = uow.conn.execute(
-        select(
-            exists().where(
+    # By its key: every choice from a link runs this, the one-click unsubscribe too.
+    waiting = (
+        uow.conn.execute(
+            select(invitations.c.id).where(
                 invitations.c.recipient_digest == digest,
                 invitations.c.id == invitation_id,
                 invitations.c.state == InvitationState.SCHEDULED.value,
                 invitations.c.expires_at > uow.now,
             )
-        )
-    ).scalar_one()
+        ).first()
+        is not None
+    )
     rows = email_in_doubt(uow.conn, digest, invitation_id) if waiting else []
     if rows:
-        record_arrived(uow, ctx, rows, FOLLOWED_LINK, answered={invitation_id})
+        answering = {invitation_id} if answered is None else answered
+        record_arrived(uow, ctx, rows, FOLLOWED_LINK, answered=answering)

@@ -17,7 +17,6 @@ from courtois.domain.messages import MessageKind
 from courtois.domain.preview import check_note
 from courtois.policy.chain import evaluate
 from courtois.policy.facts import Candidate, Facts, InvitationFacts, Stage
-from courtois.policy.rules import strict_eu
 from courtois.policy.verdict import Decision, Outcome
 from courtois.services import facts as gather
 from courtois.services import sender_activity as activity
@@ -28,6 +27,7 @@ from courtois.services.decisions import (
     decision_row,
     is_unavailable,
     member_schedule,
+    member_shares,
     public_decision,
 )
 from courtois.services.idempotency import find_answer, invite_scope, request_hash, store_answer
@@ -95,11 +95,8 @@ def _parse_all(emails: tuple[str, ...]) -> list[Address]:
 
 
 def shared_by_member(decision: Decision) -> bool:
-    """Under strict-eu the platform sends nothing; when that rule is the only refusal, the
-    member sends the invitation from their own mailbox and the invitation counts as sent
-    (so acceptance, expiry and opt-outs are still tracked)."""
-    refusing = {v.rule for v in decision.verdicts if v.outcome is Outcome.DENY}
-    return refusing == {strict_eu.CODE}
+    """Whether the member sends this invitation from their own mailbox (`member_shares`)."""
+    return member_shares(v.rule for v in decision.verdicts if v.outcome is Outcome.DENY)
 
 
 def share_for(ctx: Context, invitation_id: str, inviter: Inviter, locale: str) -> dict[str, str]:

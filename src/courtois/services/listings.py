@@ -18,7 +18,12 @@ from courtois.domain.errors import NotFound
 from courtois.domain.messages import MessageKind, MessageState, standing
 from courtois.policy.config import PolicyConfig
 from courtois.services.context import Context
-from courtois.services.decisions import expand_verdicts, member_verdicts
+from courtois.services.decisions import (
+    expand_verdicts,
+    member_verdicts,
+    stored_refusals,
+    verdict_of,
+)
 from courtois.store.sql import comparable_text
 from courtois.store.tables import (
     consent_recipients,
@@ -142,6 +147,12 @@ def public_verdicts(stored: list[list[str]]) -> list[dict[str, str]]:
     )
 
 
+def stored_verdict(outcome: str, stored: list[list[str]]) -> dict[str, Any]:
+    """A stored decision's `allowed` and `outcome`, as `invite` answered them
+    (`verdict_of`)."""
+    return verdict_of(outcome, stored_refusals(stored))
+
+
 def planned_at(message: Any, policy: PolicyConfig) -> datetime | None:
     """When a message leaves or was to leave, as the member may read it: an email held
     back past its own time (the undo window's end, or its reminder's day) waited for the
@@ -199,8 +210,7 @@ def invitation_detail(ctx: Context, invitation_id: str) -> dict[str, Any]:
                 "stage": d.stage,
                 "kind": d.kind,
                 "message_id": d.message_id,
-                "outcome": d.outcome,
-                "allowed": d.outcome != "deny",
+                **stored_verdict(d.outcome, d.verdicts),
                 "decided_at": d.decided_at,
                 "verdicts": public_verdicts(d.verdicts),
             }

@@ -26,6 +26,7 @@ from courtois.services.listings import (
     invitation_summary,
     planned_at,
     public_verdicts,
+    stored_verdict,
 )
 from courtois.store.bulk import among, chunked
 from courtois.store.tables import (
@@ -106,8 +107,7 @@ def _export(
                 "stage": decision.stage,
                 "kind": decision.kind,
                 "message_id": decision.message_id,
-                "outcome": decision.outcome,
-                "allowed": decision.outcome != "deny",
+                **stored_verdict(decision.outcome, decision.verdicts),
                 "decided_at": decision.decided_at,
                 "verdicts": public_verdicts(decision.verdicts),
             }

@@ -42,6 +42,7 @@ __all__ = [
     "inviting_member",
     "member_names",
     "resolve_link",
+    "settle_email",
     "stop_everyone",
     "stop_member",
     "unsubscribe_link",
@@ -63,6 +64,31 @@ def answerable(now: datetime) -> ColumnElement[bool]:
     answer, and not past their expiry, which closes them whether or not a worker pass has
     written so yet (`state_as_of`)."""
     return invitations.c.state.in_(_ANSWERABLE) & (invitations.c.expires_at > now)
+
+
+def email_arrived(uow: UnitOfWork, ctx: Context, link: Link, *, answering: bool) -> None:
+    """A choice made from a link of an email in doubt proves, as a join does, that the email
+    arrived (`arrived_by_link`, the same rule: only while its invitation is still scheduled,
+    so no earlier email of it, with the same links, can have arrived). Recorded first, under
+    the recipient's lock the caller holds, so the choice acts on what the email brought as
+    it would after any email that arrived. `answering`: the choice closes or stops every
+    invitation the email carried, so none gets a reminder only to lose it at once."""
+    answered = carried_invitations(uow.conn, link) if answering else ()
+    arrived_by_link(
+        uow, ctx, link.invitation_id, link.digest, shared=link.shared, answered=answered
+    )
+
+
+def settle_email(ctx: Context, link: Link, now: datetime, *, answering: bool = False) -> None:
+    """`email_arrived` in a transaction of its own, before a choice whose service opens its
+    own (stop one member, forget me, remind me later). A repeat finds nothing in doubt and
+    writes nothing."""
+    if link.shared:
+        return
+    with ctx.unit_of_work(now) as uow:
+        lock_recipients(uow.conn, [link.digest])
+        email_arrived(uow, ctx, link, answering=answering)
+        uow.commit()
 
 
 def accept(ctx: Context, link: Link, now: datetime) -> InvitationState:
@@ -99,10 +125,11 @@ def decline(ctx: Context, link: Link, now: datetime) -> list[str]:
     address is reduced to the digest, in the invitation and in its member's contacts
     (invariant 10, and "until you join or decline" in every email), gone from SQLite's
     files before the answer. Returns the invitations this call declined (none on a
-    repeat)."""
+    repeat). From an email in doubt, the email is first recorded arrived (`email_arrived`)."""
     with ctx.unit_of_work(now) as uow:
         lock_recipients(uow.conn, [link.digest])
         carried = carried_invitations(uow.conn, link)
+        email_arrived(uow, ctx, link, answering=True)
         declined = move_invitations(
             uow,
             (invitations.c.recipient_digest == link.digest)
@@ -179,8 +206,11 @@ def inviting_member(ctx: Context, link: Link, chosen: str | None) -> tuple[str, 
 
 def stop_member(ctx: Context, link: Link, now: datetime, chosen: str | None = None) -> str | None:
     """No more mail from one member (invariant 4), an erased one too (the opt-out is kept by
-    their id); returns that member's name, None when they were erased."""
+    their id); returns that member's name, None when they were erased. From an email in
+    doubt, the email is first recorded arrived: the other members' invitations it carried
+    stand sent, with their reminders."""
     member_id, name = inviting_member(ctx, link, chosen)
+    settle_email(ctx, link, now)
     with ctx.engine.connect() as connection:
         already = connection.execute(
             select(
@@ -201,9 +231,9 @@ def stop_member(ctx: Context, link: Link, now: datetime, chosen: str | None = No
 def stop_everyone(ctx: Context, link: Link, now: datetime) -> None:
     """No more mail from anyone on the platform, for good (invariant 4). Whether the
     recipient already opted out is read under their lock, so two racing clicks record it
-    once."""
+    once. From an email in doubt, the email is first recorded arrived."""
     with ctx.unit_of_work(now) as uow:
-        stopped = _stop_everyone(uow, link.digest)
+        stopped = _stop_everyone(uow, ctx, link)
     if stopped:
         checkpoint(ctx)
 
@@ -217,19 +247,23 @@ def unsubscribe_link(ctx: Context, token: str, now: datetime) -> Link:
     invitation_id, shared = read_link(ctx, Scope.UNSUBSCRIBE, token, shared_too=True)
     with ctx.unit_of_work(now) as uow:
         link = linked_invitation(uow.conn, invitation_id, shared)
-        stopped = _stop_everyone(uow, link.digest)
+        stopped = _stop_everyone(uow, ctx, link)
     if stopped:
         checkpoint(ctx)
     return link
 
 
-def _stop_everyone(uow: UnitOfWork, digest: str) -> bool:
+def _stop_everyone(uow: UnitOfWork, ctx: Context, link: Link) -> bool:
     """Stop everything and commit, unless the recipient, read under its lock, had already
     opted out: then nothing is written, not even a ledger entry (the unit of work rolls
-    back). Whether it committed."""
+    back; their opt-out blocked every invitation still scheduled, so no email of theirs is
+    left for a click to settle). Whether it committed. An email in doubt the link came in
+    is recorded arrived first, in the same transaction."""
+    digest = link.digest
     locked = lock_recipients(uow.conn, [digest])
     if locked[digest].unsubscribed_at is not None:
         return False
+    email_arrived(uow, ctx, link, answering=True)
     stop_mail(uow, digest)
     uow.commit()
     return True
@@ -237,7 +271,10 @@ def _stop_everyone(uow: UnitOfWork, digest: str) -> bool:
 
 def forget_me(ctx: Context, link: Link, now: datetime) -> None:
     """Erase the address everywhere; only the digest stays, opted out (invariant 10).
-    Done again whenever an address turned up since (a member imported it anew)."""
+    Done again whenever an address turned up since (a member imported it anew). From an
+    email in doubt, the email is first recorded arrived, so its invitations are declined
+    as answered, not blocked as never sent."""
+    settle_email(ctx, link, now, answering=True)
     with ctx.engine.connect() as connection:
         forgotten = connection.execute(
             select(recipients.c.forgotten_at).where(recipients.c.digest == link.digest)

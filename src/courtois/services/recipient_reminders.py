@@ -39,6 +39,7 @@ from courtois.services import facts as gather
 from courtois.services.context import Context
 from courtois.services.decisions import decision_entry, decision_row
 from courtois.services.locks import lock_recipients
+from courtois.services.recipient_actions import settle_email
 from courtois.services.recipient_link import Link, carried_invitations
 from courtois.services.transitions import cancel_messages, scheduled_message
 from courtois.store.bulk import insert_rows
@@ -187,8 +188,11 @@ def request_reminder(
     """Schedule the one reminder the recipient asks for, on `day`, of the invitation chosen
     among those the linked email brought (the linked one by default), if the policy allows
     it. Asking again before it left moves it; asking for the same day changes nothing. An
-    invitation past its expiry is closed, even before a worker pass says so."""
+    invitation past its expiry is closed, even before a worker pass says so. From an email
+    in doubt, the email is first recorded arrived (its invitations sent from its hand-over,
+    with the reminders their members ticked, which this one replaces)."""
     check_reminder_day(ctx, day, now)
+    settle_email(ctx, link, now)
     with ctx.unit_of_work(now) as uow:
         conn = uow.conn
         locked = lock_recipients(conn, [link.digest])

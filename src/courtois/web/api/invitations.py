@@ -128,8 +128,16 @@ class VerdictOut(BaseModel):
 class DecisionOut(BaseModel):
     """What the policy decided, with every rule's verdict."""
 
-    allowed: bool
-    outcome: Literal["allow", "deny", "defer"]
+    allowed: bool = Field(
+        description="Whether the invitation goes out. Under strict-eu, true for one its "
+        "member sends themselves (status `sent`, with `share_link`): it is allowed, to be "
+        "shared by the member, though the platform sends it no email, as its "
+        "`strict-eu-no-email` verdict says (`deny`)."
+    )
+    outcome: Literal["allow", "deny", "defer"] = Field(
+        description="The decision's outcome, as `allowed` reads it: `allow` for an "
+        "invitation its member sends themselves (strict-eu), `deny` for one refused."
+    )
     verdicts: list[VerdictOut]
 
 

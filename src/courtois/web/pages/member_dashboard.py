@@ -29,11 +29,13 @@ from courtois.services.member_overview import (
 )
 from courtois.web.api.export import MemberExport
 from courtois.web.deps import Ctx, Now
+from courtois.web.pages.member_export_words import in_member_words
 from courtois.web.pages.member_forms import posted
 from courtois.web.pages.member_render import (
     HOME,
     MEMBER_HEADERS,
     go,
+    locale_of,
     member_page,
     not_signed_in,
     signed_in,
@@ -192,7 +194,11 @@ def download(request: Request, ctx: Ctx, now: Now) -> Response:
     signed = signed_in(request, ctx)
     if signed is None:
         return not_signed_in(request)
-    exported = MemberExport.model_validate(export_member(ctx, signed.member.id, now))
+    # In the member's language, as every member page (the API's export stays in English).
+    everything = in_member_words(
+        export_member(ctx, signed.member.id, now), locale_of(request, signed)
+    )
+    exported = MemberExport.model_validate(everything)
     return Response(
         exported.model_dump_json(indent=2),
         media_type="application/json",
