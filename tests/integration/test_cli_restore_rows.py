@@ -37,10 +37,10 @@ from courtois.store.tables import (
     sender_activity,
 )
 
-BO, CY, GUS, JO = (f"{n}@example.org" for n in ("bo", "cy", "gus", "jo"))
+BO, CY, GUS, HAL, JO = (f"{n}@example.org" for n in ("bo", "cy", "gus", "hal", "jo"))
 ONE_CLICK = b"List-Unsubscribe=One-Click"
 JOINED_AT = T0 + timedelta(days=1)
-REBUILT = {"consents": 2, "invitations": 3, "messages": 3, "member_unknown": 3}
+REBUILT = {"consents": 3, "invitations": 4, "messages": 4, "member_unknown": 3}
 
 
 def context(env: dict[str, str]) -> Context:
@@ -62,8 +62,8 @@ def story(
 ) -> Iterator[dict[str, Any]]:
     """A backup taken once the members exist and have both invited Jo; then, after it, Jo's
     invitations sent as one digest, invitations made and sent (Bo's as a digest of Ana's and
-    Ben's), Cy's accepted from its email, a member added and inviting; and the ledger
-    exported before the restore."""
+    Ben's), Cy's accepted from its email, a member added and inviting, Hal invited but not
+    sent yet; and the ledger exported before the restore."""
     stores = Stores(request.param, tmp_path_factory.mktemp("rows"), postgres_admin)
     try:
         yield _story(stores)
@@ -104,6 +104,8 @@ def _story(stores: Stores) -> dict[str, Any]:
                 assert site.get(f"/join/{join}").status_code == 303
         finally:
             live_ctx.engine.dispose()
+        # Still in its undo window when the file is exported: it never left.
+        ok(env, "invite", "--member", "ana", "--email", HAL, "--now", at(minutes=20))
         export = stores.folder / "ledger.jsonl"
         ok(env, "audit", "export", "--output", str(export))
     return {"env": env, "backup": kept, "export": export, "stores": stores, "mail": mail}
@@ -205,6 +207,7 @@ def test_the_member_cannot_invite_the_same_person_again_after_the_restore(
         # Jo's, held in the backup, left after it: in doubt, it waits for an admin.
         assert sorted(counted, key=str) == [
             ("accepted", T0 + timedelta(minutes=11)),
+            ("blocked", None),
             ("scheduled", None),
             ("sent", T0 + timedelta(minutes=11)),
         ]
@@ -279,5 +282,30 @@ def test_a_digest_held_in_the_backup_that_left_after_it_is_one_email_in_doubt(
         assert (carrier.kind, carrier.state) == ("digest", "unknown")
         assert (carried.carried_by, carried.state) == (carrier.id, "unknown")
         assert {m.first_attempt_at for m in jo} == {T0 + timedelta(minutes=11)}
+    finally:
+        engine.dispose()
+
+
+def test_an_invitation_that_never_left_is_not_sent_without_its_address(
+    story: dict[str, Any],
+) -> None:
+    env, engine = restored(story, "unsent")
+    try:
+        reapply(env, story, at(days=2))
+        with engine.connect() as connection:
+            hal = connection.execute(
+                select(invitations.c.state, messages.c.state.label("email"), messages.c.last_reason)
+                .join(messages, messages.c.invitation_id == invitations.c.id)
+                .where(invitations.c.recipient_digest == digest(HAL))
+            ).one()
+        assert (hal.state, hal.email) == ("blocked", "cancelled")
+        assert "never sent" in hal.last_reason
+        handler = FaultyHandler()
+        with smtp_server(handler) as url:
+            worker = {**env, "COURTOIS_SMTP_URL": url}
+            ok(worker, "worker", "--once", "--now", at(days=3), "--json")
+        assert handler.received == []
+        # Nothing reached Hal: Ana may invite them again, with their address.
+        assert invited(env, "ana", HAL, at(days=3, minutes=1))["allowed"] is True
     finally:
         engine.dispose()

@@ -17,10 +17,12 @@ addresses):
   hash of what was previewed and the reminders ticked; its note, the sentence shown, and
   where it was given from are empty, since only the lost database held them;
 - an email's state is its last in the file. One handed to the mail server with no outcome
-  is `unknown` (never sent twice, invariant 8); one never handed over, or put back after a
-  refusal (which proves nothing left), is scheduled again, and the worker decides on it
-  anew at send time (invariant 7). A reminder the file never mentions (scheduled, not yet
-  decided on) is not made up: silence means stop (invariant 3);
+  is `unknown` (never sent twice, invariant 8). One never handed over, or put back after a
+  refusal (which proves nothing left), cannot leave any more: it has no address to go to
+  (and its consent no note to be written with), so it is cancelled, and its invitation, if
+  that was its first email, blocked: nothing reached the recipient, so the member may
+  invite them again. A reminder the file never mentions (scheduled, not yet decided on)
+  is not made up: silence means stop (invariant 3);
 - the member's record of each invitation that counts (`sender_activity`) is written with
   it, so the sender caps count them again.
 
@@ -42,7 +44,12 @@ from courtois.domain.errors import InvalidInput
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.members import SUPPORTED_LOCALES, check_locale
-from courtois.domain.messages import LEFT_AFTER_BACKUP, MessageKind, MessageState
+from courtois.domain.messages import (
+    LEFT_AFTER_BACKUP,
+    REBUILT_UNSENT,
+    MessageKind,
+    MessageState,
+)
 from courtois.services import sender_activity as activity
 from courtois.services.context import Context
 from courtois.services.ledger_rows import (
@@ -191,13 +198,39 @@ def _write_consents(uow: UnitOfWork, seen: Sequence[ConsentSeen], locales: dict[
     )
 
 
-def _invitation_state(seen: InvitationSeen) -> InvitationState:
+def _last_state(seen: InvitationSeen) -> InvitationState:
     """Its last state in the file short of the stops, else where its decision put it."""
     if seen.state is not None:
         return InvitationState(seen.state)
     if seen.shared:
         return InvitationState.SENT
     return InvitationState.BLOCKED if seen.refused else InvitationState.SCHEDULED
+
+
+def _never_leaves(seen: InvitationSeen, first: MessageSeen | None) -> bool:
+    """Whether it is still to be sent, by a first email that cannot leave (`_unsent`)."""
+    waiting = _last_state(seen) in (InvitationState.DRAFTED, InvitationState.SCHEDULED)
+    return waiting and (first is None or _unsent(first))
+
+
+def _invitation_state(seen: InvitationSeen, first: MessageSeen | None) -> InvitationState:
+    """Its last state, or blocked when its first email never leaves."""
+    return InvitationState.BLOCKED if _never_leaves(seen, first) else _last_state(seen)
+
+
+def _unsent(seen: MessageSeen) -> bool:
+    """Whether the email was never handed to the mail server, or put back since: rebuilt,
+    it has no address to go to, and is cancelled."""
+    return seen.state is None or seen.state == MessageState.SCHEDULED.value
+
+
+def _first_emails(read: RowsRead) -> dict[str, MessageSeen]:
+    """Each invitation's first email (not a reminder)."""
+    first: dict[str, MessageSeen] = {}
+    for message in read.messages.values():
+        if message.kind != MessageKind.REMINDER.value:
+            first.setdefault(message.invitation, message)
+    return first
 
 
 def _write_invitations(
@@ -207,6 +240,7 @@ def _write_invitations(
     shared by the member): expiring as `invite` and the worker's `sent` set it."""
     policy = ctx.settings.policy
     expiry = timedelta(days=policy.invitation_expiry_days)
+    first_emails = _first_emails(read)
     rows = []
     for seen in plan.invitations:
         sent_at = seen.sent_at or (seen.created_at if seen.shared else None)
@@ -219,7 +253,7 @@ def _write_invitations(
                 "recipient_digest": seen.digest,
                 "address": None,
                 "locale": locales[seen.member],
-                "state": _invitation_state(seen).value,
+                "state": _invitation_state(seen, first_emails.get(seen.id)).value,
                 "created_at": seen.created_at,
                 "updated_at": seen.updated_at or seen.created_at,
                 "expires_at": expires_at,
@@ -229,10 +263,6 @@ def _write_invitations(
             }
         )
     insert_rows(uow.conn, invitations, rows)
-    first_emails: dict[str, MessageSeen] = {}
-    for message in read.messages.values():
-        if message.kind != MessageKind.REMINDER.value:
-            first_emails.setdefault(message.invitation, message)
     counted = []
     for row, seen in zip(rows, plan.invitations, strict=True):
         email = first_emails.get(seen.id)
@@ -244,10 +274,11 @@ def _write_invitations(
 
 
 def _message_state(seen: MessageSeen) -> MessageState:
-    """Its last state in the file; handed to the mail server with no outcome: unknown."""
-    if seen.state is None:
-        return MessageState.SCHEDULED
-    state = MessageState(seen.state)
+    """Its last state in the file; handed to the mail server with no outcome: unknown;
+    never handed over: cancelled (`_unsent`)."""
+    if _unsent(seen):
+        return MessageState.CANCELLED
+    state = MessageState(str(seen.state))
     return MessageState.UNKNOWN if state is MessageState.SENDING else state
 
 
@@ -260,6 +291,8 @@ def _write_messages(uow: UnitOfWork, seen: Sequence[MessageSeen], carriers: set[
         reason = message.last_reason
         if message.state == MessageState.SENDING.value:
             reason = LEFT_AFTER_BACKUP.format(seq=message.last_seq)
+        elif _unsent(message):
+            reason = REBUILT_UNSENT
         rows.append(
             {
                 "id": message.id,
@@ -284,7 +317,8 @@ def _write_messages(uow: UnitOfWork, seen: Sequence[MessageSeen], carriers: set[
 
 def _record(uow: UnitOfWork, read: RowsRead, plan: _Plan) -> None:
     """The file's entries that made the rebuilt rows, again, in their order; then the move
-    to `unknown` of each email they leave handed to the mail server."""
+    to `unknown` of each email they leave handed to the mail server, and the cancelling of
+    each they leave waiting (and the blocking of its invitation)."""
     for entry in read.entries:
         payload = entry.payload
         if entry.event == EventType.CONSENT_GIVEN.value:
@@ -300,7 +334,29 @@ def _record(uow: UnitOfWork, read: RowsRead, plan: _Plan) -> None:
             ours = payload.get("message") in plan.message_ids
         if ours:
             uow.record(entry.event, payload)
+    first_emails = _first_emails(read)
+    for invitation in plan.invitations:
+        if _never_leaves(invitation, first_emails.get(invitation.id)):
+            uow.record(
+                EventType.INVITATION_STATE,
+                {
+                    "invitation": invitation.id,
+                    "from": _last_state(invitation).value,
+                    "to": InvitationState.BLOCKED.value,
+                    "reason": REBUILT_UNSENT,
+                },
+            )
     for message in plan.messages:
+        if _unsent(message):
+            uow.record(
+                EventType.MESSAGE_STATE,
+                {
+                    "message": message.id,
+                    "from": MessageState.SCHEDULED.value,
+                    "to": MessageState.CANCELLED.value,
+                    "reason": REBUILT_UNSENT,
+                },
+            )
         if message.state == MessageState.SENDING.value:
             uow.record(
                 EventType.MESSAGE_STATE,
