@@ -12,7 +12,7 @@ when the file ends, then applies the stops onto them.
 What the ledger does not hold is not made up (invariant 10: it keeps digests, never
 addresses):
 - an invitation has no address, as a closed one keeps none; it is in its member's language
-  (`preview.consent_language`), the one an invitation is written in when none is asked for;
+  (`previews.consent_language`), the one an invitation is written in when none is asked for;
 - a consent rebuilt from its entry keeps its member, recipients, kind (an invitation), the
   hash of what was previewed and the reminders ticked; its note, the sentence shown, and
   where it was given from are empty, since only the lost database held them;
