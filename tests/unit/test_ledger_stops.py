@@ -77,7 +77,13 @@ def test_an_email_counts_as_left_by_its_last_state_at_the_place_of_its_first() -
         )
     )
     assert read == [
-        Stop(10, T0, StopKind.LEFT, MSG),
+        Stop(
+            10,
+            T0,
+            StopKind.LEFT,
+            MSG,
+            payload={"first_attempt_at": T0, "carried_by": None, "carrier": False},
+        ),
         Stop(12, T0 + timedelta(minutes=2), StopKind.FORGOTTEN, BO),
     ]
 

@@ -78,6 +78,10 @@ MESSAGE_MACHINE: StateMachine[MessageState] = StateMachine(
 LEASE_EXPIRED = "worker lease expired"
 OUTCOME_UNKNOWN = "outcome unknown: "
 LEFT_AFTER_BACKUP = "left after the backup this database was restored from (ledger entry {seq})"
+# Why an email rebuilt after a restore, never handed to the mail server, is cancelled, and
+# its invitation, if that email was its first, blocked: the ledger keeps no address to send
+# it to (`rebuild_rows`).
+REBUILT_UNSENT = "rebuilt after a restore without its address: never sent"
 _LEFT_AFTER_BACKUP = re.compile(re.escape(LEFT_AFTER_BACKUP).replace(r"\{seq\}", r"(\d+)"))
 
 

@@ -31,9 +31,11 @@ from courtois.domain.errors import InvalidInput
 from courtois.domain.ledger import FROM_EVERYONE, ChainReport, EventType, LedgerEntry
 from courtois.domain.messages import MessageState
 from courtois.services.audit import PAGE, verify_export
+from courtois.services.ledger_rows import ROW_EVENTS, RowsRead, rows_in
 from courtois.services.suppression import COMPLAINT, HARD_BOUNCE
 from courtois.simulation.ledger import (
     ACCEPTED_BY_RECIPIENT,
+    CARRIED_PREFIX,
     DECLINED_BY_RECIPIENT,
     WITHDRAWN_BY_MEMBER,
 )
@@ -75,11 +77,13 @@ class Stop:
 @dataclass(frozen=True, slots=True)
 class StopsRead:
     """A verified export: its entries, how many of them the database holds too (its own
-    history up to the backup), and the stops in the rest, in order."""
+    history up to the backup), the stops in the rest, in order, and the rows the rest
+    made (`ledger_rows`)."""
 
     entries: int
     shared: int
     stops: list[Stop]
+    rows: RowsRead
 
 
 class ForeignLedger(InvalidInput):
@@ -130,11 +134,11 @@ def read_stops(engine: Engine, lines: Iterable[str]) -> StopsRead:
             "the file is not this database's ledger: their first entries differ (another "
             "installation, or another secret key); nothing was applied"
         )
-    return StopsRead(report.entries, common.shared, stops_in(since))
+    return StopsRead(report.entries, common.shared, stops_in(since), rows_in(since))
 
 
 def _relevant(entry: LedgerEntry) -> bool:
-    return entry.event in _READERS or entry.event == EventType.MESSAGE_STATE.value
+    return entry.event in _READERS or entry.event in ROW_EVENTS
 
 
 class _Common:
@@ -181,22 +185,48 @@ def stops_in(entries: Iterable[LedgerEntry]) -> list[Stop]:
     """The acts among these entries, in ledger order; each email whose last state says it
     left comes at the place of its first entry here."""
     stops: list[Stop] = []
-    emails: dict[str, tuple[LedgerEntry, str]] = {}
+    emails: dict[str, _Email] = {}
     for entry in entries:
         if entry.event == EventType.MESSAGE_STATE.value:
             message = _text(entry, "message", _ID)
-            first = emails.get(message, (entry, ""))[0]
-            emails[message] = (first, _text(entry, "to", None))
+            emails.setdefault(message, _Email(entry)).moved(entry, _text(entry, "to", None))
             continue
         reader = _READERS.get(entry.event)
         stop = None if reader is None else reader(entry)
         if stop is not None:
             stops.append(stop)
-    for message, (first, last) in emails.items():
-        if last in _LEFT:
-            stops.append(Stop(first.seq, first.at, StopKind.LEFT, message))
+    left = {message: email for message, email in emails.items() if email.last in _LEFT}
+    carriers = {email.carried_by for email in left.values()}
+    for message, email in left.items():
+        payload = {
+            "first_attempt_at": email.handed_at,
+            "carried_by": email.carried_by,
+            "carrier": message in carriers,
+        }
+        stops.append(Stop(email.first.seq, email.first.at, StopKind.LEFT, message, payload=payload))
     stops.sort(key=lambda stop: stop.seq)
     return stops
+
+
+class _Email:
+    """One email's moves in the file: its first entry, its last state, when it was first
+    handed to the mail server, and the digest that carried it there, if one did."""
+
+    def __init__(self, first: LedgerEntry) -> None:
+        self.first = first
+        self.last = ""
+        self.handed_at: datetime | None = None
+        self.carried_by: str | None = None
+
+    def moved(self, entry: LedgerEntry, target: str) -> None:
+        self.last = target
+        if target == MessageState.SENDING.value:
+            self.handed_at = self.handed_at or entry.at
+            reason = str(entry.payload.get("reason") or "")
+            carrier = reason[len(CARRIED_PREFIX) :] if reason.startswith(CARRIED_PREFIX) else None
+            self.carried_by = carrier if carrier and _ID.fullmatch(carrier) else None
+        elif target == MessageState.SCHEDULED.value:
+            self.carried_by = None  # put back: whatever carried it did not take it
 
 
 def _text(entry: LedgerEntry, key: str, form: re.Pattern[str] | None) -> str:

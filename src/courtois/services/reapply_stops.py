@@ -9,9 +9,11 @@ revocation withdraws what is unsent under the consent. Each records its ledger e
 webhook event again: the restored database's history is the backup's, and these are new
 facts in it.
 
-A stop the database already reflects (the recipient is opted out, the consent revoked, the
-invitation closed), or about a row it does not hold (a consent given after the backup), is
-skipped: running the command twice changes nothing the second time.
+The consents, invitations and emails made after the backup are written again first
+(`rebuild_rows`), so an answer or a withdrawal of one of them lands on its rebuilt row. A
+stop the database already reflects (the recipient is opted out, the consent revoked, the
+invitation closed), or about a row it still does not hold (one of a member registered
+after the backup), is skipped: running the command twice changes nothing the second time.
 
 An email the file shows handed to the mail server, still waiting in the restored database,
 is marked `unknown`, as a worker that vanished mid-send leaves it (invariant 8): it is
@@ -24,12 +26,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Row, delete, select
+from sqlalchemy import ColumnElement, Engine, Row, delete, select, update
 
 from courtois.domain.errors import Conflict
 from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
 from courtois.domain.ledger import EventType
-from courtois.domain.messages import LEFT_AFTER_BACKUP, MessageState
+from courtois.domain.messages import LEFT_AFTER_BACKUP, MessageKind, MessageState
 from courtois.services.bounces import Reported, suppress_recipient, suppression_counts
 from courtois.services.context import Context
 from courtois.services.housekeeping import drop_invited_contacts
@@ -251,7 +253,10 @@ def _erased(ctx: Context, stop: Stop, now: datetime) -> bool:
 
 def _left(ctx: Context, stop: Stop, now: datetime) -> bool:
     """An email the file shows handed to the mail server, still waiting here: `unknown`,
-    through `sending` as a claim takes it, with the ledger entry that says why."""
+    through `sending` as a claim takes it, with the ledger entry that says why. It keeps
+    when it was first handed over (the admin page of unknown emails shows it) and, as a
+    worker records a digest, the email that carried it there, so that a digest is one
+    email in doubt, not one per invitation it carried."""
     with ctx.engine.connect() as connection:
         digest = connection.execute(
             select(messages.c.recipient_digest).where(messages.c.id == stop.subject)
@@ -259,14 +264,15 @@ def _left(ctx: Context, stop: Stop, now: datetime) -> bool:
     if digest is None:
         return False
     reason = LEFT_AFTER_BACKUP.format(seq=stop.seq)
+    payload = stop.payload or {}
     with ctx.unit_of_work(now) as uow:
         lock_recipients(uow.conn, [digest])
-        state = uow.conn.execute(
-            select(messages.c.state).where(
+        row = uow.conn.execute(
+            select(messages.c.state, messages.c.first_attempt_at).where(
                 messages.c.recipient_digest == digest, messages.c.id == stop.subject
             )
-        ).scalar_one()
-        if state != MessageState.SCHEDULED.value:
+        ).one()
+        if row.state != MessageState.SCHEDULED.value:
             return False
         set_messages(uow, [stop.subject], MessageState.SCHEDULED, MessageState.SENDING, reason)
         set_messages(
@@ -276,7 +282,15 @@ def _left(ctx: Context, stop: Stop, now: datetime) -> bool:
             MessageState.UNKNOWN,
             reason,
             lease_until=None,
+            first_attempt_at=row.first_attempt_at or payload.get("first_attempt_at"),
+            carried_by=payload.get("carried_by"),
         )
+        if payload.get("carrier"):
+            uow.conn.execute(
+                update(messages)
+                .where(messages.c.recipient_digest == digest, messages.c.id == stop.subject)
+                .values(kind=MessageKind.DIGEST.value)
+            )
         uow.commit()
     return True
 
