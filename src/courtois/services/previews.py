@@ -122,7 +122,8 @@ def render_for(
     ctx: Context, member: Member, note: str, locale: str | None, reminders: int
 ) -> tuple[Previewed, str]:
     """Render the invitation (and its reminder, if ticked) for this member, in the
-    recipient's language when known, else the member's; returns it and the locale used.
+    language the caller names (the recipients', as the platform or the member knows it),
+    else the member's; returns it and the locale used.
     Under strict-eu it is the text the member sends from their own mailbox."""
     language = check_locale(locale or member.locale)
     inviter = Inviter(member.name, check_note(note), check_reminders(ctx, reminders))

@@ -71,7 +71,9 @@ class PreviewIn(Strict):
     # one problem type whatever the length (the body limit bounds their size).
     note: str = Field("", description=f"At most {MAX_NOTE_LENGTH} characters.")
     locale: str | None = Field(
-        None, description="The email's language; the recipients' when absent."
+        None,
+        description="The email's language: the recipients', where the platform knows it "
+        "(courtois keeps none of its own); the member's when absent.",
     )
     # Strict: a reminder is asked for explicitly (invariant 3), never read into `true`,
     # `"1"` or `1.0`.
