@@ -24,6 +24,7 @@ from courtois.services.decisions import (
     stored_refusals,
     verdict_of,
 )
+from courtois.services.shared_texts import open_shares
 from courtois.store.sql import comparable_text
 from courtois.store.tables import (
     consent_recipients,
@@ -170,9 +171,13 @@ def planned_at(message: Any, policy: PolicyConfig) -> datetime | None:
 _SLACK = timedelta(minutes=1)
 
 
-def invitation_detail(ctx: Context, invitation_id: str) -> dict[str, Any]:
+def invitation_detail(
+    ctx: Context, invitation_id: str, now: datetime | None = None
+) -> dict[str, Any]:
     """One invitation, its messages (when each leaves as its member may read it, as
-    `planned_at` says) and every decision taken about it, oldest first."""
+    `planned_at` says) and every decision taken about it, oldest first; as of `now`, the
+    link, subject and text of a strict-eu invitation its member sends themselves, while it
+    is open (`open_shares`), so that they are not lost with the POST's answer."""
     if not comparable_text(invitation_id):
         raise NotFound("No such invitation.")
     with ctx.engine.connect() as connection:
@@ -191,6 +196,7 @@ def invitation_detail(ctx: Context, invitation_id: str) -> dict[str, Any]:
             .where(decisions.c.invitation_id == invitation_id)
             .order_by(decisions.c.id)
         ).all()
+        shares = open_shares(ctx, connection, [row], now) if now is not None else {}
     return {
         **invitation_summary(row, [m.state for m in sent]),
         "member_id": row.member_id,
@@ -216,6 +222,7 @@ def invitation_detail(ctx: Context, invitation_id: str) -> dict[str, Any]:
             }
             for d in taken
         ],
+        **shares.get(row.id, {}),
     }
 
 

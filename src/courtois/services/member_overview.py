@@ -23,6 +23,7 @@ from courtois.policy.verdict import Outcome
 from courtois.services.context import Context
 from courtois.services.lifecycle import in_doubt_now
 from courtois.services.listings import check_member, public_verdicts
+from courtois.services.shared_texts import open_shares
 from courtois.store.tables import (
     consent_recipients,
     consents,
@@ -56,6 +57,11 @@ class InvitationLine:
     # An email of it may have left unrecorded (`unknown`): whatever its state says, its
     # delivery is uncertain until an admin settles it, and it cannot be withdrawn.
     in_doubt: bool = False
+    # strict-eu, while the member may still send it themselves: its personal link and the
+    # subject and text they send, as the invitation's answer gave them (`open_shares`).
+    share_link: str | None = None
+    share_subject: str | None = None
+    share_text: str | None = None
 
     @property
     def can_withdraw(self) -> bool:
@@ -71,6 +77,7 @@ def _line(
     refused_by: str | None,
     contact: Any | None,
     in_doubt: bool,
+    share: dict[str, str],
 ) -> InvitationLine:
     """One dashboard line. An email held back past the undo window (by the recipient's
     quota, or the sender's own caps) shows no day: the day the recipient's quota frees
@@ -91,6 +98,9 @@ def _line(
         refused_by=refused_by,
         spaced=spaced,
         in_doubt=in_doubt,
+        share_link=share.get("share_link"),
+        share_subject=share.get("share_subject"),
+        share_text=share.get("share_text"),
     )
 
 
@@ -123,9 +133,14 @@ def _before(column_at: Any, column_id: Any, before: Position | None) -> Any:
 
 
 def invitations_overview(
-    ctx: Context, member_id: str, before: Position | None, limit: int
+    ctx: Context,
+    member_id: str,
+    before: Position | None,
+    limit: int,
+    now: datetime | None = None,
 ) -> Lines[InvitationLine]:
-    """The member's invitations, newest first, older than `before`. The page is read from
+    """The member's invitations, newest first, older than `before`; as of `now`, with the
+    text of each they still have to send themselves (strict-eu). The page is read from
     `invitations` alone, then its consents by key (`member_id`, `id`): invitations live
     with their recipient, consents with their member (docs/scaling.md), and a join of the
     two would reshuffle rows across shards."""
@@ -138,7 +153,7 @@ def invitations_overview(
         check_member(connection, member_id)
         found = connection.execute(query.limit(limit + 1)).all()
         page = found[:limit]
-        items = _lines(ctx, connection, member_id, page)
+        items = _lines(ctx, connection, member_id, page, now)
     after = (page[-1].created_at, page[-1].id) if len(found) > limit and page else None
     return Lines(items, after)
 
@@ -156,10 +171,14 @@ def invitation_lines(ctx: Context, member_id: str, ids: list[str]) -> dict[str, 
 
 
 def _lines(
-    ctx: Context, connection: Connection, member_id: str, page: Sequence[Any]
+    ctx: Context,
+    connection: Connection,
+    member_id: str,
+    page: Sequence[Any],
+    now: datetime | None = None,
 ) -> list[InvitationLine]:
     """The lines of these invitation rows: their consents, emails, contacts and refusals
-    read by key."""
+    read by key; as of `now`, the texts their member still sends themselves."""
     ids = [row.id for row in page]
     given_at: dict[str, datetime] = {
         consent.id: consent.given_at
@@ -208,6 +227,7 @@ def _lines(
         if denying:
             refused[decided.invitation_id] = denying[0]
     doubtful = in_doubt_now(connection, ids)
+    shares = open_shares(ctx, connection, page, now) if now is not None else {}
     window = ctx.settings.policy.undo_window
     return [
         _line(
@@ -217,6 +237,7 @@ def _lines(
             refused.get(row.id),
             own.get(row.recipient_digest) if row.state in still_open else None,
             row.id in doubtful,
+            shares.get(row.id, {}),
         )
         for row in page
     ]

@@ -143,6 +143,21 @@ class DecisionOut(BaseModel):
     verdicts: list[VerdictOut]
 
 
+SHARE_SUBJECT = (
+    "strict-eu: the subject of the email the member sends from their own mailbox, in the "
+    "recipient's language; the preview's `subject`, which its hash covers."
+)
+# What `GET /v1/invitations/{invitation_id}` gives again, while the member may still send
+# the invitation themselves (`open_shares`).
+AGAIN = (
+    " Given while the invitation is open (sent, not expired), under a consent not revoked, "
+    "as long as its text still renders to the consent's `preview_hash` (not once the "
+    "member's name or note changed); null otherwise, and for an invitation not shared by "
+    "its member. Its links are signed anew at each read: they differ from the POST's, and "
+    "both open the same invitation."
+)
+
+
 class InvitationOut(BaseModel):
     """One invitation of a consent, as decided when it was queued."""
 
@@ -163,11 +178,7 @@ class InvitationOut(BaseModel):
     share_link: str | None = Field(
         None, description="strict-eu: the personal link of the invitation the member sends."
     )
-    share_subject: str | None = Field(
-        None,
-        description="strict-eu: the subject of the email the member sends from their own "
-        "mailbox, in the recipient's language; the preview's `subject`, which its hash covers.",
-    )
+    share_subject: str | None = Field(None, description=SHARE_SUBJECT)
     share_text: str | None = Field(
         None,
         description="strict-eu: the text the member sends from their own mailbox, in the "
@@ -243,6 +254,18 @@ class InvitationDetail(InvitationSummary):
     member_id: str
     messages: list[MessageOut]
     decisions: list[StoredDecision]
+    share_link: str | None = Field(
+        None,
+        description="strict-eu: the personal link of the invitation the member sends, as "
+        "the POST that made it gave it." + AGAIN,
+    )
+    share_subject: str | None = Field(None, description=SHARE_SUBJECT + AGAIN)
+    share_text: str | None = Field(
+        None,
+        description="strict-eu: the text the member sends from their own mailbox, in the "
+        "recipient's language, as the POST that made it gave it: the preview's `text` with "
+        "this invitation's links." + AGAIN,
+    )
 
 
 class Withdrawn(BaseModel):
@@ -397,11 +420,13 @@ def list_invitations(
     responses=responses(404, 422),
     summary="An invitation, its emails and every decision",
 )
-def read_invitation(invitation_id: InvitationId, ctx: Ctx) -> InvitationDetail:
-    """Its state, each email it caused, and each decision with every rule's verdict."""
+def read_invitation(invitation_id: InvitationId, ctx: Ctx, now: Now) -> InvitationDetail:
+    """Its state, each email it caused, and each decision with every rule's verdict; under
+    strict-eu, while the member may still send it, its personal link, subject and text
+    again."""
     with not_found_as("invitation"):
         require_made_id(invitation_id)
-        return InvitationDetail.model_validate(invitation_detail(ctx, invitation_id))
+        return InvitationDetail.model_validate(invitation_detail(ctx, invitation_id, now))
 
 
 @router.post(

@@ -103,7 +103,7 @@ def dashboard(request: Request, ctx: Ctx, now: Now) -> Response:
     member_id = signed.member.id
     query = request.query_params
     lines = invitations_overview(
-        ctx, member_id, read_cursor(query.get("before")), INVITATIONS_PER_PAGE
+        ctx, member_id, read_cursor(query.get("before")), INVITATIONS_PER_PAGE, now
     )
     given = consents_overview(
         ctx, member_id, read_cursor(query.get("consents_before")), CONSENTS_PER_PAGE
