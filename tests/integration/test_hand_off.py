@@ -91,7 +91,12 @@ def test_a_stop_while_the_batch_is_on_its_way_wins_over_the_claim(ctx: Context) 
             (message,) = messages_of(ctx, later[email]["id"])
             assert message.state == "sending"
         digest = {email: ctx.digest(parse_address(email)) for email in (GONE, JOINS, FORGETS)}
-        assert unsubscribe(ctx, digest[GONE], AT)["blocked"] == 1
+        # Its email is claimed, not begun: not said stopped yet; the last look stops it.
+        assert unsubscribe(ctx, digest[GONE], AT) == {
+            "blocked": 0,
+            "cancelled": 0,
+            "already_leaving": 1,
+        }
         mark_joined(ctx, digest[JOINS], AT)
         forget_recipient(ctx, digest[FORGETS], AT)
     assert [recipients for recipients, _ in handler.received] == [[FIRST], [STAYS]]
@@ -111,6 +116,34 @@ def test_a_stop_while_the_batch_is_on_its_way_wins_over_the_claim(ctx: Context) 
         "stopped before it left: the recipient is already a member",
         "stopped before it left: the recipient unsubscribed from everyone",
     ]
+
+
+@pytest.mark.parametrize("word", ["unsubscribe", "join", "forget"])
+def test_a_stop_while_its_own_email_is_at_the_relay_leaves_it_recorded_sent(
+    ctx: Context, word: str
+) -> None:
+    """The recipient speaks while their email is already being handed over: it arrives,
+    and the invitation says so (`sent`), not `blocked` beside a message `sent`, with no
+    `sent_at` and no `invitation.sent` event. Nothing more goes to them after it."""
+    add_members(ctx)
+    first = by_email(send_invites(ctx, "ana", [FIRST], T0))[FIRST]
+    digest = ctx.digest(parse_address(FIRST))
+    with held_pass(ctx) as handler:
+        if word == "unsubscribe":
+            counts = unsubscribe(ctx, digest, AT)
+            assert counts == {"blocked": 0, "cancelled": 0, "already_leaving": 1}
+        elif word == "join":
+            assert mark_joined(ctx, digest, AT)["blocked"] == 0
+        else:
+            assert forget_recipient(ctx, digest, AT)["blocked"] == 0
+    assert [recipients for recipients, _ in handler.received] == [[FIRST]]
+    (message,) = messages_of(ctx, first["id"])
+    assert message.state == "sent"
+    stored = invitation(ctx, first["id"])
+    assert stored.state == "sent"
+    assert stored.sent_at is not None
+    # Opted out, joined or forgotten: no reminder, nothing else, whatever comes.
+    assert run_pass(ctx, AT + timedelta(days=30), one_connection("smtp://127.0.0.1:9")).sent == 0
 
 
 def test_a_digest_whose_recipient_stops_one_of_its_members_leaves_without_that_member(

@@ -114,7 +114,7 @@ def test_unsubscribe_counts_are_unchanged(ctx: Context) -> None:
     invite_and_deliver(ctx, "ana", [BO], reminders=1)
     send_invites(ctx, "bruno", [BO], SENT_AT + timedelta(hours=1))
     counts = unsubscribe(ctx, ctx.digest_email(BO), SENT_AT + timedelta(hours=2))
-    assert counts == {"blocked": 1, "cancelled": 1}
+    assert counts == {"blocked": 1, "cancelled": 1, "already_leaving": 0}
 
 
 def test_unsubscribe_from_one_member_leaves_the_others(ctx: Context) -> None:
@@ -122,7 +122,7 @@ def test_unsubscribe_from_one_member_leaves_the_others(ctx: Context) -> None:
     (mail,) = invite_and_deliver(ctx, "ana", [BO], reminders=1)
     bruno = by_email(send_invites(ctx, "bruno", [BO], SENT_AT + timedelta(hours=1)))[BO]["id"]
     counts = unsubscribe(ctx, ctx.digest_email(BO), SENT_AT + timedelta(hours=2), "ana")
-    assert counts == {"blocked": 0, "cancelled": 1}
+    assert counts == {"blocked": 0, "cancelled": 1, "already_leaving": 0}
     by_id = {r.id: r for r in rows(ctx, invitations)}
     assert (by_id[mail.ids[0]].address, by_id[bruno].address) == (None, BO)
     assert by_id[bruno].state == "scheduled"

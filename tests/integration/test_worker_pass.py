@@ -221,6 +221,32 @@ def test_invitations_previewed_in_two_languages_never_share_one_email(ctx: Conte
     assert {invitation(ctx, i[BO]["id"]).state for i in (ana, luc)} == {"sent"}
 
 
+def test_a_waiting_invitation_in_another_language_is_not_passed_by_later_ones(
+    ctx: Context,
+) -> None:
+    """Luc's French invitation and Bruno's later English one wait for the same freed day of
+    the inbox's quota: the older leads, in its language. Decided by member id, Bruno's won
+    every such day, and Luc's expired unsent while later English ones left."""
+    add_members(ctx)
+    register_member(ctx, "luc", "luc@example.fr", "Luc", "fr", T0)
+    transport = MemoryTransport()
+    send_invites(ctx, "ana", [BO], T0)
+    run_pass(ctx, T0 + UNDO, transport)
+    luc = by_email(send_invites(ctx, "luc", [BO], T0 + DAY))
+    run_pass(ctx, T0 + DAY + UNDO, transport)
+    bruno = by_email(send_invites(ctx, "bruno", [BO], T0 + 2 * DAY))
+    run_pass(ctx, T0 + 2 * DAY + UNDO, transport)
+    waiting = [messages_of(ctx, i[BO]["id"])[0] for i in (luc, bruno)]
+    assert [m.state for m in waiting] == ["scheduled", "scheduled"]
+    assert waiting[0].scheduled_at == waiting[1].scheduled_at  # the same freed day
+    for days in range(3, 17):
+        run_pass(ctx, T0 + days * DAY + UNDO, transport)
+    assert len(transport.sent) == 2
+    second = transport.sent[1]
+    assert (second.invitation_ids, second.member_names) == ((luc[BO]["id"],), ("Luc",))
+    assert invitation(ctx, bruno[BO]["id"]).state == "scheduled"
+
+
 def test_a_ticked_reminder_goes_once_fourteen_days_after_the_send(ctx: Context) -> None:
     add_members(ctx)
     answer = by_email(send_invites(ctx, "ana", [BO], T0, reminders=1))

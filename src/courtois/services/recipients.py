@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, literal, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, literal, select, update
 
 from courtois.domain.errors import NotFound
 from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
@@ -65,6 +65,7 @@ _MESSAGES = {
     )
     for member in (False, True)
 }
+_SENDING = MessageState.SENDING.value
 # Blocking closes an invitation, which drops its address with the move.
 _BLOCKING_DROPS_ADDRESS = INVITATION_MACHINE.is_final(InvitationState.BLOCKED)
 _DROP_ADDRESSES = {
@@ -121,16 +122,22 @@ def stop_mail(uow: UnitOfWork, digest: str, from_member: str | None = None) -> d
         )
         names["b_member"] = from_member
     invited = connection.execute(_INVITED[member], names).all()
-    scheduled = [row for row in invited if row.state == InvitationState.SCHEDULED.value]
+    emails = connection.execute(_MESSAGES[member], names).all()
+    # An invitation whose email is being handed to the mail server is not said blocked:
+    # that email may arrive within seconds, and it is then recorded sent; the worker's last
+    # look stops it if it was not begun (`hand_off`). One whose email is in doubt is
+    # blocked as before: an admin settles the email, the invitation stays closed.
+    leaving = {row.invitation_id for row in emails if row.state == _SENDING}
+    scheduled = [
+        row
+        for row in invited
+        if row.state == InvitationState.SCHEDULED.value and row.id not in leaving
+    ]
     blocked = move_found(uow, scheduled, InvitationState.BLOCKED, UNSUBSCRIBED)
     # As `move_invitations` then a cancel of the rest would, in one read and one write:
     # the blocked invitations' emails first, then the others, each with its ledger entry.
     closed = set(blocked)
-    waiting = [
-        row
-        for row in connection.execute(_MESSAGES[member], names)
-        if row.state == MessageState.SCHEDULED.value
-    ]
+    waiting = [row for row in emails if row.state == MessageState.SCHEDULED.value]
     theirs = [row.id for row in waiting if row.invitation_id in closed]
     others = [row.id for row in waiting if row.invitation_id not in closed]
     set_messages(uow, theirs + others, MessageState.SCHEDULED, MessageState.CANCELLED, UNSUBSCRIBED)
@@ -149,7 +156,12 @@ def stop_mail(uow: UnitOfWork, digest: str, from_member: str | None = None) -> d
     # Stopped from one member, only that member's answers quote the address no more: a
     # replay keeping it would tell them apart from a recipient who stopped everything.
     scrub_answers(connection, digest, from_member)
-    return {"blocked": len(blocked), "cancelled": len(others)}
+    still_open = {row.id for row in invited if row.state == InvitationState.SCHEDULED.value}
+    return {
+        "blocked": len(blocked),
+        "cancelled": len(others),
+        "already_leaving": len(leaving & still_open),
+    }
 
 
 def mark_joined(ctx: Context, digest: str, now: datetime) -> dict[str, int]:
@@ -169,7 +181,7 @@ def mark_joined(ctx: Context, digest: str, now: datetime) -> dict[str, int]:
         )
         blocked = move_invitations(
             uow,
-            scope & (invitations.c.state == InvitationState.SCHEDULED.value),
+            scope & _not_leaving(uow.conn, digest),
             InvitationState.BLOCKED,
             "the recipient joined",
         )
@@ -177,6 +189,18 @@ def mark_joined(ctx: Context, digest: str, now: datetime) -> dict[str, int]:
         uow.record(EventType.JOINED, {"recipient": digest})
         uow.commit()
     return {"accepted": len(accepted), "blocked": len(blocked)}
+
+
+def _not_leaving(connection: Connection, digest: str) -> ColumnElement[bool]:
+    """The recipient's scheduled invitations but those whose email is being handed over:
+    as `stop_mail` leaves them, to become sent if it arrives."""
+    leaving = {
+        row.invitation_id
+        for row in connection.execute(_MESSAGES[False], {"b_digest": digest})
+        if row.state == _SENDING
+    }
+    scheduled = invitations.c.state == InvitationState.SCHEDULED.value
+    return scheduled & invitations.c.id.not_in(sorted(leaving)) if leaving else scheduled
 
 
 def forget_recipient(ctx: Context, digest: str, now: datetime) -> dict[str, int]:
@@ -204,7 +228,7 @@ def forget_recipient(ctx: Context, digest: str, now: datetime) -> dict[str, int]
         scope = invitations.c.recipient_digest == digest
         blocked = move_invitations(
             uow,
-            scope & (invitations.c.state == InvitationState.SCHEDULED.value),
+            scope & _not_leaving(uow.conn, digest),
             InvitationState.BLOCKED,
             "the recipient asked to be forgotten",
         )

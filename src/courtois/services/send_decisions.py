@@ -167,9 +167,12 @@ def _apply(uow: UnitOfWork, message: Due, decision: Decision, now: datetime) -> 
 
 def _together(allowed: list[Due]) -> tuple[Due, ...]:
     """What leaves as one email of a recipient's allowed messages (`leaving_together`),
-    and of those only the ones previewed in the carrier's language."""
+    and of those only the ones previewed in the language of the oldest: invitations put
+    off to the same freed day of the inbox's quota leave first come, first served, so one
+    in another language is not passed, day after day, by later ones until it expires."""
     chosen = [allowed[i] for i in leaving_together([m.kind for m in allowed])]
-    return tuple(m for m in chosen if m.locale == chosen[0].locale)
+    oldest = min(chosen, key=lambda m: (m.created_at, m.id))
+    return tuple(m for m in chosen if m.locale == oldest.locale)
 
 
 def _first_attempt(now: datetime) -> ColumnElement[datetime]:

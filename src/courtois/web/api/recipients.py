@@ -37,6 +37,11 @@ class UnsubscribeOut(BaseModel):
 
     blocked: int = Field(description="Scheduled invitations stopped.")
     cancelled: int = Field(description="Emails cancelled before they left.")
+    already_leaving: int = Field(
+        description="Invitations whose email was being handed to the mail server: not said "
+        "stopped, since it may arrive (it is then recorded as sent); the worker still stops "
+        "one it had not begun."
+    )
 
 
 class ForgetIn(Strict):
