@@ -658,11 +658,11 @@ def policy_explain(
     as_json: JsonOpt = False,
 ) -> None:
     """Every verdict for a would-be invitation, as an admin sees it; nothing is written."""
-    from courtois.services.explain import explain
+    from courtois.services.explain import explain, explained
 
     decision: Decision = run(lambda ctx: explain(ctx, member, email, parse_now(now), reminders))
-    data = decision.as_dict()
-    emit(as_json, data, lambda: show_decision(f"outcome: {decision.outcome.value}", data))
+    data = explained(decision)
+    emit(as_json, data, lambda: show_decision(f"outcome: {data['outcome']}", data))
 
 
 @app.command()

@@ -469,7 +469,10 @@ def test_strict_eu_explain_refuses_a_reminder_as_preview_does(ctx: Context) -> N
         refused = problem(api.post("/v1/members/ana/explain", body), 422, KIND)
         assert refused["errors"] == {"reminders": "none under strict-eu"}
         explained = api.ok(api.post("/v1/members/ana/explain", {**body, "reminders": 0}))
-    assert explained["allowed"] is False
+    # Without the reminder it is explained as `invite` answers it: allowed, to be shared by
+    # the member, the platform's own email refused by strict-eu.
+    assert (explained["allowed"], explained["outcome"]) == (True, "allow")
+    assert {v["rule"]: v["outcome"] for v in explained["verdicts"]}["strict-eu-no-email"] == "deny"
 
 
 OVER_CAP = "reminder-over-cap"

@@ -77,3 +77,24 @@ def test_a_shared_invitation_reads_allowed_to_be_shared_and_a_replay_is_the_same
     (decided,) = detail["decisions"]
     assert (decided["allowed"], decided["outcome"]) == (True, "allow")
     assert decided["verdicts"] == item["decision"]["verdicts"]
+
+
+def test_explain_answers_as_invite_would(api: httpx.Client) -> None:
+    """The operator's explain said `allowed: false, outcome: deny` where `invite` answers
+    allowed, to be shared by the member: it decides as `invite` and reads alike, each rule's
+    full reason kept."""
+    answer = api.post("/v1/members/ana/explain", json={"email": BO})
+    assert answer.status_code == 200, answer.text
+    explained = answer.json()
+    assert (explained["allowed"], explained["outcome"]) == (True, "allow")
+    by_rule = {v["rule"]: v["outcome"] for v in explained["verdicts"]}
+    assert by_rule["strict-eu-no-email"] == "deny"
+    invited, _ = _invite(api, "explain-then-invite")
+    (item,) = invited.json()["invitations"]
+    assert {k: item["decision"][k] for k in ("allowed", "outcome")} == {
+        "allowed": explained["allowed"],
+        "outcome": explained["outcome"],
+    }
+    # Once invited, the same address is refused by another rule too: then it reads deny.
+    again = api.post("/v1/members/ana/explain", json={"email": BO}).json()
+    assert (again["allowed"], again["outcome"]) == (False, "deny")

@@ -8,9 +8,10 @@ from courtois.domain.consent import Consent
 from courtois.domain.messages import MessageKind
 from courtois.policy.chain import evaluate
 from courtois.policy.facts import Candidate, Facts, InvitationFacts, Stage
-from courtois.policy.verdict import Decision
+from courtois.policy.verdict import Decision, Outcome
 from courtois.services import facts as gather
 from courtois.services.context import Context
+from courtois.services.decisions import verdict_of
 from courtois.services.members import get_member
 from courtois.services.previews import check_reminders
 
@@ -51,3 +52,11 @@ def explain(
         )
     candidate = Candidate(member.id, digest, MessageKind.INVITATION, Stage.QUEUE)
     return evaluate(candidate, facts, now)
+
+
+def explained(decision: Decision) -> dict[str, object]:
+    """The decision as `invite` answers it (`verdict_of`): under strict-eu an invitation
+    the member would send themselves reads allowed, its `strict-eu-no-email` verdict still
+    `deny`, every verdict with the full reason an operator sees."""
+    refusing = [v.rule for v in decision.verdicts if v.outcome is Outcome.DENY]
+    return {**decision.as_dict(), **verdict_of(decision.outcome.value, refusing)}

@@ -13,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from courtois.services.explain import explain
+from courtois.services.explain import explain, explained
 from courtois.web.api.common import (
     EmailText,
     IdempotencyKey,
@@ -77,7 +77,7 @@ def explain_policy(
     def action() -> Answer:
         with not_found_as("member"):
             decision = explain(ctx, member_id, address.normalized, now, body.reminders)
-        return Answer(200, Explanation.model_validate(decision.as_dict()).model_dump(mode="json"))
+        return Answer(200, Explanation.model_validate(explained(decision)).model_dump(mode="json"))
 
     payload = {"recipient": ctx.digest(address), "reminders": body.reminders}
     return once(request, ctx, now, key, payload, action)
