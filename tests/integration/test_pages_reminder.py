@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 from page_reading import ERROR, box_of, title_of
 from pages_site import SENT_AT, Site, deliver, invite_and_deliver, ledger_size, serve
+from sqlalchemy import update
 from support import (
     T0,
     add_members,
@@ -24,7 +25,7 @@ from support import (
 
 from courtois.services.context import Context
 from courtois.services.decisions import expand_verdicts
-from courtois.store.tables import decisions, messages
+from courtois.store.tables import decisions, invitations, messages
 
 BO = "bo@example.com"
 ASKED_AT = SENT_AT + timedelta(hours=2)
@@ -300,3 +301,28 @@ def test_an_earlier_day_brings_the_expiry_back_with_it(ctx: Context) -> None:
     assert deliver(ctx, SENT_AT + timedelta(days=50)) == []
     row = invitation(ctx, invitation_id)
     assert (row.state, row.address) == ("expired", None)
+
+
+def test_an_invitation_that_keeps_no_address_offers_no_reminder(ctx: Context) -> None:
+    """An open invitation rebuilt without its address after a restore (`reapply-stops`)
+    cannot be reminded: no email can be written to it. The page offered it, accepted the
+    day, and the worker's reminder then failed as an email it could not write."""
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    (invitation_id,) = mail.ids
+    with ctx.engine.begin() as connection:
+        connection.execute(
+            update(invitations).where(invitations.c.id == invitation_id).values(address=None)
+        )
+    with serve(ctx) as site:
+        site.clock.now = ASKED_AT
+        page = site.get(f"/why/{mail.tokens.why}").text
+        assert 'value="remind"' not in page
+        events = ledger_size(ctx)
+        status, done = _remind(site, mail.tokens.why, TODAY + timedelta(days=20))
+    assert status == 200
+    assert box_of(done, "We cannot send you a reminder:") == ERROR
+    assert "Your address is no longer kept for this invitation" in done
+    assert _reminders(ctx, invitation_id) == []
+    assert invitation(ctx, invitation_id).remind_at is None
+    assert ledger_size(ctx) == events

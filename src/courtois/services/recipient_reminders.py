@@ -48,6 +48,10 @@ from courtois.store.tables import decisions, invitations, messages
 MIN_DAYS = 1
 
 
+# The refusal of a reminder for an invitation that keeps no address to write to.
+NO_ADDRESS = "address-not-kept"
+
+
 class ReminderOutcome(StrEnum):
     """What became of a request to be reminded."""
 
@@ -97,6 +101,7 @@ def invitation_row(connection: Connection, invitation_id: str) -> Row[Any]:
             invitations.c.sent_at,
             invitations.c.expires_at,
             invitations.c.remind_at,
+            invitations.c.address,
         ).where(invitations.c.id == invitation_id)
     ).one()
 
@@ -218,6 +223,10 @@ def request_reminder(
             uow.commit()
             refusing = tuple(v.rule for v in decision.verdicts if v.outcome is Outcome.DENY)
             return ReminderAnswer(ReminderOutcome.REFUSED, rules=refusing)
+        if row.address is None:
+            # Open but holding no address (rebuilt from the ledger after a restore): no
+            # email can be written to them, so none is promised.
+            return ReminderAnswer(ReminderOutcome.REFUSED, rules=(NO_ADDRESS,))
         due = max(at, decision.retry_at or at)
         message_id = new_id()
         cancel_messages(

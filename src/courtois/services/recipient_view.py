@@ -158,7 +158,8 @@ def _reminder(
     used = requested and not pending
     waiting = invited.state is InvitationState.SENT
     possible = False
-    if waiting and not used:
+    # An invitation that keeps no address (rebuilt after a restore) cannot be reminded.
+    if waiting and not used and row.address is not None:
         first, _last = date_bounds(ctx, now)
         at = reminder_instant(row, first, now)
         _candidate, decision = decide_reminder(ctx, connection, row, at, now)
