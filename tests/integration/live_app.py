@@ -53,6 +53,15 @@ def live_site(ctx: Context, now: datetime = T0, **settings: Any) -> Iterator[Liv
         yield LiveSite(context, clock, base_url)
 
 
+@contextmanager
+def strict_eu_site(ctx: Context, now: datetime = T0, **settings: Any) -> Iterator[LiveSite]:
+    """`live_site` under the strict-eu profile (the member shares each invitation), keeping
+    the rest of the context's policy."""
+    policy = dataclasses.replace(ctx.settings.policy, profile="strict-eu")
+    with live_site(ctx, now, policy=policy, **settings) as running:
+        yield running
+
+
 # Browser tests gain nothing from PostgreSQL (the HTTP tests cover both engines): mark a
 # test or module with this to run it on SQLite only.
 sqlite_only = pytest.mark.parametrize("engine", ["sqlite"], indirect=True)

@@ -6,13 +6,12 @@ replay is the same answer, and `GET /v1/invitations/{id}` reads its decision ali
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 from api_support import API_KEY
-from live_app import LiveSite, live_site
+from live_app import LiveSite, strict_eu_site
 
 from courtois.services.context import Context
 
@@ -22,8 +21,7 @@ NOTE = "Viens grimper avec nous : jeudi !"
 
 @pytest.fixture
 def site(ctx: Context) -> Iterator[LiveSite]:
-    policy = replace(ctx.settings.policy, profile="strict-eu")
-    with live_site(ctx, api_key=API_KEY, policy=policy) as running:
+    with strict_eu_site(ctx, api_key=API_KEY) as running:
         yield running
 
 

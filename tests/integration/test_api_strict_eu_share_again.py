@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import timedelta
 from html import unescape
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from api_support import API_KEY
-from live_app import LiveSite, live_site
+from live_app import LiveSite, strict_eu_site
 from member_pages_support import member_session
 from pages_site import invite_and_deliver
 from sqlalchemy import select
@@ -37,8 +36,7 @@ TOKEN = re.compile(r"/(why|u|join)/([A-Za-z0-9_.-]+)")
 
 @pytest.fixture
 def site(ctx: Context) -> Iterator[LiveSite]:
-    policy = replace(ctx.settings.policy, profile="strict-eu")
-    with live_site(ctx, api_key=API_KEY, policy=policy) as running:
+    with strict_eu_site(ctx, api_key=API_KEY) as running:
         yield running
 
 
@@ -190,10 +188,9 @@ def test_nothing_is_given_for_an_invitation_the_platform_emailed(ctx: Context) -
     add_members(ctx)
     (mail,) = invite_and_deliver(ctx, "ana", [BO])
     (invitation_id,) = mail.ids
-    policy = replace(ctx.settings.policy, profile="strict-eu")
     headers = {"Authorization": f"Bearer {API_KEY}"}
     with (
-        live_site(ctx, api_key=API_KEY, policy=policy) as site,
+        strict_eu_site(ctx, api_key=API_KEY) as site,
         httpx.Client(base_url=site.base_url, headers=headers, timeout=30) as api,
     ):
         site.clock.now += timedelta(days=1)

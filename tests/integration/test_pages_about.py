@@ -5,12 +5,11 @@ the same to everyone (it reads nothing stored), and in strict-eu's words under s
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from urllib.parse import urlsplit
 
 import httpx
-from live_app import live_site
+from live_app import live_site, strict_eu_site
 from pages_site import SENT_AT, invite_and_deliver
 from security_support import snapshot
 from support import add_members
@@ -45,8 +44,7 @@ def test_the_footers_address_of_the_service_answers_a_page(ctx: Context) -> None
 
 
 def test_under_strict_eu_the_page_says_the_platform_sends_no_email(ctx: Context) -> None:
-    policy = dataclasses.replace(ctx.settings.policy, profile="strict-eu")
-    with live_site(ctx, SENT_AT, platform_name="Agora", policy=policy) as site:
+    with strict_eu_site(ctx, SENT_AT, platform_name="Agora") as site:
         page = httpx.get(site.base_url + "/", timeout=30)
     assert page.status_code == 200
     assert "Agora sends no email itself" in page.text
