@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from courtois.bootstrap import bootstrap, make_transport
-from courtois.config import Settings, plain_http_warning
+from courtois.config import Settings, no_postal_address_warning, plain_http_warning
 from courtois.delivery.transport import Transport
 from courtois.domain.errors import DomainError, InvalidInput
 from courtois.domain.ledger import ChainReport
@@ -237,7 +237,8 @@ def member_delete(
 
     erased = run(lambda ctx: erase_member(ctx, member_id, parse_now(now)))
     data = erased.as_dict()
-    emit(as_json, data, lambda: out.print(f"member {erased.id} erased: {data}"))
+    facts = {key: value for key, value in data.items() if key != "id"}
+    emit(as_json, data, lambda: show_facts(f"member {erased.id} erased", facts))
 
 
 @app.command()
@@ -273,7 +274,10 @@ def invite(
             preview_hash=preview.preview_hash,
             consent=ConsentInput(preview.consent_text, "cli", "courtois-cli"),
         )
-        return do_invite(ctx, request, instant)
+        answer = do_invite(ctx, request, instant)
+        # Said once the consent is taken, so that a refusal stays one line on stderr.
+        warn_no_postal_address(ctx.settings)
+        return answer
 
     answer = run(action)
 
@@ -460,7 +464,16 @@ def _starting_worker(ctx: Context) -> Transport | None:
 def warn_plain_http(settings: Settings) -> None:
     """One line on stderr when the emails' one-click unsubscribe will not be honoured
     (`plain_http_warning`); the command goes on, as tests and local setups run on http."""
-    warning = plain_http_warning(settings)
+    _warn(plain_http_warning(settings))
+
+
+def warn_no_postal_address(settings: Settings) -> None:
+    """One line on stderr when previews are taken without the postal address a sending
+    worker will add (`no_postal_address_warning`); the command goes on."""
+    _warn(no_postal_address_warning(settings))
+
+
+def _warn(warning: str | None) -> None:
     if warning is not None:
         sys.stderr.write(f"courtois: warning: {warning}\n")
         sys.stderr.flush()
@@ -678,6 +691,7 @@ def serve(
     dialect, settings = run(lambda ctx: (ctx.engine.dialect.name, ctx.settings))
     check_port_free(host, port)
     warn_plain_http(settings)
+    warn_no_postal_address(settings)
     if processes > 1 and dialect == "sqlite":
         # Measured (bench/api.py): two processes served fewer one-click unsubscribes than
         # one; their connections lose each other's page cache and meet at SQLite's lock.

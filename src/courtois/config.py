@@ -339,6 +339,21 @@ def plain_http_warning(settings: Settings) -> str | None:
     )
 
 
+def no_postal_address_warning(settings: Settings) -> str | None:
+    """What to tell the operator of `serve` and `invite` when no postal address is set: the
+    preview a member consents to is the email exactly as it will be sent, and a worker that
+    sends must have one (`make_transport` refuses to start without it), so it writes a
+    footer the preview did not show and holds every such invitation as differing from its
+    preview. Not refused: without SMTP nothing is sent, and tests and trials run so."""
+    if settings.platform_postal_address.strip():
+        return None
+    return (
+        "platform_postal_address is not set: previews and consents taken now show no postal "
+        "address, and the worker that sends (which needs one) will hold these invitations "
+        "as differing from their preview; set COURTOIS_PLATFORM_POSTAL_ADDRESS first."
+    )
+
+
 def _loopback(host: str) -> bool:
     """Whether the host is this machine: a loopback address, or localhost (RFC 6761)."""
     import ipaddress

@@ -48,7 +48,13 @@ def test_a_member_is_erased_from_the_command_line(database_url: str) -> None:
         "emails_cancelled": 0,
         "consents_revoked": 0,
     }
-    assert "member zed erased" in ok(env, "member", "delete", "zed")
+    plain = ok(env, "member", "delete", "zed")
+    assert plain.splitlines()[:3] == [
+        "member zed erased",
+        f"  erased at: {ERASED['erased_at']}",
+        "  invitations withdrawn: 0",
+    ]
+    assert "{" not in plain
     assert ok(env, "audit", "verify", "--json")["ok"] is True
 
     assert_refused(courtois(env, "member", "delete", "nobody", "--json"), "No member 'nobody'")
