@@ -4,58 +4,40 @@ browser's, then English."""
 
 from __future__ import annotations
 
-import re
 from importlib.resources import files
 from io import BytesIO
 
 import pytest
-from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
+from catalogue_support import (
+    french_spacing_faults,
+    held_messages,
+    template_messages,
+    translations,
+    variables,
+)
 
-from courtois.delivery.elision import ELIDING
 from courtois.domain.members import SUPPORTED_LOCALES
 from courtois.web.pages.i18n import catalogue_source, choose_locale, from_accept_language
 
 
 def _template_messages() -> dict[str, tuple[str, ...]]:
-    templates = str(files("courtois.web.pages").joinpath("templates"))
-    found = extract_from_dir(
-        templates,
-        method_map=[("**.html", "jinja2")],
-        options_map={"**": {"extensions": "jinja2.ext.i18n"}},
-    )
-    messages: dict[str, tuple[str, ...]] = {}
-    for _file, _line, message, _comments, _context in found:
-        ids = (message,) if isinstance(message, str) else tuple(message)
-        messages[ids[0]] = ids
-    return messages
-
-
-def _variables(text: str) -> set[str]:
-    """The variables a sentence uses; a name joined to the French word before it
-    (`de_member`: "d'Ana", see `courtois.delivery.elision`) counts as the name."""
-    return {_named(variable) for variable in re.findall(r"%\((\w+)\)[sd]", text)}
-
-
-def _named(variable: str) -> str:
-    word, _, name = variable.partition("_")
-    return name if name and word in ELIDING else variable
+    return template_messages("courtois.web.pages", ("html",))
 
 
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
 def test_the_catalogue_holds_exactly_the_page_messages(locale: str) -> None:
     used = _template_messages()
     assert len(used) > 50
-    catalog = read_po(BytesIO(catalogue_source(locale)))
-    held = {(m.id if isinstance(m.id, str) else m.id[0]): m for m in catalog if m.id}
+    held = held_messages(catalogue_source(locale))
     assert sorted(held) == sorted(used)
     if locale == "en":
         return
     for msgid, message in held.items():
-        strings = (message.string,) if isinstance(message.string, str) else message.string
+        strings = translations(message)
         assert all(strings), f"untranslated: {msgid!r}"
         for string in strings:
-            assert _variables(string) == _variables(" ".join(used[msgid])), string
+            assert variables(string) == variables(" ".join(used[msgid])), string
         assert "fuzzy" not in message.flags
 
 
@@ -71,26 +53,12 @@ def test_no_page_message_is_left_to_the_emails_catalogue() -> None:
     assert "Why you got this email" in _template_messages()
 
 
-# French puts a space before ":", ";", "!" and "?": an ordinary one lets a browser wrap the
-# line there and leave the mark alone at the start of the next.
-_BREAKABLE = re.compile(r"[ \t\n][:;!?]|«[ \t\n]|[ \t\n]»")
-_UNSPACED = re.compile(r"\w[:;!?](\s|$)")
-# No-break, but not the one French typography puts there.
-_WRONG_SPACE = re.compile(r"\u202f:|\u00a0[;!?]")
-# What a file is to hold, quoted as written: the keywords an LDIF file starts with.
-_LITERAL = re.compile(r"\b(version|dn):")
-
-
 def test_the_french_page_catalogue_has_no_breakable_space_before_double_punctuation() -> None:
     """As the emails' catalogue: U+00A0 before ":", U+202F before ";", "!" and "?"; and
     U+202F inside guillemets, which an ordinary space would let part from their words."""
-    catalog = read_po(BytesIO(catalogue_source("fr")))
-    for message in catalog:
-        strings = (message.string,) if isinstance(message.string, str) else message.string
-        for string in strings if message.id else ():
-            assert not _BREAKABLE.search(string), string
-            assert not _UNSPACED.search(_LITERAL.sub("", string)), string
-            assert not _WRONG_SPACE.search(string), string
+    for message in held_messages(catalogue_source("fr")).values():
+        for string in translations(message):
+            assert french_spacing_faults(string) == [], string
 
 
 @pytest.mark.parametrize(

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from importlib.resources import files
-from io import BytesIO
 
 import pytest
-from babel.messages.extract import extract_from_dir
-from babel.messages.pofile import read_po
+from catalogue_support import (
+    french_spacing_faults,
+    held_messages,
+    template_messages,
+    translations,
+    variables,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
-from courtois.delivery.elision import ELIDING
 from courtois.delivery.i18n import catalogue_source
 from courtois.delivery.render import (
     JOIN_SLOT,
@@ -209,12 +211,9 @@ def test_french_punctuation_never_starts_a_line(length: int) -> None:
 
 
 def test_the_french_catalogue_has_no_breakable_space_before_double_punctuation() -> None:
-    catalog = read_po(BytesIO(catalogue_source("fr")))
-    for message in catalog:
-        strings = (message.string,) if isinstance(message.string, str) else message.string
-        for string in strings if message.id else ():
-            assert not _BREAKABLE.search(string), string
-            assert not re.search(r"\w[:;!?](\s|$)", string), string
+    for message in held_messages(catalogue_source("fr")).values():
+        for string in translations(message):
+            assert french_spacing_faults(string) == [], string
 
 
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
@@ -398,43 +397,16 @@ def test_any_input_renders_safely(name: str, note: str) -> None:
 # --- catalogues --------------------------------------------------------------------------------
 
 
-def _template_messages() -> dict[str, tuple[str, ...]]:
-    """Every msgid the templates use, keyed by msgid (singular), with its plural if any."""
-    templates = str(files("courtois.delivery").joinpath("templates"))
-    found = extract_from_dir(
-        templates,
-        method_map=[("**.txt", "jinja2"), ("**.html", "jinja2")],
-        options_map={"**": {"extensions": "jinja2.ext.i18n"}},
-    )
-    messages: dict[str, tuple[str, ...]] = {}
-    for _file, _line, message, _comments, _context in found:
-        ids = (message,) if isinstance(message, str) else tuple(message)
-        messages[ids[0]] = ids
-    return messages
-
-
-def _variables(text: str) -> set[str]:
-    """The variables a sentence uses; a name joined to the French word before it
-    (`de_member`: "d'Ana", see `courtois.delivery.elision`) counts as the name."""
-    return {_named(variable) for variable in re.findall(r"%\((\w+)\)[sd]", text)}
-
-
-def _named(variable: str) -> str:
-    word, _, name = variable.partition("_")
-    return name if name and word in ELIDING else variable
-
-
 @pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
 def test_catalogues_hold_exactly_the_template_messages(locale: str) -> None:
-    used = _template_messages()
-    catalog = read_po(BytesIO(catalogue_source(locale)))
-    held = {(m.id if isinstance(m.id, str) else m.id[0]): m for m in catalog if m.id}
+    used = template_messages("courtois.delivery", ("txt", "html"))
+    held = held_messages(catalogue_source(locale))
     assert sorted(held) == sorted(used)
     if locale == "en":
         return
     for msgid, message in held.items():
-        strings = (message.string,) if isinstance(message.string, str) else message.string
+        strings = translations(message)
         assert all(strings), f"untranslated: {msgid!r}"
         for string in strings:
-            assert _variables(string) <= _variables(" ".join(used[msgid])), string
+            assert variables(string) <= variables(" ".join(used[msgid])), string
             assert "fuzzy" not in message.flags
