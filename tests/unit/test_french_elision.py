@@ -161,6 +161,27 @@ def test_a_french_digest_elides_before_the_platform(
 
 
 @pytest.mark.parametrize(("name", "de"), [n[:2] for n in NAMES])
+@pytest.mark.parametrize(("platform", "de_platform"), [p[:2] for p in PLATFORMS])
+@pytest.mark.parametrize("kind", [MessageKind.INVITATION, MessageKind.REMINDER])
+def test_a_french_stop_line_says_whose_emails_stop(
+    kind: MessageKind, platform: str, de_platform: str, name: str, de: str
+) -> None:
+    """The emails stop *from* the member or the whole platform: "pour Ana seulement, ou pour
+    tout Agora" said "for Ana", and "tout Agora" is not French."""
+    text, _ = _both(kind, _context(platform, name))
+    assert f"Ne plus recevoir ces e-mails (ceux {de} seulement, ou tous ceux {de_platform}) :" in (
+        text
+    )
+
+
+@pytest.mark.parametrize(("platform", "de_platform"), [p[:2] for p in PLATFORMS])
+def test_a_french_digest_stop_line_says_whose_emails_stop(platform: str, de_platform: str) -> None:
+    text, _ = _both(MessageKind.DIGEST, _context(platform, "Ana", "Bo"))
+    stop = "Ne plus recevoir ces e-mails (ceux de ces membres seulement, ou tous ceux"
+    assert f"{stop} {de_platform}) :" in text
+
+
+@pytest.mark.parametrize(("name", "de"), [n[:2] for n in NAMES])
 def test_a_french_reminder_the_recipient_asked_for_elides_before_the_member(
     name: str, de: str
 ) -> None:
