@@ -5,6 +5,12 @@ mbox file or a Maildir folder), classifies it, applies it (a hard bounce or a co
 suppresses the recipient, a complaint also counts against the member who invited them)
 and reports one line per message; with `--json`, one JSON object per line:
 `{"source", "kind", "recipients": [{"address", "status", "hard"}]}`.
+
+A mail whose subject is "unsubscribe TOKEN" (the `mailto:` of an email's List-Unsubscribe,
+sent to `mail_from` by a recipient's mail client) is honoured as the one-click link is:
+kind `unsubscribe`, no recipients, and `"outcome"`: `unsubscribed`, `already_unsubscribed`
+or `unknown_token` (forged, unknown or expired: nothing changed). Neither the token nor
+the sender's address is printed.
 """
 
 from __future__ import annotations
@@ -90,7 +96,8 @@ def _unreadable(path: Path, error: OSError) -> NoReturn:
 
 @bounces_app.command("ingest")
 def ingest(paths: PathsArg, now: cli.NowOpt = None, as_json: cli.JsonOpt = False) -> None:
-    """Classify and apply every message found at PATH (files, mbox files, Maildirs).
+    """Classify and apply every message found at PATH (files, mbox files, Maildirs):
+    bounces, complaints, and the "unsubscribe TOKEN" mails of List-Unsubscribe.
 
     With --json, one JSON object per message, one per line (JSON Lines), as each is
     applied: a Maildir of a million reports is never held in memory to print one array."""
@@ -106,7 +113,7 @@ def ingest(paths: PathsArg, now: cli.NowOpt = None, as_json: cli.JsonOpt = False
                 report = classify(raw, source)
                 applied = apply_bounce(ctx, report, instant)
                 totals[report.kind] = totals.get(report.kind, 0) + 1
-                cli.emit(as_json, report.as_dict(), partial(show, report, applied))
+                cli.emit(as_json, as_dict(report, applied), partial(show, report, applied))
         return totals
 
     try:
@@ -121,6 +128,28 @@ def ingest(paths: PathsArg, now: cli.NowOpt = None, as_json: cli.JsonOpt = False
         sys.stdout.flush()
     except OSError as error:
         cli.output_failed(error)
+
+
+# What an unsubscribe request did, by the key `apply_bounce` counts it under.
+REQUEST_OUTCOMES = {
+    "unsubscribed": "unsubscribed from every member",
+    "already_unsubscribed": "already unsubscribed: nothing changed",
+    "unknown_token": "unknown, forged or expired token: nothing changed",
+}
+
+
+def request_outcome(applied: Mapping[str, Any]) -> str:
+    """Which of REQUEST_OUTCOMES applying an unsubscribe request had."""
+    return next(key for key in REQUEST_OUTCOMES if applied.get(key, 0))
+
+
+def as_dict(report: BounceReport, applied: Mapping[str, Any]) -> dict[str, object]:
+    """One message as `--json` prints it: the report, and for an unsubscribe request
+    (which names nobody) what it did."""
+    shown = report.as_dict()
+    if report.kind == "unsubscribe":
+        shown["outcome"] = request_outcome(applied)
+    return shown
 
 
 def show(report: BounceReport, applied: Mapping[str, Any]) -> None:
@@ -140,6 +169,8 @@ def show(report: BounceReport, applied: Mapping[str, Any]) -> None:
         cli.out.print(f"  {escape(recipient.address)}  {status}  {verdict}")
     if report.kind in ("hard_bounce", "complaint"):
         cli.out.print(f"  -> {outcome(applied)}")
+    elif report.kind == "unsubscribe":
+        cli.out.print(f"  -> {REQUEST_OUTCOMES[request_outcome(applied)]}")
 
 
 def outcome(applied: Mapping[str, Any]) -> str:

@@ -13,14 +13,15 @@ from __future__ import annotations
 import base64
 import quopri
 from pathlib import Path
+from typing import get_args
 
 from fuzz_support import UNITS, Edit, budget, edits, mutate, regressions, samples, time_limit
 from hypothesis import given
 from hypothesis import strategies as st
 
-from courtois.delivery.bounces import BounceReport, classify
+from courtois.delivery.bounces import BounceKind, BounceReport, classify
 
-KINDS = {"hard_bounce", "soft_bounce", "complaint", "auto_reply", "not_a_bounce"}
+KINDS = set(get_args(BounceKind))
 BOUNCES = samples("bounces/bounces")
 NOT_BOUNCES = samples("bounces/not-bounces")
 DONORS = [path.read_bytes() for path in BOUNCES]

@@ -1,7 +1,13 @@
 """Feedback reports (RFC 5965) and delivery reports (RFC 3464) written for the tests, about
-messages we sent or did not send."""
+messages we sent or did not send; and the "unsubscribe TOKEN" mail that a mail client
+sends for the `mailto:` of an email's List-Unsubscribe."""
 
 from __future__ import annotations
+
+import email
+import email.policy
+import re
+from urllib.parse import unquote
 
 
 def arf(
@@ -29,4 +35,23 @@ def arf(
         f"From: <{original_from}>\r\nTo: {to}\r\nSubject: something\r\n"
         f"Message-ID: <{message_id}>\r\n\r\nbody\r\n"
         "\r\n--AA--\r\n"
+    ).encode()
+
+
+def list_unsubscribe_mailto(email_sent: bytes) -> tuple[str, str]:
+    """The address and the subject (its token in it) of the `mailto:` in the
+    List-Unsubscribe header of an email we sent, as a mail client reads them."""
+    parsed = email.message_from_bytes(email_sent, policy=email.policy.default)
+    mailto = re.search(r"<mailto:([^?>]+)\?subject=([^>]+)>", str(parsed["List-Unsubscribe"]))
+    assert mailto is not None, "no mailto in List-Unsubscribe"
+    return mailto.group(1), unquote(mailto.group(2))
+
+
+def unsubscribe_request(sender: str, to: str, subject: str) -> bytes:
+    """The message a mail client sends for that mailto: the subject it was given, no body."""
+    return (
+        f"From: <{sender}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n"
+        "Date: Mon, 02 Mar 2026 10:00:00 +0000\r\n"
+        "Message-ID: <request-1@client.example>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
     ).encode()

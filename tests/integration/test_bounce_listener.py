@@ -6,18 +6,15 @@ event (`all_stored_text` reads every table)."""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import re
 import smtplib
 import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta
-from urllib.parse import unquote
 
 import pytest
 from aiosmtpd.controller import Controller
+from bounce_support import list_unsubscribe_mailto
 from pages_site import ledger_size
 from smtp_server import free_port
 from sqlalchemy import select
@@ -152,10 +149,7 @@ def test_the_mailto_of_list_unsubscribe_stops_everything(ctx: Context) -> None:
     transport = MemoryTransport()
     run_pass(ctx, T0 + timedelta(minutes=11), transport)
     (outgoing,) = transport.sent
-    parsed = email.message_from_bytes(outgoing.raw, policy=email.policy.default)
-    mailto = re.search(r"<mailto:([^?]+)\?subject=([^>]+)>", str(parsed["List-Unsubscribe"]))
-    assert mailto is not None
-    to, subject = mailto.group(1), unquote(mailto.group(2))
+    to, subject = list_unsubscribe_mailto(outgoing.raw)
 
     handler = BounceHandler(ctx, clock=lambda: T0 + timedelta(hours=1))
     port = free_port()
@@ -163,19 +157,28 @@ def test_the_mailto_of_list_unsubscribe_stops_everything(ctx: Context) -> None:
     controller.start()
     try:
         with smtplib.SMTP("127.0.0.1", port) as client:
-            forged = f"Subject: unsubscribe {subject.split()[1]}x\r\n\r\n".encode()
-            client.sendmail("bo@example.org", [to], forged)
+            client.ehlo()
+
+            def send(subject: str) -> tuple[int, bytes]:
+                """One request; the listener's answer to its DATA."""
+                client.mail("bo@example.org")
+                client.rcpt(to)
+                return client.data(f"Subject: {subject}\r\n\r\n".encode())
+
+            # A bad token learns nothing: the answer any message gets.
+            assert send(f"unsubscribe {subject.split()[1]}x") == (250, b"2.0.0 Thank you")
             digest = ctx.digest_email("bo@example.org")
             assert unsubscribed_at(ctx, digest) is None
-            client.sendmail("bo@example.org", [to], f"Subject: {subject}\r\n\r\n".encode())
+            assert send(subject) == (250, b"2.0.0 Unsubscribed")
             assert unsubscribed_at(ctx, digest) == T0 + timedelta(hours=1)
             stored, events = all_stored_text(ctx), ledger_size(ctx)
             handler.clock = lambda: T0 + timedelta(hours=2)
-            client.sendmail("bo@example.org", [to], f"Subject: {subject}\r\n\r\n".encode())
+            assert send(subject) == (250, b"2.0.0 Unsubscribed")
     finally:
         controller.stop()
     assert (all_stored_text(ctx), ledger_size(ctx)) == (stored, events)
     assert unsubscribed_at(ctx, digest) == T0 + timedelta(hours=1)
+    assert handler.received == Counter({"unsubscribe": 3})
     assert ask(ctx, "bo@example.org", T0 + timedelta(days=1)) == "blocked"
 
 

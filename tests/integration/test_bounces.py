@@ -14,12 +14,14 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from bounce_support import arf
+from bounce_support import arf, list_unsubscribe_mailto, unsubscribe_request
+from pages_site import ledger_size
 from sqlalchemy import Row, select
 from support import (
     EVERY_TABLE,
@@ -36,7 +38,7 @@ from support import (
     send_invites,
     verdicts_of,
 )
-from test_cli import EXECUTABLE
+from test_cli import EXECUTABLE, postgres_database
 from typer.testing import CliRunner
 
 from conftest import SECRET
@@ -64,6 +66,8 @@ def settings(settings: Settings) -> Settings:
         settings, webhook_url="http://127.0.0.1:9/hooks", webhook_secret="whsec-0123456789abcdef"
     )
 
+
+__all__ = ["postgres_database"]  # the fixture, shared with test_cli
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bounces" / "bounces"
 UNDO = timedelta(minutes=10)
@@ -650,3 +654,103 @@ def test_ingest_says_a_failed_output_is_the_output(cli_env: dict[str, str], as_j
     assert closed.stderr == "courtois: cannot write the output: Broken pipe\n"
     assert filled.returncode == 1
     assert filled.stderr == "courtois: cannot write the output: No space left on device\n"
+
+
+# --- the mailto of List-Unsubscribe, fed to `bounces ingest` ---------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated database on each engine, that the command line can be pointed at."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ingest.db'}"
+    else:
+        url = str(request.getfixturevalue("postgres_database"))
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def store(store_url: str, settings: Settings) -> Iterator[Context]:
+    """The use cases' context on that database (the secret the command line is given)."""
+    engine = make_engine(store_url)
+    yield Context(engine=engine, settings=settings)
+    engine.dispose()
+
+
+def ingest(store_url: str, message: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`courtois bounces ingest` run on one message file, as a mailbox pipe runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COURTOIS_")}
+    env.update(COURTOIS_SECRET_KEY=SECRET, COURTOIS_DATABASE_URL=store_url)
+    return subprocess.run(
+        [EXECUTABLE, "bounces", "ingest", str(message), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+
+def said(output: str) -> str:
+    """The human-readable output with its spacing folded (long paths wrap its lines)."""
+    return " ".join(output.split())
+
+
+def unsubscribed_at(ctx: Context, address: str) -> datetime | None:
+    value: datetime | None = recipient_row(ctx, address).unsubscribed_at
+    return value
+
+
+def test_ingest_honours_the_mailto_of_list_unsubscribe(
+    store: Context, store_url: str, tmp_path: Path
+) -> None:
+    """The platform pipes its mailbox into `bounces ingest`: the mail a recipient's client
+    sent for the email's List-Unsubscribe mailto stops everything, as the one-click link
+    does. A forged token, and a repeat, change nothing; neither the token nor an address
+    is printed, only what happened."""
+    add_members(store)
+    transport = MemoryTransport()
+    send_invites(store, "ana", [BO], T0)
+    run_pass(store, T0 + UNDO, transport)
+    (email_sent,) = transport.sent
+    to, subject = list_unsubscribe_mailto(email_sent.raw)
+    token = subject.split()[1]
+    request = tmp_path / "request.eml"
+    now = T0 + timedelta(hours=1)
+
+    request.write_bytes(unsubscribe_request(BO, to, f"unsubscribe {token}x"))
+    before = (all_stored_text(store), ledger_size(store))
+    forged = ingest(store_url, request, "--now", now.isoformat())
+    assert said(forged.stdout) == (
+        f"{request}: unsubscribe -> unknown, forged or expired token: nothing changed"
+        " 1 messages: 1 unsubscribe"
+    )
+    assert (all_stored_text(store), ledger_size(store)) == before
+    assert unsubscribed_at(store, BO) is None
+
+    request.write_bytes(unsubscribe_request(BO, to, subject))
+    done = ingest(store_url, request, "--now", now.isoformat())
+    assert said(done.stdout) == (
+        f"{request}: unsubscribe -> unsubscribed from every member 1 messages: 1 unsubscribe"
+    )
+    assert unsubscribed_at(store, BO) == now
+    assert "recipient.unsubscribed" in [event for event, _ in ledger_events(store)]
+    later = by_email(send_invites(store, "bruno", [BO], T0 + timedelta(days=1)))
+    assert later[BO]["status"] == "blocked"
+
+    stored = (all_stored_text(store), ledger_size(store))
+    again = ingest(store_url, request, "--json", "--now", (now + timedelta(days=2)).isoformat())
+    assert json.loads(again.stdout) == {
+        "source": str(request),
+        "kind": "unsubscribe",
+        "recipients": [],
+        "outcome": "already_unsubscribed",
+    }
+    assert (all_stored_text(store), ledger_size(store)) == stored
+    assert unsubscribed_at(store, BO) == now
+    for output in (forged.stdout, done.stdout, again.stdout):
+        assert token not in output
+        assert BO not in output.lower()

@@ -4,14 +4,17 @@
 whether the address itself is dead (`hard`). flufl.bounce finds the failed recipients of
 the many non-standard formats; the DSN fields and the server's own words then decide
 hard or not (`bounce_classify`), since a permanent failure is often no dead address at
-all (a spam block, a full mailbox, a policy). No database, no network, no logging of
-addresses; any input, however mangled, gives a report and never an exception.
+all (a spam block, a full mailbox, a policy). A mail whose subject is "unsubscribe TOKEN"
+is no report but a recipient's request, sent by the `mailto:` of List-Unsubscribe
+(`bounce_unsubscribe`): it is classified `unsubscribe`, with its token. No database, no
+network, no logging of addresses; any input, however mangled, gives a report and never an
+exception.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from email import message_from_bytes
 from email.message import Message
 from typing import Literal
@@ -46,10 +49,13 @@ from courtois.delivery.bounce_text import (
     only_as_sender,
     text_recipients,
 )
+from courtois.delivery.bounce_unsubscribe import unsubscribe_token
 
 __all__ = ["BounceKind", "BounceReport", "BouncedRecipient", "classify", "iter_messages"]
 
-BounceKind = Literal["hard_bounce", "soft_bounce", "complaint", "auto_reply", "not_a_bounce"]
+BounceKind = Literal[
+    "hard_bounce", "soft_bounce", "complaint", "auto_reply", "not_a_bounce", "unsubscribe"
+]
 
 
 class _NoTracebacks(logging.Filter):
@@ -78,7 +84,9 @@ class BounceReport:
     """What one message is, and whom it is about. `feedback` is the Feedback-Type of a
     feedback report that is no complaint ("auth-failure", "not-spam"...): such a report
     is `not_a_bounce`, told but applied to nobody. It stays out of `as_dict`, whose shape
-    is the command line's contract."""
+    is the command line's contract. `token` is the token of an `unsubscribe` request: a
+    key to a recipient's choices, it stays out of `as_dict` and of the report's repr, so
+    no output or log shows it."""
 
     source: str
     kind: BounceKind
@@ -88,6 +96,7 @@ class BounceReport:
     # when the report shows them: what ties it to an email we sent (`bounce_origin`).
     original_ids: tuple[str, ...] = ()
     original_senders: tuple[str, ...] = ()
+    token: str = field(default="", repr=False)
 
     @property
     def hard_recipients(self) -> tuple[BouncedRecipient, ...]:
@@ -117,6 +126,9 @@ def classify(raw: bytes, source: str = "") -> BounceReport:
 
 
 def _classify(msg: Message, source: str, depth: int = 0) -> BounceReport:
+    token = unsubscribe_token(msg["Subject"]) if depth == 0 else None
+    if token is not None:
+        return BounceReport(source, "unsubscribe", token=token)
     ses = ses_notification(msg)
     if ses is not None:
         kind, failures = ses_failures(ses)

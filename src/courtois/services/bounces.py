@@ -1,4 +1,4 @@
-"""apply_bounce: what an incoming bounce or complaint changes.
+"""apply_bounce: what an incoming bounce, complaint or unsubscribe request changes.
 
 A hard bounce (the address is dead) suppresses the recipient for good: scheduled
 invitations to it are blocked, pending mail cancelled, the address leaves every address
@@ -8,7 +8,10 @@ before keeps its state, as after an opt-out, or that member would learn from som
 else's email why this person is unavailable (invariant 11), and be told, untruly, that
 their own email bounced. A spam complaint suppresses too, and counts against the
 member(s) whose email was reported (sender reputation, invariant 12). Soft bounces and
-auto-replies change nothing.
+auto-replies change nothing. An "unsubscribe TOKEN" mail (the `mailto:` of an email's
+List-Unsubscribe) stops everything, as the one-click link does and through the same
+service: the token, signed, names the invitation, so a forged, unknown or expired one
+changes nothing.
 
 A report is applied only to the mail it can be tied to, since anyone can send one (a
 forged "bounce" listing 3,000 addresses must not suppress them all, nor four forged
@@ -41,11 +44,12 @@ from sqlalchemy import Connection, insert, or_, select, update
 
 from courtois.delivery.bounce_origin import ours, sent_by_us
 from courtois.delivery.bounces import BounceReport
-from courtois.domain.errors import InvalidAddress
+from courtois.domain.errors import InvalidAddress, NotFound
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import MessageState
 from courtois.services.context import Context
 from courtois.services.locks import lock_recipients
+from courtois.services.recipient_actions import unsubscribe_request
 from courtois.services.recipients import checkpoint
 from courtois.services.suppression import COMPLAINT, HARD_BOUNCE, stop_suppressed
 from courtois.services.unit_of_work import UnitOfWork
@@ -81,14 +85,21 @@ def suppression_counts() -> dict[str, Any]:
 def apply_bounce(ctx: Context, report: BounceReport, now: datetime) -> dict[str, Any]:
     """Apply one classified message; returns what changed (counts only, no address):
     `not_mailed` counts the recipients named that we never mailed, `not_ours` those of a
-    complaint about someone else's message, both left alone."""
+    complaint about someone else's message, both left alone; an unsubscribe request
+    counts one of `unsubscribed`, `already_unsubscribed` or `unknown_token`."""
     result: dict[str, Any] = {
         "kind": report.kind,
         **suppression_counts(),
         "invalid": 0,
         "not_mailed": 0,
         "not_ours": 0,
+        "unsubscribed": 0,
+        "already_unsubscribed": 0,
+        "unknown_token": 0,
     }
+    if report.kind == "unsubscribe":
+        result[_unsubscribe(ctx, report.token, now)] += 1
+        return result
     if report.kind == "hard_bounce":
         addresses = [r.address for r in report.recipients if r.hard]
         reason = HARD_BOUNCE
@@ -117,6 +128,16 @@ def apply_bounce(ctx: Context, report: BounceReport, now: datetime) -> dict[str,
         uow.commit()
     checkpoint(ctx)  # no page quoting a scrubbed address stays in SQLite's log
     return result
+
+
+def _unsubscribe(ctx: Context, token: str, now: datetime) -> str:
+    """Honour one "unsubscribe TOKEN" mail; which of the three outcomes it had. A bad
+    token is no error of the run: the mailbox holds whatever anyone sent."""
+    try:
+        _, stopped = unsubscribe_request(ctx, token, now)
+    except NotFound:
+        return "unknown_token"
+    return "unsubscribed" if stopped else "already_unsubscribed"
 
 
 def _digests(ctx: Context, addresses: Iterable[str], result: dict[str, Any]) -> list[str]:

@@ -46,6 +46,7 @@ __all__ = [
     "stop_everyone",
     "stop_member",
     "unsubscribe_link",
+    "unsubscribe_request",
 ]
 
 
@@ -239,18 +240,25 @@ def stop_everyone(ctx: Context, link: Link, now: datetime) -> None:
 
 
 def unsubscribe_link(ctx: Context, token: str, now: datetime) -> Link:
-    """RFC 8058's one click, and the mailto of List-Unsubscribe (the bounce listener reads
-    the token from the subject): `resolve_link` and `stop_everyone` in one transaction, the
-    invitation read under the same BEGIN as the change (one connection, one commit, on
-    the path every mailbox provider posts to). A bad token is NotFound and changes
-    nothing; so does a repeat, whichever of the two ways it came."""
+    """RFC 8058's one click: `unsubscribe_request`, answered with the link."""
+    return unsubscribe_request(ctx, token, now)[0]
+
+
+def unsubscribe_request(ctx: Context, token: str, now: datetime) -> tuple[Link, bool]:
+    """RFC 8058's one click, and the mailto of List-Unsubscribe (the bounce listener and
+    `bounces ingest` read the token from the subject): `resolve_link` and `stop_everyone`
+    in one transaction, the invitation read under the same BEGIN as the change (one
+    connection, one commit, on the path every mailbox provider posts to). The link, and
+    whether this request stopped anything (False: the recipient had opted out already).
+    A bad token is NotFound and changes nothing; so does a repeat, whichever of the ways
+    it came."""
     invitation_id, shared = read_link(ctx, Scope.UNSUBSCRIBE, token, shared_too=True)
     with ctx.unit_of_work(now) as uow:
         link = linked_invitation(uow.conn, invitation_id, shared)
         stopped = _stop_everyone(uow, ctx, link)
     if stopped:
         checkpoint(ctx)
-    return link
+    return link, stopped
 
 
 def _stop_everyone(uow: UnitOfWork, ctx: Context, link: Link) -> bool:
