@@ -8,9 +8,10 @@ and reports one line per message; with `--json`, one JSON object per line:
 
 A mail whose subject is "unsubscribe TOKEN" (the `mailto:` of an email's List-Unsubscribe,
 sent to `mail_from` by a recipient's mail client) is honoured as the one-click link is:
-kind `unsubscribe`, no recipients, and `"outcome"`: `unsubscribed`, `already_unsubscribed`
-or `unknown_token` (forged, unknown or expired: nothing changed). Neither the token nor
-the sender's address is printed.
+with `--json` it keeps the contract's kind, `not_a_bounce` (a consumer written against the
+kinds above meets no other), with no recipients and `"unsubscribe_request"`:
+`unsubscribed`, `already_unsubscribed` or `unknown_token` (forged, unknown or expired:
+nothing changed). Neither the token nor the sender's address is printed.
 """
 
 from __future__ import annotations
@@ -145,10 +146,12 @@ def request_outcome(applied: Mapping[str, Any]) -> str:
 
 def as_dict(report: BounceReport, applied: Mapping[str, Any]) -> dict[str, object]:
     """One message as `--json` prints it: the report, and for an unsubscribe request
-    (which names nobody) what it did."""
+    (which names nobody, and is no bounce: the contract's kinds stay the only ones) what
+    it did."""
     shown = report.as_dict()
     if report.kind == "unsubscribe":
-        shown["outcome"] = request_outcome(applied)
+        shown["kind"] = "not_a_bounce"
+        shown["unsubscribe_request"] = request_outcome(applied)
     return shown
 
 

@@ -745,9 +745,9 @@ def test_ingest_honours_the_mailto_of_list_unsubscribe(
     again = ingest(store_url, request, "--json", "--now", (now + timedelta(days=2)).isoformat())
     assert json.loads(again.stdout) == {
         "source": str(request),
-        "kind": "unsubscribe",
+        "kind": "not_a_bounce",
         "recipients": [],
-        "outcome": "already_unsubscribed",
+        "unsubscribe_request": "already_unsubscribed",
     }
     assert (all_stored_text(store), ledger_size(store)) == stored
     assert unsubscribed_at(store, BO) == now
