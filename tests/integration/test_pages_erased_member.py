@@ -64,7 +64,7 @@ def test_the_pages_of_an_erased_members_email_say_a_former_member(ctx: Context) 
             "A former member of Agora chose your address from their own contacts and asked "
             "us to invite you. Agora did not pick you." in why
         )
-        assert "<td><em>a former member</em></td>" in why
+        assert '<td data-label="Member"><em>a former member</em></td>' in why
         assert (
             "Stop emails from this former member: they can never invite you again through "
             "Agora." in why
@@ -110,7 +110,7 @@ def test_in_french_each_sentence_is_worded_for_a_former_member(ctx: Context) -> 
             "Un ancien membre de la plateforme Agora a choisi votre adresse dans ses propres "
             "contacts" in why
         )
-        assert "<td><em>un ancien membre</em></td>" in why
+        assert '<td data-label="Membre"><em>un ancien membre</em></td>' in why
         assert "Bloquer cet ancien membre\u00a0: cette personne ne pourra plus jamais" in why
         assert "Léa" not in why
         unsubscribe = _shown(site.get(f"/u/{mail.tokens.unsubscribe}"))
@@ -133,7 +133,7 @@ def test_a_digest_lists_the_erased_members_after_the_others(ctx: Context) -> Non
         site.clock.now = LATER
         why = _shown(site.get(f"/why/{mail.tokens.why}"))
         assert "Bruno and 2 former members, members of Agora, each chose your address" in why
-        assert why.count("<td><em>a former member</em></td>") == 2
+        assert why.count('<td data-label="Member"><em>a former member</em></td>') == 2
         # Two in the table, and the linked one (Ana's) below.
         assert why.count("Stop emails from this former member</button>") == 3
         assert "Stop emails from Bruno</button>" in why
@@ -171,7 +171,7 @@ def test_an_invitation_the_erasure_closed_says_so(ctx: Context) -> None:
     with serve(ctx) as site:
         site.clock.now = LATER
         why = _shown(site.get(f"/why/{mail.tokens.why}"))
-        assert "<td>closed: the member's account was deleted</td>" in why
+        assert '<td data-label="Status">closed: the member\'s account was deleted</td>' in why
         assert "withdrawn by the member" not in why
         done = _shown(site.post(f"/why/{mail.tokens.why}", data={"action": "decline"}))
         assert (
@@ -179,10 +179,10 @@ def test_an_invitation_the_erasure_closed_says_so(ctx: Context) -> None:
             "about it." in done
         )
         why = _shown(site.get(f"/why/{french.tokens.why}"))
-        assert "<td>close\u00a0: le compte du membre a été supprimé</td>" in why
+        assert '<td data-label="État">close\u00a0: le compte du membre a été supprimé</td>' in why
         assert "retirée par le membre" not in why
         why = _shown(site.get(f"/why/{own.tokens.why}"))
-        assert "<td>withdrawn by the member</td>" in why
+        assert '<td data-label="Status">withdrawn by the member</td>' in why
         assert "account was deleted" not in why
 
 

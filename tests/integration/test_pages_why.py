@@ -11,10 +11,13 @@ import re
 import uuid
 from datetime import timedelta
 
+import httpx
+from live_app import strict_eu_site
 from page_reading import DONE, heading_of, title_of
 from pages_site import (
     EVERY_PAGE,
     SENT_AT,
+    Delivered,
     Site,
     deliver,
     invite_and_deliver,
@@ -29,6 +32,7 @@ from support import (
     by_email,
     invitation,
     ledger_events,
+    messages_of,
     rows,
     send_invites,
 )
@@ -37,7 +41,7 @@ from courtois.domain.contacts import ContactInput
 from courtois.services.contacts import import_contacts
 from courtois.services.context import Context
 from courtois.services.members import register_member
-from courtois.store.tables import recipient_blocks, recipients
+from courtois.store.tables import invitations, recipient_blocks, recipients
 
 BO = "bo@example.com"
 ADDRESS = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
@@ -339,3 +343,94 @@ def test_a_digests_page_opens_with_every_member_it_carried(ctx: Context) -> None
     assert "a member of Agora" not in page
     assert "Each of them consented to their own invitation" in page
     assert "They consented to this invitation" not in page
+
+
+def _held_about_bo(ctx: Context) -> Delivered:
+    """Ana and Bruno saved Bo in their contacts, each under their own name for Bo; Ana's
+    invitation, with a note to Bo alone, reached Bo; Bruno's, with a note too, came an hour
+    later, past its undo window, and waits for Bo's quota; Cy's, a few minutes before the
+    page is read, is still Cy's to take back."""
+    add_members(ctx)
+    register_member(ctx, "cy", "cy@example.org", "Cy", "en", T0)
+    import_contacts(ctx, "ana", [ContactInput(BO, 'Bo "<b>B</b>" & co')], "csv", T0)
+    import_contacts(ctx, "bruno", [ContactInput(BO, "Bobby")], "csv", T0)
+    send_invites(ctx, "ana", [BO], T0, note="Hi Bo, see you there!")
+    (mail,) = deliver(ctx)
+    send_invites(ctx, "bruno", [BO], SENT_AT + timedelta(hours=1), note="Come, Bo.")
+    send_invites(ctx, "cy", [BO], LATER - timedelta(minutes=2), note="Cy's word to Bo.")
+    deliver(ctx, LATER)  # Bo's quota holds Bruno's: nothing leaves
+    assert invitation(ctx, mail.ids[0]).state == "sent"
+    return mail
+
+
+def test_the_page_shows_the_names_notes_and_queued_invitations_held(ctx: Context) -> None:
+    """What is held about Bo, in full: the name each member saved Bo under (escaped), how
+    many notes members wrote to Bo alone (not their words), and Bruno's invitation that
+    waits for Bo's next email. Cy's, still in its undo window, is nobody's news yet."""
+    mail = _held_about_bo(ctx)
+    (bruno,) = [r.id for r in rows(ctx, invitations) if r.member_id == "bruno"]
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        page = site.get(f"/why/{mail.tokens.why}").text
+        # Bo stops Bruno: his invitation will never come, and the page no longer says it will.
+        _act(site, mail.tokens.why, "stop-member", invitation=bruno)
+        stopped = site.get(f"/why/{mail.tokens.why}").text
+    saved_as = "Bo &#34;&lt;b&gt;B&lt;/b&gt;&#34; &amp; co"
+    assert f"Ana saved your address under the name “{saved_as}”" in page
+    assert "<b>B</b>" not in page
+    assert "Bruno saved your address under the name “Bobby”" in page
+    assert "2 personal notes members wrote to you alone" in page
+    # Their words stay in the emails they wrote.
+    assert "Hi Bo" not in page
+    assert "Come, Bo" not in page
+    waiting = re.search(r"<tr>\s*<td[^>]*>Bruno</td>.*?</tr>", page, re.S)
+    assert waiting is not None
+    assert "waiting: will come in a later email" in waiting.group(0)
+    assert re.search(r"\bCy\b", page) is None
+    assert "waiting: will come in a later email" not in stopped
+    assert invitation(ctx, bruno).state == "blocked"  # never sent: no longer listed
+    assert re.search(r"<td[^>]*>Bruno</td>", stopped) is None
+
+
+def test_under_strict_eu_a_queued_invitation_is_said_not_to_come(ctx: Context) -> None:
+    """Under strict-eu the platform sends no email: Bruno's invitation, queued before the
+    profile changed, is refused when its turn comes (`strict-eu-no-email`), so the page does
+    not promise it; in English and in French."""
+    mail = _held_about_bo(ctx)
+    with strict_eu_site(ctx, LATER) as site, httpx.Client() as client:
+        page = client.get(site.url(f"/why/{mail.tokens.why}")).text
+    assert "waiting: will come in a later email" not in page
+    waiting = re.search(r"<tr>\s*<td[^>]*>Bruno</td>.*?</tr>", page, re.S)
+    assert waiting is not None
+    assert "not sent: Agora sends no invitation emails, so it will not reach you" in (
+        waiting.group(0)
+    )
+    assert "Bruno saved your address under the name “Bobby”" in page
+    # Its turn comes: refused, as the page said.
+    assert deliver(site.ctx, LATER + timedelta(days=15)) == []
+    bruno = [r for r in rows(ctx, invitations) if r.member_id == "bruno"]
+    assert [r.state for r in bruno] == ["blocked"]
+
+
+def test_a_reminder_the_member_ticked_is_shown_with_its_day(ctx: Context) -> None:
+    """Ana ticked the one reminder Bo was told about: the page says it is planned and when,
+    in the page's language, and that Bo may pick another day instead."""
+    add_members(ctx)
+    register_member(ctx, "lea", "lea@example.com", "Léa", "fr", T0)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO], reminders=1)
+    (french,) = invite_and_deliver(ctx, "lea", ["cy@example.org"], reminders=1)
+    (plain,) = invite_and_deliver(ctx, "bruno", ["di@example.org"])
+    (due,) = [m.scheduled_at for m in messages_of(ctx, mail.ids[0]) if m.kind == "reminder"]
+    assert due.date() == (SENT_AT + timedelta(days=14)).date()
+    with serve(ctx) as site:
+        site.clock.now = LATER
+        page = site.get(f"/why/{mail.tokens.why}").text
+        in_french = site.get(f"/why/{french.tokens.why}").text
+        without = site.get(f"/why/{plain.tokens.why}").text
+    assert (
+        "Ana asked us to remind you of this invitation once, on March 16, 2026, and "
+        "never again. You can pick another day instead." in page
+    )
+    assert "le 16 mars 2026" in in_french
+    assert "Léa nous a demandé de vous rappeler cette invitation une fois" in in_french
+    assert "asked us to remind you" not in without

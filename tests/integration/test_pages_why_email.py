@@ -232,7 +232,7 @@ def test_an_invitation_past_its_expiry_is_closed_before_any_worker_pass(ctx: Con
         site.clock.now = late
         page = site.get(f"/why/{mail.tokens.why}").text
         assert "waiting for your answer" not in page
-        assert re.search(r"<td>\s*expired\s*</td>", page), page
+        assert re.search(r'<td data-label="Status">\s*expired\s*</td>', page), page
         assert 'value="remind"' not in page
         assert 'value="decline"' not in page
         events = ledger_size(ctx)

@@ -1,10 +1,13 @@
-"""clear_notes_to_alone and shared_notes: the member's note, once its recipient is forgotten.
+"""clear_notes_to_alone, notes_to_alone and shared_notes: the member's note, and what is
+left of it once its recipient is forgotten.
 
 A note is the member's own words, kept with their consent. Written to one person it often
 names them ("Hi Frederika!"), so "forget me" empties the note of every consent that named
 that recipient alone, while the /why page tells them only a fingerprint is held
-(invariant 10). A consent that also named other people keeps its note: those are the
-member's words to them too, and the /why page says such a note stays.
+(invariant 10); until then the /why page counts those notes among what is held about them,
+without their words (the member wrote them for the email, not for a page whose link may be
+passed on). A consent that also named other people keeps its note: those are the member's
+words to them too, and the /why page says such a note stays.
 
 The consent's preview hash is left as it is (invariant 2): it still proves which words the
 member consented to, and an email whose note no longer renders to it is held, never sent
@@ -15,7 +18,7 @@ the recipient, and a consent that named them alone has no other recipient.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from sqlalchemy import ColumnElement, Connection, and_, func, select, update
 
@@ -31,6 +34,17 @@ def clear_notes_to_alone(connection: Connection, digest: str) -> int:
     return sum(
         connection.execute(update(consents).where(noted).values(note="")).rowcount
         for noted in _noted(connection, consent_of, set(consent_of) - shared)
+    )
+
+
+def notes_to_alone(connection: Connection, digest: str, shown: Collection[str]) -> int:
+    """How many notes are kept with those of the `shown` consents (behind the invitations
+    to `digest` the recipient may see) that named nobody else: what "forget me" empties."""
+    consent_of = {c: m for c, m in _consents_of(connection, digest).items() if c in shown}
+    alone = set(consent_of) - _naming_others(connection, sorted(consent_of), digest)
+    return sum(
+        connection.execute(select(func.count()).select_from(consents).where(noted)).scalar_one()
+        for noted in _noted(connection, consent_of, alone)
     )
 
 

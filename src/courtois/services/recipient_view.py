@@ -9,13 +9,19 @@ and offers no choice, even before the worker's pass writes so (`state_as_of`). T
 about an invitation ("not interested", "remind me later") are offered for each one the
 linked email brought that is still open, not only the one its token names: a digest's
 link names its first invitation, and the recipient answers the whole email.
+
+What is held is told in full (GDPR articles 14 and 15): the name each member saved the
+address under in their contacts, how many notes members wrote to the recipient alone (not
+their words), another member's invitation queued past its undo window for the recipient's
+next email (the quota merges it there, invariant 6), and a reminder the member ticked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, select
@@ -28,7 +34,7 @@ from courtois.domain.invitations import (
 )
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.policy.verdict import Outcome
-from courtois.services.consent_notes import shared_notes
+from courtois.services.consent_notes import notes_to_alone, shared_notes
 from courtois.services.context import Context
 from courtois.services.recipient_actions import inviters_of
 from courtois.services.recipient_link import Link, carried_invitations
@@ -81,6 +87,9 @@ class Invited:
     is_linked: bool
     # Withdrawn when its member's account was erased, not by the member.
     closed_by_erasure: bool = False
+    # Not sent yet, though past its member's undo window: it waits for the recipient's
+    # quota, to come with their next email (invariant 6).
+    queued: bool = False
 
     @property
     def status(self) -> str:
@@ -109,6 +118,22 @@ class ReminderView:
     def offered(self) -> bool:
         """Whether the page offers to ask for it, or to move the day of the one waiting."""
         return self.possible or self.due_at is not None
+
+    @property
+    def ticked(self) -> bool:
+        """Whether the one waiting is the reminder its member ticked, which the invitation
+        told the recipient of (invariant 3), rather than one the recipient asked for."""
+        return self.due_at is not None and not self.requested
+
+
+@dataclass(frozen=True, slots=True)
+class SavedAs:
+    """The names one member saved the recipient's address under in their contacts."""
+
+    # None when the page does not name the member: one whose invitation the recipient
+    # cannot see (who only imported the address is not named), or one erased since.
+    member_name: str | None
+    names: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +164,10 @@ class Held:
     # Notes kept with invitations whose consent named other people too, which "forget me"
     # leaves: they are the members' words to those people as well (`consent_notes`).
     shared_notes: int = 0
+    # Notes kept with the invitations shown whose consent named the recipient alone.
+    notes_to_you: int = 0
+    # The names members saved the address under, one entry per member, named ones first.
+    saved_as: tuple[SavedAs, ...] = ()
 
     @property
     def answerable(self) -> tuple[Invited, ...]:
@@ -185,6 +214,37 @@ def _reminder_sent(connection: Connection, invitation_id: str) -> bool:
     )
 
 
+def _saved_as(
+    connection: Connection, digest: str, named: dict[str, str | None], only: str | None = None
+) -> tuple[SavedAs, ...]:
+    """The names each member saved this address under, read from the contacts by the
+    digest: members the page names (`named`, by id) by name, first, in that order; the
+    others unnamed. `only` keeps one member's contacts (a shared link's member)."""
+    query = select(contacts.c.member_id, contacts.c.display_name).where(
+        contacts.c.recipient_digest == digest
+    )
+    if only is not None:
+        query = query.where(contacts.c.member_id == only)
+    by_member: dict[str, set[str]] = defaultdict(set)
+    for row in connection.execute(query):
+        if row.display_name.strip():
+            by_member[row.member_id].add(row.display_name)
+    order = {member_id: place for place, member_id in enumerate(named)}
+    return tuple(
+        SavedAs(named.get(member_id), tuple(sorted(names)))
+        for member_id, names in sorted(
+            by_member.items(), key=lambda item: (order.get(item[0], len(order)), item[0])
+        )
+    )
+
+
+def _queued(row: Row[Any], given_at: datetime, undo: timedelta, now: datetime) -> bool:
+    """Whether this invitation is waiting to go though its member's undo window has
+    passed: the recipient's quota holds it for their next email (invariant 6)."""
+    waiting = state_as_of(InvitationState(row.state), row.expires_at, now)
+    return waiting is InvitationState.SCHEDULED and row.sent_at is None and given_at + undo <= now
+
+
 def _inviters(
     connection: Connection, found: Sequence[Row[Any]]
 ) -> tuple[dict[str, tuple[str | None, datetime | None]], dict[str, datetime]]:
@@ -213,6 +273,7 @@ def _invited(
     now: datetime,
     member_stopped: bool,
     is_linked: bool,
+    queued: bool = False,
 ) -> Invited:
     """One invitation as the recipient sees it at `now`."""
     name, erased_at = member_of[row.member_id]
@@ -226,6 +287,7 @@ def _invited(
         member_stopped,
         is_linked,
         closed_by_erasure(row.state, row.updated_at, erased_at),
+        queued,
     )
 
 
@@ -300,14 +362,34 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
         open_states = {s.value for s in OPEN_INVITATION_STATES}
         linked_id = link.invitation_id
         address = next((r.address for r in found if r.address and r.state in open_states), None)
-        seen = [
-            _invited(r, member_of, given_at, now, r.member_id in blocked, r.id == linked_id)
+        undo = ctx.settings.policy.undo_window
+        # What reached them (or is the one their link names, or came in its email, even
+        # one whose sending is unsettled), and what waits for their next email: an
+        # invitation still in its member's undo window is the member's to take back, not
+        # yet news to anyone.
+        reached = {
+            r.id for r in found if r.sent_at is not None or r.id == linked_id or r.id in carried_ids
+        }
+        queued = {
+            r.id
             for r in found
-            # What reached them (or is the one their link names, or came in its email, even
-            # one whose sending is unsettled): an invitation still in its member's undo
-            # window is the member's to take back, not yet news to anyone.
-            if r.sent_at is not None or r.id == linked_id or r.id in carried_ids
+            if r.id not in reached and _queued(r, given_at[r.consent_id], undo, now)
+        }
+        shown = [r for r in found if r.id in reached or r.id in queued]
+        seen = [
+            _invited(
+                r,
+                member_of,
+                given_at,
+                now,
+                r.member_id in blocked,
+                r.id == linked_id,
+                r.id in queued,
+            )
+            for r in shown
         ]
+        notes_to_you = notes_to_alone(connection, digest, {r.consent_id for r in shown})
+        saved_as = _saved_as(connection, digest, _named(seen))
         (linked,) = [i for i in seen if i.is_linked]
         by_id = {i.invitation_id: i for i in seen}
         carried = tuple(by_id[i] for i in carried_ids if i in by_id) or (linked,)
@@ -331,7 +413,18 @@ def what_is_held(ctx: Context, link: Link, now: datetime) -> Held:
         last_day=last,
         carried=carried,
         shared_notes=notes,
+        notes_to_you=notes_to_you,
+        saved_as=saved_as,
     )
+
+
+def _named(shown: Iterable[Invited]) -> dict[str, str | None]:
+    """The name of each member whose invitation the page shows, by id, in its order (None
+    once erased)."""
+    named: dict[str, str | None] = {}
+    for item in shown:
+        named.setdefault(item.member_id, item.member_name)
+    return named
 
 
 def _shared_view(ctx: Context, link: Link, now: datetime) -> Held:
@@ -343,8 +436,11 @@ def _shared_view(ctx: Context, link: Link, now: datetime) -> Held:
             select(*_SHOWN_COLUMNS).where(invitations.c.id == link.invitation_id)
         ).one()
         member_of, given_at = _inviters(connection, [row])
+        linked = _invited(row, member_of, given_at, now, member_stopped=False, is_linked=True)
+        # Only what the member knows already: their own contact and their own note.
+        saved_as = _saved_as(connection, link.digest, _named([linked]), only=linked.member_id)
+        notes_to_you = notes_to_alone(connection, link.digest, {row.consent_id})
     first, last = date_bounds(ctx, now)
-    linked = _invited(row, member_of, given_at, now, member_stopped=False, is_linked=True)
     return Held(
         linked=linked,
         invitations=(linked,),
@@ -363,4 +459,6 @@ def _shared_view(ctx: Context, link: Link, now: datetime) -> Held:
         last_day=last,
         shared=True,
         carried=(linked,),
+        notes_to_you=notes_to_you,
+        saved_as=saved_as,
     )
