@@ -116,8 +116,9 @@ def test_each_outcome_is_titled_by_its_own_heading(ctx: Context) -> None:
 
 def test_not_interested_declines_once(ctx: Context) -> None:
     """The email brought Ana's invitation: that is what "not interested" closes. Bruno's,
-    still in its undo window, reached nobody: it is left to Bruno (and to Bo's quota), who
-    must not read a decline of an email that never left."""
+    past its undo window but waiting on Bo's quota (the page lists it as waiting), reached
+    nobody: it is left to Bruno and the quota, and Bruno must not read a decline of an
+    email that never left."""
     add_members(ctx)
     (mail,) = invite_and_deliver(ctx, "ana", [BO])
     (ana,) = mail.ids
