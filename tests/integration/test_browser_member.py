@@ -83,7 +83,7 @@ def test_a_member_imports_chooses_previews_consents_and_withdraws(
         page.get_by_role("heading", name="The email, exactly as it will be sent")
     ).to_be_visible()
     email = page.frame_locator("iframe").first
-    accept = email.get_by_role("link", name="Accept the invitation")
+    accept = email.get_by_role("link", name="Accept Ana Lima's invitation")
     expect(accept).to_be_visible()
     expect(email.get_by_text("See you at the club!")).to_be_visible()
     # The email's own inline styles apply inside the frame (allowed by hash, nothing else).

@@ -289,6 +289,35 @@ def test_bad_message_id_is_refused() -> None:
         compose(SETTINGS, message(message_id="x>\r\nBcc: y@z"))
 
 
+def test_a_reminder_replies_to_the_invitation_email_it_follows() -> None:
+    """Mail clients thread the reminder with its invitation: In-Reply-To and References
+    name the invitation email's Message-ID, built from its id as that Message-ID was."""
+    first = "3f1c2a9e-0000-4000-8000-000000000001"
+    invitation = wire(compose(SETTINGS, message(message_id=first)))
+    reminder = wire(
+        compose(
+            SETTINGS,
+            message(
+                kind=MessageKind.REMINDER,
+                message_id="3f1c2a9e-0000-4000-8000-000000000002",
+                in_reply_to=first,
+            ),
+        )
+    )
+    assert set(reminder.keys()) == HEADERS | {"In-Reply-To", "References"}
+    assert reminder["In-Reply-To"] == invitation["Message-ID"]
+    assert reminder["References"] == invitation["Message-ID"]
+    # Nothing to follow (the invitation email never left): no such header.
+    unthreaded = wire(compose(SETTINGS, message(kind=MessageKind.REMINDER)))
+    assert set(unthreaded.keys()) == HEADERS
+
+
+def test_a_replied_to_id_that_is_not_an_id_is_refused() -> None:
+    for replied in ("x>\r\nBcc: y@z", "a b", "<x@y>", ""):
+        with pytest.raises(InvalidInput):
+            compose(SETTINGS, message(kind=MessageKind.REMINDER, in_reply_to=replied))
+
+
 # --- invariant 2: what was shown is what is sent -------------------------------------------------
 
 

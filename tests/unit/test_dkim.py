@@ -115,6 +115,34 @@ def test_adding_a_signed_header_breaks_the_signature(
     assert not verify(head + b"\r\nReply-To: thief@evil.test\r\n\r\n" + body, dkim_key[1])
 
 
+def test_the_thread_a_reminder_names_is_signed_and_cannot_be_added_or_changed(
+    settings: Settings, dkim_key: tuple[Path, bytes]
+) -> None:
+    """A reminder's In-Reply-To and References (its invitation email's Message-ID) are
+    signed: neither can be changed to thread it under another message, and neither can be
+    added to an email that has none."""
+    reminder = ComposeInput(
+        message_id="3f1c2a9e-0000-4000-8000-000000000002",
+        to="bo@example.com",
+        kind=MessageKind.REMINDER,
+        locale="fr",
+        invitations=(Carried("inv-1", "Ana Lima", "Viens voir !", 1),),
+        sent_at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+        in_reply_to="3f1c2a9e-0000-4000-8000-000000000001",
+    )
+    signed = sign(compose_wire(settings, reminder).raw, settings)
+    assert verify(signed, dkim_key[1])
+    for name in (b"In-Reply-To", b"References"):
+        line = name + b": <3f1c2a9e-0000-4000-8000-000000000001@"
+        assert line in signed
+        other = name + b": <3f1c2a9e-0000-4000-8000-000000000666@"
+        assert not verify(signed.replace(line, other, 1), dkim_key[1])
+    invitation = sign(raw_message(settings), settings)
+    head, body = invitation.split(b"\r\n\r\n", 1)
+    for extra in (b"In-Reply-To: <x@evil.test>", b"References: <x@evil.test>"):
+        assert not verify(head + b"\r\n" + extra + b"\r\n\r\n" + body, dkim_key[1])
+
+
 def test_without_dkim_settings_the_message_is_unchanged(settings: Settings) -> None:
     bare = dataclasses.replace(settings, dkim_domain="", dkim_selector="", dkim_private_key_file="")
     raw = raw_message(bare)

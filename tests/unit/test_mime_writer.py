@@ -69,6 +69,16 @@ def test_every_kind_and_language_is_written_as_composed(
     assert_written_as_composed(SETTINGS, outgoing)
 
 
+@pytest.mark.parametrize("replied", ["3f1c2a9e-0000-4000-8000-000000000009", "x" * 100])
+def test_a_reminder_replying_to_its_invitation_email_is_written_as_composed(
+    replied: str,
+) -> None:
+    """In-Reply-To and References written directly when their line fits, folded by the
+    registry when not: the bytes `compose` makes either way."""
+    outgoing = message(kind=MessageKind.REMINDER, in_reply_to=replied)
+    assert_written_as_composed(SETTINGS, outgoing)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     names=st.lists(MEMBER_TEXT.filter(lambda t: t.strip()), min_size=1, max_size=3),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import replace
 
@@ -16,6 +17,7 @@ from catalogue_support import (
 from hypothesis import given
 from hypothesis import strategies as st
 
+from courtois.delivery.hyphens import NON_BREAKING_HYPHEN
 from courtois.delivery.i18n import catalogue_source
 from courtois.delivery.render import (
     JOIN_SLOT,
@@ -351,7 +353,9 @@ def test_a_text_the_member_sends_does_not_speak_for_the_platform(
     the platform sent it, will send more, or speaks as "we"; its links stay."""
     by_member = replace(context(Inviter("Ana Lima", "Hi")), by_member=True)
     shown = render(MessageKind.INVITATION, locale, by_member)
-    for part in (flat(shown.text), flat(shown.html.replace("&#39;", "'"))):
+    # The HTML's "e-mail" cannot break at its hyphen (test_unbroken_hyphens.py).
+    shown_html = shown.html.replace("&#39;", "'").replace(NON_BREAKING_HYPHEN, "-")
+    for part in (flat(shown.text), flat(shown_html)):
         assert all(words in part for words in said), part
         assert [words for words in untrue if words in part] == []
         for slot in (f"/join/{JOIN_SLOT}", f"/why/{WHY_SLOT}", f"/u/{UNSUBSCRIBE_SLOT}"):
@@ -410,3 +414,97 @@ def test_catalogues_hold_exactly_the_template_messages(locale: str) -> None:
         for string in strings:
             assert variables(string) <= variables(" ".join(used[msgid])), string
             assert "fuzzy" not in message.flags
+
+
+# --- what a digest says of each invitation it carries ----------------------------------------
+
+
+def accept_links(html: str) -> dict[str, str]:
+    """Each join link's visible words, by the link."""
+    found = re.findall(r'<a href="(https://agora\.test/join/[^"]+)"[^>]*>(.*?)</a>', html)
+    return dict(found)
+
+
+@pytest.mark.parametrize(
+    ("locale", "accepts"),
+    [
+        (
+            "en",
+            ("Accept Ana Lima's invitation", "Accept Bruno's invitation",
+             "Accept Élodie <b>&</b> Co's invitation"),
+        ),
+        (
+            "fr",
+            ("Accepter l'invitation d'Ana Lima", "Accepter l'invitation de Bruno",
+             "Accepter l'invitation d'Élodie <b>&</b> Co"),
+        ),
+    ],
+)  # fmt: skip
+def test_each_accept_link_of_a_digest_names_whose_invitation_it_accepts(
+    locale: str, accepts: tuple[str, ...]
+) -> None:
+    """One email, several invitations: a button each, and each says whose invitation it
+    accepts (French elides "de" before a vowel). A name is escaped in HTML like any other
+    member input, and printed as cleaned in the text."""
+    names = ("Ana Lima", "Bruno", "Élodie\n<b>&</b> Co")
+    ctx = context(*(Inviter(name) for name in names))
+    tokens = Tokens("U", "W", ("J0", "J1", "J2"))
+    digest = render(MessageKind.DIGEST, locale, ctx, tokens)
+    links = {
+        link: html.unescape(words.replace("&#39;", "'"))
+        for link, words in accept_links(digest.html).items()
+    }
+    assert links == {f"https://agora.test/join/J{i}": accepts[i] for i in range(3)}
+    assert "<b>" not in digest.html
+    colon = "\u00a0:" if locale == "fr" else ":"
+    text = digest.text.split("\n")
+    for index, accept in enumerate(accepts):
+        at = text.index(f"https://agora.test/join/J{index}")
+        assert text[at - 1] == accept + colon
+
+
+@pytest.mark.parametrize("locale", SUPPORTED_LOCALES)
+def test_an_invitation_alone_names_its_member_on_the_button_as_a_digest_does(
+    locale: str,
+) -> None:
+    """A digest is made of the sections each member previewed alone: the button names the
+    member there too, so the words a member consented to are the words the digest shows."""
+    alone = render(MessageKind.INVITATION, locale, context(Inviter("Ana Lima")))
+    (words,) = accept_links(alone.html).values()
+    assert "Ana Lima" in words
+
+
+@pytest.mark.parametrize(
+    ("locale", "singular", "plural"),
+    [
+        (
+            "en",
+            ("Purpose: delivering this invitation and keeping your choices about it",
+             "until the invitation expires after 30 days"),
+            ("Purpose: delivering these invitations and keeping your choices about them",
+             "passing on invitations members chose to send",
+             "until the invitations expire after 30 days"),
+        ),
+        (
+            "fr",
+            ("remettre cette invitation et respecter vos choix à son sujet",
+             "ou que l'invitation expire après 30 jours"),
+            ("remettre ces invitations et respecter vos choix à leur sujet",
+             "transmettre des invitations que des membres ont choisi d'envoyer",
+             "ou que les invitations expirent après 30 jours"),
+        ),
+    ],
+)  # fmt: skip
+def test_the_article_14_notice_of_a_digest_speaks_of_every_invitation_it_carries(
+    locale: str, singular: tuple[str, ...], plural: tuple[str, ...]
+) -> None:
+    digest = render(MessageKind.DIGEST, locale, context(*(Inviter(name) for name in NAMES[:3])))
+    alone = render(MessageKind.INVITATION, locale, context(Inviter("Ana Lima")))
+    for part in (digest.text, digest.html):
+        shown = flat(part.replace("&#39;", "'"))
+        assert [words for words in plural if words not in shown] == []
+        assert [words for words in singular if words in shown] == []
+    for part in (alone.text, alone.html):
+        shown = flat(part.replace("&#39;", "'"))
+        assert [words for words in singular if words not in shown] == []
+        assert [words for words in plural if words in shown] == []

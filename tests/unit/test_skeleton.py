@@ -58,6 +58,34 @@ def test_a_filled_email_is_the_composed_one(
         assert_as_composed(outgoing, make_tokens(SETTINGS, outgoing.invitation_ids))
 
 
+@pytest.mark.parametrize("locale", ["en", "fr"])
+def test_a_filled_reminder_replies_to_its_own_invitation_email(locale: str) -> None:
+    """Each recipient's reminder names its own invitation's email, from one skeleton; an id
+    long enough to fold its header lines is composed the reference way, alike."""
+    from courtois.delivery import skeleton
+
+    before = skeleton._skeleton.cache_info()
+    for recipient in range(4):
+        invitation = str(uuid.uuid4())
+        replied = ID.format(300 + recipient)
+        outgoing = message(
+            Carried(invitation, "Ána Lima", "Viens voir !", 1),
+            kind=MessageKind.REMINDER,
+            locale=locale,
+            to=f"r{recipient}@example{recipient}.org",
+            message_id=ID.format(400 + recipient),
+            in_reply_to=replied,
+        )
+        assert_as_composed(outgoing, make_tokens(SETTINGS, outgoing.invitation_ids))
+        raw = compose_wire(SETTINGS, outgoing).raw
+        assert f"\r\nIn-Reply-To: <{replied}@agora.test>\r\n".encode() in raw
+        assert f"\r\nReferences: <{replied}@agora.test>\r\n".encode() in raw
+    after = skeleton._skeleton.cache_info()
+    assert after.misses - before.misses == 1
+    folded = message(kind=MessageKind.REMINDER, in_reply_to="x" * 100, message_id=ID.format(5))
+    assert_as_composed(folded, make_tokens(SETTINGS, folded.invitation_ids))
+
+
 def test_one_instant_at_two_offsets_is_dated_as_each_says() -> None:
     """Equal instants at different offsets compare equal: the Date of one must not be
     reused for the other (a pass run with `--now ...+01:00` after one in UTC)."""

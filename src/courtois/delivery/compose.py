@@ -83,6 +83,10 @@ class ComposeInput:
     sent_at: datetime | None = None
     # A reminder the recipient asked for ("remind me later"), worded as theirs, not the member's.
     asked_by_recipient: bool = False
+    # The message id of the email this one follows up (a reminder: its invitation's, when
+    # that email was sent): named in In-Reply-To and References, so that mail clients show
+    # the two in one thread.
+    in_reply_to: str | None = None
 
     @property
     def member_names(self) -> tuple[str, ...]:
@@ -194,6 +198,8 @@ def email_parts(
     printed is InvalidInput."""
     if not _MESSAGE_ID.fullmatch(message.message_id):
         raise InvalidInput("A message id is letters, digits, '.', '_' or '-'.")
+    if message.in_reply_to is not None and not _MESSAGE_ID.fullmatch(message.in_reply_to):
+        raise InvalidInput("A message id is letters, digits, '.', '_' or '-'.")
     tokens = tokens or make_tokens(settings, message.invitation_ids)
     rendered = render(message.kind, message.locale, render_context(settings, message), tokens)
     sender = _address(settings.mail_from, "mail_from")
@@ -217,6 +223,12 @@ def email_parts(
         ("Subject", rendered.subject),
         ("Date", format_datetime(message.sent_at or datetime.now(UTC))),
         ("Message-ID", f"<{message.message_id}@{sender.domain}>"),
+    ]
+    if message.in_reply_to is not None:
+        # Built as that email's own Message-ID was: from its id, never from any text.
+        replied = f"<{message.in_reply_to}@{sender.domain}>"
+        headers += [("In-Reply-To", replied), ("References", replied)]
+    headers += [
         ("Auto-Submitted", "auto-generated"),
         ("Feedback-ID", f"{message.kind.value}:{_feedback_part(platform)}:courtois"),
         ("List-Unsubscribe", f"<{unsubscribe_url}>, <{mailto}>"),

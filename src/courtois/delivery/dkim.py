@@ -22,13 +22,18 @@ from courtois.domain.errors import InvalidInput
 
 # The headers a receiver judges the message by. Each is listed once more than it occurs
 # (over-signing, RFC 6376 section 8.15), so nobody on the way can add a second Subject, a
-# Reply-To or another unsubscribe link without breaking the signature.
+# Reply-To or another unsubscribe link without breaking the signature. In-Reply-To and
+# References (a reminder's, naming its invitation's email; dkimpy signs them by default)
+# decide which conversation a mail client shows the email in: signed, none can be added to
+# an email that has none, nor changed, to thread it under another message.
 SIGNED_HEADERS: tuple[str, ...] = (
     "From",
     "To",
     "Subject",
     "Date",
     "Message-ID",
+    "In-Reply-To",
+    "References",
     "Reply-To",
     "List-Unsubscribe",
     "List-Unsubscribe-Post",

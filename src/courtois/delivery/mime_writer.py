@@ -42,6 +42,8 @@ __all__ = ["Written", "wire_form", "write"]
 _OURS = frozenset(
     (
         "message-id",
+        "in-reply-to",
+        "references",
         "auto-submitted",
         "feedback-id",
         "list-unsubscribe-post",

@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from courtois.config import Settings
 from courtois.delivery.elision import after
+from courtois.delivery.hyphens import unbroken
 from courtois.delivery.i18n import install_translations, translations
 from courtois.delivery.text import clean_name, clean_note, one_line, quote, wrap
 from courtois.domain.messages import MessageKind
@@ -269,4 +270,5 @@ def _environment(locale: str) -> Environment:
     env.filters["wrap"] = wrap
     env.filters["quote"] = quote
     env.filters["after"] = after
+    env.filters["unbroken"] = unbroken
     return env

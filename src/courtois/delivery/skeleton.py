@@ -2,8 +2,9 @@
 
 Composing costs most of a millisecond even when written directly (`mime_writer`: rendering,
 the headers a member's words reach, quoted-printable), and every recipient of a member's
-invitation gets the same words: only the address, the date, the Message-ID and the signed
-tokens differ. A skeleton is the composition (the bytes `compose` makes) made with random
+invitation gets the same words: only the address, the date, the Message-ID (and a
+reminder's In-Reply-To and References, naming its invitation's email) and the signed tokens
+differ. A skeleton is the composition (the bytes `compose` makes) made with random
 stand-ins for those values, cut at each stand-in; filling it puts one recipient's values in
 their places.
 
@@ -46,8 +47,10 @@ _TOKEN = re.compile(r"[A-Za-z0-9_.-]+")
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
 # Shorter stand-ins would be too easy to meet by chance in the words around them.
 _SHORTEST_TOKEN = 20
-# Slots, in the order of the values: address, date, Message-ID, unsubscribe, why, joins.
-_TO, _DATE, _MESSAGE_ID, _UNSUBSCRIBE, _WHY, _JOINS = 0, 1, 2, 3, 4, 5
+# Slots, in the order of the values: address, date, Message-ID, the id a reminder replies to
+# (only when it has one: its In-Reply-To and References), then unsubscribe, why and joins,
+# which start at `_heads`.
+_TO, _DATE, _MESSAGE_ID, _REPLIED = 0, 1, 2, 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,7 @@ class _Shape:
     locale: str
     first_contact: bool
     asked_by_recipient: bool
+    replying: bool
     invitations: tuple[tuple[str, str, int, str | None], ...]
     lengths: tuple[int, ...]
 
@@ -72,8 +76,9 @@ class _Skeleton:
 
     template: bytes
     slots: tuple[tuple[int, tuple[int, ...]], ...]
-    # The longest address, date and Message-ID that keep their header line unfolded.
-    room: tuple[int, int, int]
+    # The longest address, date, Message-ID (and replied-to id) that keep their header
+    # lines unfolded.
+    room: tuple[int, ...]
     subject: str
     text_template: str
     text_slots: tuple[int, ...]
@@ -98,14 +103,10 @@ def compose_wire(
     """The email `compose` makes, in wire form, from a skeleton when one fits."""
     tokens = tokens or make_tokens(settings, message.invitation_ids)
     sent_at = message.sent_at or datetime.now(UTC)
-    values = (
-        message.to,
-        _date(sent_at, sent_at.utcoffset()),
-        message.message_id,
-        tokens.unsubscribe,
-        tokens.why,
-        *tokens.join,
-    )
+    heads: tuple[str, ...] = (message.to, _date(sent_at, sent_at.utcoffset()), message.message_id)
+    if message.in_reply_to is not None:
+        heads += (message.in_reply_to,)
+    values = (*heads, tokens.unsubscribe, tokens.why, *tokens.join)
     if _fits(message, tokens, sent_at):
         shape = _Shape(
             settings,
@@ -113,8 +114,9 @@ def compose_wire(
             message.locale,
             message.is_first_contact,
             message.asked_by_recipient,
+            message.in_reply_to is not None,
             tuple((c.member_name, c.note, c.reminders, c.reply_to) for c in message.invitations),
-            tuple(len(token) for token in values[_UNSUBSCRIBE:]),
+            tuple(len(token) for token in values[len(heads) :]),
         )
         skeleton = _skeleton(shape)
         if skeleton is not None and all(
@@ -140,6 +142,7 @@ def _fits(message: ComposeInput, tokens: Tokens, sent_at: datetime) -> bool:
         and len(tokens.join) == len(message.invitations)
         and PLAIN_ADDRESS.fullmatch(message.to) is not None
         and _PLAIN_ID.fullmatch(message.message_id) is not None
+        and (message.in_reply_to is None or _PLAIN_ID.fullmatch(message.in_reply_to) is not None)
         and all(
             len(token) >= _SHORTEST_TOKEN and _TOKEN.fullmatch(token) is not None
             for token in (tokens.unsubscribe, tokens.why, *tokens.join)
@@ -153,10 +156,11 @@ def _skeleton(shape: _Shape) -> _Skeleton | None:
     header line folded, a stand-in met where no value goes), and the reference path serves."""
     date_at = datetime(1990, 1, 1, tzinfo=UTC) + timedelta(seconds=secrets.randbelow(3 * 10**9))
     # Header values may be of any length that keeps their line unfolded: short stand-ins.
+    heads = _heads(shape)
     standins = [
         f"{_standin(12)}@x.io",
         format_datetime(date_at),
-        _standin(12),
+        *(_standin(12) for _ in range(_MESSAGE_ID, heads)),
         *(_standin(length) for length in shape.lengths),
     ]
     if len(set(standins)) != len(standins):
@@ -177,7 +181,7 @@ def _skeleton(shape: _Shape) -> _Skeleton | None:
         Carried(f"standin-{i}", name, note, reminders, reply_to)
         for i, (name, note, reminders, reply_to) in enumerate(shape.invitations)
     )
-    tokens = Tokens(standins[_UNSUBSCRIBE], standins[_WHY], tuple(standins[_JOINS:]))
+    tokens = Tokens(standins[heads], standins[heads + 1], tuple(standins[heads + 2 :]))
     message = ComposeInput(
         message_id=standins[_MESSAGE_ID],
         to=standins[_TO],
@@ -187,20 +191,22 @@ def _skeleton(shape: _Shape) -> _Skeleton | None:
         first_contact=shape.first_contact,
         sent_at=date_at,
         asked_by_recipient=shape.asked_by_recipient,
+        in_reply_to=standins[_REPLIED] if shape.replying else None,
     )
     written, rendered = wire_form(settings, message, tokens)
     raw, text = written.raw, written.text
     if any(standin in rendered.subject for standin in standins):
         return None
-    expected = [1, 1, 1] + [
-        rendered.text.count(s) + rendered.html.count(s) for s in standins[_UNSUBSCRIBE:]
+    # The replied-to id is in two headers: In-Reply-To and References.
+    expected = [1, 1, 1, *([2] * (heads - _REPLIED))] + [
+        rendered.text.count(s) + rendered.html.count(s) for s in standins[heads:]
     ]
     # The unsubscribe token is in List-Unsubscribe twice: the one-click URL and the mailto.
-    expected[_UNSUBSCRIBE] += 2
+    expected[heads] += 2
     pieces, slots = _cut(raw, standins)
     if [sum(1 for index, _ in slots if index == i) for i in range(len(standins))] != expected:
         return None
-    room = _header_room(raw, standins[:_UNSUBSCRIBE])
+    room = _header_room(raw, standins[:heads])
     if room is None:
         return None
     text_pieces, text_slots = _cut_text(text, standins)
@@ -212,6 +218,11 @@ def _skeleton(shape: _Shape) -> _Skeleton | None:
         "%s".join(piece.replace("%", "%%") for piece in text_pieces),
         text_slots,
     )
+
+
+def _heads(shape: _Shape) -> int:
+    """How many of the values are headers' (the tokens come after them)."""
+    return _REPLIED + 1 if shape.replying else _REPLIED
 
 
 def _standin(length: int) -> str:
@@ -255,25 +266,25 @@ def _cut(raw: bytes, standins: list[str]) -> tuple[list[bytes], list[tuple[int, 
     return pieces, slots
 
 
-def _header_room(raw: bytes, standins: list[str]) -> tuple[int, int, int] | None:
-    """For the To, Date and Message-ID lines, each holding its value once on one unfolded
-    line: the longest value that keeps it so (a line that fits is printed as it is; one
-    that folds depends on more than the value's length). None if one is folded."""
+def _header_room(raw: bytes, standins: list[str]) -> tuple[int, ...] | None:
+    """For the To, Date and Message-ID lines (and In-Reply-To and References), each value
+    on unfolded lines: the longest value that keeps every line holding it so (a line that
+    fits is printed as it is; one that folds depends on more than the value's length).
+    None if one is folded."""
     head = raw.partition(b"\r\n\r\n")[0].split(b"\r\n")
     room = []
     for standin in standins:
         value = standin.encode("ascii")
         found = [i for i, line in enumerate(head) if value in line]
-        if len(found) != 1:
+        if not found:
             return None
-        line = found[0]
-        if len(head[line]) > MAX_HEADER_LINE or head[line][:1] in (b" ", b"\t"):
-            return None
-        if line + 1 < len(head) and head[line + 1][:1] in (b" ", b"\t"):
-            return None
-        room.append(MAX_HEADER_LINE - (len(head[line]) - len(value)))
-    to, date, message_id = room
-    return to, date, message_id
+        for line in found:
+            if len(head[line]) > MAX_HEADER_LINE or head[line][:1] in (b" ", b"\t"):
+                return None
+            if line + 1 < len(head) and head[line + 1][:1] in (b" ", b"\t"):
+                return None
+        room.append(min(MAX_HEADER_LINE - (len(head[line]) - len(value)) for line in found))
+    return tuple(room)
 
 
 def _cut_text(text: str, standins: list[str]) -> tuple[list[str], tuple[int, ...]]:

@@ -74,10 +74,18 @@ class WirePolicy(_Policy):
 class HeaderClasses(HeaderRegistry):
     """The stdlib's header registry, minus its habit of making a new class each time a
     header is set or read (a third of what composing an email cost): a header's class
-    depends only on its name, so each is made once."""
+    depends only on its name, so each is made once.
+
+    In-Reply-To and References hold the one message id a reminder follows up (never more
+    here): read as Message-ID is, so that an id too long for a line is written whole on one,
+    as Message-ID is, not as an encoded word (an unstructured header's folding), which no
+    client would match to the message it names."""
 
     def __init__(self) -> None:
         super().__init__()
+        for name in ("in-reply-to", "references"):
+            # A parser class, as registered: the registry mixes it with BaseHeader when used.
+            self.map_to_type(name, self.registry["message-id"])  # type: ignore[arg-type]
         self._made: dict[str, type[BaseHeader]] = {}
 
     def __getitem__(self, name: str) -> type[BaseHeader]:

@@ -22,10 +22,10 @@ from courtois.delivery.skeleton import compose_wire
 from courtois.delivery.transport import Outgoing
 from courtois.domain.errors import InvalidInput
 from courtois.domain.members import check_locale
-from courtois.domain.messages import MessageKind
+from courtois.domain.messages import MessageKind, MessageState
 from courtois.services.context import Context
-from courtois.services.worker_due import Claim
-from courtois.store.tables import consents, invitations, members
+from courtois.services.worker_due import Claim, Due
+from courtois.store.tables import consents, invitations, members, messages
 
 log = logging.getLogger("courtois.worker")
 
@@ -57,18 +57,62 @@ def outgoing_batch(
     """Each claim's email, or the mismatch that holds it, with what they carry read in one
     query for the batch."""
     rows = _carried_rows(ctx, [m.invitation_id for claim in claims for m in claim.messages])
-    return [_compose_or_not(ctx, claim, rows, now) for claim in claims]
+    followed = _first_emails(ctx, [claim.carrier for claim in claims if _reminds(claim)])
+    return [_compose_or_not(ctx, claim, rows, followed, now) for claim in claims]
+
+
+def _reminds(claim: Claim) -> bool:
+    """Whether the claim leaves as a reminder (alone: a digest is written as first
+    invitations, `leaving_together`)."""
+    return len(claim.messages) == 1 and claim.carrier.kind is MessageKind.REMINDER
+
+
+def _first_emails(ctx: Context, reminders: list[Due]) -> dict[str, str]:
+    """For each invitation reminded of, the message id of the email that carried it first,
+    when that email was sent: the invitation's own message, or the digest that carried it
+    (whose id its `carried_by` names, as in the email's Message-ID). The reminder names it
+    in In-Reply-To. One query per chunk of the batch's reminders (none without any), by the
+    recipients' digests, the messages' shard; an email in doubt or never sent is not named:
+    nobody may have it to thread the reminder under."""
+    found: dict[str, str] = {}
+    if not reminders:
+        return found
+    wanted = {(due.digest, due.invitation_id) for due in reminders}
+    with ctx.engine.connect() as connection:
+        for start in range(0, len(reminders), _CHUNK):
+            chunk = reminders[start : start + _CHUNK]
+            rows = connection.execute(
+                select(
+                    messages.c.recipient_digest,
+                    messages.c.invitation_id,
+                    messages.c.id,
+                    messages.c.carried_by,
+                ).where(
+                    messages.c.recipient_digest.in_(sorted({due.digest for due in chunk})),
+                    messages.c.invitation_id.in_(sorted({due.invitation_id for due in chunk})),
+                    messages.c.kind != MessageKind.REMINDER.value,
+                    messages.c.state == MessageState.SENT.value,
+                )
+            )
+            for row in rows:
+                if (row.recipient_digest, row.invitation_id) in wanted:
+                    found[row.invitation_id] = row.carried_by or row.id
+    return found
 
 
 def _compose_or_not(
-    ctx: Context, claim: Claim, rows: dict[str, _CarriedRow], now: datetime
+    ctx: Context,
+    claim: Claim,
+    rows: dict[str, _CarriedRow],
+    followed: dict[str, str],
+    now: datetime,
 ) -> Outgoing | PreviewMismatch | Uncomposable:
     """The batch is claimed (`sending`) before it is composed: one email that cannot be
     written must not take the others down with it, or they would be left `sending`, then
     `unknown`, and never sent. Any other failure (a configuration that cannot sign or
     name the sender) is every email's: it is raised, and the worker puts the batch back."""
     try:
-        return _compose(ctx, claim, rows, now)
+        return _compose(ctx, claim, rows, followed, now)
     except InvalidInput as error:
         if not _OWN_FIELDS.intersection(error.details):
             raise
@@ -150,7 +194,11 @@ def _carried_rows(ctx: Context, ids: list[str]) -> dict[str, _CarriedRow]:
 
 
 def _compose(
-    ctx: Context, claim: Claim, rows: dict[str, _CarriedRow], now: datetime
+    ctx: Context,
+    claim: Claim,
+    rows: dict[str, _CarriedRow],
+    followed: dict[str, str],
+    now: datetime,
 ) -> Outgoing | PreviewMismatch:
     ids = [m.invitation_id for m in claim.messages]
     carried = tuple(
@@ -176,6 +224,7 @@ def _compose(
         # The invitation's remind_at is set only by the recipient's "remind me later", which
         # replaces any reminder the member ticked: this reminder is theirs.
         asked_by_recipient=kind is MessageKind.REMINDER and carrier.remind_at is not None,
+        in_reply_to=followed.get(carrier.invitation_id) if _reminds(claim) else None,
     )
     hashes = consent_hashes(ctx.settings, message)
     differing = tuple(
