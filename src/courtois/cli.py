@@ -225,6 +225,22 @@ def member_add(
     emit(as_json, data, lambda: out.print(f"member {member.id} saved"))
 
 
+@member_app.command("stop")
+def member_stop(
+    member_id: Annotated[str, typer.Argument(metavar="ID")],
+    now: NowOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop everything the member asked for, in one transaction: every consent still
+    active is revoked (invitations not sent yet withdrawn, reminders cancelled). Repeating
+    it is harmless."""
+    from courtois.services.lifecycle import stop_everything
+
+    stopped = run(lambda ctx: stop_everything(ctx, member_id, parse_now(now)))
+    data = {"member_id": member_id, **stopped}
+    emit(as_json, data, lambda: show_facts(f"member {member_id}: everything stopped", stopped))
+
+
 @member_app.command("delete")
 def member_delete(
     member_id: Annotated[str, typer.Argument(metavar="ID")],

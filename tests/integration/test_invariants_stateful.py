@@ -35,7 +35,7 @@ from courtois.services.contacts import import_contacts, select_contacts
 from courtois.services.context import Context
 from courtois.services.facts import sender_facts
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
-from courtois.services.lifecycle import revoke_consent, withdraw
+from courtois.services.lifecycle import revoke_consent, stop_everything, withdraw
 from courtois.services.members import register_member
 from courtois.services.previews import preview_invitations
 from courtois.services.recipient_actions import decline, resolve_link
@@ -219,6 +219,16 @@ class InvitationWorld(RuleBasedStateMachine):
         except Conflict:
             return
         self.world.consents[consent].revoked_step = self._next_step()
+
+    @rule(member=st.sampled_from(MEMBERS))
+    def member_stops_everything(self, member: str) -> None:
+        stopped = stop_everything(self.ctx, member, self.now)
+        active = [c for c in self.world.consents.values() if c.member == member]
+        active = [c for c in active if c.revoked_step is None]
+        assert stopped["consents_revoked"] == len(active)
+        step = self._next_step()
+        for consent in active:
+            consent.revoked_step = step
 
     @rule(recipient=st.sampled_from(RECIPIENTS), member=st.none() | st.sampled_from(MEMBERS))
     def unsubscribe_one(self, recipient: str, member: str | None) -> None:

@@ -33,6 +33,7 @@ def _member_posts(world: World) -> dict[str, tuple[str, dict[str, Any]]]:
             {},
         ),
         "/member/consents/{consent_id}/revoke": (f"/member/consents/{consent}/revoke", {}),
+        "/member/stop": ("/member/stop", {}),
         "/member/contacts/delete": ("/member/contacts/delete", {"confirm": "yes"}),
         "/member/contacts": ("/member/contacts", {"shown": first, "chosen": first}),
         "/member/import/paste": ("/member/import/paste", {"addresses": "zed@example.org"}),

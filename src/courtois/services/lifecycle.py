@@ -1,10 +1,12 @@
-"""withdraw and revoke_consent: the member can stop everything (invariant 5)."""
+"""withdraw, revoke_consent and stop_everything: the member can stop everything
+(invariant 5), one invitation, one consent, or all of it in one click."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Row, select, update
 
 from courtois.domain.errors import Conflict, NotFound
 from courtois.domain.invitations import InvitationState
@@ -13,6 +15,7 @@ from courtois.domain.messages import MessageKind, MessageState
 from courtois.services.context import Context
 from courtois.services.locks import lock_member, lock_recipients
 from courtois.services.transitions import cancel_messages, move_invitations
+from courtois.services.unit_of_work import UnitOfWork
 from courtois.store.bulk import among, chunked
 from courtois.store.sql import comparable_text
 from courtois.store.tables import consents, invitations, messages
@@ -79,44 +82,91 @@ def revoke_consent(
         if row.revoked_at is not None:
             raise Conflict("This consent is already revoked.", {"consent": consent_id})
         lock_member(uow.conn, row.member_id, erased_too=True)
-        under = uow.conn.execute(
+        stopped = _revoke(uow, row.member_id, [consent_id])
+        uow.commit()
+    stopped.pop("consents_revoked")
+    return stopped
+
+
+def stop_everything(ctx: Context, member_id: str, now: datetime) -> dict[str, int]:
+    """The member's one click (invariant 5): every consent still active is revoked at once,
+    in one transaction, as `revoke_consent` revokes one; so nothing the member asked for is
+    left to leave but the emails already being handed over. Invitations already sent stay
+    open (their email is in the recipient's inbox, its join link still good) with no
+    reminder. Repeating it is harmless: nothing is left, zeros are answered and nothing is
+    written."""
+    if not comparable_text(member_id):
+        raise NotFound("No such member.")
+    with ctx.unit_of_work(now) as uow:
+        if not lock_member(uow.conn, member_id):
+            raise NotFound(f"No member {member_id!r}.", {"member": member_id[:140]})
+        active = list(
+            uow.conn.execute(
+                select(consents.c.id)
+                .where(consents.c.member_id == member_id, consents.c.revoked_at.is_(None))
+                .order_by(consents.c.id)
+            ).scalars()
+        )
+        stopped = _revoke(uow, member_id, active)
+        if active:
+            uow.commit()
+    return stopped
+
+
+def _revoke(uow: UnitOfWork, member_id: str, consent_ids: list[str]) -> dict[str, int]:
+    """Revoke these consents of the member, under the member's lock: their recipients are
+    locked first, all at once and in digest order (as every writer locks them, so two
+    revocations never wait on each other crosswise), then the consents are marked, their
+    scheduled invitations withdrawn and their reminders cancelled."""
+    connection = uow.conn
+    under: list[Row[Any]] = []
+    for chunk in chunked(connection, consent_ids):
+        under += connection.execute(
             select(invitations.c.recipient_digest, invitations.c.id).where(
-                invitations.c.consent_id == consent_id
+                among(connection, invitations.c.consent_id, chunk)
             )
         ).all()
-        lock_recipients(uow.conn, [r.recipient_digest for r in under])
-        uow.conn.execute(update(consents).where(consents.c.id == consent_id).values(revoked_at=now))
-        uow.record(EventType.CONSENT_REVOKED, {"consent": consent_id, "member": row.member_id})
-        # An invitation whose email the worker is handing to SMTP right now cannot be
-        # stopped: it is left to become sent (its reminder is then refused, the consent
-        # being revoked) and counted, rather than said withdrawn while its email arrives.
-        # One whose email is in doubt is left alike, for an admin to settle: sent (no
-        # reminder follows) or not delivered.
-        opened = [r.id for r in under]
-        leaving = sending_now(uow.conn, opened) | in_doubt_now(uow.conn, opened)
-        unsent = (invitations.c.consent_id == consent_id) & (
+    lock_recipients(connection, [r.recipient_digest for r in under])
+    for chunk in chunked(connection, consent_ids):
+        connection.execute(
+            update(consents)
+            .where(among(connection, consents.c.id, chunk))
+            .values(revoked_at=uow.now)
+        )
+    for consent_id in consent_ids:
+        uow.record(EventType.CONSENT_REVOKED, {"consent": consent_id, "member": member_id})
+    # An invitation whose email the worker is handing to SMTP right now cannot be
+    # stopped: it is left to become sent (its reminder is then refused, the consent
+    # being revoked) and counted, rather than said withdrawn while its email arrives.
+    # One whose email is in doubt is left alike, for an admin to settle: sent (no
+    # reminder follows) or not delivered.
+    opened = [r.id for r in under]
+    leaving = sending_now(connection, opened) | in_doubt_now(connection, opened)
+    withdrawn: list[str] = []
+    for chunk in chunked(connection, consent_ids):
+        unsent = among(connection, invitations.c.consent_id, chunk) & (
             invitations.c.state == InvitationState.SCHEDULED.value
         )
         if leaving:
             unsent &= invitations.c.id.not_in(sorted(leaving))
-        withdrawn = move_invitations(uow, unsent, InvitationState.WITHDRAWN, "consent revoked")
-        # The invitations' reminders, found by each message's own key (digest, invitation),
-        # not through a subquery: on a distributed database each statement stays on the
-        # shards of the recipients named.
-        cancelled = []
-        reminder = messages.c.kind == MessageKind.REMINDER.value
-        by_id = {r.id: r.recipient_digest for r in under}
-        for chunk in chunked(uow.conn, sorted(by_id)):
-            digests = sorted({by_id[i] for i in chunk})
-            cancelled += cancel_messages(
-                uow,
-                among(uow.conn, messages.c.recipient_digest, digests)
-                & among(uow.conn, messages.c.invitation_id, chunk)
-                & reminder,
-                "consent revoked",
-            )
-        uow.commit()
+        withdrawn += move_invitations(uow, unsent, InvitationState.WITHDRAWN, "consent revoked")
+    # The invitations' reminders, found by each message's own key (digest, invitation),
+    # not through a subquery: on a distributed database each statement stays on the
+    # shards of the recipients named.
+    cancelled = []
+    reminder = messages.c.kind == MessageKind.REMINDER.value
+    by_id = {r.id: r.recipient_digest for r in under}
+    for chunk in chunked(connection, sorted(by_id)):
+        digests = sorted({by_id[i] for i in chunk})
+        cancelled += cancel_messages(
+            uow,
+            among(connection, messages.c.recipient_digest, digests)
+            & among(connection, messages.c.invitation_id, chunk)
+            & reminder,
+            "consent revoked",
+        )
     return {
+        "consents_revoked": len(consent_ids),
         "withdrawn": len(withdrawn),
         "reminders_cancelled": len(cancelled),
         "already_leaving": len(leaving),

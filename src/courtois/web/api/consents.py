@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from courtois.domain.errors import Conflict
-from courtois.services.lifecycle import revoke_consent
+from courtois.services.lifecycle import revoke_consent, stop_everything
 from courtois.services.listings import consent_detail
 from courtois.web.api.common import (
     IdempotencyKey,
+    MemberId,
     made_id,
     not_found_as,
     require_made_id,
@@ -60,6 +61,20 @@ class Revoked(BaseModel):
     )
 
 
+class Stopped(BaseModel):
+    """What the member's one click stopped: every consent still active, revoked."""
+
+    member_id: str
+    consents_revoked: int = Field(description="Consents that were active, now revoked.")
+    withdrawn: int = Field(description="Invitations not yet sent, now withdrawn.")
+    reminders_cancelled: int = Field(description="Reminders of sent invitations cancelled.")
+    already_leaving: int = Field(
+        description="Invitations whose email was being handed to SMTP at that moment, or "
+        "may have left already: as for one consent's revocation, they become sent (with no "
+        "reminder), or not delivered when an admin finds so."
+    )
+
+
 @router.get(
     "/consents/{consent_id}",
     response_model=ConsentOut,
@@ -94,3 +109,26 @@ def revoke(
         return Answer(200, Revoked(id=consent_id, **counts).model_dump(mode="json"))
 
     return once(request, ctx, now, key, {"consent": consent_id}, action)
+
+
+@router.post(
+    "/members/{member_id}/stop",
+    response_model=Stopped,
+    responses=responses(404, 409, 422),
+    summary="Stop everything the member asked for",
+)
+def stop(
+    member_id: MemberId, request: Request, ctx: Ctx, now: Now, key: IdempotencyKey = None
+) -> JSONResponse:
+    """The member's one click (invariant 5): every consent still active is revoked in one
+    transaction, as `POST /v1/consents/{id}/revoke` revokes one: invitations not yet sent
+    are withdrawn, reminders cancelled, and nothing they asked for leaves but an email
+    being handed to SMTP at that moment (`already_leaving`). Invitations already sent
+    stay open, with no reminder. A repeat succeeds with zeros."""
+
+    def action() -> Answer:
+        with not_found_as("member"):
+            counts = stop_everything(ctx, member_id, now)
+        return Answer(200, Stopped(member_id=member_id, **counts).model_dump(mode="json"))
+
+    return once(request, ctx, now, key, {"member": member_id}, action)

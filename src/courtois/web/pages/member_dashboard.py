@@ -1,8 +1,9 @@
 """`/member/`: the member's invitations and consents, and every way to stop them.
 
 Each invitation shows its state and, while its email waits, the time left in the undo
-window; withdraw (one invitation), revoke (a consent and everything unsent under it),
-delete imported contacts and download my data are one button or link each (invariant 5).
+window; withdraw (one invitation), revoke (a consent and everything unsent under it), stop
+everything (every consent at once), delete imported contacts and download my data are one
+button or link each (invariant 5).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from courtois.domain.errors import Conflict, NotFound
 from courtois.services.contacts import delete_contacts
 from courtois.services.context import Context
-from courtois.services.lifecycle import UNKNOWN, revoke_consent, withdraw
+from courtois.services.lifecycle import UNKNOWN, revoke_consent, stop_everything, withdraw
 from courtois.services.member_contacts import search_contacts
 from courtois.services.member_export import export_member
 from courtois.services.member_overview import (
@@ -53,6 +54,8 @@ NOTICES = frozenset(
         "closed",
         "revoked",
         "already-revoked",
+        "stopped",
+        "nothing-to-stop",
         "deleted",
         "not-deleted",
         "missing",
@@ -142,6 +145,20 @@ async def revoke_one(request: Request, consent_id: str, ctx: Ctx, now: Now) -> R
     return await _take_back(
         request, ctx, now, revoke_consent, consent_id, "already-revoked", "revoked"
     )
+
+
+@router.post("/member/stop")
+async def stop_all(request: Request, ctx: Ctx, now: Now) -> Response:
+    """The member's one click (invariant 5): every consent still active revoked at once."""
+    checked = await posted(request, ctx)
+    if isinstance(checked, Response):
+        return checked
+    signed, _form = checked
+    stopped = await run_in_threadpool(stop_everything, ctx, signed.member.id, now)
+    revoked = stopped["consents_revoked"]
+    if not revoked:
+        return _told(signed.session, done="nothing-to-stop")
+    return _told(signed.session, done="stopped", count=revoked)
 
 
 TakeBack = Callable[[Context, str, datetime, str], object]
