@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 from smtp_server import FaultyHandler, smtp_server
 from sqlalchemy.exc import OperationalError
-from support import T0, add_members, by_email, invitation, messages_of, send_invites
+from support import (
+    T0,
+    add_members,
+    by_email,
+    invitation,
+    ledger_events,
+    messages_of,
+    send_invites,
+)
 
 from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
 from courtois.domain.addresses import parse_address
@@ -118,15 +126,20 @@ def test_a_stop_while_the_batch_is_on_its_way_wins_over_the_claim(ctx: Context) 
     ]
 
 
-@pytest.mark.parametrize("word", ["unsubscribe", "join", "forget"])
-def test_a_stop_while_its_own_email_is_at_the_relay_leaves_it_recorded_sent(
-    ctx: Context, word: str
+@pytest.mark.parametrize(
+    ("word", "state"), [("unsubscribe", "sent"), ("join", "accepted"), ("forget", "declined")]
+)
+def test_a_stop_while_its_own_email_is_at_the_relay_leaves_it_recorded_sent_then_answered(
+    ctx: Context, word: str, state: str
 ) -> None:
-    """The recipient speaks while their email is already being handed over: it arrives,
-    and the invitation says so (`sent`), not `blocked` beside a message `sent`, with no
-    `sent_at` and no `invitation.sent` event. Nothing more goes to them after it."""
+    """The recipient speaks, by no link of the email, while it is already being handed
+    over: it arrives, and the invitation says so (`sent`, with its `sent_at` and its
+    `invitation.sent` event), not `blocked` beside a message `sent`. Then it meets the word
+    at once, as one sent a moment earlier would have: accepted once they joined, declined
+    once they asked to be forgotten, waiting with no reminder once they opted out. Nothing
+    more goes to them after it."""
     add_members(ctx)
-    first = by_email(send_invites(ctx, "ana", [FIRST], T0))[FIRST]
+    first = by_email(send_invites(ctx, "ana", [FIRST], T0, reminders=1))[FIRST]
     digest = ctx.digest(parse_address(FIRST))
     with held_pass(ctx) as handler:
         if word == "unsubscribe":
@@ -136,12 +149,19 @@ def test_a_stop_while_its_own_email_is_at_the_relay_leaves_it_recorded_sent(
             assert mark_joined(ctx, digest, AT)["blocked"] == 0
         else:
             assert forget_recipient(ctx, digest, AT)["blocked"] == 0
+        assert invitation(ctx, first["id"]).state == "scheduled"
     assert [recipients for recipients, _ in handler.received] == [[FIRST]]
     (message,) = messages_of(ctx, first["id"])
-    assert message.state == "sent"
+    assert (message.kind, message.state) == ("invitation", "sent")
     stored = invitation(ctx, first["id"])
-    assert stored.state == "sent"
-    assert stored.sent_at is not None
+    assert (stored.state, stored.sent_at, stored.address) == (state, AT, None)
+    assert stored.answered_at == (None if word == "unsubscribe" else AT)
+    moves = [
+        (p["from"], p["to"])
+        for e, p in ledger_events(ctx)
+        if e == "invitation.state" and p["invitation"] == first["id"]
+    ]
+    assert moves == [("scheduled", "sent")] + ([] if word == "unsubscribe" else [("sent", state)])
     # Opted out, joined or forgotten: no reminder, nothing else, whatever comes.
     assert run_pass(ctx, AT + timedelta(days=30), one_connection("smtp://127.0.0.1:9")).sent == 0
 

@@ -2,9 +2,11 @@
 
 A hypothesis state machine drives the service layer on a real SQLite file: imports, picks,
 invites with and without reminder consent, withdrawals, revocations, opt-outs, joins, "not
-interested", "remind me later", "forget me", time passing and worker passes. After every
-step it checks invariants 1, 3, 4, 5, 6, 9, 10, 11 and 12 against what the transport
-actually carried and what the database holds.
+interested", "remind me later", "forget me", time passing and worker passes, and a
+recipient answering (from the email's links or otherwise) while their email is at the
+relay and its outcome is still to be written. After every step it checks invariants 1, 3,
+4, 5, 6, 9, 10, 11 and 12 against what the transport actually carried and what the
+database holds, and that no answer was lost.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -24,7 +27,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from conftest import SECRET, T0
 from courtois.config import Settings
-from courtois.delivery.transport import MemoryTransport
+from courtois.delivery.transport import Delivery, MemoryTransport, Outgoing
 from courtois.domain.contacts import ContactInput
 from courtois.domain.errors import Conflict
 from courtois.domain.invitations import INVITATION_MACHINE, InvitationState
@@ -38,7 +41,13 @@ from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.lifecycle import revoke_consent, stop_everything, withdraw
 from courtois.services.members import register_member
 from courtois.services.previews import preview_invitations
-from courtois.services.recipient_actions import decline, resolve_link
+from courtois.services.recipient_actions import (
+    accept,
+    decline,
+    forget_me,
+    resolve_link,
+    unsubscribe_link,
+)
 from courtois.services.recipient_reminders import ReminderOutcome, request_reminder
 from courtois.services.recipients import forget_recipient, mark_joined, unsubscribe
 from courtois.services.worker import run_pass
@@ -111,6 +120,8 @@ class World:
     # Invitations whose recipient asked for a reminder (`test_reminder_promises_stateful`
     # holds the day they were told against a worker that runs all along).
     asked: set[str] = field(default_factory=set)
+    # Invitations answered while their email was at the relay: the state the answer left.
+    answered: dict[str, InvitationState] = field(default_factory=dict)
 
 
 def fresh_database(prefix: str) -> tuple[Path, Engine, Context]:
@@ -130,6 +141,41 @@ def waiting_invitations(engine: Engine) -> set[str]:
                 select(invitations.c.id).where(invitations.c.state == InvitationState.SENT.value)
             ).scalars()
         )
+
+
+# What a recipient may do while their email is at the relay, its outcome still unwritten:
+# from its links (join, forget me, not interested, the one-click unsubscribe), or by other
+# means (the platform reports the join; "forget me" or an opt-out from the command line).
+ANSWERS = (
+    "join-link",
+    "forget-link",
+    "decline-link",
+    "unsubscribe-link",
+    "joined",
+    "forgotten",
+    "unsubscribed",
+)
+
+
+class AnsweredAtTheRelay(MemoryTransport):
+    """Carries every email as `MemoryTransport` does; the first one to `to` is answered
+    by its recipient before the worker hears the server took it: in the window where the
+    email is `sending` and its invitation's fate is still to be written."""
+
+    def __init__(self, to: str, answer: Callable[[Outgoing], None]) -> None:
+        super().__init__()
+        self.to = to
+        self.answer: Callable[[Outgoing], None] | None = answer
+        self.answered: Outgoing | None = None
+
+    def send_batch(self, batch: Sequence[Outgoing], until: float | None = None) -> list[Delivery]:
+        deliveries = super().send_batch(batch, until)
+        for outgoing in batch:
+            if self.answer is not None and outgoing.to == self.to:
+                answer, self.answer = self.answer, None
+                answer(outgoing)
+                self.answered = outgoing
+        return deliveries
 
 
 class InvitationWorld(RuleBasedStateMachine):
@@ -300,11 +346,68 @@ class InvitationWorld(RuleBasedStateMachine):
     def tick(self) -> None:
         before = len(self.transport.sent)
         run_pass(self.ctx, self.now, self.transport)
+        self._carried(self.transport.sent[before:])
+
+    def _carried(self, carried: list[Outgoing]) -> None:
+        """The pass that carried these emails is over: its step, and what it carried."""
         self.last_pass = self.now
         step = self._next_step()
-        for outgoing in self.transport.sent[before:]:
+        for outgoing in carried:
             to = self.ctx.digest_email(outgoing.to)
             self.sent.append(Sent(self.now, step, to, outgoing.invitation_ids, outgoing.kind))
+
+    @rule(
+        minutes=st.sampled_from(PAUSES),
+        recipient=st.sampled_from(RECIPIENTS),
+        answer=st.sampled_from(ANSWERS),
+    )
+    def answer_at_the_relay(self, minutes: int, recipient: str, answer: str) -> None:
+        """The clock moves on as in `time_passes`, and in the worker's pass the recipient
+        answers their email, if one goes to them, as soon as the relay has it: before the
+        worker writes that it left."""
+        self.now += timedelta(minutes=minutes)
+        transport = AnsweredAtTheRelay(recipient, lambda email: self._answer(answer, email))
+        run_pass(self.ctx, self.now, transport)
+        self._carried(transport.sent)
+        if transport.answered is None:
+            return
+        # The answer came after the email: its step follows the pass's.
+        digest = self.ctx.digest_email(recipient)
+        carried = transport.answered.invitation_ids
+        if answer in ("join-link", "joined"):
+            linked = carried[:1] if answer == "join-link" else carried
+            self.world.answered.update(dict.fromkeys(linked, InvitationState.ACCEPTED))
+        elif answer in ("forget-link", "decline-link", "forgotten"):
+            self.world.answered.update(dict.fromkeys(carried, InvitationState.DECLINED))
+        if answer == "joined":
+            self.world.joined.setdefault(digest, self._next_step())
+        elif answer in ("forget-link", "forgotten"):
+            self.world.forgotten.add(digest)
+        if answer in ("forget-link", "forgotten", "unsubscribe-link", "unsubscribed"):
+            self.world.stopped_all.setdefault(digest, self._next_step())
+
+    def _answer(self, answer: str, email: Outgoing) -> None:
+        """What the recipient does, with the links the email carried."""
+        secrets = self.ctx.settings.token_secrets
+        linked = email.invitation_ids[0]
+        digest = self.ctx.digest_email(email.to)
+        if answer == "join-link":
+            token = make_token(secrets, Scope.JOIN, linked)
+            accept(self.ctx, resolve_link(self.ctx, Scope.JOIN, token), self.now)
+        elif answer == "forget-link":
+            token = make_token(secrets, Scope.WHY, linked)
+            forget_me(self.ctx, resolve_link(self.ctx, Scope.WHY, token), self.now)
+        elif answer == "decline-link":
+            token = make_token(secrets, Scope.WHY, linked)
+            decline(self.ctx, resolve_link(self.ctx, Scope.WHY, token), self.now)
+        elif answer == "unsubscribe-link":
+            unsubscribe_link(self.ctx, make_token(secrets, Scope.UNSUBSCRIBE, linked), self.now)
+        elif answer == "joined":
+            mark_joined(self.ctx, digest, self.now)
+        elif answer == "forgotten":
+            forget_recipient(self.ctx, digest, self.now)
+        else:
+            unsubscribe(self.ctx, digest, self.now)
 
     # Invariants, checked after every step.
 
@@ -424,6 +527,21 @@ class InvitationWorld(RuleBasedStateMachine):
                 assert sender_facts(connection, member, self.now) == _sender_facts_from_sources(
                     connection, member, self.now
                 )
+
+    @invariant()
+    def no_answer_is_lost(self) -> None:
+        """An answer given while its email was at the relay stands once the worker has
+        written the email's fate: joined, accepted; forgotten or not interested, declined."""
+        with self.engine.connect() as connection:
+            states = dict(
+                connection.execute(
+                    select(invitations.c.id, invitations.c.state).where(
+                        invitations.c.id.in_(sorted(self.world.answered))
+                    )
+                ).all()
+            )
+        for invitation, state in self.world.answered.items():
+            assert states[invitation] == state.value, (invitation, states[invitation], state)
 
     @invariant()
     def ledger_holds(self) -> None:

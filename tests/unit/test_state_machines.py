@@ -17,11 +17,13 @@ from courtois.domain.invitations import (
     OPEN_INVITATION_STATES,
     Invitation,
     InvitationState,
+    word_given_while_leaving,
 )
 from courtois.domain.messages import (
     DELIVERED_OR_MAYBE,
     MESSAGE_MACHINE,
     PENDING_MESSAGE_STATES,
+    SETTLED_BY_ARRIVAL,
     MessageState,
     standing,
 )
@@ -156,6 +158,28 @@ def test_unknown_message_is_never_sent_again_by_itself() -> None:
     """Invariant 8: an unknown message never goes back to scheduled or sending."""
     for target in (M.SCHEDULED, M.SENDING, M.CANCELLED):
         assert not MESSAGE_MACHINE.can(M.UNKNOWN, target)
+
+
+def test_a_followed_link_settles_an_email_in_doubt_or_still_being_recorded() -> None:
+    """The click proves the email arrived: one `unknown` or still `sending` becomes `sent`
+    (an edge of the machine); one sent, cancelled, failed or never claimed is left as is."""
+    assert set(SETTLED_BY_ARRIVAL) == {M.SENDING, M.UNKNOWN}
+    for state in SETTLED_BY_ARRIVAL:
+        assert MESSAGE_MACHINE.can(state, M.SENT)
+
+
+def test_a_word_given_while_the_email_left_is_met_once_it_is_recorded_sent() -> None:
+    """Joined: accepted; forgotten: declined; both: the first word given; neither: still
+    waiting. Each is an edge from `sent`, where the word meets it."""
+    t0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+    t1 = t0 + timedelta(seconds=1)
+    assert word_given_while_leaving(None, None) is None
+    assert word_given_while_leaving(t0, None) == (I.ACCEPTED, t0)
+    assert word_given_while_leaving(None, t0) == (I.DECLINED, t0)
+    assert word_given_while_leaving(t0, t1) == (I.ACCEPTED, t0)
+    assert word_given_while_leaving(t1, t0) == (I.DECLINED, t0)
+    for state in (I.ACCEPTED, I.DECLINED):
+        assert INVITATION_MACHINE.can(I.SENT, state)
 
 
 def test_nothing_goes_back_to_drafted() -> None:

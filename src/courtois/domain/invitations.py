@@ -68,6 +68,26 @@ def state_as_of(state: InvitationState, expires_at: datetime, now: datetime) -> 
     return state
 
 
+def word_given_while_leaving(
+    joined_at: datetime | None, forgotten_at: datetime | None
+) -> tuple[InvitationState, datetime] | None:
+    """What a recipient's standing word makes of an invitation whose email is recorded sent
+    after they gave it, while the email was being handed over (the platform reported the
+    join, or they asked to be forgotten, by no link of that email): the word an invitation
+    sent at that moment would have met first, with when it was given. Joined, accepted;
+    forgotten, declined, as an invitation already sent is by either; neither, None (the
+    invitation waits for its answer). An opt-out alone answers nothing: it stops mail."""
+    words = [
+        (at, state)
+        for at, state in ((joined_at, _I.ACCEPTED), (forgotten_at, _I.DECLINED))
+        if at is not None
+    ]
+    if not words:
+        return None
+    at, state = min(words)
+    return state, at
+
+
 @dataclass(frozen=True, slots=True)
 class Invitation:
     """One member inviting one recipient, under one consent."""

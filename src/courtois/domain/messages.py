@@ -99,6 +99,15 @@ def why_in_doubt(reason: str | None) -> tuple[str, str]:
     return "other", reason or ""
 
 
+# The states in which an email is settled `sent` by its recipient following one of its
+# links, which only that email carried: it arrived, whatever its bookkeeping says. One in
+# doubt (`unknown`) nobody recorded; one still `sending` the server has accepted (the click
+# proves it reached the inbox) while its worker has not yet written so. Settled at the
+# click, the invitation is `sent` before the answer acts on it, so the answer is never
+# lost to the worker's later write, which finds the email settled and leaves it alone.
+SETTLED_BY_ARRIVAL = frozenset({_M.SENDING, _M.UNKNOWN})
+
+
 # States that count against quotas: the email left, or may have.
 DELIVERED_OR_MAYBE = frozenset({_M.SENDING, _M.SENT, _M.UNKNOWN})
 PENDING_MESSAGE_STATES = frozenset({_M.SCHEDULED})

@@ -4,7 +4,10 @@ Two kinds of word settle it: an admin's, who read the mail server's logs (`admin
 and the recipient's own, who followed a link that only that email carried
 (`recipient_actions`: joining, and every choice made from its other links). Both go
 through `record_arrived`, so the email, the invitations it brought and their reminders
-end up as one accepted email leaves them.
+end up as one accepted email leaves them. The recipient's word settles an email still
+`sending` too: the server took it, the inbox has it, and only its worker's write of what
+the server said is still to come (`SETTLED_BY_ARRIVAL`); that write then finds it settled
+and leaves it alone (`send_outcomes`), so the answer made from its link is never lost.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from courtois.domain.invitations import InvitationState
-from courtois.domain.messages import MessageKind, MessageState
+from courtois.domain.messages import SETTLED_BY_ARRIVAL, MessageKind, MessageState
 from courtois.services.context import Context
 from courtois.services.send_outcomes import schedule_reminders
 from courtois.services.transitions import move_invitations, set_messages
@@ -25,6 +28,7 @@ from courtois.services.unit_of_work import UnitOfWork
 from courtois.store.tables import invitations, messages
 
 _UNKNOWN = MessageState.UNKNOWN.value
+_SETTLED_BY_ARRIVAL = frozenset(state.value for state in SETTLED_BY_ARRIVAL)
 # Why an email in doubt is recorded sent when its recipient follows its join link.
 FOLLOWED_LINK = "the recipient followed the link, so the email arrived"
 
@@ -36,15 +40,24 @@ def handed_over_at(attempts: int, first_attempt_at: datetime | None) -> datetime
     return first_attempt_at if attempts == 1 else None
 
 
-def email_in_doubt(connection: Connection, digest: str, invitation_id: str) -> list[Any]:
-    """The messages of the `unknown` email that was this invitation's first (its digest's
-    carrier and every part it carried, itself included), or none when its first email is
-    not in doubt. Read among the recipient's own messages, a handful (docs/scaling.md), by
-    their key alone: the state is checked here, so the busy state index is never walked."""
+def email_in_doubt(
+    connection: Connection,
+    digest: str,
+    invitation_id: str,
+    states: frozenset[str] = frozenset({_UNKNOWN}),
+) -> list[Any]:
+    """The messages of the email that was this invitation's first (its digest's carrier
+    and every part it carried, itself included) while that email is in one of `states`
+    (by default `unknown`), or none when it is not. Read among the recipient's own
+    messages, a handful (docs/scaling.md), by their key alone: the state is checked here,
+    so the busy state index is never walked. Locked as read (PostgreSQL): a worker's
+    outcome or an expired lease written meanwhile is waited for, and then read."""
     rows = [
         row
-        for row in connection.execute(select(messages).where(messages.c.recipient_digest == digest))
-        if row.state == _UNKNOWN
+        for row in connection.execute(
+            select(messages).where(messages.c.recipient_digest == digest).with_for_update()
+        )
+        if row.state in states
     ]
     first = next(
         (
@@ -67,27 +80,29 @@ def record_arrived(
     reason: str,
     answered: Collection[str] = (),
 ) -> int:
-    """These `unknown` emails arrived: sent when they were handed to the mail server, as a
-    worker recording the server's answer would have said, their first invitations sent
-    from then, with the reminder a member ticked, as after any accepted email (none for
-    the `answered` invitations, whose recipient is answering them now: a reminder would
-    ask them again). The sending time feeds the charts' day, the recipient's quota, the
-    reminder and the expiry: when it is not known (an email tried more than once), the
-    instant its outcome became unknown stands for it, the latest it can have left. A
-    digest's parts left with their carrier. Returns how many invitations became sent."""
+    """These `unknown` emails (or, from a recipient's link, `sending` ones) arrived: sent
+    when they were handed to the mail server, as a worker recording the server's answer
+    would have said, their first invitations sent from then, with the reminder a member
+    ticked, as after any accepted email (none for the `answered` invitations, whose
+    recipient is answering them now: a reminder would ask them again). The sending time
+    feeds the charts' day, the recipient's quota, the reminder and the expiry: when it is
+    not known (an email tried more than once), the instant its outcome became unknown
+    stands for it, the latest it can have left (for one still `sending`, its claim, when
+    it was handed over). A digest's parts left with their carrier. Returns how many
+    invitations became sent."""
     left = {r.id: handed_over_at(r.attempts, r.first_attempt_at) or r.updated_at for r in rows}
-    messages_at: dict[datetime, list[str]] = defaultdict(list)
+    messages_at: dict[tuple[datetime, str], list[str]] = defaultdict(list)
     by_instant: dict[datetime, list[str]] = defaultdict(list)
     for r in rows:
         instant = left.get(r.carried_by or r.id, left[r.id])
-        messages_at[instant].append(r.id)
+        messages_at[(instant, r.state)].append(r.id)
         if r.kind != MessageKind.REMINDER.value:
             by_instant[instant].append(r.invitation_id)
-    for instant, message_ids in sorted(messages_at.items()):
+    for (instant, state), message_ids in sorted(messages_at.items()):
         set_messages(
             uow,
             message_ids,
-            MessageState.UNKNOWN,
+            MessageState(state),
             MessageState.SENT,
             reason,
             sent_at=instant,
@@ -122,8 +137,10 @@ def arrived_by_link(
     """The recipient followed a link of this invitation (join, why, unsubscribe, each only
     ever in its emails) while it is still scheduled: the link came in its first email (a
     reminder, with the same links, only ever follows an email recorded sent). When that
-    email's fate is `unknown`, it arrived, and is recorded so, with every invitation it
-    carried, before the click is answered (the caller holds the recipient's lock). Not
+    email's fate is `unknown`, or still being recorded (`sending`: the server took it and
+    its worker has not yet written so), it arrived, and is recorded so, with every
+    invitation it carried, before the click is answered (the caller holds the recipient's
+    lock, which the worker takes too before it writes an outcome). Not
     from a text the member sent by hand (`shared`: it proves nothing of an email), nor for
     an invitation past its expiry, which a click must not reopen. The `answered`
     invitations (by default this one) get no reminder: the click is answering them."""
@@ -141,7 +158,7 @@ def arrived_by_link(
         ).first()
         is not None
     )
-    rows = email_in_doubt(uow.conn, digest, invitation_id) if waiting else []
+    rows = email_in_doubt(uow.conn, digest, invitation_id, _SETTLED_BY_ARRIVAL) if waiting else []
     if rows:
         answering = {invitation_id} if answered is None else answered
         record_arrived(uow, ctx, rows, FOLLOWED_LINK, answered=answering)

@@ -124,8 +124,9 @@ def stop_mail(uow: UnitOfWork, digest: str, from_member: str | None = None) -> d
     invited = connection.execute(_INVITED[member], names).all()
     emails = connection.execute(_MESSAGES[member], names).all()
     # An invitation whose email is being handed to the mail server is not said blocked:
-    # that email may arrive within seconds, and it is then recorded sent; the worker's last
-    # look stops it if it was not begun (`hand_off`). One whose email is in doubt is
+    # that email may arrive within seconds, and it is then recorded sent, with no reminder
+    # (`answers_meanwhile`); the worker's last look stops it if it was not begun
+    # (`hand_off`). One whose email is in doubt is
     # blocked as before: an admin settles the email, the invitation stays closed.
     leaving = {row.invitation_id for row in emails if row.state == _SENDING}
     scheduled = [
@@ -193,7 +194,8 @@ def mark_joined(ctx: Context, digest: str, now: datetime) -> dict[str, int]:
 
 def _not_leaving(connection: Connection, digest: str) -> ColumnElement[bool]:
     """The recipient's scheduled invitations but those whose email is being handed over:
-    as `stop_mail` leaves them, to become sent if it arrives."""
+    as `stop_mail` leaves them, to become sent if it arrives, and then meet this word, kept
+    on the recipient's row (`answers_meanwhile`: joined, accepted; forgotten, declined)."""
     leaving = {
         row.invitation_id
         for row in connection.execute(_MESSAGES[False], {"b_digest": digest})

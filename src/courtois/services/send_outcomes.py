@@ -11,10 +11,11 @@ it never fails, bounces or suppresses anything; the invitation's expiry and stop
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Row, bindparam, select, update
 
 from courtois.delivery.bounce_classify import effective_status, is_hard
 from courtois.delivery.smtp_session import AUTH, EHLO, STARTTLS
@@ -24,6 +25,7 @@ from courtois.domain.ids import new_id
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import OUTCOME_UNKNOWN, MessageKind, MessageState
+from courtois.services.answers_meanwhile import meet_words_given_meanwhile
 from courtois.services.context import Context
 from courtois.services.locks import lock_recipients
 from courtois.services.suppression import HARD_BOUNCE, stop_suppressed
@@ -115,35 +117,37 @@ def record_outcomes(
     """Move every claimed message of a batch to what its delivery says, in one transaction;
     the accepted ones (nearly all, most of the time) together, in a few statements."""
     with ctx.unit_of_work(now) as uow:
-        # A dead address is suppressed here, which changes every invitation and contact of
-        # that recipient: their rows are locked first, in the order every use case takes
-        # them (docs/scaling.md), as an opt-out racing this batch takes them too.
-        lock_recipients(uow.conn, _dead_addresses(outcomes))
+        # The batch's recipients are locked first, in the order every use case takes them
+        # (docs/scaling.md): a dead address is suppressed here, which changes every
+        # invitation and contact of that recipient, as an opt-out racing this batch does;
+        # and a recipient answering from the email's link while its outcome is still to be
+        # written records it arrived (`arrived_by_link`) under that lock too. Either the
+        # click comes first, and the email is found settled below, or it waits for this
+        # transaction, and finds the invitation sent.
+        facts = lock_recipients(uow.conn, [claim.carrier.digest for claim, _ in outcomes])
         moved = _moved_meanwhile(uow, [claim.carrier.id for claim, _ in outcomes])
         live = [(claim, delivery) for claim, delivery in outcomes if claim.carrier.id not in moved]
         accepted = [claim for claim, delivery in live if delivery.result is SendResult.ACCEPTED]
         settled = [claim for claim, delivery in live if delivery.result is not SendResult.TEMPORARY]
         _mark_digests(uow, settled)
-        _sent(uow, ctx, accepted, now)
+        _sent(uow, ctx, accepted, now, facts)
         report.sent += len(accepted)
         report.digests += sum(1 for claim in accepted if len(claim.messages) > 1)
         for claim, delivery in live:
             if delivery.result is not SendResult.ACCEPTED:
                 _record(uow, claim, delivery, now, report, rng)
         lost = [(c, d) for c, d in outcomes if moved.get(c.carrier.id) == MessageState.UNKNOWN]
-        _settle_lost(uow, ctx, lost, now, report)
-        uow.commit()
-
-
-def _dead_addresses(outcomes: Sequence[tuple[Claim, Delivery]]) -> list[str]:
-    """The recipients whose address a permanent refusal of this batch says is dead."""
-    return sorted(
-        {
-            claim.carrier.digest
+        _settle_lost(uow, ctx, lost, now, report, facts)
+        # Recorded sent meanwhile, by its recipient's click (`email_arrived`) before the
+        # server's answer was written: it left all the same, and is counted so, as it
+        # stands (its invitation, maybe answered since, is left alone).
+        report.sent += sum(
+            1
             for claim, delivery in outcomes
-            if delivery.result is SendResult.PERMANENT and is_dead_address(delivery)
-        }
-    )
+            if moved.get(claim.carrier.id) == MessageState.SENT
+            and delivery.result is SendResult.ACCEPTED
+        )
+        uow.commit()
 
 
 def _moved_meanwhile(uow: UnitOfWork, carriers: list[str]) -> dict[str, MessageState]:
@@ -164,13 +168,14 @@ def _settle_lost(
     lost: Sequence[tuple[Claim, Delivery]],
     now: datetime,
     report: PassReport,
+    facts: Mapping[str, Row[Any]],
 ) -> None:
     """Claims made `unknown` behind this worker's back, settled by what it knows: accepted
     is sent, refused for good is failed. Refused for now, or no answer, stays `unknown`
     (never sent again automatically: a person decides)."""
     accepted = [claim for claim, delivery in lost if delivery.result is SendResult.ACCEPTED]
     _mark_digests(uow, accepted)
-    _sent(uow, ctx, accepted, now, current=MessageState.UNKNOWN)
+    _sent(uow, ctx, accepted, now, facts, current=MessageState.UNKNOWN)
     report.sent += len(accepted)
     for claim, delivery in lost:
         if delivery.result is SendResult.PERMANENT:
@@ -315,10 +320,12 @@ def _sent(
     ctx: Context,
     claims: Sequence[Claim],
     now: datetime,
+    facts: Mapping[str, Row[Any]],
     current: MessageState = MessageState.SENDING,
 ) -> None:
-    """Accepted claims: their messages sent, their first invitations sent (and the one
-    reminder each member ticked scheduled)."""
+    """Accepted claims: their messages sent, their first invitations sent, meeting any word
+    their recipient gave meanwhile (`answers_meanwhile`; `facts` are the recipients' rows,
+    locked), and the one reminder each member ticked scheduled for those still waiting."""
     if not claims:
         return
     policy = ctx.settings.policy
@@ -346,7 +353,8 @@ def _sent(
         "sent",
         extra={"sent_at": now, "expires_at": now + timedelta(days=policy.invitation_expiry_days)},
     )
-    schedule_reminders(uow, moved, now + policy.reminder_interval, now)
+    waiting = meet_words_given_meanwhile(uow, moved, facts)
+    schedule_reminders(uow, waiting, now + policy.reminder_interval, now)
 
 
 def _failed(
