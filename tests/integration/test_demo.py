@@ -259,7 +259,7 @@ def test_the_commands_it_shows_run_as_shown_when_courtois_is_not_on_path(
     start = next(i for i, line in enumerate(printed) if "export COURTOIS_CONFIG=" in line)
     from_console = [line.strip() for line in printed[start : start + 2]]
     assert from_console[1].startswith(f"{named} invite --member demo ")
-    shown = re.search(r"<pre>(export COURTOIS_CONFIG=.*?)</pre>", home, re.DOTALL)
+    shown = re.search(r"<pre[^>]*>(export COURTOIS_CONFIG=.*?)</pre>", home, re.DOTALL)
     assert shown is not None
     from_page = [line for line in shown.group(1).splitlines() if " worker " not in line]
     assert [line.split(" ")[0] for line in from_page[1:]] == [named, named]

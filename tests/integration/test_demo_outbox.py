@@ -215,6 +215,6 @@ def test_an_emails_words_carry_its_language_on_the_english_outbox_pages(ctx: Con
     assert f'<a href="/outbox/1" lang="fr">{subject}</a>' in listing
     assert f'<h1 lang="fr">{subject}</h1>' in page
     assert f'<td class="value" lang="fr">{subject}</td>' in page
-    assert '<pre lang="fr">' in page
+    assert '<pre tabindex="0" lang="fr">' in page
     assert 'lang="fr' not in hostile
     assert ' onclick="' not in hostile
