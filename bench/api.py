@@ -15,7 +15,10 @@ member and measured that queue, not the server). There are enough members that n
 more than INVITES_PER_MEMBER invitations, within the default sender cap.
 
 The clients are a small keep-alive HTTP/1.1 loop on asyncio, lighter than a full client
-library so that the ceiling measures the server more than the load generator. Run with
+library so that the ceiling measures the server more than the load generator. Each courtois
+line is followed by the server's CPU per request (user and system time of the server and its
+worker processes, read from /proc around the timed requests): on this 2-core machine, shared
+with the clients and PostgreSQL, it moves less from run to run than the rate does. Run with
 `.venv/bin/python bench/api.py [--requests 2000] [--processes 1 2] [--quick]`; PostgreSQL
 is reached through COURTOIS_TEST_POSTGRES_URL (a fresh database is created there and
 dropped).
@@ -68,9 +71,34 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def cpu_seconds(root: int) -> float:
+    """User and system CPU time used so far by process `root` and every live descendant
+    (`courtois serve --processes N` serves from N children), from /proc; 0 elsewhere."""
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name (field 2) may hold spaces: split after its closing parenthesis.
+            fields = entry.read_text().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        pid = int(entry.parent.name)
+        parents[pid] = int(fields[1])
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    tree, added = {root}, True
+    while added:
+        found = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        added = bool(found)
+    return sum(used.get(pid, 0.0) for pid in tree)
+
+
 @contextmanager
-def server(command: list[str], env: dict[str, str], port: int, ready: str) -> Iterator[str]:
-    """Start a server process and wait until `ready` answers; yields its base URL."""
+def server(
+    command: list[str], env: dict[str, str], port: int, ready: str
+) -> Iterator[tuple[str, int]]:
+    """Start a server process and wait until `ready` answers; yields its base URL and pid."""
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
@@ -82,7 +110,7 @@ def server(command: list[str], env: dict[str, str], port: int, ready: str) -> It
                     sys.stderr.write(log.read().decode(errors="replace"))
                     raise SystemExit(f"server did not start: {' '.join(command)}")
                 time.sleep(0.1)
-            yield base
+            yield base, process.pid
         finally:
             process.terminate()
             process.wait(timeout=10)
@@ -127,11 +155,14 @@ class Result:
     p50_ms: float
     p99_ms: float
     codes: dict[int, int]
+    server_cpu_ms: float | None = None  # per request, when the server's pid was given
 
 
-def load(port: int, make: Request, total: int, first: int = 0) -> Result:
+def load(
+    port: int, make: Request, total: int, first: int = 0, server_pid: int | None = None
+) -> Result:
     """Requests `first` to `first + total` over CLIENTS connections: requests per second
-    and latencies."""
+    and latencies, and the server's CPU per request when its pid is given."""
     latencies: list[float] = []
     codes: list[int] = []
     shared = iter(range(first, first + total))
@@ -143,13 +174,18 @@ def load(port: int, make: Request, total: int, first: int = 0) -> Result:
         )
         return time.perf_counter() - started
 
+    cpu_before = cpu_seconds(server_pid) if server_pid is not None else 0.0
     elapsed = asyncio.run(run())
+    cpu_ms = None
+    if server_pid is not None:
+        cpu_ms = (cpu_seconds(server_pid) - cpu_before) * 1000 / total
     ordered = sorted(latencies)
     return Result(
         rate=len(ordered) / elapsed,
         p50_ms=ordered[len(ordered) // 2] * 1000,
         p99_ms=ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
         codes={code: codes.count(code) for code in sorted(set(codes))},
+        server_cpu_ms=cpu_ms,
     )
 
 
@@ -163,6 +199,10 @@ def report(label: str, result: Result, ceiling: Result | None) -> None:
         share = 100 * result.rate / ceiling.rate
         verdict = "met" if share >= TARGET_SHARE else "BELOW target"
         line += f"  {share:.1f}% of bare, target >= {TARGET_SHARE}%: {verdict}"
+    note = f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms"
+    if result.server_cpu_ms is not None:
+        line += f"\n    server CPU {result.server_cpu_ms:.2f} ms/request"
+        note += f", server CPU {result.server_cpu_ms:.2f} ms/request"
     print(line)
     FIGURES.append(
         figure(
@@ -173,7 +213,7 @@ def report(label: str, result: Result, ceiling: Result | None) -> None:
             baseline_value=None if ceiling is None else ceiling.rate,
             goal=None if ceiling is None else f">= {TARGET_SHARE}% of bare",
             met=None if ceiling is None else result.rate >= ceiling.rate * TARGET_SHARE / 100,
-            note=f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms",
+            note=note,
         )
     )
 
@@ -235,15 +275,15 @@ def bench_engine(name: str, database_url: str, total: int, ceiling: Result, proc
     members = max(CLIENTS, -(-(WARM + total) // INVITES_PER_MEMBER))
     command = [COURTOIS, "serve", "--port", str(port), "--processes", str(processes)]
     name = f"{name}, {processes} process{'es' if processes > 1 else ''}"
-    with server(command, env, port, "/healthz") as base:
+    with server(command, env, port, "/healthz") as (base, pid):
         preview = seed(base, members)
         load(port, invitation_request(preview, members), WARM)  # connections, caches
-        invited = load(port, invitation_request(preview, members), total, first=WARM)
+        invited = load(port, invitation_request(preview, members), total, WARM, pid)
         report(f"{name}: POST invitations ({PER_INVITATION} recipients)", invited, ceiling)
         ids = invitation_ids(base, members)
         tokens = [make_token(SECRET.encode(), Scope.UNSUBSCRIBE, i) for i in ids]
         count = min(len(tokens), total)
-        clicked = load(port, unsubscribe_request(tokens), count)
+        clicked = load(port, unsubscribe_request(tokens), count, server_pid=pid)
         report(f"{name}: POST /u/TOKEN (one-click unsubscribe)", clicked, ceiling)
 
 
