@@ -5,6 +5,8 @@ whose tables say what each row and column is."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -107,19 +109,10 @@ def captured_invitation(base: str) -> bytes:
     return message.as_bytes()
 
 
-# Every table has header cells; one without a header row has one in each of its rows.
-TABLES_WITHOUT_HEADERS = """() => [...document.querySelectorAll("table")]
-  .filter((table) => table.tHead
-    ? table.tHead.querySelectorAll("th").length === 0
-    : [...table.rows].some((row) => !row.querySelector("th")))
-  .map((table) => table.rows[0].textContent.trim())"""
-
-
-def test_the_demo_pages_fit_a_phone_and_a_small_tablet(
-    ctx: Context,
-    browser: Browser,  # noqa: F811 - the fixture imported above, as pytest hands it over
-    shots: Shots,  # noqa: F811 - same
-) -> None:
+@contextmanager
+def demo_served(ctx: Context) -> Iterator[str]:
+    """The demo's pages (`/demo`, `/outbox`, `/outbox/1`) on a seeded database, served, with
+    one captured email of long headers and links in the outbox; their base URL."""
     seed(ctx, T0)
     store = CaptureStore()
     app = create_app(ctx)
@@ -135,6 +128,23 @@ def test_the_demo_pages_fit_a_phone_and_a_small_tablet(
     app.include_router(demo_router(info, redirect_root=False))
     with served(app) as base:
         store.add("invitations@agora.example.org", (LONG_ADDRESS,), captured_invitation(base))
+        yield base
+
+
+# Every table has header cells; one without a header row has one in each of its rows.
+TABLES_WITHOUT_HEADERS = """() => [...document.querySelectorAll("table")]
+  .filter((table) => table.tHead
+    ? table.tHead.querySelectorAll("th").length === 0
+    : [...table.rows].some((row) => !row.querySelector("th")))
+  .map((table) => table.rows[0].textContent.trim())"""
+
+
+def test_the_demo_pages_fit_a_phone_and_a_small_tablet(
+    ctx: Context,
+    browser: Browser,  # noqa: F811 - the fixture imported above, as pytest hands it over
+    shots: Shots,  # noqa: F811 - same
+) -> None:
+    with demo_served(ctx) as base:
         for width in (PHONE, 640):
             context = browser.new_context(viewport={"width": width, "height": 800})
             try:

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from html.parser import HTMLParser
-from pathlib import Path
 
 import httpx
 import pytest
 from admin_support import API_KEY, admin_settings, csrf_of, make_history, moment
-from api_support import served
 from browser_support import (  # noqa: F401 - the fixtures this module uses
     LiveSite,
     browser,
@@ -33,16 +31,10 @@ from member_pages_support import (
     sign_in_link,
 )
 from playwright.sync_api import Browser, Page
-from support import T0
-from test_browser_narrow import LONG_ADDRESS, captured_invitation
+from test_browser_narrow import demo_served
 
 from courtois.config import Settings
-from courtois.demo.capture import CaptureStore
-from courtois.demo.home import DemoInfo, demo_router
-from courtois.demo.seed import seed
 from courtois.services.context import Context
-from courtois.web.app import create_app
-from courtois.web.outbox import OutboxControls, outbox_router
 
 pytestmark = sqlite_only
 
@@ -199,21 +191,7 @@ def test_the_demo_pages_keep_to_landmarks_and_their_scrolling_boxes_take_the_foc
     ctx: Context,
     browser: Browser,  # noqa: F811 - the fixture imported above, as pytest hands it over
 ) -> None:
-    seed(ctx, T0)
-    store = CaptureStore()
-    app = create_app(ctx)
-    app.include_router(outbox_router(store, OutboxControls(send_now=lambda: "sent 0")))
-    info = DemoInfo(
-        ctx=ctx,
-        config_file=Path("/home/someone/courtois-data/demo/courtois.toml"),
-        smtp_url="smtp://127.0.0.1:40125",
-        dkim_record_name="demo._domainkey.agora.example.org",
-        dkim_record_value="v=DKIM1; k=rsa; p=" + "M" * 392,
-        worker_interval=5.0,
-    )
-    app.include_router(demo_router(info, redirect_root=False))
-    with served(app) as base:
-        store.add("invitations@agora.example.org", (LONG_ADDRESS,), captured_invitation(base))
+    with demo_served(ctx) as base:
         context = browser.new_context(viewport={"width": PHONE, "height": 800})
         try:
             tab = context.new_page()
