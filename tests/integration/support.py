@@ -128,6 +128,14 @@ def mailed_before(ctx: Context, email: str, now: datetime, member: str = "zed") 
     run_pass(ctx, then + timedelta(minutes=11), MemoryTransport())
 
 
+def nothing_more_leaves(ctx: Context) -> None:
+    """Worker passes past a reminder's day and the expiry hand nothing to SMTP."""
+    transport = MemoryTransport()
+    for days in (1, 15, 31, 45):
+        run_pass(ctx, T0 + timedelta(days=days), transport)
+    assert transport.sent == []
+
+
 def left_in_doubt(ctx: Context, invitation_id: str, now: datetime) -> str:
     """The invitation's waiting email as a worker killed mid-send leaves it: claimed
     (`sending`, its lease run out by `now`), then `unknown` when the next pass finds the

@@ -23,13 +23,20 @@ import pytest
 from pages_site import Clock, ledger_size, serve
 from smtp_server import FaultyHandler, smtp_server
 from sqlalchemy import select
-from support import T0, add_members, invitation, messages_of, rows, send_invites
+from support import (
+    T0,
+    add_members,
+    invitation,
+    messages_of,
+    nothing_more_leaves,
+    rows,
+    send_invites,
+)
 
 from courtois.config import Settings
 from courtois.delivery.compose import tokens_in
 from courtois.delivery.render import Tokens
 from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
-from courtois.delivery.transport import MemoryTransport
 from courtois.services.context import Context
 from courtois.services.email_arrived import FOLLOWED_LINK
 from courtois.services.worker import PassReport, run_pass
@@ -138,14 +145,6 @@ def _recorded_sent_by_the_click(ctx: Context, invitation_id: str) -> None:
     assert invitation(ctx, invitation_id).sent_at == CLAIMED
 
 
-def _nothing_more_leaves(ctx: Context) -> None:
-    """Worker passes past the reminder's day and the expiry hand nothing to SMTP."""
-    transport = MemoryTransport()
-    for days in (1, 15, 31, 45):
-        run_pass(ctx, T0 + timedelta(days=days), transport)
-    assert transport.sent == []
-
-
 def test_joining_while_the_email_is_being_recorded_accepts_the_invitation(
     ctx: Context,
 ) -> None:
@@ -165,7 +164,7 @@ def test_joining_while_the_email_is_being_recorded_accepts_the_invitation(
     assert (row.state, row.answered_at) == ("accepted", CLICKED)
     assert [m.kind for m in messages_of(ctx, invitation_id)] == ["invitation"]
     assert _webhooks(ctx, invitation_id) == ["invitation.sent", "invitation.accepted"]
-    _nothing_more_leaves(ctx)
+    nothing_more_leaves(ctx)
 
 
 def test_forget_me_while_the_email_is_being_recorded_declines_and_forgets(
@@ -185,7 +184,7 @@ def test_forget_me_while_the_email_is_being_recorded_declines_and_forgets(
     assert recipient.forgotten_at == CLICKED
     assert [m.kind for m in messages_of(ctx, invitation_id)] == ["invitation"]
     assert _webhooks(ctx, invitation_id) == ["invitation.sent", "invitation.declined"]
-    _nothing_more_leaves(ctx)
+    nothing_more_leaves(ctx)
 
 
 @pytest.mark.parametrize(
@@ -219,7 +218,7 @@ def test_every_other_choice_while_the_email_is_being_recorded_is_made_on_a_sent_
         [("invitation", "sent")],
         [("invitation", "sent"), ("reminder", "cancelled")],
     )
-    _nothing_more_leaves(ctx)
+    nothing_more_leaves(ctx)
 
 
 def test_remind_me_later_while_the_email_is_being_recorded_schedules_the_day_asked(

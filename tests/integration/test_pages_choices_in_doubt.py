@@ -12,26 +12,16 @@ from datetime import timedelta
 import pytest
 from doubt_support import CLAIMED, CLICKED, emails_in_doubt
 from pages_site import ledger_size, serve
-from support import T0, add_members, by_email, invitation, rows, send_invites
+from support import T0, add_members, by_email, invitation, nothing_more_leaves, rows, send_invites
 
-from courtois.delivery.transport import MemoryTransport
 from courtois.services.admin_unknown import unknown_messages
 from courtois.services.context import Context
 from courtois.services.email_arrived import FOLLOWED_LINK
-from courtois.services.worker import run_pass
 from courtois.store.tables import messages
 
 P1 = "p1@example.org"
 D1 = "d1@example.org"
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
-
-
-def _nothing_more_leaves(ctx: Context) -> None:
-    """Worker passes past the reminder's day and the expiry hand nothing to SMTP."""
-    transport = MemoryTransport()
-    for days in (1, 15, 31, 45):
-        run_pass(ctx, T0 + timedelta(days=days), transport)
-    assert transport.sent == []
 
 
 def _reminders(ctx: Context, invitation_id: str) -> list[tuple[str, object]]:
@@ -89,7 +79,7 @@ def test_a_choice_from_an_email_in_doubt_records_it_arrived_then_makes_it(
         size = ledger_size(ctx)
         again = site.post(f"/{link}/{token}", data=form)
         assert (again.status_code, ledger_size(ctx)) == (200, size)
-    _nothing_more_leaves(ctx)
+    nothing_more_leaves(ctx)
 
 
 def test_remind_me_later_from_an_email_in_doubt_schedules_the_reminder_asked(

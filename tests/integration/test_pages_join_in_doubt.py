@@ -13,17 +13,24 @@ from admin_support import admin_settings, sign_in
 from doubt_support import CLAIMED, CLICKED, emails_in_doubt
 from pages_site import ledger_size, serve
 from sqlalchemy import select
-from support import T0, add_members, by_email, invitation, ledger_events, rows, send_invites
+from support import (
+    T0,
+    add_members,
+    by_email,
+    invitation,
+    ledger_events,
+    nothing_more_leaves,
+    rows,
+    send_invites,
+)
 
 from courtois.config import Settings
-from courtois.delivery.transport import MemoryTransport
 from courtois.services.admin_unknown import resolve_unknown, unknown_messages
 from courtois.services.context import Context
 from courtois.services.email_arrived import FOLLOWED_LINK
 from courtois.services.recipient_actions import accept
 from courtois.services.recipient_link import resolve_link
 from courtois.services.recipients import mark_joined
-from courtois.services.worker import run_pass
 from courtois.store.tables import messages, webhook_events
 from courtois.tokens import Scope
 
@@ -65,14 +72,6 @@ def _webhooks(ctx: Context, invitation_id: str) -> list[str]:
             )
         ).all()
     return [t for t, payload in found if payload["data"].get("invitation_id") == invitation_id]
-
-
-def _nothing_more_leaves(ctx: Context) -> None:
-    """Worker passes past the reminder's day and the expiry hand nothing to SMTP."""
-    transport = MemoryTransport()
-    for days in (1, 15, 31, 45):
-        run_pass(ctx, T0 + timedelta(days=days), transport)
-    assert transport.sent == []
 
 
 def test_following_the_join_link_of_an_email_in_doubt_settles_it_and_accepts(
@@ -123,7 +122,7 @@ def test_following_the_join_link_of_an_email_in_doubt_settles_it_and_accepts(
         again = site.get(f"/join/{joins[invitation_id]}")
         assert (again.status_code, ledger_size(ctx)) == (303, size)
     assert _messages_of(ctx, invitation_id) == [("invitation", "sent")]
-    _nothing_more_leaves(ctx)
+    nothing_more_leaves(ctx)
 
 
 def test_a_digest_in_doubt_arrives_whole_when_one_of_its_links_is_followed(
@@ -200,4 +199,4 @@ def test_a_recipient_who_joins_leaves_no_reminder_behind_an_email_in_doubt(
 
     assert invitation(ctx, invitation_id).state == "blocked"
     assert _messages_of(ctx, invitation_id) == [("invitation", "sent")]
-    _nothing_more_leaves(ctx)
+    nothing_more_leaves(ctx)
