@@ -48,6 +48,10 @@ class Settings:
     metrics_token: str = ""
     platform_name: str = "courtois"
     platform_postal_address: str = ""
+    # Where a recipient reaches whoever answers for their data (a data-protection officer's
+    # or privacy team's address or page): named in every email's GDPR notice (Article
+    # 14(1)(b)) and on /why when set; empty, the notice names the controller alone.
+    privacy_contact: str = ""
     mail_from: str = "invitations@localhost"
     dkim_domain: str = ""
     dkim_selector: str = ""

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import re
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 import httpx
@@ -86,6 +87,19 @@ def test_the_page_says_who_when_and_what_is_held(ctx: Context) -> None:
     digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
     assert f"style-src 'sha256-{digest}'" in page.headers["content-security-policy"]
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+def test_the_page_names_the_privacy_contact_when_one_is_set(ctx: Context) -> None:
+    add_members(ctx)
+    (mail,) = invite_and_deliver(ctx, "ana", [BO])
+    with serve(ctx) as site:
+        assert "Questions about your data" not in site.get(f"/why/{mail.tokens.why}").text
+    named = Context(
+        ctx.engine, replace(ctx.settings, privacy_contact="<dpo@agora.example>\nor by post")
+    )
+    with serve(named) as site:
+        page = site.get(f"/why/{mail.tokens.why}").text
+    assert "Questions about your data: &lt;dpo@agora.example&gt;, or by post" in page
 
 
 def test_each_outcome_is_titled_by_its_own_heading(ctx: Context) -> None:

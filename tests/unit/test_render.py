@@ -508,3 +508,23 @@ def test_the_article_14_notice_of_a_digest_speaks_of_every_invitation_it_carries
         shown = flat(part.replace("&#39;", "'"))
         assert [words for words in singular if words not in shown] == []
         assert [words for words in plural if words in shown] == []
+
+
+@pytest.mark.parametrize(
+    ("locale", "words"),
+    [("en", "Data-protection contact: "), ("fr", "Contact pour la protection des données\u00a0: ")],
+)
+def test_the_notice_names_the_privacy_contact_when_one_is_set(locale: str, words: str) -> None:
+    """Article 14(1)(b): the data-protection officer's contact details, where there is one.
+    Unset, no line (and an email previewed before the setting existed is unchanged)."""
+    contact = 'dpo@agora.test <b>"DPO"</b>\nline two'
+    named = replace(context(Inviter("Ana Lima")), privacy_contact=contact)
+    first = render(MessageKind.INVITATION, locale, named)
+    assert flat(f'{words}dpo@agora.test <b>"DPO"</b>, line two') in flat(first.text)
+    escaped = f"{words}dpo@agora.test &lt;b&gt;&#34;DPO&#34;&lt;/b&gt;, line two"
+    assert flat(escaped) in flat(first.html)
+    unset = render(MessageKind.INVITATION, locale, context(Inviter("Ana Lima")))
+    later = render(MessageKind.INVITATION, locale, replace(named, first_contact=False))
+    for rendered in (unset, later):
+        assert words.strip() not in rendered.text
+        assert words.strip() not in rendered.html

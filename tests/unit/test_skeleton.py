@@ -5,6 +5,7 @@ member typed and whatever the recipient's address, id, date and tokens."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -160,3 +161,16 @@ def test_any_member_input_and_any_recipient_give_the_composed_email(
             compose_wire(SETTINGS, outgoing)
         return
     assert_as_composed(outgoing, make_tokens(SETTINGS, outgoing.invitation_ids))
+
+
+def test_a_privacy_contact_is_filled_as_composed() -> None:
+    """The notice's contact comes from the settings, like the postal address: the skeleton
+    and `compose` write it alike, on a first contact and a digest."""
+    named = replace(SETTINGS, privacy_contact="Déléguée: dpo@agora.test, +33 1 23 45 67 89")
+    for locale in ("en", "fr"):
+        outgoing = message(locale=locale)
+        tokens = make_tokens(named, outgoing.invitation_ids)
+        reference = compose(named, outgoing, tokens)
+        filled = compose_wire(named, outgoing, tokens)
+        assert boundless(filled.raw) == boundless(to_bytes(reference))
+        assert "dpo@agora.test" in reference.get_body(("plain",)).get_content()

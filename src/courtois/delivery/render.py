@@ -54,6 +54,7 @@ class RenderContext:
     base_url: str
     inviters: tuple[Inviter, ...]
     postal_address: str = ""
+    privacy_contact: str = ""
     reminder_days: int = 14
     retention_days: int = 30
     first_contact: bool = True
@@ -80,6 +81,7 @@ class RenderContext:
             base_url=settings.base_url,
             inviters=inviters,
             postal_address=settings.platform_postal_address,
+            privacy_contact=settings.privacy_contact,
             reminder_days=settings.policy.reminder_min_days,
             retention_days=settings.policy.invitation_expiry_days,
             first_contact=first_contact,
@@ -226,6 +228,7 @@ def _shared_values(locale: str, context: RenderContext, tokens: Tokens) -> dict[
         "count": len(names),
         "postal_address": postal,
         "controller": f"{platform}, {postal}" if postal else platform,
+        "privacy_contact": one_line(context.privacy_contact),
         "first_contact": context.first_contact,
         "asked": context.asked_by_recipient,
         "by_member": context.by_member,

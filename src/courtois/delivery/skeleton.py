@@ -170,6 +170,7 @@ def _skeleton(shape: _Shape) -> _Skeleton | None:
         [
             settings.platform_name,
             settings.platform_postal_address,
+            settings.privacy_contact,
             settings.base_url,
             settings.mail_from,
             *(f"{name} {note} {reply_to}" for name, note, _, reply_to in shape.invitations),

@@ -41,6 +41,7 @@ MEMBER = DemoMember()
 PLATFORM = Settings(
     platform_name="Agora",
     platform_postal_address="Agora Demo Ltd, 1 Example Street, 99999 Exampleton",
+    privacy_contact="privacy@agora.example.org",
     mail_from="invitations@agora.example.org",
     dkim_domain="agora.example.org",
     dkim_selector="demo",

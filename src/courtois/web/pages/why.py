@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from courtois.delivery.text import one_line
 from courtois.domain.errors import InvalidInput, NotFound
 from courtois.domain.invitations import InvitationState
 from courtois.policy.rules.strict_eu import members_send_themselves
@@ -65,7 +66,13 @@ def why_page(request: Request, token: str, ctx: Ctx, now: Now) -> Response:
     # there, ending the invitations members make through it.
     by_hand = members_send_themselves(ctx.settings.policy)
     return page(
-        request, link.locale, "why.html", held=held, default_day=default_day, by_hand=by_hand
+        request,
+        link.locale,
+        "why.html",
+        held=held,
+        default_day=default_day,
+        by_hand=by_hand,
+        privacy_contact=one_line(ctx.settings.privacy_contact),
     )
 
 
