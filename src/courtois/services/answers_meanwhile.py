@@ -14,7 +14,7 @@ declined; opted out: no reminder), instead of waiting, sent, for an answer alrea
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from sqlalchemy import Row, select
 from courtois.domain.invitations import InvitationState, word_given_while_leaving
 from courtois.services.transitions import move_invitations
 from courtois.services.unit_of_work import UnitOfWork
+from courtois.services.worker_due import Due
 from courtois.store.tables import invitations, recipient_blocks
 
 # The reasons `recipients.mark_joined` and `recipients.forget_recipient` give, so the
@@ -34,34 +35,28 @@ _REASONS = {
 
 
 def meet_words_given_meanwhile(
-    uow: UnitOfWork, sent: list[str], facts: Mapping[str, Row[Any]]
+    uow: UnitOfWork, sent: Sequence[Due], facts: Mapping[str, Row[Any]]
 ) -> list[str]:
-    """The invitations just recorded `sent` meet their recipient's word given meanwhile:
+    """The invitations just recorded `sent` (the claimed messages that carried them first,
+    which name their member and recipient) meet their recipient's word given meanwhile:
     `facts` are the recipients' rows, locked by the caller. Returns those still waiting
     for an answer whose recipient did not stop mail from their member: the ones a reminder
     may follow."""
-    if not sent:
-        return []
-    found = uow.conn.execute(
-        select(invitations.c.id, invitations.c.member_id, invitations.c.recipient_digest).where(
-            invitations.c.id.in_(sent)
-        )
-    ).all()
     answered: dict[tuple[InvitationState, datetime], list[str]] = defaultdict(list)
     waiting = []
-    for row in found:
-        fact = facts.get(row.recipient_digest)
+    for due in sent:
+        fact = facts.get(due.digest)
         word = word_given_while_leaving(fact.joined_at, fact.forgotten_at) if fact else None
         if word is not None:
-            answered[word].append(row.id)
+            answered[word].append(due.invitation_id)
         elif fact is None or fact.unsubscribed_at is None:
-            waiting.append(row)
+            waiting.append(due)
     for (state, at), ids in sorted(answered.items()):
         move_invitations(
             uow, invitations.c.id.in_(ids), state, _REASONS[state], extra={"answered_at": at}
         )
-    blocked = _blocked(uow, {row.recipient_digest for row in waiting})
-    return [row.id for row in waiting if (row.recipient_digest, row.member_id) not in blocked]
+    blocked = _blocked(uow, {due.digest for due in waiting})
+    return [due.invitation_id for due in waiting if (due.digest, due.member_id) not in blocked]
 
 
 def _blocked(uow: UnitOfWork, digests: set[str]) -> set[tuple[str, str]]:

@@ -338,22 +338,22 @@ def _sent(
         sent_at=now,
         lease_until=None,
     )
-    first = [
-        m.invitation_id
+    first = {
+        m.invitation_id: m
         for claim in claims
         for m in claim.messages
         if m.kind is not MessageKind.REMINDER
-    ]
+    }
     if not first:
         return
     moved = move_invitations(
         uow,
-        invitations.c.id.in_(first),
+        invitations.c.id.in_(list(first)),
         InvitationState.SENT,
         "sent",
         extra={"sent_at": now, "expires_at": now + timedelta(days=policy.invitation_expiry_days)},
     )
-    waiting = meet_words_given_meanwhile(uow, moved, facts)
+    waiting = meet_words_given_meanwhile(uow, [first[i] for i in moved], facts)
     schedule_reminders(uow, waiting, now + policy.reminder_interval, now)
 
 
