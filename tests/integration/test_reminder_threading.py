@@ -14,14 +14,12 @@ from pathlib import Path
 import dkim
 import pytest
 from smtp_server import FaultyHandler, smtp_server
+from test_worker_dkim import invite_all
 
 from conftest import DKIM_DOMAIN, T0, signing_settings
 from courtois.config import Settings
 from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
 from courtois.services.context import Context
-from courtois.services.invitations import ConsentInput, InviteRequest, invite
-from courtois.services.members import register_member
-from courtois.services.previews import preview_invitations
 from courtois.services.worker import run_pass
 
 SELECTOR = "threads2026"
@@ -34,15 +32,6 @@ REMINDER_PASS = T0 + timedelta(days=15)
 def settings(dkim_key: tuple[Path, bytes]) -> Settings:
     """The test platform, signing with the session's key (overrides the shared fixture)."""
     return signing_settings(dkim_key[0], SELECTOR)
-
-
-def invite_with_reminder(ctx: Context, member: str, name: str, emails: tuple[str, ...]) -> None:
-    register_member(ctx, member, f"{member}@members.example", name, "en", T0)
-    preview = preview_invitations(ctx, member, len(emails), "", None, 1)
-    request = InviteRequest(
-        member, emails, "", None, 1, preview.preview_hash, ConsentInput(preview.consent_text)
-    )
-    invite(ctx, request, T0)
 
 
 def received_in_pass(ctx: Context, now: datetime) -> list[tuple[Message, bytes]]:
@@ -65,7 +54,7 @@ def test_the_reminder_replies_to_the_invitation_email_received(
     ctx: Context, dkim_key: tuple[Path, bytes]
 ) -> None:
     emails = ("bo@example.org", "cy@example.org")
-    invite_with_reminder(ctx, "ana", "Ana Lima", emails)
+    invite_all(ctx, "ana", "Ana Lima", emails, reminders=1)
     invitations = received_in_pass(ctx, FIRST_PASS)
     reminders = received_in_pass(ctx, REMINDER_PASS)
 
@@ -90,8 +79,8 @@ def test_a_reminder_of_an_invitation_a_digest_carried_replies_to_the_digest(
 ) -> None:
     """Two members invited the same person: one digest left, whose Message-ID is the one
     the recipient has, whichever invitation a reminder is about."""
-    invite_with_reminder(ctx, "ana", "Ana Lima", ("di@example.org",))
-    invite_with_reminder(ctx, "bo", "Bo Chen", ("di@example.org",))
+    invite_all(ctx, "ana", "Ana Lima", ("di@example.org",), reminders=1)
+    invite_all(ctx, "bo", "Bo Chen", ("di@example.org",), reminders=1)
     ((digest, _),) = received_in_pass(ctx, FIRST_PASS)
     assert "Ana Lima" in str(digest["Subject"])
     assert "Bo Chen" in str(digest["Subject"])

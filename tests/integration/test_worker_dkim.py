@@ -34,11 +34,19 @@ def settings(dkim_key: tuple[Path, bytes]) -> Settings:
     return signing_settings(dkim_key[0], SELECTOR)
 
 
-def invite_all(ctx: Context, member: str, name: str, emails: tuple[str, ...]) -> None:
+def invite_all(
+    ctx: Context, member: str, name: str, emails: tuple[str, ...], reminders: int = 0
+) -> None:
     register_member(ctx, member, f"{member}@members.example", name, "en", T0)
-    preview = preview_invitations(ctx, member, len(emails), "", None, 0)
+    preview = preview_invitations(ctx, member, len(emails), "", None, reminders)
     request = InviteRequest(
-        member, emails, "", None, 0, preview.preview_hash, ConsentInput(preview.consent_text)
+        member,
+        emails,
+        "",
+        None,
+        reminders,
+        preview.preview_hash,
+        ConsentInput(preview.consent_text),
     )
     invite(ctx, request, T0)
 
