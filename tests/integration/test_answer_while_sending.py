@@ -241,3 +241,30 @@ def test_remind_me_later_while_the_email_is_being_recorded_schedules_the_day_ask
     ]
     assert ("scheduled", asked) in reminders
     assert [s for s, _at in reminders].count("scheduled") == 1
+
+
+def test_a_digest_joined_while_being_recorded_is_recorded_as_a_digest(ctx: Context) -> None:
+    """Ana and Bruno invite p1 a minute apart: one digest leaves, and p1 joins Ana's while
+    the relay holds its reply. The worker, finding the email settled, writes nothing of it,
+    so the click is what records the carrier as the digest it was (before, it stayed an
+    `invitation` row carrying Bruno's, and the ledger check read it as an email that
+    differs from what Ana previewed)."""
+    add_members(ctx)
+    (ana,) = [i["id"] for i in send_invites(ctx, "ana", [P1], T0)["invitations"]]
+    (bruno,) = [
+        i["id"] for i in send_invites(ctx, "bruno", [P1], T0 + timedelta(minutes=1))["invitations"]
+    ]
+    with serve(ctx, Clock(CLICKED)) as site, email_at_the_relay(ctx) as held:
+        assert len(held.tokens.join) == 2
+        states = {m.state for i in (ana, bruno) for m in messages_of(ctx, i)}
+        assert states == {"sending"}
+        for token in held.tokens.join:
+            answer = site.get(f"/join/{token}")
+            assert answer.status_code == 303
+    assert held.report.sent == 1
+    both = messages_of(ctx, ana) + messages_of(ctx, bruno)
+    (carrier,) = [m for m in both if m.carried_by is None]
+    assert (carrier.kind, carrier.state, carrier.sent_at) == ("digest", "sent", CLAIMED)
+    assert {(m.state, m.carried_by) for m in both if m is not carrier} == {("sent", carrier.id)}
+    assert {invitation(ctx, i).state for i in (ana, bruno)} == {"accepted"}
+    nothing_more_leaves(ctx)

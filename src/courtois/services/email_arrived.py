@@ -17,7 +17,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from courtois.domain.invitations import InvitationState
 from courtois.domain.messages import SETTLED_BY_ARRIVAL, MessageKind, MessageState
@@ -107,6 +107,16 @@ def record_arrived(
             reason,
             sent_at=instant,
             lease_until=None,
+        )
+    # A carrier that took others along left as a digest, and is recorded as one, as the
+    # worker's outcome and an expired lease record it (`send_outcomes`, `housekeeping`):
+    # one still `sending` is not yet, and the worker, finding it settled, leaves it alone.
+    carriers = sorted({r.carried_by for r in rows if r.carried_by})
+    if carriers:
+        uow.conn.execute(
+            update(messages)
+            .where(messages.c.id.in_(carriers))
+            .values(kind=MessageKind.DIGEST.value)
         )
     expiry = timedelta(days=ctx.settings.policy.invitation_expiry_days)
     moved = 0
