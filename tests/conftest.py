@@ -127,6 +127,23 @@ def make_dkim_key(directory: Path, bits: int = 2048) -> tuple[Path, bytes]:
     return key, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
 
+def make_ed25519_key(directory: Path) -> tuple[Path, bytes]:
+    """An Ed25519 key made by openssl, and the TXT record publishing its public half: the
+    raw 32-byte key in base64 (RFC 8463 section 4), the end of its DER encoding."""
+    key = directory / "dkim-ed25519.pem"
+    subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)],
+        check=True,
+        capture_output=True,
+    )
+    public = subprocess.run(
+        ["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return key, b"v=DKIM1; k=ed25519; p=" + base64.b64encode(public[-32:])
+
+
 @pytest.fixture
 def started() -> Iterator[list[subprocess.Popen[bytes]]]:
     """The long-running commands a test starts, stopped (by their id) whatever happens."""

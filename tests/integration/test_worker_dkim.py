@@ -1,6 +1,6 @@
 """A worker pass with DKIM configured: every email of a batch leaves signed, each with its
 own signature over its own headers, and an email held for differing from its preview is
-neither signed nor sent; a 4096-bit signature crosses a real SMTP server."""
+neither signed nor sent; a 4096-bit signature and an Ed25519 one cross a real SMTP server."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from smtp_server import FaultyHandler, smtp_server
 from sqlalchemy import Engine, select
 
-from conftest import DKIM_DOMAIN, T0, make_dkim_key, signing_settings
+from conftest import DKIM_DOMAIN, T0, make_dkim_key, make_ed25519_key, signing_settings
 from courtois.config import Settings
 from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
 from courtois.delivery.transport import MemoryTransport
@@ -87,13 +87,17 @@ def test_every_email_of_a_batch_leaves_with_its_own_valid_signature(
     assert len(signatures) == len(transport.sent)
 
 
-def test_a_4096_bit_signature_crosses_a_real_smtp_server(
-    engine: Engine, tmp_path_factory: pytest.TempPathFactory
+@pytest.mark.parametrize("kind", ["rsa-4096", "ed25519"])
+def test_a_signature_crosses_a_real_smtp_server_and_verifies(
+    engine: Engine, tmp_path_factory: pytest.TempPathFactory, kind: str
 ) -> None:
     """Unfolded, the DKIM-Signature of a 4096-bit key was one line of 1,106 octets: the
     server (aiosmtpd, 998 at most, as SMTP allows) answered 500 and the invitations failed
-    for good. Folded, they are accepted, and verify on the bytes the server received."""
-    key, record = make_dkim_key(tmp_path_factory.mktemp("dkim"), 4096)
+    for good. Folded, they are accepted, and verify on the bytes the server received; so
+    do those an Ed25519 key signs (ed25519-sha256, RFC 8463), as a worker configured with
+    one sends them."""
+    folder = tmp_path_factory.mktemp("dkim")
+    key, record = make_dkim_key(folder, 4096) if kind == "rsa-4096" else make_ed25519_key(folder)
     ctx = Context(engine=engine, settings=signing_settings(key, SELECTOR))
     emails = ("ana-0@example.org", "ana-1@example.org")
     invite_all(ctx, "ana", "Ána Lima", emails)
@@ -102,8 +106,10 @@ def test_a_4096_bit_signature_crosses_a_real_smtp_server(
         report = run_pass(ctx, T0 + timedelta(minutes=11), SmtpTransport(parse_smtp_url(url)))
     assert (report.sent, report.failed) == (2, 0)
     assert sorted(rcpt for rcpts, _ in handler.received for rcpt in rcpts) == list(emails)
+    algorithm = "ed25519-sha256" if kind == "ed25519" else "rsa-sha256"
     for _, raw in handler.received:
         assert raw.startswith(b"DKIM-Signature: ")
+        assert f"a={algorithm};".encode() in raw.split(b"\r\n\r\n", 1)[0]
         assert max(len(line) for line in raw.split(b"\r\n")) <= 998
         assert verifies(raw, record)
     with engine.connect() as connection:

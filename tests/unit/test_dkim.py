@@ -1,10 +1,12 @@
 """DKIM: a composed message signed with a fresh key verifies against its public key, and
-any change to a signed header or the body breaks the signature."""
+any change to a signed header or the body breaks the signature; every test of the module
+runs with an RSA key (rsa-sha256) and with an Ed25519 key (ed25519-sha256, RFC 8463)."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from hypothesis import given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
 
-from conftest import DKIM_DOMAIN, make_dkim_key, signing_settings
+from conftest import DKIM_DOMAIN, make_dkim_key, make_ed25519_key, signing_settings
 from courtois.bootstrap import check_mail_settings
 from courtois.config import Settings
 from courtois.delivery.compose import Carried, ComposeInput, compose, to_bytes
@@ -25,6 +27,15 @@ from courtois.domain.errors import InvalidInput
 from courtois.domain.messages import MessageKind
 
 SELECTOR, DOMAIN = "courtois2026", DKIM_DOMAIN
+
+
+@pytest.fixture(scope="module", params=["rsa", "ed25519"])
+def dkim_key(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, bytes]:
+    """A 2048-bit RSA key, then an Ed25519 key, each with its TXT record."""
+    folder = tmp_path_factory.mktemp("dkim")
+    return make_dkim_key(folder) if request.param == "rsa" else make_ed25519_key(folder)
 
 
 @pytest.fixture
@@ -66,8 +77,9 @@ def test_signed_message_verifies_against_the_public_key(
     assert verify(signed, dkim_key[1])
     header = signed.split(b"\r\n\r\n", 1)[0].decode()
     tags = dict(re.findall(r"(\w+)=([^;]*)", re.sub(r"\s+", "", header.split(":", 1)[1])))
+    algorithm = "ed25519-sha256" if b"k=ed25519" in dkim_key[1] else "rsa-sha256"
     assert (tags["a"], tags["c"], tags["d"], tags["s"]) == (
-        "rsa-sha256",
+        algorithm,
         "relaxed/relaxed",
         DOMAIN,
         SELECTOR,
@@ -166,6 +178,20 @@ def test_an_unreadable_or_bad_key_is_a_clear_error(settings: Settings, tmp_path:
     bad = dataclasses.replace(settings, dkim_private_key_file=str(junk))
     with pytest.raises(InvalidInput, match="does not hold"):
         sign(raw_message(bad), bad)
+
+
+def test_a_key_dkim_has_no_algorithm_for_is_refused(settings: Settings, tmp_path: Path) -> None:
+    """An ECDSA key (P-256) is a valid PEM private key, but DKIM signs with RSA or Ed25519
+    only: refused in words, before any email leaves with a signature nobody can check."""
+    ecdsa = tmp_path / "p256.pem"
+    subprocess.run(
+        ["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(ecdsa)],
+        check=True,
+        capture_output=True,
+    )
+    wrong = dataclasses.replace(settings, dkim_private_key_file=str(ecdsa))
+    with pytest.raises(InvalidInput, match="does not hold an RSA or Ed25519 private key"):
+        sign(raw_message(wrong), wrong)
 
 
 def test_relaxed_canonicalisation_survives_folding_tabs_and_trailing_lines(
