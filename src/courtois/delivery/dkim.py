@@ -14,7 +14,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -53,7 +53,13 @@ SIGNED_HEADERS: tuple[str, ...] = (
 # The a= tag's values (RFC 6376 3.3, RFC 8463 3), chosen by the key the file holds.
 RSA_SHA256 = "rsa-sha256"
 ED25519_SHA256 = "ed25519-sha256"
-SigningKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+
+
+class _Key(NamedTuple):
+    """A parsed key: the a= tag it signs under, and its signing of the canonical data."""
+
+    algorithm: str
+    sign: Callable[[bytes], bytes]
 
 
 def is_configured(settings: Settings) -> bool:
@@ -106,25 +112,16 @@ def sign(raw: bytes, settings: Settings) -> bytes:
     head, _, body = raw.partition(b"\r\n\r\n")
     body_hash = base64.b64encode(hashlib.sha256(_relaxed_body(body)).digest()).decode()
     timestamp = str(int(time.time()))
-    algorithm = ED25519_SHA256 if isinstance(key, ed25519.Ed25519PrivateKey) else RSA_SHA256
-    layout = _layout(settings.dkim_domain, settings.dkim_selector, len(timestamp), algorithm)
+    layout = _layout(settings.dkim_domain, settings.dkim_selector, len(timestamp), key.algorithm)
     # The header as the verifier hashes it: canonical, with the b= value empty (RFC 6376
     # 3.7); the time and the body hash hold no whitespace, so they go into the canonical
     # form of the folded tags as they are.
     values = (timestamp.encode("ascii"), body_hash.encode("ascii"))
     signed = _signed_headers(head) + layout.canonical % values
-    signature = base64.b64encode(_signature(key, signed)).decode()
+    signature = base64.b64encode(key.sign(signed)).decode()
     folded = "\r\n ".join([signature[a:b] for a, b in _cuts(len(signature), layout.column)])
     header = f"DKIM-Signature:{layout.template % (timestamp, body_hash)}{folded}\r\n"
     return header.encode("ascii") + raw
-
-
-def _signature(key: SigningKey, signed: bytes) -> bytes:
-    """RSA signs the data under PKCS#1 v1.5 with SHA-256; Ed25519 (PureEdDSA) signs the
-    data's SHA-256 digest, not the data (RFC 8463 section 3)."""
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return key.sign(hashlib.sha256(signed).digest())
-    return key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
 
 
 def _fold(atoms: Iterable[tuple[str, str]], column: int) -> tuple[str, int]:
@@ -192,7 +189,7 @@ def _layout(domain: str, selector: str, time_digits: int, algorithm: str) -> _La
 
 
 @lru_cache(maxsize=8)
-def _load(path: str, mtime: float) -> SigningKey:
+def _load(path: str, mtime: float) -> _Key:
     try:
         pem = Path(path).read_bytes()
     except OSError as error:
@@ -207,15 +204,22 @@ def _load(path: str, mtime: float) -> SigningKey:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
         key = None
-    if not isinstance(key, (rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)):
-        raise InvalidInput(
-            f"The DKIM private key file {path} does not hold an RSA or Ed25519 private key (PEM).",
-            {"dkim_private_key_file": "not a key"},
+    if isinstance(key, rsa.RSAPrivateKey):
+        rsa_key = key
+        return _Key(
+            RSA_SHA256, lambda data: rsa_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
         )
-    return key
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        # PureEdDSA over the data's SHA-256 digest, not over the data (RFC 8463 section 3).
+        ed_key = key
+        return _Key(ED25519_SHA256, lambda data: ed_key.sign(hashlib.sha256(data).digest()))
+    raise InvalidInput(
+        f"The DKIM private key file {path} does not hold an RSA or Ed25519 private key (PEM).",
+        {"dkim_private_key_file": "not a key"},
+    )
 
 
-def _private_key(path: str) -> SigningKey:
+def _private_key(path: str) -> _Key:
     """The key, parsed once per file version (a rotated key file is read again)."""
     try:
         mtime = os.stat(path).st_mtime

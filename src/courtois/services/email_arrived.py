@@ -17,13 +17,13 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
 from courtois.domain.invitations import InvitationState
 from courtois.domain.messages import SETTLED_BY_ARRIVAL, MessageKind, MessageState
 from courtois.services.context import Context
 from courtois.services.send_outcomes import schedule_reminders
-from courtois.services.transitions import move_invitations, set_messages
+from courtois.services.transitions import move_invitations, record_digests, set_messages
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.store.tables import invitations, messages
 
@@ -108,16 +108,9 @@ def record_arrived(
             sent_at=instant,
             lease_until=None,
         )
-    # A carrier that took others along left as a digest, and is recorded as one, as the
-    # worker's outcome and an expired lease record it (`send_outcomes`, `housekeeping`):
-    # one still `sending` is not yet, and the worker, finding it settled, leaves it alone.
-    carriers = sorted({r.carried_by for r in rows if r.carried_by})
-    if carriers:
-        uow.conn.execute(
-            update(messages)
-            .where(messages.c.id.in_(carriers))
-            .values(kind=MessageKind.DIGEST.value)
-        )
+    # One still `sending` is not yet a digest, and its worker, finding it settled, leaves
+    # it alone: recorded here.
+    record_digests(uow, (r.carried_by for r in rows if r.carried_by))
     expiry = timedelta(days=ctx.settings.policy.invitation_expiry_days)
     moved = 0
     for instant, invitation_ids in sorted(by_instant.items()):

@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
-from courtois.domain.messages import LEASE_EXPIRED, MessageKind, MessageState
+from courtois.domain.messages import LEASE_EXPIRED, MessageState
 from courtois.services.context import Context
-from courtois.services.transitions import move_invitations, set_messages
+from courtois.services.transitions import move_invitations, record_digests, set_messages
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.store.tables import (
     contacts,
@@ -97,13 +97,7 @@ def expire_leases(ctx: Context, now: datetime) -> int:
         ).all()
         ids = [r.id for r in rows]
         set_messages(uow, ids, MessageState.SENDING, MessageState.UNKNOWN, LEASE_EXPIRED)
-        carriers = sorted({r.carried_by for r in rows if r.carried_by} & set(ids))
-        for start in range(0, len(carriers), _CHUNK):
-            uow.conn.execute(
-                update(messages)
-                .where(messages.c.id.in_(carriers[start : start + _CHUNK]))
-                .values(kind=MessageKind.DIGEST.value)
-            )
+        record_digests(uow, {r.carried_by for r in rows if r.carried_by} & set(ids))
         uow.commit()
     return len(ids)
 

@@ -29,7 +29,12 @@ from courtois.services.answers_meanwhile import meet_words_given_meanwhile
 from courtois.services.context import Context
 from courtois.services.locks import lock_recipients
 from courtois.services.suppression import HARD_BOUNCE, stop_suppressed
-from courtois.services.transitions import move_invitations, scheduled_message, set_messages
+from courtois.services.transitions import (
+    move_invitations,
+    record_digests,
+    scheduled_message,
+    set_messages,
+)
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.services.worker_due import Claim, Due, PassReport
 from courtois.store.tables import consents, invitations, messages, recipients
@@ -191,13 +196,7 @@ def _settle_lost(
 def _mark_digests(uow: UnitOfWork, claims: Sequence[Claim]) -> None:
     """Carriers that left (or may have) as a digest are recorded as one. Not before: a
     carrier refused for now is retried on its own kind, and may go alone next time."""
-    carriers = [claim.carrier.id for claim in claims if len(claim.messages) > 1]
-    if carriers:
-        uow.conn.execute(
-            update(messages)
-            .where(messages.c.id.in_(carriers))
-            .values(kind=MessageKind.DIGEST.value)
-        )
+    record_digests(uow, (claim.carrier.id for claim in claims if len(claim.messages) > 1))
 
 
 def hold_claims(ctx: Context, claims: Sequence[Claim], now: datetime, reason: str) -> None:

@@ -168,6 +168,19 @@ def set_messages(
         )
 
 
+def record_digests(uow: UnitOfWork, carrier_ids: Iterable[str]) -> None:
+    """These carriers took others along, so they left (or may have) as digests, and are
+    recorded as such: whoever settles an email (its worker's outcome, an expired lease, the
+    recipient's click) records its kind, so none is left an `invitation` carrying others."""
+    ids = sorted(set(carrier_ids))
+    for start in range(0, len(ids), _CHUNK):
+        uow.conn.execute(
+            update(messages)
+            .where(messages.c.id.in_(ids[start : start + _CHUNK]))
+            .values(kind=MessageKind.DIGEST.value)
+        )
+
+
 def scheduled_message(
     message_id: str,
     invitation_id: str,
