@@ -283,15 +283,26 @@ def previous_invitations(
     return counts
 
 
-def load_consents(connection: Connection, consent_ids: Collection[str]) -> dict[str, Consent]:
-    """Consents with their recipient lists."""
+def load_consents(
+    connection: Connection,
+    consent_ids: Collection[str],
+    recipients: Collection[str] | None = None,
+) -> dict[str, Consent]:
+    """Consents with their recipient lists: all of each list, or, when `recipients` is
+    given, only those of them each consent names (enough to judge those recipients, and no
+    more). A worker's batch asks about a few recipients of consents that may each name
+    hundreds: reading every list in full cost rows in proportion to the consents' sizes
+    rather than the batch's."""
     found: dict[str, Consent] = {}
+    wanted = None if recipients is None else sorted(set(recipients))
     for chunk in chunks(sorted(set(consent_ids))):
         names: dict[str, set[str]] = defaultdict(set)
-        for r in connection.execute(
-            select(consent_recipients).where(consent_recipients.c.consent_id.in_(chunk))
-        ):
-            names[r.consent_id].add(r.recipient_digest)
+        for part in [None] if wanted is None else chunks(wanted):
+            named: ColumnElement[bool] = consent_recipients.c.consent_id.in_(chunk)
+            if part is not None:
+                named = and_(named, consent_recipients.c.recipient_digest.in_(part))
+            for r in connection.execute(select(consent_recipients).where(named)):
+                names[r.consent_id].add(r.recipient_digest)
         for c in connection.execute(select(consents).where(consents.c.id.in_(chunk))):
             found[c.id] = Consent(
                 id=c.id,

@@ -142,7 +142,9 @@ def decide_reminder(
         stage=Stage.QUEUE,
         locked=locked,
     )
-    consent = gather.load_consents(connection, [row.consent_id]).get(row.consent_id)
+    consent = gather.load_consents(connection, [row.consent_id], [row.recipient_digest]).get(
+        row.consent_id
+    )
     candidate = Candidate(
         row.member_id, row.recipient_digest, MessageKind.REMINDER, Stage.QUEUE, row.id
     )

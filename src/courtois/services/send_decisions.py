@@ -85,7 +85,7 @@ def _decide(
     recipients = gather.recipient_facts(
         conn, {m.digest for m in every}, now, policy, exclude_messages=ids, stage=Stage.SEND
     )
-    loaded = gather.load_consents(conn, {m.consent_id for m in every})
+    loaded = gather.load_consents(conn, {m.consent_id for m in every}, {m.digest for m in every})
     reminders = gather.reminders_sent(conn, {m.invitation_id for m in every})
     senders = {
         member: gather.sender_facts(conn, member, now) for member in {m.member_id for m in every}
