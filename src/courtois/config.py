@@ -54,6 +54,8 @@ class Settings:
     privacy_contact: str = ""
     mail_from: str = "invitations@localhost"
     dkim_domain: str = ""
+    # One selector and its key file, or several of each, comma-separated in the same order:
+    # every email is then signed once by each key (RSA beside Ed25519).
     dkim_selector: str = ""
     dkim_private_key_file: str = ""
     database_pool_size: int = 5

@@ -114,3 +114,36 @@ def test_a_signature_crosses_a_real_smtp_server_and_verifies(
         assert verifies(raw, record)
     with engine.connect() as connection:
         assert set(connection.execute(select(messages.c.state)).scalars()) == {"sent"}
+
+
+def test_rsa_and_ed25519_signatures_both_cross_a_real_smtp_server_and_verify(
+    engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Two selectors, an RSA key and an Ed25519 one: every email the server receives holds
+    one signature of each, and each verifies against its own selector's record, so a
+    receiver that checks only one of the algorithms still finds the domain's signature."""
+    folder = tmp_path_factory.mktemp("dkim")
+    records = {"r2026": make_dkim_key(folder), "e2026": make_ed25519_key(folder)}
+    files = ",".join(str(path) for path, _ in records.values())
+    ctx = Context(engine=engine, settings=signing_settings(Path(files), ",".join(records)))
+    emails = ("ana-0@example.org", "ana-1@example.org", "ana-2@example.org")
+    invite_all(ctx, "ana", "Ána Lima", emails)
+    handler = FaultyHandler()
+    with smtp_server(handler) as url:
+        report = run_pass(ctx, T0 + timedelta(minutes=11), SmtpTransport(parse_smtp_url(url)))
+    assert (report.sent, report.failed) == (3, 0)
+    assert len(handler.received) == 3
+
+    def dnsfunc(name: bytes, timeout: int = 5) -> bytes:
+        selector, _, domain = name.decode().partition("._domainkey.")
+        assert domain == f"{DOMAIN}."
+        return records[selector][1]
+
+    for _, raw in handler.received:
+        head = raw.split(b"\r\n\r\n", 1)[0]
+        assert head.count(b"DKIM-Signature:") == 2
+        assert b"a=rsa-sha256;" in head
+        assert b"a=ed25519-sha256;" in head
+        checked = dkim.DKIM(raw)
+        assert checked.verify(idx=0, dnsfunc=dnsfunc)
+        assert checked.verify(idx=1, dnsfunc=dnsfunc)

@@ -2,6 +2,11 @@
 RSA key signs rsa-sha256, an Ed25519 key ed25519-sha256 (RFC 8463), as the key file holds.
 With no DKIM configured, messages go out unsigned.
 
+Several selectors, each with its key file, sign every email once each (`dkim_selector =
+"r2026,e2026"`, `dkim_private_key_file = "rsa.pem,ed.pem"`): RSA beside Ed25519, so that a
+receiver that does not verify one algorithm (it ignores that signature, RFC 6376 6.1.1)
+still verifies the other, and DMARC holds everywhere.
+
 Ed25519 is the fast choice: a signature takes a fifteenth of RSA-2048's CPU, which was a
 third of the delivery pipeline's (bench/delivery.py). Not every receiver verifies it yet
 (docs/operations.md says what that means for DMARC), so RSA stays the default everywhere
@@ -81,6 +86,35 @@ def is_configured(settings: Settings) -> bool:
     return True
 
 
+def signers(settings: Settings) -> tuple[tuple[str, str], ...]:
+    """Each selector with its key file, in the order given (each signature is written above
+    the next). Refused when the lists differ in length, leave a blank, or name a selector
+    twice: a key paired with the wrong selector would sign mail that never verifies, and a
+    repeated selector would ask receivers to check one key twice."""
+    return _pairs(settings.dkim_selector, settings.dkim_private_key_file)
+
+
+@lru_cache(maxsize=8)
+def _pairs(selector_list: str, file_list: str) -> tuple[tuple[str, str], ...]:
+    selectors = [part.strip() for part in selector_list.split(",")]
+    files = [part.strip() for part in file_list.split(",")]
+    if len(selectors) != len(files):
+        raise InvalidInput(
+            f"dkim_selector names {len(selectors)} selector(s) and dkim_private_key_file "
+            f"{len(files)} key file(s); give one key file per selector, in the same order.",
+            {"dkim_selector": "count", "dkim_private_key_file": "count"},
+        )
+    if not all(selectors) or not all(files):
+        blank = "dkim_selector" if not all(selectors) else "dkim_private_key_file"
+        raise InvalidInput(f"{blank} has an empty entry between its commas.", {blank: "empty"})
+    if len(set(selectors)) != len(selectors):
+        raise InvalidInput(
+            "dkim_selector names a selector twice; each signs once.",
+            {"dkim_selector": "repeated"},
+        )
+    return tuple(zip(selectors, files, strict=True))
+
+
 # The h= tag's names, each listed once more than it can occur.
 _LISTED: tuple[bytes, ...] = tuple(
     name.lower().encode("ascii") for name in SIGNED_HEADERS for _ in (1, 2)
@@ -108,20 +142,23 @@ def sign(raw: bytes, settings: Settings) -> bytes:
     """
     if not is_configured(settings):
         return raw
-    key = _private_key(settings.dkim_private_key_file)
     head, _, body = raw.partition(b"\r\n\r\n")
     body_hash = base64.b64encode(hashlib.sha256(_relaxed_body(body)).digest()).decode()
     timestamp = str(int(time.time()))
-    layout = _layout(settings.dkim_domain, settings.dkim_selector, len(timestamp), key.algorithm)
     # The header as the verifier hashes it: canonical, with the b= value empty (RFC 6376
     # 3.7); the time and the body hash hold no whitespace, so they go into the canonical
-    # form of the folded tags as they are.
+    # form of the folded tags as they are. Every signature covers the same fields (none
+    # covers another's DKIM-Signature), so they are canonicalised once.
     values = (timestamp.encode("ascii"), body_hash.encode("ascii"))
-    signed = _signed_headers(head) + layout.canonical % values
-    signature = base64.b64encode(key.sign(signed)).decode()
-    folded = "\r\n ".join([signature[a:b] for a, b in _cuts(len(signature), layout.column)])
-    header = f"DKIM-Signature:{layout.template % (timestamp, body_hash)}{folded}\r\n"
-    return header.encode("ascii") + raw
+    fields = _signed_headers(head)
+    headers = []
+    for selector, path in signers(settings):
+        key = _private_key(path)
+        layout = _layout(settings.dkim_domain, selector, len(timestamp), key.algorithm)
+        signature = base64.b64encode(key.sign(fields + layout.canonical % values)).decode()
+        folded = "\r\n ".join([signature[a:b] for a, b in _cuts(len(signature), layout.column)])
+        headers.append(f"DKIM-Signature:{layout.template % (timestamp, body_hash)}{folded}\r\n")
+    return "".join(headers).encode("ascii") + raw
 
 
 def _fold(atoms: Iterable[tuple[str, str]], column: int) -> tuple[str, int]:
