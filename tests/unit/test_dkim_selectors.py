@@ -13,7 +13,7 @@ from test_dkim import raw_message
 
 from conftest import DKIM_DOMAIN, make_dkim_key, make_ed25519_key, signing_settings
 from courtois.bootstrap import check_mail_settings
-from courtois.config import Settings
+from courtois.config import Settings, load_settings
 from courtois.delivery.dkim import sign
 from courtois.domain.errors import InvalidInput
 
@@ -120,3 +120,24 @@ def test_one_bad_key_file_among_several_is_named(
     wrong = dataclasses.replace(settings, dkim_private_key_file=f"{keys['r2026'][0]},{gone}")
     with pytest.raises(InvalidInput, match=f"{gone} cannot be read"):
         check_mail_settings(wrong)
+
+
+def test_the_example_configuration_signs_with_both_keys_once_its_dkim_lines_are_used(
+    keys: dict[str, tuple[Path, bytes]], tmp_path: Path
+) -> None:
+    """`courtois.example.toml` loads as shipped; its DKIM lines, uncommented and pointed at
+    real key files, pair each selector with its key and put both signatures on an email."""
+    example = (Path(__file__).parents[2] / "courtois.example.toml").read_text("utf-8")
+    shipped = tmp_path / "shipped.toml"
+    shipped.write_text(example, "utf-8")
+    assert not load_settings(shipped, {}).dkim_selector
+    used = example.replace("# dkim_", "dkim_")
+    for name, (path, _) in zip(("rsa", "ed25519"), keys.values(), strict=True):
+        used = used.replace(f"/etc/courtois/dkim-{name}.pem", str(path))
+    configured = tmp_path / "courtois.toml"
+    configured.write_text(used, "utf-8")
+    settings = dataclasses.replace(load_settings(configured, {}), dkim_domain=DKIM_DOMAIN)
+    signed = sign(raw_message(settings), settings)
+    assert len(signatures(signed)) == 2
+    assert verified(signed, keys, 0)
+    assert verified(signed, keys, 1)
