@@ -68,6 +68,15 @@ def test_a_mail_setting_the_worker_cannot_use_is_refused_before_any_claim(
         ({"COURTOIS_DKIM_DOMAIN": "example.org"}, "dkim_selector"),
         ({**dkim, "COURTOIS_DKIM_PRIVATE_KEY_FILE": str(tmp_path / "none.pem")}, "DKIM"),
         ({**dkim, "COURTOIS_DKIM_PRIVATE_KEY_FILE": str(junk)}, "DKIM"),
+        # Two selectors and one key file: which selector the key is for cannot be known.
+        (
+            {
+                **dkim,
+                "COURTOIS_DKIM_SELECTOR": "s1,s2",
+                "COURTOIS_DKIM_PRIVATE_KEY_FILE": str(junk),
+            },
+            "one key file per selector",
+        ),
         ({"COURTOIS_TOKEN_KEYS": "abc"}, "COURTOIS_TOKEN_KEYS"),
         ({"COURTOIS_MAIL_FROM": "inv@agora example.org"}, "mail_from"),
     ]
