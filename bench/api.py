@@ -35,16 +35,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from databases import postgres_database
 from figures import Row, figure, write
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from courtois.tokens import Scope, make_token
 
@@ -55,9 +53,6 @@ TARGET_SHARE = 25  # percent of the bare endpoint's rate
 PER_INVITATION = 10
 # The default sender cap is 100 a day: each member sends at most this many invitations.
 INVITES_PER_MEMBER = 10
-POSTGRES_URL = os.environ.get(
-    "COURTOIS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 COURTOIS = str(Path(sys.executable).parent / "courtois")
 
 Request = Callable[[int], tuple[str, bytes, str]]  # n -> (path, body, content type)
@@ -309,20 +304,6 @@ def bench_bare(total: int) -> Result:
             preview = {"consent_text": "x" * 120, "preview_hash": "0" * 64}
             load(port, invitation_request(preview, CLIENTS), CLIENTS * 20)
             return load(port, invitation_request(preview, CLIENTS), total * 4, first=CLIENTS * 20)
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"courtois_bench_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:

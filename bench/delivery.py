@@ -20,7 +20,9 @@ only the two test programs are used, no mail server is started). Run with
 `--no-pipelining` and `--processes 1` measure without those levers, `--dkim ed25519` with
 the fast signature (RFC 8463) instead of RSA-2048, `--dkim rsa+ed25519` with both (two
 selectors, one signature each, as an operator whose receivers do not all verify Ed25519
-signs), `--dkim none` unsigned.
+signs), `--dkim none` unsigned; `--database postgresql` keeps the outbox in a fresh
+database on the tests' PostgreSQL server (COURTOIS_TEST_POSTGRES_URL) instead of a SQLite
+file, where the worker processes claim with `FOR UPDATE SKIP LOCKED`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import aiosmtplib
+from databases import postgres_database
 from figures import Row, figure, write
 
 from courtois.config import Settings
@@ -169,10 +172,20 @@ def dkim_key(folder: Path, kind: str) -> Keys | None:
     return tuple(files)
 
 
-def prepare(folder: Path, messages: int, key: Keys | None) -> tuple[Context, datetime]:
-    """A SQLite database with `messages` invitations due now, from enough members that the
+@contextmanager
+def database(engine: str, folder: Path) -> Iterator[str]:
+    """A fresh database of that engine for one run: a SQLite file in `folder`, or a new
+    database on the PostgreSQL server of the tests, dropped afterwards."""
+    if engine == "postgresql":
+        with postgres_database() as url:
+            yield url
+    else:
+        yield f"sqlite:///{folder / 'bench.db'}"
+
+
+def prepare(database: str, messages: int, key: Keys | None) -> tuple[Context, datetime]:
+    """The database with `messages` invitations due now, from enough members that the
     default sender cap is respected."""
-    database = f"sqlite:///{folder / 'bench.db'}"
     engine = make_engine(database)
     migrate(engine)
     settings = bench_settings(database, key)
@@ -272,14 +285,20 @@ def worker_process(
 
 
 def bench_pipeline(
-    port: int, messages: int, connections: int, key: Keys | None, processes: int, pipelining: bool
+    port: int,
+    messages: int,
+    connections: int,
+    key: Keys | None,
+    processes: int,
+    pipelining: bool,
+    engine: str,
 ) -> tuple[float, float]:
     """Worker processes until everything due has left: messages per second, and the workers'
     CPU milliseconds per message (the figure a busy machine disturbs least)."""
     processes = max(1, min(processes, connections))
     spawn = get_context("spawn")
-    with tempfile.TemporaryDirectory() as folder:
-        ctx, _ = prepare(Path(folder), messages, key)
+    with tempfile.TemporaryDirectory() as folder, database(engine, Path(folder)) as url:
+        ctx, _ = prepare(url, messages, key)
         settings = ctx.settings
         ctx.engine.dispose()
         smtp = replace(
@@ -327,6 +346,12 @@ def main(argv: list[str] | None = None) -> int:
         default="rsa",
         help="the DKIM key(s) the pipeline signs with (rsa: 2048 bits; rsa+ed25519: both)",
     )
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="where the outbox is kept (postgresql: a fresh database on the tests' server)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     messages = 200 if args.quick else args.messages
@@ -336,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; "
         f"{messages} messages each; up to {args.processes} worker process(es); "
-        f"pipelining {'off' if args.no_pipelining else 'when offered'}"
+        f"pipelining {'off' if args.no_pipelining else 'when offered'}; "
+        f"outbox on {args.database}"
     )
     with tempfile.TemporaryDirectory() as folder:
         key = dkim_key(Path(folder), args.dkim)
@@ -368,7 +394,13 @@ def main(argv: list[str] | None = None) -> int:
             for connections in (1, 8, 32):
                 bare = bench_bare_aiosmtplib(port, messages, connections)
                 piped, cpu = bench_pipeline(
-                    port, messages, connections, key, args.processes, not args.no_pipelining
+                    port,
+                    messages,
+                    connections,
+                    key,
+                    args.processes,
+                    not args.no_pipelining,
+                    args.database,
                 )
                 print(
                     f"{connections:>2} connection(s), "
@@ -380,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 rows.append(
                     figure(
-                        f"delivery pipeline, {connections} connection(s), "
+                        f"delivery pipeline [{args.database}], {connections} connection(s), "
                         f"{max(1, min(args.processes, connections))} process(es)",
                         piped,
                         "msg/s",
@@ -396,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         rows,
         messages=messages,
         dkim=algorithm if key is not None else False,
+        database=args.database,
         quick=args.quick,
     )
     return 0

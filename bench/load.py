@@ -45,10 +45,9 @@ from typing import IO, Any
 
 import httpx
 from aiosmtpd.controller import Controller
+from databases import postgres_database
 from figures import figure, write
 from load_invariants import ClientFacts, check_all, contacts_start_unselected, report
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from courtois.config import Settings
 from courtois.delivery.compose import tokens_in
@@ -57,9 +56,6 @@ from courtois.store.engine import make_engine
 
 SECRET = "bench-secret-key-0123456789"
 API_KEY = "bench-api-key-0123456789"
-POSTGRES_URL = os.environ.get(
-    "COURTOIS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 COURTOIS = str(Path(sys.executable).parent / "courtois")
 PLATFORM = "Bench"
 MAIL_FROM = "invitations@bench.example"
@@ -318,24 +314,6 @@ def run_clients(base: str, clients: int, seconds: float, stats: Stats, inbox: In
 
 
 @contextmanager
-def postgres_database(keep: bool) -> Iterator[str]:
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"courtois_load_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        if keep:
-            print(f"database kept: {url}")
-        else:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextmanager
 def serve(env: dict[str, str], port: int, processes: int, log: IO[bytes]) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     command = [COURTOIS, "serve", "--port", str(port), "--processes", str(processes)]
@@ -446,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     inbox = Inbox(settings)
     stats = Stats(members=args.members)
     with (
-        postgres_database(args.keep_database) as url,
+        postgres_database("courtois_load", keep=args.keep_database) as url,
         smtp_server(inbox) as smtp_port,
         tempfile.TemporaryFile() as serve_log,
         tempfile.TemporaryFile() as worker_log,

@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from databases import postgres_database, postgres_server
 from figures import Row, cpu_model, figure, write
-from sqlalchemy import Engine, create_engine, func, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, func, select
 
 from courtois.config import Settings
 from courtois.domain.consent import Consent
@@ -60,9 +59,6 @@ from courtois.store.tables import decisions, ledger
 PURE_TARGET = 50_000
 STORED_TARGET = 5_000
 SECRET = "bench-secret-key-0123456789abcdef"
-POSTGRES_URL = os.environ.get(
-    "COURTOIS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 FIGURES: list[Row] = []  # what --json writes
 
@@ -445,39 +441,7 @@ def sqlite_context(folder: Path) -> Context:
     return Context(engine=engine, settings=Settings(secret_key=SECRET, database_url=url))
 
 
-def postgres_server() -> tuple[str, int]:
-    """The server's version string and number; exits with a clear message when unreachable."""
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            version = str(connection.execute(text("SHOW server_version")).scalar_one())
-            number = int(connection.execute(text("SHOW server_version_num")).scalar_one())
-    except OperationalError as error:
-        raise SystemExit(f"PostgreSQL at {POSTGRES_URL} is unreachable: {error}") from None
-    finally:
-        admin.dispose()
-    return version, number
-
-
-@contextmanager
-def postgres_database(version_num: int) -> Iterator[str]:
-    """A fresh database on the server, dropped on the way out; yields its URL."""
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"courtois_bench_{uuid.uuid4().hex[:12]}"
-    force = " WITH (FORCE)" if version_num >= 130000 else ""
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"{force}'))
-    finally:
-        admin.dispose()
-
-
-def bench_stored(runs: int, recipients: int, profile: bool, postgres_version_num: int) -> None:
+def bench_stored(runs: int, recipients: int, profile: bool) -> None:
     """`runs` invites of `recipients` on SQLite, then on PostgreSQL."""
     with tempfile.TemporaryDirectory(prefix="courtois-bench-") as folder:
         ctx = sqlite_context(Path(folder))
@@ -485,7 +449,7 @@ def bench_stored(runs: int, recipients: int, profile: bool, postgres_version_num
             run_engine("sqlite", ctx, runs, recipients, profile)
         finally:
             ctx.engine.dispose()
-    with postgres_database(postgres_version_num) as url:
+    with postgres_database() as url:
         engine: Engine = make_engine(url)
         try:
             migrate(engine)
@@ -517,10 +481,10 @@ def main(argv: list[str] | None = None) -> int:
     runs, recipients = (3, 200) if args.quick else (3, 10_000)
 
     print(f"courtois policy bench{' (--quick)' if args.quick else ''}")
-    version, version_num = postgres_server()
+    version, _ = postgres_server()
     print_machine(version)
     bench_pure(pairs, seconds)
-    bench_stored(runs, recipients, args.profile, version_num)
+    bench_stored(runs, recipients, args.profile)
     write(args.json, "policy", FIGURES, quick=args.quick)
     return 0
 

@@ -34,15 +34,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
+from databases import postgres_database
 from figures import Row, cpu_model, figure, write
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from courtois.config import Settings
 from courtois.domain.ledger import GENESIS_HASH, canonical_payload, hash_canonical
@@ -54,9 +52,6 @@ from courtois.store.engine import make_engine
 from courtois.store.migrate import migrate
 
 SECRET = "bench-secret-key-0123456789abcdef"
-POSTGRES_URL = os.environ.get(
-    "COURTOIS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 START = datetime(2025, 1, 1, tzinfo=UTC)
 YEAR = timedelta(days=365)
 MINUTE, DAY = timedelta(minutes=1), timedelta(days=1)
@@ -399,23 +394,6 @@ def write_postgres(url: str, entries: int, seed: int) -> tuple[int, float]:
         raw.close()
         engine.dispose()
     return count, time.perf_counter() - started
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh database on the server, dropped on the way out; yields its URL."""
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"courtois_bench_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 # --- 3. replaying it -------------------------------------------------------------------------
