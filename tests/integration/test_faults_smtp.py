@@ -31,7 +31,7 @@ from courtois.services.context import Context
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.members import register_member
 from courtois.services.previews import preview_invitations
-from courtois.services.send_outcomes import RETRY_DEADLINE, RETRY_FIRST, RETRY_LONGEST
+from courtois.services.retries import RETRY_DEADLINE, RETRY_FIRST, RETRY_LONGEST
 from courtois.services.worker import PassReport, run_pass
 from courtois.store.tables import ledger, messages, recipients
 

@@ -16,7 +16,7 @@ from courtois.delivery.smtp import SmtpTransport, parse_smtp_url
 from courtois.services.context import Context
 from courtois.services.lifecycle import withdraw
 from courtois.services.recipient_actions import accept, resolve_link
-from courtois.services.send_outcomes import RETRY_DEADLINE
+from courtois.services.retries import RETRY_DEADLINE
 from courtois.services.worker import run_pass
 from courtois.tokens import Scope, make_token
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from courtois.delivery.bounce_classify import effective_status, is_hard
 from courtois.delivery.bounces import BounceReport, _classify, classify, iter_messages
 from courtois.delivery.transport import Delivery, SendResult
-from courtois.services.send_outcomes import is_dead_address
+from courtois.services.smtp_problems import is_dead_address
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "bounces"
 EXPECTED: dict[str, list[list[Any]]] = json.loads((DATA / "expected.json").read_text())

@@ -9,7 +9,7 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from courtois.services.send_outcomes import RETRY_FIRST, RETRY_LONGEST, retry_delay
+from courtois.services.retries import RETRY_FIRST, RETRY_LONGEST, retry_delay
 
 
 @given(attempts=st.integers(min_value=0, max_value=10**6), seed=st.integers())

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, select
 from courtois.domain.invitations import InvitationState
 from courtois.domain.messages import SETTLED_BY_ARRIVAL, MessageKind, MessageState
 from courtois.services.context import Context
-from courtois.services.send_outcomes import schedule_reminders
+from courtois.services.reminder_schedule import schedule_reminders
 from courtois.services.transitions import move_invitations, record_digests, set_messages
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.store.tables import invitations, messages

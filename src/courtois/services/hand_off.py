@@ -23,8 +23,8 @@ from courtois.policy.facts import Candidate, Stage
 from courtois.policy.hand_off import CONSENT_REVOKED, stopped_since_claim
 from courtois.services import facts as gather
 from courtois.services.context import Context
-from courtois.services.send_outcomes import unclaim
 from courtois.services.transitions import move_invitations, set_messages
+from courtois.services.unsent_claims import unclaim
 from courtois.services.worker_due import Claim, Due, PassReport
 from courtois.store.tables import consents, invitations, messages
 

@@ -17,99 +17,33 @@ from typing import Any
 
 from sqlalchemy import Row, bindparam, select, update
 
-from courtois.delivery.bounce_classify import effective_status, is_hard
-from courtois.delivery.smtp_session import AUTH, EHLO, STARTTLS
 from courtois.delivery.transport import Delivery, SendResult
-from courtois.domain.addresses import without_addresses
-from courtois.domain.ids import new_id
 from courtois.domain.invitations import InvitationState
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import OUTCOME_UNKNOWN, MessageKind, MessageState
 from courtois.services.answers_meanwhile import meet_words_given_meanwhile
 from courtois.services.context import Context
 from courtois.services.locks import lock_recipients
+from courtois.services.reminder_schedule import schedule_reminders
+from courtois.services.retries import RETRY_DEADLINE, retry_delay
+from courtois.services.smtp_problems import is_dead_address, kept_reply, problem_of
 from courtois.services.suppression import HARD_BOUNCE, stop_suppressed
 from courtois.services.transitions import (
     move_invitations,
     record_digests,
-    scheduled_message,
     set_messages,
 )
 from courtois.services.unit_of_work import UnitOfWork
-from courtois.services.worker_due import Claim, Due, PassReport
-from courtois.store.tables import consents, invitations, messages, recipients
+from courtois.services.unsent_claims import fail_claim
+from courtois.services.worker_due import Claim, PassReport
+from courtois.store.tables import invitations, messages, recipients
 
-RETRY_FIRST = timedelta(minutes=5)
-RETRY_LONGEST = timedelta(hours=6)
-RETRY_DEADLINE = timedelta(days=3)
 # Ids per statement: well under every engine's limit on bound parameters.
 _CHUNK = 500
 _NOT_SENDING = select(messages.c.id, messages.c.state).where(
     messages.c.id.in_(bindparam("b_ids", expanding=True)),
     messages.c.state != MessageState.SENDING.value,
 )
-
-
-def retry_delay(attempts: int, rng: random.Random) -> timedelta:
-    """5 minutes doubling per attempt, capped at 6 hours, with +/-50% jitter so that a
-    server's many refused messages do not all come back at the same second."""
-    # The doubling stops at the cap (5 min x 2**7 > 6 h): no overflow however many attempts.
-    doublings = min(max(attempts - 1, 0), 7)
-    base: timedelta = min(RETRY_FIRST * (2**doublings), RETRY_LONGEST)
-    factor: float = rng.uniform(0.5, 1.5)
-    return base * factor
-
-
-def is_dead_address(delivery: Delivery) -> bool:
-    """Whether a permanent refusal says the address itself does not exist: judged by the
-    same classifier as bounces that come back later, so both agree on what is dead."""
-    if delivery.code < 500:
-        return False
-    diagnostic = f"{delivery.code} {delivery.reply}"
-    return is_hard(effective_status("", diagnostic), diagnostic, command=delivery.command)
-
-
-# What a transport's own failure text says happened, in the words a report uses.
-_TRANSPORT_FAILURES = (
-    (("in time", "timed out", "timeout"), "no reply in time"),
-    (("refused",), "connection refused"),
-    (("closed", "lost", "disconnect", "reset", "broken", "eof"), "connection lost"),
-    (("malformed", "too long"), "not SMTP"),
-)
-_STAGES = ("connect", "before data", "after data", "during data")
-# The steps of opening a session after the greeting, as `smtp_session` names them.
-_SESSION_STEPS = (EHLO, STARTTLS, AUTH)
-
-
-def problem_of(delivery: Delivery) -> str:
-    """A short name for what went wrong with one message, safe for logs and reports: the
-    server's code and the command it refused, or what became of the connection and when
-    (the server's own words may quote the address, so they are left out)."""
-    if delivery.code:
-        return f"{delivery.command or 'reply'} {delivery.code}"
-    stage, _, rest = delivery.reply.partition(":")
-    if stage not in _STAGES:
-        return "not attempted" if delivery.reply == "not attempted" else "refused by the client"
-    # One command at a time or pipelined, the body was sent and no reply came.
-    stage = "after data" if stage == "during data" else stage
-    step, said, _ = rest.strip().partition(":")
-    if stage == "connect" and said and step in _SESSION_STEPS:
-        # The relay answered, then refused the upgrade or our credentials: a fault of its
-        # configuration or ours, which "transport error" would send the operator hunting
-        # for in the network.
-        return f"connect: {step} failed"
-    lowered = rest.lower()
-    for words, name in _TRANSPORT_FAILURES:
-        if any(word in lowered for word in words):
-            return f"{stage}: {name}"
-    return f"{stage}: transport error"
-
-
-def _reply(delivery: Delivery) -> str:
-    """The server's words as kept (the message's last reason, the ledger): servers quote the
-    recipient's address in them ("<bo@example.org>: Recipient address rejected"), which
-    no stored reason may hold, since "forget me" cannot reach into the ledger."""
-    return without_addresses(delivery.reply)
 
 
 def record_outcomes(
@@ -199,43 +133,6 @@ def _mark_digests(uow: UnitOfWork, claims: Sequence[Claim]) -> None:
     record_digests(uow, (claim.carrier.id for claim in claims if len(claim.messages) > 1))
 
 
-def hold_claims(ctx: Context, claims: Sequence[Claim], now: datetime, reason: str) -> None:
-    """Claims that must not leave as composed: failed, and their invitations blocked."""
-    if not claims:
-        return
-    with ctx.unit_of_work(now) as uow:
-        for claim in claims:
-            _fail_claim(uow, claim, reason, InvitationState.BLOCKED, reason)
-        uow.commit()
-
-
-def put_back(ctx: Context, claims: Sequence[Claim], now: datetime, reason: str) -> None:
-    """Claims whose emails were never handed to SMTP, because composing failed for a
-    reason that is not theirs (a key that cannot sign, say): scheduled again as they were
-    before the claim, attempts and first attempt included, so the next pass sends them
-    once the cause is mended, and no retry deadline runs meanwhile."""
-    with ctx.unit_of_work(now) as uow:
-        for claim in claims:
-            for message in claim.messages:
-                unclaim(uow, message, reason)
-        uow.commit()
-
-
-def unclaim(uow: UnitOfWork, message: Due, reason: str) -> None:
-    """One claimed message that never left, scheduled again as it was before its claim."""
-    set_messages(
-        uow,
-        [message.id],
-        MessageState.SENDING,
-        MessageState.SCHEDULED,
-        reason,
-        lease_until=None,
-        carried_by=None,
-        attempts=message.attempts,
-        first_attempt_at=message.first_attempt_at,
-    )
-
-
 def _record(
     uow: UnitOfWork,
     claim: Claim,
@@ -262,7 +159,7 @@ def _record(
                 claim.ids,
                 MessageState.SENDING,
                 MessageState.SCHEDULED,
-                f"temporary refusal: {delivery.code} {_reply(delivery)}",
+                f"temporary refusal: {delivery.code} {kept_reply(delivery)}",
                 scheduled_at=now + retry_delay(claim.carrier.attempts + 1, rng),
                 lease_until=None,
                 carried_by=None,
@@ -277,7 +174,7 @@ def _record(
             claim.ids,
             MessageState.SENDING,
             MessageState.UNKNOWN,
-            OUTCOME_UNKNOWN + _reply(delivery),
+            OUTCOME_UNKNOWN + kept_reply(delivery),
             lease_until=None,
         )
         report.unknown += 1
@@ -291,7 +188,7 @@ def _wait_for_relay(
     (the carrier's first attempt moved on by as much; none when it had none before this
     claim), so days of a broken relay never fail a recipient's greylisting afterwards."""
     retry_at = now + retry_delay(claim.carrier.attempts + 1, rng)
-    said = f"{delivery.code} {_reply(delivery)}" if delivery.code else _reply(delivery)
+    said = f"{delivery.code} {kept_reply(delivery)}" if delivery.code else kept_reply(delivery)
     carrier = claim.carrier
     first = carrier.first_attempt_at
     if first is not None:
@@ -364,8 +261,8 @@ def _failed(
     dead: bool,
     current: MessageState = MessageState.SENDING,
 ) -> None:
-    reason = f"{why}: {delivery.code} {_reply(delivery)}"
-    _fail_claim(uow, claim, reason, InvitationState.BOUNCED, why, current)
+    reason = f"{why}: {delivery.code} {kept_reply(delivery)}"
+    fail_claim(uow, claim, reason, InvitationState.BOUNCED, why, current)
     if dead:
         digest = claim.carrier.digest
         uow.conn.execute(
@@ -378,68 +275,3 @@ def _failed(
         # address book and stored answer. The invitations whose email reached it before
         # stay as they were, as when a reminder to them fails (`_fail_claim`).
         stop_suppressed(uow, digest, HARD_BOUNCE)
-
-
-def _fail_claim(
-    uow: UnitOfWork,
-    claim: Claim,
-    reason: str,
-    closed: InvitationState,
-    why: str,
-    current: MessageState = MessageState.SENDING,
-) -> None:
-    """The claim's messages failed; the invitations whose first email they were are closed
-    as `closed`. A failed reminder leaves its invitation as it was: the first email reached
-    the recipient, and its join link still works."""
-    set_messages(uow, claim.ids, current, MessageState.FAILED, reason, lease_until=None)
-    first = [m.invitation_id for m in claim.messages if m.kind is not MessageKind.REMINDER]
-    if first:
-        move_invitations(uow, invitations.c.id.in_(first), closed, why)
-
-
-def schedule_reminders(
-    uow: UnitOfWork, invitation_ids: list[str], at: datetime, now: datetime
-) -> None:
-    """The one reminder a member ticked, for `at`, scheduled once the first email left so
-    that it shows; the policy decides again when it is due. Only invitations whose consent
-    ticked the reminder, and is not revoked, get one: a consent revoked while its email was
-    being handed to SMTP leaves nothing queued under it (invariant 5)."""
-    if not invitation_ids:
-        return
-    # Two lookups, not a join: invitations live with their recipient, consents with their
-    # member (docs/scaling.md).
-    sent = uow.conn.execute(
-        select(
-            invitations.c.id,
-            invitations.c.member_id,
-            invitations.c.recipient_digest,
-            invitations.c.consent_id,
-        ).where(invitations.c.id.in_(invitation_ids))
-    ).all()
-    ticked = set(
-        uow.conn.execute(
-            select(consents.c.id).where(
-                consents.c.member_id.in_(sorted({r.member_id for r in sent})),
-                consents.c.id.in_(sorted({r.consent_id for r in sent})),
-                consents.c.reminders >= 1,
-                consents.c.revoked_at.is_(None),
-            )
-        ).scalars()
-    )
-    rows = [r for r in sent if r.consent_id in ticked]
-    if rows:
-        uow.conn.execute(
-            messages.insert(),
-            [
-                scheduled_message(
-                    new_id(),
-                    r.id,
-                    r.member_id,
-                    r.recipient_digest,
-                    MessageKind.REMINDER,
-                    at,
-                    now,
-                )
-                for r in rows
-            ],
-        )

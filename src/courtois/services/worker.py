@@ -20,7 +20,8 @@ from courtois.services.hand_off import SLICE_SECONDS, last_look
 from courtois.services.housekeeping import expire_invitations, expire_leases, purge_expired_data
 from courtois.services.outgoing import PreviewMismatch, Uncomposable, outgoing_batch
 from courtois.services.send_decisions import decide_and_claim, recarry
-from courtois.services.send_outcomes import hold_claims, put_back, record_outcomes
+from courtois.services.send_outcomes import record_outcomes
+from courtois.services.unsent_claims import hold_claims, put_back
 from courtois.services.webhook_delivery import WebhookReport, deliver_due_webhooks
 from courtois.services.worker_due import (
     WEBHOOK_PROBLEM,

@@ -1,0 +1,67 @@
+"""The one reminder a member ticked, put in the queue once the first email has left.
+
+Both ways an email is known to have left schedule it: the server's acceptance
+(`send_outcomes`) and the recipient following a link of an email still being recorded
+(`email_arrived`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from courtois.domain.ids import new_id
+from courtois.domain.messages import MessageKind
+from courtois.services.transitions import scheduled_message
+from courtois.services.unit_of_work import UnitOfWork
+from courtois.store.tables import consents, invitations, messages
+
+__all__ = ["schedule_reminders"]
+
+
+def schedule_reminders(
+    uow: UnitOfWork, invitation_ids: list[str], at: datetime, now: datetime
+) -> None:
+    """The one reminder a member ticked, for `at`, scheduled once the first email left so
+    that it shows; the policy decides again when it is due. Only invitations whose consent
+    ticked the reminder, and is not revoked, get one: a consent revoked while its email was
+    being handed to SMTP leaves nothing queued under it (invariant 5)."""
+    if not invitation_ids:
+        return
+    # Two lookups, not a join: invitations live with their recipient, consents with their
+    # member (docs/scaling.md).
+    sent = uow.conn.execute(
+        select(
+            invitations.c.id,
+            invitations.c.member_id,
+            invitations.c.recipient_digest,
+            invitations.c.consent_id,
+        ).where(invitations.c.id.in_(invitation_ids))
+    ).all()
+    ticked = set(
+        uow.conn.execute(
+            select(consents.c.id).where(
+                consents.c.member_id.in_(sorted({r.member_id for r in sent})),
+                consents.c.id.in_(sorted({r.consent_id for r in sent})),
+                consents.c.reminders >= 1,
+                consents.c.revoked_at.is_(None),
+            )
+        ).scalars()
+    )
+    rows = [r for r in sent if r.consent_id in ticked]
+    if rows:
+        uow.conn.execute(
+            messages.insert(),
+            [
+                scheduled_message(
+                    new_id(),
+                    r.id,
+                    r.member_id,
+                    r.recipient_digest,
+                    MessageKind.REMINDER,
+                    at,
+                    now,
+                )
+                for r in rows
+            ],
+        )
