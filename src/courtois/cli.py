@@ -769,11 +769,13 @@ def main() -> None:
     from courtois.cli_imports import import_command
     from courtois.cli_restore import reapply_stops_command
     from courtois.cli_simulate import simulate_command
+    from courtois.cli_words import check_words_command
 
     app.add_typer(bounces_app, name="bounces")
     audit_app.command("reapply-stops")(reapply_stops_command)
     app.command("import")(import_command)
     app.command("simulate")(simulate_command)
+    app.command("check-words")(check_words_command)
     code = _invoke()
     try:
         sys.stdout.flush()  # what is still buffered fails here, not in the exit's flush

@@ -45,6 +45,7 @@ __all__ = [
     "compose",
     "compose_rendered",
     "consent_hashes",
+    "consented_hash",
     "email_parts",
     "make_tokens",
     "render_context",
@@ -133,13 +134,14 @@ def render_context(settings: Settings, message: ComposeInput) -> RenderContext:
 def consent_hashes(settings: Settings, message: ComposeInput) -> tuple[str, ...]:
     """For each invitation carried, the preview hash its consent must pin for this email to
     be what that member was shown: compare before sending (invariant 2)."""
-    return tuple(
-        preview(
-            message.locale,
-            RenderContext.from_settings(settings, (Inviter(c.member_name, c.note, c.reminders),)),
-        ).preview_hash
-        for c in message.invitations
-    )
+    return tuple(consented_hash(settings, message.locale, c) for c in message.invitations)
+
+
+def consented_hash(settings: Settings, locale: str, carried: Carried) -> str:
+    """The preview hash of one invitation's words in this language, as these settings and
+    this release's templates render them: what its consent must pin for it to leave."""
+    inviter = Inviter(carried.member_name, carried.note, carried.reminders)
+    return preview(locale, RenderContext.from_settings(settings, (inviter,))).preview_hash
 
 
 def compose(

@@ -56,7 +56,7 @@ def outgoing_batch(
 ) -> list[Outgoing | PreviewMismatch | Uncomposable]:
     """Each claim's email, or the mismatch that holds it, with what they carry read in one
     query for the batch."""
-    rows = _carried_rows(ctx, [m.invitation_id for claim in claims for m in claim.messages])
+    rows = carried_rows(ctx, [m.invitation_id for claim in claims for m in claim.messages])
     followed = _first_emails(ctx, [claim.carrier for claim in claims if _reminds(claim)])
     return [_compose_or_not(ctx, claim, rows, followed, now) for claim in claims]
 
@@ -103,7 +103,7 @@ def _first_emails(ctx: Context, reminders: list[Due]) -> dict[str, str]:
 def _compose_or_not(
     ctx: Context,
     claim: Claim,
-    rows: dict[str, _CarriedRow],
+    rows: dict[str, CarriedRow],
     followed: dict[str, str],
     now: datetime,
 ) -> Outgoing | PreviewMismatch | Uncomposable:
@@ -120,7 +120,7 @@ def _compose_or_not(
         return Uncomposable(", ".join(error.details))
 
 
-class _CarriedRow(NamedTuple):
+class CarriedRow(NamedTuple):
     """What composing needs of one invitation, its consent and its member."""
 
     id: str
@@ -134,11 +134,11 @@ class _CarriedRow(NamedTuple):
     member_locale: str
 
 
-def _carried_rows(ctx: Context, ids: list[str]) -> dict[str, _CarriedRow]:
+def carried_rows(ctx: Context, ids: list[str]) -> dict[str, CarriedRow]:
     """Read as three lookups by key, not one join: invitations live with their recipient,
     consents and members with their member (docs/scaling.md), so on a distributed database
     each lookup stays on the shards that hold its rows."""
-    found: dict[str, _CarriedRow] = {}
+    found: dict[str, CarriedRow] = {}
     with ctx.engine.connect() as connection:
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
@@ -179,7 +179,7 @@ def _carried_rows(ctx: Context, ids: list[str]) -> dict[str, _CarriedRow]:
             }
             for r in rows:
                 consent, member = consent_of[r.consent_id], member_of[r.member_id]
-                found[r.id] = _CarriedRow(
+                found[r.id] = CarriedRow(
                     r.id,
                     r.locale,
                     consent.note,
@@ -196,7 +196,7 @@ def _carried_rows(ctx: Context, ids: list[str]) -> dict[str, _CarriedRow]:
 def _compose(
     ctx: Context,
     claim: Claim,
-    rows: dict[str, _CarriedRow],
+    rows: dict[str, CarriedRow],
     followed: dict[str, str],
     now: datetime,
 ) -> Outgoing | PreviewMismatch:
