@@ -183,18 +183,20 @@ def database(engine: str, folder: Path) -> Iterator[str]:
         yield f"sqlite:///{folder / 'bench.db'}"
 
 
-def prepare(database: str, messages: int, key: Keys | None) -> tuple[Context, datetime]:
-    """The database with `messages` invitations due now, from enough members that the
-    default sender cap is respected."""
+def prepare(
+    database: str, messages: int, key: Keys | None, per_member: int = PER_MEMBER
+) -> tuple[Context, datetime]:
+    """The database with `messages` invitations due now, `per_member` from each member
+    (so from enough members that the default sender cap is respected)."""
     engine = make_engine(database)
     migrate(engine)
     settings = bench_settings(database, key)
     ctx = Context(engine, settings)
     given = datetime.now(UTC) - timedelta(minutes=15)
-    for m in range((messages + PER_MEMBER - 1) // PER_MEMBER):
+    for m in range((messages + per_member - 1) // per_member):
         member = f"m{m}"
         register_member(ctx, member, f"{member}@members.example", f"Member {m}", "en", given)
-        count = min(PER_MEMBER, messages - m * PER_MEMBER)
+        count = min(per_member, messages - m * per_member)
         emails = tuple(f"r{m}-{i}@d{i % 50}.example.org" for i in range(count))
         preview = preview_invitations(ctx, member, count, "", None, 0)
         invite(
@@ -292,13 +294,14 @@ def bench_pipeline(
     processes: int,
     pipelining: bool,
     engine: str,
+    per_member: int = PER_MEMBER,
 ) -> tuple[float, float]:
     """Worker processes until everything due has left: messages per second, and the workers'
     CPU milliseconds per message (the figure a busy machine disturbs least)."""
     processes = max(1, min(processes, connections))
     spawn = get_context("spawn")
     with tempfile.TemporaryDirectory() as folder, database(engine, Path(folder)) as url:
-        ctx, _ = prepare(url, messages, key)
+        ctx, _ = prepare(url, messages, key, per_member)
         settings = ctx.settings
         ctx.engine.dispose()
         smtp = replace(
@@ -352,6 +355,16 @@ def main(argv: list[str] | None = None) -> int:
         default="sqlite",
         help="where the outbox is kept (postgresql: a fresh database on the tests' server)",
     )
+    parser.add_argument(
+        "--per-member",
+        type=int,
+        choices=range(1, PER_MEMBER + 1),
+        default=PER_MEMBER,
+        metavar=f"1..{PER_MEMBER}",
+        help="invitations each member sends: each member's words are composed once per worker "
+        "process, and their sender facts read once per batch, so fewer a member costs more a "
+        "message (platforms' members mostly invite a few people each)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     messages = 200 if args.quick else args.messages
@@ -362,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; "
         f"{messages} messages each; up to {args.processes} worker process(es); "
         f"pipelining {'off' if args.no_pipelining else 'when offered'}; "
-        f"outbox on {args.database}"
+        f"outbox on {args.database}; {args.per_member} invitations a member"
     )
     with tempfile.TemporaryDirectory() as folder:
         key = dkim_key(Path(folder), args.dkim)
@@ -401,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.processes,
                     not args.no_pipelining,
                     args.database,
+                    args.per_member,
                 )
                 print(
                     f"{connections:>2} connection(s), "
@@ -412,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 rows.append(
                     figure(
-                        f"delivery pipeline [{args.database}], {connections} connection(s), "
+                        f"delivery pipeline [{args.database}, {args.per_member} a member], "
+                        f"{connections} connection(s), "
                         f"{max(1, min(args.processes, connections))} process(es)",
                         piped,
                         "msg/s",
@@ -429,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         messages=messages,
         dkim=algorithm if key is not None else False,
         database=args.database,
+        per_member=args.per_member,
         quick=args.quick,
     )
     return 0

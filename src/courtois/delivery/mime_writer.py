@@ -33,12 +33,18 @@ from courtois.delivery.compose import (
     to_bytes,
 )
 from courtois.delivery.render import Rendered, Tokens
-from courtois.delivery.wire import MAX_BODY_LINE, MAX_HEADER_LINE, PLAIN_ADDRESS, SMTP
+from courtois.delivery.wire import (
+    MAX_BODY_LINE,
+    MAX_HEADER_LINE,
+    PHRASE_SPECIALS,
+    PLAIN_ADDRESS,
+    SMTP,
+)
 
 __all__ = ["Written", "wire_form", "write"]
 
 # Headers whose value courtois makes itself: written as is when it has the plain shape.
-# Not Date: the registry reads a year below 100 as 19xx or 20xx and prints that instead.
+# Not Date, which has a check of its own (`_DATE`).
 _OURS = frozenset(
     (
         "message-id",
@@ -53,6 +59,14 @@ _OURS = frozenset(
 # Printable ASCII words separated by single spaces: what folding leaves as it is, on a line
 # that fits; "=?" would be read back as an encoded word.
 _PLAIN = re.compile(r"[!-~]+(?: [!-~]+)*")
+# What `format_datetime` prints for a year of four digits. The registry parses a Date and
+# prints it again: the same text for these, while it reads a year below 100 as 19xx or
+# 20xx and prints that instead (so those take its path).
+_DATE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-3][0-9] "
+    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [1-9][0-9]{3} "
+    r"[0-2][0-9]:[0-5][0-9]:[0-6][0-9] [+-][0-9]{4}"
+)
 # The longest body line: the one `compose` has `set_content` encode under (RFC 2045).
 _BODY_LINE = MAX_BODY_LINE
 _MULTIPART = (
@@ -134,10 +148,33 @@ def _header(name: str, value: str | Address) -> tuple[bytes, str]:
             return f"{name}: {value}\r\n".encode("ascii"), value
         if key == "list-unsubscribe" and _PLAIN.fullmatch(value) and "=?" not in value:
             return SMTP.fold_binary(name, value), value  # folded between its URIs
+        if key == "subject" and _PLAIN.fullmatch(value) and "=?" not in value:
+            # Printable ASCII words: the registry reads them back as they are, and the
+            # policy folds a Subject at its spaces (`fold_subject`) from that text alone.
+            return SMTP.fold_binary(name, value), value
+        if key == "date" and _DATE.fullmatch(value) and _fits(name, value):
+            return f"{name}: {value}\r\n".encode("ascii"), value
     elif key == "to" and _bare(value) and _fits(name, value.addr_spec):
         return f"{name}: {value.addr_spec}\r\n".encode("ascii"), value.addr_spec
+    elif key in ("from", "reply-to") and _plain_mailbox(value):
+        mailbox = f"{value.display_name} <{value.addr_spec}>"
+        if _fits(name, mailbox):
+            return f"{name}: {mailbox}\r\n".encode("ascii"), mailbox
     _, parsed = SMTP.header_store_parse(name, value)
     return SMTP.fold_binary(name, parsed), str(parsed)
+
+
+def _plain_mailbox(address: Address) -> bool:
+    """A mailbox whose display name is atoms (printable ASCII words without any of the
+    specials that a phrase must quote) at a plain address: printed back exactly as written
+    by the registry, with no quoting or encoding."""
+    display = address.display_name
+    return (
+        bool(display)
+        and _PLAIN.fullmatch(display) is not None
+        and PHRASE_SPECIALS.search(display) is None
+        and PLAIN_ADDRESS.fullmatch(address.addr_spec) is not None
+    )
 
 
 def _bare(address: Address) -> bool:

@@ -33,7 +33,7 @@ MAX_SMTP_LINE = 998
 # RFC 5322 specials, and the start of an encoded word. In a display name they are harmless
 # only inside a quoted string, and the stdlib drops the quotes when it folds a long line or
 # meets an encoded word: "Ana <boss@victim.example>, Bcc: x" would become two addresses.
-_PHRASE_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]|=\?')
+PHRASE_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]|=\?')
 _PRINTABLE_ASCII = re.compile(r"[ -~]+")
 # A dot-atom at a plain domain: what header parsing prints back exactly as written.
 _DOT_ATOM = r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*"
@@ -128,7 +128,7 @@ def fold_mailbox(name: str, value: Any, linesep: str, utf8: bool = False) -> str
         return None
     address = addresses[0]
     display = address.display_name
-    if not _PHRASE_SPECIALS.search(display) and (utf8 or display.isascii()):
+    if not PHRASE_SPECIALS.search(display) and (utf8 or display.isascii()):
         return None
     if _PRINTABLE_ASCII.fullmatch(display) and "=?" not in display:
         quoted = '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
