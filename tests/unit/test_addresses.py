@@ -352,3 +352,24 @@ def test_the_ascii_form_writes_the_domain_in_a_labels(normalized: str, ascii: st
 def test_a_domain_without_an_ascii_form_is_refused() -> None:
     with pytest.raises(ValueError, match="invalid characters"):
         ascii_form("ana@exa mple.örg")
+
+
+@given(
+    local=st.from_regex(r"[A-Za-z0-9_+-]{1,20}(\.[A-Za-z0-9_+-]{1,10}){0,3}", fullmatch=True),
+    domain=st.from_regex(r"[A-Za-z0-9-]{1,20}(\.[A-Za-z0-9-]{1,12}){1,3}", fullmatch=True),
+)
+def test_a_plain_address_is_built_as_the_parser_reads_it(local: str, domain: str) -> None:
+    """A dot-atom at a plain domain is built from its parts, not parsed: the same address
+    the stdlib's parser makes of it, printed the same."""
+    from email.headerregistry import Address as MailAddress
+
+    value = f"{local}@{domain}"
+    try:
+        parsed = MailAddress(addr_spec=f"{local}@{domain.encode('idna').decode('ascii')}")
+    except UnicodeError:  # a label the codec refuses (empty, too long) is refused alike
+        with pytest.raises(InvalidInput):
+            composable_address(value, "to")
+        return
+    built = composable_address(value, "to")
+    assert built == parsed
+    assert (built.addr_spec, str(built)) == (parsed.addr_spec, str(parsed))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from email.headerregistry import Address
 
 import pytest
@@ -126,6 +126,26 @@ def test_any_input_is_written_as_composed(
             wire_form(named, outgoing)
         return
     assert_written_as_composed(named, outgoing)
+
+
+@pytest.mark.parametrize("year", [99, 999, 1000, 1899, 2026, 9999])
+def test_a_date_is_written_as_the_registry_prints_it_whatever_the_year(year: int) -> None:
+    """A four-digit year is written as formatted; the registry reads a year below 100 as
+    19xx or 20xx, and below 1000 takes the registry's path too: the bytes `compose` makes
+    either way."""
+    outgoing = message(sent_at=datetime(year, 3, 1, 10, 20, tzinfo=UTC))
+    assert_written_as_composed(SETTINGS, outgoing)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Ana Lima", "Ana O'Neil-Lima", "x{y}%z=?", "Lima, Ana", "A.N.A", "  Ana  ", "Ana " * 20],
+)
+def test_a_sender_name_is_written_as_the_registry_prints_it(name: str) -> None:
+    """A name of atoms is written as it is; one with a special, spaces around, or too long
+    for its line takes the registry's path (quoted, encoded or folded)."""
+    carried = Carried("inv-1", name, "", 0, "ana@member.test")
+    assert_written_as_composed(SETTINGS, message(carried))
 
 
 @pytest.mark.parametrize(
