@@ -9,6 +9,7 @@ is printed as typed, and escaped in HTML.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, replace
 from functools import cache, lru_cache
 
@@ -168,14 +169,72 @@ def preview(locale: str, context: RenderContext) -> Previewed:
 def render(
     kind: MessageKind | str, locale: str, context: RenderContext, tokens: Tokens | None = None
 ) -> Rendered:
-    """Subject, text and HTML of one email; placeholders for tokens unless given."""
+    """Subject, text and HTML of one email; placeholders for tokens unless given.
+
+    One member's email is rendered once with placeholders (which its preview and the
+    worker's check of it render anyway) and each recipient's tokens put in their places:
+    the templates print the tokens only inside links, each on a line of its own in the
+    text, so a token of any length changes nothing else, and a token of letters, digits,
+    '_', '.' and '-' is the same escaped in HTML. When a placeholder could also come from
+    what a member or the configuration wrote (any "{" in it), or a digest names several
+    join links, the templates are rendered with the tokens themselves."""
     kind = MessageKind(kind)
     count = len(context.inviters)
     if count == 0 or (kind is not MessageKind.DIGEST and count != 1):
         raise ValueError(f"A {kind.value} carries one invitation, a digest one or more.")
-    tokens = tokens or Tokens.placeholders(count)
-    if len(tokens.join) != count:
+    if tokens is not None and len(tokens.join) != count:
         raise ValueError("One join token per invitation carried.")
+    if count == 1 and _substitutable(context, tokens):
+        shown = _with_placeholders(kind, locale, context)
+        if tokens is None:
+            return shown
+        return Rendered(
+            _filled(shown.subject, tokens), _filled(shown.text, tokens), _filled(shown.html, tokens)
+        )
+    return _rendered(kind, locale, context, tokens or Tokens.placeholders(count))
+
+
+# Tokens printed as they are, in a link of the text or of the HTML (no escaping changes them).
+_PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _substitutable(context: RenderContext, tokens: Tokens | None) -> bool:
+    """Whether this email's tokens can be put in place of the placeholders of its
+    rendering: no text of the context can print a placeholder (they all open with "{",
+    which no cleaning or escaping adds), and every token prints as itself."""
+    written = (
+        context.platform,
+        context.base_url,
+        context.postal_address,
+        context.privacy_contact,
+        *(part for inviter in context.inviters for part in (inviter.name, inviter.note)),
+    )
+    if any("{" in text for text in written):
+        return False
+    return tokens is None or all(
+        _PLAIN_TOKEN.fullmatch(token) is not None
+        for token in (tokens.unsubscribe, tokens.why, *tokens.join)
+    )
+
+
+def _filled(text: str, tokens: Tokens) -> str:
+    """The rendering with each placeholder replaced by its token (one join link)."""
+    return (
+        text.replace(UNSUBSCRIBE_SLOT, tokens.unsubscribe)
+        .replace(WHY_SLOT, tokens.why)
+        .replace(JOIN_SLOT, tokens.join[0])
+    )
+
+
+@lru_cache(maxsize=1024)
+def _with_placeholders(kind: MessageKind, locale: str, context: RenderContext) -> Rendered:
+    """One member's email with placeholders: the same for every recipient in the same
+    situation (first contact or not, reminder asked for or not)."""
+    return _rendered(kind, locale, context, Tokens.placeholders(1))
+
+
+def _rendered(kind: MessageKind, locale: str, context: RenderContext, tokens: Tokens) -> Rendered:
+    """The templates rendered with these tokens."""
     env = _environment(locale)
     values = _shared_values(locale, context, tokens)
     texts, htmls = [], []
