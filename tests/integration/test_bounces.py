@@ -46,9 +46,10 @@ from courtois.cli_bounces import bounces_app
 from courtois.config import Settings
 from courtois.delivery.bounces import BouncedRecipient, BounceReport, classify
 from courtois.delivery.transport import MemoryTransport
+from courtois.policy.facts import SenderFacts
 from courtois.services.bounces import apply_bounce
 from courtois.services.context import Context
-from courtois.services.facts import sender_facts
+from courtois.services.facts import sender_facts, senders_facts
 from courtois.services.listings import invitation_detail
 from courtois.services.members import register_member
 from courtois.services.recipients import unsubscribe
@@ -229,6 +230,13 @@ def test_a_complaint_without_our_message_id_counts_against_the_member_who_sent_l
     with ctx.engine.connect() as connection:
         assert sender_facts(connection, "bruno", now).complaints_90d == 1
         assert sender_facts(connection, "ana", now).complaints_90d == 0
+        # Read together, as a worker's batch reads its members: the same facts each.
+        together = senders_facts(connection, ["ana", "bruno", "nobody"], now)
+        assert together == {
+            member: sender_facts(connection, member, now) for member in ("ana", "bruno", "nobody")
+        }
+        assert (together["ana"].sent_90d, together["bruno"].sent_90d) == (1, 1)
+        assert together["nobody"] == SenderFacts()
 
     # The same report twice counts once.
     assert apply_bounce(ctx, report, now + timedelta(hours=1))["complaints"] == 0

@@ -36,7 +36,7 @@ from courtois.policy.facts import SenderFacts
 from courtois.services.audit import verify_ledger
 from courtois.services.contacts import import_contacts, select_contacts
 from courtois.services.context import Context
-from courtois.services.facts import sender_facts
+from courtois.services.facts import sender_facts, senders_facts
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.lifecycle import revoke_consent, stop_everything, withdraw
 from courtois.services.members import register_member
@@ -523,10 +523,12 @@ class InvitationWorld(RuleBasedStateMachine):
         """12: the sender facts read from the member-side `sender_activity` table are the
         ones `messages` and `invitations` themselves give, whatever happened since."""
         with self.engine.connect() as connection:
+            together = senders_facts(connection, MEMBERS, self.now)
             for member in MEMBERS:
-                assert sender_facts(connection, member, self.now) == _sender_facts_from_sources(
-                    connection, member, self.now
-                )
+                expected = _sender_facts_from_sources(connection, member, self.now)
+                assert sender_facts(connection, member, self.now) == expected
+                # All members in one statement, as a worker's batch reads them.
+                assert together[member] == expected
 
     @invariant()
     def no_answer_is_lost(self) -> None:

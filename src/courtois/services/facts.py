@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Connection,
     Row,
     Select,
@@ -139,32 +140,50 @@ _PREVIOUS = per_dialect(
         or_(invitations.c.sent_at.is_not(None), invitations.c.state.in_(_WAITING)),
     )
 )
-# The sender facts in one statement, one round trip: the three reads it unites were three
-# statements. Each part is a lookup by member id on that member's shard (invariant 12):
-#   0: creation time of each of the member's first emails of the week not cancelled
+# The sender facts of a batch's members in one statement, one round trip: the three reads
+# it unites were three statements a member. Each part is a lookup by member id on those
+# members' shards (invariant 12), the members bound as `b_members`:
+#   0: creation time of each member's first emails of the week not cancelled
 #      (reminders never count: they are not in `sender_activity`);
-#   1: how many of the member's invitations sent within 90 days are in each state;
-#   2: how many complaints the member received within 90 days.
-_RECENT_EMAILS = select(
-    literal_column("0").label("part"),
-    sender_activity.c.message_id.label("name"),
-    sender_activity.c.created_at.label("at"),
-    literal_column("1").label("n"),
-).where(
-    sender_activity.c.member_id == _MEMBER,
-    sender_activity.c.created_at > bindparam("b_week", type_=UTCDateTime()),
-    sender_activity.c.message_id.is_not(None),
-)
+#   1: how many of each member's invitations sent within 90 days are in each state;
+#   2: how many complaints each member received within 90 days.
 _QUARTER = bindparam("b_quarter", type_=UTCDateTime())
-_OUTCOMES = (
-    select(literal_column("1"), sender_activity.c.state, null(), func.count())
-    .where(sender_activity.c.member_id == _MEMBER, sender_activity.c.sent_at > _QUARTER)
-    .group_by(sender_activity.c.state)
-)
-_COMPLAINTS: Select[Any] = select(literal_column("2"), null(), null(), func.count()).where(
-    complaints.c.member_id == _MEMBER, complaints.c.at > _QUARTER
-)
-_SENDER = union_all(_RECENT_EMAILS, _OUTCOMES, _COMPLAINTS)
+
+
+def _senders(within: Among) -> CompoundSelect[Any]:
+    recent = select(
+        literal_column("0").label("part"),
+        sender_activity.c.member_id.label("member"),
+        sender_activity.c.message_id.label("name"),
+        sender_activity.c.created_at.label("at"),
+        literal_column("1").label("n"),
+    ).where(
+        within(sender_activity.c.member_id, "b_members"),
+        sender_activity.c.created_at > bindparam("b_week", type_=UTCDateTime()),
+        sender_activity.c.message_id.is_not(None),
+    )
+    outcomes = (
+        select(
+            literal_column("1"),
+            sender_activity.c.member_id,
+            sender_activity.c.state,
+            null(),
+            func.count(),
+        )
+        .where(
+            within(sender_activity.c.member_id, "b_members"), sender_activity.c.sent_at > _QUARTER
+        )
+        .group_by(sender_activity.c.member_id, sender_activity.c.state)
+    )
+    complained = (
+        select(literal_column("2"), complaints.c.member_id, null(), null(), func.count())
+        .where(within(complaints.c.member_id, "b_members"), complaints.c.at > _QUARTER)
+        .group_by(complaints.c.member_id)
+    )
+    return union_all(recent, outcomes, complained)
+
+
+_SENDERS = per_dialect(_senders)
 
 
 def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -241,32 +260,43 @@ def recipient_facts(
     return facts
 
 
-def sender_facts(
-    connection: Connection, member_id: str, now: datetime, exclude_messages: Collection[str] = ()
-) -> SenderFacts:
-    """The member's recent volume and how their invitations were received, read by member
-    id alone (`sender_activity` and `complaints` live on the member's shard), in one
-    statement."""
-    excluded = set(exclude_messages)
-    recent: list[datetime] = []
-    by_state: dict[str, int] = {}
-    complained = 0
-    reads = {"b_member": member_id, "b_week": now - WEEK, "b_quarter": now - QUARTER}
-    for part, name, at, n in connection.execute(_SENDER, reads):
-        if part == 0:
-            if name not in excluded:
-                recent.append(at)
-        elif part == 1:
-            by_state[str(name)] = int(n)
-        else:
-            complained = int(n)
-    return SenderFacts(
-        recent_messages=tuple(sorted(recent)),
-        sent_90d=sum(by_state.values()),
-        accepted_90d=by_state.get(InvitationState.ACCEPTED.value, 0),
-        declined_90d=by_state.get(InvitationState.DECLINED.value, 0),
-        complaints_90d=complained,
-    )
+def sender_facts(connection: Connection, member_id: str, now: datetime) -> SenderFacts:
+    """The member's recent volume and how their invitations were received."""
+    return senders_facts(connection, [member_id], now)[member_id]
+
+
+def senders_facts(
+    connection: Connection, member_ids: Collection[str], now: datetime
+) -> dict[str, SenderFacts]:
+    """`sender_facts` of each member, read by member id alone (`sender_activity` and
+    `complaints` live on the member's shard) in one statement for all of them: a worker's
+    batch holds the emails of many members, and one statement each cost a round trip each
+    (on PostgreSQL, the most of deciding a batch whose members invite a few people each)."""
+    recent: dict[str, list[datetime]] = defaultdict(list)
+    by_state: dict[str, dict[str, int]] = defaultdict(dict)
+    complained: dict[str, int] = {}
+    statement = prebuilt(_SENDERS, connection)
+    reads = {"b_week": now - WEEK, "b_quarter": now - QUARTER}
+    for chunk in chunked(connection, sorted(set(member_ids))):
+        for part, member, name, at, n in connection.execute(
+            statement, {**reads, "b_members": list(chunk)}
+        ):
+            if part == 0:
+                recent[member].append(at)
+            elif part == 1:
+                by_state[member][str(name)] = int(n)
+            else:
+                complained[member] = int(n)
+    return {
+        member: SenderFacts(
+            recent_messages=tuple(sorted(recent.get(member, ()))),
+            sent_90d=sum(by_state.get(member, {}).values()),
+            accepted_90d=by_state.get(member, {}).get(InvitationState.ACCEPTED.value, 0),
+            declined_90d=by_state.get(member, {}).get(InvitationState.DECLINED.value, 0),
+            complaints_90d=complained.get(member, 0),
+        )
+        for member in member_ids
+    }
 
 
 def previous_invitations(

@@ -87,9 +87,7 @@ def _decide(
     )
     loaded = gather.load_consents(conn, {m.consent_id for m in every}, {m.digest for m in every})
     reminders = gather.reminders_sent(conn, {m.invitation_id for m in every})
-    senders = {
-        member: gather.sender_facts(conn, member, now) for member in {m.member_id for m in every}
-    }
+    senders = gather.senders_facts(conn, {m.member_id for m in every}, now)
     rows, results = [], []
     for group in groups:
         allowed, deferred, decided = [], 0, 0
