@@ -78,7 +78,9 @@ def check_words(ctx: Context) -> WordsCheck:
         after = page[-1].id
         rows = carried_rows(ctx, sorted({m.invitation_id for m in page}))
         for message in page:
-            row = rows[message.invitation_id]
+            row = rows.get(message.invitation_id)
+            if row is None:
+                continue  # its invitation is gone since the page was read: it waits no more
             locale = check_locale(row.locale or row.member_locale)
             group = (MessageKind(message.kind).value, locale)
             waiting[group] += 1
