@@ -140,13 +140,16 @@ _PREVIOUS = per_dialect(
         or_(invitations.c.sent_at.is_not(None), invitations.c.state.in_(_WAITING)),
     )
 )
-# The sender facts of a batch's members in one statement, one round trip: the three reads
-# it unites were three statements a member. Each part is a lookup by member id on those
-# members' shards (invariant 12), the members bound as `b_members`:
+# The sender facts of a batch's members in two statements, whatever their number (they were
+# one statement a member). Each is a lookup by member id on those members' shards
+# (invariant 12), the members bound as `b_members`. The first unites two reads of
+# `sender_activity`:
 #   0: creation time of each member's first emails of the week not cancelled
 #      (reminders never count: they are not in `sender_activity`);
 #   1: how many of each member's invitations sent within 90 days are in each state;
-#   2: how many complaints each member received within 90 days.
+# the second counts the complaints each member received within 90 days. Apart, because a
+# statement naming `complaints` and `sender_activity` for many members would hold them to
+# no one member, which a distributed database runs across shards.
 _QUARTER = bindparam("b_quarter", type_=UTCDateTime())
 
 
@@ -175,15 +178,19 @@ def _senders(within: Among) -> CompoundSelect[Any]:
         )
         .group_by(sender_activity.c.member_id, sender_activity.c.state)
     )
-    complained = (
-        select(literal_column("2"), complaints.c.member_id, null(), null(), func.count())
+    return union_all(recent, outcomes)
+
+
+def _complaints(within: Among) -> Select[tuple[str, int]]:
+    return (
+        select(complaints.c.member_id, func.count())
         .where(within(complaints.c.member_id, "b_members"), complaints.c.at > _QUARTER)
         .group_by(complaints.c.member_id)
     )
-    return union_all(recent, outcomes, complained)
 
 
 _SENDERS = per_dialect(_senders)
+_COMPLAINTS_OF = per_dialect(_complaints)
 
 
 def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -269,24 +276,24 @@ def senders_facts(
     connection: Connection, member_ids: Collection[str], now: datetime
 ) -> dict[str, SenderFacts]:
     """`sender_facts` of each member, read by member id alone (`sender_activity` and
-    `complaints` live on the member's shard) in one statement for all of them: a worker's
-    batch holds the emails of many members, and one statement each cost a round trip each
-    (on PostgreSQL, the most of deciding a batch whose members invite a few people each)."""
+    `complaints` live on the member's shard) in two statements for all of them: a worker's
+    batch holds the emails of many members, which were read with one statement each
+    before. Not one statement: see `_COMPLAINTS_OF`."""
     recent: dict[str, list[datetime]] = defaultdict(list)
     by_state: dict[str, dict[str, int]] = defaultdict(dict)
     complained: dict[str, int] = {}
-    statement = prebuilt(_SENDERS, connection)
+    activity = prebuilt(_SENDERS, connection)
+    received = prebuilt(_COMPLAINTS_OF, connection)
     reads = {"b_week": now - WEEK, "b_quarter": now - QUARTER}
     for chunk in chunked(connection, sorted(set(member_ids))):
-        for part, member, name, at, n in connection.execute(
-            statement, {**reads, "b_members": list(chunk)}
-        ):
+        these = {**reads, "b_members": list(chunk)}
+        for part, member, name, at, n in connection.execute(activity, these):
             if part == 0:
                 recent[member].append(at)
-            elif part == 1:
-                by_state[member][str(name)] = int(n)
             else:
-                complained[member] = int(n)
+                by_state[member][str(name)] = int(n)
+        for member, n in connection.execute(received, these):
+            complained[member] = int(n)
     return {
         member: SenderFacts(
             recent_messages=tuple(sorted(recent.get(member, ()))),
