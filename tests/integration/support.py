@@ -119,6 +119,13 @@ def send_invites(
     return invite(ctx, request, now, idempotency_key=key)
 
 
+def without_kept_words(ctx: Context) -> None:
+    """Every consent as one given before schema 0017, which kept only the hash of the words
+    previewed: its emails are rendered again before they leave."""
+    with ctx.engine.begin() as connection:
+        connection.execute(update(consents).values(words=None))
+
+
 def mailed_before(ctx: Context, email: str, now: datetime, member: str = "zed") -> None:
     """Another member's invitation to `email`, sent a month before `now`: a bounce or a
     complaint about that address is then applied (one about mail we never sent is not)."""

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, update
 from test_cli import BO, NOW, courtois, environment, ok, table_counts
+
+from courtois.store.tables import consents
 
 POSTAL = "Agora, 1 Example Street, 99999 Exampleton"
 
@@ -29,9 +31,13 @@ def test_check_words_counts_what_other_words_would_hold_and_changes_nothing(
         "members": [],
     }
 
-    engine = create_engine(url)
-    before = table_counts(engine)
     moved = {**env, "COURTOIS_PLATFORM_POSTAL_ADDRESS": "Agora, 2 Other Street, Elsewhere"}
+    # The consent kept the words previewed: they leave as they are, whatever the address.
+    assert ok(moved, "check-words", "--json")["held"] == 0
+    engine = create_engine(url)
+    with engine.begin() as connection:  # as a consent given before schema 0017
+        connection.execute(update(consents).values(words=None))
+    before = table_counts(engine)
     other = ok(moved, "check-words", "--json")
     assert (other["waiting"], other["held"], other["members"]) == (1, 1, ["ana"])
     done = courtois(moved, "check-words")

@@ -54,6 +54,10 @@ def test_forget_me_empties_the_note_written_to_them_alone(ctx: Context) -> None:
     # Ana's words to Frederika alone are gone, wherever Ana reads them; the hash she
     # consented to stays.
     assert consent_of(ctx, "ana") == (ana_consent, "", ana_hash)
+    # The words kept to send (which hold the note) go with it; Bruno's stay.
+    assert [c.words for c in rows(ctx, consents, consents.c.id == ana_consent)] == [None]
+    (bruno_row,) = rows(ctx, consents, consents.c.id == bruno_consent)
+    assert TOGETHER in (bruno_row.words or "")
     assert consent_detail(ctx, ana_consent)["note"] == ""
     assert "frederika" not in repr(export_member(ctx, "ana", LATER)).lower()
     # Bruno wrote to Cy too: his note stays, and Frederika's page says it does.

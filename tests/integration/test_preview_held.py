@@ -1,12 +1,15 @@
 """What was shown is what is sent (invariant 2), enforced at the last moment: when the
 words would differ from the preview the member consented to (here, the member renamed
-themselves after consenting), the message is held, not sent."""
+themselves after consenting), the message is held, not sent. A consent that kept the words
+previewed (schema 0017 on) sends those instead (`test_consented_words.py`); a digest is
+rendered again, and so is every email of a consent given before."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from sqlalchemy import select
+from support import without_kept_words
 
 from conftest import T0
 from courtois.delivery.transport import MemoryTransport
@@ -31,6 +34,7 @@ def test_a_message_that_differs_from_its_preview_is_held(ctx: Context) -> None:
         ConsentInput(preview.consent_text),
     )
     invite(ctx, request, T0)
+    without_kept_words(ctx)
     register_member(ctx, "ana", "ana@members.example", "Ana Lima", "en", T0 + timedelta(minutes=5))
 
     transport = MemoryTransport()

@@ -178,7 +178,7 @@ def test_a_later_release_that_does_not_allow_this_one_is_refused(ctx: Context) -
     with running_api(ctx) as api:
         # Its own code only; a revision after this code's head but before the later one's;
         # no row (a table emptied); then no table at all.
-        for oldest in (LATER, "0017", None, "dropped"):
+        for oldest in (LATER, f"{int(head) + 1:04d}", None, "dropped"):
             if oldest == "dropped":
                 with engine.begin() as connection:
                     connection.execute(text("DROP TABLE schema_readers"))

@@ -20,6 +20,7 @@ from email.utils import format_datetime
 from urllib.parse import quote
 
 from courtois.config import Settings
+from courtois.delivery.consented_words import fill
 from courtois.delivery.render import (
     Inviter,
     RenderContext,
@@ -88,6 +89,9 @@ class ComposeInput:
     # that email was sent): named in In-Reply-To and References, so that mail clients show
     # the two in one thread.
     in_reply_to: str | None = None
+    # The words its member consented to, kept with the consent (placeholders for the
+    # tokens): sent as they are instead of being rendered again (`consented_words`).
+    words: Rendered | None = None
 
     @property
     def member_names(self) -> tuple[str, ...]:
@@ -203,7 +207,7 @@ def email_parts(
     if message.in_reply_to is not None and not _MESSAGE_ID.fullmatch(message.in_reply_to):
         raise InvalidInput("A message id is letters, digits, '.', '_' or '-'.")
     tokens = tokens or make_tokens(settings, message.invitation_ids)
-    rendered = render(message.kind, message.locale, render_context(settings, message), tokens)
+    rendered = _words(settings, message, tokens)
     sender = _address(settings.mail_from, "mail_from")
     recipient = _address(message.to, "to")
     single = len(message.invitations) == 1
@@ -238,6 +242,17 @@ def email_parts(
     ]
     policy = policy_for(sender, recipient, *filter(None, [replies]))
     return EmailParts(policy, tuple(headers), rendered, message.locale)
+
+
+def _words(settings: Settings, message: ComposeInput, tokens: Tokens) -> Rendered:
+    """The consented words with these tokens in, or the email rendered by this release."""
+    if message.words is None:
+        return render(message.kind, message.locale, render_context(settings, message), tokens)
+    words = fill(message.words, tokens)
+    if words is None:
+        # Never rendered again instead: other words than the ones consented to could leave.
+        raise ValueError("Tokens that do not print as themselves cannot fill kept words.")
+    return words
 
 
 def as_previewed(email: EmailMessage, tokens: Tokens) -> Rendered:

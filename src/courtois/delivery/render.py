@@ -188,9 +188,7 @@ def render(
         shown = _with_placeholders(kind, locale, context)
         if tokens is None:
             return shown
-        return Rendered(
-            _filled(shown.subject, tokens), _filled(shown.text, tokens), _filled(shown.html, tokens)
-        )
+        return filled(shown, tokens)
     return _rendered(kind, locale, context, tokens or Tokens.placeholders(count))
 
 
@@ -200,8 +198,14 @@ _PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_.-]+")
 
 def _substitutable(context: RenderContext, tokens: Tokens | None) -> bool:
     """Whether this email's tokens can be put in place of the placeholders of its
-    rendering: no text of the context can print a placeholder (they all open with "{",
-    which no cleaning or escaping adds), and every token prints as itself."""
+    rendering: no text of the context can print a placeholder, and every token prints as
+    itself."""
+    return substitutable(context) and (tokens is None or plain_tokens(tokens))
+
+
+def substitutable(context: RenderContext) -> bool:
+    """Whether no text of the context can print a placeholder: they all open with "{",
+    which no cleaning or escaping adds."""
     written = (
         context.platform,
         context.base_url,
@@ -209,11 +213,21 @@ def _substitutable(context: RenderContext, tokens: Tokens | None) -> bool:
         context.privacy_contact,
         *(part for inviter in context.inviters for part in (inviter.name, inviter.note)),
     )
-    if any("{" in text for text in written):
-        return False
-    return tokens is None or all(
+    return not any("{" in text for text in written)
+
+
+def plain_tokens(tokens: Tokens) -> bool:
+    """Whether every token prints as itself in a link of the text and of the HTML."""
+    return all(
         _PLAIN_TOKEN.fullmatch(token) is not None
         for token in (tokens.unsubscribe, tokens.why, *tokens.join)
+    )
+
+
+def filled(shown: Rendered, tokens: Tokens) -> Rendered:
+    """A one-invitation rendering with each placeholder replaced by its token."""
+    return Rendered(
+        _filled(shown.subject, tokens), _filled(shown.text, tokens), _filled(shown.html, tokens)
     )
 
 

@@ -31,7 +31,7 @@ from itertools import pairwise
 from courtois.config import Settings
 from courtois.delivery.compose import Carried, ComposeInput, make_tokens
 from courtois.delivery.mime_writer import Written, wire_form
-from courtois.delivery.render import Tokens
+from courtois.delivery.render import Rendered, Tokens
 from courtois.delivery.wire import MAX_HEADER_LINE, PLAIN_ADDRESS
 from courtois.domain.messages import MessageKind
 
@@ -66,6 +66,7 @@ class _Shape:
     replying: bool
     invitations: tuple[tuple[str, str, int, str | None], ...]
     lengths: tuple[int, ...]
+    words: Rendered | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,7 @@ def compose_wire(
             message.in_reply_to is not None,
             tuple((c.member_name, c.note, c.reminders, c.reply_to) for c in message.invitations),
             tuple(len(token) for token in values[len(heads) :]),
+            message.words,
         )
         skeleton = _skeleton(shape)
         if skeleton is not None and all(
@@ -174,6 +176,7 @@ def _skeleton(shape: _Shape) -> _Skeleton | None:
             settings.base_url,
             settings.mail_from,
             *(f"{name} {note} {reply_to}" for name, note, _, reply_to in shape.invitations),
+            *((shape.words.subject, shape.words.text, shape.words.html) if shape.words else ()),
         ]
     )
     if any(standin in inputs for standin in standins):
@@ -193,6 +196,7 @@ def _skeleton(shape: _Shape) -> _Skeleton | None:
         sent_at=date_at,
         asked_by_recipient=shape.asked_by_recipient,
         in_reply_to=standins[_REPLIED] if shape.replying else None,
+        words=shape.words,
     )
     written, rendered = wire_form(settings, message, tokens)
     raw, text = written.raw, written.text

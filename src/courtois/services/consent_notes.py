@@ -9,6 +9,7 @@ without their words (the member wrote them for the email, not for a page whose l
 passed on). A consent that also named other people keeps its note: those are the member's
 words to them too, and the /why page says such a note stays.
 
+The words kept with the consent (`consented_words`) hold the note too and go with it.
 The consent's preview hash is left as it is (invariant 2): it still proves which words the
 member consented to, and an email whose note no longer renders to it is held, never sent
 with other words. None is left to send anyway: forgetting cancels every pending email to
@@ -32,7 +33,7 @@ def clear_notes_to_alone(connection: Connection, digest: str) -> int:
     consent_of = _consents_of(connection, digest)
     shared = _naming_others(connection, sorted(consent_of), digest)
     return sum(
-        connection.execute(update(consents).where(noted).values(note="")).rowcount
+        connection.execute(update(consents).where(noted).values(note="", words=None)).rowcount
         for noted in _noted(connection, consent_of, set(consent_of) - shared)
     )
 

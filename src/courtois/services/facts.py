@@ -42,6 +42,7 @@ from courtois.store.bulk import (
     unindexed,
 )
 from courtois.store.tables import (
+    CONSENT_FACTS,
     complaints,
     consent_recipients,
     consents,
@@ -340,7 +341,7 @@ def load_consents(
                 named = and_(named, consent_recipients.c.recipient_digest.in_(part))
             for r in connection.execute(select(consent_recipients).where(named)):
                 names[r.consent_id].add(r.recipient_digest)
-        for c in connection.execute(select(consents).where(consents.c.id.in_(chunk))):
+        for c in connection.execute(select(*CONSENT_FACTS).where(consents.c.id.in_(chunk))):
             found[c.id] = Consent(
                 id=c.id,
                 member_id=c.member_id,

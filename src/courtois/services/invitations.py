@@ -33,7 +33,7 @@ from courtois.services.decisions import (
 from courtois.services.idempotency import find_answer, invite_scope, request_hash, store_answer
 from courtois.services.locks import lock_recipients
 from courtois.services.members import lock_and_get_member
-from courtois.services.previews import consent_language, consent_text, render_for
+from courtois.services.previews import consent_language, consent_text, render_for, words_to_keep
 from courtois.services.transitions import scheduled_message
 from courtois.services.webhooks import record_invitation_events
 from courtois.store.bulk import insert_rows
@@ -267,6 +267,7 @@ def invite_once(
                 "user_agent": consent.user_agent,
                 "given_at": now,
                 "revoked_at": None,
+                "words": words_to_keep(ctx, member, request.note, request.reminders, rendered),
             },
         )
         insert_rows(

@@ -27,6 +27,7 @@ from courtois.services.decisions import (
 from courtois.services.shared_texts import open_shares
 from courtois.store.sql import comparable_text
 from courtois.store.tables import (
+    CONSENT_FACTS,
     consent_recipients,
     consents,
     contacts,
@@ -231,7 +232,7 @@ def consent_detail(ctx: Context, consent_id: str) -> dict[str, Any]:
     if not comparable_text(consent_id):
         raise NotFound("No such consent.")
     with ctx.engine.connect() as connection:
-        row = connection.execute(select(consents).where(consents.c.id == consent_id)).first()
+        row = connection.execute(select(*CONSENT_FACTS).where(consents.c.id == consent_id)).first()
         if row is None:
             raise NotFound("No such consent.")
         recipients = connection.execute(

@@ -152,8 +152,8 @@ def _stop_everything(uow: UnitOfWork, member_id: str) -> tuple[list[str], int, s
 
 def _revoke_consents(uow: UnitOfWork, member_id: str) -> int:
     """Revoke every consent still active and clear, in all of them, what the member wrote
-    (the note) and where they clicked from (IP, user agent). Returns how many were
-    revoked."""
+    (the note, and the words kept with it) and where they clicked from (IP, user agent).
+    Returns how many were revoked."""
     mine = consents.c.member_id == member_id
     active = list(
         uow.conn.execute(
@@ -165,6 +165,7 @@ def _revoke_consents(uow: UnitOfWork, member_id: str) -> int:
         .where(mine)
         .values(
             note="",
+            words=None,
             ip="",
             user_agent="",
             revoked_at=func.coalesce(

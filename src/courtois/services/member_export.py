@@ -30,6 +30,7 @@ from courtois.services.listings import (
 )
 from courtois.store.bulk import among, chunked
 from courtois.store.tables import (
+    CONSENT_FACTS,
     complaints,
     consent_recipients,
     consents,
@@ -65,7 +66,9 @@ def _export(
         select(contacts).where(contacts.c.member_id == member_id).order_by(contacts.c.id)
     ).all()
     consent_rows = connection.execute(
-        select(consents).where(consents.c.member_id == member_id).order_by(consents.c.given_at)
+        select(*CONSENT_FACTS)
+        .where(consents.c.member_id == member_id)
+        .order_by(consents.c.given_at)
     ).all()
     named = _named_counts(connection, [c.id for c in consent_rows])
     invitation_rows = connection.execute(

@@ -25,6 +25,7 @@ from courtois.services.lifecycle import in_doubt_now
 from courtois.services.listings import check_member, public_verdicts
 from courtois.services.shared_texts import open_shares
 from courtois.store.tables import (
+    CONSENT_FACTS,
     consent_recipients,
     consents,
     contacts,
@@ -248,7 +249,7 @@ def consents_overview(
 ) -> Lines[ConsentLine]:
     """The member's consents, newest first, older than `before`, with how many people each
     names and how many of its invitations are still open."""
-    query = select(consents).where(consents.c.member_id == member_id)
+    query = select(*CONSENT_FACTS).where(consents.c.member_id == member_id)
     older = _before(consents.c.given_at, consents.c.id, before)
     if older is not None:
         query = query.where(older)

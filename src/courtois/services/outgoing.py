@@ -1,8 +1,12 @@
 """The emails for claims: what each member previewed, composed, signed, ready to go.
 
-Before anything leaves, each invitation an email carries is rendered again and must hash
-to the preview its consent pinned (invariant 2); a mismatch (the member renamed since,
-the templates changed) holds the message instead of sending words nobody agreed to.
+Before anything leaves, its words must hash to the preview its consent pinned (invariant
+2). An invitation, or the reminder its member ticked, leaves in the words its consent kept
+(`consented_words`), checked against that hash: a release or a setting that changed the
+templates since does not change them. Any other email (a digest, a reminder the recipient
+asked for, an email of a consent that kept no words) is rendered again, and each
+invitation it carries must render to its consent's hash; a mismatch (the member renamed
+since, the templates changed) holds the message instead of sending words nobody agreed to.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from typing import NamedTuple
 from sqlalchemy import select
 
 from courtois.delivery.compose import Carried, ComposeInput, consent_hashes, make_tokens
+from courtois.delivery.consented_words import read
 from courtois.delivery.dkim import sign
-from courtois.delivery.render import Tokens
+from courtois.delivery.render import Rendered, Tokens
 from courtois.delivery.skeleton import compose_wire
 from courtois.delivery.transport import Outgoing
 from courtois.domain.errors import InvalidInput
@@ -132,6 +137,9 @@ class CarriedRow(NamedTuple):
     email: str
     reply_to: bool
     member_locale: str
+    words: str | None = None
+    # Set by the recipient's "remind me later": the reminder is theirs, not the member's.
+    remind_at: datetime | None = None
 
 
 def carried_rows(ctx: Context, ids: list[str]) -> dict[str, CarriedRow]:
@@ -148,6 +156,7 @@ def carried_rows(ctx: Context, ids: list[str]) -> dict[str, CarriedRow]:
                     invitations.c.locale,
                     invitations.c.consent_id,
                     invitations.c.member_id,
+                    invitations.c.remind_at,
                 ).where(invitations.c.id.in_(chunk))
             ).all()
             member_ids = sorted({r.member_id for r in rows})
@@ -159,6 +168,7 @@ def carried_rows(ctx: Context, ids: list[str]) -> dict[str, CarriedRow]:
                         consents.c.note,
                         consents.c.reminders,
                         consents.c.preview_hash,
+                        consents.c.words,
                     ).where(
                         consents.c.member_id.in_(member_ids),
                         consents.c.id.in_(sorted({r.consent_id for r in rows})),
@@ -189,6 +199,8 @@ def carried_rows(ctx: Context, ids: list[str]) -> dict[str, CarriedRow]:
                     member.email,
                     member.reply_to,
                     member.locale,
+                    consent.words,
+                    r.remind_at,
                 )
     return found
 
@@ -226,23 +238,34 @@ def _compose(
         asked_by_recipient=kind is MessageKind.REMINDER and carrier.remind_at is not None,
         in_reply_to=followed.get(carrier.invitation_id) if _reminds(claim) else None,
     )
-    hashes = consent_hashes(ctx.settings, message)
-    differing = tuple(
-        m.id
-        for m, rendered in zip(claim.messages, hashes, strict=True)
-        if rendered != rows[m.invitation_id].preview_hash
-    )
-    if differing:
-        return PreviewMismatch(
-            f"message {carrier.id} differs from its consented preview", differing
+    kept = kept_words(message.kind, message.asked_by_recipient, len(carried), first)
+    if kept is not None:
+        words, name = kept
+        if words is None:
+            return PreviewMismatch(
+                f"message {carrier.id} differs from its consented preview",
+                tuple(m.id for m in claim.messages),
+            )
+        only = replace(message.invitations[0], member_name=name)
+        message = replace(message, invitations=(only,), words=words)
+    else:
+        hashes = consent_hashes(ctx.settings, message)
+        differing = tuple(
+            m.id
+            for m, rendered in zip(claim.messages, hashes, strict=True)
+            if rendered != rows[m.invitation_id].preview_hash
         )
+        if differing:
+            return PreviewMismatch(
+                f"message {carrier.id} differs from its consented preview", differing
+            )
     tokens = make_tokens(ctx.settings, message.invitation_ids)
     email = compose_wire(ctx.settings, message, tokens)
     return Outgoing(
         message_id=carrier.id,
         to=message.to,
         kind=kind.value,
-        member_names=tuple(c.member_name for c in carried),
+        member_names=message.member_names,
         invitation_ids=tuple(ids),
         subject=email.subject,
         text=email.text,
@@ -250,6 +273,28 @@ def _compose(
         envelope_from=ctx.settings.mail_from,
         raw_ascii=_without_reply_to(ctx, message, tokens, email.raw),
     )
+
+
+def kept_words(
+    kind: MessageKind, asked_by_recipient: bool, carried: int, row: CarriedRow
+) -> tuple[Rendered | None, str] | None:
+    """For an email that is one of the renderings its member previewed (the invitation, or
+    the reminder they ticked), the words its consent kept and the name they bore: None for
+    the words when those no longer hash to the consent (altered: held). None when the
+    consent kept no words, or this email is not one of them (a digest; a reminder the
+    recipient asked for, worded as theirs): it is rendered again."""
+    words = read(row.words)
+    if words is None or asked_by_recipient or carried != 1:
+        return None
+    if kind is MessageKind.INVITATION:
+        chosen = words.invitation
+    elif kind is MessageKind.REMINDER and words.reminder is not None:
+        chosen = words.reminder
+    else:
+        return None
+    if words.preview_hash != row.preview_hash:
+        return None, words.name
+    return chosen, words.name
 
 
 def _without_reply_to(ctx: Context, message: ComposeInput, tokens: Tokens, raw: bytes) -> bytes:

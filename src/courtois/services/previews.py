@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from courtois.delivery.consented_words import kept
 from courtois.delivery.render import Inviter, Previewed, RenderContext, Rendered, preview
 from courtois.domain.errors import InvalidInput, NoReminderUnderStrictEu, ReminderOverCap
 from courtois.domain.members import Member, check_locale
@@ -126,10 +127,21 @@ def render_for(
     else the member's; returns it and the locale used.
     Under strict-eu it is the text the member sends from their own mailbox."""
     language = check_locale(locale or member.locale)
+    return preview(language, _context(ctx, member, note, reminders)), language
+
+
+def words_to_keep(
+    ctx: Context, member: Member, note: str, reminders: int, previewed: Previewed
+) -> str | None:
+    """What the consent keeps of the rendering `render_for` made with the same values: the
+    words the worker sends (`consented_words`), or None when they cannot be kept."""
+    return kept(previewed, _context(ctx, member, note, reminders))
+
+
+def _context(ctx: Context, member: Member, note: str, reminders: int) -> RenderContext:
     inviter = Inviter(member.name, check_note(note), check_reminders(ctx, reminders))
     by_member = members_send_themselves(ctx.settings.policy)
-    context = RenderContext.from_settings(ctx.settings, (inviter,), by_member=by_member)
-    return preview(language, context), language
+    return RenderContext.from_settings(ctx.settings, (inviter,), by_member=by_member)
 
 
 def consent_language(member: Member) -> str:

@@ -29,7 +29,7 @@ from courtois.policy.verdict import Outcome
 from courtois.services.context import Context
 from courtois.services.decisions import member_shares, stored_refusals
 from courtois.services.invitations import share_for
-from courtois.store.tables import consents, decisions, members
+from courtois.store.tables import CONSENT_FACTS, consents, decisions, members
 
 _DENY = Outcome.DENY.value
 
@@ -67,7 +67,7 @@ def open_shares(
     consent_of = {
         (found.member_id, found.id): found
         for found in connection.execute(
-            select(consents).where(
+            select(*CONSENT_FACTS).where(
                 consents.c.member_id.in_(member_ids),
                 consents.c.id.in_(sorted({row.consent_id for row in sharing})),
             )

@@ -1,15 +1,18 @@
 """Which emails waiting to leave would be held by the words of this release and this
 configuration, found before any worker holds them.
 
-A member consents to the exact words previewed (invariant 2), so a release that changes
-the templates or catalogues, or a configuration that changes what every email prints (the
-platform's name, postal address, base URL), holds every email consented to before and not
-sent yet: the ones in their undo window, the ones waiting for a recipient's quota, the
-reminders still to come. The worker finds out one email at a time, when each falls due, and
-then it is too late to choose the moment. This check renders each waiting email's words as
-the worker would and compares them with what its member consented to, changing nothing:
-run from the new release (or with the new configuration) before switching, it says what
-the switch would cost.
+A member consents to the exact words previewed (invariant 2). A consent given since schema
+0017 keeps those words, and its invitation and ticked reminder leave in them whatever the
+release. Every other email is rendered again, so a release that changes the templates or
+catalogues, or a configuration that changes what every email prints (the platform's name,
+postal address, base URL), holds it when consented to before and not sent yet: the emails
+of consents that kept no words (given before 0017, or whose written text holds a "{"), the
+reminders recipients asked for, and digests (an invitation counted here as leaving alone
+is rendered again if it leaves merged with another member's). The worker finds out one
+email at a time, when each falls due, and then it is too late to choose the moment. This
+check takes each waiting email's words as the worker would and compares them with what
+its member consented to, changing nothing: run from the new release (or with the new
+configuration) before switching, it says what the switch would cost.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from courtois.delivery.compose import Carried, consented_hash
 from courtois.domain.members import check_locale
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.services.context import Context
-from courtois.services.outgoing import carried_rows
+from courtois.services.outgoing import carried_rows, kept_words
 from courtois.store.tables import messages
 
 __all__ = ["WordsCheck", "WordsGroup", "check_words"]
@@ -84,11 +87,18 @@ def check_words(ctx: Context) -> WordsCheck:
             locale = check_locale(row.locale or row.member_locale)
             group = (MessageKind(message.kind).value, locale)
             waiting[group] += 1
-            key = (locale, row.name, row.note, row.reminders)
-            if key not in hashes:
-                carried = Carried(row.id, row.name, row.note, row.reminders)
-                hashes[key] = consented_hash(ctx.settings, locale, carried)
-            if hashes[key] != row.preview_hash:
+            kind = MessageKind(message.kind)
+            asked = kind is MessageKind.REMINDER and row.remind_at is not None
+            kept = kept_words(kind, asked, 1, row)
+            if kept is not None:
+                differs = kept[0] is None
+            else:
+                key = (locale, row.name, row.note, row.reminders)
+                if key not in hashes:
+                    carried = Carried(row.id, row.name, row.note, row.reminders)
+                    hashes[key] = consented_hash(ctx.settings, locale, carried)
+                differs = hashes[key] != row.preview_hash
+            if differs:
                 held[group] += 1
                 members.add(message.member_id)
     groups = tuple(

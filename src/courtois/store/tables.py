@@ -111,9 +111,15 @@ consents = Table(
     Column("user_agent", String(512), nullable=False),
     Column("given_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
+    # The rendering previewed (delivery/consented_words.py); none when it cannot be kept.
+    Column("words", Text, nullable=True),
     PrimaryKeyConstraint("member_id", "id"),
     Index("ix_consents_id", "id"),
 )
+
+# A consent's columns but the words kept to send (kilobytes a consent), which only the
+# sending worker and the words check read.
+CONSENT_FACTS = tuple(column for column in consents.c if column.key != "words")
 
 # Per recipient: which inboxes a consent names. No foreign key to `consents` (per member):
 # the one writer inserts the consent and its recipients together, and consents are never
