@@ -220,6 +220,9 @@ def bench_settings(database: str, key: Keys | None) -> Settings:
     settings = Settings(
         secret_key=SECRET,
         platform_name="Agora",
+        # Every email gives it (the worker starts only with it set), and a consent keeps
+        # the words previewed only when they do.
+        platform_postal_address="Agora SAS, 1 rue de la Paix, 75002 Paris",
         mail_from="invitations@agora.example",
         database_url=database,
     )

@@ -23,6 +23,7 @@ POSTGRES_URL = os.environ.get(
 )
 SECRET = "test-secret-key-0123456789"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+POSTAL_ADDRESS = "Agora SAS, 1 rue de la Paix, 75002 Paris"
 
 
 @pytest.fixture(scope="session")
@@ -77,8 +78,14 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 
 @pytest.fixture
 def settings() -> Settings:
-    """Settings for tests: a fixed secret, the default policy."""
-    return Settings(secret_key=SECRET, platform_name="Agora", base_url="https://agora.test")
+    """Settings for tests: a fixed secret, the default policy, and the postal address every
+    email must give (the worker's requirement, without which no consent keeps its words)."""
+    return Settings(
+        secret_key=SECRET,
+        platform_name="Agora",
+        base_url="https://agora.test",
+        platform_postal_address=POSTAL_ADDRESS,
+    )
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 
 from courtois.delivery.render import (
     Previewed,
@@ -80,6 +81,13 @@ def read(stored: str | None) -> ConsentedWords | None:
     rendering is the one consented to)."""
     if not stored:
         return None
+    return _parsed(stored)
+
+
+@lru_cache(maxsize=256)
+def _parsed(stored: str) -> ConsentedWords | None:
+    """Parsed once for all the emails of a consent: the same words, the same objects, so
+    the skeleton made for them is found by a hash each string computes once."""
     try:
         value = json.loads(stored)
         emails = [Rendered(*(str(part) for part in email)) for email in value["emails"]]
