@@ -22,7 +22,7 @@ from live_app import LiveSite, strict_eu_site
 from member_pages_support import member_session
 from pages_site import invite_and_deliver
 from sqlalchemy import select
-from support import add_members
+from support import add_members, without_kept_words
 
 from courtois.services.context import Context
 from courtois.store.tables import recipients
@@ -167,12 +167,28 @@ def test_nothing_is_given_under_a_revoked_consent(site: LiveSite, api: httpx.Cli
     assert _shared(api, item["id"]) == NOTHING
 
 
-def test_nothing_is_given_once_it_would_not_be_the_text_consented_to(
+def test_the_text_kept_is_given_as_consented_to_whatever_changed(
     site: LiveSite, api: httpx.Client
 ) -> None:
-    """The member renamed themselves: the text rebuilt would name them otherwise than the
-    one they previewed and consented to, so none is given; named as before, it is again."""
+    """The consent kept the words previewed: renamed since, the member is still given the
+    text they consented to, naming them as it did."""
     item = _invite(api, note=NOTE)
+    site.clock.now += timedelta(seconds=2)
+    member = {"id": "ana", "email": "ana@members.example", "locale": "fr"}
+    assert api.post("/v1/members", json={**member, "name": "Ana Lima-Souza"}).is_success
+    again = _shared(api, item["id"])
+    _same_but_tokens(again, item)
+    assert "Lima-Souza" not in again[2]
+
+
+def test_nothing_is_given_once_it_would_not_be_the_text_consented_to(
+    ctx: Context, site: LiveSite, api: httpx.Client
+) -> None:
+    """A consent that kept no words (given before schema 0017): the member renamed
+    themselves, the text rebuilt would name them otherwise than the one they previewed and
+    consented to, so none is given; named as before, it is again."""
+    item = _invite(api, note=NOTE)
+    without_kept_words(ctx)
     site.clock.now += timedelta(seconds=2)
     _same_but_tokens(_shared(api, item["id"]), item)
     member = {"id": "ana", "email": "ana@members.example", "locale": "fr"}

@@ -45,12 +45,8 @@ class ConsentedWords:
     name: str
     invitation: Rendered
     reminder: Rendered | None
-
-    @property
-    def preview_hash(self) -> str:
-        """What the consent must pin for these words to leave."""
-        follow_ups = (self.reminder,) if self.reminder is not None else ()
-        return preview_hash(self.invitation, *follow_ups)
+    # What the consent must pin for these words to leave.
+    preview_hash: str
 
 
 def kept(previewed: Previewed, context: RenderContext) -> str | None:
@@ -94,7 +90,10 @@ def _parsed(stored: str) -> ConsentedWords | None:
         if value["v"] != _VERSION or not 1 <= len(emails) <= 2:
             return None
         return ConsentedWords(
-            str(value["name"]), emails[0], emails[1] if len(emails) == 2 else None
+            str(value["name"]),
+            emails[0],
+            emails[1] if len(emails) == 2 else None,
+            preview_hash(*emails),
         )
     except (ValueError, TypeError, KeyError):
         return None

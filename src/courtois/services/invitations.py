@@ -6,7 +6,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from courtois.delivery.render import Inviter, RenderContext, Tokens, render
+from courtois.delivery.consented_words import fill
+from courtois.delivery.render import Inviter, RenderContext, Rendered, Tokens, render
 from courtois.domain.addresses import ROLE_MAILBOX, Address, is_role_mailbox, parse_address
 from courtois.domain.consent import Consent
 from courtois.domain.errors import Conflict, InvalidInput
@@ -99,18 +100,27 @@ def shared_by_member(decision: Decision) -> bool:
     return member_shares(v.rule for v in decision.verdicts if v.outcome is Outcome.DENY)
 
 
-def share_for(ctx: Context, invitation_id: str, inviter: Inviter, locale: str) -> dict[str, str]:
+def share_for(
+    ctx: Context,
+    invitation_id: str,
+    inviter: Inviter,
+    locale: str,
+    words: Rendered | None = None,
+) -> dict[str, str]:
     """The personal link, and the subject and ready-to-send text, for a member who sends
     the invitation from their own mailbox: the subject and words they previewed (written
     to be sent by them, see `RenderContext.by_member`; the preview hash covers both), with
-    this invitation's links.
+    this invitation's links: the `words` their consent kept, filled, when given, else
+    rendered now.
     The member reads those links too, so the text's "why" and "stop" links are shared ones,
     which open this invitation only (`Scope.SHARED`), not the recipient's own."""
     secret = ctx.settings.token_secrets
     shared = make_token(secret, Scope.SHARED, invitation_id)
     tokens = Tokens(shared, shared, (make_token(secret, Scope.JOIN, invitation_id),))
-    context = RenderContext.from_settings(ctx.settings, (inviter,), by_member=True)
-    rendered = render(MessageKind.INVITATION, locale, context, tokens)
+    rendered = fill(words, tokens) if words is not None else None
+    if rendered is None:
+        context = RenderContext.from_settings(ctx.settings, (inviter,), by_member=True)
+        rendered = render(MessageKind.INVITATION, locale, context, tokens)
     base = ctx.settings.base_url.rstrip("/")
     return {
         "share_link": f"{base}/join/{tokens.join[0]}",

@@ -5,12 +5,13 @@ sends themselves, given again while it is open.
 replays). No token and no text is stored: both are rebuilt, the tokens freshly signed for
 the invitation's id (`share_for`; a token carries the second it was signed, so its text
 differs from the POST's while opening the same invitation), the words from what its
-consent kept (the member's note, the reminders they ticked) and the member's name, in the
-invitation's language. The rebuilt invitation must hash to the consent's `preview_hash`,
-which pinned the text the member previewed and consented to: when it no longer does (the
-member renamed themselves, the note was emptied when the recipient asked to be forgotten,
-the platform's name changed), the text would not be the one consented to, and none is
-given.
+consent kept: the words previewed themselves (`consented_words`, schema 0017 on), else
+the member's note and the reminders they ticked with the member's name now, in the
+invitation's language. Either must hash to the consent's `preview_hash`, which pinned the
+text the member previewed and consented to: when it no longer does (for a consent that
+kept no words, the member renamed themselves or the platform's name changed; for any, the
+note was emptied when the recipient asked to be forgotten, which empties the words too),
+the text would not be the one consented to, and none is given.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from courtois.delivery.consented_words import read
 from courtois.delivery.render import Inviter, RenderContext, preview
 from courtois.domain.errors import InvalidInput
 from courtois.domain.invitations import InvitationState, state_as_of
@@ -67,7 +69,7 @@ def open_shares(
     consent_of = {
         (found.member_id, found.id): found
         for found in connection.execute(
-            select(*CONSENT_FACTS).where(
+            select(*CONSENT_FACTS, consents.c.words).where(
                 consents.c.member_id.in_(member_ids),
                 consents.c.id.in_(sorted({row.consent_id for row in sharing})),
             )
@@ -86,6 +88,12 @@ def open_shares(
         consent = consent_of.get((row.member_id, row.consent_id))
         name = name_of.get(row.member_id)
         if consent is None or consent.revoked_at is not None or name is None:
+            continue
+        kept = read(consent.words)
+        if kept is not None:
+            if kept.preview_hash == consent.preview_hash:
+                shown = Inviter(kept.name)
+                given[row.id] = share_for(ctx, row.id, shown, row.locale, kept.invitation)
             continue
         try:
             note = check_note(consent.note)
