@@ -51,7 +51,7 @@ class ConsentedWords:
 
 def kept(previewed: Previewed, context: RenderContext) -> str | None:
     """The stored form of a preview, or None when its placeholders could be confused with
-    what someone wrote (see the module's docstring)."""
+    what someone wrote, or it gives no postal address (see the module's docstring)."""
     if len(context.inviters) != 1 or not substitutable(context):
         return None
     if not context.postal_address.strip():
@@ -101,7 +101,7 @@ def _parsed(stored: str) -> ConsentedWords | None:
 
 def fill(words: Rendered, tokens: Tokens) -> Rendered | None:
     """The words with one recipient's tokens in their places; None when a token would not
-    print as itself in a link (the email is then rendered again)."""
+    print as itself in a link (signed tokens always do)."""
     if len(tokens.join) != 1 or not plain_tokens(tokens):
         return None
     return filled(words, tokens)
