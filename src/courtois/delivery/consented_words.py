@@ -33,6 +33,7 @@ from courtois.delivery.render import (
     preview_hash,
     substitutable,
 )
+from courtois.domain.messages import MessageKind
 
 _VERSION = 1
 
@@ -47,6 +48,16 @@ class ConsentedWords:
     reminder: Rendered | None
     # What the consent must pin for these words to leave.
     preview_hash: str
+
+    def email(self, kind: MessageKind, asked_by_recipient: bool, carried: int) -> Rendered | None:
+        """The kept rendering an email of this kind is: the invitation, or the reminder the
+        member ticked; None for any other email (a digest carrying several invitations, a
+        reminder the recipient asked for, worded as theirs), which is rendered again."""
+        if asked_by_recipient or carried != 1:
+            return None
+        if kind is MessageKind.INVITATION:
+            return self.invitation
+        return self.reminder if kind is MessageKind.REMINDER else None
 
 
 def kept(previewed: Previewed, context: RenderContext) -> str | None:

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from courtois.delivery.compose import Carried, ComposeInput, consent_hashes, make_tokens
 from courtois.delivery.consented_words import read
 from courtois.delivery.dkim import sign
-from courtois.delivery.render import Rendered, Tokens
+from courtois.delivery.render import Tokens
 from courtois.delivery.skeleton import compose_wire
 from courtois.delivery.transport import Outgoing
 from courtois.domain.errors import InvalidInput
@@ -238,15 +238,15 @@ def _compose(
         asked_by_recipient=kind is MessageKind.REMINDER and carrier.remind_at is not None,
         in_reply_to=followed.get(carrier.invitation_id) if _reminds(claim) else None,
     )
-    kept = kept_words(message.kind, message.asked_by_recipient, len(carried), first)
-    if kept is not None:
-        words, name = kept
-        if words is None:
+    kept = read(first.words)
+    words = kept.email(kind, message.asked_by_recipient, len(carried)) if kept else None
+    if kept is not None and words is not None:
+        if kept.preview_hash != first.preview_hash:
             return PreviewMismatch(
                 f"message {carrier.id} differs from its consented preview",
                 tuple(m.id for m in claim.messages),
             )
-        only = replace(message.invitations[0], member_name=name)
+        only = replace(message.invitations[0], member_name=kept.name)
         message = replace(message, invitations=(only,), words=words)
     else:
         hashes = consent_hashes(ctx.settings, message)
@@ -273,28 +273,6 @@ def _compose(
         envelope_from=ctx.settings.mail_from,
         raw_ascii=_without_reply_to(ctx, message, tokens, email.raw),
     )
-
-
-def kept_words(
-    kind: MessageKind, asked_by_recipient: bool, carried: int, row: CarriedRow
-) -> tuple[Rendered | None, str] | None:
-    """For an email that is one of the renderings its member previewed (the invitation, or
-    the reminder they ticked), the words its consent kept and the name they bore: None for
-    the words when those no longer hash to the consent (altered: held). None when the
-    consent kept no words, or this email is not one of them (a digest; a reminder the
-    recipient asked for, worded as theirs): it is rendered again."""
-    words = read(row.words)
-    if words is None or asked_by_recipient or carried != 1:
-        return None
-    if kind is MessageKind.INVITATION:
-        chosen = words.invitation
-    elif kind is MessageKind.REMINDER and words.reminder is not None:
-        chosen = words.reminder
-    else:
-        return None
-    if words.preview_hash != row.preview_hash:
-        return None, words.name
-    return chosen, words.name
 
 
 def _without_reply_to(ctx: Context, message: ComposeInput, tokens: Tokens, raw: bytes) -> bytes:

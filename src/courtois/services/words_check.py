@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from courtois.delivery.compose import Carried, consented_hash
+from courtois.delivery.consented_words import read
 from courtois.domain.members import check_locale
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.services.context import Context
-from courtois.services.outgoing import carried_rows, kept_words
+from courtois.services.outgoing import carried_rows
 from courtois.store.tables import messages
 
 __all__ = ["WordsCheck", "WordsGroup", "check_words"]
@@ -89,9 +90,9 @@ def check_words(ctx: Context) -> WordsCheck:
             waiting[group] += 1
             kind = MessageKind(message.kind)
             asked = kind is MessageKind.REMINDER and row.remind_at is not None
-            kept = kept_words(kind, asked, 1, row)
-            if kept is not None:
-                differs = kept[0] is None
+            kept = read(row.words)
+            if kept is not None and kept.email(kind, asked, 1) is not None:
+                differs = kept.preview_hash != row.preview_hash
             else:
                 key = (locale, row.name, row.note, row.reminders)
                 if key not in hashes:
