@@ -167,9 +167,9 @@ _DUE = _COLUMNS.where(messages.c.state == _SCHEDULED)
 # The messages of a few recipients, by the primary key (digest first). Without statistics
 # SQLite would read them through ix_messages_state_scheduled, every message due on the
 # platform: kept off the state there (`unindexed`).
-_OF_RECIPIENTS = {
-    "postgresql": _DUE,
-    "sqlite": _COLUMNS.where(unindexed(messages.c.state) == _SCHEDULED),
+_SCHEDULED_THERE = {
+    "postgresql": messages.c.state == _SCHEDULED,
+    "sqlite": unindexed(messages.c.state) == _SCHEDULED,
 }
 # Recipients per statement when completing a batch: well under every engine's limit.
 _CHUNK = 500
@@ -197,40 +197,71 @@ def due_messages(
         batch = [r for r in rows if r.id not in exclude][:BATCH]
         if len(rows) == BATCH + len(exclude):
             batch += _rest_for(connection, batch, now, exclude)
+    # Unpacked by position, as `_COLUMNS` lists them: reading a row's fields by name cost
+    # more than the rest of building the batch.
     return [
         Due(
-            id=r.id,
-            invitation_id=r.invitation_id,
-            member_id=r.member_id,
-            digest=r.recipient_digest,
-            kind=MessageKind(r.kind),
-            consent_id=r.consent_id,
-            address=r.address,
-            remind_at=r.remind_at,
-            sent_at=r.sent_at,
-            created_at=r.created_at,
-            attempts=r.attempts,
-            locale=r.locale,
-            first_attempt_at=r.first_attempt_at,
-            scheduled_at=r.scheduled_at,
+            id=id_,
+            invitation_id=invitation_id,
+            member_id=member_id,
+            digest=digest,
+            kind=MessageKind(kind),
+            consent_id=consent_id,
+            address=address,
+            remind_at=remind_at,
+            sent_at=sent_at,
+            created_at=created_at,
+            attempts=attempts,
+            locale=locale,
+            first_attempt_at=first_attempt_at,
+            scheduled_at=scheduled_at,
         )
-        for r in batch
+        for (
+            id_,
+            invitation_id,
+            member_id,
+            digest,
+            kind,
+            created_at,
+            attempts,
+            first_attempt_at,
+            scheduled_at,
+            consent_id,
+            address,
+            remind_at,
+            sent_at,
+            locale,
+        ) in batch
     ]
 
 
 def _rest_for(
     connection: Connection, batch: list[Row[Any]], now: datetime, exclude: set[str]
 ) -> list[Row[Any]]:
-    """The messages due to the batch's recipients that the batch does not hold."""
+    """The messages due to the batch's recipients that the batch does not hold.
+
+    Their ids are read first, and whole rows only for the recipients that have more: most
+    have none, and their rows, read again whole with their times, cost a full batch's."""
     held = exclude | {r.id for r in batch}
     digests = sorted({r.recipient_digest for r in batch})
+    scheduled = _SCHEDULED_THERE[connection.dialect.name]
     rest = []
     for start in range(0, len(digests), _CHUNK):
         chunk = digests[start : start + _CHUNK]
+        ids = connection.execute(
+            select(messages.c.recipient_digest, messages.c.id).where(
+                scheduled, messages.c.recipient_digest.in_(chunk), messages.c.scheduled_at <= now
+            )
+        )
+        more = sorted({digest for digest, id_ in ids if id_ not in held})
+        if not more:
+            continue
         found = connection.execute(
-            _OF_RECIPIENTS[connection.dialect.name]
-            .where(messages.c.recipient_digest.in_(chunk), messages.c.scheduled_at <= now)
-            .order_by(messages.c.scheduled_at, messages.c.member_id, messages.c.id)
+            _COLUMNS.where(
+                scheduled,
+                messages.c.recipient_digest.in_(more),
+                messages.c.scheduled_at <= now,
+            ).order_by(messages.c.scheduled_at, messages.c.member_id, messages.c.id)
         )
         rest += [r for r in found if r.id not in held]
     return rest

@@ -191,7 +191,9 @@ messages = Table(
     ),
     # The worker claims and updates messages by id.
     Index("ix_messages_id", "id"),
-    Index("ix_messages_state_scheduled", "state", "scheduled_at"),
+    # A pass's batch, in the order it is read (migration 0018): read in order, it stops at
+    # the batch's end instead of sorting every message due at the same instant.
+    Index("ix_messages_state_scheduled", "state", "scheduled_at", "member_id"),
     Index("ix_messages_member_created", "member_id", "created_at"),
     # The admin pages count the emails sent per day.
     Index("ix_messages_sent_at", "sent_at"),
