@@ -99,6 +99,11 @@ def test_import_preview_invite_send_join_and_webhooks(
         exported = api.ok(api.get("/v1/members/ana/export"))
         assert {i["status"] for i in exported["invitations"]} == {"accepted", "sent"}
         assert exported["consents"][0]["text_shown"] == shown["consent_text"]
+        # The words consented to, as kept to be sent: the preview's own.
+        previewed = exported["consents"][0]["previewed"]
+        assert previewed["name"] == "Ana Lima"
+        assert previewed["invitation"] == {k: shown[k] for k in ("subject", "text", "html")}
+        assert previewed["reminder"] is None
         metrics = api.get("/metrics").text
         assert 'courtois_messages{kind="invitation",state="sent"} 2.0' in metrics
         assert (

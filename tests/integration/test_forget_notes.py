@@ -60,6 +60,12 @@ def test_forget_me_empties_the_note_written_to_them_alone(ctx: Context) -> None:
     assert TOGETHER in (bruno_row.words or "")
     assert consent_detail(ctx, ana_consent)["note"] == ""
     assert "frederika" not in repr(export_member(ctx, "ana", LATER)).lower()
+    # The member's own export gives the words consented to while they are kept, and
+    # none once they are gone.
+    assert export_member(ctx, "ana", LATER)["consents"][0]["previewed"] is None
+    kept = export_member(ctx, "bruno", LATER)["consents"][0]["previewed"]
+    assert TOGETHER in kept["invitation"]["text"]
+    assert TOGETHER in kept["reminder"]["text"]
     # Bruno wrote to Cy too: his note stays, and Frederika's page says it does.
     assert consent_of(ctx, "bruno") == (bruno_consent, TOGETHER, bruno_hash)
     for page in (before, after, cy_page):

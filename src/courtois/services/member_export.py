@@ -1,10 +1,11 @@
 """export_member: everything held about and for one member (an access request, a move).
 
-The member's record, their contacts, consents, invitations with every email and decision
-(as the member may see them: never why a recipient is unavailable, nor that an email of
-theirs was a digest carrying other members' invitations, invariant 11), and the ledger
-entries that name them. Recipients appear by the address the member gave while an
-invitation is open, by digest afterwards.
+The member's record, their contacts, consents (each with the words the member previewed
+and consented to, as kept to be sent), invitations with every email and decision (as the
+member may see them: never why a recipient is unavailable, nor that an email of theirs was
+a digest carrying other members' invitations, invariant 11), and the ledger entries that
+name them. Recipients appear by the address the member gave while an invitation is open,
+by digest afterwards.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from courtois.delivery import consented_words
+from courtois.delivery.render import Rendered
 from courtois.domain.errors import NotFound
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import kind_as_member_sees
@@ -66,7 +69,7 @@ def _export(
         select(contacts).where(contacts.c.member_id == member_id).order_by(contacts.c.id)
     ).all()
     consent_rows = connection.execute(
-        select(*CONSENT_FACTS)
+        select(*CONSENT_FACTS, consents.c.words)
         .where(consents.c.member_id == member_id)
         .order_by(consents.c.given_at)
     ).all()
@@ -138,7 +141,11 @@ def _export(
             for c in contact_rows
         ],
         "consents": [
-            consent_row(c, int(named.get(c.id, 0)), by_consent.get(c.id, [])) for c in consent_rows
+            {
+                **consent_row(c, int(named.get(c.id, 0)), by_consent.get(c.id, [])),
+                "previewed": _previewed(c.words),
+            }
+            for c in consent_rows
         ],
         "invitations": [
             {
@@ -151,6 +158,23 @@ def _export(
         "complaints": int(complaint_count),
         "ledger": entries,
     }
+
+
+def _previewed(stored: str | None) -> dict[str, Any] | None:
+    """The words kept with a consent, as the member previewed them (each recipient's own
+    links as placeholders); None when none are kept."""
+    words = consented_words.read(stored)
+    if words is None:
+        return None
+    return {
+        "name": words.name,
+        "invitation": _email(words.invitation),
+        "reminder": None if words.reminder is None else _email(words.reminder),
+    }
+
+
+def _email(rendered: Rendered) -> dict[str, str]:
+    return {"subject": rendered.subject, "text": rendered.text, "html": rendered.html}
 
 
 def _named_counts(connection: Connection, consent_ids: list[str]) -> dict[str, int]:

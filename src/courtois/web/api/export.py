@@ -54,13 +54,43 @@ class LedgerEntry(BaseModel):
     )
 
 
+class PreviewedEmail(BaseModel):
+    """One email as the member previewed it."""
+
+    subject: str
+    text: str
+    html: str
+
+
+class PreviewedWords(BaseModel):
+    """The words the member previewed and consented to, kept with the consent so that its
+    emails are sent as shown. Each recipient's own links (unsubscribe, why, join) appear
+    as placeholders such as `{token:u}`: every recipient's email carries its own."""
+
+    name: str = Field(description="The member's name as the emails gave it.")
+    invitation: PreviewedEmail
+    reminder: PreviewedEmail | None = Field(description="The reminder, when one was ticked.")
+
+
+class ExportedConsent(ConsentOut):
+    """A consent with the words it was given to."""
+
+    previewed: PreviewedWords | None = Field(
+        description="Null when no words were kept with the consent (given before they "
+        "were, while the platform gave no postal address, or with a `{` in a text the "
+        "email prints), or when they were emptied with its note (a recipient's \"forget "
+        'me"). Its emails are then written again, and held if they would differ from '
+        "the preview."
+    )
+
+
 class MemberExport(BaseModel):
     """Everything held about and for one member."""
 
     exported_at: datetime
     member: ExportedMember
     contacts: list[ContactOut]
-    consents: list[ConsentOut]
+    consents: list[ExportedConsent]
     invitations: list[ExportedInvitation]
     complaints: int
     ledger: list[LedgerEntry]
