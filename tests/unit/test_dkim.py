@@ -5,6 +5,7 @@ runs with an RSA key (rsa-sha256) and with an Ed25519 key (ed25519-sha256, RFC 8
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import subprocess
 from datetime import UTC, datetime
@@ -226,6 +227,33 @@ def test_the_key_file_is_parsed_once_per_version(settings: Settings) -> None:
     sign(raw_message(settings), settings)
     sign(raw_message(settings), settings)
     assert _load.cache_info().misses == 1
+
+
+def test_a_rotated_key_file_signs_once_its_time_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file's time is read at most once a KEY_FILE_CHECK_SECONDS: a key written over
+    the file signs from the next reading on."""
+    from courtois.delivery import dkim as signer
+
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first, first_record = make_ed25519_key(tmp_path / "one")
+    second, second_record = make_ed25519_key(tmp_path / "two")
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_bytes(first.read_bytes())
+    settings = signing_settings(key_file, SELECTOR)
+    monkeypatch.setattr(signer, "KEY_FILE_CHECK_SECONDS", 3600.0)
+    assert verify(sign(raw_message(settings), settings), first_record)
+    key_file.write_bytes(second.read_bytes())
+    os.utime(key_file, (1, 1))  # a time unlike the first version's, however fast the disk
+    # Within the interval the version already read signs on.
+    assert verify(sign(raw_message(settings), settings), first_record)
+    monkeypatch.setattr(signer, "KEY_FILE_CHECK_SECONDS", 0.0)
+    assert verify(sign(raw_message(settings), settings), second_record)
+    key_file.unlink()
+    with pytest.raises(InvalidInput, match="cannot be read"):
+        sign(raw_message(settings), settings)
 
 
 _WSP = re.compile(rb"[ \t]+")

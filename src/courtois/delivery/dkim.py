@@ -256,16 +256,29 @@ def _load(path: str, mtime: float) -> _Key:
     )
 
 
+# Seconds a key file's version is trusted before its time is read again: a rotated key
+# signs within a second, and a batch does not ask the file system once an email.
+KEY_FILE_CHECK_SECONDS = 1.0
+# Each key file's modification time, and when it was read (time.monotonic()).
+_seen: dict[str, tuple[float, float]] = {}
+
+
 def _private_key(path: str) -> _Key:
     """The key, parsed once per file version (a rotated key file is read again)."""
-    try:
-        mtime = os.stat(path).st_mtime
-    except OSError as error:
-        raise InvalidInput(
-            f"The DKIM private key file {path} cannot be read: {error.strerror}.",
-            {"dkim_private_key_file": "unreadable"},
-        ) from None
-    return _load(path, mtime)
+    now = time.monotonic()
+    seen = _seen.get(path)
+    if seen is None or now - seen[1] >= KEY_FILE_CHECK_SECONDS:
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError as error:
+            _seen.pop(path, None)
+            raise InvalidInput(
+                f"The DKIM private key file {path} cannot be read: {error.strerror}.",
+                {"dkim_private_key_file": "unreadable"},
+            ) from None
+        seen = (mtime, now)
+        _seen[path] = seen
+    return _load(path, seen[0])
 
 
 _WSP = re.compile(rb"[ \t]+")
