@@ -11,13 +11,13 @@ by digest afterwards.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from courtois.delivery import consented_words
-from courtois.delivery.render import Rendered
 from courtois.domain.errors import NotFound
 from courtois.domain.ledger import EventType
 from courtois.domain.messages import kind_as_member_sees
@@ -168,13 +168,9 @@ def _previewed(stored: str | None) -> dict[str, Any] | None:
         return None
     return {
         "name": words.name,
-        "invitation": _email(words.invitation),
-        "reminder": None if words.reminder is None else _email(words.reminder),
+        "invitation": asdict(words.invitation),
+        "reminder": None if words.reminder is None else asdict(words.reminder),
     }
-
-
-def _email(rendered: Rendered) -> dict[str, str]:
-    return {"subject": rendered.subject, "text": rendered.text, "html": rendered.html}
 
 
 def _named_counts(connection: Connection, consent_ids: list[str]) -> dict[str, int]:

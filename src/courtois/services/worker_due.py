@@ -164,9 +164,9 @@ _COLUMNS = (
 )
 _SCHEDULED = MessageState.SCHEDULED.value
 _DUE = _COLUMNS.where(messages.c.state == _SCHEDULED)
-# The messages of a few recipients, by the primary key (digest first). Without statistics
-# SQLite would read them through ix_messages_state_scheduled, every message due on the
-# platform: kept off the state there (`unindexed`).
+# The state test when reading the messages of a few recipients, by the primary key (digest
+# first). Without statistics SQLite would read them through ix_messages_state_scheduled,
+# every message due on the platform: kept off the state there (`unindexed`).
 _SCHEDULED_THERE = {
     "postgresql": messages.c.state == _SCHEDULED,
     "sqlite": unindexed(messages.c.state) == _SCHEDULED,
