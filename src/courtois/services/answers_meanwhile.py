@@ -16,11 +16,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import select
 
 from courtois.domain.invitations import InvitationState, word_given_while_leaving
+from courtois.services.locks import LockedRecipient
 from courtois.services.transitions import move_invitations
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.services.worker_due import Due
@@ -35,7 +35,7 @@ _REASONS = {
 
 
 def meet_words_given_meanwhile(
-    uow: UnitOfWork, sent: Sequence[Due], facts: Mapping[str, Row[Any]]
+    uow: UnitOfWork, sent: Sequence[Due], facts: Mapping[str, LockedRecipient]
 ) -> list[str]:
     """The invitations just recorded `sent` (the claimed messages that carried them first,
     which name their member and recipient) meet their recipient's word given meanwhile:
@@ -64,8 +64,8 @@ def _blocked(uow: UnitOfWork, digests: set[str]) -> set[tuple[str, str]]:
     if not digests:
         return set()
     return {
-        (row.recipient_digest, row.member_id)
-        for row in uow.conn.execute(
+        (digest, member)
+        for digest, member in uow.conn.execute(
             select(recipient_blocks.c.recipient_digest, recipient_blocks.c.member_id).where(
                 recipient_blocks.c.recipient_digest.in_(sorted(digests))
             )

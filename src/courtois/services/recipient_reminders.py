@@ -38,7 +38,7 @@ from courtois.policy.verdict import Decision, Outcome
 from courtois.services import facts as gather
 from courtois.services.context import Context
 from courtois.services.decisions import decision_entry, decision_row
-from courtois.services.locks import lock_recipients
+from courtois.services.locks import LockedRecipient, lock_recipients
 from courtois.services.recipient_actions import settle_email
 from courtois.services.recipient_link import Link, carried_invitations
 from courtois.services.transitions import cancel_messages, scheduled_message
@@ -127,7 +127,7 @@ def decide_reminder(
     row: Row[Any],
     at: datetime,
     now: datetime,
-    locked: dict[str, Row[Any]] | None = None,
+    locked: dict[str, LockedRecipient] | None = None,
 ) -> tuple[Candidate, Decision]:
     """The whole policy chain on a reminder asked for `at`, as of now (the queue stage);
     the invitation's own pending reminders do not count against its inbox."""

@@ -13,9 +13,8 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 
 from courtois.delivery.transport import Delivery, SendResult
 from courtois.domain.invitations import InvitationState
@@ -23,7 +22,7 @@ from courtois.domain.ledger import EventType
 from courtois.domain.messages import OUTCOME_UNKNOWN, MessageKind, MessageState
 from courtois.services.answers_meanwhile import meet_words_given_meanwhile
 from courtois.services.context import Context
-from courtois.services.locks import lock_recipients
+from courtois.services.locks import LockedRecipient, lock_recipients
 from courtois.services.reminder_schedule import schedule_reminders
 from courtois.services.retries import RETRY_DEADLINE, retry_delay
 from courtois.services.smtp_problems import is_dead_address, kept_reply, problem_of
@@ -107,7 +106,7 @@ def _settle_lost(
     lost: Sequence[tuple[Claim, Delivery]],
     now: datetime,
     report: PassReport,
-    facts: Mapping[str, Row[Any]],
+    facts: Mapping[str, LockedRecipient],
 ) -> None:
     """Claims made `unknown` behind this worker's back, settled by what it knows: accepted
     is sent, refused for good is failed. Refused for now, or no answer, stays `unknown`
@@ -216,7 +215,7 @@ def _sent(
     ctx: Context,
     claims: Sequence[Claim],
     now: datetime,
-    facts: Mapping[str, Row[Any]],
+    facts: Mapping[str, LockedRecipient],
     current: MessageState = MessageState.SENDING,
 ) -> None:
     """Accepted claims: their messages sent, their first invitations sent, meeting any word
