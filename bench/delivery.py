@@ -8,7 +8,8 @@ the same run against the same sink: Postfix's `smtp-source` (C, 4 KB messages) a
 aiosmtplib loop sending pre-built messages. It also prints the CPU a message may take for
 the goal of 25% of `smtp-source` on this machine, and what DKIM signing alone takes of it.
 
-Worker processes start, open the database, compile the templates, parse the DKIM key and
+Worker processes start, open the database, compile the templates, parse the DKIM key,
+freeze what they made out of the garbage collector's passes (as `courtois worker` does) and
 wait; the clock runs from the moment they are told to go until the last one has recorded
 its last outcome (a long-running worker pays its start-up once). Nothing about the
 benchmark's members is cached beforehand: each process renders their previews and builds
@@ -54,6 +55,7 @@ from courtois.delivery.dkim import sign
 from courtois.delivery.render import Inviter, RenderContext, render
 from courtois.delivery.smtp import SmtpSettings, SmtpTransport, parse_smtp_url
 from courtois.domain.messages import MessageKind
+from courtois.long_lived import freeze_start_up
 from courtois.services.context import Context
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.members import register_member
@@ -272,6 +274,7 @@ def worker_process(
     ctx = Context(make_engine(settings.database_url), settings)
     transport = SmtpTransport(smtp)
     warm_up(settings)
+    freeze_start_up()  # as `courtois worker` does before its first pass
     ready.wait(timeout=STARTUP)
     cpu = time.process_time()
     total = 0

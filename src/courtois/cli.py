@@ -507,6 +507,7 @@ def _serve_worker(ctx: Context, interval: float, as_json: bool, shard: Shard | N
 
     from sqlalchemy.exc import DBAPIError
 
+    from courtois.long_lived import freeze_start_up
     from courtois.services.worker import run_pass
     from courtois.store.faults import database_fault
 
@@ -515,6 +516,7 @@ def _serve_worker(ctx: Context, interval: float, as_json: bool, shard: Shard | N
         signal.signal(sig, lambda number, _frame: stopping.append(number))
     # A shard's parent has already checked and warned.
     transport = make_transport(ctx.settings) if shard is not None else _starting_worker(ctx)
+    freeze_start_up()
     faults = 0
     while not stopping:
         try:

@@ -27,6 +27,7 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from courtois.long_lived import freeze_start_up
 from courtois.parent_death import die_with_parent
 
 APP = "courtois.web.asgi:app_factory"
@@ -57,6 +58,7 @@ class ServeConfig(uvicorn.Config):
         (uvicorn loads in each server process, on the loop that process serves from)."""
         super().load()
         logger.info("Serving with %s", implementations(self))
+        logger.info("Start-up objects kept out of garbage collection: %d", freeze_start_up())
 
     def configure_logging(self) -> None:
         """In a worker (any process but the parent), first ask to stop with the parent."""

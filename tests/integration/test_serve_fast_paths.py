@@ -1,7 +1,8 @@
 """`courtois serve` parses HTTP with httptools and runs on uvloop, the C parser and libuv
 loop that uvicorn takes when installed (both dependencies of courtois), in every server
 process, and each process says so in its log: a server left on h11 and asyncio's loop
-spends more CPU a request (bench/api.py)."""
+spends more CPU a request (bench/api.py). Each also says how many start-up objects it froze
+out of the garbage collector's passes (`long_lived`)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ def test_every_server_process_serves_with_httptools_and_uvloop(
             lines.append(line)
         serving = [line.split(":", 1)[1].strip() for line in lines if "Serving with" in line]
         assert serving == [FAST] * processes, lines
+        # Each process keeps what it made while starting out of the collector's passes.
+        frozen = [int(line.rsplit(":", 1)[1]) for line in lines if "kept out of garbage" in line]
+        assert len(frozen) == processes, lines
+        assert min(frozen) > 10_000, lines
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -215,19 +215,31 @@ def _compose(
     now: datetime,
 ) -> Outgoing | PreviewMismatch:
     ids = [m.invitation_id for m in claim.messages]
+    carrier = claim.carrier
+    first = rows[carrier.invitation_id]
+    kind = MessageKind.DIGEST if len(ids) > 1 else carrier.kind
+    # The invitation's remind_at is set only by the recipient's "remind me later", which
+    # replaces any reminder the member ticked: this reminder is theirs.
+    asked_by_recipient = kind is MessageKind.REMINDER and carrier.remind_at is not None
+    kept = read(first.words)
+    words = kept.email(kind, asked_by_recipient, len(ids)) if kept else None
+    if kept is not None and words is not None and kept.preview_hash != first.preview_hash:
+        return PreviewMismatch(
+            f"message {carrier.id} differs from its consented preview",
+            tuple(m.id for m in claim.messages),
+        )
+    # Kept words name the member as they were when consenting (one invitation alone).
+    named = {carrier.invitation_id: kept.name} if kept is not None and words is not None else {}
     carried = tuple(
         Carried(
             invitation_id=m.invitation_id,
-            member_name=rows[m.invitation_id].name,
+            member_name=named.get(m.invitation_id, rows[m.invitation_id].name),
             note=rows[m.invitation_id].note,
             reminders=rows[m.invitation_id].reminders,
             reply_to=rows[m.invitation_id].email if rows[m.invitation_id].reply_to else None,
         )
         for m in claim.messages
     )
-    carrier = claim.carrier
-    first = rows[carrier.invitation_id]
-    kind = MessageKind.DIGEST if len(carried) > 1 else carrier.kind
     message = ComposeInput(
         message_id=carrier.id,
         to=carrier.address or "",
@@ -235,22 +247,11 @@ def _compose(
         locale=check_locale(first.locale or first.member_locale),
         invitations=carried,
         sent_at=now,
-        # The invitation's remind_at is set only by the recipient's "remind me later", which
-        # replaces any reminder the member ticked: this reminder is theirs.
-        asked_by_recipient=kind is MessageKind.REMINDER and carrier.remind_at is not None,
+        asked_by_recipient=asked_by_recipient,
         in_reply_to=followed.get(carrier.invitation_id) if _reminds(claim) else None,
+        words=words,
     )
-    kept = read(first.words)
-    words = kept.email(kind, message.asked_by_recipient, len(carried)) if kept else None
-    if kept is not None and words is not None:
-        if kept.preview_hash != first.preview_hash:
-            return PreviewMismatch(
-                f"message {carrier.id} differs from its consented preview",
-                tuple(m.id for m in claim.messages),
-            )
-        only = replace(message.invitations[0], member_name=kept.name)
-        message = replace(message, invitations=(only,), words=words)
-    else:
+    if words is None:
         hashes = consent_hashes(ctx.settings, message)
         differing = tuple(
             m.id

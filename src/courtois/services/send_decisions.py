@@ -105,9 +105,12 @@ def _decide(
                 # others wait past it rather than leave with it (a reminder never joins a
                 # digest, and would be the one held back).
                 recipient = replace(recipient, reserved=(*recipient.reserved, now))
+            if recipient.reminder_requested_for != message.remind_at:
+                # (Copied only when it differs: `replace` costs some microseconds a message.)
+                recipient = replace(recipient, reminder_requested_for=message.remind_at)
             facts = Facts(
                 policy=policy,
-                recipient=replace(recipient, reminder_requested_for=message.remind_at),
+                recipient=recipient,
                 sender=_without(senders[message.member_id], message),
                 invitation=InvitationFacts(
                     consent=loaded.get(message.consent_id),
