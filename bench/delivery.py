@@ -55,7 +55,6 @@ from courtois.delivery.dkim import sign
 from courtois.delivery.render import Inviter, RenderContext, render
 from courtois.delivery.smtp import SmtpSettings, SmtpTransport, parse_smtp_url
 from courtois.domain.messages import MessageKind
-from courtois.long_lived import freeze_start_up
 from courtois.services.context import Context
 from courtois.services.invitations import ConsentInput, InviteRequest, invite
 from courtois.services.members import register_member
@@ -271,6 +270,10 @@ def worker_process(
 ) -> None:
     """One worker process: passes over its shard until nothing of it is due any more; says
     how many messages it sent and the CPU seconds it spent on them (all its threads)."""
+    # Imported here: bench/delivery_instructions.py imports this module to count source
+    # trees from before `long_lived` too.
+    from courtois.long_lived import freeze_start_up
+
     ctx = Context(make_engine(settings.database_url), settings)
     transport = SmtpTransport(smtp)
     warm_up(settings)
