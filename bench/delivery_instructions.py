@@ -3,11 +3,11 @@
 `bench/delivery.py` gives the throughput, but on a shared machine of two cores its figures
 move by up to 20% from one minute to the next, so a change worth 2% of the worker's CPU
 cannot be told from the noise without dozens of interleaved runs. An instruction count
-does not move with the machine's load: the same code, data and message count give the same
-count within about half a percent (two runs of 400 messages: 1.6458e9 and 1.6518e9). It
-is not time (an instruction of SQLite's C weighs as much as one of the interpreter's, a
-cache miss nothing), so it ranks changes to the worker's own work; the throughput is still
-bench/delivery.py's to say.
+does not move with the machine's load: single runs of one tree differ by up to 2.6% (the
+SMTP replies' timing changes what the event loop does), the least of three by up to 1.3%,
+whatever else the machine runs. It is not time (an instruction of SQLite's C weighs as
+much as one of the interpreter's, a cache miss nothing), so it ranks changes to the
+worker's own work; the throughput is still bench/delivery.py's to say.
 
 What is counted: the passes of one worker process (claim, policy re-check, composition,
 DKIM signing with Ed25519, SMTP to Postfix's `smtp-sink`, state writes) until nothing is
@@ -18,7 +18,8 @@ callgrind is told to count only within that function (`--toggle-collect`).
 
 `--baseline SRC` counts another source tree in the same run, for example the code before a
 change (`git archive REV --prefix=old/ | tar -x -C /tmp`, then `--baseline /tmp/old/src`),
-and prints the ratio. Each side runs `--rounds` times; both sides run at once, one a core.
+and prints the ratio of the least counts. Each side runs `--rounds` times; both sides run
+at once, one a core.
 
 Needs valgrind (`apt-get install valgrind`) and Debian's postfix package for smtp-sink.
 A run of 400 messages takes about a minute and a half under valgrind.
