@@ -133,7 +133,9 @@ _SLOTS = {
     # state, it finds the few recipients' messages by the primary key (digest first).
     "sqlite": _slots(expanding_in, unindexed(messages.c.state)),
 }
-# What deciding needs of a consent, unpacked by position in `load_consents`.
+# What deciding needs of a consent, unpacked by position in `load_consents`. These
+# statements are built once with their lists bound at execution: built with a list of
+# hundreds of ids, a statement costs SQLAlchemy about 3 us an id to build and cache-key.
 _CONSENTS = select(
     consents.c.id,
     consents.c.member_id,
@@ -145,9 +147,20 @@ _CONSENTS = select(
     consents.c.user_agent,
     consents.c.given_at,
     consents.c.revoked_at,
+).where(consents.c.id.in_(bindparam("b_ids", expanding=True)))
+# Which of its recipients each consent names: all, or those among some.
+_NAMED = select(consent_recipients.c.consent_id, consent_recipients.c.recipient_digest).where(
+    consent_recipients.c.consent_id.in_(bindparam("b_consents", expanding=True))
 )
-# Which of its recipients each consent names.
-_NAMED = select(consent_recipients.c.consent_id, consent_recipients.c.recipient_digest)
+_NAMED_AMONG = _NAMED.where(
+    consent_recipients.c.recipient_digest.in_(bindparam("b_digests", expanding=True))
+)
+# The reminders of some invitations that left (or may have).
+_REMINDERS_SENT = select(messages.c.invitation_id).where(
+    messages.c.invitation_id.in_(bindparam("b_ids", expanding=True)),
+    messages.c.kind == MessageKind.REMINDER.value,
+    messages.c.state.in_(SLOT_STATES[1:]),
+)
 _PREVIOUS = per_dialect(
     lambda within: select(invitations.c.recipient_digest).where(
         invitations.c.member_id == _MEMBER,
@@ -353,10 +366,12 @@ def load_consents(
     for chunk in chunks(sorted(set(consent_ids))):
         names: dict[str, set[str]] = defaultdict(set)
         for part in [None] if wanted is None else chunks(wanted):
-            named: ColumnElement[bool] = consent_recipients.c.consent_id.in_(chunk)
-            if part is not None:
-                named = and_(named, consent_recipients.c.recipient_digest.in_(part))
-            for consent_id, digest in connection.execute(_NAMED.where(named)):
+            named = (
+                connection.execute(_NAMED, {"b_consents": chunk})
+                if part is None
+                else connection.execute(_NAMED_AMONG, {"b_consents": chunk, "b_digests": part})
+            )
+            for consent_id, digest in named:
                 names[consent_id].add(digest)
         for (
             id_,
@@ -369,7 +384,7 @@ def load_consents(
             user_agent,
             given_at,
             revoked_at,
-        ) in connection.execute(_CONSENTS.where(consents.c.id.in_(chunk))):
+        ) in connection.execute(_CONSENTS, {"b_ids": chunk}):
             found[id_] = Consent(
                 id=id_,
                 member_id=member_id,
@@ -390,14 +405,6 @@ def reminders_sent(connection: Connection, invitation_ids: Collection[str]) -> d
     """Reminders that left (or may have) per invitation."""
     counts: dict[str, int] = defaultdict(int)
     for chunk in chunks(sorted(set(invitation_ids))):
-        for invitation_id in connection.execute(
-            select(messages.c.invitation_id).where(
-                and_(
-                    messages.c.invitation_id.in_(chunk),
-                    messages.c.kind == MessageKind.REMINDER.value,
-                    messages.c.state.in_(SLOT_STATES[1:]),
-                )
-            )
-        ).scalars():
+        for invitation_id in connection.execute(_REMINDERS_SENT, {"b_ids": chunk}).scalars():
             counts[invitation_id] += 1
     return counts
