@@ -17,14 +17,14 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
-
 from courtois.domain.invitations import InvitationState, word_given_while_leaving
+from courtois.services.facts import MEMBER_STOPS
 from courtois.services.locks import LockedRecipient
 from courtois.services.transitions import move_invitations
 from courtois.services.unit_of_work import UnitOfWork
 from courtois.services.worker_due import Due
-from courtois.store.tables import invitations, recipient_blocks
+from courtois.store.bulk import prebuilt
+from courtois.store.tables import invitations
 
 # The reasons `recipients.mark_joined` and `recipients.forget_recipient` give, so the
 # ledger reads the same whichever came first, the word or the email.
@@ -32,13 +32,6 @@ _REASONS = {
     InvitationState.ACCEPTED: "the recipient joined",
     InvitationState.DECLINED: "the recipient asked to be forgotten",
 }
-
-
-# Built once, the digests bound at execution (built with a list of hundreds, a statement
-# costs SQLAlchemy about 3 us a digest to build and cache-key).
-_BLOCKS = select(recipient_blocks.c.recipient_digest, recipient_blocks.c.member_id).where(
-    recipient_blocks.c.recipient_digest.in_(bindparam("b_digests", expanding=True))
-)
 
 
 def meet_words_given_meanwhile(
@@ -70,5 +63,5 @@ def _blocked(uow: UnitOfWork, digests: set[str]) -> set[tuple[str, str]]:
     """(recipient, member) of every stop from one member these recipients asked for."""
     if not digests:
         return set()
-    found = uow.conn.execute(_BLOCKS, {"b_digests": sorted(digests)})
+    found = uow.conn.execute(prebuilt(MEMBER_STOPS, uow.conn), {"b_digests": sorted(digests)})
     return {(digest, member) for digest, member in found}

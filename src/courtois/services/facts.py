@@ -80,7 +80,8 @@ _RECIPIENT_ROWS = per_dialect(
         recipients.c.joined_at,
     ).where(within(recipients.c.digest, "b_digests"))
 )
-_BLOCKS = per_dialect(
+# Every stop from one member some recipients asked for: (recipient, member).
+MEMBER_STOPS = per_dialect(
     lambda within: select(recipient_blocks.c.recipient_digest, recipient_blocks.c.member_id).where(
         within(recipient_blocks.c.recipient_digest, "b_digests")
     )
@@ -133,33 +134,42 @@ _SLOTS = {
     # state, it finds the few recipients' messages by the primary key (digest first).
     "sqlite": _slots(expanding_in, unindexed(messages.c.state)),
 }
-# What deciding needs of a consent, unpacked by position in `load_consents`. These
-# statements are built once with their lists bound at execution: built with a list of
-# hundreds of ids, a statement costs SQLAlchemy about 3 us an id to build and cache-key.
-_CONSENTS = select(
-    consents.c.id,
-    consents.c.member_id,
-    consents.c.kind,
-    consents.c.preview_hash,
-    consents.c.reminders,
-    consents.c.text_shown,
-    consents.c.ip,
-    consents.c.user_agent,
-    consents.c.given_at,
-    consents.c.revoked_at,
-).where(consents.c.id.in_(bindparam("b_ids", expanding=True)))
-# Which of its recipients each consent names: all, or those among some.
-_NAMED = select(consent_recipients.c.consent_id, consent_recipients.c.recipient_digest).where(
-    consent_recipients.c.consent_id.in_(bindparam("b_consents", expanding=True))
+# What deciding needs of a consent, unpacked by position in `load_consents`.
+_CONSENTS = per_dialect(
+    lambda within: select(
+        consents.c.id,
+        consents.c.member_id,
+        consents.c.kind,
+        consents.c.preview_hash,
+        consents.c.reminders,
+        consents.c.text_shown,
+        consents.c.ip,
+        consents.c.user_agent,
+        consents.c.given_at,
+        consents.c.revoked_at,
+    ).where(within(consents.c.id, "b_ids"))
 )
-_NAMED_AMONG = _NAMED.where(
-    consent_recipients.c.recipient_digest.in_(bindparam("b_digests", expanding=True))
+# Which of its recipients each consent names: all, or those among some.
+_NAMED = per_dialect(
+    lambda within: select(
+        consent_recipients.c.consent_id, consent_recipients.c.recipient_digest
+    ).where(within(consent_recipients.c.consent_id, "b_consents"))
+)
+_NAMED_AMONG = per_dialect(
+    lambda within: select(
+        consent_recipients.c.consent_id, consent_recipients.c.recipient_digest
+    ).where(
+        within(consent_recipients.c.consent_id, "b_consents"),
+        within(consent_recipients.c.recipient_digest, "b_digests"),
+    )
 )
 # The reminders of some invitations that left (or may have).
-_REMINDERS_SENT = select(messages.c.invitation_id).where(
-    messages.c.invitation_id.in_(bindparam("b_ids", expanding=True)),
-    messages.c.kind == MessageKind.REMINDER.value,
-    messages.c.state.in_(SLOT_STATES[1:]),
+_REMINDERS_SENT = per_dialect(
+    lambda within: select(messages.c.invitation_id).where(
+        within(messages.c.invitation_id, "b_ids"),
+        messages.c.kind == MessageKind.REMINDER.value,
+        messages.c.state.in_(SLOT_STATES[1:]),
+    )
 )
 _PREVIOUS = per_dialect(
     lambda within: select(invitations.c.recipient_digest).where(
@@ -259,14 +269,13 @@ def recipient_facts(
     for chunk in chunked(connection, ordered):
         these = {"b_digests": list(chunk)}
         if locked is None:
-            # Rows unpacked by position, in the statements' column order: a field read by
-            # name costs SQLAlchemy's row an AttributeError raised and caught, 0.7 us, and
-            # every email decided reads a dozen.
+            # Rows unpacked by position, in the statements' column order (see
+            # `worker_due.due_messages`).
             for digest, unsubscribed_at, suppressed_reason, joined_at in connection.execute(
                 prebuilt(_RECIPIENT_ROWS, connection), these
             ):
                 rows[digest] = (unsubscribed_at is not None, suppressed_reason, bool(joined_at))
-        for digest, member_id in connection.execute(prebuilt(_BLOCKS, connection), these):
+        for digest, member_id in connection.execute(prebuilt(MEMBER_STOPS, connection), these):
             blocks[digest].add(member_id)
         joined.update(connection.execute(prebuilt(_JOINED, connection), these).scalars())
         slot_reads = {**these, "b_states": list(states), "b_horizon": horizon}
@@ -367,9 +376,11 @@ def load_consents(
         names: dict[str, set[str]] = defaultdict(set)
         for part in [None] if wanted is None else chunks(wanted):
             named = (
-                connection.execute(_NAMED, {"b_consents": chunk})
+                connection.execute(prebuilt(_NAMED, connection), {"b_consents": chunk})
                 if part is None
-                else connection.execute(_NAMED_AMONG, {"b_consents": chunk, "b_digests": part})
+                else connection.execute(
+                    prebuilt(_NAMED_AMONG, connection), {"b_consents": chunk, "b_digests": part}
+                )
             )
             for consent_id, digest in named:
                 names[consent_id].add(digest)
@@ -384,7 +395,7 @@ def load_consents(
             user_agent,
             given_at,
             revoked_at,
-        ) in connection.execute(_CONSENTS, {"b_ids": chunk}):
+        ) in connection.execute(prebuilt(_CONSENTS, connection), {"b_ids": chunk}):
             found[id_] = Consent(
                 id=id_,
                 member_id=member_id,
@@ -405,6 +416,7 @@ def reminders_sent(connection: Connection, invitation_ids: Collection[str]) -> d
     """Reminders that left (or may have) per invitation."""
     counts: dict[str, int] = defaultdict(int)
     for chunk in chunks(sorted(set(invitation_ids))):
-        for invitation_id in connection.execute(_REMINDERS_SENT, {"b_ids": chunk}).scalars():
+        sent = connection.execute(prebuilt(_REMINDERS_SENT, connection), {"b_ids": chunk})
+        for invitation_id in sent.scalars():
             counts[invitation_id] += 1
     return counts

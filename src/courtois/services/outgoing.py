@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 
 from courtois.delivery.compose import Carried, ComposeInput, consent_hashes, make_tokens
 from courtois.delivery.consented_words import read
@@ -30,6 +30,7 @@ from courtois.domain.members import check_locale
 from courtois.domain.messages import MessageKind, MessageState
 from courtois.services.context import Context
 from courtois.services.worker_due import Claim, Due
+from courtois.store.bulk import per_dialect, prebuilt
 from courtois.store.tables import consents, invitations, members, messages
 
 log = logging.getLogger("courtois.worker")
@@ -142,28 +143,30 @@ class CarriedRow(NamedTuple):
     remind_at: datetime | None = None
 
 
-# `carried_rows`' three lookups, built once with their lists bound at execution (a statement
-# built with a list of hundreds of ids costs about 3 us an id to build and cache-key).
-_CARRIED_INVITATIONS = select(
-    invitations.c.id,
-    invitations.c.locale,
-    invitations.c.consent_id,
-    invitations.c.member_id,
-    invitations.c.remind_at,
-).where(invitations.c.id.in_(bindparam("b_ids", expanding=True)))
-_CARRIED_CONSENTS = select(
-    consents.c.id,
-    consents.c.note,
-    consents.c.reminders,
-    consents.c.preview_hash,
-    consents.c.words,
-).where(
-    consents.c.member_id.in_(bindparam("b_members", expanding=True)),
-    consents.c.id.in_(bindparam("b_ids", expanding=True)),
+# `carried_rows`' three lookups, each unpacked by position in its column order.
+_CARRIED_INVITATIONS = per_dialect(
+    lambda within: select(
+        invitations.c.id,
+        invitations.c.locale,
+        invitations.c.consent_id,
+        invitations.c.member_id,
+        invitations.c.remind_at,
+    ).where(within(invitations.c.id, "b_ids"))
 )
-_CARRIED_MEMBERS = select(
-    members.c.id, members.c.name, members.c.email, members.c.reply_to, members.c.locale
-).where(members.c.id.in_(bindparam("b_ids", expanding=True)))
+_CARRIED_CONSENTS = per_dialect(
+    lambda within: select(
+        consents.c.id,
+        consents.c.note,
+        consents.c.reminders,
+        consents.c.preview_hash,
+        consents.c.words,
+    ).where(within(consents.c.member_id, "b_members"), within(consents.c.id, "b_ids"))
+)
+_CARRIED_MEMBERS = per_dialect(
+    lambda within: select(
+        members.c.id, members.c.name, members.c.email, members.c.reply_to, members.c.locale
+    ).where(within(members.c.id, "b_ids"))
+)
 
 
 def carried_rows(ctx: Context, ids: list[str]) -> dict[str, CarriedRow]:
@@ -174,22 +177,23 @@ def carried_rows(ctx: Context, ids: list[str]) -> dict[str, CarriedRow]:
     with ctx.engine.connect() as connection:
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
-            rows = connection.execute(_CARRIED_INVITATIONS, {"b_ids": chunk}).all()
-            # Rows unpacked by position, in each statement's column order: a field read by
-            # name costs SQLAlchemy's row an AttributeError raised and caught (0.7 us), and
-            # each email read a dozen.
+            rows = connection.execute(
+                prebuilt(_CARRIED_INVITATIONS, connection), {"b_ids": chunk}
+            ).all()
+            # By position (see `worker_due.due_messages`).
             member_ids = sorted({member_id for _, _, _, member_id, _ in rows})
             consent_ids = sorted({consent_id for _, _, consent_id, _, _ in rows})
             consent_of = {
                 id_: (note, reminders, preview_hash, words)
                 for id_, note, reminders, preview_hash, words in connection.execute(
-                    _CARRIED_CONSENTS, {"b_members": member_ids, "b_ids": consent_ids}
+                    prebuilt(_CARRIED_CONSENTS, connection),
+                    {"b_members": member_ids, "b_ids": consent_ids},
                 )
             }
             member_of = {
                 id_: (name, email, reply_to, member_locale)
                 for id_, name, email, reply_to, member_locale in connection.execute(
-                    _CARRIED_MEMBERS, {"b_ids": member_ids}
+                    prebuilt(_CARRIED_MEMBERS, connection), {"b_ids": member_ids}
                 )
             }
             for id_, locale, consent_id, member_id, remind_at in rows:
