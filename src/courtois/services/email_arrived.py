@@ -17,7 +17,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from courtois.domain.invitations import InvitationState
 from courtois.domain.messages import SETTLED_BY_ARRIVAL, MessageKind, MessageState
@@ -29,6 +29,17 @@ from courtois.store.tables import invitations, messages
 
 _UNKNOWN = MessageState.UNKNOWN.value
 _SETTLED_BY_ARRIVAL = frozenset(state.value for state in SETTLED_BY_ARRIVAL)
+# Run by every choice made from a link (the one-click unsubscribe too): built once, as
+# building and cache-keying a statement costs several times running it.
+_RECIPIENT_MESSAGES = (
+    select(messages).where(messages.c.recipient_digest == bindparam("b_digest")).with_for_update()
+)
+_STILL_SCHEDULED = select(invitations.c.id).where(
+    invitations.c.recipient_digest == bindparam("b_digest"),
+    invitations.c.id == bindparam("b_invitation"),
+    invitations.c.state == InvitationState.SCHEDULED.value,
+    invitations.c.expires_at > bindparam("b_now"),
+)
 # Why an email in doubt is recorded sent when its recipient follows its join link.
 FOLLOWED_LINK = "the recipient followed the link, so the email arrived"
 
@@ -54,9 +65,7 @@ def email_in_doubt(
     outcome or an expired lease written meanwhile is waited for, and then read."""
     rows = [
         row
-        for row in connection.execute(
-            select(messages).where(messages.c.recipient_digest == digest).with_for_update()
-        )
+        for row in connection.execute(_RECIPIENT_MESSAGES, {"b_digest": digest})
         if row.state in states
     ]
     first = next(
@@ -152,12 +161,8 @@ def arrived_by_link(
     # By its key: every choice from a link runs this, the one-click unsubscribe too.
     waiting = (
         uow.conn.execute(
-            select(invitations.c.id).where(
-                invitations.c.recipient_digest == digest,
-                invitations.c.id == invitation_id,
-                invitations.c.state == InvitationState.SCHEDULED.value,
-                invitations.c.expires_at > uow.now,
-            )
+            _STILL_SCHEDULED,
+            {"b_digest": digest, "b_invitation": invitation_id, "b_now": uow.now},
         ).first()
         is not None
     )

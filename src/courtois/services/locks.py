@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import Connection, bindparam, select, text
-from sqlalchemy.dialects import sqlite
 
 from courtois.store.bulk import among, chunked, is_postgres, per_dialect, prebuilt
 from courtois.store.tables import members, recipients
@@ -27,7 +26,11 @@ _ADD_RECIPIENTS_POSTGRES = text(
     "INSERT INTO recipients (digest) SELECT unnest(CAST(:digests AS varchar[])) "
     "ON CONFLICT DO NOTHING"
 )
-_ADD_RECIPIENTS_SQLITE = sqlite.insert(recipients).on_conflict_do_nothing(index_elements=["digest"])
+# As text, like the PostgreSQL form: SQLAlchemy compiles its SQLite `insert()` with
+# `on_conflict_do_nothing` anew on every execution (see `store.sql._new_row`).
+_ADD_RECIPIENTS_SQLITE = (
+    "INSERT INTO recipients (digest) VALUES (?) ON CONFLICT (digest) DO NOTHING"
+)
 
 
 class LockedRecipient(NamedTuple):
@@ -70,7 +73,7 @@ def lock_recipients(connection: Connection, digests: Iterable[str]) -> dict[str,
     if is_postgres(connection):
         connection.execute(_ADD_RECIPIENTS_POSTGRES, {"digests": ordered})
     else:
-        connection.execute(_ADD_RECIPIENTS_SQLITE, [{"digest": d} for d in ordered])
+        connection.exec_driver_sql(_ADD_RECIPIENTS_SQLITE, [(digest,) for digest in ordered])
     lock = prebuilt(_LOCK_RECIPIENTS, connection)
     locked: dict[str, LockedRecipient] = {}
     for chunk in chunked(connection, ordered):

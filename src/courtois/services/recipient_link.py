@@ -49,6 +49,16 @@ _LINKED = select(
     invitations.c.state,
     invitations.c.locale,
 ).where(invitations.c.id == bindparam("b_id", type_=invitations.c.id.type))
+# And the choices from a link read the recipient's emails: built once too.
+_RECIPIENT_EMAILS = select(
+    messages.c.id,
+    messages.c.invitation_id,
+    messages.c.member_id,
+    messages.c.kind,
+    messages.c.state,
+    messages.c.carried_by,
+    messages.c.scheduled_at,
+).where(messages.c.recipient_digest == bindparam("b_digest"))
 
 
 def resolve_link(ctx: Context, scope: Scope, token: str, *, shared_too: bool = False) -> Link:
@@ -104,17 +114,7 @@ def email_invitations(connection: Connection, link: Link) -> list[tuple[str, str
     # All of one recipient's emails, by the key's digest: a handful (docs/scaling.md).
     sent = [
         row
-        for row in connection.execute(
-            select(
-                messages.c.id,
-                messages.c.invitation_id,
-                messages.c.member_id,
-                messages.c.kind,
-                messages.c.state,
-                messages.c.carried_by,
-                messages.c.scheduled_at,
-            ).where(messages.c.recipient_digest == link.digest)
-        )
+        for row in connection.execute(_RECIPIENT_EMAILS, {"b_digest": link.digest})
         if row.kind != MessageKind.REMINDER.value and row.state in _LEFT
     ]
     first = next((row for row in sent if row.invitation_id == link.invitation_id), None)
