@@ -4,7 +4,7 @@
 cores its figures move by up to a half from one run to the next (its bare endpoint alone
 went from 1,611 to 2,956 requests/s within the same hour), so a change worth a tenth of a
 request's CPU takes many interleaved runs to see. An instruction count does not move with
-the machine's load: two runs of one tree differ by under 0.1%. It is not time (an
+the machine's load: two runs of one tree differ by under 0.5%. It is not time (an
 instruction of SQLite's C weighs as much as one of the interpreter's, a cache miss
 nothing, and the kernel's work is not counted), so it ranks changes to the server's own
 work; the throughput is still bench/api.py's to say.
