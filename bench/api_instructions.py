@@ -35,7 +35,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,9 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from figures import Row, figure, write
+from source_trees import missing, source_trees
 
-HERE = Path(__file__).resolve().parent
-SOURCE = HERE.parent / "src"
 SECRET = "bench-secret-key-0123456789"
 API_KEY = "bench-api-key-0123456789"
 PER_INVITATION = 10
@@ -237,13 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.phase == "run":
         child_run(args.folder, args.requests)
         return 0
-    missing = [tool for tool in ("valgrind", "callgrind_control") if shutil.which(tool) is None]
-    if missing:
-        print(f"not found: {', '.join(missing)} (apt-get install valgrind)", file=sys.stderr)
+    if missing(("valgrind", "callgrind_control"), "valgrind"):
         return 2
-    sources = {"this tree": SOURCE}
-    if args.baseline is not None:
-        sources["baseline"] = args.baseline.resolve()
+    sources = source_trees(args.baseline)
     print(
         f"{args.requests} requests of each kind, one after another, in process, SQLite; "
         f"{args.rounds} round(s) of each source tree"

@@ -42,9 +42,8 @@ from pathlib import Path
 
 from delivery import bench_settings, dkim_key, prepare, smtp_sink, warm_up
 from figures import Row, figure, write
+from source_trees import missing, source_trees
 
-HERE = Path(__file__).resolve().parent
-SOURCE = HERE.parent / "src"
 # The C function the passes run inside, and the only one callgrind counts within.
 TOGGLE = "functools_reduce"
 _COLLECTED = re.compile(r"Collected : (\d+)")
@@ -140,14 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.phase == "run":
         child_run(args.folder, args.port, args.messages)
         return 0
-    missing = [tool for tool in ("valgrind", "smtp-sink") if shutil.which(tool) is None]
-    if missing:
-        needed = ", ".join(missing)
-        print(f"not found: {needed} (apt-get install valgrind postfix)", file=sys.stderr)
+    if missing(("valgrind", "smtp-sink"), "valgrind postfix"):
         return 2
-    sources = {"this tree": SOURCE}
-    if args.baseline is not None:
-        sources["baseline"] = args.baseline.resolve()
+    sources = source_trees(args.baseline)
     print(
         f"{args.messages} messages, {args.per_member} invitations a member, one worker process, "
         f"Ed25519, SQLite; {args.rounds} round(s) of each source tree"
